@@ -1,0 +1,37 @@
+// Command backup: prod side: snapshot Elasticsearch, dump MySQL, capture files into the NFS channel and publish a signed manifest.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time: -ldflags "-X main.version=...".
+var version = "dev"
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:     "backup",
+		Usage:    "prod side: snapshot Elasticsearch, dump MySQL, capture files into the NFS channel and publish a signed manifest",
+		Version:  version,
+		Commands: []*cli.Command{},
+	}
+}
+
+func main() {
+	err := newApp().Run(os.Args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "backup: %v\n", err)
+	}
+	os.Exit(exitCode(err))
+}
+
+// exitCode maps an error to the documented exit codes (see README).
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	return 1
+}
