@@ -1,0 +1,17 @@
+// Package ledger keeps the standby's restore ledger and the channel's pins.
+//
+// The ledger is one small JSON file in the standby's local state directory
+// (never on the channel: a read-only --from directory must stay untouched).
+// Every restore appends a Record when it starts (outcome "running") and
+// rewrites that record as each stage starts and ends, so that after a crash
+// the ledger still says which stages ran. Every write goes to a temporary
+// file that is synced and renamed over the ledger, so a reader never sees a
+// half-written ledger. The newest successful record is what is "live"; a
+// record still "running" when the next restore starts was interrupted and is
+// marked "interrupted".
+//
+// Pins tell movers (transfer's prune, backup's retention) which sets must not
+// be deleted: <channel>/pins/<set-id>. SetPins writes a pin for the set being
+// restored and for the set that is live, and removes every other pin, so at
+// most two sets are held at any time.
+package ledger
