@@ -1,0 +1,208 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v2/altsrc"
+)
+
+// ErrUsage marks a usage or configuration error (exit code 2). Wrap it:
+// fmt.Errorf("%w: --keep must be positive", cli.ErrUsage), or use Usagef.
+var ErrUsage = errors.New("usage or configuration error")
+
+// Usagef returns an error wrapping ErrUsage with the formatted message.
+func Usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string        { return e.msg }
+func (e *usageError) Is(target error) bool { return target == ErrUsage }
+
+// EnvVar is the environment variable of a setting: BCP_<PROGRAM>_<NAME>.
+func EnvVar(program, name string) string {
+	r := strings.NewReplacer("-", "_", ".", "_")
+	return "BCP_" + strings.ToUpper(r.Replace(program)) + "_" + strings.ToUpper(r.Replace(name))
+}
+
+// Flags builds flags that also read BCP_<PROGRAM>_<NAME> and the TOML config
+// file. The zero value is not useful: set Program.
+type Flags struct{ Program string }
+
+func (f Flags) env(name string) []string { return []string{EnvVar(f.Program, name)} }
+
+// String is a string setting.
+func (f Flags) String(name, value, usage string) ucli.Flag {
+	return altsrc.NewStringFlag(&ucli.StringFlag{Name: name, Value: value, Usage: usage, EnvVars: f.env(name)})
+}
+
+// Path is a file or directory setting.
+func (f Flags) Path(name, value, usage string) ucli.Flag {
+	return altsrc.NewPathFlag(&ucli.PathFlag{Name: name, Value: value, Usage: usage, EnvVars: f.env(name)})
+}
+
+// Strings is a list setting (repeat the flag, or a comma list in the
+// environment, or a TOML array).
+func (f Flags) Strings(name string, value []string, usage string) ucli.Flag {
+	var v *ucli.StringSlice
+	if len(value) > 0 {
+		v = ucli.NewStringSlice(value...)
+	}
+	return altsrc.NewStringSliceFlag(&ucli.StringSliceFlag{Name: name, Value: v, Usage: usage, EnvVars: f.env(name)})
+}
+
+// Int is an integer setting.
+func (f Flags) Int(name string, value int, usage string) ucli.Flag {
+	return altsrc.NewIntFlag(&ucli.IntFlag{Name: name, Value: value, Usage: usage, EnvVars: f.env(name)})
+}
+
+// Int64 is a 64-bit integer setting.
+func (f Flags) Int64(name string, value int64, usage string) ucli.Flag {
+	return altsrc.NewInt64Flag(&ucli.Int64Flag{Name: name, Value: value, Usage: usage, EnvVars: f.env(name)})
+}
+
+// Bool is a boolean setting.
+func (f Flags) Bool(name string, value bool, usage string) ucli.Flag {
+	return altsrc.NewBoolFlag(&ucli.BoolFlag{Name: name, Value: value, Usage: usage, EnvVars: f.env(name)})
+}
+
+// Duration is a duration setting ("90s", "15m", "720h").
+func (f Flags) Duration(name string, value time.Duration, usage string) ucli.Flag {
+	return altsrc.NewDurationFlag(&ucli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: f.env(name)})
+}
+
+// Common returns --config, --log-format and --log-level.
+func (f Flags) Common() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.PathFlag{Name: "config", Usage: "TOML config file; keys are the flag names", EnvVars: f.env("config")},
+		&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json", EnvVars: f.env("log-format")},
+		&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error", EnvVars: f.env("log-level")},
+	}
+}
+
+// WithConfig appends the common flags to cmd and loads the TOML file named by
+// --config before cmd's own Before and Action. It returns cmd.
+func WithConfig(program string, cmd *ucli.Command) *ucli.Command {
+	cmd.Flags = append(cmd.Flags, Flags{Program: program}.Common()...)
+	load := altsrc.InitInputSourceWithContext(cmd.Flags, altsrc.NewTomlSourceFromFlagFunc("config"))
+	before := cmd.Before
+	cmd.Before = func(c *ucli.Context) error {
+		if err := load(c); err != nil {
+			return Usagef("config file %s: %v (check the TOML syntax and that every key is a flag name)", c.String("config"), err)
+		}
+		if before != nil {
+			return before(c)
+		}
+		return nil
+	}
+	if cmd.OnUsageError == nil {
+		cmd.OnUsageError = OnUsageError
+	}
+	return cmd
+}
+
+// OnUsageError wraps urfave/cli's flag parsing errors with ErrUsage.
+func OnUsageError(c *ucli.Context, err error, isSubcommand bool) error {
+	return Usagef("%v (see --help)", err)
+}
+
+// JSONFlag is the --json flag of commands whose output a script reads.
+func JSONFlag() ucli.Flag {
+	return &ucli.BoolFlag{Name: "json", Usage: "print JSON on stdout instead of text"}
+}
+
+// PrintJSON writes v as indented JSON and a newline.
+func PrintJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// NewLogger returns a slog logger writing to w in format "text" or "json" at
+// level "debug", "info", "warn" or "error".
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, Usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, Usagef("--log-format %q: want text or json", format)
+}
+
+// Logger builds the logger the common flags ask for, on c.App.ErrWriter
+// (stderr by default).
+func Logger(c *ucli.Context) (*slog.Logger, error) {
+	w := c.App.ErrWriter
+	if w == nil {
+		w = os.Stderr
+	}
+	return NewLogger(w, c.String("log-format"), c.String("log-level"))
+}
+
+// ExitRule maps errors matching Err (errors.Is) to Code.
+type ExitRule struct {
+	Err  error
+	Code int
+}
+
+// ExitTable is a program's error -> exit code table; the first rule that
+// matches wins. nil is 0; an error no rule matches is 1; ErrUsage is 2 unless
+// the table says otherwise.
+type ExitTable []ExitRule
+
+// ExitCodeFunc is the shape of a program's exit-code function.
+type ExitCodeFunc func(error) int
+
+// Code returns the exit code for err.
+func (t ExitTable) Code(err error) int {
+	if err == nil {
+		return 0
+	}
+	for _, r := range t {
+		if errors.Is(err, r.Err) {
+			return r.Code
+		}
+	}
+	if errors.Is(err, ErrUsage) {
+		return 2
+	}
+	return 1
+}
+
+// Run runs app with args under a context cancelled by SIGINT and SIGTERM,
+// prints a returned error once on stderr as "<program>: <error>", and
+// returns the exit code from codes. main does os.Exit(cli.Run(...)).
+func Run(app *ucli.App, args []string, codes ExitCodeFunc) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if app.OnUsageError == nil {
+		app.OnUsageError = OnUsageError
+	}
+	err := app.RunContext(ctx, args)
+	if err != nil {
+		w := app.ErrWriter
+		if w == nil {
+			w = os.Stderr
+		}
+		fmt.Fprintf(w, "%s: %v\n", app.Name, err)
+	}
+	return codes(err)
+}

@@ -1,0 +1,99 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+func TestConfigPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "c.toml")
+	if err := os.WriteFile(cfg, []byte("name = \"from-file\"\nwait = \"90s\"\nroots = [\"a\", \"b\"]\ncount = 7\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		args      []string
+		env       map[string]string
+		wantName  string
+		wantCount int
+	}{
+		{"file", []string{"--config", cfg}, nil, "from-file", 7},
+		{"env beats file", []string{"--config", cfg}, map[string]string{"BCP_TESTPROG_NAME": "from-env"}, "from-env", 7},
+		{"flag beats env", []string{"--config", cfg, "--name", "from-flag"}, map[string]string{"BCP_TESTPROG_NAME": "from-env"}, "from-flag", 7},
+		{"default", nil, nil, "def", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			f := Flags{Program: "testprog"}
+			var gotName string
+			var gotCount int
+			var gotWait time.Duration
+			var gotRoots []string
+			cmd := WithConfig("testprog", &ucli.Command{
+				Name:  "x",
+				Flags: []ucli.Flag{f.String("name", "def", ""), f.Int("count", 1, ""), f.Duration("wait", 0, ""), f.Strings("roots", nil, "")},
+				Action: func(c *ucli.Context) error {
+					gotName, gotCount, gotWait, gotRoots = c.String("name"), c.Int("count"), c.Duration("wait"), c.StringSlice("roots")
+					return nil
+				},
+			})
+			app := &ucli.App{Name: "testprog", Commands: []*ucli.Command{cmd}}
+			if err := app.Run(append([]string{"testprog", "x"}, tt.args...)); err != nil {
+				t.Fatal(err)
+			}
+			if gotName != tt.wantName || gotCount != tt.wantCount {
+				t.Errorf("name=%q count=%d, want %q %d", gotName, gotCount, tt.wantName, tt.wantCount)
+			}
+			if tt.args != nil && (gotWait != 90*time.Second || len(gotRoots) != 2) {
+				t.Errorf("wait=%v roots=%v", gotWait, gotRoots)
+			}
+		})
+	}
+}
+
+func TestExitTable(t *testing.T) {
+	errA := errors.New("a")
+	table := ExitTable{{errA, 6}}
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"nil", nil, 0},
+		{"wrapped sentinel", fmt.Errorf("x: %w", errA), 6},
+		{"usage", Usagef("bad"), 2},
+		{"other", errors.New("boom"), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := table.Code(tt.err); got != tt.want {
+				t.Errorf("Code = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUnknownFlagIsUsage(t *testing.T) {
+	cmd := WithConfig("p", &ucli.Command{Name: "x", Action: func(*ucli.Context) error { return nil }})
+	app := &ucli.App{Name: "p", Commands: []*ucli.Command{cmd}, Writer: os.Stderr}
+	err := app.Run([]string{"p", "x", "--nope"})
+	if !errors.Is(err, ErrUsage) {
+		t.Fatalf("err = %v, want ErrUsage", err)
+	}
+}
+
+func TestEnvVar(t *testing.T) {
+	if got := EnvVar("backup", "es-url"); got != "BCP_BACKUP_ES_URL" {
+		t.Fatal(got)
+	}
+}
