@@ -1,0 +1,168 @@
+package restart
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrFailed is returned (wrapped) when the restart failed on at least one node.
+var ErrFailed = errors.New("restart failed")
+
+// Node is one node of the site.
+type Node struct {
+	Name string // shown in results; the SSH address when empty
+	SSH  sshx.Config
+}
+
+// Progress receives each node's start and result. Calls may come from
+// several goroutines at once.
+type Progress interface {
+	NodeStart(node string)
+	NodeDone(r Result)
+}
+
+type noProgress struct{}
+
+func (noProgress) NodeStart(string) {}
+func (noProgress) NodeDone(Result)  {}
+
+// Options configures Run.
+type Options struct {
+	Nodes   []Node
+	Command string        // run by the login shell of the SSH user, e.g. "sudo /opt/squirro/restart.sh"
+	Timeout time.Duration // per node; 10 minutes when zero
+	// Progress may be nil.
+	Progress Progress
+}
+
+// Result is the outcome on one node.
+type Result struct {
+	Node     string        `json:"node"`
+	OK       bool          `json:"ok"`
+	ExitCode int           `json:"exit_code"` // -1 when the command did not run or ended without a status
+	Output   string        `json:"output,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration"`
+	Err      error         `json:"-"`
+}
+
+// maxOutput is how much of a node's combined output a Result keeps (the tail).
+const maxOutput = 4096
+
+// Run runs opts.Command on every node in parallel and returns one Result per
+// node in configuration order. The error wraps ErrFailed and names the failed
+// nodes when any failed.
+func Run(ctx context.Context, opts Options) ([]Result, error) {
+	if strings.TrimSpace(opts.Command) == "" {
+		return nil, errors.New("restart: no restart command configured")
+	}
+	if len(opts.Nodes) == 0 {
+		return nil, errors.New("restart: no nodes configured")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Minute
+	}
+	p := opts.Progress
+	if p == nil {
+		p = noProgress{}
+	}
+	results := make([]Result, len(opts.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range opts.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := n.Name
+			if name == "" {
+				name = n.SSH.Addr()
+			}
+			p.NodeStart(name)
+			results[i] = runOne(ctx, name, n.SSH, opts.Command, opts.Timeout)
+			p.NodeDone(results[i])
+		}()
+	}
+	wg.Wait()
+	var failed []string
+	for _, r := range results {
+		if !r.OK {
+			failed = append(failed, fmt.Sprintf("%s (%s)", r.Node, r.Error))
+		}
+	}
+	if len(failed) > 0 {
+		return results, fmt.Errorf("%w on %d of %d nodes: %s; the other nodes restarted, run the restart command by hand on the failed ones", ErrFailed, len(failed), len(results), strings.Join(failed, "; "))
+	}
+	return results, nil
+}
+
+func runOne(ctx context.Context, name string, cfg sshx.Config, command string, timeout time.Duration) Result {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res := Result{Node: name, ExitCode: -1}
+	fail := func(err error) Result {
+		res.Err = err
+		res.Error = err.Error()
+		res.Duration = time.Since(start)
+		return res
+	}
+	c, err := sshx.Dial(ctx, cfg)
+	if err != nil {
+		return fail(err)
+	}
+	defer c.Close()
+	var out tailBuffer
+	err = c.Run(ctx, command, nil, &out, &out)
+	res.Output = out.String()
+	var ee *ssh.ExitError
+	switch {
+	case err == nil:
+		res.ExitCode = 0
+		res.OK = true
+		res.Duration = time.Since(start)
+		return res
+	case errors.Is(err, context.DeadlineExceeded):
+		return fail(fmt.Errorf("no result within %s", timeout))
+	case errors.As(err, &ee):
+		res.ExitCode = ee.ExitStatus()
+		return fail(fmt.Errorf("%q exited %d", command, ee.ExitStatus()))
+	default:
+		return fail(err)
+	}
+}
+
+// tailBuffer keeps the last maxOutput bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf.Write(p)
+	if t.buf.Len() > 2*maxOutput {
+		b := t.buf.Bytes()
+		keep := append([]byte(nil), b[len(b)-maxOutput:]...)
+		t.buf.Reset()
+		t.buf.Write(keep)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf.Bytes()
+	if len(b) > maxOutput {
+		b = b[len(b)-maxOutput:]
+	}
+	return strings.TrimSpace(string(b))
+}
