@@ -1,0 +1,115 @@
+package metrics
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// Stage is one stage of a run.
+type Stage struct {
+	Name     string
+	Duration time.Duration
+	Bytes    int64
+}
+
+// Run is what a run reports.
+type Run struct {
+	Program string // metric prefix bcp_<program>_
+	Channel string // label
+	Time    time.Time
+	Success bool
+	Stages  []Stage
+}
+
+// Write writes the textfile at path (its directory must exist).
+func Write(path string, r Run) error {
+	p := "bcp_" + r.Program + "_"
+	lbl := prometheus.Labels{"channel": r.Channel}
+	reg := prometheus.NewRegistry()
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Name: p + name, Help: help, ConstLabels: lbl})
+		reg.MustRegister(g)
+		return g
+	}
+	lastRun := gauge("last_run_timestamp_seconds", "Unix time the last run ended.")
+	lastOK := gauge("last_run_success", "1 if the last run succeeded, else 0.")
+	lastSuccess := gauge("last_success_timestamp_seconds", "Unix time the last successful run ended.")
+	dur := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: p + "stage_duration_seconds", Help: "Duration of each stage of the last successful run.", ConstLabels: lbl}, []string{"stage"})
+	byt := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: p + "stage_bytes", Help: "Bytes each stage of the last successful run wrote or recorded.", ConstLabels: lbl}, []string{"stage"})
+	reg.MustRegister(dur, byt)
+
+	lastRun.Set(float64(r.Time.Unix()))
+	if r.Success {
+		lastOK.Set(1)
+		lastSuccess.Set(float64(r.Time.Unix()))
+		for _, s := range r.Stages {
+			dur.WithLabelValues(s.Name).Set(s.Duration.Seconds())
+			byt.WithLabelValues(s.Name).Set(float64(s.Bytes))
+		}
+	} else {
+		lastOK.Set(0)
+		old, _ := readOld(path)
+		if v, ok := old[p+"last_success_timestamp_seconds"]; ok {
+			lastSuccess.Set(v[""])
+		}
+		for st, v := range old[p+"stage_duration_seconds"] {
+			dur.WithLabelValues(st).Set(v)
+		}
+		for st, v := range old[p+"stage_bytes"] {
+			byt.WithLabelValues(st).Set(v)
+		}
+	}
+	if err := prometheus.WriteToTextfile(path, reg); err != nil {
+		return fmt.Errorf("write metrics textfile %s: %w", path, err)
+	}
+	return nil
+}
+
+// readOld returns metric name -> stage label ("" if none) -> value.
+func readOld(path string) (map[string]map[string]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(f)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[string]float64{}
+	for name, fam := range fams {
+		m := map[string]float64{}
+		for _, mt := range fam.GetMetric() {
+			m[stageOf(mt)] = mt.GetGauge().GetValue()
+		}
+		out[name] = m
+	}
+	return out, nil
+}
+
+func stageOf(m *dto.Metric) string {
+	for _, l := range m.GetLabel() {
+		if l.GetName() == "stage" {
+			return l.GetValue()
+		}
+	}
+	return ""
+}
+
+// StageNames returns the names in stages, sorted (for messages).
+func StageNames(stages []Stage) []string {
+	var n []string
+	for _, s := range stages {
+		n = append(n, s.Name)
+	}
+	sort.Strings(n)
+	return n
+}
