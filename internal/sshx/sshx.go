@@ -209,11 +209,18 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	return nil
 }
 
+// sftpMaxPayload is the largest data payload per SFTP request that OpenSSH
+// accepts: its sftp-server limits a whole message to 256 KiB
+// (SFTP_MAX_MSG_LENGTH) and a read to 255 KiB (SFTP_MAX_READ_LENGTH); a
+// 256 KiB write plus its header exceeds the limit and the server drops the
+// connection ("connection lost").
+const sftpMaxPayload = 255 * 1024
+
 // SFTP opens an SFTP session tuned for throughput against OpenSSH: large
 // packets, many requests in flight, concurrent reads and writes.
 func (c *Client) SFTP() (*sftp.Client, error) {
 	cl, err := sftp.NewClient(c.Client,
-		sftp.MaxPacketUnchecked(256*1024),
+		sftp.MaxPacketUnchecked(sftpMaxPayload),
 		sftp.MaxConcurrentRequestsPerFile(64),
 		sftp.UseConcurrentReads(true),
 		sftp.UseConcurrentWrites(true),
