@@ -1,0 +1,75 @@
+package manifest
+
+import (
+	"path/filepath"
+)
+
+// Names inside a channel directory. See DESIGN.md, "Channel layout".
+const (
+	ChannelFileName   = "channel.json"
+	ESDirName         = "es"
+	ObjectsDirName    = "objects"
+	SetsDirName       = "sets"
+	PinsDirName       = "pins"
+	LocksDirName      = "locks"
+	ManifestFileName  = "manifest.json"
+	SignatureFileName = "manifest.json.sig"
+	// TempPrefix starts the name of every temporary file; movers and readers
+	// ignore such names.
+	TempPrefix = ".tmp-"
+)
+
+// Layout gives the paths of one channel directory. It does no I/O and does
+// not validate its arguments: callers pass set ids from SetID or List and
+// object names checked with ValidSHA256.
+type Layout struct {
+	Root string
+}
+
+// ChannelFile is <root>/channel.json, the channel identity.
+func (l Layout) ChannelFile() string { return filepath.Join(l.Root, ChannelFileName) }
+
+// ESDir is <root>/es, the Elasticsearch fs repository.
+func (l Layout) ESDir() string { return filepath.Join(l.Root, ESDirName) }
+
+// ObjectsDir is <root>/objects, the content-addressed object store.
+func (l Layout) ObjectsDir() string { return filepath.Join(l.Root, ObjectsDirName) }
+
+// ObjectPath is <root>/objects/<aa>/<sha>, aa being the first two hex digits.
+func (l Layout) ObjectPath(sha string) string {
+	return filepath.Join(l.Root, filepath.FromSlash(ObjectRel(sha)))
+}
+
+// ObjectRel is the slash-separated path of an object relative to the channel
+// root: objects/<aa>/<sha>.
+func ObjectRel(sha string) string {
+	if len(sha) < 2 {
+		return ObjectsDirName + "/" + sha
+	}
+	return ObjectsDirName + "/" + sha[:2] + "/" + sha
+}
+
+// SetsDir is <root>/sets.
+func (l Layout) SetsDir() string { return filepath.Join(l.Root, SetsDirName) }
+
+// SetDir is <root>/sets/<id>.
+func (l Layout) SetDir(id string) string { return filepath.Join(l.Root, SetsDirName, id) }
+
+// ManifestPath is <root>/sets/<id>/manifest.json.
+func (l Layout) ManifestPath(id string) string {
+	return filepath.Join(l.Root, SetsDirName, id, ManifestFileName)
+}
+
+// SignaturePath is <root>/sets/<id>/manifest.json.sig.
+func (l Layout) SignaturePath(id string) string {
+	return filepath.Join(l.Root, SetsDirName, id, SignatureFileName)
+}
+
+// PinsDir is <root>/pins.
+func (l Layout) PinsDir() string { return filepath.Join(l.Root, PinsDirName) }
+
+// PinPath is <root>/pins/<id>.
+func (l Layout) PinPath(id string) string { return filepath.Join(l.Root, PinsDirName, id) }
+
+// LocksDir is <root>/locks (never copied by movers).
+func (l Layout) LocksDir() string { return filepath.Join(l.Root, LocksDirName) }

@@ -1,0 +1,233 @@
+package objects
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// Permissions of what the store creates. Objects hold database dumps, so
+// they are readable by their owner only; directories let the group list.
+const (
+	FilePerm = 0o600
+	DirPerm  = 0o750
+)
+
+// Store is the object store rooted at a channel's objects directory.
+type Store struct {
+	root string
+}
+
+// New returns the store whose objects live below root (a channel's
+// Layout.ObjectsDir()). The directory is created on the first Put.
+func New(root string) *Store {
+	return &Store{root: root}
+}
+
+// Root is the objects directory.
+func (s *Store) Root() string { return s.root }
+
+// Path is the file name of object sha. It does not check sha; use it only
+// with names from Put or checked with manifest.ValidSHA256.
+func (s *Store) Path(sha string) string {
+	if len(sha) < 2 {
+		return filepath.Join(s.root, sha)
+	}
+	return filepath.Join(s.root, sha[:2], sha)
+}
+
+func (s *Store) path(sha string) (string, error) {
+	if err := manifest.CheckSHA256(sha); err != nil {
+		return "", err
+	}
+	return s.Path(sha), nil
+}
+
+// Has reports whether object sha exists.
+func (s *Store) Has(sha string) (bool, error) {
+	_, err := s.Stat(sha)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Stat returns the file information of object sha; a missing object's
+// error wraps fs.ErrNotExist. Anything but a regular file is an error.
+func (s *Store) Stat(sha string) (fs.FileInfo, error) {
+	p, err := s.path(sha)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("object %s is a %v, not a regular file", p, fi.Mode().Type())
+	}
+	return fi, nil
+}
+
+// Open opens object sha for reading. It does not verify the content; see
+// Check.
+func (s *Store) Open(sha string) (*os.File, error) {
+	p, err := s.path(sha)
+	if err != nil {
+		return nil, err
+	}
+	return os.OpenFile(p, os.O_RDONLY|noFollow, 0)
+}
+
+// Put stores the content of r and returns its reference. See the package
+// documentation for the write order.
+func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err error) {
+	if err := os.MkdirAll(s.root, DirPerm); err != nil {
+		return ref, fmt.Errorf("object store: %w", err)
+	}
+	f, err := os.CreateTemp(s.root, manifest.TempPrefix+"put-*")
+	if err != nil {
+		return ref, fmt.Errorf("object store: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, buf)
+	if err != nil {
+		return ref, fmt.Errorf("object store: write %s: %w", tmp, err)
+	}
+	if err = f.Chmod(FilePerm); err != nil {
+		return ref, fmt.Errorf("object store: %w", err)
+	}
+	if err = f.Sync(); err != nil {
+		return ref, fmt.Errorf("object store: sync %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return ref, fmt.Errorf("object store: close %s: %w", tmp, err)
+	}
+	ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
+	final := s.Path(ref.SHA256)
+	dir := filepath.Dir(final)
+	if fi, err := os.Lstat(final); err == nil && fi.Mode().IsRegular() {
+		// Same name, same content: objects are never replaced.
+		os.Remove(tmp)
+		return ref, nil
+	}
+	created := false
+	if _, err = os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err = os.Mkdir(dir, DirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return ref, fmt.Errorf("object store: %w", err)
+		}
+		created = true
+	}
+	if err = os.Rename(tmp, final); err != nil {
+		return ref, fmt.Errorf("object store: %w", err)
+	}
+	if err = manifest.SyncDir(dir); err != nil {
+		return ref, err
+	}
+	if created {
+		if err = manifest.SyncDir(s.root); err != nil {
+			return ref, err
+		}
+	}
+	return ref, nil
+}
+
+// PutFile stores the content of the file at path.
+func (s *Store) PutFile(ctx context.Context, path string) (manifest.Ref, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return manifest.Ref{}, fmt.Errorf("object store: %w", err)
+	}
+	defer f.Close()
+	return s.Put(ctx, f)
+}
+
+// Check hashes object sha and returns an error wrapping manifest.ErrCorrupt
+// if its content does not match its name (or size, if size >= 0).
+func (s *Store) Check(ctx context.Context, sha string, size int64) error {
+	f, err := s.Open(sha)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, 1<<20))
+	if err != nil {
+		return fmt.Errorf("read object %s: %w", f.Name(), err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sha || (size >= 0 && n != size) {
+		return fmt.Errorf("object %s: content has SHA-256 %s and %d bytes, want %s and %d: %w", f.Name(), got, n, sha, size, manifest.ErrCorrupt)
+	}
+	return nil
+}
+
+// Walk calls fn with the name of every object in the store, skipping
+// temporary files and anything that is not an object name.
+func (s *Store) Walk(fn func(sha string) error) error {
+	dirs, err := os.ReadDir(s.root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("object store: %w", err)
+	}
+	for _, d := range dirs {
+		if !d.IsDir() || len(d.Name()) != 2 {
+			continue
+		}
+		names, err := os.ReadDir(filepath.Join(s.root, d.Name()))
+		if err != nil {
+			return fmt.Errorf("object store: %w", err)
+		}
+		for _, n := range names {
+			sha := n.Name()
+			if !manifest.ValidSHA256(sha) || !strings.HasPrefix(sha, d.Name()) || !n.Type().IsRegular() {
+				continue
+			}
+			if err := fn(sha); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Remove deletes object sha. Only retention (prune) may call it, and only
+// for objects no retained or pinned set references (write-order rule 5).
+func (s *Store) Remove(sha string) error {
+	p, err := s.path(sha)
+	if err != nil {
+		return err
+	}
+	return os.Remove(p)
+}
+
+// ctxReader stops a copy when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
