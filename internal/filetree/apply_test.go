@@ -1,0 +1,313 @@
+package filetree
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+// memObjects is an object store in memory, filled by snapshot.
+type memObjects map[string][]byte
+
+func (m memObjects) Open(sha string) (io.ReadCloser, error) {
+	b, ok := m[sha]
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+// snapshot lists dir as a set's entries would (sorted, parents first) and
+// stores file contents in objs. It is the test's own stand-in for capture.
+func snapshot(t *testing.T, dir string, objs memObjects) []manifest.Entry {
+	t.Helper()
+	var out []manifest.Entry
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		e := manifest.Entry{Path: filepath.ToSlash(rel), Mode: uint32(fi.Mode().Perm()), MTime: fi.ModTime().UTC()}
+		switch {
+		case fi.IsDir():
+			e.Type = manifest.TypeDir
+		case fi.Mode()&fs.ModeSymlink != 0:
+			e.Type = manifest.TypeSymlink
+			e.Target, _ = os.Readlink(p)
+		default:
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			e.Type, e.Size, e.Object = manifest.TypeFile, int64(len(b)), hex.EncodeToString(sum[:])
+			objs[e.Object] = b
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(out, func(i, j int) bool { return manifest.ComparePaths(out[i].Path, out[j].Path) < 0 })
+	return out
+}
+
+func entries(es []manifest.Entry) func(func(manifest.Entry) error) error {
+	return func(fn func(manifest.Entry) error) error {
+		for _, e := range es {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// state describes a tree for comparison: path -> type, mode, size, mtime, content hash or link.
+func state(t *testing.T, dir string, skip func(rel string) bool) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		if skip != nil && skip(rel) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		fi, _ := os.Lstat(p)
+		s := fi.Mode().String()
+		switch {
+		case fi.Mode()&fs.ModeSymlink != 0:
+			l, _ := os.Readlink(p)
+			s += " -> " + l
+		case fi.Mode().IsRegular():
+			b, _ := os.ReadFile(p)
+			sum := sha256.Sum256(b)
+			s += " " + hex.EncodeToString(sum[:8]) + " " + fi.ModTime().UTC().Truncate(time.Second).Format(time.RFC3339)
+		}
+		out[rel] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func write(t *testing.T, path, content string, mtime time.Time) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type changeLog []Change
+
+func (c *changeLog) Applied(ch Change) { *c = append(*c, ch) }
+
+func (c changeLog) strings() []string {
+	var out []string
+	for _, ch := range c {
+		if ch.Type == manifest.TypeDir && ch.Op != OpRemove {
+			continue
+		}
+		out = append(out, ch.Op+" "+ch.Path)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// targets are the backends the suite runs against; each returns the Target
+// and the local directory it writes to (the SFTP server runs on this machine).
+func targets(t *testing.T) map[string]func(t *testing.T, dir string) Target {
+	return map[string]func(t *testing.T, dir string) Target{
+		"local": func(t *testing.T, dir string) Target {
+			lt, err := NewLocalTarget(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { lt.Close() })
+			return lt
+		},
+		"sftp": func(t *testing.T, dir string) Target {
+			srv := testenv.SSHD(t)
+			c, err := sshx.Dial(context.Background(), srv.Config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			sc, err := c.SFTP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sc.Close() })
+			return NewSFTPTarget(sc, dir)
+		},
+	}
+}
+
+func TestApply(t *testing.T) {
+	for name, mk := range targets(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			src, dst := t.TempDir(), filepath.Join(t.TempDir(), "storage")
+			t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			write(t, filepath.Join(src, "a.txt"), "alpha", t0)
+			write(t, filepath.Join(src, "docs/b.pdf"), "bravo", t0)
+			write(t, filepath.Join(src, "docs/deep/c.bin"), "charlie", t0)
+			write(t, filepath.Join(src, "gone/d.txt"), "delta", t0)
+			write(t, filepath.Join(src, "becomes-dir"), "echo", t0)
+			if err := os.Symlink("docs/b.pdf", filepath.Join(src, "link")); err != nil {
+				t.Fatal(err)
+			}
+			exclude := []string{"cache", "*.lock"}
+			tgt := mk(t, dst)
+			objs := memObjects{}
+
+			// first cycle: empty target, plus an excluded path that must survive
+			write(t, filepath.Join(dst, "cache/x"), "keep me", t0)
+			write(t, filepath.Join(dst, "docs/run.lock"), "keep me too", t0)
+			set1 := snapshot(t, src, objs)
+			if _, err := Apply(ctx, ApplyOptions{Target: tgt, Entries: entries(set1), Objects: objs, Exclude: exclude}); err != nil {
+				t.Fatal(err)
+			}
+			isExcluded := func(rel string) bool { return Excluded(rel, exclude) }
+			if got, want := state(t, dst, isExcluded), state(t, src, nil); !mapsEqual(got, want) {
+				t.Fatalf("after cycle 1:\n got %v\nwant %v", got, want)
+			}
+
+			// second cycle: add, change, remove, type changes, unchanged
+			t1 := t0.Add(time.Hour)
+			write(t, filepath.Join(src, "new/e.txt"), "echo2", t1)
+			write(t, filepath.Join(src, "docs/b.pdf"), "bravo, changed", t1)
+			must(t, os.RemoveAll(filepath.Join(src, "gone")))
+			must(t, os.Remove(filepath.Join(src, "becomes-dir")))
+			write(t, filepath.Join(src, "becomes-dir/f.txt"), "foxtrot", t1)
+			must(t, os.Remove(filepath.Join(src, "link")))
+			must(t, os.Symlink("a.txt", filepath.Join(src, "link")))
+			set2 := snapshot(t, src, objs)
+
+			// a dry run reports and changes nothing
+			before := state(t, dst, nil)
+			var dry changeLog
+			if _, err := Apply(ctx, ApplyOptions{Target: tgt, Entries: entries(set2), Objects: objs, Exclude: exclude, DryRun: true, Progress: &dry}); err != nil {
+				t.Fatal(err)
+			}
+			if after := state(t, dst, nil); !mapsEqual(before, after) {
+				t.Fatal("dry run changed the target")
+			}
+			var log changeLog
+			st, err := Apply(ctx, ApplyOptions{Target: tgt, Entries: entries(set2), Objects: objs, Exclude: exclude, Progress: &log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []string{
+				"add becomes-dir/f.txt", "add new/e.txt", "remove gone", "remove gone/d.txt",
+				"replace docs/b.pdf", "replace link",
+			}
+			if got := log.strings(); !slices.Equal(got, want) {
+				t.Fatalf("changes:\n got %v\nwant %v", got, want)
+			}
+			if !slices.Equal(dry.strings(), want) {
+				t.Fatalf("dry run reported %v, want %v", dry.strings(), want)
+			}
+			if st.Unchanged < 3 { // a.txt, docs/deep/c.bin, and their dirs
+				t.Fatalf("unchanged = %d", st.Unchanged)
+			}
+			if got, want := state(t, dst, isExcluded), state(t, src, nil); !mapsEqual(got, want) {
+				t.Fatalf("after cycle 2:\n got %v\nwant %v", got, want)
+			}
+			for _, p := range []string{"cache/x", "docs/run.lock"} {
+				if _, err := os.Stat(filepath.Join(dst, p)); err != nil {
+					t.Fatalf("excluded %s: %v", p, err)
+				}
+			}
+			if ents, _ := os.ReadDir(filepath.Join(dst, "docs")); slices.ContainsFunc(ents, func(d fs.DirEntry) bool { return strings.HasPrefix(d.Name(), ".tmp-") }) {
+				t.Fatal("temporary files left behind")
+			}
+		})
+	}
+}
+
+func TestApplyRefuses(t *testing.T) {
+	dst := t.TempDir()
+	tgt, err := NewLocalTarget(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tgt.Close()
+	sum := sha256.Sum256([]byte("right"))
+	sha := hex.EncodeToString(sum[:])
+	tests := []struct {
+		name string
+		ents []manifest.Entry
+		objs memObjects
+		want error
+	}{
+		{"object content does not match", []manifest.Entry{{Path: "f", Type: manifest.TypeFile, Mode: 0o644, Size: 5, Object: sha}}, memObjects{sha: []byte("wrong")}, ErrObjectMismatch},
+		{"write through a set symlink", []manifest.Entry{{Path: "l", Type: manifest.TypeSymlink, Target: "/etc"}, {Path: "l/passwd", Type: manifest.TypeFile, Size: 5, Object: sha}}, memObjects{sha: []byte("right")}, ErrUnsafePath},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Apply(context.Background(), ApplyOptions{Target: tgt, Entries: entries(tt.ents), Objects: tt.objs})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(dst, "f")); err == nil {
+				t.Fatal("a mismatching file was put in place")
+			}
+		})
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
