@@ -426,7 +426,7 @@ func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
 		return err
 	}
 	if v.cache != nil && v.cache.lookup(before, f.sha) {
-		v.count(f, true)
+		v.count(f, true, true)
 		return nil
 	}
 	h := sha256.New()
@@ -435,7 +435,9 @@ func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
 		return fmt.Errorf("read %s: %w", f.rel, err)
 	}
 	got := hex.EncodeToString(h.Sum(nil))
-	if got != f.sha || n != f.size {
+	ok := got == f.sha && n == f.size
+	v.count(f, false, ok)
+	if !ok {
 		v.addCorrupt(fmt.Sprintf("%s: content has SHA-256 %s and %d bytes, manifest says %s and %d", f.describe(), got, n, f.sha, f.size))
 		return nil
 	}
@@ -444,7 +446,6 @@ func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
 			v.cache.add(after, f.sha)
 		}
 	}
-	v.count(f, false)
 	return nil
 }
 
@@ -454,7 +455,7 @@ func (v *verifier) seen(sha string) bool {
 	return v.seenSHA[sha]
 }
 
-func (v *verifier) count(f file, cached bool) {
+func (v *verifier) count(f file, cached, ok bool) {
 	v.mu.Lock()
 	v.rep.Files++
 	v.rep.Bytes += f.size
@@ -463,7 +464,7 @@ func (v *verifier) count(f file, cached bool) {
 	} else {
 		v.rep.Hashed++
 	}
-	if f.object && len(v.seenSHA) < maxSeen {
+	if ok && f.object && len(v.seenSHA) < maxSeen {
 		v.seenSHA[f.sha] = true
 	}
 	v.mu.Unlock()

@@ -183,6 +183,9 @@ func (a *AllowedSigners) Verify(armored []byte, message io.Reader, namespace str
 	var why []string
 	for _, e := range a.entries {
 		if err := e.allows(sig.PublicKey, namespace, now); err != nil {
+			if _, other := err.(errSkip); other {
+				continue
+			}
 			why = append(why, fmt.Sprintf("line %d: %v", e.line, err))
 			continue
 		}

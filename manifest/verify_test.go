@@ -1,0 +1,268 @@
+package manifest_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+func TestVerifyComplete(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1<<20)
+	rep, err := manifest.Verify(context.Background(), w.opts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != manifest.StatusComplete || rep.SetID != w.SetID || rep.Signer != "prod-backup" {
+		t.Fatalf("report %+v", rep)
+	}
+	// 1 dump + 2 lists + 4 tree files (one deduplicated) + 4 es files
+	if rep.Files != 1+2+3+4 {
+		t.Errorf("files = %d", rep.Files)
+	}
+}
+
+func TestVerifyOutcomes(t *testing.T) {
+	other := newKey(t, "ed25519")
+	tests := []struct {
+		name   string
+		break_ func(t *testing.T, w *world, o *manifest.VerifyOptions)
+		status manifest.Status
+		want   error
+		names  string // the message must name this
+	}{
+		{"changed byte in large object", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			flipByte(t, w.Layout.ObjectPath(w.Big.SHA256), w.Big.Size/2)
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, w0Big},
+		{"missing object", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.Remove(w.Layout.ObjectPath(w.Files["a.txt"].SHA256)))
+		}, manifest.StatusIncomplete, manifest.ErrIncomplete, "tree storage: a.txt"},
+		{"missing es file", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.Remove(filepath.Join(w.Layout.ESDir(), "snap-u1.dat")))
+		}, manifest.StatusIncomplete, manifest.ErrIncomplete, "es/snap-u1.dat"},
+		{"truncated object", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.Truncate(w.Layout.ObjectPath(w.Big.SHA256), 10))
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "manifest says"},
+		{"missing signature", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.Remove(w.Layout.SignaturePath(w.SetID)))
+			o.SetID = w.SetID
+		}, manifest.StatusIncomplete, manifest.ErrIncomplete, "signature missing"},
+		{"key not in allowed_signers", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			o.AllowedSigners = allowed(t, allowedLine(other))
+		}, manifest.StatusNotAuthentic, manifest.ErrNotAuthentic, "not in allowed_signers"},
+		{"key allowed for another namespace", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			o.AllowedSigners = allowed(t, `prod-backup namespaces="file" `+w.Key.Pub)
+		}, manifest.StatusNotAuthentic, manifest.ErrNotAuthentic, "namespace"},
+		{"tampered manifest", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			p := w.Layout.ManifestPath(w.SetID)
+			data, _ := os.ReadFile(p)
+			must(t, os.WriteFile(p, []byte(strings.Replace(string(data), `"rows": 3`, `"rows": 4`, 1)), 0o640))
+		}, manifest.StatusNotAuthentic, manifest.ErrNotAuthentic, "signature"},
+		{"replayed sequence", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			o.After = 1
+		}, manifest.StatusStale, manifest.ErrStale, "not newer than 1"},
+		{"old manifest copied into a newer set directory", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			newID := manifest.SetID(9, created0)
+			must(t, os.Rename(w.Layout.SetDir(w.SetID), w.Layout.SetDir(newID)))
+			o.After = 1
+		}, manifest.StatusNotAuthentic, manifest.ErrNotAuthentic, "replayed"},
+		{"wrong direction", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			o.Expect = manifest.Channel{Source: "bcp", Target: "prod"}
+		}, manifest.StatusNotForUs, manifest.ErrNotForUs, "expected"},
+		{"symlinked directory leading out of the channel", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			// Replace es/indices by a link to a full copy outside: the
+			// content is right, but it is not inside the channel.
+			outside := t.TempDir()
+			must(t, os.Rename(filepath.Join(w.Layout.ESDir(), "indices"), filepath.Join(outside, "indices")))
+			must(t, os.Symlink(filepath.Join(outside, "indices"), filepath.Join(w.Layout.ESDir(), "indices")))
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "es/indices/x1/0/__a"},
+	}
+	k := newKey(t, "ed25519")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, k, 4<<20)
+			o := w.opts()
+			tt.break_(t, w, &o)
+			names := tt.names
+			if names == w0Big {
+				names = manifest.ObjectRel(w.Big.SHA256)
+			}
+			rep, err := manifest.Verify(context.Background(), o)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if rep == nil || rep.Status != tt.status {
+				t.Fatalf("report %+v, want status %v", rep, tt.status)
+			}
+			if !strings.Contains(err.Error(), names) {
+				t.Errorf("error %q does not name %q", err, names)
+			}
+		})
+	}
+}
+
+const w0Big = "\x00big"
+
+func TestVerifyNewestSignedAndNoSet(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1024)
+	id2 := w.publish(t, 2, k.Signer)
+	// Set 3 is still being copied: manifest without signature.
+	id3 := w.publish(t, 3, k.Signer)
+	must(t, os.Remove(w.Layout.SignaturePath(id3)))
+	rep, err := manifest.Verify(context.Background(), w.opts())
+	if err != nil || rep.SetID != id2 {
+		t.Fatalf("newest signed: %v %+v, want %s", err, rep, id2)
+	}
+	sets, err := manifest.List(w.Root)
+	if err != nil || len(sets) != 3 || sets[2].ID != id3 || sets[2].HasSignature || !sets[1].HasSignature {
+		t.Fatalf("List = %+v, %v", sets, err)
+	}
+
+	empty := filepath.Join(t.TempDir(), "c")
+	must(t, manifest.WriteChannel(empty, testChannel))
+	_, err = manifest.Verify(context.Background(), manifest.VerifyOptions{Root: empty, AllowedSigners: w.Allowed})
+	if !errors.Is(err, manifest.ErrNoSet) {
+		t.Fatalf("empty channel: %v", err)
+	}
+	o := w.opts()
+	o.SetID = manifest.SetID(77, created0)
+	if _, err = manifest.Verify(context.Background(), o); !errors.Is(err, manifest.ErrNoSet) {
+		t.Fatalf("unknown set: %v", err)
+	}
+}
+
+// TestVerifyReadOnlyWithCache verifies a channel twice through the identity
+// cache, proving the second run reads nothing that did not change, that a
+// changed file is hashed again, and that nothing below the channel changes.
+func TestVerifyReadOnlyWithCache(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1<<20)
+	chmodTree(t, w.Root, false)
+	t.Cleanup(func() { chmodTree(t, w.Root, true) })
+	before := snapshot(t, w.Root)
+
+	o := w.opts()
+	o.Cache = filepath.Join(t.TempDir(), "cache", "verify.cache")
+	o.Workers = 1 // deterministic counts: the deduplicated object is skipped
+	rep, err := manifest.Verify(context.Background(), o)
+	if err != nil || rep.Cached != 0 || rep.Hashed != rep.Files {
+		t.Fatalf("first run: %v %+v", err, rep)
+	}
+	rep, err = manifest.Verify(context.Background(), o)
+	if err != nil || rep.Cached != rep.Files || rep.Hashed != 0 {
+		t.Fatalf("second run: %v %+v", err, rep)
+	}
+	if after := snapshot(t, w.Root); after != before {
+		t.Fatalf("verify changed the channel:\n%s\n---\n%s", before, after)
+	}
+
+	// Change a byte of a cached object in place (same size): the changed
+	// identity (ctime) must make Verify hash it again and find it corrupt.
+	chmodTree(t, w.Root, true) // changes every ctime: all are hashed again
+	if rep, err = manifest.Verify(context.Background(), o); err != nil || rep.Cached != 0 {
+		t.Fatalf("after chmod: %v %+v", err, rep)
+	}
+	flipByte(t, w.Layout.ObjectPath(w.Big.SHA256), 7)
+	rep, err = manifest.Verify(context.Background(), o)
+	if !errors.Is(err, manifest.ErrCorrupt) || rep.Hashed != 1 {
+		t.Fatalf("after change: %v %+v", err, rep)
+	}
+
+	o.Cache = filepath.Join(w.Root, "cache")
+	if _, err := manifest.Verify(context.Background(), o); err == nil {
+		t.Fatal("a cache inside the channel was accepted")
+	}
+}
+
+func TestVerifyDamagedCacheIsIgnored(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1024)
+	o := w.opts()
+	o.Cache = filepath.Join(t.TempDir(), "verify.cache")
+	o.Workers = 1 // so that the deduplicated object is skipped, not found in the cache
+	if _, err := manifest.Verify(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	flipByte(t, o.Cache, 40)
+	rep, err := manifest.Verify(context.Background(), o)
+	if err != nil || rep.Cached != 0 {
+		t.Fatalf("damaged cache was trusted: %v %+v", err, rep)
+	}
+}
+
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// snapshot describes every name below root with its size, mode and mtime.
+func snapshot(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		b.WriteString(rel + " " + fi.Mode().String() + " " + fi.ModTime().String())
+		if !fi.IsDir() {
+			b.WriteString(" " + string(rune('0'+fi.Size()%10)))
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// chmodTree removes (or restores) write permission on a tree. As root this
+// does not stop writes, which is why the test also compares snapshots.
+func chmodTree(t *testing.T, root string, writable bool) {
+	t.Helper()
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return nil
+		}
+		fi, _ := d.Info()
+		m := fi.Mode().Perm()
+		if writable {
+			m |= 0o200
+		} else {
+			m &^= 0o222
+		}
+		os.Chmod(p, m)
+		return nil
+	})
+}
