@@ -1,0 +1,117 @@
+package mover
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// Checked remembers which destination files were verified (hashed while
+// written, or hashed afterwards) together with the size and modification
+// time they had then. A file whose size and time are unchanged is not read
+// again; one that differs - or is not in the cache - is hashed before it is
+// trusted, so a damaged file at the destination is replaced, not kept.
+// The cache lives on the machine that runs transfer, one file per
+// destination.
+type Checked struct {
+	path string
+	mu   sync.Mutex
+	m    map[string]stamp
+}
+
+type stamp struct {
+	size  int64
+	mtime int64 // UnixNano
+}
+
+// OpenChecked loads the cache file at path; a missing file is an empty
+// cache. An empty path is a cache that forgets everything (every present
+// file is hashed).
+func OpenChecked(path string) (*Checked, error) {
+	c := &Checked{path: path, m: map[string]stamp{}}
+	if path == "" {
+		return c, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("verified-file cache %s: %w", path, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// size mtime name; a malformed line is dropped (the file is then
+		// hashed again), never trusted.
+		parts := strings.SplitN(sc.Text(), " ", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		size, err1 := strconv.ParseInt(parts[0], 10, 64)
+		mt, err2 := strconv.ParseInt(parts[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		c.m[parts[2]] = stamp{size, mt}
+	}
+	return c, nil
+}
+
+// DefaultCachePath is the cache file for a destination under the user's
+// cache directory.
+func DefaultCachePath(dst string) (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	sum := sumString(dst)
+	return filepath.Join(dir, "squirro-bcp", "transfer", sum[:24]+".checked"), nil
+}
+
+func (c *Checked) ok(name string, e Entry) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.m[name]
+	return ok && s.size == e.Size && s.mtime == e.ModTime.UnixNano()
+}
+
+func (c *Checked) set(name string, e Entry) {
+	c.mu.Lock()
+	c.m[name] = stamp{e.Size, e.ModTime.UnixNano()}
+	c.mu.Unlock()
+}
+
+func (c *Checked) drop(name string) {
+	c.mu.Lock()
+	delete(c.m, name)
+	c.mu.Unlock()
+}
+
+// Save writes the cache atomically.
+func (c *Checked) Save() error {
+	if c.path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return manifest.WriteAtomic(c.path, 0o600, func(w io.Writer) error {
+		bw := bufio.NewWriter(w)
+		for name, s := range c.m {
+			fmt.Fprintf(bw, "%d %d %s\n", s.size, s.mtime, name)
+		}
+		return bw.Flush()
+	})
+}

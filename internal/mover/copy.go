@@ -1,0 +1,243 @@
+package mover
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"path"
+
+	"golang.org/x/time/rate"
+)
+
+// TmpPrefix starts the name of every file the mover writes before it is
+// complete. The name is deterministic (TmpPrefix + final name), so a rerun
+// after a crash overwrites its own leftover instead of leaving another one.
+const TmpPrefix = ".tmp-transfer-"
+
+// smallFile is the size up to which a file is read whole into memory and
+// checked before anything is written at the destination: one read and one
+// write request instead of a stream, which matters for 100k small objects.
+const smallFile = 1 << 20
+
+// copier copies single files from src to dst following the write-order rules.
+type copier struct {
+	src, dst FS
+	limit    *rate.Limiter // nil: unlimited
+	progress Progress
+}
+
+func tmpName(name string) string {
+	dir, base := path.Split(name)
+	return dir + TmpPrefix + base
+}
+
+// copyFile copies name, which the manifest says has size bytes and SHA-256
+// sum (hex), from src to dst: written under a temporary name, hashed as it is
+// written, compared, fsynced, then renamed. A mismatch returns ErrCorrupt and
+// leaves nothing under the final name.
+func (c *copier) copyFile(ctx context.Context, name string, size int64, sum string) error {
+	r, err := c.src.Open(ctx, name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s at %s: %w: rerun to copy the newest complete set", name, c.src, ErrSourceChanged)
+		}
+		return fmt.Errorf("read %s from %s: %w", name, c.src, err)
+	}
+	defer r.Close()
+	if size <= smallFile {
+		buf := make([]byte, size+1)
+		n, err := io.ReadFull(r, buf)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read %s from %s: %w", name, c.src, err)
+		}
+		if int64(n) != size {
+			return fmt.Errorf("%s at %s: %w: size differs from the manifest's %d bytes", name, c.src, ErrCorrupt, size)
+		}
+		return c.writeBytes(ctx, name, buf[:n], sum)
+	}
+	tmp := tmpName(name)
+	w, err := c.dst.Create(ctx, tmp)
+	if err != nil {
+		return fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+	}
+	h := sha256.New()
+	var n int64
+	if wt, ok := r.(io.WriterTo); ok {
+		// SFTP source: its WriteTo keeps many reads in flight.
+		n, err = wt.WriteTo(&hashWriter{ctx: ctx, w: w, h: h, limit: c.limit, progress: c.progress})
+	} else if rf, ok := w.(io.ReaderFrom); ok {
+		// SFTP destination: its ReadFrom keeps many writes in flight when
+		// the reader tells its size.
+		n, err = rf.ReadFrom(&hashReader{ctx: ctx, r: r, h: h, size: size, limit: c.limit, progress: c.progress})
+	} else {
+		n, err = io.Copy(&hashWriter{ctx: ctx, w: w, h: h, limit: c.limit, progress: c.progress}, r)
+	}
+	if err == nil {
+		err = c.check(name, n, size, h, sum)
+	}
+	if err == nil {
+		err = w.Sync()
+		if err != nil {
+			err = fmt.Errorf("fsync %s at %s: %w", tmp, c.dst, err)
+		}
+	}
+	if cerr := w.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close %s at %s: %w", tmp, c.dst, cerr)
+	}
+	if err != nil {
+		_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
+		if errors.Is(err, ErrCorrupt) || errors.Is(err, ctx.Err()) && ctx.Err() != nil {
+			return err
+		}
+		return fmt.Errorf("copy %s from %s to %s: %w", name, c.src, c.dst, err)
+	}
+	if err := c.dst.Rename(ctx, tmp, name); err != nil {
+		return err
+	}
+	return nil
+}
+
+// writeBytes writes data (already in memory, e.g. a manifest) as name at dst
+// by the same rules; sum may be empty when there is nothing to compare with.
+func (c *copier) writeBytes(ctx context.Context, name string, data []byte, sum string) error {
+	h := sha256.New()
+	h.Write(data)
+	if err := c.check(name, int64(len(data)), int64(len(data)), h, sum); err != nil {
+		return err
+	}
+	if c.limit != nil {
+		if err := waitN(ctx, c.limit, len(data)); err != nil {
+			return err
+		}
+	}
+	tmp := tmpName(name)
+	w, err := c.dst.Create(ctx, tmp)
+	if err != nil {
+		return fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+	}
+	_, err = io.Copy(w, bytes.NewReader(data))
+	if err == nil {
+		err = w.Sync()
+	}
+	if cerr := w.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
+		return fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+	}
+	if c.progress != nil {
+		c.progress.Add(int64(len(data)))
+	}
+	return c.dst.Rename(ctx, tmp, name)
+}
+
+func (c *copier) check(name string, n, size int64, h hash.Hash, sum string) error {
+	if n != size {
+		return fmt.Errorf("%s from %s: %w: %d bytes, the manifest says %d", name, c.src, ErrCorrupt, n, size)
+	}
+	if sum == "" {
+		return nil
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return fmt.Errorf("%s from %s: %w: sha256 %s, the manifest says %s", name, c.src, ErrCorrupt, got, sum)
+	}
+	return nil
+}
+
+// hashFile reads name at f and returns its SHA-256 (hex) and size.
+func hashFile(ctx context.Context, f FS, name string) (string, int64, error) {
+	r, err := f.Open(ctx, name)
+	if err != nil {
+		return "", 0, err
+	}
+	defer r.Close()
+	h := sha256.New()
+	var n int64
+	if wt, ok := r.(io.WriterTo); ok {
+		n, err = wt.WriteTo(h)
+	} else {
+		n, err = io.Copy(h, r)
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("read %s at %s: %w", name, f, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// hashReader hashes what is read and tells its size, so that
+// *sftp.File.ReadFrom sends many writes at once.
+type hashReader struct {
+	ctx      context.Context
+	r        io.Reader
+	h        hash.Hash
+	size     int64
+	limit    *rate.Limiter
+	progress Progress
+}
+
+func (r *hashReader) Size() int64 { return r.size }
+
+func (r *hashReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.h.Write(p[:n])
+		if r.limit != nil {
+			if werr := waitN(r.ctx, r.limit, n); werr != nil {
+				return n, werr
+			}
+		}
+		if r.progress != nil {
+			r.progress.Add(int64(n))
+		}
+	}
+	return n, err
+}
+
+// hashWriter hashes what is written.
+type hashWriter struct {
+	ctx      context.Context
+	w        io.Writer
+	h        hash.Hash
+	limit    *rate.Limiter
+	progress Progress
+}
+
+func (w *hashWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if w.limit != nil {
+		if err := waitN(w.ctx, w.limit, len(p)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := w.w.Write(p)
+	w.h.Write(p[:n])
+	if w.progress != nil {
+		w.progress.Add(int64(n))
+	}
+	return n, err
+}
+
+// waitN waits for n bytes of the bandwidth limit, in pieces no larger than
+// the limiter's burst.
+func waitN(ctx context.Context, l *rate.Limiter, n int) error {
+	for n > 0 {
+		k := min(n, l.Burst())
+		if err := l.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+// Package mover copies a channel from one place to another - a local (or
+// NFS) directory or a directory on an SFTP server, in either direction -
+// such that the destination only ever shows whole, verified sets.
+//
+// # Backends
+//
+// Both ends are an FS: a handful of operations (ReadDir, Open, Create,
+// Rename, Remove, MkdirAll) implemented by Local and by SFTP. One test suite
+// (fs_test.go) runs against both. The SFTP backend holds several SSH
+// connections (each its own sshd process and cipher stream, so several cores
+// work on both ends) and spreads requests over them; within one file,
+// pkg/sftp keeps many read or write requests in flight (ReadFrom with a
+// reader that tells its size, WriteTo on the source file).
+//
+// # Algorithm (Run)
+//
+//  1. Read the source's channel.json; refuse a destination that is another
+//     channel (manifest.ErrNotForUs).
+//  2. Choose the set: from the newest set at the source down, the first
+//     whose signature is trusted (Options.VerifySignature), whose manifest is
+//     for this channel, and whose every file - objects, the lists they are
+//     read from (each list hashed while read), Elasticsearch repository
+//     files - is present at the source with its size. Presence is decided
+//     from one directory listing per directory. Newer sets that fail are
+//     reported (Result.Skipped) and never forwarded. No such set:
+//     ErrSourceIncomplete.
+//  3. Decide what the destination lacks, again from one listing per
+//     directory: a file absent or of another size is copied; one present
+//     with the right size is trusted only if Checked remembers having
+//     verified it with the same size and modification time, else it is
+//     hashed at the destination first and copied again if it differs.
+//     (Times over SFTP have whole seconds; Options.Checksum re-hashes
+//     everything, for bit rot that keeps size and time.)
+//  4. Copy in the write-order phases: objects and Elasticsearch data blobs;
+//     then the repository's index-N; then index.latest (written from the
+//     set's generation, so a source whose Elasticsearch already moved on
+//     still yields this set's repository state); then manifest.json; then
+//     manifest.json.sig, which makes the set exist. Each file is written
+//     to TmpPrefix+name, hashed while written, compared with the manifest
+//     (size and SHA-256), fsynced, and renamed over its final name; a
+//     mismatch removes the temporary file (ErrCorrupt). Small files are read
+//     whole and checked before anything is written. Directories are fsynced
+//     between phases where the backend can. A crash or a dropped connection
+//     at any point leaves at most temporary files (overwritten by the rerun,
+//     removed by the next prune) and complete files that a rerun keeps.
+//  5. Prune: destination sets the source no longer has are removed
+//     (signature first) unless the destination's pins/ names them; then
+//     every object and Elasticsearch file that no kept set references and
+//     the source no longer has. Nothing is copied from pending-*, tests-*,
+//     .tmp-*, locks/ or pins/ because only files a signed manifest lists are
+//     ever copied.
+//
+// A destination that already holds a newer signed set than the source's
+// newest complete one is left alone (Result.DstNewer).
+package mover

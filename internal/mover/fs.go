@@ -1,0 +1,72 @@
+package mover
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// FS is one end of a copy: a channel directory on a local (or NFS) mount or
+// on an SFTP server. Names are slash-separated and relative to the root;
+// "" and "." are the root itself.
+type FS interface {
+	// String names the place for messages, e.g. "sftp://bcp@host:22/mnt/bcp".
+	String() string
+	// ReadDir lists one directory with the size and kind of each entry, in one
+	// request per directory (never a stat per file). A missing directory is an
+	// error that matches fs.ErrNotExist.
+	ReadDir(ctx context.Context, dir string) ([]Entry, error)
+	// Open opens a file for reading.
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	// Create creates or truncates a file for writing. The mover only ever
+	// creates temporary names (.tmp-*) and renames them into place.
+	Create(ctx context.Context, name string) (File, error)
+	// MkdirAll creates dir and its parents.
+	MkdirAll(ctx context.Context, dir string) error
+	// Rename moves from to to, replacing to atomically if it exists.
+	Rename(ctx context.Context, from, to string) error
+	// Remove removes a file or an empty directory.
+	Remove(ctx context.Context, name string) error
+	// Close releases connections.
+	Close() error
+}
+
+// File is a file being written.
+type File interface {
+	io.Writer
+	// Sync makes the written data durable (fsync).
+	Sync() error
+	Close() error
+}
+
+// DirSyncer is implemented by backends that can make a directory's entries
+// durable after a rename (fsync of the directory). SFTP has no such request;
+// OpenSSH's server renames with rename(2), which the file system orders.
+type DirSyncer interface {
+	SyncDir(ctx context.Context, dir string) error
+}
+
+// Entry is one directory entry.
+type Entry struct {
+	Name    string
+	Size    int64
+	Dir     bool
+	ModTime time.Time
+}
+
+// ErrCorrupt is returned (wrapped) when a copied file's SHA-256 or size does
+// not match what the manifest says: the source file is damaged or changed
+// under us. Nothing was renamed into place.
+var ErrCorrupt = errors.New("content does not match the manifest")
+
+// ErrSourceIncomplete is returned (wrapped) when no set at the source is
+// complete (every file present with its size, signature valid): nothing is
+// forwarded. Try again once the source's backup has published.
+var ErrSourceIncomplete = errors.New("no complete set at the source")
+
+// ErrSourceChanged is returned (wrapped) when a file the chosen set needs
+// vanished from the source while copying (retention, or Elasticsearch moved
+// on). The destination still shows only whole sets; rerun to copy the newer
+// set.
+var ErrSourceChanged = errors.New("source changed while copying")

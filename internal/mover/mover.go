@@ -1,0 +1,477 @@
+package mover
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// Progress receives progress; ui.Reporter satisfies it. Logic never prints.
+type Progress interface {
+	Begin(what string, total int64, unit string)
+	Add(n int64)
+	End()
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Begin(string, int64, string) {}
+func (nopProgress) Add(int64)                   {}
+func (nopProgress) End()                        {}
+
+// Options say what to copy where.
+type Options struct {
+	Src, Dst FS
+	// VerifySignature checks a manifest's signature (manifest.json and
+	// manifest.json.sig as read from the source) and returns an error
+	// wrapping manifest.ErrNotAuthentic if it is not trusted. Required.
+	VerifySignature func(manifest, sig []byte) error
+	// Expect, if set, must match the source's channel identity.
+	Expect manifest.Channel
+	// Workers is the number of files in flight; 16 when zero.
+	Workers int
+	// BandwidthLimit in bytes per second; 0 is unlimited.
+	BandwidthLimit int64
+	// Checked remembers verified destination files; nil hashes every file
+	// already present before trusting it.
+	Checked *Checked
+	// Checksum hashes every file already at the destination, whatever
+	// Checked says.
+	Checksum bool
+	// NoPrune keeps what the source no longer has.
+	NoPrune bool
+	// DryRun decides and reports but writes nothing.
+	DryRun bool
+	// Progress receives progress; nil reports nothing.
+	Progress Progress
+}
+
+// Skipped is a source set newer than the one copied that was not forwarded.
+type Skipped struct {
+	Set    string `json:"set"`
+	Reason string `json:"reason"`
+}
+
+// Result says what a Run did.
+type Result struct {
+	Set         string    `json:"set"`                 // the set the destination now has (newest complete at the source)
+	DstNewer    string    `json:"dst_newer,omitempty"` // destination already had this newer set; nothing copied
+	Skipped     []Skipped `json:"skipped,omitempty"`
+	Files       int64     `json:"files"`    // files the set needs
+	Copied      int64     `json:"copied"`   // files copied
+	Bytes       int64     `json:"bytes"`    // bytes copied
+	Present     int64     `json:"present"`  // files already at the destination, intact
+	Replaced    int64     `json:"replaced"` // files at the destination that were damaged and copied again
+	PrunedSets  []string  `json:"pruned_sets,omitempty"`
+	PrunedFiles int64     `json:"pruned_files"`
+	Kept        []string  `json:"kept,omitempty"` // sets kept at the destination only because a pin needs them
+}
+
+// Run brings the destination up to the newest complete set of the source.
+// See the package documentation for the algorithm and its guarantees.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Src == nil || opts.Dst == nil || opts.VerifySignature == nil {
+		return nil, errors.New("mover: Src, Dst and VerifySignature are required")
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.Progress == nil {
+		opts.Progress = nopProgress{}
+	}
+	if opts.Checked == nil {
+		opts.Checked, _ = OpenChecked("")
+	}
+	r := &runner{opts: opts, res: &Result{}, src: newDirLister(opts.Src), dst: newDirLister(opts.Dst)}
+	if opts.BandwidthLimit > 0 {
+		burst := int(min(opts.BandwidthLimit, 1<<20))
+		r.limit = rate.NewLimiter(rate.Limit(opts.BandwidthLimit), burst)
+	}
+	r.cp = &copier{src: opts.Src, dst: opts.Dst, limit: r.limit, progress: opts.Progress}
+	if err := r.run(ctx); err != nil {
+		return r.res, err
+	}
+	return r.res, nil
+}
+
+type runner struct {
+	opts     Options
+	res      *Result
+	src, dst *dirLister
+	limit    *rate.Limiter
+	cp       *copier
+	channel  manifest.Channel
+}
+
+func (r *runner) run(ctx context.Context) error {
+	src, dst := r.opts.Src, r.opts.Dst
+	chData, err := readSmall(ctx, src, manifest.ChannelFileName, 64<<10)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%s is not a channel (no %s): %w", src, manifest.ChannelFileName, ErrSourceIncomplete)
+		}
+		return err
+	}
+	ch, err := decodeChannel(chData)
+	if err != nil {
+		return fmt.Errorf("channel identity at %s: %w", src, err)
+	}
+	if !ch.Matches(r.opts.Expect) {
+		return fmt.Errorf("channel at %s is %s, expected %s: %w", src, ch, r.opts.Expect, manifest.ErrNotForUs)
+	}
+	r.channel = ch
+	if dch, err := readSmall(ctx, dst, manifest.ChannelFileName, 64<<10); err == nil {
+		d, err := decodeChannel(dch)
+		if err != nil {
+			return fmt.Errorf("channel identity at %s: %w", dst, err)
+		}
+		if d != ch {
+			return fmt.Errorf("destination %s is channel %s, the source %s is %s; refusing to mix two channels: %w", dst, d, src, ch, manifest.ErrNotForUs)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+
+	srcSets, err := setIDs(ctx, r.src)
+	if err != nil {
+		return err
+	}
+	if len(srcSets) == 0 {
+		return fmt.Errorf("%s holds no set yet: %w", src, ErrSourceIncomplete)
+	}
+	set, err := r.choose(ctx, srcSets)
+	if err != nil {
+		return err
+	}
+	r.res.Set = set.id
+	dstSets, err := setIDs(ctx, r.dst)
+	if err != nil {
+		return err
+	}
+	if n := len(dstSets); n > 0 && dstSets[n-1] > set.id {
+		if _, ok, _ := r.dst.stat(ctx, setRel(dstSets[n-1], manifest.SignatureFileName)); ok {
+			r.res.DstNewer = dstSets[n-1]
+			return nil
+		}
+	}
+	if err := r.copySet(ctx, set, chData); err != nil {
+		return err
+	}
+	if r.opts.NoPrune {
+		return nil
+	}
+	return r.prune(ctx, set, srcSets, dstSets)
+}
+
+// setIDs lists the set directories at f, oldest first.
+func setIDs(ctx context.Context, l *dirLister) ([]string, error) {
+	d, err := l.dir(ctx, manifest.SetsDirName)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for name, e := range d {
+		if _, err := manifest.ParseSetID(name); err == nil && e.Dir {
+			ids = append(ids, name)
+		}
+	}
+	sort.Strings(ids) // ids sort by sequence
+	return ids, nil
+}
+
+// choose returns the newest source set that is complete at the source:
+// signature valid, channel ours, every file present with its size. Newer
+// sets that are not are reported in Result.Skipped; their content is still
+// checked by hash as it is copied.
+func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, error) {
+	for i := len(ids) - 1; i >= 0; i-- {
+		id := ids[i]
+		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature)
+		if err == nil && !s.m.Channel.Matches(r.channel) {
+			err = fmt.Errorf("set %s is for channel %s, the source is %s: %w", id, s.m.Channel, r.channel, manifest.ErrNotForUs)
+		}
+		if err == nil {
+			err = r.complete(ctx, s)
+		}
+		if err == nil {
+			return s, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.res.Skipped = append(r.res.Skipped, Skipped{Set: id, Reason: err.Error()})
+	}
+	return nil, fmt.Errorf("%s: none of %d sets is complete (newest: %s): %w", r.opts.Src, len(ids), r.res.Skipped[0].Reason, ErrSourceIncomplete)
+}
+
+// complete checks that every file of s is present at the source with its size.
+func (r *runner) complete(ctx context.Context, s *setFiles) error {
+	var missing []string
+	for _, w := range s.sorted() {
+		if w.data != nil {
+			continue
+		}
+		e, ok, err := r.src.stat(ctx, w.name)
+		if err != nil {
+			return err
+		}
+		if !ok || e.Dir || e.Size != w.size {
+			missing = append(missing, w.name)
+		}
+	}
+	if len(missing) > 0 {
+		more := ""
+		if len(missing) > 3 {
+			more = fmt.Sprintf(" and %d more", len(missing)-3)
+			missing = missing[:3]
+		}
+		return fmt.Errorf("set %s at %s: missing or short: %s%s: %w", s.id, r.opts.Src, strings.Join(missing, ", "), more, manifest.ErrIncomplete)
+	}
+	return nil
+}
+
+// copySet copies what the destination lacks, phase by phase.
+func (r *runner) copySet(ctx context.Context, s *setFiles, chData []byte) error {
+	dst := r.opts.Dst
+	all := s.sorted()
+	r.res.Files = int64(len(all))
+	// What is already there: one listing per directory.
+	var todo [numPhases][]*want
+	var check []*want
+	var bytes int64
+	dirs := map[string]bool{}
+	for _, w := range all {
+		e, ok, err := r.dst.stat(ctx, w.name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && r.opts.Checked.ok(w.name, e):
+			r.res.Present++
+		case ok && !e.Dir && e.Size == w.size:
+			check = append(check, w) // there, but not known to be intact
+		default:
+			if ok {
+				r.res.Replaced++
+			}
+			todo[w.phase] = append(todo[w.phase], w)
+			bytes += w.size
+		}
+		if w.phase < phaseManifest {
+			// the set's directory is made only when its manifest is written
+			dirs[path.Dir(w.name)] = true
+		}
+	}
+	if r.opts.DryRun {
+		for _, p := range todo {
+			r.res.Copied += int64(len(p))
+		}
+		r.res.Copied += int64(len(check))
+		r.res.Bytes = bytes
+		return nil
+	}
+	if _, ok, err := r.dst.stat(ctx, manifest.ChannelFileName); err != nil {
+		return err
+	} else if !ok {
+		if err := dst.MkdirAll(ctx, "."); err != nil {
+			return fmt.Errorf("create %s: %w", dst, err)
+		}
+		if err := r.cp.writeBytes(ctx, manifest.ChannelFileName, chData, ""); err != nil {
+			return err
+		}
+	}
+	// Files present but not known intact are hashed at the destination; a
+	// damaged one joins the copy.
+	if len(check) > 0 {
+		r.opts.Progress.Begin("check files already at the destination", int64(len(check)), "files")
+		var bad atomicList
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(r.opts.Workers)
+		for _, w := range check {
+			g.Go(func() error {
+				defer r.opts.Progress.Add(1)
+				var sum string
+				if w.data != nil {
+					s := sha256.Sum256(w.data)
+					sum = hex.EncodeToString(s[:])
+				} else {
+					sum = w.sum
+				}
+				got, n, err := hashFile(gctx, dst, w.name)
+				if err != nil {
+					return err
+				}
+				if got != sum || n != w.size {
+					bad.add(w)
+				}
+				return nil
+			})
+		}
+		err := g.Wait()
+		r.opts.Progress.End()
+		if err != nil {
+			return err
+		}
+		for _, w := range bad.list() {
+			r.res.Replaced++
+			r.opts.Checked.drop(w.name)
+			todo[w.phase] = append(todo[w.phase], w)
+			bytes += w.size
+		}
+		r.res.Present += int64(len(check) - len(bad.list()))
+	}
+	// Directories the copy needs.
+	for _, d := range sortedKeys(dirs) {
+		dd, err := r.dst.dir(ctx, d)
+		if err != nil {
+			return err
+		}
+		if dd == nil {
+			if err := dst.MkdirAll(ctx, d); err != nil {
+				return fmt.Errorf("create %s at %s: %w", d, dst, err)
+			}
+		}
+	}
+	r.opts.Progress.Begin("copy "+s.id, bytes, "bytes")
+	defer r.opts.Progress.End()
+	for phase := range todo {
+		if phase == phaseManifest && len(todo[phase]) > 0 {
+			setDir := manifest.SetsDirName + "/" + s.id
+			if err := dst.MkdirAll(ctx, setDir); err != nil {
+				return fmt.Errorf("create %s at %s: %w", setDir, dst, err)
+			}
+			dirs[setDir] = true
+		}
+		if err := r.copyPhase(ctx, todo[phase]); err != nil {
+			return err
+		}
+	}
+	// Every file that is now in place was hashed: remember it with the
+	// size and time the destination shows.
+	written := map[string]bool{}
+	for _, p := range todo {
+		for _, w := range p {
+			written[w.name] = true
+		}
+	}
+	for _, w := range check {
+		written[w.name] = true
+	}
+	for d := range dirs {
+		r.dst.forget(d)
+	}
+	for name := range written {
+		e, ok, err := r.dst.stat(ctx, name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.opts.Checked.set(name, e)
+		}
+	}
+	return nil
+}
+
+// copyPhase copies files with Workers in flight and, where the destination
+// can, makes the directory entries durable before the next phase starts.
+func (r *runner) copyPhase(ctx context.Context, files []*want) error {
+	if len(files) == 0 {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Workers)
+	var copied, bytes atomic.Int64
+	dirs := map[string]bool{}
+	for _, w := range files {
+		dirs[path.Dir(w.name)] = true
+		g.Go(func() error {
+			var err error
+			if w.data != nil {
+				sum := w.sum
+				if w.phase >= phaseManifest {
+					sum = "" // the signature covers the manifest; it has no hash of its own
+				}
+				err = r.cp.writeBytes(gctx, w.name, w.data, sum)
+			} else {
+				err = r.cp.copyFile(gctx, w.name, w.size, w.sum)
+			}
+			if err != nil {
+				return err
+			}
+			copied.Add(1)
+			bytes.Add(w.size)
+			return nil
+		})
+	}
+	err := g.Wait()
+	r.res.Copied += copied.Load()
+	r.res.Bytes += bytes.Load()
+	if err != nil {
+		return err
+	}
+	if ds, ok := r.opts.Dst.(DirSyncer); ok {
+		for d := range dirs {
+			if err := ds.SyncDir(ctx, d); err != nil {
+				return fmt.Errorf("fsync directory %s at %s: %w", d, r.opts.Dst, err)
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sumString(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// decodeChannel parses channel.json strictly.
+func decodeChannel(data []byte) (manifest.Channel, error) {
+	var c manifest.Channel
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("malformed %s: %v: %w", manifest.ChannelFileName, err, manifest.ErrInvalid)
+	}
+	return c, c.Validate()
+}
+
+type atomicList struct {
+	mu sync.Mutex
+	l  []*want
+}
+
+func (a *atomicList) add(w *want) {
+	a.mu.Lock()
+	a.l = append(a.l, w)
+	a.mu.Unlock()
+}
+
+func (a *atomicList) list() []*want {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.l
+}

@@ -1,0 +1,252 @@
+package mover
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"sync"
+
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// Copy phases, in the order the write-order rules require: data first
+// (objects and Elasticsearch data blobs), then the repository's root
+// generation file index-N, then index.latest, then the manifest, and the
+// signature last, which is what makes the set exist for readers.
+const (
+	phaseData = iota
+	phaseIndexN
+	phaseIndexLatest
+	phaseManifest
+	phaseSignature
+	numPhases
+)
+
+var rootIndexN = regexp.MustCompile(`^es/index-[0-9]+$`)
+
+const indexLatest = manifest.ESDirName + "/index.latest"
+
+// want is one file a set needs.
+type want struct {
+	name  string // relative to the channel root
+	size  int64
+	sum   string // hex SHA-256
+	phase int
+	data  []byte // content known in advance (manifest, signature, index.latest)
+}
+
+// setFiles is what one set needs, deduplicated by name.
+type setFiles struct {
+	id    string
+	m     *manifest.Manifest
+	files map[string]*want
+}
+
+func (s *setFiles) add(w *want) { s.files[w.name] = w }
+
+// sortedFiles returns the files in phase then name order.
+func (s *setFiles) sorted() []*want {
+	out := make([]*want, 0, len(s.files))
+	for _, w := range s.files {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].phase != out[j].phase {
+			return out[i].phase < out[j].phase
+		}
+		return out[i].name < out[j].name
+	})
+	return out
+}
+
+func setRel(id, file string) string { return manifest.SetsDirName + "/" + id + "/" + file }
+
+// readSmall reads a whole small file from f.
+func readSmall(ctx context.Context, f FS, name string, limit int64) ([]byte, error) {
+	r, err := f.Open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s at %s: %w", name, f, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s at %s is larger than %d bytes: %w", name, f, limit, ErrCorrupt)
+	}
+	return data, nil
+}
+
+// loadSet reads and checks one set's manifest and signature from f and
+// enumerates every file it needs, reading its lists (each checked against
+// its SHA-256 while read). verify checks the signature; nil skips that (for
+// sets already at the destination, which only decide what to keep).
+func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte) error) (*setFiles, error) {
+	mdata, err := readSmall(ctx, f, setRel(id, manifest.ManifestFileName), manifest.MaxManifestSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("set %s at %s: no manifest yet: %w", id, f, manifest.ErrIncomplete)
+		}
+		return nil, err
+	}
+	var sig []byte
+	if verify != nil {
+		sig, err = readSmall(ctx, f, setRel(id, manifest.SignatureFileName), 64<<10)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("set %s at %s: no signature yet: %w", id, f, manifest.ErrIncomplete)
+			}
+			return nil, err
+		}
+		if err := verify(mdata, sig); err != nil {
+			return nil, fmt.Errorf("set %s at %s: %w", id, f, err)
+		}
+	}
+	m, err := manifest.Decode(mdata)
+	if err != nil {
+		return nil, fmt.Errorf("set %s at %s: %w", id, f, err)
+	}
+	if got := manifest.SetID(m.Sequence, m.Created); got != id {
+		return nil, fmt.Errorf("set %s at %s: manifest says it is set %s: %w", id, f, got, manifest.ErrCorrupt)
+	}
+	s := &setFiles{id: id, m: m, files: map[string]*want{}}
+	obj := func(r manifest.Ref) {
+		s.add(&want{name: manifest.ObjectRel(r.SHA256), size: r.Size, sum: r.SHA256, phase: phaseData})
+	}
+	if es := m.Elasticsearch; es != nil {
+		obj(es.Files)
+		err := readList(ctx, f, es.Files, func(r io.Reader) error {
+			return manifest.ReadESFiles(r, func(e manifest.ESFile) error {
+				w := &want{name: manifest.ESDirName + "/" + e.Path, size: e.Size, sum: e.SHA256, phase: phaseData}
+				switch {
+				case w.name == indexLatest:
+					w.phase = phaseIndexLatest
+					// index.latest holds the generation as 8 bytes big
+					// endian. The source's may already point at a newer
+					// generation, so write the one this set needs.
+					var b [8]byte
+					binary.BigEndian.PutUint64(b[:], uint64(es.Generation))
+					if sum := sha256.Sum256(b[:]); hex.EncodeToString(sum[:]) == e.SHA256 {
+						w.data = b[:]
+					}
+				case rootIndexN.MatchString(w.name):
+					w.phase = phaseIndexN
+				}
+				s.add(w)
+				return nil
+			})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("set %s: elasticsearch file list: %w", id, err)
+		}
+	}
+	if d := m.MySQL; d != nil {
+		obj(d.Object)
+	}
+	for _, t := range m.Trees {
+		obj(t.List)
+		err := readList(ctx, f, t.List, func(r io.Reader) error {
+			return manifest.ReadEntries(r, func(e manifest.Entry) error {
+				if e.Type == manifest.TypeFile {
+					obj(manifest.Ref{SHA256: e.Object, Size: e.Size})
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return nil, fmt.Errorf("set %s: tree %s file list: %w", id, t.Name, err)
+		}
+	}
+	s.add(&want{name: setRel(id, manifest.ManifestFileName), size: int64(len(mdata)), phase: phaseManifest, data: mdata})
+	if sig != nil {
+		s.add(&want{name: setRel(id, manifest.SignatureFileName), size: int64(len(sig)), phase: phaseSignature, data: sig})
+	}
+	return s, nil
+}
+
+// readList opens the list object ref at f and passes a reader to fn that
+// checks size and SHA-256 at the end.
+func readList(ctx context.Context, f FS, ref manifest.Ref, fn func(io.Reader) error) error {
+	name := manifest.ObjectRel(ref.SHA256)
+	r, err := f.Open(ctx, name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("list object %s missing at %s: %w", name, f, manifest.ErrIncomplete)
+		}
+		return err
+	}
+	defer r.Close()
+	h := sha256.New()
+	tr := io.TeeReader(io.LimitReader(r, ref.Size+1), h)
+	if err := fn(tr); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, tr); err != nil { // the rest, if fn stopped early
+		return fmt.Errorf("read %s at %s: %w", name, f, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != ref.SHA256 {
+		return fmt.Errorf("list object %s at %s: %w: content does not match its name", name, f, manifest.ErrCorrupt)
+	}
+	return nil
+}
+
+// dirLister lists each directory of an FS once and remembers the result, so
+// deciding what is present costs one request per directory, never one per
+// file.
+type dirLister struct {
+	f  FS
+	mu sync.Mutex
+	m  map[string]map[string]Entry // dir -> name -> entry; nil map: missing dir
+}
+
+func newDirLister(f FS) *dirLister { return &dirLister{f: f, m: map[string]map[string]Entry{}} }
+
+func (l *dirLister) dir(ctx context.Context, dir string) (map[string]Entry, error) {
+	l.mu.Lock()
+	d, ok := l.m[dir]
+	l.mu.Unlock()
+	if ok {
+		return d, nil
+	}
+	ents, err := l.f.ReadDir(ctx, dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err == nil {
+		d = make(map[string]Entry, len(ents))
+		for _, e := range ents {
+			d[e.Name] = e
+		}
+	}
+	l.mu.Lock()
+	l.m[dir] = d
+	l.mu.Unlock()
+	return d, nil
+}
+
+// stat returns the entry for name, ok false when absent.
+func (l *dirLister) stat(ctx context.Context, name string) (Entry, bool, error) {
+	dir, base := path.Split(name)
+	d, err := l.dir(ctx, path.Clean(dir))
+	if err != nil {
+		return Entry{}, false, err
+	}
+	e, ok := d[base]
+	return e, ok, nil
+}
+
+// forget drops what is known about dir, to list it again.
+func (l *dirLister) forget(dir string) {
+	l.mu.Lock()
+	delete(l.m, dir)
+	l.mu.Unlock()
+}
