@@ -1,0 +1,11 @@
+package mysqlx
+
+import (
+	"os"
+	"testing"
+
+	"github.com/squirro-bcp/bcp/internal/testenv"
+)
+
+// TestMain is shared by every test file of the package (dump and load).
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
