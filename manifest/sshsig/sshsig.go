@@ -229,3 +229,6 @@ func formatAllowed(keyType, format string) bool {
 	}
 	return format == keyType
 }
+
+// Format is the signature algorithm, e.g. "ssh-ed25519" or "rsa-sha2-512".
+func (s *Signature) Format() string { return s.sig.Format }
