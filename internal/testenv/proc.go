@@ -95,7 +95,7 @@ func startProc(spec procSpec) (*Proc, error) {
 	}
 	cmd.SysProcAttr = attr
 	p := &Proc{Name: spec.Name, Log: logPath, cmd: cmd, exited: make(chan struct{}),
-		PidFile: filepath.Join(spec.Dir, spec.Name+".pid")}
+		PidFile: filepath.Join(spec.Dir, PidFileName)}
 	if spec.Stdin {
 		if p.stdin, err = cmd.StdinPipe(); err != nil {
 			return nil, err
