@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(mariadb-server mariadb-client redis-server openssh-server openssh-client rsync zstd)
+# Debian packages: the servers of the test world and their clients, and the
+# JDK and Maven that fetch and run the Elasticsearch node.
+pkgs=(mariadb-server mariadb-client redis-server openssh-server openssh-client rsync zstd procps
+	openjdk-17-jdk-headless maven)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +29,15 @@ if ((${#missing[@]})); then
 	trap '[ -z "$policy_added" ] || $sudo rm -f /usr/sbin/policy-rc.d' EXIT
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# sshd refuses to start without its privilege separation directory; /run is
+# a tmpfs, so it may be gone after a reboot (testenv also creates it).
+if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd; fi
+
+if ! command -v go >/dev/null; then
+	echo "setup: go is not installed or not in PATH: install Go $(sed -n 's/^go //p' go.work) from go.dev/dl" >&2
+	exit 1
 fi
 
 # Elasticsearch 7.17 server jars for the test node (internal/testenv/eslauncher).
