@@ -1,0 +1,320 @@
+package filetree
+
+import (
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"sync"
+
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// Source is a tree to capture. Names are slash-separated and relative to
+// the source's root ("" is the root).
+type Source interface {
+	Lstat(name string) (fs.FileInfo, error)
+	// ReadDir lists a directory without following symlinks, in any order.
+	ReadDir(name string) ([]fs.FileInfo, error)
+	Open(name string) (io.ReadCloser, error)
+	Readlink(name string) (string, error)
+	// Meta returns the owner, names if known, and identity of fi.
+	Meta(fi fs.FileInfo) Meta
+	String() string
+}
+
+// Meta is what Capture needs from a FileInfo beyond the standard fields.
+type Meta struct {
+	UID, GID    int
+	User, Group string
+	Inode       uint64 // 0 when unknown (SFTP)
+}
+
+// Putter stores content as an object; *objects.Store implements it.
+type Putter interface {
+	Put(ctx context.Context, r io.Reader) (manifest.Ref, error)
+}
+
+// CaptureProgress receives progress (ui.Reporter fits).
+type CaptureProgress interface {
+	Begin(what string, total int64, unit string)
+	Add(n int64)
+	End()
+}
+
+type noCaptureProgress struct{}
+
+func (noCaptureProgress) Begin(string, int64, string) {}
+func (noCaptureProgress) Add(int64)                   {}
+func (noCaptureProgress) End()                        {}
+
+// CaptureOptions say what to capture and where to.
+type CaptureOptions struct {
+	Name    string // tree name in the manifest ("storage", "config")
+	Root    string // informational: where the source is
+	Source  Source
+	Store   Putter
+	Include []string // if set, only files matching one (see Excluded) are captured
+	Exclude []string // paths matching one are skipped (with their subtree)
+	// Cache is the previous run's cache (nil: read every file).
+	Cache    *CaptureCache
+	Workers  int // parallel readers; 4 when zero
+	Progress CaptureProgress
+}
+
+// CaptureStats count what Capture did.
+type CaptureStats struct {
+	Files, Dirs, Symlinks, Skipped int64
+	Bytes                          int64 // of all files
+	ReadFiles, ReadBytes           int64 // files opened and bytes read
+	Reused                         int64 // files whose object came from the cache
+}
+
+// CaptureCache maps a path to the identity and object of the file there.
+type CaptureCache struct {
+	SetID   string // the set the cache was made for ("" until published)
+	Entries map[string]CacheEntry
+}
+
+// CacheEntry is one file's identity and object.
+type CacheEntry struct {
+	Size    int64
+	MTimeNs int64
+	Inode   uint64
+	Object  string
+}
+
+// NewCaptureCache returns an empty cache.
+func NewCaptureCache() *CaptureCache { return &CaptureCache{Entries: map[string]CacheEntry{}} }
+
+// LoadCaptureCache reads a cache file; a missing file gives (nil, nil).
+func LoadCaptureCache(file string) (*CaptureCache, error) {
+	f, err := os.Open(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var c CaptureCache
+	if err := gob.NewDecoder(f).Decode(&c); err != nil {
+		return nil, fmt.Errorf("capture cache %s: %w (delete it; the next run reads every file once)", file, err)
+	}
+	return &c, nil
+}
+
+// Save writes the cache atomically (0600).
+func (c *CaptureCache) Save(file string) error {
+	return manifest.WriteAtomic(file, 0o600, func(w io.Writer) error { return gob.NewEncoder(w).Encode(c) })
+}
+
+// Capture captures o.Source into objects and returns the tree (its list
+// stored as an object), the cache for the next run, and statistics.
+func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCache, CaptureStats, error) {
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Progress == nil {
+		o.Progress = noCaptureProgress{}
+	}
+	old := o.Cache
+	if old == nil {
+		old = NewCaptureCache()
+	}
+	next := NewCaptureCache()
+	c := &capturer{o: o, old: old, next: next}
+	o.Progress.Begin("files "+o.Name, 0, "files")
+	defer o.Progress.End()
+	ref, err := manifest.PutList(ctx, o.Store, c.fill(ctx))
+	if err != nil {
+		return manifest.Tree{}, nil, c.st, fmt.Errorf("capture %s (%s): %w", o.Name, o.Source, err)
+	}
+	t := manifest.Tree{Name: o.Name, Root: o.Root, List: ref, Files: c.st.Files, Bytes: c.st.Bytes}
+	return t, next, c.st, nil
+}
+
+type capturer struct {
+	o         CaptureOptions
+	old, next *CaptureCache
+	mu        sync.Mutex
+	st        CaptureStats
+}
+
+// pending is an entry waiting for its content to be stored.
+type pending struct {
+	e    manifest.Entry
+	done chan error // nil: nothing to read
+	id   CacheEntry
+}
+
+func (c *capturer) fill(ctx context.Context) func(*manifest.ListWriter) error {
+	return func(lw *manifest.ListWriter) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		jobs := make(chan *pending, c.o.Workers*4)
+		ordered := make(chan *pending, 4096)
+		var wg sync.WaitGroup
+		for i := 0; i < c.o.Workers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for p := range jobs {
+					p.done <- c.read(ctx, p)
+				}
+			}()
+		}
+		walkErr := make(chan error, 1)
+		go func() {
+			err := c.walk(ctx, "", jobs, ordered)
+			close(jobs)
+			close(ordered)
+			walkErr <- err
+		}()
+		var first error
+		for p := range ordered {
+			if first != nil {
+				if p.done != nil {
+					<-p.done
+				}
+				continue
+			}
+			if p.done != nil {
+				if err := <-p.done; err != nil {
+					first = err
+					cancel()
+					continue
+				}
+			}
+			if err := lw.WriteEntry(p.e); err != nil {
+				first = err
+				cancel()
+				continue
+			}
+			if p.e.Type == manifest.TypeFile {
+				c.next.Entries[p.e.Path] = CacheEntry{Size: p.e.Size, MTimeNs: p.id.MTimeNs, Inode: p.id.Inode, Object: p.e.Object}
+			}
+			c.o.Progress.Add(1)
+		}
+		wg.Wait()
+		if err := <-walkErr; first == nil {
+			first = err
+		}
+		return first
+	}
+}
+
+// read stores a file's content and fills in its object and size.
+func (c *capturer) read(ctx context.Context, p *pending) error {
+	f, err := c.o.Source.Open(p.e.Path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", p.e.Path, err)
+	}
+	defer f.Close()
+	ref, err := c.o.Store.Put(ctx, f)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", p.e.Path, err)
+	}
+	p.e.Object, p.e.Size = ref.SHA256, ref.Size
+	c.mu.Lock()
+	c.st.ReadFiles++
+	c.st.ReadBytes += ref.Size
+	c.st.Bytes += ref.Size - p.id.Size // the size read wins over the size seen
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *capturer) walk(ctx context.Context, dir string, jobs, ordered chan<- *pending) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	infos, err := c.o.Source.ReadDir(dir)
+	if err != nil {
+		if dir != "" && errors.Is(err, fs.ErrNotExist) {
+			return nil // vanished
+		}
+		return fmt.Errorf("read directory %q of %s: %w", dir, c.o.Source, err)
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Name() < infos[j].Name() })
+	for _, fi := range infos {
+		rel := fi.Name()
+		if dir != "" {
+			rel = path.Join(dir, fi.Name())
+		}
+		if Excluded(rel, c.o.Exclude) {
+			continue
+		}
+		m := c.o.Source.Meta(fi)
+		e := manifest.Entry{
+			Path: rel, UID: m.UID, GID: m.GID, User: m.User, Group: m.Group,
+			Mode:  uint32(fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)),
+			MTime: fi.ModTime(),
+		}
+		p := &pending{e: e}
+		switch {
+		case fi.IsDir():
+			p.e.Type = manifest.TypeDir
+			c.count(func(s *CaptureStats) { s.Dirs++ })
+			if err := send(ctx, ordered, p); err != nil {
+				return err
+			}
+			if err := c.walk(ctx, rel, jobs, ordered); err != nil {
+				return err
+			}
+			continue
+		case fi.Mode()&fs.ModeSymlink != 0:
+			if len(c.o.Include) > 0 && !Excluded(rel, c.o.Include) {
+				continue
+			}
+			t, err := c.o.Source.Readlink(rel)
+			if err != nil {
+				return fmt.Errorf("read link %s: %w", rel, err)
+			}
+			p.e.Type, p.e.Target = manifest.TypeSymlink, t
+			c.count(func(s *CaptureStats) { s.Symlinks++ })
+		case fi.Mode().IsRegular():
+			if len(c.o.Include) > 0 && !Excluded(rel, c.o.Include) {
+				continue
+			}
+			p.e.Type, p.e.Size = manifest.TypeFile, fi.Size()
+			p.id = CacheEntry{Size: fi.Size(), MTimeNs: fi.ModTime().UnixNano(), Inode: m.Inode}
+			if prev, ok := c.old.Entries[rel]; ok && prev.Size == p.id.Size && prev.MTimeNs == p.id.MTimeNs && prev.Inode == p.id.Inode && prev.Object != "" {
+				p.e.Object = prev.Object
+				c.count(func(s *CaptureStats) { s.Reused++ })
+			} else {
+				p.done = make(chan error, 1)
+				if err := send(ctx, jobs, p); err != nil {
+					return err
+				}
+			}
+			c.count(func(s *CaptureStats) { s.Files++; s.Bytes += fi.Size() })
+		default:
+			c.count(func(s *CaptureStats) { s.Skipped++ })
+			continue
+		}
+		if err := send(ctx, ordered, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *capturer) count(f func(*CaptureStats)) {
+	c.mu.Lock()
+	f(&c.st)
+	c.mu.Unlock()
+}
+
+func send(ctx context.Context, ch chan<- *pending, p *pending) error {
+	select {
+	case ch <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,28 @@
+package filetree
+
+// Capture (the backup side of this package).
+//
+// Capture walks a tree depth first, the names of each directory in byte
+// order, which is exactly manifest.ComparePaths order, so the file list can
+// be streamed into an object (manifest.PutList) without sorting or holding
+// it in memory. Every directory, regular file and symlink becomes an Entry
+// with its permission bits, owner, mtime, and for files the SHA-256 of the
+// content (= the object's name), for symlinks the link text. Sockets,
+// devices and FIFOs are skipped and counted.
+//
+// Incremental: a CaptureCache maps each path to the identity it had when it
+// was last read (size, mtime to the nanosecond, inode) and the object that
+// holds its content. A file whose identity is unchanged reuses that object
+// and is not opened at all; only new or changed files are read, by a few
+// workers in parallel (I/O bound on NFS/SFTP), and stored with Store.Put,
+// which hashes while it writes, so a file is read once. Entries are still
+// written in walk order: the writer waits for each file's worker.
+//
+// The cache belongs to the set it was made for: backup saves it only after
+// that set is published and ignores a cache whose set is gone (pruned, or
+// never published), because only a retained set keeps its objects alive.
+//
+// Sources: LocalSource (a directory; inode from stat) and SFTPSource (a
+// directory on the leader over SFTP; SFTP has no inode and mtimes in
+// seconds, so its identity is size + mtime only). Both implement Source;
+// one test suite runs against both.

@@ -1,0 +1,179 @@
+package filetree
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/objects"
+)
+
+// countingSource counts the files opened and bytes read through it: the
+// proof that an unchanged file is not read.
+type countingSource struct {
+	Source
+	opens, bytes atomic.Int64
+}
+
+func (c *countingSource) Open(name string) (io.ReadCloser, error) {
+	c.opens.Add(1)
+	rc, err := c.Source.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return &countingReader{rc, &c.bytes}, nil
+}
+
+type countingReader struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadCloser.Read(p)
+	r.n.Add(int64(n))
+	return n, err
+}
+
+func makeTree(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{"a.txt": "alpha", "sub/b.bin": "beta", "sub/deeper/c": "gamma", "a.b/x": "x", "skip.tmp": "no"}
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("../a.txt", filepath.Join(dir, "sub", "link")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func readList(t *testing.T, st *objects.Store, ref manifest.Ref) map[string]manifest.Entry {
+	t.Helper()
+	f, err := st.Open(ref.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]manifest.Entry{}
+	if err := manifest.ReadEntries(f, func(e manifest.Entry) error { out[e.Path] = e; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestCapture(t *testing.T) {
+	backends := []struct {
+		name string
+		src  func(t *testing.T, dir string) Source
+	}{
+		{"local", func(t *testing.T, dir string) Source { return &LocalSource{Dir: dir} }},
+		{"sftp", func(t *testing.T, dir string) Source {
+			s := testenv.SSHD(t)
+			c, err := sshx.Dial(context.Background(), s.Config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			sc, err := c.SFTP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sc.Close() })
+			return &SFTPSource{Client: sc, Dir: dir}
+		}},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := context.Background()
+			dir := makeTree(t)
+			store := objects.New(filepath.Join(t.TempDir(), "objects"))
+			src := &countingSource{Source: b.src(t, dir)}
+			o := CaptureOptions{Name: "storage", Root: dir, Source: src, Store: store, Exclude: []string{"*.tmp"}}
+			tree, cache, st, err := Capture(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			list := readList(t, store, tree.List)
+			if _, ok := list["skip.tmp"]; ok {
+				t.Error("excluded file captured")
+			}
+			if e := list["sub/link"]; e.Type != manifest.TypeSymlink || e.Target != "../a.txt" {
+				t.Errorf("symlink = %+v", e)
+			}
+			e := list["sub/b.bin"]
+			obj, _ := os.ReadFile(store.Path(e.Object))
+			if e.Type != manifest.TypeFile || e.Mode != 0o640 || !bytes.Equal(obj, []byte("beta")) {
+				t.Errorf("file = %+v, object %q", e, obj)
+			}
+			if st.Files != 4 || tree.Files != 4 || src.opens.Load() != 4 {
+				t.Errorf("stats %+v, opens %d", st, src.opens.Load())
+			}
+
+			// Nothing changed: nothing is opened.
+			src.opens.Store(0)
+			src.bytes.Store(0)
+			o.Cache = cache
+			tree2, cache2, st2, err := Capture(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.opens.Load() != 0 || src.bytes.Load() != 0 || st2.Reused != 4 {
+				t.Fatalf("unchanged tree: %d opens, %d bytes read, stats %+v; want none", src.opens.Load(), src.bytes.Load(), st2)
+			}
+			if tree2.List != tree.List {
+				t.Errorf("list changed: %v -> %v", tree.List, tree2.List)
+			}
+
+			// One file changed (new size and mtime): only it is read.
+			p := filepath.Join(dir, "sub", "deeper", "c")
+			if err := os.WriteFile(p, []byte("gamma-2"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			future := time.Now().Add(time.Hour)
+			os.Chtimes(p, future, future)
+			o.Cache = cache2
+			tree3, _, _, err := Capture(ctx, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if src.opens.Load() != 1 {
+				t.Errorf("one changed file: %d opens, want 1", src.opens.Load())
+			}
+			if e := readList(t, store, tree3.List)["sub/deeper/c"]; e.Size != 7 {
+				t.Errorf("changed entry %+v", e)
+			}
+		})
+	}
+}
+
+func TestCaptureCacheSaveLoad(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cache")
+	c := NewCaptureCache()
+	c.SetID = "0000000001-20260101T000000Z"
+	c.Entries["a"] = CacheEntry{Size: 1, MTimeNs: 2, Inode: 3, Object: "x"}
+	if err := c.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadCaptureCache(p)
+	if err != nil || got.SetID != c.SetID || got.Entries["a"] != c.Entries["a"] {
+		t.Fatalf("load = %+v, %v", got, err)
+	}
+	if got, err := LoadCaptureCache(p + "-missing"); got != nil || err != nil {
+		t.Fatalf("missing = %v, %v", got, err)
+	}
+}
