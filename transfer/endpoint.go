@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/mover"
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/sshsig"
+)
+
+const program = "transfer"
+
+var flags = cli.Flags{Program: program}
+
+// sshOptions say how to reach an sftp:// end.
+type sshOptions struct {
+	identity    string
+	knownHosts  string
+	connections int
+	keepAlive   time.Duration
+}
+
+func sshFlags() []ucli.Flag {
+	return []ucli.Flag{
+		flags.Path("identity", "", "SSH private key file; empty uses ssh-agent (SSH_AUTH_SOCK)"),
+		flags.Path("known-hosts", defaultKnownHosts(), "OpenSSH known_hosts file; host keys are always verified"),
+		flags.Int("connections", 4, "SSH connections to an sftp:// end (each its own sshd process and cipher stream)"),
+		flags.Duration("keepalive", 15*time.Second, "interval of SSH keep-alive requests"),
+	}
+}
+
+func readSSHOptions(c *ucli.Context) sshOptions {
+	return sshOptions{identity: c.String("identity"), knownHosts: c.String("known-hosts"),
+		connections: c.Int("connections"), keepAlive: c.Duration("keepalive")}
+}
+
+func defaultKnownHosts() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".ssh", "known_hosts")
+}
+
+// endpoint is one end of a copy: a directory, or sftp://user@host:port/path.
+type endpoint struct {
+	raw  string
+	dir  string      // local directory, or
+	ssh  sshx.Config // an SFTP server
+	path string      // and the path on it
+}
+
+func (e endpoint) remote() bool { return e.dir == "" }
+
+func parseEndpoint(s string) (endpoint, error) {
+	if !strings.Contains(s, "://") {
+		if s == "" {
+			return endpoint{}, cli.Usagef("empty directory name")
+		}
+		return endpoint{raw: s, dir: s}, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "sftp" {
+		return endpoint{}, cli.Usagef("%q: want a directory or sftp://user@host[:port]/path", s)
+	}
+	if u.User == nil || u.User.Username() == "" || u.Hostname() == "" || u.Path == "" {
+		return endpoint{}, cli.Usagef("%q: want sftp://user@host[:port]/path (user, host and path are required)", s)
+	}
+	if _, ok := u.User.Password(); ok {
+		return endpoint{}, cli.Usagef("%q: passwords are not accepted in URLs; use a key file or ssh-agent", s)
+	}
+	port := 22
+	if p := u.Port(); p != "" {
+		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+			return endpoint{}, cli.Usagef("%q: bad port %q", s, p)
+		}
+	}
+	return endpoint{raw: s, ssh: sshx.Config{Host: u.Hostname(), Port: port, User: u.User.Username()}, path: u.Path}, nil
+}
+
+// open connects to the end.
+func (e endpoint) open(ctx context.Context, so sshOptions) (mover.FS, error) {
+	if !e.remote() {
+		return mover.NewLocal(e.dir), nil
+	}
+	cfg := e.ssh
+	cfg.KeyFile, cfg.KnownHosts, cfg.KeepAlive = so.identity, so.knownHosts, so.keepAlive
+	return mover.DialSFTP(ctx, cfg, e.path, so.connections)
+}
+
+// channelFlags are --channel, --source and --target: the channel the
+// program expects (empty fields are not checked).
+func channelFlags() []ucli.Flag {
+	return []ucli.Flag{
+		flags.String("channel", "", "expected channel name (e.g. prod-to-bcp); empty: not checked"),
+		flags.String("source", "", "expected source site of the channel; empty: not checked"),
+		flags.String("target", "", "expected target site of the channel; empty: not checked"),
+	}
+}
+
+func readChannel(c *ucli.Context) manifest.Channel {
+	return manifest.Channel{Name: c.String("channel"), Source: c.String("source"), Target: c.String("target")}
+}
+
+func allowedSignersFlag() ucli.Flag {
+	return flags.Path("allowed-signers", "", "OpenSSH allowed_signers file naming the keys that may sign manifests (required)")
+}
+
+func loadAllowed(path string) (*sshsig.AllowedSigners, error) {
+	if path == "" {
+		return nil, cli.Usagef("--allowed-signers is required: without it no set can be trusted (BCP_TRANSFER_ALLOWED_SIGNERS or allowed-signers in the config file)")
+	}
+	a, err := sshsig.LoadAllowedSigners(path)
+	if err != nil {
+		return nil, cli.Usagef("allowed signers %s: %v", path, err)
+	}
+	return a, nil
+}
+
+// parseBytes reads "0", "500K", "20M", "1G" (powers of 1024) as bytes.
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(strings.ToUpper(s))
+	if s == "" || s == "0" {
+		return 0, nil
+	}
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, s[:len(s)-1]
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want bytes per second like 500K, 20M or 1G", s)
+	}
+	return n * mult, nil
+}

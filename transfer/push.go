@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/mover"
+	"github.com/squirro-bcp/bcp/internal/ui"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// copyOptions are push's and pull's settings.
+type copyOptions struct {
+	src, dst       string
+	ssh            sshOptions
+	allowedSigners string
+	expect         manifest.Channel
+	workers        int
+	bwlimit        string
+	checksum       bool
+	noPrune        bool
+	dryRun         bool
+	cache          string
+	json           bool
+}
+
+func copyFlags() []ucli.Flag {
+	fl := []ucli.Flag{
+		allowedSignersFlag(),
+		flags.Int("workers", 16, "files in flight"),
+		flags.String("bwlimit", "0", "bandwidth limit in bytes per second (500K, 20M, 1G); 0 is none"),
+		flags.Bool("checksum", false, "hash every file already at the destination instead of trusting the verified-file cache"),
+		flags.Bool("no-prune", false, "keep at the destination what the source no longer has"),
+		flags.Bool("dry-run", false, "say what would be copied and pruned, change nothing"),
+		flags.Path("cache", "", "verified-file cache for the destination (default: under the user's cache dir; \"off\" hashes every present file)"),
+		cli.JSONFlag(),
+	}
+	fl = append(fl, sshFlags()...)
+	return append(fl, channelFlags()...)
+}
+
+func readCopyOptions(c *ucli.Context) copyOptions {
+	return copyOptions{
+		src: c.Args().Get(0), dst: c.Args().Get(1),
+		ssh: readSSHOptions(c), allowedSigners: c.String("allowed-signers"), expect: readChannel(c),
+		workers: c.Int("workers"), bwlimit: c.String("bwlimit"), checksum: c.Bool("checksum"),
+		noPrune: c.Bool("no-prune"), dryRun: c.Bool("dry-run"), cache: c.String("cache"), json: c.Bool("json"),
+	}
+}
+
+const copyHelp = `Brings DST up to the newest complete set at SRC: only what DST lacks is
+sent (objects by name, Elasticsearch files by name and size), data first, the
+manifest and its signature last; every file is written under a temporary name,
+hashed, compared with the manifest, fsynced and renamed. A rerun resumes.
+Sets the source no longer has are pruned at DST unless DST's pins/ names them.
+Either end may be a directory (a local or NFS mount) or
+sftp://user@host[:port]/path (key or ssh-agent, host key checked in known_hosts).
+
+`
+
+func newPushCommand() *ucli.Command {
+	return cli.WithConfig(program, &ucli.Command{
+		Name:        "push",
+		Usage:       "copy the newest complete set from a local channel directory to another place",
+		ArgsUsage:   "SRC-DIR DST (a directory or sftp://user@host:port/path)",
+		Description: copyHelp + exitHelp,
+		Flags:       copyFlags(),
+		Action: func(c *ucli.Context) error {
+			o := readCopyOptions(c)
+			if c.NArg() != 2 {
+				return cli.Usagef("push needs SRC-DIR and DST (see --help)")
+			}
+			if strings.Contains(o.src, "://") {
+				return cli.Usagef("push: the source %q must be a local directory; use pull to fetch from a server", o.src)
+			}
+			return runCopyCommand(c, o)
+		},
+	})
+}
+
+func newPullCommand() *ucli.Command {
+	return cli.WithConfig(program, &ucli.Command{
+		Name:        "pull",
+		Usage:       "copy the newest complete set from another place into a local channel directory",
+		ArgsUsage:   "SRC (sftp://user@host:port/path or a directory) DST-DIR",
+		Description: copyHelp + exitHelp,
+		Flags:       copyFlags(),
+		Action: func(c *ucli.Context) error {
+			o := readCopyOptions(c)
+			if c.NArg() != 2 {
+				return cli.Usagef("pull needs SRC and DST-DIR (see --help)")
+			}
+			if strings.Contains(o.dst, "://") {
+				return cli.Usagef("pull: the destination %q must be a local directory; use push to send to a server", o.dst)
+			}
+			return runCopyCommand(c, o)
+		},
+	})
+}
+
+func runCopyCommand(c *ucli.Context, o copyOptions) error {
+	log, err := cli.Logger(c)
+	if err != nil {
+		return err
+	}
+	progress := ui.New(c.App.ErrWriter, log, ui.Options{ForceLog: c.String("log-format") == "json"})
+	return runCopy(c.Context, o, c.App.Writer, log, progress)
+}
+
+// runCopy validates o, connects both ends and runs the mover.
+func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger, progress mover.Progress) error {
+	src, err := parseEndpoint(o.src)
+	if err != nil {
+		return err
+	}
+	dst, err := parseEndpoint(o.dst)
+	if err != nil {
+		return err
+	}
+	if src.remote() && dst.remote() {
+		return cli.Usagef("both ends are servers; run transfer on one of them (push from the source or pull at the destination)")
+	}
+	limit, err := parseBytes(o.bwlimit)
+	if err != nil {
+		return cli.Usagef("--bwlimit %v", err)
+	}
+	if o.workers < 1 || o.ssh.connections < 1 {
+		return cli.Usagef("--workers and --connections must be at least 1")
+	}
+	allowed, err := loadAllowed(o.allowedSigners)
+	if err != nil {
+		return err
+	}
+	sfs, err := src.open(ctx, o.ssh)
+	if err != nil {
+		return fmt.Errorf("source: %w", err)
+	}
+	defer sfs.Close()
+	dfs, err := dst.open(ctx, o.ssh)
+	if err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	defer dfs.Close()
+	cachePath := o.cache
+	switch cachePath {
+	case "off":
+		cachePath = ""
+	case "":
+		if cachePath, err = mover.DefaultCachePath(dfs.String()); err != nil {
+			log.Warn("no cache directory; every file already at the destination will be hashed", "err", err)
+			cachePath = ""
+		}
+	}
+	checked, err := mover.OpenChecked(cachePath)
+	if err != nil {
+		return err
+	}
+	res, err := mover.Run(ctx, mover.Options{
+		Src: sfs, Dst: dfs, VerifySignature: mover.SignatureVerifier(allowed), Expect: o.expect,
+		Workers: o.workers, BandwidthLimit: limit, Checked: checked, Checksum: o.checksum,
+		NoPrune: o.noPrune, DryRun: o.dryRun, Progress: progress,
+	})
+	if !o.dryRun {
+		if serr := checked.Save(); serr != nil {
+			log.Warn("could not save the verified-file cache; the next run hashes present files again", "cache", cachePath, "err", serr)
+		}
+	}
+	if res != nil {
+		for _, s := range res.Skipped {
+			log.Warn("newer set at the source not forwarded", "set", s.Set, "reason", s.Reason)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s -> %s: %w", sfs, dfs, err)
+	}
+	if o.json {
+		return cli.PrintJSON(out, res)
+	}
+	verb := "copied"
+	if o.dryRun {
+		verb = "would copy"
+	}
+	switch {
+	case res.DstNewer != "":
+		fmt.Fprintf(out, "%s already has set %s, newer than the source's newest complete set %s; nothing to do\n", dfs, res.DstNewer, res.Set)
+	case res.Copied == 0:
+		fmt.Fprintf(out, "set %s: up to date at %s (%d files present)\n", res.Set, dfs, res.Present)
+	default:
+		fmt.Fprintf(out, "set %s: %s %d of %d files (%s) to %s; %d already there, %d damaged ones replaced\n",
+			res.Set, verb, res.Copied, res.Files, humanBytes(res.Bytes), dfs, res.Present, res.Replaced)
+	}
+	if len(res.PrunedSets) > 0 {
+		fmt.Fprintf(out, "pruned sets %s and %d files the source no longer has\n", strings.Join(res.PrunedSets, ", "), res.PrunedFiles)
+	}
+	if len(res.Kept) > 0 {
+		fmt.Fprintf(out, "kept sets %s: pinned at the destination\n", strings.Join(res.Kept, ", "))
+	}
+	return nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/mover"
+	"github.com/squirro-bcp/bcp/internal/ui"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+type verifyOptions struct {
+	dir            string
+	set            string
+	allowedSigners string
+	expect         manifest.Channel
+	cache          string
+	workers        int
+	json           bool
+}
+
+func verifyFlags() []ucli.Flag {
+	fl := []ucli.Flag{
+		allowedSignersFlag(),
+		flags.Path("cache", "", "file-identity cache so unchanged files are not hashed again (default: under the user's cache dir; \"off\" hashes everything)"),
+		flags.Int("workers", 0, "files hashed in parallel (0: one per CPU)"),
+		cli.JSONFlag(),
+	}
+	return append(fl, channelFlags()...)
+}
+
+func newVerifyCommand() *ucli.Command {
+	return cli.WithConfig(program, &ucli.Command{
+		Name:      "verify",
+		Usage:     "check that the newest (or a named) set in a channel directory is complete, intact and signed",
+		ArgsUsage: "DIR",
+		Description: `For a job that moved the channel itself (rsync, SnapMirror): every file the
+set's signed manifest names must be there with its size and SHA-256.
+Exit 0 complete, 4 incomplete (what is missing is listed), 5 corrupt or
+unsigned, 6 another channel.
+
+` + exitHelp,
+		Flags: append(verifyFlags(), &ucli.StringFlag{Name: "set", Usage: "set id to verify (default: the newest signed set)"}),
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Usagef("verify needs DIR (see --help)")
+			}
+			log, err := cli.Logger(c)
+			if err != nil {
+				return err
+			}
+			o := verifyOptions{dir: c.Args().First(), set: c.String("set"), allowedSigners: c.String("allowed-signers"),
+				expect: readChannel(c), cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json")}
+			return runVerify(c.Context, o, c.App.Writer, log, ui.New(c.App.ErrWriter, log, ui.Options{}))
+		},
+	})
+}
+
+func verifyCachePath(dir, opt string) string {
+	switch opt {
+	case "off":
+		return ""
+	case "":
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return ""
+		}
+		p, err := mover.DefaultCachePath("verify:" + abs)
+		if err != nil {
+			return ""
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			return ""
+		}
+		return strings.TrimSuffix(p, ".checked") + ".verified"
+	}
+	return opt
+}
+
+func runVerify(ctx context.Context, o verifyOptions, out io.Writer, log *slog.Logger, progress ui.Reporter) error {
+	allowed, err := loadAllowed(o.allowedSigners)
+	if err != nil {
+		return err
+	}
+	vp := &verifyProgress{r: progress}
+	rep, err := manifest.Verify(ctx, manifest.VerifyOptions{
+		Root: o.dir, SetID: o.set, Expect: o.expect, AllowedSigners: allowed,
+		Cache: verifyCachePath(o.dir, o.cache), Workers: o.workers, Progress: vp,
+	})
+	vp.end()
+	if rep != nil {
+		if o.json {
+			if perr := cli.PrintJSON(out, rep); perr != nil {
+				return perr
+			}
+		} else {
+			printReport(out, o.dir, rep)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, manifest.ErrIncomplete) {
+			return fmt.Errorf("%s: %w (the mover may still be copying; try again later)", o.dir, err)
+		}
+		return fmt.Errorf("%s: %w", o.dir, err)
+	}
+	return nil
+}
+
+func printReport(out io.Writer, dir string, rep *manifest.Report) {
+	fmt.Fprintf(out, "set %s in %s: %s", rep.SetID, dir, rep.Status)
+	if rep.Signer != "" {
+		fmt.Fprintf(out, " (signed by %s)", rep.Signer)
+	}
+	fmt.Fprintf(out, ", %d files, %s\n", rep.Files, humanBytes(rep.Bytes))
+	for _, m := range rep.Missing {
+		fmt.Fprintf(out, "missing: %s\n", m)
+	}
+	if n := rep.MissingCount - int64(len(rep.Missing)); n > 0 {
+		fmt.Fprintf(out, "missing: ... and %d more\n", n)
+	}
+	for _, m := range rep.Corrupt {
+		fmt.Fprintf(out, "corrupt: %s\n", m)
+	}
+	if n := rep.CorruptCount - int64(len(rep.Corrupt)); n > 0 {
+		fmt.Fprintf(out, "corrupt: ... and %d more\n", n)
+	}
+}
+
+// verifyProgress adapts manifest's verification progress to a ui.Reporter.
+type verifyProgress struct {
+	r       ui.Reporter
+	started bool
+	hashing atomic.Bool
+}
+
+func (p *verifyProgress) Phase(name string, files, bytes int64) {
+	if p.started {
+		p.r.End()
+	}
+	p.started = true
+	p.hashing.Store(name == "hashing")
+	if name == "hashing" {
+		p.r.Begin("verify: hashing", bytes, "bytes")
+	} else {
+		p.r.Begin("verify: "+name, files, "files")
+	}
+}
+
+func (p *verifyProgress) Done(files, bytes int64) {
+	if p.hashing.Load() {
+		p.r.Add(bytes)
+	} else {
+		p.r.Add(files)
+	}
+}
+
+func (p *verifyProgress) end() {
+	if p.started {
+		p.r.End()
+	}
+}
