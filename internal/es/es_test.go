@@ -1,0 +1,136 @@
+package es
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/elastic/go-elasticsearch/v7/esapi"
+
+	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+
+func client(t *testing.T) (*Client, *testenv.ES) {
+	t.Helper()
+	node := testenv.Elasticsearch(t)
+	return Wrap(node.Client(t), node.URL), node
+}
+
+func put(t *testing.T, c *Client, index, body string) {
+	t.Helper()
+	res, err := esapi.IndexRequest{Index: index, Body: strings.NewReader(body), Refresh: "true"}.Do(context.Background(), c)
+	if err != nil || res.IsError() {
+		t.Fatalf("index into %s: %v %v", index, err, res)
+	}
+	res.Body.Close()
+}
+
+func createIndex(t *testing.T, c *Client, index, settings string) {
+	t.Helper()
+	res, err := esapi.IndicesCreateRequest{Index: index, Body: strings.NewReader(settings)}.Do(context.Background(), c)
+	if err != nil || res.IsError() {
+		t.Fatalf("create %s: %v %v", index, err, res)
+	}
+	res.Body.Close()
+}
+
+func TestHealthMaster(t *testing.T) {
+	c, _ := client(t)
+	ctx := context.Background()
+	h, err := c.ClusterHealth(ctx)
+	if err != nil || h.Status == "" {
+		t.Fatalf("health = %+v, %v", h, err)
+	}
+	if name, _, err := c.Master(ctx); err != nil || name == "" {
+		t.Fatalf("master = %q, %v", name, err)
+	}
+	if n, err := c.MasterEligible(ctx); err != nil || n != 1 {
+		t.Fatalf("master eligible = %d, %v; want 1", n, err)
+	}
+}
+
+func TestDown(t *testing.T) {
+	c, err := NewClient(Options{URLs: []string{"http://127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ClusterHealth(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestRepositoryOutsidePathRepo(t *testing.T) {
+	c, _ := client(t)
+	err := c.RegisterRepository(context.Background(), "outside", t.TempDir(), false)
+	if !errors.Is(err, ErrOutsidePathRepo) || !strings.Contains(err.Error(), "path.repo") {
+		t.Fatalf("err = %v, want ErrOutsidePathRepo", err)
+	}
+}
+
+func TestSnapshotAndFiles(t *testing.T) {
+	c, node := client(t)
+	ctx := context.Background()
+	loc := filepath.Join(node.RepoRoot, "es-test-snap")
+	if err := c.RegisterRepository(ctx, "snaptest", loc, false); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := c.GetRepository(ctx, "snaptest"); err != nil || r.Location != loc {
+		t.Fatalf("GetRepository = %+v, %v", r, err)
+	}
+	createIndex(t, c, "snap-a", `{"settings":{"number_of_replicas":0}}`)
+	put(t, c, "snap-a", `{"x":1}`)
+	s, err := c.CreateSnapshot(ctx, "snaptest", "s1", SnapshotOptions{Indices: []string{"snap-a"}})
+	if err != nil || s.State != "SUCCESS" || s.UUID == "" {
+		t.Fatalf("snapshot = %+v, %v", s, err)
+	}
+	gen, err := Generation(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, read1, err := RepoFiles(ctx, loc, gen, nil, nil)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("RepoFiles = %v, %v", files, err)
+	}
+	known := map[string]manifest.ESFile{}
+	for _, f := range files {
+		known[f.Path] = f
+		if strings.HasPrefix(f.Path, "tests-") {
+			t.Errorf("verification file listed: %s", f.Path)
+		}
+	}
+	if _, ok := known["index.latest"]; !ok {
+		t.Error("index.latest missing")
+	}
+	files2, read2, err := RepoFiles(ctx, loc, gen, known, nil)
+	if err != nil || len(files2) != len(files) {
+		t.Fatal(err)
+	}
+	if read2 != 8 || read1 <= 8 {
+		t.Errorf("second listing read %d bytes, want only index.latest's 8 (first read %d)", read2, read1)
+	}
+	if err := c.DeleteSnapshot(ctx, "snaptest", "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetSnapshot(ctx, "snaptest", "s1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func TestSnapshotPartial(t *testing.T) {
+	c, node := client(t)
+	ctx := context.Background()
+	if err := c.RegisterRepository(ctx, "partial", filepath.Join(node.RepoRoot, "es-test-partial"), false); err != nil {
+		t.Fatal(err)
+	}
+	createIndex(t, c, "unassigned", `{"settings":{"number_of_replicas":0,"index.routing.allocation.require._name":"nonexistent"}}`)
+	_, err := c.CreateSnapshot(ctx, "partial", "p1", SnapshotOptions{Indices: []string{"unassigned"}})
+	if !errors.Is(err, ErrSnapshotFailed) || !strings.Contains(err.Error(), "unassigned[0]") {
+		t.Fatalf("err = %v, want ErrSnapshotFailed naming unassigned[0]", err)
+	}
+}
