@@ -1,37 +1,66 @@
-// Command restore: standby side: verify and restore complete sets from the NFS channel.
+// Command restore is the standby side: it verifies complete sets that arrive
+// on the NFS channel and restores them into the standby cluster (stages
+// 6-11: Elasticsearch, MySQL, files and config, Redis flush, restart,
+// post-checks), by hand or as a watcher.
 package main
 
 import (
-	"fmt"
 	"os"
 
-	"github.com/urfave/cli/v2"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/filetree"
+	"github.com/squirro-bcp/bcp/internal/lock"
+	"github.com/squirro-bcp/bcp/internal/mysqlx"
+	"github.com/squirro-bcp/bcp/internal/site"
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
 var version = "dev"
 
-func newApp() *cli.App {
-	return &cli.App{
-		Name:     "restore",
-		Usage:    "standby side: verify and restore complete sets from the NFS channel",
-		Version:  version,
-		Commands: []*cli.Command{},
+const exitHelp = `Exit codes: 0 done, 1 failed (a stage; see the report and the ledger), 2 usage or configuration,
+4 set incomplete or no complete set yet, 5 integrity (checksum, signature),
+6 refused for safety (active site, wrong channel or direction, stale set, lock held).`
+
+func newApp() *ucli.App {
+	return &ucli.App{
+		Name:    program,
+		Usage:   "standby side: verify and restore complete sets from the NFS channel",
+		Version: version,
+		Commands: []*ucli.Command{
+			newListCommand(), newVerifyCommand(), newRunCommand(), newWatchCommand(),
+			newStatusCommand(), newPromoteCommand(),
+		},
+		Description: exitHelp,
 	}
 }
 
 func main() {
-	err := newApp().Run(os.Args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "restore: %v\n", err)
-	}
-	os.Exit(exitCode(err))
+	os.Exit(cli.Run(newApp(), os.Args, exitCode))
 }
 
-// exitCode maps an error to the documented exit codes (see README).
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	return 1
+// exitCodes is restore's one error -> exit code table (see README).
+var exitCodes = cli.ExitTable{
+	{Err: site.ErrNoRole, Code: 2},
+	{Err: site.ErrBadRole, Code: 2},
+	{Err: site.ErrWrongRole, Code: 6},
+	{Err: lock.ErrLocked, Code: 6},
+	{Err: manifest.ErrNotForUs, Code: 6},
+	{Err: manifest.ErrStale, Code: 6},
+	{Err: sshx.ErrHostKey, Code: 6},
+	{Err: mysqlx.ErrSystemSchema, Code: 6},
+	{Err: manifest.ErrCorrupt, Code: 5},
+	{Err: manifest.ErrNotAuthentic, Code: 5},
+	{Err: manifest.ErrUnknownVersion, Code: 5},
+	{Err: filetree.ErrObjectMismatch, Code: 5},
+	{Err: manifest.ErrIncomplete, Code: 4},
+	{Err: manifest.ErrNoSet, Code: 4},
+	{Err: es.ErrSnapshotMissing, Code: 4},
 }
+
+// exitCode maps an error to the documented exit codes.
+func exitCode(err error) int { return exitCodes.Code(err) }

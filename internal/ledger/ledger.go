@@ -265,9 +265,14 @@ func (r *Run) StageEnd(name, detail string, err error) error {
 	return r.update()
 }
 
-// StageSkipped records a stage that was not run, and why.
+// StageSkipped records a stage that was not run (or, if it was started,
+// found nothing to do), and why.
 func (r *Run) StageSkipped(name, why string) error {
 	now := r.now()
+	if s := r.rec.Stage(name); s != nil && s.Outcome == Running {
+		s.End, s.Outcome, s.Detail = now, Skipped, why
+		return r.update()
+	}
 	r.rec.Stages = append(r.rec.Stages, Stage{Name: name, Start: now, End: now, Outcome: Skipped, Detail: why})
 	return r.update()
 }

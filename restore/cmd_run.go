@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/cli"
+)
+
+type runOptions struct {
+	SetID      string
+	From       string
+	DryRun     bool
+	AllowOlder bool
+	JSON       bool
+}
+
+func newRunCommand() *ucli.Command {
+	return command("run", "restore the newest complete set (or --set ID) into this standby site",
+		`Verifies the set completely (present, intact, signed by an allowed key, for this channel
+and site, newer than what is live) before anything changes, then restores: Elasticsearch,
+MySQL, files and config, Redis flush, restart on all nodes, post-checks. Every run is in the
+ledger (restore status). --from reads the set from any directory, also a read-only snapshot
+of the NFS volume; nothing is written there. --dry-run prints what would be deleted,
+replaced and restarted.`,
+		[]ucli.Flag{
+			&ucli.StringFlag{Name: "set", Usage: "set id to restore (default: the newest)"},
+			&ucli.PathFlag{Name: "from", Usage: "read the set from this channel directory instead (may be read-only)"},
+			&ucli.BoolFlag{Name: "dry-run", Usage: "verify and print the plan; change nothing"},
+			&ucli.BoolFlag{Name: "allow-older", Usage: "allow a set that is not newer than what is live (going back by hand)"},
+			cli.JSONFlag(),
+		},
+		func(c *ucli.Context) error {
+			e, err := newEnv(c)
+			if err != nil {
+				return err
+			}
+			o := runOptions{SetID: c.String("set"), From: c.Path("from"), DryRun: c.Bool("dry-run"), AllowOlder: c.Bool("allow-older"), JSON: c.Bool("json")}
+			return runRun(c.Context, o, e, c.App.Writer)
+		})
+}
+
+func runRun(ctx context.Context, o runOptions, e env, out io.Writer) error {
+	if err := e.cfg.validate(o.From == ""); err != nil {
+		return err
+	}
+	r := newRestorer(e.cfg, e.log, e.rep)
+	p, err := r.run(ctx, request{SetID: o.SetID, From: o.From, DryRun: o.DryRun, AllowOlder: o.AllowOlder})
+	if p != nil {
+		if o.JSON {
+			if perr := cli.PrintJSON(out, p); perr != nil && err == nil {
+				err = perr
+			}
+		} else {
+			printPlan(out, p)
+		}
+	}
+	return err
+}
+
+func printPlan(w io.Writer, p *plan) {
+	if p.Set == "" {
+		if p.Verify != nil {
+			fmt.Fprintf(w, "set %s: %s\n", p.Verify.SetID, p.Verify.Status)
+			for _, m := range p.Verify.Missing {
+				fmt.Fprintf(w, "  missing: %s\n", m)
+			}
+			for _, m := range p.Verify.Corrupt {
+				fmt.Fprintf(w, "  corrupt: %s\n", m)
+			}
+		}
+		return
+	}
+	head := "restore"
+	if p.DryRun {
+		head = "plan (dry run, nothing changed)"
+	}
+	fmt.Fprintf(w, "%s: set %s (sequence %d, created %s) from %s\n", head, p.Set, p.Sequence, p.Created.UTC().Format(time.RFC3339), p.From)
+	if v := p.Verify; v != nil {
+		fmt.Fprintf(w, "  verified: %d files, %d bytes (%d hashed, %d from cache), signed by %s\n", v.Files, v.Bytes, v.Hashed, v.Cached, v.Signer)
+	}
+	if p.ES != nil {
+		verb := "delete"
+		if p.ES.Existing == "close" {
+			verb = "close"
+		}
+		fmt.Fprintf(w, "  elasticsearch: restore %d indices from snapshot %s\n", len(p.ES.Restore), p.ES.Snapshot)
+		list(w, "    "+verb+" first (replaced)", p.ES.Replace)
+		list(w, "    delete (gone from prod)", p.ES.Delete)
+	}
+	if p.MySQL != nil {
+		fmt.Fprintf(w, "  mysql: drop and load databases %s (%d tables, dump %d bytes compressed)\n", strings.Join(p.MySQL.Databases, ", "), p.MySQL.Tables, p.MySQL.DumpBytes)
+	}
+	for _, t := range p.Trees {
+		if t.Skipped != "" {
+			fmt.Fprintf(w, "  files %s: skipped (%s)\n", t.Tree, t.Skipped)
+			continue
+		}
+		fmt.Fprintf(w, "  files %s -> %s: %d added, %d replaced, %d removed, %d unchanged, %d bytes to write\n", t.Tree, t.Dir, t.Added, t.Replaced, t.Removed, t.Unchanged, t.Bytes)
+		if p.DryRun {
+			for i, c := range t.Changes {
+				if i == 50 {
+					fmt.Fprintf(w, "    ... (%d more in --json)\n", len(t.Changes)-50)
+					break
+				}
+				fmt.Fprintf(w, "    %-7s %s\n", c.Op, c.Path)
+			}
+		}
+	}
+	if len(p.Redis) > 0 {
+		fmt.Fprintf(w, "  redis: flush %s\n", strings.Join(p.Redis, ", "))
+	}
+	if len(p.Restart) > 0 {
+		fmt.Fprintf(w, "  restart: %s\n", strings.Join(p.Restart, ", "))
+	}
+	if len(p.Checks) > 0 {
+		fmt.Fprintf(w, "  post-checks: %s\n", strings.Join(p.Checks, "; "))
+	}
+	if len(p.Stages) > 0 {
+		fmt.Fprintln(w, "stages:")
+		for _, s := range p.Stages {
+			d := ""
+			if !s.End.IsZero() {
+				d = s.End.Sub(s.Start).Round(time.Millisecond).String()
+			}
+			msg := s.Detail
+			if s.Error != "" {
+				msg = s.Error
+			}
+			fmt.Fprintf(w, "  %-13s %-8s %8s  %s\n", s.Name, s.Outcome, d, msg)
+		}
+	}
+	for _, r := range p.Restarts {
+		st := "ok"
+		if !r.OK {
+			st = "FAILED: " + r.Error
+		}
+		fmt.Fprintf(w, "  restart %s: %s (%s)\n", r.Node, st, r.Duration.Round(time.Millisecond))
+	}
+	for _, c := range p.PostChecks {
+		st := "ok " + c.Detail
+		if !c.OK {
+			st = "FAILED: " + c.Error
+		}
+		fmt.Fprintf(w, "  check %s: %s\n", c.Name, st)
+	}
+}
+
+func list(w io.Writer, head string, items []string) {
+	if len(items) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s: %s\n", head, strings.Join(items, ", "))
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/alert"
+	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/site"
+	"github.com/squirro-bcp/bcp/internal/sshx"
+)
+
+const program = "restore"
+
+var flags = cli.Flags{Program: program}
+
+// settings is the restore configuration shared by every command: where the
+// channel is, what to trust, and how to reach the standby's stores.
+type settings struct {
+	Channel        string // the channel directory on this site's NFS mount
+	ChannelName    string // expected channel name; read from channel.json when empty
+	Site           string // this site's name: sets must have it as target
+	Source         string // expected source site ("" = not checked)
+	RoleFile       string
+	AllowedSigners string
+	StateDir       string // ledger, verification cache, lock
+	NodeName       string // this node's name, compared with the leader's
+	LeaderURL      string // Squirro cluster service URL naming the leader ("" = this node leads)
+	VerifyWorkers  int
+
+	ESURL            string
+	ESRepository     string
+	ESLocation       string // es/ as the ES nodes see it ("" = <channel>/es)
+	ESDeletePatterns []string
+	ESExisting       string
+	ESGlobalState    bool
+	ESIndexSettings  map[string]any
+	ESTimeout        time.Duration
+
+	MySQLDefaults       string // local option file: checks, and the client when run here
+	MySQLRemoteDefaults string // option file on the leader when the client runs over SSH
+	MySQLClient         string
+	MySQLOverSSH        bool
+
+	SSH sshx.Config // the standby leader
+
+	StorageDir    string
+	ConfigDir     string
+	FilesOverSSH  bool
+	Exclude       []string
+	PreserveOwner bool
+
+	RedisAddr         string
+	RedisPasswordFile string
+	RedisDBs          []int
+
+	RestartCommand string
+	RestartNodes   []string // host[:port], SSH user/key/known_hosts as for the leader
+	RestartTimeout time.Duration
+
+	HealthURLs       []string
+	PostcheckTimeout time.Duration
+
+	Alert alert.Options
+}
+
+func settingsFlags() []ucli.Flag {
+	f := flags
+	fl := []ucli.Flag{
+		f.Path("channel", "", "channel directory on this site's NFS mount, e.g. /mnt/bcp/prod-to-bcp"),
+		f.String("channel-name", "", "expected channel name (default: the channel's channel.json)"),
+		f.String("site", "", "this site's name; only sets whose target is this site are restored (required)"),
+		f.String("source", "", "expected source site of the channel (empty: not checked)"),
+		f.Path("role-file", site.DefaultPath, "site role file (active or standby); restore changes only a standby"),
+		f.Path("allowed-signers", "", "OpenSSH allowed_signers file with the keys that may sign sets (required)"),
+		f.Path("state-dir", "/var/lib/squirro-bcp/restore", "local state: ledger, verification cache, lock"),
+		f.String("node-name", "", "this node's name as the leader URL reports it (default: host name)"),
+		f.String("leader-url", "", "Squirro cluster service URL answering {\"leader\": NAME}; empty: this node is the leader"),
+		f.Int("verify-workers", 0, "parallel hashing workers (0: one per CPU)"),
+
+		f.String("es-url", "", "Elasticsearch URL of the standby"),
+		f.String("es-repository", "", "name to register the channel's es/ under (default: bcp-<channel name>)"),
+		f.Path("es-location", "", "the channel's es/ directory as the standby's Elasticsearch nodes see it (default: <channel>/es)"),
+		f.Strings("es-delete-patterns", nil, "indices on the standby that are gone from the set are deleted when they match one of these patterns"),
+		f.String("es-existing", es.ExistingDelete, "indices being replaced are first: delete or close"),
+		f.Bool("es-global-state", false, "also restore the cluster's global state (templates, persistent settings)"),
+		f.Strings("es-index-settings", nil, "index settings overrides KEY=VALUE, e.g. index.number_of_replicas=0"),
+		f.Duration("es-timeout", time.Hour, "how long to wait for the restored shards"),
+
+		f.Path("mysql-defaults", "", "MySQL option file (user, password, host/port or socket) for the checks and the local client"),
+		f.String("mysql-remote-defaults", "", "option file on the leader, used when the client runs over SSH"),
+		f.String("mysql-client", "mysql", "mysql client program"),
+		f.Bool("mysql-over-ssh", false, "run the mysql client on the leader over SSH"),
+
+		f.String("ssh-host", "", "standby leader host for SSH and SFTP"),
+		f.Int("ssh-port", 22, "SSH port"),
+		f.String("ssh-user", "", "SSH user"),
+		f.Path("ssh-key", "", "SSH private key (empty: ssh-agent)"),
+		f.Path("ssh-known-hosts", "", "known_hosts file with the standby nodes' host keys"),
+
+		f.String("storage-dir", "", "the standby's storage directory (tree \"storage\"); on the leader when --files-over-ssh"),
+		f.String("config-dir", "", "the standby's config directory (tree \"config\"); empty: config is not restored"),
+		f.Bool("files-over-ssh", false, "apply file trees on the leader over SFTP"),
+		f.Strings("exclude", nil, "paths left alone in the trees (pattern with / matches the path, without matches any name)"),
+		f.Bool("preserve-owner", false, "set files' owner and group as in the set (needs root on the target)"),
+
+		f.String("redis-addr", "", "Redis host:port on the standby leader; empty: no flush"),
+		f.Path("redis-password-file", "", "file holding the Redis password"),
+		f.Strings("redis-dbs", nil, "Redis databases to flush (empty: all)"),
+
+		f.String("restart-command", "", "command that restarts Squirro on a node, run over SSH; empty: no restart"),
+		f.Strings("restart-nodes", nil, "standby nodes host[:port] to restart"),
+		f.Duration("restart-timeout", 10*time.Minute, "per-node restart timeout"),
+
+		f.Strings("health-urls", nil, "URLs that must answer 2xx after the restart"),
+		f.Duration("postcheck-timeout", 5*time.Minute, "how long post-checks may take to pass"),
+	}
+	return append(fl, alert.Flags(f)...)
+}
+
+func readSettings(c *ucli.Context) (settings, error) {
+	s := settings{
+		Channel: c.Path("channel"), ChannelName: c.String("channel-name"), Site: c.String("site"),
+		Source: c.String("source"), RoleFile: c.Path("role-file"), AllowedSigners: c.Path("allowed-signers"),
+		StateDir: c.Path("state-dir"), NodeName: c.String("node-name"), LeaderURL: c.String("leader-url"),
+		VerifyWorkers: c.Int("verify-workers"),
+
+		ESURL: c.String("es-url"), ESRepository: c.String("es-repository"), ESLocation: c.Path("es-location"),
+		ESDeletePatterns: c.StringSlice("es-delete-patterns"), ESExisting: c.String("es-existing"),
+		ESGlobalState: c.Bool("es-global-state"), ESTimeout: c.Duration("es-timeout"),
+
+		MySQLDefaults: c.Path("mysql-defaults"), MySQLRemoteDefaults: c.String("mysql-remote-defaults"),
+		MySQLClient: c.String("mysql-client"), MySQLOverSSH: c.Bool("mysql-over-ssh"),
+
+		SSH: sshx.Config{Host: c.String("ssh-host"), Port: c.Int("ssh-port"), User: c.String("ssh-user"),
+			KeyFile: c.Path("ssh-key"), KnownHosts: c.Path("ssh-known-hosts")},
+
+		StorageDir: c.String("storage-dir"), ConfigDir: c.String("config-dir"), FilesOverSSH: c.Bool("files-over-ssh"),
+		Exclude: c.StringSlice("exclude"), PreserveOwner: c.Bool("preserve-owner"),
+
+		RedisAddr: c.String("redis-addr"), RedisPasswordFile: c.Path("redis-password-file"),
+
+		RestartCommand: c.String("restart-command"), RestartNodes: c.StringSlice("restart-nodes"),
+		RestartTimeout: c.Duration("restart-timeout"),
+
+		HealthURLs: c.StringSlice("health-urls"), PostcheckTimeout: c.Duration("postcheck-timeout"),
+		Alert: alert.FromContext(c),
+	}
+	for _, d := range c.StringSlice("redis-dbs") {
+		n, err := strconv.Atoi(strings.TrimSpace(d))
+		if err != nil || n < 0 {
+			return s, cli.Usagef("--redis-dbs: %q is not a database number", d)
+		}
+		s.RedisDBs = append(s.RedisDBs, n)
+	}
+	if kv := c.StringSlice("es-index-settings"); len(kv) > 0 {
+		s.ESIndexSettings = map[string]any{}
+		for _, p := range kv {
+			k, v, ok := strings.Cut(p, "=")
+			if !ok || k == "" {
+				return s, cli.Usagef("--es-index-settings: %q is not KEY=VALUE", p)
+			}
+			var val any
+			if err := json.Unmarshal([]byte(v), &val); err != nil {
+				val = v
+			}
+			s.ESIndexSettings[strings.TrimSpace(k)] = val
+		}
+	}
+	if s.NodeName == "" {
+		s.NodeName, _ = os.Hostname()
+	}
+	return s, nil
+}
+
+// validate checks what every command needs: a channel (or --from), a site
+// name and trusted keys.
+func (s *settings) validate(needChannel bool) error {
+	if needChannel && s.Channel == "" {
+		return cli.Usagef("no channel directory configured (--channel or channel = \"...\" in the config file)")
+	}
+	if s.Site == "" {
+		return cli.Usagef("no site name configured (--site): restore must know which target the sets must name")
+	}
+	if s.AllowedSigners == "" {
+		return cli.Usagef("no allowed_signers file configured (--allowed-signers): without it no set can be trusted")
+	}
+	if s.StateDir == "" {
+		return cli.Usagef("no state directory configured (--state-dir)")
+	}
+	if s.ESExisting != es.ExistingDelete && s.ESExisting != es.ExistingClose {
+		return cli.Usagef("--es-existing %q: want %q or %q", s.ESExisting, es.ExistingDelete, es.ExistingClose)
+	}
+	if s.FilesOverSSH || s.MySQLOverSSH {
+		if s.SSH.Host == "" {
+			return cli.Usagef("--files-over-ssh / --mysql-over-ssh need --ssh-host")
+		}
+	}
+	if s.MySQLOverSSH && s.MySQLRemoteDefaults == "" {
+		return cli.Usagef("--mysql-over-ssh needs --mysql-remote-defaults (the option file on the leader)")
+	}
+	if s.RestartCommand != "" && len(s.RestartNodes) == 0 {
+		return cli.Usagef("--restart-command needs --restart-nodes")
+	}
+	return nil
+}
+
+// stateDir creates and returns the state directory.
+func (s *settings) stateDir() (string, error) {
+	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
+		return "", fmt.Errorf("state directory %s: %w", s.StateDir, err)
+	}
+	return s.StateDir, nil
+}
+
+func (s *settings) cachePath() string { return filepath.Join(s.StateDir, "verify-cache") }
+
+// nodeSSH is the SSH config of a restart node "host[:port]".
+func (s *settings) nodeSSH(node string) sshx.Config {
+	cfg := s.SSH
+	cfg.Host, cfg.Port = node, s.SSH.Port
+	if h, p, ok := strings.Cut(node, ":"); ok && !strings.Contains(p, ":") {
+		if n, err := strconv.Atoi(p); err == nil {
+			cfg.Host, cfg.Port = h, n
+		}
+	}
+	if strings.HasPrefix(node, "[") {
+		if i := strings.Index(node, "]"); i > 0 {
+			cfg.Host = node[1:i]
+			if n, err := strconv.Atoi(strings.TrimPrefix(node[i+1:], ":")); err == nil {
+				cfg.Port = n
+			}
+		}
+	}
+	return cfg
+}

@@ -1,0 +1,699 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/elastic/go-elasticsearch/v7"
+
+	"github.com/squirro-bcp/bcp/internal/alert"
+	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/filetree"
+	"github.com/squirro-bcp/bcp/internal/ledger"
+	"github.com/squirro-bcp/bcp/internal/lock"
+	"github.com/squirro-bcp/bcp/internal/mysqlx"
+	"github.com/squirro-bcp/bcp/internal/postcheck"
+	"github.com/squirro-bcp/bcp/internal/redisx"
+	"github.com/squirro-bcp/bcp/internal/restart"
+	"github.com/squirro-bcp/bcp/internal/site"
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/internal/ui"
+	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/objects"
+	"github.com/squirro-bcp/bcp/manifest/sshsig"
+)
+
+// ErrStageFailed is returned (wrapped, with the stage's own error) when a
+// restore stage failed after verification: the standby may be partly
+// restored; the ledger and the report say which stages ran (exit 1).
+var ErrStageFailed = errors.New("restore stage failed")
+
+// ErrNotLeader: this node is not the standby's leader, so it does not restore.
+var ErrNotLeader = errors.New("this node is not the standby's leader")
+
+// Stage names, in order.
+const (
+	stageES        = "elasticsearch"
+	stageMySQL     = "mysql"
+	stageFiles     = "files"
+	stageRedis     = "redis"
+	stageRestart   = "restart"
+	stagePostcheck = "postcheck"
+)
+
+var stageOrder = []string{stageES, stageMySQL, stageFiles, stageRedis, stageRestart, stagePostcheck}
+
+// restorer carries out restores for one configuration.
+type restorer struct {
+	cfg settings
+	log *slog.Logger
+	rep ui.Reporter
+	now func() time.Time
+}
+
+func newRestorer(cfg settings, log *slog.Logger, rep ui.Reporter) *restorer {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if rep == nil {
+		rep = ui.Nop{}
+	}
+	return &restorer{cfg: cfg, log: log, rep: rep, now: time.Now}
+}
+
+// request is one restore: which set, from where.
+type request struct {
+	SetID      string // "" = newest
+	From       string // "" = the configured channel
+	DryRun     bool
+	AllowOlder bool // restore a set that is not newer than what is live (by hand only)
+}
+
+func (q request) root(cfg settings) string {
+	if q.From != "" {
+		return q.From
+	}
+	return cfg.Channel
+}
+
+// plan is what a restore does; the dry run prints it, a real run returns it
+// with the stages' results.
+type plan struct {
+	Set        string             `json:"set"`
+	Sequence   uint64             `json:"sequence"`
+	Created    time.Time          `json:"created"`
+	From       string             `json:"from"`
+	DryRun     bool               `json:"dry_run"`
+	Verify     *manifest.Report   `json:"verify"`
+	ES         *es.RestorePlan    `json:"elasticsearch,omitempty"`
+	MySQL      *mysqlPlan         `json:"mysql,omitempty"`
+	Trees      []treePlan         `json:"trees,omitempty"`
+	Redis      []string           `json:"redis_flush,omitempty"`
+	Restart    []string           `json:"restart_nodes,omitempty"`
+	Checks     []string           `json:"post_checks,omitempty"`
+	Stages     []ledger.Stage     `json:"stages,omitempty"`
+	Restarts   []restart.Result   `json:"restart_results,omitempty"`
+	PostChecks []postcheck.Result `json:"post_check_results,omitempty"`
+}
+
+type mysqlPlan struct {
+	Databases []string `json:"databases"` // dropped and loaded
+	Tables    int      `json:"tables"`
+	DumpBytes int64    `json:"dump_bytes"`
+}
+
+type treePlan struct {
+	Tree      string            `json:"tree"`
+	Dir       string            `json:"dir"`
+	Skipped   string            `json:"skipped,omitempty"`
+	Added     int64             `json:"added"`
+	Replaced  int64             `json:"replaced"`
+	Removed   int64             `json:"removed"`
+	Unchanged int64             `json:"unchanged"`
+	Bytes     int64             `json:"bytes"`
+	Changes   []filetree.Change `json:"changes,omitempty"`
+}
+
+func (r *restorer) allowedSigners() (*sshsig.AllowedSigners, error) {
+	a, err := sshsig.LoadAllowedSigners(r.cfg.AllowedSigners)
+	if err != nil {
+		return nil, fmt.Errorf("allowed signers %s: %w", r.cfg.AllowedSigners, err)
+	}
+	return a, nil
+}
+
+// expect is the channel identity sets must carry.
+func (r *restorer) expect(root string) manifest.Channel {
+	ch := manifest.Channel{Name: r.cfg.ChannelName, Source: r.cfg.Source, Target: r.cfg.Site}
+	if ch.Name == "" && r.cfg.Channel != "" {
+		if c, err := manifest.ReadChannel(r.cfg.Channel); err == nil {
+			ch.Name = c.Name
+		}
+	}
+	if ch.Name == "" {
+		if c, err := manifest.ReadChannel(root); err == nil {
+			ch.Name = c.Name
+		}
+	}
+	return ch
+}
+
+// openLedger opens the ledger in the state directory.
+func (r *restorer) openLedger() (*ledger.Ledger, error) {
+	dir, err := r.cfg.stateDir()
+	if err != nil {
+		return nil, err
+	}
+	return ledger.Open(dir)
+}
+
+// live returns the live record for the channel (zero Record if none).
+func (r *restorer) live(l *ledger.Ledger, channel string) (ledger.Record, error) {
+	recs, err := l.Records()
+	if err != nil {
+		return ledger.Record{}, err
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Outcome == ledger.OK && (channel == "" || recs[i].Channel == channel) {
+			return recs[i], nil
+		}
+	}
+	return ledger.Record{}, nil
+}
+
+// verify runs full verification of one set.
+func (r *restorer) verify(ctx context.Context, root, setID string, after uint64) (*manifest.Report, error) {
+	as, err := r.allowedSigners()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.cfg.stateDir(); err != nil {
+		return nil, err
+	}
+	return manifest.Verify(ctx, manifest.VerifyOptions{
+		Root: root, SetID: setID, Expect: r.expect(root), AllowedSigners: as, After: after,
+		Cache: r.cfg.cachePath(), Workers: r.cfg.VerifyWorkers, Progress: &verifyProgress{rep: r.rep},
+	})
+}
+
+// verifyProgress feeds manifest verification progress to the UI.
+type verifyProgress struct{ rep ui.Reporter }
+
+func (v *verifyProgress) Phase(name string, files, bytes int64) {
+	if name == "hashing" {
+		v.rep.Begin("verify: hashing", bytes, "bytes")
+		return
+	}
+	v.rep.Begin("verify: "+name, files, "files")
+}
+
+func (v *verifyProgress) Done(files, bytes int64) { v.rep.Add(bytes) }
+
+// checkRole refuses unless this site is a standby.
+func (r *restorer) checkRole() error {
+	return site.Require(r.cfg.RoleFile, site.Standby, "restore")
+}
+
+// isLeader asks the leader URL whether this node leads the standby.
+func (r *restorer) isLeader(ctx context.Context) (bool, string, error) {
+	if r.cfg.LeaderURL == "" {
+		return true, r.cfg.NodeName, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.LeaderURL, nil)
+	if err != nil {
+		return false, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, "", fmt.Errorf("leader URL %s: %w", r.cfg.LeaderURL, err)
+	}
+	defer resp.Body.Close()
+	var v struct {
+		Leader string `json:"leader"`
+	}
+	if resp.StatusCode/100 != 2 {
+		return false, "", fmt.Errorf("leader URL %s: %s", r.cfg.LeaderURL, resp.Status)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&v); err != nil || v.Leader == "" {
+		return false, "", fmt.Errorf("leader URL %s: answer has no \"leader\": %v", r.cfg.LeaderURL, err)
+	}
+	return v.Leader == r.cfg.NodeName, v.Leader, nil
+}
+
+// run restores one set: role check, lock, full verification, then stages
+// 6-11, recording everything in the ledger. With DryRun it verifies and
+// returns the plan without changing anything (Elasticsearch gets the
+// channel's repository registered read-only, to check the snapshot).
+func (r *restorer) run(ctx context.Context, q request) (*plan, error) {
+	if err := r.checkRole(); err != nil {
+		return nil, err
+	}
+	dir, err := r.cfg.stateDir()
+	if err != nil {
+		return nil, err
+	}
+	lk, err := lock.Acquire(dir, "restore", program)
+	if err != nil {
+		return nil, err
+	}
+	defer lk.Release()
+	l, err := r.openLedger()
+	if err != nil {
+		return nil, err
+	}
+	root := q.root(r.cfg)
+	exp := r.expect(root)
+	live, err := r.live(l, exp.Name)
+	if err != nil {
+		return nil, err
+	}
+	after := live.Sequence
+	if q.AllowOlder {
+		after = 0
+	}
+	r.log.Info("verifying", "channel", root, "set", orNewest(q.SetID), "live", live.Set)
+	rep, err := r.verify(ctx, root, q.SetID, after)
+	r.rep.End()
+	if err != nil {
+		if errors.Is(err, manifest.ErrStale) {
+			err = fmt.Errorf("%w (live is %s, sequence %d; to go back to an older set by hand, add --allow-older)", err, live.Set, live.Sequence)
+		}
+		return &plan{Verify: rep, From: root, DryRun: q.DryRun}, err
+	}
+	m := rep.Manifest
+	p := &plan{Set: rep.SetID, Sequence: rep.Sequence, Created: m.Created, From: root, DryRun: q.DryRun, Verify: rep}
+	r.log.Info("set verified", "set", rep.SetID, "files", rep.Files, "bytes", rep.Bytes, "hashed", rep.Hashed, "cached", rep.Cached, "signer", rep.Signer)
+	if err := r.prepare(ctx, root, m, p, q.DryRun); err != nil {
+		return p, err
+	}
+	if q.DryRun {
+		return p, nil
+	}
+
+	run, err := l.Begin(ledger.Record{Set: rep.SetID, Sequence: rep.Sequence, Created: m.Created, Channel: m.Channel.Name, From: root})
+	if err != nil {
+		return p, err
+	}
+	pins := manifest.Layout{Root: r.cfg.Channel}.PinsDir()
+	r.setPins(pins, map[string]string{rep.SetID: "restoring", live.Set: "live"})
+	err = r.stages(ctx, root, m, p, run)
+	if ferr := run.Finish(err); ferr != nil {
+		r.log.Error("ledger", "err", ferr)
+	}
+	p.Stages = run.Record().Stages
+	if err != nil {
+		r.setPins(pins, map[string]string{live.Set: "live"})
+		r.alert(ctx, err, p)
+		return p, err
+	}
+	r.setPins(pins, map[string]string{rep.SetID: "live"})
+	r.log.Info("restore complete", "set", rep.SetID, "sequence", rep.Sequence)
+	return p, nil
+}
+
+func orNewest(id string) string {
+	if id == "" {
+		return "newest"
+	}
+	return id
+}
+
+func (r *restorer) setPins(dir string, keep map[string]string) {
+	if r.cfg.Channel == "" {
+		return
+	}
+	if err := ledger.SetPins(dir, keep); err != nil {
+		r.log.Warn("could not update pins; movers might prune a set in use", "dir", dir, "err", err)
+	}
+}
+
+func (r *restorer) alert(ctx context.Context, err error, p *plan) {
+	if !r.cfg.Alert.Enabled() {
+		return
+	}
+	host, _ := os.Hostname()
+	var b strings.Builder
+	for _, s := range p.Stages {
+		fmt.Fprintf(&b, "%-13s %-8s %s %s\n", s.Name, s.Outcome, s.Detail, s.Error)
+	}
+	a := alert.Alert{Program: program, Command: "run", Host: host, Time: time.Now().UTC(), ExitCode: exitCode(err),
+		Summary: fmt.Sprintf("restore of set %s into %s failed: %v", p.Set, r.cfg.Site, err), Detail: b.String()}
+	if aerr := alert.Send(ctx, r.cfg.Alert, a); aerr != nil {
+		r.log.Error("alert not delivered", "err", aerr)
+	}
+}
+
+func (r *restorer) esClient() (*elasticsearch.Client, error) {
+	if r.cfg.ESURL == "" {
+		return nil, fmt.Errorf("the set has an Elasticsearch snapshot but no --es-url is configured")
+	}
+	return elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{r.cfg.ESURL}})
+}
+
+func (r *restorer) esOptions(root string, m *manifest.Manifest, dry bool) es.RestoreOptions {
+	repo := r.cfg.ESRepository
+	if repo == "" {
+		repo = "bcp-" + m.Channel.Name
+	}
+	loc := r.cfg.ESLocation
+	if loc == "" || root != r.cfg.Channel {
+		loc = filepath.Join(root, manifest.ESDirName)
+	}
+	return es.RestoreOptions{
+		Repository: repo, Location: loc, Snapshot: m.Elasticsearch.Snapshot, UUID: m.Elasticsearch.UUID,
+		Indices: m.Elasticsearch.Indices, DeletePatterns: r.cfg.ESDeletePatterns, Existing: r.cfg.ESExisting,
+		IncludeGlobalState: r.cfg.ESGlobalState, IndexSettings: r.cfg.ESIndexSettings, WaitTimeout: r.cfg.ESTimeout,
+		DryRun: dry, Progress: &esProgress{log: r.log, rep: r.rep},
+	}
+}
+
+type esProgress struct {
+	log   *slog.Logger
+	rep   ui.Reporter
+	total int
+	last  int
+}
+
+func (e *esProgress) RestoreStep(msg string) { e.log.Info("elasticsearch: " + msg) }
+
+func (e *esProgress) RestoreShards(started, total int) {
+	if total != e.total {
+		e.rep.Begin("elasticsearch: restored primary shards", int64(total), "shards")
+		e.total, e.last = total, 0
+	}
+	e.rep.Add(int64(started - e.last))
+	e.last = started
+}
+
+// prepare fills the plan with everything that can be known before changing
+// anything, and checks what must hold before stage 6 starts: the snapshot
+// is in the repository, the tree targets are configured.
+func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifest, p *plan, dry bool) error {
+	if m.Elasticsearch != nil {
+		c, err := r.esClient()
+		if err != nil {
+			return err
+		}
+		ep, err := es.PlanRestore(ctx, c, r.esOptions(root, m, true))
+		if err != nil {
+			return err
+		}
+		p.ES = ep
+	}
+	if m.MySQL != nil {
+		if r.cfg.MySQLDefaults == "" {
+			return fmt.Errorf("the set has a MySQL dump but no --mysql-defaults option file is configured")
+		}
+		p.MySQL = &mysqlPlan{Databases: m.MySQL.Databases, Tables: len(m.MySQL.Tables), DumpBytes: m.MySQL.Object.Size}
+	}
+	for _, t := range m.Trees {
+		tp := treePlan{Tree: t.Name, Dir: r.treeDir(t.Name)}
+		if tp.Dir == "" {
+			tp.Skipped = "no target directory configured for this tree"
+		} else if dry {
+			st, err := r.applyTree(ctx, root, t, tp.Dir, true)
+			if err != nil {
+				return err
+			}
+			tp.fill(st)
+		}
+		p.Trees = append(p.Trees, tp)
+	}
+	if r.cfg.RedisAddr != "" {
+		p.Redis = []string{"all"}
+		if len(r.cfg.RedisDBs) > 0 {
+			p.Redis = nil
+			for _, d := range r.cfg.RedisDBs {
+				p.Redis = append(p.Redis, fmt.Sprint(d))
+			}
+		}
+	}
+	if r.cfg.RestartCommand != "" {
+		p.Restart = r.cfg.RestartNodes
+	}
+	p.Checks = append(p.Checks, r.cfg.HealthURLs...)
+	if r.cfg.ESURL != "" {
+		p.Checks = append(p.Checks, "elasticsearch >= yellow")
+	}
+	if r.cfg.MySQLDefaults != "" {
+		p.Checks = append(p.Checks, "mysql answers")
+	}
+	return nil
+}
+
+func (tp *treePlan) fill(st filetree.ApplyStats) {
+	tp.Added, tp.Replaced, tp.Removed, tp.Unchanged, tp.Bytes = st.Added, st.Replaced, st.Removed, st.Unchanged, st.Bytes
+	tp.Changes = st.Changes
+}
+
+func (r *restorer) treeDir(name string) string {
+	switch name {
+	case "storage":
+		return r.cfg.StorageDir
+	case "config":
+		return r.cfg.ConfigDir
+	}
+	return ""
+}
+
+// stages runs 6-11 in order; the first failure stops the rest (marked skipped).
+func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest, p *plan, run *ledger.Run) error {
+	store := objects.New(manifest.Layout{Root: root}.ObjectsDir())
+	steps := map[string]func() (string, error){
+		stageES: func() (string, error) {
+			if m.Elasticsearch == nil {
+				return "", errSkip("the set has no Elasticsearch snapshot")
+			}
+			c, err := r.esClient()
+			if err != nil {
+				return "", err
+			}
+			ep, err := es.RestoreSnapshot(ctx, c, r.esOptions(root, m, false))
+			if ep != nil {
+				p.ES = ep
+			}
+			r.rep.End()
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%d indices (%d primary shards) restored, %d replaced, %d deleted", len(ep.Restore), ep.Shards, len(ep.Replace), len(ep.Delete)), nil
+		},
+		stageMySQL: func() (string, error) {
+			if m.MySQL == nil {
+				return "", errSkip("the set has no MySQL dump")
+			}
+			return r.restoreMySQL(ctx, store, m.MySQL)
+		},
+		stageFiles: func() (string, error) {
+			if len(m.Trees) == 0 {
+				return "", errSkip("the set has no file trees")
+			}
+			var parts []string
+			p.Trees = nil
+			for _, t := range m.Trees {
+				tp := treePlan{Tree: t.Name, Dir: r.treeDir(t.Name)}
+				if tp.Dir == "" {
+					tp.Skipped = "no target directory configured for this tree"
+					p.Trees = append(p.Trees, tp)
+					parts = append(parts, t.Name+": not configured, left alone")
+					continue
+				}
+				st, err := r.applyTree(ctx, root, t, tp.Dir, false)
+				tp.fill(st)
+				p.Trees = append(p.Trees, tp)
+				if err != nil {
+					return strings.Join(parts, "; "), fmt.Errorf("tree %s into %s: %w", t.Name, tp.Dir, err)
+				}
+				parts = append(parts, fmt.Sprintf("%s: %d added, %d replaced, %d removed, %d unchanged", t.Name, st.Added, st.Replaced, st.Removed, st.Unchanged))
+			}
+			return strings.Join(parts, "; "), nil
+		},
+		stageRedis: func() (string, error) {
+			if r.cfg.RedisAddr == "" {
+				return "", errSkip("no Redis configured")
+			}
+			dbs, err := redisx.Flush(ctx, redisx.Options{Addr: r.cfg.RedisAddr, PasswordFile: r.cfg.RedisPasswordFile, DBs: r.cfg.RedisDBs})
+			return "flushed " + strings.Join(dbs, ","), err
+		},
+		stageRestart: func() (string, error) {
+			if r.cfg.RestartCommand == "" {
+				return "", errSkip("no restart command configured")
+			}
+			var nodes []restart.Node
+			for _, n := range r.cfg.RestartNodes {
+				nodes = append(nodes, restart.Node{Name: n, SSH: r.cfg.nodeSSH(n)})
+			}
+			res, err := restart.Run(ctx, restart.Options{Nodes: nodes, Command: r.cfg.RestartCommand, Timeout: r.cfg.RestartTimeout})
+			p.Restarts = res
+			ok := 0
+			for _, x := range res {
+				if x.OK {
+					ok++
+				}
+			}
+			return fmt.Sprintf("%d of %d nodes restarted", ok, len(res)), err
+		},
+		stagePostcheck: func() (string, error) {
+			opts := postcheck.Options{URLs: r.cfg.HealthURLs, Timeout: r.cfg.PostcheckTimeout}
+			if r.cfg.ESURL != "" {
+				c, err := r.esClient()
+				if err != nil {
+					return "", err
+				}
+				opts.ES = c
+			}
+			if r.cfg.MySQLDefaults != "" {
+				dsn, err := mysqlx.OptionFileDSN(r.cfg.MySQLDefaults)
+				if err != nil {
+					return "", err
+				}
+				opts.MySQLDSN = dsn
+			}
+			if len(opts.URLs) == 0 && opts.ES == nil && opts.MySQLDSN == "" {
+				return "", errSkip("nothing to check configured")
+			}
+			res, err := postcheck.Run(ctx, opts)
+			p.PostChecks = res
+			return fmt.Sprintf("%d checks", len(res)), err
+		},
+	}
+	for i, name := range stageOrder {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start := time.Now()
+		_ = run.StageStart(name)
+		r.log.Info("stage start", "stage", name)
+		detail, err := steps[name]()
+		var skip skipError
+		if errors.As(err, &skip) {
+			r.markSkipped(run, name, string(skip))
+			continue
+		}
+		if lerr := run.StageEnd(name, detail, err); lerr != nil {
+			r.log.Error("ledger", "err", lerr)
+		}
+		if err != nil {
+			r.log.Error("stage failed", "stage", name, "err", err)
+			for _, rest := range stageOrder[i+1:] {
+				_ = run.StageSkipped(rest, "not run: stage "+name+" failed")
+			}
+			return fmt.Errorf("%w: %s: %w; restored before it: %s; not restored: %s; run restore again to start over",
+				ErrStageFailed, name, err, strings.Join(stageOrder[:i], ", "), strings.Join(stageOrder[i:], ", "))
+		}
+		r.log.Info("stage done", "stage", name, "took", time.Since(start).Round(time.Millisecond).String(), "detail", detail)
+	}
+	return nil
+}
+
+// markSkipped turns the running stage record into a skipped one.
+func (r *restorer) markSkipped(run *ledger.Run, name, why string) {
+	if err := run.StageSkipped(name, why); err != nil {
+		r.log.Error("ledger", "err", err)
+	}
+	r.log.Info("stage skipped", "stage", name, "why", why)
+}
+
+type skipError string
+
+func (s skipError) Error() string { return string(s) }
+
+func errSkip(why string) error { return skipError(why) }
+
+func (r *restorer) restoreMySQL(ctx context.Context, store *objects.Store, d *manifest.MySQLDump) (string, error) {
+	f, err := store.Open(d.Object.SHA256)
+	if err != nil {
+		return "", fmt.Errorf("open dump object: %w", err)
+	}
+	defer f.Close()
+	opts := mysqlx.LoadOptions{Dump: f, Compression: d.Compression, Databases: d.Databases, Client: r.cfg.MySQLClient, DefaultsFile: r.cfg.MySQLDefaults}
+	if r.cfg.MySQLOverSSH {
+		c, err := sshx.Dial(ctx, r.cfg.SSH)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		opts.SSH, opts.DefaultsFile = c, r.cfg.MySQLRemoteDefaults
+	}
+	st, err := mysqlx.Load(ctx, opts)
+	if err != nil {
+		return "", err
+	}
+	dsn, err := mysqlx.OptionFileDSN(r.cfg.MySQLDefaults)
+	if err != nil {
+		return "", err
+	}
+	db, err := openDB(dsn)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	if err := mysqlx.CheckRowCounts(ctx, db, d.Tables); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d databases, %d tables, %d SQL bytes; row counts match", len(d.Databases), len(d.Tables), st.Bytes), nil
+}
+
+// applyTree brings dir to tree t of the set, locally or over SFTP.
+func (r *restorer) applyTree(ctx context.Context, root string, t manifest.Tree, dir string, dry bool) (filetree.ApplyStats, error) {
+	store := objects.New(manifest.Layout{Root: root}.ObjectsDir())
+	var target filetree.Target
+	if r.cfg.FilesOverSSH {
+		c, err := sshx.Dial(ctx, r.cfg.SSH)
+		if err != nil {
+			return filetree.ApplyStats{}, err
+		}
+		defer c.Close()
+		sc, err := c.SFTP()
+		if err != nil {
+			return filetree.ApplyStats{}, err
+		}
+		defer sc.Close()
+		target = filetree.NewSFTPTarget(sc, dir)
+	} else {
+		if dry {
+			if _, err := os.Stat(dir); err != nil {
+				// nothing there yet: every entry would be added
+				return r.dryRunEmpty(store, t)
+			}
+		}
+		lt, err := filetree.NewLocalTarget(dir)
+		if err != nil {
+			return filetree.ApplyStats{}, err
+		}
+		defer lt.Close()
+		target = lt
+	}
+	r.rep.Begin("files: "+t.Name, t.Files, "files")
+	defer r.rep.End()
+	return filetree.Apply(ctx, filetree.ApplyOptions{
+		Target: target, Objects: storeObjects{store}, Exclude: r.cfg.Exclude, Owner: r.cfg.PreserveOwner, DryRun: dry,
+		Entries: func(fn func(manifest.Entry) error) error {
+			f, err := store.Open(t.List.SHA256)
+			if err != nil {
+				return fmt.Errorf("open file list of tree %s: %w", t.Name, err)
+			}
+			defer f.Close()
+			return manifest.ReadEntries(f, fn)
+		},
+		Progress: treeProgress{r.rep},
+	})
+}
+
+func (r *restorer) dryRunEmpty(store *objects.Store, t manifest.Tree) (filetree.ApplyStats, error) {
+	var st filetree.ApplyStats
+	f, err := store.Open(t.List.SHA256)
+	if err != nil {
+		return st, err
+	}
+	defer f.Close()
+	err = manifest.ReadEntries(f, func(e manifest.Entry) error {
+		st.Added++
+		st.Bytes += e.Size
+		if len(st.Changes) < 1000 {
+			st.Changes = append(st.Changes, filetree.Change{Op: filetree.OpAdd, Path: e.Path, Type: e.Type, Bytes: e.Size})
+		}
+		return nil
+	})
+	return st, err
+}
+
+type treeProgress struct{ rep ui.Reporter }
+
+func (t treeProgress) Applied(filetree.Change) { t.rep.Add(1) }
+
+// storeObjects adapts the object store to filetree.Objects.
+type storeObjects struct{ s *objects.Store }
+
+func (o storeObjects) Open(sha string) (io.ReadCloser, error) { return o.s.Open(sha) }
