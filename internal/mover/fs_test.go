@@ -12,6 +12,7 @@ import (
 	"sort"
 	"testing"
 
+	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 )
 
@@ -101,7 +102,7 @@ func TestFS(t *testing.T) {
 				if err := f.MkdirAll(ctx, "a/b"); err != nil {
 					t.Fatal(err)
 				}
-				big := content("big", 2<<20+5)
+				big := movertest.Content("big", 2<<20+5)
 				write(t, f, "a/b/.tmp-transfer-x", big)
 				if err := f.Rename(ctx, "a/b/.tmp-transfer-x", "a/b/x"); err != nil {
 					t.Fatal(err)
@@ -195,12 +196,12 @@ func TestCopyFile(t *testing.T) {
 				t.Run(dir.name, func(t *testing.T) {
 					c := &copier{src: dir.src, dst: dir.dst, progress: nopProgress{}}
 					for _, n := range names {
-						data := content(n, sizes[n])
+						data := movertest.Content(n, sizes[n])
 						name := dir.name + "-" + n
 						if err := os.WriteFile(filepath.Join(dir.srcDir, name), data, 0o640); err != nil {
 							t.Fatal(err)
 						}
-						if err := c.copyFile(ctx, name, int64(len(data)), sum(data)); err != nil {
+						if err := c.copyFile(ctx, name, int64(len(data)), movertest.Sum(data)); err != nil {
 							t.Fatalf("%s: %v", n, err)
 						}
 						if got := read(t, dir.dst, name); !bytes.Equal(got, data) {
@@ -209,7 +210,7 @@ func TestCopyFile(t *testing.T) {
 						// A wrong hash is refused and nothing appears.
 						bad := dir.name + "-bad-" + n
 						os.WriteFile(filepath.Join(dir.srcDir, bad), data, 0o640)
-						err := c.copyFile(ctx, bad, int64(len(data)), sum([]byte("other")))
+						err := c.copyFile(ctx, bad, int64(len(data)), movertest.Sum([]byte("other")))
 						if !errors.Is(err, ErrCorrupt) {
 							t.Fatalf("%s with a wrong hash: %v, want ErrCorrupt", n, err)
 						}

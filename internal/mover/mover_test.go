@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
@@ -35,8 +36,8 @@ func directions() []direction {
 	}
 }
 
-func (c *channel) opts(src, dst FS) Options {
-	return Options{Src: src, Dst: dst, VerifySignature: c.verifier(), Workers: 4}
+func opts(c *movertest.Channel, src, dst FS) Options {
+	return Options{Src: src, Dst: dst, VerifySignature: SignatureVerifier(c.AllowedSigners()), Workers: 4}
 }
 
 func run(t *testing.T, o Options) *Result {
@@ -50,13 +51,13 @@ func run(t *testing.T, o Options) *Result {
 
 // verifyDst checks the destination with the manifest package's own
 // verification (every file hashed), as restore will.
-func verifyDst(t *testing.T, c *channel, dir, id string) {
+func verifyDst(t *testing.T, c *movertest.Channel, dir, id string) {
 	t.Helper()
-	a, err := sshsig.LoadAllowedSigners(c.allowed)
+	a, err := sshsig.LoadAllowedSigners(c.Allowed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := manifest.Verify(context.Background(), manifest.VerifyOptions{Root: dir, SetID: id, AllowedSigners: a, Expect: c.ch})
+	rep, err := manifest.Verify(context.Background(), manifest.VerifyOptions{Root: dir, SetID: id, AllowedSigners: a, Expect: c.Ch})
 	if err != nil {
 		t.Fatalf("verify %s at destination: %v", id, err)
 	}
@@ -74,11 +75,11 @@ func TestRunCopiesAndResumes(t *testing.T) {
 	for _, d := range directions() {
 		t.Run(d.name, func(t *testing.T) {
 			srcDir, dstDir := t.TempDir(), t.TempDir()
-			c := newChannel(t, srcDir)
-			c.publish(smallSpec("a", 5))
-			id2 := c.publish(smallSpec("b", 5))
+			c := movertest.New(t, srcDir)
+			c.Publish(movertest.Small("a", 5))
+			id2 := c.Publish(movertest.Small("b", 5))
 			src, dst := d.ends(t, srcDir, dstDir)
-			o := c.opts(src, dst)
+			o := opts(c, src, dst)
 			res := run(t, o)
 			if res.Set != id2 || res.Copied != res.Files || res.Copied == 0 {
 				t.Fatalf("first copy: %+v, want all of %s copied", res, id2)
@@ -116,16 +117,16 @@ func TestIncompleteSourceSetNeverForwarded(t *testing.T) {
 	for _, d := range directions() {
 		t.Run(d.name, func(t *testing.T) {
 			srcDir, dstDir := t.TempDir(), t.TempDir()
-			c := newChannel(t, srcDir)
-			id1 := c.publish(smallSpec("a", 3))
-			id2 := c.publish(smallSpec("b", 3))
+			c := movertest.New(t, srcDir)
+			id1 := c.Publish(movertest.Small("a", 3))
+			id2 := c.Publish(movertest.Small("b", 3))
 			// set 2 lost a data blob at the source (a mover upstream is still
 			// copying, or it was damaged)
 			if err := os.Remove(filepath.Join(srcDir, "es", "indices", "idx-b", "0", "__1")); err != nil {
 				t.Fatal(err)
 			}
 			src, dst := d.ends(t, srcDir, dstDir)
-			res := run(t, c.opts(src, dst))
+			res := run(t, opts(c, src, dst))
 			if res.Set != id1 || len(res.Skipped) != 1 || res.Skipped[0].Set != id2 {
 				t.Fatalf("got %+v, want %s copied and %s skipped", res, id1, id2)
 			}
@@ -142,10 +143,10 @@ func TestIncompleteSourceSetNeverForwarded(t *testing.T) {
 
 func TestNoCompleteSet(t *testing.T) {
 	srcDir, dstDir := t.TempDir(), t.TempDir()
-	c := newChannel(t, srcDir)
-	id := c.publish(smallSpec("a", 3))
+	c := movertest.New(t, srcDir)
+	id := c.Publish(movertest.Small("a", 3))
 	os.Remove(manifest.Layout{Root: srcDir}.SignaturePath(id)) // not signed yet
-	_, err := Run(context.Background(), c.opts(NewLocal(srcDir), NewLocal(dstDir)))
+	_, err := Run(context.Background(), opts(c, NewLocal(srcDir), NewLocal(dstDir)))
 	if !errors.Is(err, ErrSourceIncomplete) {
 		t.Fatalf("Run = %v, want ErrSourceIncomplete", err)
 	}
@@ -156,11 +157,11 @@ func TestNoCompleteSet(t *testing.T) {
 
 func TestUntrustedSignatureNotForwarded(t *testing.T) {
 	srcDir, dstDir := t.TempDir(), t.TempDir()
-	c := newChannel(t, srcDir)
-	c.publish(smallSpec("a", 2))
-	other := newChannel(t, t.TempDir()) // another key
-	o := c.opts(NewLocal(srcDir), NewLocal(dstDir))
-	o.VerifySignature = other.verifier()
+	c := movertest.New(t, srcDir)
+	c.Publish(movertest.Small("a", 2))
+	other := movertest.New(t, t.TempDir()) // another key
+	o := opts(c, NewLocal(srcDir), NewLocal(dstDir))
+	o.VerifySignature = SignatureVerifier(other.AllowedSigners())
 	res, err := Run(context.Background(), o)
 	if !errors.Is(err, ErrSourceIncomplete) || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Reason, "not authentic") {
 		t.Fatalf("Run = %+v, %v; want the set skipped as not authentic", res, err)
@@ -171,10 +172,10 @@ func TestCorruptDestinationFileReplaced(t *testing.T) {
 	for _, d := range directions() {
 		t.Run(d.name, func(t *testing.T) {
 			srcDir, dstDir := t.TempDir(), t.TempDir()
-			c := newChannel(t, srcDir)
-			c.publish(smallSpec("a", 3))
+			c := movertest.New(t, srcDir)
+			c.Publish(movertest.Small("a", 3))
 			src, dst := d.ends(t, srcDir, dstDir)
-			o := c.opts(src, dst)
+			o := opts(c, src, dst)
 			o.Checked, _ = OpenChecked(filepath.Join(t.TempDir(), "checked"))
 			id := run(t, o).Set
 			// Damage an object in place, same size, and give it back its old
@@ -184,7 +185,7 @@ func TestCorruptDestinationFileReplaced(t *testing.T) {
 			fi, _ := os.Stat(big)
 			damage(t, big)
 			os.Chtimes(big, fi.ModTime(), fi.ModTime())
-			obj := filepath.Join(dstDir, manifest.ObjectRel(sum(content("atree0", 100))))
+			obj := filepath.Join(dstDir, manifest.ObjectRel(movertest.Sum(movertest.Content("atree0", 100))))
 			damage(t, obj)
 			// (SFTP shows times in whole seconds: make the change visible
 			// as a later write would be)
@@ -217,12 +218,12 @@ func damage(t *testing.T, path string) {
 
 func TestSourceMovedOnIndexLatest(t *testing.T) {
 	srcDir, dstDir := t.TempDir(), t.TempDir()
-	c := newChannel(t, srcDir)
-	id := c.publish(smallSpec("a", 2))
+	c := movertest.New(t, srcDir)
+	id := c.Publish(movertest.Small("a", 2))
 	// Elasticsearch already wrote a newer generation that no set names yet.
 	os.WriteFile(filepath.Join(srcDir, "es", "index-2"), []byte("{}"), 0o640)
 	os.WriteFile(filepath.Join(srcDir, "es", "index.latest"), []byte{0, 0, 0, 0, 0, 0, 0, 2}, 0o640)
-	run(t, c.opts(NewLocal(srcDir), NewLocal(dstDir)))
+	run(t, opts(c, NewLocal(srcDir), NewLocal(dstDir)))
 	verifyDst(t, c, dstDir, id)
 	if _, err := os.Stat(filepath.Join(dstDir, "es", "index-2")); err == nil {
 		t.Fatal("a repository generation no set names was copied")
@@ -233,11 +234,11 @@ func TestPruneMirrorsAndKeepsPinned(t *testing.T) {
 	for _, pinned := range []bool{false, true} {
 		t.Run("pinned="+strconv.FormatBool(pinned), func(t *testing.T) {
 			srcDir, dstDir := t.TempDir(), t.TempDir()
-			c := newChannel(t, srcDir)
-			id1 := c.publish(smallSpec("a", 3))
-			o := c.opts(NewLocal(srcDir), NewLocal(dstDir))
+			c := movertest.New(t, srcDir)
+			id1 := c.Publish(movertest.Small("a", 3))
+			o := opts(c, NewLocal(srcDir), NewLocal(dstDir))
 			run(t, o)
-			id2 := c.publish(smallSpec("b", 3))
+			id2 := c.Publish(movertest.Small("b", 3))
 			run(t, o)
 			if !signed(dstDir, id1) || !signed(dstDir, id2) {
 				t.Fatal("destination should hold both sets while the source does")
@@ -247,12 +248,12 @@ func TestPruneMirrorsAndKeepsPinned(t *testing.T) {
 				os.WriteFile(filepath.Join(dstDir, "pins", id1), []byte(`{"reason":"live"}`), 0o640)
 			}
 			// Retention at the source: set 1 and what only it needed.
-			uniq := filepath.Join(srcDir, manifest.ObjectRel(sum(content("atree0", 100))))
+			uniq := filepath.Join(srcDir, manifest.ObjectRel(movertest.Sum(movertest.Content("atree0", 100))))
 			os.RemoveAll(filepath.Join(srcDir, "sets", id1))
 			os.Remove(uniq)
 			os.RemoveAll(filepath.Join(srcDir, "es", "indices", "idx-a"))
 			res := run(t, o)
-			_, objErr := os.Stat(filepath.Join(dstDir, manifest.ObjectRel(sum(content("atree0", 100)))))
+			_, objErr := os.Stat(filepath.Join(dstDir, manifest.ObjectRel(movertest.Sum(movertest.Content("atree0", 100)))))
 			_, idxErr := os.Stat(filepath.Join(dstDir, "es", "indices", "idx-a"))
 			if pinned {
 				// (manifest.Verify of an older set fails on index.latest,
@@ -277,12 +278,12 @@ func TestPermissionDeniedAtDestination(t *testing.T) {
 		}
 		t.Run(d.name, func(t *testing.T) {
 			srcDir, dstDir := t.TempDir(), t.TempDir()
-			c := newChannel(t, srcDir)
-			c.publish(smallSpec("a", 2))
+			c := movertest.New(t, srcDir)
+			c.Publish(movertest.Small("a", 2))
 			os.MkdirAll(filepath.Join(dstDir, "objects"), 0o750)
 			immutable(t, filepath.Join(dstDir, "objects"))
 			src, dst := d.ends(t, srcDir, dstDir)
-			_, err := Run(context.Background(), c.opts(src, dst))
+			_, err := Run(context.Background(), opts(c, src, dst))
 			if !errors.Is(err, fs.ErrPermission) || !strings.Contains(err.Error(), "objects") {
 				t.Fatalf("Run = %v, want a permission error naming objects/", err)
 			}
@@ -341,8 +342,8 @@ func TestDestinationDiskFull(t *testing.T) {
 		}
 		t.Run(d.name, func(t *testing.T) {
 			srcDir := t.TempDir()
-			c := newChannel(t, srcDir)
-			id := c.publish(smallSpec("a", 3)) // about 3.2 MB
+			c := movertest.New(t, srcDir)
+			id := c.Publish(movertest.Small("a", 3)) // about 3.2 MB
 			dstDir, mounted := tmpfs(t, "1m")
 			if !mounted {
 				dstDir = t.TempDir()
@@ -353,7 +354,7 @@ func TestDestinationDiskFull(t *testing.T) {
 				f.left.Store(1 << 20)
 				dst = f
 			}
-			_, err := Run(context.Background(), c.opts(src, dst))
+			_, err := Run(context.Background(), opts(c, src, dst))
 			if err == nil {
 				t.Fatal("copy onto a full destination succeeded")
 			}
@@ -366,7 +367,7 @@ func TestDestinationDiskFull(t *testing.T) {
 				t.Fatalf("%v: %s", err, out)
 			}
 			src, dst = d.ends(t, srcDir, bigger)
-			run(t, c.opts(src, dst))
+			run(t, opts(c, src, dst))
 			verifyDst(t, c, bigger, id)
 		})
 	}
@@ -417,15 +418,15 @@ func killChildren(pid int) {
 
 func TestSSHDKilledMidTransfer(t *testing.T) {
 	srcDir, dstDir := t.TempDir(), t.TempDir()
-	c := newChannel(t, srcDir)
-	spec := smallSpec("a", 20)
+	c := movertest.New(t, srcDir)
+	spec := movertest.Small("a", 20)
 	for i := 0; i < 4; i++ {
-		spec.tree["more/"+strconv.Itoa(i)] = content("more"+strconv.Itoa(i), 4<<20)
+		spec.Tree["more/"+strconv.Itoa(i)] = movertest.Content("more"+strconv.Itoa(i), 4<<20)
 	}
-	id := c.publish(spec)
+	id := c.Publish(spec)
 	s := testenv.SSHD(t)
 	dst := dialSFTP(t, s, dstDir)
-	o := c.opts(NewLocal(srcDir), dst)
+	o := opts(c, NewLocal(srcDir), dst)
 	k := &killer{pid: s.Pid(), after: 6 << 20}
 	o.Progress = k
 	_, err := Run(context.Background(), o)
@@ -438,7 +439,7 @@ func TestSSHDKilledMidTransfer(t *testing.T) {
 	if signed(dstDir, id) {
 		t.Fatal("the set appeared although the copy broke off")
 	}
-	res := run(t, c.opts(NewLocal(srcDir), dialSFTP(t, s, dstDir)))
+	res := run(t, opts(c, NewLocal(srcDir), dialSFTP(t, s, dstDir)))
 	if res.Present == 0 {
 		t.Fatalf("rerun copied everything again: %+v", res)
 	}

@@ -1,4 +1,9 @@
-package mover
+// Package movertest builds test channels with the manifest package's own
+// API, the way backup builds them: objects, a fake Elasticsearch repository
+// (data blobs, index-N, index.latest) and sets signed with a throw-away
+// ed25519 key, plus the allowed_signers file that trusts it. For tests of
+// movers and of the hooks that check what a mover moved.
+package movertest
 
 import (
 	"bytes"
@@ -23,24 +28,26 @@ import (
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
 
-// channel is a test channel built with the manifest package's own API, the
+// Channel is a test channel built with the manifest package's own API, the
 // way backup builds one: objects, a fake Elasticsearch repository, signed
 // sets.
-type channel struct {
+type Channel struct {
 	t       testing.TB
-	root    string
-	signer  ssh.Signer
-	allowed string // allowed_signers file
-	ch      manifest.Channel
+	Root    string
+	Signer  ssh.Signer
+	Allowed string // allowed_signers file trusting Signer
+	Ch      manifest.Channel
 	seq     uint64
 	gen     int64
 }
 
-func testChannelIdentity() manifest.Channel {
+// Identity is the test channel identity.
+func Identity() manifest.Channel {
 	return manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}
 }
 
-func newChannel(t testing.TB, root string) *channel {
+// New makes a channel at root.
+func New(t testing.TB, root string) *Channel {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -50,29 +57,30 @@ func newChannel(t testing.TB, root string) *channel {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &channel{t: t, root: root, signer: signer, ch: testChannelIdentity()}
-	if err := manifest.WriteChannel(root, c.ch); err != nil {
+	c := &Channel{t: t, Root: root, Signer: signer, Ch: Identity()}
+	if err := manifest.WriteChannel(root, c.Ch); err != nil {
 		t.Fatal(err)
 	}
-	c.allowed = filepath.Join(t.TempDir(), "allowed_signers")
+	c.Allowed = filepath.Join(t.TempDir(), "allowed_signers")
 	line := fmt.Sprintf("prod-backup namespaces=%q %s", manifest.Namespace, ssh.MarshalAuthorizedKey(signer.PublicKey()))
-	if err := os.WriteFile(c.allowed, []byte(line), 0o600); err != nil {
+	if err := os.WriteFile(c.Allowed, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-func (c *channel) verifier() func(data, sig []byte) error {
+// AllowedSigners loads Allowed.
+func (c *Channel) AllowedSigners() *sshsig.AllowedSigners {
 	c.t.Helper()
-	a, err := sshsig.LoadAllowedSigners(c.allowed)
+	a, err := sshsig.LoadAllowedSigners(c.Allowed)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return SignatureVerifier(a)
+	return a
 }
 
-// content makes n deterministic bytes for a name.
-func content(name string, n int) []byte {
+// Content makes n deterministic bytes for a name.
+func Content(name string, n int) []byte {
 	out := make([]byte, 0, n+32)
 	for i := 0; len(out) < n; i++ {
 		s := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", name, i)))
@@ -81,24 +89,24 @@ func content(name string, n int) []byte {
 	return out[:n]
 }
 
-// setSpec describes one set: tree files (path -> content) and
+// Spec describes one set: tree files (path -> content) and
 // Elasticsearch data blobs (path below es/ -> content).
-type setSpec struct {
-	tree map[string][]byte
-	es   map[string][]byte
+type Spec struct {
+	Tree map[string][]byte
+	ES   map[string][]byte
 }
 
-// publish writes the spec's files and a signed set and returns its id.
-func (c *channel) publish(spec setSpec) string {
+// Publish writes the spec's files and a signed set and returns its id.
+func (c *Channel) Publish(spec Spec) string {
 	t := c.t
 	t.Helper()
 	ctx := context.Background()
-	l := manifest.Layout{Root: c.root}
+	l := manifest.Layout{Root: c.Root}
 	store := objects.New(l.ObjectsDir())
 	c.seq++
 	c.gen++
 	m := &manifest.Manifest{
-		Channel:  c.ch,
+		Channel:  c.Ch,
 		Sequence: c.seq,
 		Created:  time.Date(2026, 11, 25, 12, 0, int(c.seq), 0, time.UTC),
 		Producer: manifest.Producer{Host: "test", Program: "mover_test"},
@@ -106,7 +114,7 @@ func (c *channel) publish(spec setSpec) string {
 	// Elasticsearch: data blobs as ES writes them, then index-N and
 	// index.latest, all listed.
 	esFiles := map[string][]byte{}
-	for p, b := range spec.es {
+	for p, b := range spec.ES {
 		esFiles[p] = b
 	}
 	esFiles[fmt.Sprintf("index-%d", c.gen)] = []byte(fmt.Sprintf(`{"generation":%d}`, c.gen))
@@ -142,15 +150,15 @@ func (c *channel) publish(spec setSpec) string {
 	m.Elasticsearch = &manifest.ESSnapshot{Repository: "bcp", Snapshot: fmt.Sprintf("snap-%d", c.seq), UUID: fmt.Sprintf("uuid-%d", c.seq),
 		State: "SUCCESS", Indices: []string{"docs"}, Generation: c.gen, Files: esRef, FileCount: int64(len(paths)), Bytes: esBytes}
 	// A tree whose files are objects.
-	tpaths := make([]string, 0, len(spec.tree))
-	for p := range spec.tree {
+	tpaths := make([]string, 0, len(spec.Tree))
+	for p := range spec.Tree {
 		tpaths = append(tpaths, p)
 	}
 	sort.Slice(tpaths, func(i, j int) bool { return manifest.ComparePaths(tpaths[i], tpaths[j]) < 0 })
 	var tbytes int64
 	listRef, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
 		for _, p := range tpaths {
-			ref, err := store.Put(ctx, bytes.NewReader(spec.tree[p]))
+			ref, err := store.Put(ctx, bytes.NewReader(spec.Tree[p]))
 			if err != nil {
 				return err
 			}
@@ -170,27 +178,28 @@ func (c *channel) publish(spec setSpec) string {
 		t.Fatal(err)
 	}
 	m.MySQL = &manifest.MySQLDump{Object: dump, Compression: manifest.CompressionNone, Databases: []string{"squirro"}}
-	id, err := manifest.Publish(ctx, l, m, c.signer)
+	id, err := manifest.Publish(ctx, l, m, c.Signer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return id
 }
 
-// smallSpec is a set with a few files of every kind; salt makes its files
+// Small is a set with a few files of every kind; salt makes its files
 // differ from another set's.
-func smallSpec(salt string, n int) setSpec {
-	s := setSpec{tree: map[string][]byte{}, es: map[string][]byte{}}
+func Small(salt string, n int) Spec {
+	s := Spec{Tree: map[string][]byte{}, ES: map[string][]byte{}}
 	for i := 0; i < n; i++ {
-		s.tree[fmt.Sprintf("docs/%s-%d.bin", salt, i)] = content(salt+"tree"+fmt.Sprint(i), 100+i*37)
-		s.es[fmt.Sprintf("indices/idx-%s/0/__%d", salt, i)] = content(salt+"es"+fmt.Sprint(i), 50+i*101)
+		s.Tree[fmt.Sprintf("docs/%s-%d.bin", salt, i)] = Content(salt+"tree"+fmt.Sprint(i), 100+i*37)
+		s.ES[fmt.Sprintf("indices/idx-%s/0/__%d", salt, i)] = Content(salt+"es"+fmt.Sprint(i), 50+i*101)
 	}
-	s.tree["big/blob.bin"] = content(salt+"big", 3<<20+17) // above smallFile: the streaming path
-	s.es[fmt.Sprintf("snap-%s.dat", salt)] = content(salt+"snap", 200)
+	s.Tree["big/blob.bin"] = Content(salt+"big", 3<<20+17) // above 1 MiB: the streaming path
+	s.ES[fmt.Sprintf("snap-%s.dat", salt)] = Content(salt+"snap", 200)
 	return s
 }
 
-func sum(b []byte) string {
+// Sum is the hex SHA-256 of b.
+func Sum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
