@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
+	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
