@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/squirro-bcp/bcp/internal/mover/movertest"
+	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "transfer-bin-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "transfer")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build transfer: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := testenv.Main(m)
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// transfer runs the built binary with a fresh cache directory and returns
+// stdout, stderr and the exit code.
+func transfer(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheDir(t))
+	cmd.Env = append(cmd.Env, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+var cacheDirs = map[string]string{}
+
+// cacheDir is one cache directory per test, so that runs within a test
+// share the verified-file cache and wait's state as on a real host.
+func cacheDir(t *testing.T) string {
+	if d, ok := cacheDirs[t.Name()]; ok {
+		return d
+	}
+	d := t.TempDir()
+	cacheDirs[t.Name()] = d
+	return d
+}
+
+func want(t *testing.T, what string, code, wantCode int, stdout, stderr string) {
+	t.Helper()
+	if code != wantCode {
+		t.Fatalf("%s: exit %d, want %d\nstdout: %s\nstderr: %s", what, code, wantCode, stdout, stderr)
+	}
+}
+
+func sftpURL(s *testenv.SSHServer, dir string) string {
+	return fmt.Sprintf("sftp://%s@%s:%d%s", s.User, s.Host, s.Port, dir)
+}
+
+func sshArgs(s *testenv.SSHServer) []string {
+	return []string{"--identity", s.KeyFile, "--known-hosts", s.KnownHosts}
+}
+
+func TestPushPullVerifyStatus(t *testing.T) {
+	srcDir, dstDir, pulled := t.TempDir(), t.TempDir(), t.TempDir()
+	c := movertest.New(t, srcDir)
+	c.Publish(movertest.Small("a", 4))
+	id := c.Publish(movertest.Small("b", 4))
+	s := testenv.SSHD(t)
+	common := append([]string{"--allowed-signers", c.Allowed}, sshArgs(s)...)
+
+	out, errs, code := transfer(t, nil, append(append([]string{"push"}, common...), srcDir, sftpURL(s, dstDir))...)
+	want(t, "push", code, 0, out, errs)
+	if !strings.Contains(out, id) {
+		t.Fatalf("push output does not name set %s: %s", id, out)
+	}
+	out, errs, code = transfer(t, nil, append(append([]string{"push"}, common...), srcDir, sftpURL(s, dstDir))...)
+	want(t, "second push", code, 0, out, errs)
+	if !strings.Contains(out, "up to date") {
+		t.Fatalf("second push did something: %s", out)
+	}
+	out, errs, code = transfer(t, nil, "verify", "--allowed-signers", c.Allowed, dstDir)
+	want(t, "verify", code, 0, out, errs)
+	if !strings.Contains(out, "complete") || !strings.Contains(out, id) {
+		t.Fatalf("verify output: %s", out)
+	}
+	out, errs, code = transfer(t, nil, append(append([]string{"pull"}, common...), sftpURL(s, dstDir), pulled)...)
+	want(t, "pull", code, 0, out, errs)
+	out, errs, code = transfer(t, nil, "verify", "--allowed-signers", c.Allowed, "--channel", "prod-to-bcp", pulled)
+	want(t, "verify pulled", code, 0, out, errs)
+
+	out, errs, code = transfer(t, nil, append([]string{"status"}, append(sshArgs(s), srcDir, sftpURL(s, dstDir))...)...)
+	want(t, "status", code, 0, out, errs)
+	if !strings.Contains(out, "in step") {
+		t.Fatalf("status: %s", out)
+	}
+	id3 := c.Publish(movertest.Small("c", 2))
+	out, errs, code = transfer(t, nil, append([]string{"status", "--json"}, append(sshArgs(s), srcDir, sftpURL(s, dstDir))...)...)
+	want(t, "status behind", code, 0, out, errs)
+	if !strings.Contains(out, `"behind": 1`) || !strings.Contains(out, id3) {
+		t.Fatalf("status --json: %s", out)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	srcDir := t.TempDir()
+	c := movertest.New(t, srcDir)
+	id := c.Publish(movertest.Small("a", 3))
+	other := movertest.New(t, t.TempDir())
+	s := testenv.SSHD(t)
+	wrongKH := filepath.Join(t.TempDir(), "known_hosts")
+	o := testenv.SSHD(t)
+	kh, _ := os.ReadFile(o.KnownHosts)
+	os.WriteFile(wrongKH, bytes.Replace(kh, []byte(fmt.Sprint(o.Port)), []byte(fmt.Sprint(s.Port)), 1), 0o600)
+
+	broken := func(t *testing.T, damage func(dir string)) string {
+		dir := t.TempDir()
+		if out, err := exec.Command("cp", "-a", srcDir+"/.", dir).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		damage(dir)
+		return dir
+	}
+	obj := func(dir string) string {
+		return filepath.Join(dir, "objects", movertest.Sum(movertest.Content("atree0", 100))[:2], movertest.Sum(movertest.Content("atree0", 100)))
+	}
+	for _, tc := range []struct {
+		name     string
+		args     func(t *testing.T) []string
+		code     int
+		inOutput string
+	}{
+		{"verify complete", func(t *testing.T) []string { return []string{"verify", "--allowed-signers", c.Allowed, srcDir} }, 0, "complete"},
+		{"verify incomplete lists what is missing", func(t *testing.T) []string {
+			return []string{"verify", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.Remove(obj(d)) })}
+		}, 4, "missing: objects/"},
+		{"verify corrupt", func(t *testing.T) []string {
+			return []string{"verify", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.WriteFile(obj(d), bytes.Repeat([]byte("x"), 100), 0o640) })}
+		}, 5, "corrupt"},
+		{"verify untrusted key", func(t *testing.T) []string { return []string{"verify", "--allowed-signers", other.Allowed, srcDir} }, 5, "not authentic"},
+		{"verify another channel", func(t *testing.T) []string {
+			return []string{"verify", "--allowed-signers", c.Allowed, "--channel", "bcp-to-prod", srcDir}
+		}, 6, "channel"},
+		{"verify named set", func(t *testing.T) []string { return []string{"verify", "--allowed-signers", c.Allowed, "--set", id, srcDir} }, 0, id},
+		{"verify empty dir", func(t *testing.T) []string { return []string{"verify", "--allowed-signers", c.Allowed, t.TempDir()} }, 4, ""},
+		{"push without allowed signers", func(t *testing.T) []string { return []string{"push", srcDir, t.TempDir()} }, 2, "allowed-signers"},
+		{"push bad url", func(t *testing.T) []string {
+			return []string{"push", "--allowed-signers", c.Allowed, srcDir, "sftp://host-without-user/x"}
+		}, 2, "user"},
+		{"push wrong host key", func(t *testing.T) []string {
+			return []string{"push", "--allowed-signers", c.Allowed, "--identity", s.KeyFile, "--known-hosts", wrongKH, srcDir, sftpURL(s, t.TempDir())}
+		}, 6, "SHA256:"},
+		{"push incomplete source", func(t *testing.T) []string {
+			return []string{"push", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.Remove(obj(d)) }), t.TempDir()}
+		}, 4, "missing"},
+		{"push corrupt source", func(t *testing.T) []string {
+			return []string{"push", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.WriteFile(obj(d), bytes.Repeat([]byte("x"), 100), 0o640) }), t.TempDir()}
+		}, 5, "manifest"},
+		{"push into another channel", func(t *testing.T) []string {
+			dir := t.TempDir()
+			if err := manifest.WriteChannel(dir, manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}); err != nil {
+				t.Fatal(err)
+			}
+			return []string{"push", "--allowed-signers", c.Allowed, srcDir, dir}
+		}, 6, "refusing"},
+		{"unknown flag", func(t *testing.T) []string { return []string{"verify", "--nope", srcDir} }, 2, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, errs, code := transfer(t, nil, tc.args(t)...)
+			want(t, tc.name, code, tc.code, out, errs)
+			if !strings.Contains(out+errs, tc.inOutput) {
+				t.Fatalf("output does not mention %q:\nstdout: %s\nstderr: %s", tc.inOutput, out, errs)
+			}
+		})
+	}
+}
+
+func TestConfigFileAndEnv(t *testing.T) {
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	c := movertest.New(t, srcDir)
+	c.Publish(movertest.Small("a", 2))
+	cfg := filepath.Join(t.TempDir(), "transfer.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("allowed-signers = %q\nworkers = 2\nchannel = \"prod-to-bcp\"\n", c.Allowed)), 0o600)
+	out, errs, code := transfer(t, nil, "push", "--config", cfg, srcDir, dstDir)
+	want(t, "push with config", code, 0, out, errs)
+	out, errs, code = transfer(t, []string{"BCP_TRANSFER_ALLOWED_SIGNERS=" + c.Allowed}, "verify", dstDir)
+	want(t, "verify with env", code, 0, out, errs)
+}
+
+func TestWait(t *testing.T) {
+	dir := t.TempDir()
+	c := movertest.New(t, dir)
+	args := []string{"wait", "--allowed-signers", c.Allowed, "--timeout", "0", dir}
+	out, errs, code := transfer(t, nil, args...)
+	want(t, "wait on an empty channel", code, 4, out, errs)
+	id := c.Publish(movertest.Small("a", 2))
+	out, errs, code = transfer(t, nil, args...)
+	want(t, "wait with a new set", code, 0, out, errs)
+	if strings.TrimSpace(out) != id {
+		t.Fatalf("wait printed %q, want %s", out, id)
+	}
+	out, errs, code = transfer(t, nil, args...)
+	want(t, "wait with nothing newer than the last one seen", code, 4, out, errs)
+	id2 := c.Publish(movertest.Small("b", 2))
+	os.Remove(filepath.Join(dir, "es", "snap-b.dat")) // still arriving
+	out, errs, code = transfer(t, nil, args...)
+	want(t, "wait while the newer set is incomplete", code, 4, out, errs)
+	os.WriteFile(filepath.Join(dir, "es", "snap-b.dat"), movertest.Small("b", 2).ES["snap-b.dat"], 0o640)
+	out, errs, code = transfer(t, nil, args...)
+	want(t, "wait once it arrived", code, 0, out, errs)
+	if strings.TrimSpace(out) != id2 {
+		t.Fatalf("wait printed %q, want %s", out, id2)
+	}
+	out, errs, code = transfer(t, nil, "wait", "--allowed-signers", c.Allowed, "--after", id, "--timeout", "0", dir)
+	want(t, "wait --after", code, 0, out, errs)
+}
