@@ -160,7 +160,9 @@ func TestExitCodes(t *testing.T) {
 		{"verify another channel", func(t *testing.T) []string {
 			return []string{"verify", "--allowed-signers", c.Allowed, "--channel", "bcp-to-prod", srcDir}
 		}, 6, "channel"},
-		{"verify named set", func(t *testing.T) []string { return []string{"verify", "--allowed-signers", c.Allowed, "--set", id, srcDir} }, 0, id},
+		{"verify named set", func(t *testing.T) []string {
+			return []string{"verify", "--allowed-signers", c.Allowed, "--set", id, srcDir}
+		}, 0, id},
 		{"verify empty dir", func(t *testing.T) []string { return []string{"verify", "--allowed-signers", c.Allowed, t.TempDir()} }, 4, ""},
 		{"push without allowed signers", func(t *testing.T) []string { return []string{"push", srcDir, t.TempDir()} }, 2, "allowed-signers"},
 		{"push bad url", func(t *testing.T) []string {
