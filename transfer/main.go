@@ -28,5 +28,6 @@ func newApp() *ucli.App {
 }
 
 func main() {
-	os.Exit(cli.Run(newApp(), os.Args, exitCode))
+	app := newApp()
+	os.Exit(cli.Run(app, flagsFirst(app, os.Args), exitCode))
 }
