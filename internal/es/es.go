@@ -413,3 +413,65 @@ func (c *Client) Snapshots(ctx context.Context, repo string) ([]Snapshot, error)
 func (c *Client) DeleteSnapshot(ctx context.Context, repo, name string) error {
 	return c.do(ctx, "delete snapshot "+name, esapi.SnapshotDeleteRequest{Repository: repo, Snapshot: name}, nil)
 }
+
+// UnassignedPrimary is a primary shard that is not allocated: a snapshot of
+// its index would be PARTIAL.
+type UnassignedPrimary struct {
+	Index  string `json:"index"`
+	Shard  string `json:"shard"`
+	Reason string `json:"unassigned.reason"`
+}
+
+// UnassignedPrimaries lists primary shards that are not allocated, for the
+// indices matching patterns (all when empty).
+func (c *Client) UnassignedPrimaries(ctx context.Context, patterns []string) ([]UnassignedPrimary, error) {
+	var rows []struct {
+		Index  string `json:"index"`
+		Shard  string `json:"shard"`
+		PriRep string `json:"prirep"`
+		State  string `json:"state"`
+		Reason string `json:"unassigned.reason"`
+	}
+	req := esapi.CatShardsRequest{Index: patterns, Format: "json", H: []string{"index", "shard", "prirep", "state", "unassigned.reason"}}
+	if err := c.do(ctx, "list shards", req, &rows); err != nil {
+		return nil, err
+	}
+	var out []UnassignedPrimary
+	for _, r := range rows {
+		if r.PriRep == "p" && r.State == "UNASSIGNED" {
+			out = append(out, UnassignedPrimary{Index: r.Index, Shard: r.Shard, Reason: r.Reason})
+		}
+	}
+	return out, nil
+}
+
+// PathRepo returns the path.repo directories of every node (one list per
+// node, by node id).
+func (c *Client) PathRepo(ctx context.Context) (map[string][]string, error) {
+	var out struct {
+		Nodes map[string]struct {
+			Settings struct {
+				Path struct {
+					Repo any `json:"repo"`
+				} `json:"path"`
+			} `json:"settings"`
+		} `json:"nodes"`
+	}
+	if err := c.do(ctx, "read node settings", esapi.NodesInfoRequest{Metric: []string{"settings"}, FilterPath: []string{"nodes.*.settings.path.repo"}}, &out); err != nil {
+		return nil, err
+	}
+	res := map[string][]string{}
+	for id, n := range out.Nodes {
+		switch v := n.Settings.Path.Repo.(type) {
+		case string:
+			res[id] = []string{v}
+		case []any:
+			for _, x := range v {
+				res[id] = append(res[id], fmt.Sprint(x))
+			}
+		default:
+			res[id] = nil
+		}
+	}
+	return res, nil
+}

@@ -134,3 +134,22 @@ func TestSnapshotPartial(t *testing.T) {
 		t.Fatalf("err = %v, want ErrSnapshotFailed naming unassigned[0]", err)
 	}
 }
+
+func TestPathRepoAndUnassigned(t *testing.T) {
+	c, node := client(t)
+	ctx := context.Background()
+	repos, err := c.PathRepo(ctx)
+	if err != nil || len(repos) != 1 {
+		t.Fatalf("PathRepo = %v, %v", repos, err)
+	}
+	for _, r := range repos {
+		if len(r) != 1 || r[0] != node.RepoRoot {
+			t.Fatalf("path.repo = %v, want %s", r, node.RepoRoot)
+		}
+	}
+	createIndex(t, c, "red-one", `{"settings":{"number_of_replicas":0,"index.routing.allocation.require._name":"nonexistent"}}`)
+	un, err := c.UnassignedPrimaries(ctx, []string{"red-*"})
+	if err != nil || len(un) != 1 || un[0].Index != "red-one" {
+		t.Fatalf("UnassignedPrimaries = %+v, %v", un, err)
+	}
+}
