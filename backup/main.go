@@ -1,37 +1,30 @@
-// Command backup: prod side: snapshot Elasticsearch, dump MySQL, capture files into the NFS channel and publish a signed manifest.
+// Command backup is the prod side: it snapshots Elasticsearch, dumps MySQL
+// and captures files into the NFS channel, then publishes a signed manifest.
 package main
 
 import (
-	"fmt"
 	"os"
 
-	"github.com/urfave/cli/v2"
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/cli"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
 var version = "dev"
 
-func newApp() *cli.App {
-	return &cli.App{
-		Name:     "backup",
-		Usage:    "prod side: snapshot Elasticsearch, dump MySQL, capture files into the NFS channel and publish a signed manifest",
-		Version:  version,
-		Commands: []*cli.Command{},
+func newApp() *ucli.App {
+	return &ucli.App{
+		Name:        program,
+		Usage:       "prod side: snapshot Elasticsearch, dump MySQL, capture files into the NFS channel and publish a signed manifest",
+		Version:     version,
+		Description: exitHelp,
+		Commands: []*ucli.Command{
+			newCheckCommand(), newRunCommand(), newListCommand(), newPruneCommand(), newInitCommand(),
+		},
 	}
 }
 
 func main() {
-	err := newApp().Run(os.Args)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "backup: %v\n", err)
-	}
-	os.Exit(exitCode(err))
-}
-
-// exitCode maps an error to the documented exit codes (see README).
-func exitCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	return 1
+	os.Exit(cli.Run(newApp(), os.Args, exitCodes.Code))
 }

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/alert"
+	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/mysqlx"
+	"github.com/squirro-bcp/bcp/internal/sshx"
+)
+
+const program = "backup"
+
+// Stage names (also the metric labels and --stages values).
+const (
+	stageMySQL = "mysql"
+	stageFiles = "files"
+	stageES    = "elasticsearch"
+)
+
+// config is every setting of the program (flags, BCP_BACKUP_*, TOML).
+type config struct {
+	Channel  string // channel directory on NFS
+	Site     string // this site's name; the channel's source must be it
+	RoleFile string
+	StateDir string // local state: capture caches
+	NodeName string // this node, for leader detection
+
+	LeaderMode  string // none, static, mysql, http
+	LeaderHost  string // static: the leader's node name
+	LeaderURL   string // http: the cluster service URL
+	LeaderField string // http: dotted JSON field naming the leader
+
+	Stages []string // which stages run (all by default)
+
+	ES             es.Options
+	ESRepo         string
+	ESRepoLocation string // as the ES nodes see it; default <channel>/es
+	ESIndices      []string
+	ESGlobalState  bool
+
+	MySQL          mysqlx.Options
+	MySQLDatabases []string
+	MySQLViaSSH    bool
+
+	SSH sshx.Config // the leader, for mysqldump and SFTP roots
+
+	StorageRoot    string
+	StorageExclude []string
+	ConfigRoot     string
+	ConfigInclude  []string
+	ConfigExclude  []string
+	FilesViaSSH    bool
+	Workers        int
+
+	SignKey   string // private key file; empty: ssh-agent
+	SignAgent string // ssh-agent key fingerprint (SHA256:...)
+
+	SpaceMargin int   // percent added to the estimate
+	MinFree     int64 // bytes that must stay free in any case
+
+	MetricsFile string
+	Alert       alert.Options
+
+	LogInterval time.Duration
+}
+
+func (c *config) has(stage string) bool {
+	for _, s := range c.Stages {
+		if s == stage {
+			return true
+		}
+	}
+	return false
+}
+
+func configFlags() []ucli.Flag {
+	f := cli.Flags{Program: program}
+	host, _ := os.Hostname()
+	flags := []ucli.Flag{
+		f.Path("channel", "", "channel directory on NFS, e.g. /mnt/bcp/prod-to-bcp"),
+		f.String("site", "", "this site's name; the channel's source must be it"),
+		f.Path("role-file", "/etc/squirro-bcp/role", "file holding this site's role: active or standby"),
+		f.Path("state-dir", "/var/lib/squirro-bcp/backup", "local state (capture caches)"),
+		f.String("node-name", host, "this node's name, compared with the leader"),
+		f.String("leader-mode", "none", "how to find the cluster leader: none (this host always works), static, mysql (writable MySQL), http"),
+		f.String("leader-host", "", "static: the leader's node name"),
+		f.String("leader-url", "", "http: URL of the cluster service that names the leader"),
+		f.String("leader-json-field", "leader", "http: dotted JSON field holding the leader's node name"),
+		f.Strings("stages", []string{stageMySQL, stageFiles, stageES}, "stages to run: mysql, files, elasticsearch"),
+		f.Strings("es-url", []string{"http://127.0.0.1:9200"}, "Elasticsearch URLs"),
+		f.String("es-username", "", "Elasticsearch user"),
+		f.Path("es-password-file", "", "file holding the Elasticsearch password"),
+		f.Path("es-ca-file", "", "PEM CA certificate for Elasticsearch over TLS"),
+		f.String("es-repository", "", "snapshot repository name (default bcp-<channel name>)"),
+		f.String("es-repository-location", "", "the channel's es/ directory as the Elasticsearch nodes see it (default <channel>/es)"),
+		f.Strings("es-indices", nil, "indices to snapshot (patterns; default all)"),
+		f.Bool("es-include-global-state", false, "include the cluster's global state (templates, settings) in the snapshot"),
+		f.String("mysql-host", "127.0.0.1", "MySQL host (as seen from where mysqldump runs)"),
+		f.Int("mysql-port", 3306, "MySQL port"),
+		f.String("mysql-socket", "", "MySQL unix socket instead of TCP"),
+		f.String("mysql-user", "root", "MySQL user"),
+		f.Path("mysql-password-file", "", "file holding the MySQL password (never put it on a command line)"),
+		f.String("mysql-defaults-file", "", "an existing MySQL option file on the host running mysqldump, instead of user/password"),
+		f.Strings("mysql-databases", nil, "databases to dump (default all non-system ones)"),
+		f.String("mysqldump", "mysqldump", "mysqldump program"),
+		f.Bool("mysql-via-ssh", false, "run mysqldump on the leader over SSH"),
+		f.String("ssh-host", "", "leader host for SSH (mysqldump, SFTP roots)"),
+		f.Int("ssh-port", 22, "leader SSH port"),
+		f.String("ssh-user", "root", "leader SSH user"),
+		f.Path("ssh-key", "", "SSH private key (default: ssh-agent)"),
+		f.Path("ssh-known-hosts", "/etc/squirro-bcp/known_hosts", "known_hosts with the leader's host key"),
+		f.String("storage-root", "/var/lib/squirro/storage", "storage directory to capture (empty: none)"),
+		f.Strings("storage-exclude", nil, "patterns to leave out of storage"),
+		f.String("config-root", "", "config directory to capture, e.g. /etc/squirro (empty: none)"),
+		f.Strings("config-include", nil, "patterns of config files to capture (default all)"),
+		f.Strings("config-exclude", nil, "patterns of config files to leave out"),
+		f.Bool("files-via-ssh", false, "read the roots on the leader over SFTP"),
+		f.Int("workers", 4, "files read in parallel"),
+		f.Path("sign-key", "", "SSH private key that signs manifests (default: ssh-agent)"),
+		f.String("sign-agent-key", "", "fingerprint (SHA256:...) of the ssh-agent key to sign with"),
+		f.Int("space-margin-percent", 50, "free space needed on the channel: estimate from the last set plus this percentage"),
+		f.Int64("min-free-bytes", 1<<30, "free bytes the channel must keep in any case"),
+		f.Path("metrics-file", "", "Prometheus textfile to write (node_exporter textfile collector)"),
+		f.Duration("log-interval", 30*time.Second, "progress log line interval when not on a terminal"),
+	}
+	return append(flags, alert.Flags(f)...)
+}
+
+func configFromContext(c *ucli.Context) (*config, error) {
+	cfg := &config{
+		Channel: c.Path("channel"), Site: c.String("site"), RoleFile: c.Path("role-file"),
+		StateDir: c.Path("state-dir"), NodeName: c.String("node-name"),
+		LeaderMode: c.String("leader-mode"), LeaderHost: c.String("leader-host"),
+		LeaderURL: c.String("leader-url"), LeaderField: c.String("leader-json-field"),
+		Stages: c.StringSlice("stages"),
+		ES: es.Options{URLs: c.StringSlice("es-url"), Username: c.String("es-username"),
+			PasswordFile: c.Path("es-password-file"), CACertFile: c.Path("es-ca-file")},
+		ESRepo: c.String("es-repository"), ESRepoLocation: c.String("es-repository-location"),
+		ESIndices: c.StringSlice("es-indices"), ESGlobalState: c.Bool("es-include-global-state"),
+		MySQL: mysqlx.Options{Host: c.String("mysql-host"), Port: c.Int("mysql-port"), Socket: c.String("mysql-socket"),
+			User: c.String("mysql-user"), PasswordFile: c.Path("mysql-password-file"),
+			DefaultsFile: c.String("mysql-defaults-file"), Mysqldump: c.String("mysqldump")},
+		MySQLDatabases: c.StringSlice("mysql-databases"), MySQLViaSSH: c.Bool("mysql-via-ssh"),
+		SSH: sshx.Config{Host: c.String("ssh-host"), Port: c.Int("ssh-port"), User: c.String("ssh-user"),
+			KeyFile: c.Path("ssh-key"), KnownHosts: c.Path("ssh-known-hosts")},
+		StorageRoot: c.String("storage-root"), StorageExclude: c.StringSlice("storage-exclude"),
+		ConfigRoot: c.String("config-root"), ConfigInclude: c.StringSlice("config-include"),
+		ConfigExclude: c.StringSlice("config-exclude"), FilesViaSSH: c.Bool("files-via-ssh"),
+		Workers: c.Int("workers"), SignKey: c.Path("sign-key"), SignAgent: c.String("sign-agent-key"),
+		SpaceMargin: c.Int("space-margin-percent"), MinFree: c.Int64("min-free-bytes"),
+		MetricsFile: c.Path("metrics-file"), Alert: alert.FromContext(c), LogInterval: c.Duration("log-interval"),
+	}
+	return cfg, cfg.validate()
+}
+
+// validate checks the settings before any I/O.
+func (c *config) validate() error {
+	if c.Channel == "" {
+		return cli.Usagef("--channel is required (the channel directory on NFS)")
+	}
+	abs, err := filepath.Abs(c.Channel)
+	if err != nil {
+		return cli.Usagef("--channel %s: %v", c.Channel, err)
+	}
+	c.Channel = abs
+	if c.Site == "" {
+		return cli.Usagef("--site is required (this site's name, e.g. prod)")
+	}
+	for _, s := range c.Stages {
+		switch s {
+		case stageMySQL, stageFiles, stageES:
+		default:
+			return cli.Usagef("--stages: unknown stage %q (want mysql, files, elasticsearch)", s)
+		}
+	}
+	switch c.LeaderMode {
+	case "none", "":
+		c.LeaderMode = "none"
+	case "static":
+		if c.LeaderHost == "" {
+			return cli.Usagef("--leader-mode static needs --leader-host")
+		}
+	case "mysql":
+	case "http":
+		if c.LeaderURL == "" || c.LeaderField == "" {
+			return cli.Usagef("--leader-mode http needs --leader-url and --leader-json-field")
+		}
+	default:
+		return cli.Usagef("--leader-mode %q: want none, static, mysql or http", c.LeaderMode)
+	}
+	if (c.MySQLViaSSH || c.FilesViaSSH) && c.SSH.Host == "" {
+		return cli.Usagef("--mysql-via-ssh / --files-via-ssh need --ssh-host")
+	}
+	if c.SpaceMargin < 0 || c.MinFree < 0 {
+		return cli.Usagef("--space-margin-percent and --min-free-bytes must not be negative")
+	}
+	if c.ESRepoLocation == "" {
+		c.ESRepoLocation = filepath.Join(c.Channel, "es")
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	return nil
+}
+
+// repoName is the snapshot repository name.
+func (c *config) repoName(channelName string) string {
+	if c.ESRepo != "" {
+		return c.ESRepo
+	}
+	return "bcp-" + channelName
+}
+
+// mysqlOptions returns the MySQL options with SSH set if configured.
+func (c *config) mysqlOptions() mysqlx.Options {
+	o := c.MySQL
+	if c.MySQLViaSSH {
+		s := c.SSH
+		o.SSH = &s
+	}
+	return o
+}
+
+func (c *config) String() string { return fmt.Sprintf("channel %s (site %s)", c.Channel, c.Site) }

@@ -1,0 +1,525 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/mysqlx"
+	"github.com/squirro-bcp/bcp/internal/site"
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/sshsig"
+)
+
+// ErrPreflight: one or more preflight checks failed; nothing was changed
+// (exit 3). The *PreflightError lists every failed check.
+var ErrPreflight = errors.New("preflight failed")
+
+// Check is the result of one preflight check.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Warn   bool   `json:"warning,omitempty"` // passed, but someone should look
+	Detail string `json:"detail,omitempty"`  // what was found
+	Fix    string `json:"fix,omitempty"`     // what to do when it failed
+	Err    error  `json:"-"`
+}
+
+// PreflightError lists every failed check. errors.Is matches ErrPreflight
+// and each check's own error (so a wrong direction maps to exit 6).
+type PreflightError struct{ Failed []Check }
+
+func (e *PreflightError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "preflight: %d check(s) failed, nothing was changed:", len(e.Failed))
+	for _, c := range e.Failed {
+		fmt.Fprintf(&b, "\n  - %s: %v", c.Name, c.Err)
+		if c.Fix != "" {
+			fmt.Fprintf(&b, "\n    what to do: %s", c.Fix)
+		}
+	}
+	return b.String()
+}
+
+func (e *PreflightError) Is(target error) bool { return target == ErrPreflight }
+
+func (e *PreflightError) Unwrap() []error {
+	var errs []error
+	for _, c := range e.Failed {
+		errs = append(errs, c.Err)
+	}
+	return errs
+}
+
+// preflight is what stage 1 found.
+type preflight struct {
+	Leader     bool
+	LeaderNote string
+	Channel    manifest.Channel
+	Checks     []Check
+	Prev       *prevSet // newest signed set, nil if none
+	Sets       []manifest.SetInfo
+	Estimate   int64 // bytes the next set is expected to add
+	Free       int64
+	Signer     ssh.Signer
+	ES         *es.Client
+	Repo       string
+	RepoExists bool
+	Databases  []string
+}
+
+func (p *preflight) add(c Check) *Check {
+	c.OK = c.Err == nil
+	p.Checks = append(p.Checks, c)
+	return &p.Checks[len(p.Checks)-1]
+}
+
+func (p *preflight) failed() []Check {
+	var f []Check
+	for _, c := range p.Checks {
+		if !c.OK {
+			f = append(f, c)
+		}
+	}
+	return f
+}
+
+// prevSet is the newest signed set of the channel.
+type prevSet struct {
+	ID string
+	M  *manifest.Manifest
+}
+
+// runPreflight runs stage 1. It changes nothing. It returns the findings
+// and, if any check failed, a *PreflightError. A non-leader node returns
+// p.Leader == false and no error after the role and leader checks.
+func runPreflight(ctx context.Context, cfg *config) (*preflight, error) {
+	p := &preflight{}
+	// Role: a standby site never backs up.
+	if err := site.Require(cfg.RoleFile, site.Active, "backup"); err != nil {
+		c := p.add(Check{Name: "site role", Err: err, Fix: "backup runs only on the active site; on failover run `restore promote` on the new active site"})
+		if errors.Is(err, site.ErrNoRole) || errors.Is(err, site.ErrBadRole) {
+			c.Fix = fmt.Sprintf("write \"active\" into %s on the active site (\"standby\" on the other)", cfg.RoleFile)
+		}
+	} else {
+		p.add(Check{Name: "site role", Detail: "active"})
+	}
+
+	leader, note, err := findLeader(ctx, cfg)
+	if err != nil {
+		p.add(Check{Name: "cluster leader", Err: err, Fix: "check the leader-mode settings and that the leader source answers"})
+	} else {
+		p.Leader, p.LeaderNote = leader, note
+		if !leader {
+			if f := p.failed(); len(f) > 0 {
+				return p, &PreflightError{Failed: f}
+			}
+			return p, nil
+		}
+		p.add(Check{Name: "cluster leader", Detail: note})
+	}
+
+	checkChannel(ctx, cfg, p)
+	if cfg.has(stageES) {
+		checkES(ctx, cfg, p)
+	}
+	if cfg.has(stageMySQL) {
+		checkMySQL(ctx, cfg, p)
+	}
+	if cfg.has(stageFiles) {
+		checkFiles(ctx, cfg, p)
+	}
+	if signer, err := loadSigner(cfg); err != nil {
+		p.add(Check{Name: "signing key", Err: err, Fix: "set sign-key to the private key file, or load the key into ssh-agent"})
+	} else {
+		p.Signer = signer
+		p.add(Check{Name: "signing key", Detail: ssh.FingerprintSHA256(signer.PublicKey())})
+	}
+	if f := p.failed(); len(f) > 0 {
+		return p, &PreflightError{Failed: f}
+	}
+	return p, nil
+}
+
+func loadSigner(cfg *config) (ssh.Signer, error) {
+	if cfg.SignKey == "" {
+		return sshsig.AgentSigner(cfg.SignAgent)
+	}
+	return sshsig.LoadSigner(cfg.SignKey)
+}
+
+// findLeader says whether this node is the one that works.
+func findLeader(ctx context.Context, cfg *config) (bool, string, error) {
+	switch cfg.LeaderMode {
+	case "static":
+		return cfg.NodeName == cfg.LeaderHost, "leader is " + cfg.LeaderHost + " (static)", nil
+	case "mysql":
+		db, err := mysqlx.Open(ctx, cfg.MySQL)
+		if err != nil {
+			return false, "", fmt.Errorf("leader by writable MySQL: %w", err)
+		}
+		defer db.Close()
+		ro, err := mysqlx.ReadOnly(ctx, db)
+		if err != nil {
+			return false, "", fmt.Errorf("leader by writable MySQL: read @@read_only: %w", err)
+		}
+		if ro {
+			return false, "MySQL on this node is read-only (a replica): not the leader", nil
+		}
+		return true, "MySQL on this node is writable: this node is the leader", nil
+	case "http":
+		name, err := leaderFromHTTP(ctx, cfg.LeaderURL, cfg.LeaderField)
+		if err != nil {
+			return false, "", err
+		}
+		return name == cfg.NodeName, fmt.Sprintf("leader is %s (from %s)", name, cfg.LeaderURL), nil
+	}
+	return true, "leader-mode none: this host works", nil
+}
+
+func leaderFromHTTP(ctx context.Context, url, field string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", fmt.Errorf("leader URL %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("leader URL %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("leader URL %s answered %s", url, resp.Status)
+	}
+	var v any
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v); err != nil {
+		return "", fmt.Errorf("leader URL %s: not JSON: %w", url, err)
+	}
+	for _, k := range strings.Split(field, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return "", fmt.Errorf("leader URL %s: no field %q in the answer", url, field)
+		}
+		v = m[k]
+	}
+	s, ok := v.(string)
+	if !ok || s == "" {
+		return "", fmt.Errorf("leader URL %s: field %q is not a non-empty string", url, field)
+	}
+	return s, nil
+}
+
+func checkChannel(ctx context.Context, cfg *config, p *preflight) {
+	root := cfg.Channel
+	fi, err := os.Stat(root)
+	if err != nil || !fi.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a directory", root)
+		}
+		p.add(Check{Name: "channel exists", Err: fmt.Errorf("channel %s: %w", root, err),
+			Fix: "mount the NFS share, or create the channel once with `backup init`"})
+		return
+	}
+	ch, err := manifest.ReadChannel(root)
+	if err != nil {
+		p.add(Check{Name: "channel identity", Err: fmt.Errorf("channel %s: %w", root, err),
+			Fix: "create the channel identity once with `backup init --target <standby site>`"})
+		return
+	}
+	p.Channel = ch
+	if ch.Source != cfg.Site {
+		p.add(Check{Name: "channel direction", Err: fmt.Errorf("%w: channel %s is %s; its source is %s but this site is %s: backup writes only into the channel whose source is this site",
+			manifest.ErrNotForUs, root, ch, ch.Source, cfg.Site), Fix: "point --channel at this site's outgoing channel (e.g. prod-to-bcp on prod)"})
+	} else {
+		p.add(Check{Name: "channel direction", Detail: ch.String()})
+	}
+	// Writable: create and remove a temporary file (ignored by every reader).
+	f, err := os.CreateTemp(root, manifest.TempPrefix+"preflight-*")
+	if err == nil {
+		_, err = f.WriteString("preflight\n")
+		if serr := f.Sync(); err == nil {
+			err = serr
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
+	if err != nil {
+		p.add(Check{Name: "channel writable", Err: fmt.Errorf("channel %s: cannot write: %w", root, err),
+			Fix: "mount the share read-write and let this user write into it"})
+	} else {
+		p.add(Check{Name: "channel writable"})
+	}
+	sets, err := manifest.List(root)
+	if err != nil {
+		p.add(Check{Name: "channel sets", Err: err})
+		return
+	}
+	p.Sets = sets
+	p.Prev = newestSigned(root, sets)
+	// Room: what the last set added, plus the margin, plus min-free.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(root, &st); err != nil {
+		p.add(Check{Name: "channel space", Err: fmt.Errorf("statfs %s: %w", root, err)})
+		return
+	}
+	p.Free = int64(st.Bavail) * int64(st.Bsize)
+	if p.Prev != nil {
+		p.Estimate = estimateAdded(cfg, p.Prev.M)
+	}
+	need := p.Estimate*int64(100+cfg.SpaceMargin)/100 + cfg.MinFree
+	if p.Free < need {
+		p.add(Check{Name: "channel space", Err: fmt.Errorf("channel %s has %s free; the next set needs about %s (last run's growth %s + %d%% + min-free %s)",
+			root, human(p.Free), human(need), human(p.Estimate), cfg.SpaceMargin, human(cfg.MinFree)),
+			Fix: "free space on the share (backup prune) or grow it"})
+	} else {
+		p.add(Check{Name: "channel space", Detail: fmt.Sprintf("%s free, about %s needed", human(p.Free), human(need))})
+	}
+}
+
+// newestSigned returns the newest set with a manifest and signature whose
+// manifest decodes (backup trusts its own channel for incremental hints
+// only; a bad hint only costs re-reading).
+func newestSigned(root string, sets []manifest.SetInfo) *prevSet {
+	l := manifest.Layout{Root: root}
+	for i := len(sets) - 1; i >= 0; i-- {
+		s := sets[i]
+		if !s.HasManifest || !s.HasSignature {
+			continue
+		}
+		data, err := os.ReadFile(l.ManifestPath(s.ID))
+		if err != nil {
+			continue
+		}
+		m, err := manifest.Decode(data)
+		if err != nil {
+			continue
+		}
+		return &prevSet{ID: s.ID, M: m}
+	}
+	return nil
+}
+
+// estimateAdded guesses the bytes the next set adds: the last dump (always
+// new) plus what the last run stored anew (recorded in the state dir).
+func estimateAdded(cfg *config, m *manifest.Manifest) int64 {
+	var n int64
+	if m.MySQL != nil {
+		n += m.MySQL.Object.Size
+	}
+	var st runState
+	if b, err := os.ReadFile(filepath.Join(cfg.StateDir, stateFile(m.Channel.Name))); err == nil && json.Unmarshal(b, &st) == nil {
+		n += st.AddedBytes
+	}
+	return n
+}
+
+func checkES(ctx context.Context, cfg *config, p *preflight) {
+	c, err := es.NewClient(cfg.ES)
+	if err != nil {
+		p.add(Check{Name: "elasticsearch", Err: err, Fix: "check es-url and the credentials"})
+		return
+	}
+	p.ES = c
+	h, err := c.ClusterHealth(ctx)
+	if err != nil {
+		p.add(Check{Name: "elasticsearch health", Err: err, Fix: "start Elasticsearch or fix es-url / credentials"})
+		return
+	}
+	if h.Status == "red" {
+		un, _ := c.UnassignedPrimaries(ctx, cfg.ESIndices)
+		var names []string
+		for _, u := range un {
+			names = append(names, fmt.Sprintf("%s[%s] (%s)", u.Index, u.Shard, u.Reason))
+		}
+		p.add(Check{Name: "elasticsearch health", Err: fmt.Errorf("elasticsearch at %s: cluster %s is RED: unassigned primaries %s; a snapshot would be PARTIAL",
+			c.Addr, h.ClusterName, strings.Join(names, ", ")), Fix: "fix the allocation (GET _cluster/allocation/explain) or restrict es-indices"})
+	} else {
+		p.add(Check{Name: "elasticsearch health", Detail: fmt.Sprintf("%s, %d node(s)", h.Status, h.NumberOfNodes)})
+	}
+	if name, host, err := c.Master(ctx); err != nil {
+		p.add(Check{Name: "elasticsearch master", Err: err, Fix: "check the cluster's discovery settings"})
+	} else {
+		p.add(Check{Name: "elasticsearch master", Detail: name + " on " + host})
+	}
+	if n, err := c.MasterEligible(ctx); err == nil {
+		c := Check{Name: "elasticsearch quorum", Detail: fmt.Sprintf("%d master-eligible node(s)", n)}
+		if n > 1 && n%2 == 0 {
+			c.Warn = true
+			c.Detail += ": an even number cannot break a tied vote; use an odd number of master-eligible nodes"
+		}
+		p.add(c)
+	}
+	name := p.Channel.Name
+	if name == "" {
+		name = filepath.Base(cfg.Channel)
+	}
+	p.Repo = cfg.repoName(name)
+	loc := cfg.ESRepoLocation
+	if repos, err := c.PathRepo(ctx); err == nil {
+		for node, roots := range repos {
+			if !under(loc, roots) {
+				p.add(Check{Name: "elasticsearch path.repo", Err: fmt.Errorf("%w: %s is not below path.repo %v of node %s", es.ErrOutsidePathRepo, loc, roots, node),
+					Fix: "add the channel's parent directory to path.repo in elasticsearch.yml on every node and restart them"})
+				break
+			}
+		}
+	}
+	r, err := c.GetRepository(ctx, p.Repo)
+	switch {
+	case errors.Is(err, es.ErrNotFound):
+		p.add(Check{Name: "elasticsearch repository", Detail: p.Repo + " not registered yet: backup run registers it at " + loc})
+	case err != nil:
+		p.add(Check{Name: "elasticsearch repository", Err: err})
+	case r.Location != loc || r.ReadOnly:
+		p.add(Check{Name: "elasticsearch repository", Err: fmt.Errorf("repository %s is registered at %s (readonly %v), want %s writable", p.Repo, r.Location, r.ReadOnly, loc),
+			Fix: "delete that registration (DELETE _snapshot/" + p.Repo + ") or set es-repository to another name"})
+	default:
+		p.RepoExists = true
+		p.add(Check{Name: "elasticsearch repository", Detail: p.Repo + " at " + r.Location})
+	}
+}
+
+func under(p string, roots []string) bool {
+	for _, r := range roots {
+		rel, err := filepath.Rel(r, p)
+		if err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return true
+		}
+	}
+	return false
+}
+
+func checkMySQL(ctx context.Context, cfg *config, p *preflight) {
+	o := cfg.mysqlOptions()
+	if o.SSH != nil {
+		var out strings.Builder
+		err := o.RunClient(ctx, "mysql", []string{"--batch", "--skip-column-names", "-e", "SELECT schema_name FROM information_schema.schemata"}, nil, &out)
+		if err != nil {
+			p.add(Check{Name: "mysql", Err: fmt.Errorf("%w: %v", mysqlx.ErrConnect, err), Fix: "check the MySQL credentials and SSH access to the leader"})
+			return
+		}
+		var dbs []string
+		for _, l := range strings.Fields(out.String()) {
+			if !mysqlx.IsSystemSchema(l) {
+				dbs = append(dbs, l)
+			}
+		}
+		p.databases(cfg, dbs)
+		return
+	}
+	db, err := mysqlx.Open(ctx, o)
+	if err != nil {
+		p.add(Check{Name: "mysql", Err: err, Fix: "check mysql-host/port and the user and password file"})
+		return
+	}
+	defer db.Close()
+	dbs, err := mysqlx.Databases(ctx, db)
+	if err != nil {
+		p.add(Check{Name: "mysql", Err: err})
+		return
+	}
+	p.databases(cfg, dbs)
+}
+
+func (p *preflight) databases(cfg *config, have []string) {
+	if len(cfg.MySQLDatabases) == 0 {
+		p.Databases = have
+		p.add(Check{Name: "mysql", Detail: fmt.Sprintf("databases %s", strings.Join(have, ", "))})
+		return
+	}
+	set := map[string]bool{}
+	for _, d := range have {
+		set[d] = true
+	}
+	var missing []string
+	for _, d := range cfg.MySQLDatabases {
+		if !set[d] {
+			missing = append(missing, d)
+		}
+	}
+	if len(missing) > 0 {
+		p.add(Check{Name: "mysql", Err: fmt.Errorf("configured databases %s do not exist", strings.Join(missing, ", ")), Fix: "fix mysql-databases"})
+		return
+	}
+	p.Databases = cfg.MySQLDatabases
+	p.add(Check{Name: "mysql", Detail: fmt.Sprintf("databases %s", strings.Join(p.Databases, ", "))})
+}
+
+func checkFiles(ctx context.Context, cfg *config, p *preflight) {
+	roots := fileRoots(cfg)
+	if len(roots) == 0 {
+		return
+	}
+	if cfg.FilesViaSSH {
+		c, err := sshx.Dial(ctx, cfg.SSH)
+		if err != nil {
+			p.add(Check{Name: "files", Err: err, Fix: "check ssh-host, ssh-key and ssh-known-hosts"})
+			return
+		}
+		defer c.Close()
+		sc, err := c.SFTP()
+		if err != nil {
+			p.add(Check{Name: "files", Err: err})
+			return
+		}
+		defer sc.Close()
+		for _, r := range roots {
+			if fi, err := sc.Stat(r.Path); err != nil || !fi.IsDir() {
+				p.add(Check{Name: "files " + r.Name, Err: fmt.Errorf("%s on %s: not a readable directory (%v)", r.Path, cfg.SSH.Addr(), err), Fix: "fix " + r.Name + "-root"})
+			} else {
+				p.add(Check{Name: "files " + r.Name, Detail: "sftp:" + r.Path})
+			}
+		}
+		return
+	}
+	for _, r := range roots {
+		if fi, err := os.Stat(r.Path); err != nil || !fi.IsDir() {
+			p.add(Check{Name: "files " + r.Name, Err: fmt.Errorf("%s: not a readable directory (%v)", r.Path, err), Fix: "fix " + r.Name + "-root"})
+		} else {
+			p.add(Check{Name: "files " + r.Name, Detail: r.Path})
+		}
+	}
+}
+
+// fileRoot is one configured tree.
+type fileRoot struct {
+	Name, Path       string
+	Include, Exclude []string
+}
+
+func fileRoots(cfg *config) []fileRoot {
+	var r []fileRoot
+	if cfg.StorageRoot != "" {
+		r = append(r, fileRoot{Name: "storage", Path: cfg.StorageRoot, Exclude: cfg.StorageExclude})
+	}
+	if cfg.ConfigRoot != "" {
+		r = append(r, fileRoot{Name: "config", Path: cfg.ConfigRoot, Include: cfg.ConfigInclude, Exclude: cfg.ConfigExclude})
+	}
+	return r
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
