@@ -5,7 +5,13 @@ PROGRAMS := backup transfer restore
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 WORLD ?= $(CURDIR)/.world
-GOTEST_FLAGS ?= -timeout 40m
+# -count=1: the tests talk to real servers, so a cached result proves nothing.
+# -p 2: two test packages at a time (2 cores); a package that uses the shared
+# two-site world runs two Elasticsearch nodes (about 0.8 GB each).
+GOTEST_FLAGS ?= -count=1 -p 2 -timeout 40m
+# Every module's packages, as go.work patterns from the repository root.
+PKGS := $(patsubst %,./%/...,$(MODULES))
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: all setup build test lint env-up env-down demo bench clean
 
@@ -18,14 +24,17 @@ build:
 	@mkdir -p bin
 	@for p in $(PROGRAMS); do (cd $$p && go build -trimpath -ldflags "$(LDFLAGS)" -o ../bin/$$p .) || exit 1; done
 
+# One go test over all modules, so packages of every module share the -p slots.
 test: setup build
-	@set -o pipefail; for m in $(MODULES); do echo "== $$m"; (cd $$m && go test $(GOTEST_FLAGS) ./...) || exit 1; done
+	go test $(GOTEST_FLAGS) $(PKGS)
 
 lint:
-	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
-	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
-	@if command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@latest; then \
-		for m in $(MODULES); do (cd $$m && $$(go env GOPATH)/bin/staticcheck ./...) || exit 1; done; fi
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	go vet $(PKGS)
+	@sc=$$(go env GOPATH)/bin/staticcheck; \
+	if [ ! -x "$$sc" ] && ! go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); then \
+		echo "lint: staticcheck could not be installed from the Go module proxy; skipped"; exit 0; fi; \
+	echo "$$sc $(PKGS)"; "$$sc" $(PKGS)
 
 env-up: setup
 	@cd internal && go run ./cmd/testworld up -dir $(WORLD)

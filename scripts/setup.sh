@@ -43,7 +43,7 @@ fi
 # Elasticsearch 7.17 server jars for the test node (internal/testenv/eslauncher).
 if [ ! -f internal/testenv/eslauncher/lib/.complete ]; then
 	echo "setup: fetching Elasticsearch jars from Maven Central"
-	(cd internal/testenv/eslauncher && mvn -q -B dependency:copy-dependencies -DoutputDirectory=lib \
+	(cd internal/testenv/eslauncher && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DoutputDirectory=lib \
 		&& touch lib/.complete)
 fi
 if [ ! -f internal/testenv/eslauncher/classes/Launcher.class ] || \

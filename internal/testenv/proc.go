@@ -215,15 +215,6 @@ func freePort() (int, error) {
 	return 0, errors.New("find a free loopback port: none left")
 }
 
-func tcpUp(ctx context.Context, addr string) error {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return err
-	}
-	return c.Close()
-}
-
 // ErrMissing is returned (wrapped) when a binary a service needs is not installed.
 var ErrMissing = errors.New("not installed")
 
