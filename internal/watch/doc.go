@@ -1,10 +1,11 @@
 // Package watch tells a waiting program that a channel directory may have
 // changed.
 //
-// It combines two sources. fsnotify (inotify on Linux) watches the channel's
-// root, sets/ and each set directory, objects/ and each of its fan-out
-// directories, and es/ (where the repository's root generation files land);
-// directories created below a watched one are added as they appear. Events
+// It combines two sources. fsnotify (inotify on Linux) watches every
+// directory of the channel except pins/ and locks/ (a mover may bring a
+// set's last piece anywhere, deep in es/indices too); directories created
+// below a watched one are added as they appear. If the kernel refuses more
+// watches, the poll still sees everything. Events
 // are debounced: a burst of writes (a mover copying hundreds of objects)
 // produces one trigger shortly after the burst goes quiet. Because NFS clients
 // do not see changes made by other NFS clients or by the filer, a slow poll

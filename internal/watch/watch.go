@@ -70,8 +70,9 @@ type watcher struct {
 }
 
 // interesting reports whether a directory (relative to the channel, slash
-// separated) is one to watch: the root, sets and its children, objects and its
-// children, es (root files only).
+// separated) is one to watch: every directory of the channel except pins/,
+// locks/ and temporary ones. A set is complete only when its last piece is
+// there, and a mover may bring that piece anywhere, deep in es/indices too.
 func interesting(rel string) bool {
 	if rel == "." {
 		return true
@@ -81,12 +82,10 @@ func interesting(rel string) bool {
 		return false
 	}
 	switch parts[0] {
-	case "sets", "objects":
-		return len(parts) <= 2
-	case "es":
-		return len(parts) == 1
+	case "pins", "locks":
+		return false
 	}
-	return false
+	return true
 }
 
 func (wt *watcher) add(dir string) {
