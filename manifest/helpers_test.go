@@ -27,7 +27,7 @@ type key struct {
 	Signer ssh.Signer
 }
 
-func newKey(t *testing.T, typ string) key {
+func newKey(t testing.TB, typ string) key {
 	t.Helper()
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
 		t.Fatalf("ssh-keygen is required (apt-get install openssh-client): %v", err)
@@ -51,7 +51,7 @@ func newKey(t *testing.T, typ string) key {
 	return key{File: file, Pub: strings.TrimSpace(string(pub)), Signer: s}
 }
 
-func allowed(t *testing.T, lines ...string) *sshsig.AllowedSigners {
+func allowed(t testing.TB, lines ...string) *sshsig.AllowedSigners {
 	t.Helper()
 	a, err := sshsig.ParseAllowedSigners(strings.NewReader(strings.Join(lines, "\n")))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
@@ -176,6 +177,7 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 		v.cache = openCache(opts.Cache, opts.CacheMax)
 	}
 	err = v.run(ctx)
+	v.closeDirs()
 	if v.cache != nil && v.rep.Status != StatusUnknown {
 		if cerr := v.cache.save(); cerr != nil && err == nil {
 			err = fmt.Errorf("verify: set %s is complete, but saving the cache failed: %w", v.rep.SetID, cerr)
@@ -195,6 +197,9 @@ type verifier struct {
 
 	mu      sync.Mutex
 	seenSHA map[string]bool // objects hashed in this run (bounded)
+
+	dirMu   sync.Mutex
+	objDirs map[string]*os.Root // objects/<aa>, opened on first use
 }
 
 // maxSeen bounds the set of object names remembered to avoid hashing a
@@ -326,22 +331,77 @@ func (v *verifier) readSmall(rel string, limit int64) ([]byte, error) {
 }
 
 // open opens a regular file below the root; os.Root refuses any path that
-// leaves the root, through ".." or a symbolic link.
+// leaves the root, through ".." or a symbolic link. O_NONBLOCK keeps a
+// planted FIFO from blocking the open.
 func (v *verifier) open(rel string) (*os.File, error) {
-	f, err := v.root.Open(rel)
+	f, _, err := v.openIn(v.root, rel)
+	return f, err
+}
+
+// openFile opens f, objects through their fan-out directory's root (one
+// openat per object instead of one per path element).
+func (v *verifier) openFile(f file) (*os.File, fs.FileInfo, error) {
+	if !f.object {
+		return v.openIn(v.root, f.rel)
+	}
+	d, err := v.objDir(f.sha)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v.openIn(d, f.sha)
+}
+
+func (v *verifier) statFileInfo(f file) (fs.FileInfo, error) {
+	if !f.object {
+		return v.root.Stat(f.rel)
+	}
+	d, err := v.objDir(f.sha)
 	if err != nil {
 		return nil, err
+	}
+	return d.Stat(f.sha)
+}
+
+// objDir returns the root of objects/<aa> for object sha, opened once.
+func (v *verifier) objDir(sha string) (*os.Root, error) {
+	aa := sha[:2]
+	v.dirMu.Lock()
+	defer v.dirMu.Unlock()
+	if d, ok := v.objDirs[aa]; ok {
+		return d, nil
+	}
+	d, err := v.root.OpenRoot(ObjectsDirName + "/" + aa)
+	if err != nil {
+		return nil, err
+	}
+	if v.objDirs == nil {
+		v.objDirs = make(map[string]*os.Root)
+	}
+	v.objDirs[aa] = d
+	return d, nil
+}
+
+func (v *verifier) closeDirs() {
+	for _, d := range v.objDirs {
+		d.Close()
+	}
+}
+
+func (v *verifier) openIn(root *os.Root, rel string) (*os.File, fs.FileInfo, error) {
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s is a %v, not a regular file: %w", rel, fi.Mode().Type(), ErrInvalid)
+		return nil, nil, fmt.Errorf("%s is a %v, not a regular file: %w", rel, fi.Mode().Type(), ErrInvalid)
 	}
-	return f, nil
+	return f, fi, nil
 }
 
 func (v *verifier) addMissing(what string) {
@@ -383,7 +443,7 @@ func (f file) describe() string {
 // missing or corrupt files and returns whether f is there and sized right;
 // other errors (I/O) are returned.
 func (v *verifier) statFile(f file) (bool, error) {
-	fi, err := v.root.Stat(f.rel)
+	fi, err := v.statFileInfo(f)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		v.addMissing(f.describe())
@@ -409,7 +469,7 @@ func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
 	if f.object && v.seen(f.sha) {
 		return nil
 	}
-	fh, err := v.open(f.rel)
+	fh, before, err := v.openFile(f)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		v.addMissing(f.describe())
@@ -421,10 +481,6 @@ func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
 		return err
 	}
 	defer fh.Close()
-	before, err := fh.Stat()
-	if err != nil {
-		return err
-	}
 	if v.cache != nil && v.cache.lookup(before, f.sha) {
 		v.count(f, true, true)
 		return nil
@@ -553,21 +609,22 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 		return nil
 	}
 
-	// Phase 3: existence and size.
+	// Phase 3: existence and size. Stats wait on the file server more
+	// than on the CPU, so more of them run at once than hashes.
 	v.opts.Progress.Phase("existence", totalFiles, totalBytes)
-	for _, f := range tops {
-		if _, err := v.statFile(f); err != nil {
-			return err
+	err := pool(ctx, max(4*v.opts.Workers, 16), func(feed func(file) error) error {
+		for _, f := range tops {
+			if err := feed(f); err != nil {
+				return err
+			}
 		}
-	}
-	if err := each(func(f file) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+		return each(feed)
+	}, func(ctx context.Context, f file, _ []byte) error {
 		_, err := v.statFile(f)
 		return err
-	}); err != nil {
-		return err
+	}, 0)
+	if err != nil {
+		return fmt.Errorf("verify: set %s in %s: %w", v.rep.SetID, v.opts.Root, err)
 	}
 	if v.rep.MissingCount > 0 || v.rep.CorruptCount > 0 {
 		return nil
@@ -575,42 +632,14 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 
 	// Phase 4: content, on a pool of workers fed by the streamed lists.
 	v.opts.Progress.Phase("hashing", totalFiles, totalBytes)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	jobs := make(chan file, 4*v.opts.Workers)
-	var wg sync.WaitGroup
-	for range v.opts.Workers {
-		wg.Go(func() {
-			buf := make([]byte, 1<<20)
-			for f := range jobs {
-				if err := v.hashFile(ctx, f, buf); err != nil {
-					cancel(err)
-				}
+	err = pool(ctx, v.opts.Workers, func(feed func(file) error) error {
+		for _, f := range tops {
+			if err := feed(f); err != nil {
+				return err
 			}
-		})
-	}
-	feed := func(f file) error {
-		select {
-		case jobs <- f:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
 		}
-	}
-	var err error
-	for _, f := range tops {
-		if err = feed(f); err != nil {
-			break
-		}
-	}
-	if err == nil {
-		err = each(feed)
-	}
-	close(jobs)
-	wg.Wait()
-	if cause := context.Cause(ctx); cause != nil && err == nil {
-		err = cause
-	}
+		return each(feed)
+	}, v.hashFile, 1<<20)
 	if err != nil {
 		return fmt.Errorf("verify: set %s in %s: %w", v.rep.SetID, v.opts.Root, err)
 	}
@@ -626,6 +655,45 @@ func inside(path, dir string) bool {
 	}
 	rel, err := filepath.Rel(d, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// pool runs work on every file that produce feeds, on n goroutines, each
+// with its own buffer of bufSize bytes. The first error stops everything.
+func pool(ctx context.Context, n int, produce func(feed func(file) error) error, work func(context.Context, file, []byte) error, bufSize int) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	jobs := make(chan file, 4*n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			var buf []byte
+			if bufSize > 0 {
+				buf = make([]byte, bufSize)
+			}
+			for f := range jobs {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				if err := work(ctx, f, buf); err != nil {
+					cancel(err)
+				}
+			}
+		})
+	}
+	err := produce(func(f file) error {
+		select {
+		case jobs <- f:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	})
+	close(jobs)
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && err == nil {
+		err = cause
+	}
+	return err
 }
 
 func objFile(sha string, size int64, ref string) file {
