@@ -351,6 +351,16 @@ func listTables(ctx context.Context, o mysqlx.Options, dbs []string) ([]manifest
 	return tables, nil
 }
 
+// snapshotName is the snapshot of set id: the set id in lower case
+// (Elasticsearch snapshot names must be lower case).
+func snapshotName(id string) string { return strings.ToLower(id) }
+
+// isSetSnapshot reports whether a snapshot name is one backup made.
+func isSetSnapshot(name string) bool {
+	_, err := manifest.ParseSetID(strings.ToUpper(name))
+	return err == nil && name == strings.ToLower(name)
+}
+
 // savedCache is a capture cache to save once the set is published.
 type savedCache struct {
 	path  string
@@ -423,12 +433,14 @@ func snapshotES(ctx context.Context, cfg *config, pre *preflight, id string, pre
 		}
 		log.Info("registered snapshot repository", "repository", repo, "location", cfg.ESRepoLocation)
 	}
-	// A run killed while its snapshot was running leaves it running or
-	// finished without a set; abort running ones (we hold the lock, so
-	// no other run owns them). Finished orphans are left to prune.
+	// A run killed while its snapshot was running leaves it running; abort
+	// it (we hold the lock, so no other run owns it). Then delete, through
+	// the API, finished snapshots no signed set references (pruned sets,
+	// failed runs), so that this set's file list is the repository as it
+	// stays.
 	if snaps, err := c.Snapshots(ctx, repo); err == nil {
 		for _, s := range snaps {
-			if s.State == "IN_PROGRESS" {
+			if isSetSnapshot(s.Name) && s.State == "IN_PROGRESS" {
 				log.Warn("aborting a snapshot left running by an earlier run", "snapshot", s.Name)
 				if err := c.DeleteSnapshot(ctx, repo, s.Name); err != nil {
 					return nil, 0, fmt.Errorf("abort orphaned snapshot %s: %w", s.Name, err)
@@ -436,12 +448,16 @@ func snapshotES(ctx context.Context, cfg *config, pre *preflight, id string, pre
 			}
 		}
 	}
-	snap, err := c.CreateSnapshot(ctx, repo, id, es.SnapshotOptions{Indices: cfg.ESIndices, IncludeGlobalState: cfg.ESGlobalState, Progress: p})
+	if _, err := deleteOrphanSnapshots(ctx, c, repo, cfg.Channel, log); err != nil {
+		return nil, 0, err
+	}
+	name := snapshotName(id)
+	snap, err := c.CreateSnapshot(ctx, repo, name, es.SnapshotOptions{Indices: cfg.ESIndices, IncludeGlobalState: cfg.ESGlobalState, Progress: p})
 	if err != nil {
 		if errors.Is(err, es.ErrSnapshotFailed) {
 			// A failed snapshot is useless; delete it through the API.
-			if derr := c.DeleteSnapshot(context.WithoutCancel(ctx), repo, id); derr != nil {
-				log.Warn("delete failed snapshot", "snapshot", id, "err", derr)
+			if derr := c.DeleteSnapshot(context.WithoutCancel(ctx), repo, name); derr != nil {
+				log.Warn("delete failed snapshot", "snapshot", name, "err", derr)
 			}
 		}
 		return nil, 0, err

@@ -338,15 +338,20 @@ func checkES(ctx context.Context, cfg *config, p *preflight) {
 		p.add(Check{Name: "elasticsearch health", Err: err, Fix: "start Elasticsearch or fix es-url / credentials"})
 		return
 	}
-	if h.Status == "red" {
-		un, _ := c.UnassignedPrimaries(ctx, cfg.ESIndices)
+	un, uerr := c.UnassignedPrimaries(ctx, cfg.ESIndices)
+	switch {
+	case uerr != nil:
+		p.add(Check{Name: "elasticsearch health", Err: uerr})
+	case len(un) > 0:
 		var names []string
 		for _, u := range un {
 			names = append(names, fmt.Sprintf("%s[%s] (%s)", u.Index, u.Shard, u.Reason))
 		}
-		p.add(Check{Name: "elasticsearch health", Err: fmt.Errorf("elasticsearch at %s: cluster %s is RED: unassigned primaries %s; a snapshot would be PARTIAL",
-			c.Addr, h.ClusterName, strings.Join(names, ", ")), Fix: "fix the allocation (GET _cluster/allocation/explain) or restrict es-indices"})
-	} else {
+		p.add(Check{Name: "elasticsearch health", Err: fmt.Errorf("elasticsearch at %s: cluster %s is %s: unassigned primary shards %s; a snapshot would be PARTIAL",
+			c.Addr, h.ClusterName, strings.ToUpper(h.Status), strings.Join(names, ", ")), Fix: "fix the allocation (GET _cluster/allocation/explain) or leave those indices out of es-indices"})
+	case h.Status == "red":
+		p.add(Check{Name: "elasticsearch health", Warn: true, Detail: "red, but no index backed up here lacks a primary"})
+	default:
 		p.add(Check{Name: "elasticsearch health", Detail: fmt.Sprintf("%s, %d node(s)", h.Status, h.NumberOfNodes)})
 	}
 	if name, host, err := c.Master(ctx); err != nil {

@@ -258,7 +258,7 @@ func deleteOrphanSnapshots(ctx context.Context, c *es.Client, repo, root string,
 	}
 	var deleted []string
 	for _, s := range snaps {
-		if _, err := manifest.ParseSetID(s.Name); err != nil || used[s.Name] || s.State == "IN_PROGRESS" {
+		if !isSetSnapshot(s.Name) || used[s.Name] || s.State == "IN_PROGRESS" {
 			continue
 		}
 		if err := c.DeleteSnapshot(ctx, repo, s.Name); err != nil {
