@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/squirro-bcp/bcp/manifest"
@@ -82,6 +84,31 @@ func TestVerifyOutcomes(t *testing.T) {
 			must(t, os.Rename(filepath.Join(w.Layout.ESDir(), "indices"), filepath.Join(outside, "indices")))
 			must(t, os.Symlink(filepath.Join(outside, "indices"), filepath.Join(w.Layout.ESDir(), "indices")))
 		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "es/indices/x1/0/__a"},
+		{"symlinked object directory leading out of the channel", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			dir := filepath.Dir(w.Layout.ObjectPath(w.Big.SHA256))
+			outside := filepath.Join(t.TempDir(), "aa")
+			must(t, os.Rename(dir, outside))
+			must(t, os.Symlink(outside, dir))
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "mysql dump"},
+		{"object replaced by a FIFO", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			p := w.Layout.ObjectPath(w.Files["a.txt"].SHA256)
+			must(t, os.Remove(p))
+			must(t, syscall.Mkfifo(p, 0o600))
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "not a regular file"},
+		{"list object corrupt", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			p := w.Layout.ObjectPath(w.Manifest.Trees[0].List.SHA256)
+			flipByte(t, p, 3)
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "tree storage file list"},
+		{"list object missing", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.Remove(w.Layout.ObjectPath(w.Manifest.Elasticsearch.Files.SHA256)))
+		}, manifest.StatusIncomplete, manifest.ErrIncomplete, "elasticsearch file list"},
+		{"channel.json of another channel", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.WriteFile(w.Layout.ChannelFile(), []byte(`{"name":"bcp-to-prod","source":"bcp","target":"prod"}`), 0o640))
+			o.Expect = manifest.Channel{}
+		}, manifest.StatusNotForUs, manifest.ErrNotForUs, "bcp-to-prod"},
+		{"malformed signature", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.WriteFile(w.Layout.SignaturePath(w.SetID), []byte("garbage"), 0o640))
+		}, manifest.StatusNotAuthentic, manifest.ErrNotAuthentic, "signature"},
 	}
 	k := newKey(t, "ed25519")
 	for _, tt := range tests {
@@ -265,4 +292,47 @@ func chmodTree(t *testing.T, root string, writable bool) {
 		os.Chmod(p, m)
 		return nil
 	})
+}
+
+type recorder struct {
+	mu     sync.Mutex
+	phases []string
+	files  int64
+}
+
+func (r *recorder) Phase(name string, files, bytes int64) {
+	r.mu.Lock()
+	r.phases = append(r.phases, name)
+	r.mu.Unlock()
+}
+
+func (r *recorder) Done(files, bytes int64) {
+	r.mu.Lock()
+	r.files += files
+	r.mu.Unlock()
+}
+
+func TestVerifyProgress(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1024)
+	var r recorder
+	o := w.opts()
+	o.Progress = &r
+	rep, err := manifest.Verify(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(r.phases, ",") != "existence,hashing" || r.files != rep.Files {
+		t.Fatalf("progress %v %d, report %+v", r.phases, r.files, rep)
+	}
+}
+
+func TestVerifyCancelled(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := manifest.Verify(ctx, w.opts()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
 }
