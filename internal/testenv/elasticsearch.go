@@ -87,6 +87,10 @@ func LauncherDir() string {
 
 // StartElasticsearch starts a node in dir with path.repo = repo.
 func StartElasticsearch(ctx context.Context, dir, repo string, o StartOptions) (*ES, error) {
+	return retryPorts(func() (*ES, error) { return startElasticsearchOnce(ctx, dir, repo, o) })
+}
+
+func startElasticsearchOnce(ctx context.Context, dir, repo string, o StartOptions) (*ES, error) {
 	java, err := lookBin("openjdk-17-jre-headless", "java")
 	if err != nil {
 		return nil, err
@@ -159,7 +163,7 @@ func StartElasticsearch(ctx context.Context, dir, repo string, o StartOptions) (
 		return nil, err
 	}
 	e := &ES{URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), Port: httpPort, RepoRoot: repo, Dir: dir, proc: p}
-	err = p.waitReady(ctx, func(ctx context.Context) error {
+	err = p.waitReady(ctx, httpPort, func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/_cluster/health?wait_for_status=yellow&timeout=2s", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

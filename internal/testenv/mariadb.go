@@ -132,6 +132,10 @@ func randomHex(n int) string {
 // StartMariaDB starts a MariaDB server in dir (which should be short: the
 // socket lives there).
 func StartMariaDB(ctx context.Context, dir string, o StartOptions) (*MariaDBServer, error) {
+	return retryPorts(func() (*MariaDBServer, error) { return startMariaDBOnce(ctx, dir, o) })
+}
+
+func startMariaDBOnce(ctx context.Context, dir string, o StartOptions) (*MariaDBServer, error) {
 	bin, err := lookBin("mariadb-server", "mariadbd", "mysqld")
 	if err != nil {
 		return nil, err
@@ -145,6 +149,9 @@ func StartMariaDB(ctx context.Context, dir string, o StartOptions) (*MariaDBServ
 		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "data")); err != nil { // a failed attempt's copy
 		return nil, err
 	}
 	if out, err := exec.Command("cp", "-a", tmpl, filepath.Join(dir, "data")).CombinedOutput(); err != nil {
@@ -191,7 +198,7 @@ func StartMariaDB(ctx context.Context, dir string, o StartOptions) (*MariaDBServ
 		return nil, err
 	}
 	m.proc = p
-	err = p.waitReady(ctx, func(ctx context.Context) error {
+	err = p.waitReady(ctx, port, func(ctx context.Context) error {
 		db, err := sql.Open("mysql", m.DSN(""))
 		if err != nil {
 			return err

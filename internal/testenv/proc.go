@@ -77,7 +77,7 @@ func startProc(spec procSpec) (*Proc, error) {
 		return nil, err
 	}
 	logPath := filepath.Join(spec.Dir, spec.Name+".log")
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,10 @@ func (p *Proc) Stop() {
 
 // waitReady polls check until it succeeds, the process exits, or the
 // start-up deadline passes. Errors carry the tail of the process's log.
-func (p *Proc) waitReady(ctx context.Context, check func(ctx context.Context) error) error {
+//
+// The server must also own the listening socket on port: a server that
+// lost its port to another one (which would answer the check) is not ready.
+func (p *Proc) waitReady(ctx context.Context, port int, check func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 	var last error
@@ -159,11 +162,18 @@ func (p *Proc) waitReady(ctx context.Context, check func(ctx context.Context) er
 		last = check(cctx)
 		ccancel()
 		if last == nil {
-			return nil
+			if listensOn(p.Pid, port) {
+				return nil
+			}
+			last = fmt.Errorf("something answers on port %d, but not this process", port)
 		}
 		select {
 		case <-p.exited:
-			return p.failure(fmt.Errorf("exited during start-up (%v)", p.cmd.ProcessState))
+			err := fmt.Errorf("exited during start-up (%v)", p.cmd.ProcessState)
+			if b, _ := os.ReadFile(p.Log); bytes.Contains(b, []byte("Address already in use")) {
+				err = fmt.Errorf("%w: %w", errPortInUse, err)
+			}
+			return p.failure(err)
 		case <-ctx.Done():
 			return p.failure(fmt.Errorf("not ready after %s: %v", StartTimeout, last))
 		case <-time.After(200 * time.Millisecond):
@@ -215,6 +225,20 @@ func freePort() (int, error) {
 	return 0, errors.New("find a free loopback port: none left")
 }
 
+// errPortInUse: a port from freePort was taken by someone else (another
+// test binary) before the server bound it. Start* then retry with new ports.
+var errPortInUse = errors.New("port already in use")
+
+// retryPorts runs start up to three times while it fails with errPortInUse.
+func retryPorts[T any](start func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := start()
+		if err == nil || attempt == 3 || !errors.Is(err, errPortInUse) {
+			return v, err
+		}
+	}
+}
+
 // ErrMissing is returned (wrapped) when a binary a service needs is not installed.
 var ErrMissing = errors.New("not installed")
 
@@ -254,4 +278,40 @@ func ReadPidFile(path string) (pid int, exe string, err error) {
 		exe = f[1]
 	}
 	return pid, exe, nil
+}
+
+// listensOn reports whether process pid holds a socket listening on
+// 127.0.0.1:port (from /proc/net/tcp and the process's open files).
+func listensOn(pid, port int) bool {
+	suffix := fmt.Sprintf(":%04X", port)
+	inodes := map[string]bool{}
+	seen := false
+	// tcp6 too: the JVM binds 127.0.0.1 through an IPv6 socket (::ffff:127.0.0.1).
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		seen = true
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) > 9 && strings.HasSuffix(f[1], suffix) && f[3] == "0A" {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	if !seen {
+		return true // no procfs: cannot tell, trust the check
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return false
+	}
+	for _, fd := range fds {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[l] {
+			return true
+		}
+	}
+	return false
 }

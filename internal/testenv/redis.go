@@ -42,6 +42,10 @@ func Redis(t testing.TB) *RedisServer {
 
 // StartRedis starts redis-server in dir.
 func StartRedis(ctx context.Context, dir string, o StartOptions) (*RedisServer, error) {
+	return retryPorts(func() (*RedisServer, error) { return startRedisOnce(ctx, dir, o) })
+}
+
+func startRedisOnce(ctx context.Context, dir string, o StartOptions) (*RedisServer, error) {
 	bin, err := lookBin("redis-server", "redis-server")
 	if err != nil {
 		return nil, err
@@ -59,7 +63,7 @@ func StartRedis(ctx context.Context, dir string, o StartOptions) (*RedisServer, 
 		return nil, err
 	}
 	r.proc = p
-	err = p.waitReady(ctx, func(ctx context.Context) error {
+	err = p.waitReady(ctx, port, func(ctx context.Context) error {
 		c := redis.NewClient(&redis.Options{Addr: r.Addr})
 		defer c.Close()
 		return c.Ping(ctx).Err()

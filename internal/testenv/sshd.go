@@ -82,6 +82,10 @@ func writeKey(path, comment string) (ssh.PublicKey, error) {
 
 // StartSSHD starts sshd in dir.
 func StartSSHD(ctx context.Context, dir string, o StartOptions) (*SSHServer, error) {
+	return retryPorts(func() (*SSHServer, error) { return startSSHDOnce(ctx, dir, o) })
+}
+
+func startSSHDOnce(ctx context.Context, dir string, o StartOptions) (*SSHServer, error) {
 	bin, err := lookBin("openssh-server", "sshd")
 	if err != nil {
 		return nil, err
@@ -151,7 +155,7 @@ func StartSSHD(ctx context.Context, dir string, o StartOptions) (*SSHServer, err
 		return nil, err
 	}
 	s.proc = p
-	err = p.waitReady(ctx, func(ctx context.Context) error { return sshBanner(ctx, s.Addr()) })
+	err = p.waitReady(ctx, port, func(ctx context.Context) error { return sshBanner(ctx, s.Addr()) })
 	if err != nil {
 		p.Stop()
 		return nil, err
