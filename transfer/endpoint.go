@@ -28,6 +28,7 @@ type sshOptions struct {
 	identity    string
 	knownHosts  string
 	connections int
+	sessions    int
 	keepAlive   time.Duration
 }
 
@@ -36,13 +37,14 @@ func sshFlags() []ucli.Flag {
 		flags.Path("identity", "", "SSH private key file; empty uses ssh-agent (SSH_AUTH_SOCK)"),
 		flags.Path("known-hosts", defaultKnownHosts(), "OpenSSH known_hosts file; host keys are always verified"),
 		flags.Int("connections", 4, "SSH connections to an sftp:// end (each its own sshd process and cipher stream)"),
+		flags.Int("sessions", 8, "SFTP sessions per SSH connection (each its own sftp-server: more fsyncs at once)"),
 		flags.Duration("keepalive", 15*time.Second, "interval of SSH keep-alive requests"),
 	}
 }
 
 func readSSHOptions(c *ucli.Context) sshOptions {
 	return sshOptions{identity: c.String("identity"), knownHosts: c.String("known-hosts"),
-		connections: c.Int("connections"), keepAlive: c.Duration("keepalive")}
+		connections: c.Int("connections"), sessions: c.Int("sessions"), keepAlive: c.Duration("keepalive")}
 }
 
 func defaultKnownHosts() string {
@@ -96,7 +98,7 @@ func (e endpoint) open(ctx context.Context, so sshOptions) (mover.FS, error) {
 	}
 	cfg := e.ssh
 	cfg.KeyFile, cfg.KnownHosts, cfg.KeepAlive = so.identity, so.knownHosts, so.keepAlive
-	return mover.DialSFTP(ctx, cfg, e.path, so.connections)
+	return mover.DialSFTP(ctx, cfg, e.path, so.connections, so.sessions)
 }
 
 // channelFlags are --channel, --source and --target: the channel the

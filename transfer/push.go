@@ -22,6 +22,7 @@ type copyOptions struct {
 	allowedSigners string
 	expect         manifest.Channel
 	workers        int
+	bigWorkers     int
 	bwlimit        string
 	checksum       bool
 	noPrune        bool
@@ -33,7 +34,8 @@ type copyOptions struct {
 func copyFlags() []ucli.Flag {
 	fl := []ucli.Flag{
 		allowedSignersFlag(),
-		flags.Int("workers", 16, "files in flight"),
+		flags.Int("workers", 64, "files in flight (many small files in flight let the destination commit their fsyncs together)"),
+		flags.Int("big-workers", 8, "of those, large files (above 1 MiB) in flight"),
 		flags.String("bwlimit", "0", "bandwidth limit in bytes per second (500K, 20M, 1G); 0 is none"),
 		flags.Bool("checksum", false, "hash every file already at the destination instead of trusting the verified-file cache"),
 		flags.Bool("no-prune", false, "keep at the destination what the source no longer has"),
@@ -49,7 +51,7 @@ func readCopyOptions(c *ucli.Context) copyOptions {
 	return copyOptions{
 		src: c.Args().Get(0), dst: c.Args().Get(1),
 		ssh: readSSHOptions(c), allowedSigners: c.String("allowed-signers"), expect: readChannel(c),
-		workers: c.Int("workers"), bwlimit: c.String("bwlimit"), checksum: c.Bool("checksum"),
+		workers: c.Int("workers"), bigWorkers: c.Int("big-workers"), bwlimit: c.String("bwlimit"), checksum: c.Bool("checksum"),
 		noPrune: c.Bool("no-prune"), dryRun: c.Bool("dry-run"), cache: c.String("cache"), json: c.Bool("json"),
 	}
 }
@@ -130,8 +132,8 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	if err != nil {
 		return cli.Usagef("--bwlimit %v", err)
 	}
-	if o.workers < 1 || o.ssh.connections < 1 {
-		return cli.Usagef("--workers and --connections must be at least 1")
+	if o.workers < 1 || o.bigWorkers < 1 || o.ssh.connections < 1 || o.ssh.sessions < 1 {
+		return cli.Usagef("--workers, --big-workers, --connections and --sessions must be at least 1")
 	}
 	allowed, err := loadAllowed(o.allowedSigners)
 	if err != nil {
@@ -163,7 +165,7 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	}
 	res, err := mover.Run(ctx, mover.Options{
 		Src: sfs, Dst: dfs, VerifySignature: mover.SignatureVerifier(allowed), Expect: o.expect,
-		Workers: o.workers, BandwidthLimit: limit, Checked: checked, Checksum: o.checksum,
+		Workers: o.workers, BigWorkers: o.bigWorkers, BandwidthLimit: limit, Checked: checked, Checksum: o.checksum,
 		NoPrune: o.noPrune, DryRun: o.dryRun, Progress: progress,
 	})
 	if !o.dryRun {

@@ -23,9 +23,10 @@ import (
 // The cache lives on the machine that runs transfer, one file per
 // destination.
 type Checked struct {
-	path string
-	mu   sync.Mutex
-	m    map[string]stamp
+	path  string
+	mu    sync.Mutex
+	m     map[string]stamp
+	dirty bool
 }
 
 type stamp struct {
@@ -87,19 +88,25 @@ func (c *Checked) ok(name string, e Entry) bool {
 
 func (c *Checked) set(name string, e Entry) {
 	c.mu.Lock()
-	c.m[name] = stamp{e.Size, e.ModTime.UnixNano()}
+	if st := (stamp{e.Size, e.ModTime.UnixNano()}); c.m[name] != st {
+		c.m[name] = st
+		c.dirty = true
+	}
 	c.mu.Unlock()
 }
 
 func (c *Checked) drop(name string) {
 	c.mu.Lock()
-	delete(c.m, name)
+	if _, ok := c.m[name]; ok {
+		delete(c.m, name)
+		c.dirty = true
+	}
 	c.mu.Unlock()
 }
 
-// Save writes the cache atomically.
+// Save writes the cache atomically if it changed.
 func (c *Checked) Save() error {
-	if c.path == "" {
+	if c.path == "" || !c.dirty {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
@@ -107,11 +114,15 @@ func (c *Checked) Save() error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return manifest.WriteAtomic(c.path, 0o600, func(w io.Writer) error {
+	err := manifest.WriteAtomic(c.path, 0o600, func(w io.Writer) error {
 		bw := bufio.NewWriter(w)
 		for name, s := range c.m {
 			fmt.Fprintf(bw, "%d %d %s\n", s.size, s.mtime, name)
 		}
 		return bw.Flush()
 	})
+	if err == nil {
+		c.dirty = false
+	}
+	return err
 }

@@ -33,7 +33,7 @@ func backends() []backend {
 
 func dialSFTP(t *testing.T, s *testenv.SSHServer, dir string) *SFTP {
 	t.Helper()
-	f, err := DialSFTP(context.Background(), s.Config(), dir, 2)
+	f, err := DialSFTP(context.Background(), s.Config(), dir, 2, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,9 @@ type Progress interface {
 	End()
 }
 
+// listWorkers is how many directory listings are in flight at once.
+const listWorkers = 16
+
 type nopProgress struct{}
 
 func (nopProgress) Begin(string, int64, string) {}
@@ -43,8 +46,13 @@ type Options struct {
 	VerifySignature func(manifest, sig []byte) error
 	// Expect, if set, must match the source's channel identity.
 	Expect manifest.Channel
-	// Workers is the number of files in flight; 16 when zero.
+	// Workers is the number of files in flight; 64 when zero. Many small
+	// files in flight let the destination's file system commit their
+	// fsyncs together.
 	Workers int
+	// BigWorkers bounds how many of them are large files (above 1 MiB),
+	// each of which keeps many requests and buffers in flight; 8 when zero.
+	BigWorkers int
 	// BandwidthLimit in bytes per second; 0 is unlimited.
 	BandwidthLimit int64
 	// Checked remembers verified destination files; nil hashes every file
@@ -89,7 +97,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, errors.New("mover: Src, Dst and VerifySignature are required")
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 16
+		opts.Workers = 64
+	}
+	if opts.BigWorkers <= 0 {
+		opts.BigWorkers = 8
 	}
 	if opts.Progress == nil {
 		opts.Progress = nopProgress{}
@@ -221,6 +232,15 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, error) {
 
 // complete checks that every file of s is present at the source with its size.
 func (r *runner) complete(ctx context.Context, s *setFiles) error {
+	var names []string
+	for name, w := range s.files {
+		if w.data == nil {
+			names = append(names, name)
+		}
+	}
+	if err := r.src.prefetch(ctx, names, listWorkers); err != nil {
+		return err
+	}
 	var missing []string
 	for _, w := range s.sorted() {
 		if w.data != nil {
@@ -255,6 +275,13 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, chData []byte) error 
 	var check []*want
 	var bytes int64
 	dirs := map[string]bool{}
+	names := make([]string, 0, len(all))
+	for _, w := range all {
+		names = append(names, w.name)
+	}
+	if err := r.dst.prefetch(ctx, names, listWorkers); err != nil {
+		return err
+	}
 	for _, w := range all {
 		e, ok, err := r.dst.stat(ctx, w.name)
 		if err != nil {
@@ -293,6 +320,20 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, chData []byte) error 
 		}
 		if err := r.cp.writeBytes(ctx, manifest.ChannelFileName, chData, ""); err != nil {
 			return err
+		}
+	}
+	// Enough work to be worth more connections?
+	var n int
+	for _, p := range todo {
+		n += len(p)
+	}
+	if n+len(check) > 16 || bytes > 64<<20 {
+		for _, f := range []FS{r.opts.Src, dst} {
+			if e, ok := f.(Expander); ok {
+				if err := e.Expand(ctx); err != nil && ctx.Err() == nil {
+					return fmt.Errorf("open more connections to %s: %w", f, err)
+				}
+			}
 		}
 	}
 	// Files present but not known intact are hashed at the destination; a
@@ -397,9 +438,18 @@ func (r *runner) copyPhase(ctx context.Context, files []*want) error {
 	g.SetLimit(r.opts.Workers)
 	var copied, bytes atomic.Int64
 	dirs := map[string]bool{}
+	big := make(chan struct{}, r.opts.BigWorkers)
 	for _, w := range files {
 		dirs[path.Dir(w.name)] = true
 		g.Go(func() error {
+			if w.size > smallFile {
+				select {
+				case big <- struct{}{}:
+					defer func() { <-big }()
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+			}
 			var err error
 			if w.data != nil {
 				sum := w.sum

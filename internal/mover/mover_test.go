@@ -384,7 +384,7 @@ func TestWrongHostKey(t *testing.T) {
 	cfg.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	line := strings.Replace(string(kh), strconv.Itoa(other.Port), strconv.Itoa(s.Port), 1)
 	os.WriteFile(cfg.KnownHosts, []byte(line), 0o600)
-	_, err = DialSFTP(context.Background(), cfg, t.TempDir(), 2)
+	_, err = DialSFTP(context.Background(), cfg, t.TempDir(), 2, 1)
 	if !errors.Is(err, sshx.ErrHostKey) || !strings.Contains(err.Error(), "SHA256:") {
 		t.Fatalf("DialSFTP = %v, want ErrHostKey with fingerprints", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -231,6 +233,32 @@ func (l *dirLister) dir(ctx context.Context, dir string) (map[string]Entry, erro
 	l.m[dir] = d
 	l.mu.Unlock()
 	return d, nil
+}
+
+// prefetch lists the directories of names that are not known yet, with
+// up to workers listings in flight.
+func (l *dirLister) prefetch(ctx context.Context, names []string, workers int) error {
+	seen := map[string]bool{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(workers)
+	for _, name := range names {
+		d := path.Dir(name)
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		l.mu.Lock()
+		_, known := l.m[d]
+		l.mu.Unlock()
+		if known {
+			continue
+		}
+		g.Go(func() error {
+			_, err := l.dir(gctx, d)
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // stat returns the entry for name, ok false when absent.

@@ -17,53 +17,134 @@ import (
 )
 
 // SFTP is a channel directory on an SFTP server, reached over several SSH
-// connections at once. Each SSH connection is served by its own sshd
-// process (one encryption stream, one sftp-server), so several of them use
-// several cores on both ends; requests are spread over them round robin.
+// connections with several SFTP sessions each. Each SSH connection is
+// served by its own sshd process (one encryption stream), so several of them
+// use several cores on both ends; each SFTP session is its own sftp-server,
+// which handles one request at a time - in particular one fsync at a time -
+// so many sessions let many small files be synced at once (the file system
+// commits concurrent fsyncs together). Requests are spread over the
+// sessions round robin; a file's requests stay on the session that opened it.
 type SFTP struct {
-	cfg     sshx.Config
-	root    string
-	conns   []*sftpConn
-	next    atomic.Uint64
-	closeMu sync.Mutex
+	cfg      sshx.Config
+	root     string
+	conns    int // wanted
+	sessions int // wanted per connection
+	next     atomic.Uint64
+	clients  atomic.Pointer[[]*sftp.Client] // in use, round robin
+	mu       sync.Mutex                     // guards open and expanded
+	open     []*sftpConn
+	expanded bool
 }
 
 type sftpConn struct {
 	ssh *sshx.Client
-	c   *sftp.Client
+	c   []*sftp.Client
 }
 
-var _ FS = (*SFTP)(nil)
+var (
+	_ FS       = (*SFTP)(nil)
+	_ Expander = (*SFTP)(nil)
+)
 
-// DialSFTP opens conns SSH connections (at least one) to cfg, each with an
-// SFTP session, and returns the FS rooted at root on the server. A host key
+// Expander is implemented by backends that start small - enough to list
+// and decide - and open more connections only when there is work.
+type Expander interface {
+	Expand(ctx context.Context) error
+}
+
+// initialSessions is how many sessions the first connection opens: enough
+// to list directories in parallel when there turns out to be nothing to do.
+const initialSessions = 4
+
+// DialSFTP connects to cfg and returns the FS rooted at root on the server.
+// It opens one SSH connection at first; Expand opens the rest, up to conns
+// connections (at least one) with sessions SFTP sessions each. A host key
 // mismatch is returned wrapping sshx.ErrHostKey.
-func DialSFTP(ctx context.Context, cfg sshx.Config, root string, conns int) (*SFTP, error) {
-	if conns < 1 {
-		conns = 1
-	}
-	s := &SFTP{cfg: cfg, root: root, conns: make([]*sftpConn, conns)}
-	g, gctx := errgroup.WithContext(ctx)
-	for i := range s.conns {
-		g.Go(func() error {
-			cl, err := sshx.Dial(gctx, cfg)
-			if err != nil {
-				return err
-			}
-			sc, err := cl.SFTP()
-			if err != nil {
-				cl.Close()
-				return err
-			}
-			s.conns[i] = &sftpConn{ssh: cl, c: sc}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		s.Close()
+func DialSFTP(ctx context.Context, cfg sshx.Config, root string, conns, sessions int) (*SFTP, error) {
+	s := &SFTP{cfg: cfg, root: root, conns: max(conns, 1), sessions: max(sessions, 1)}
+	c, err := s.dial(ctx, min(s.sessions, initialSessions))
+	if err != nil {
 		return nil, err
 	}
+	s.open = []*sftpConn{c}
+	s.publish()
 	return s, nil
+}
+
+func (s *SFTP) dial(ctx context.Context, sessions int) (*sftpConn, error) {
+	cl, err := sshx.Dial(ctx, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	sc := &sftpConn{ssh: cl}
+	for range sessions {
+		c, err := cl.SFTP()
+		if err != nil {
+			for _, c := range sc.c {
+				c.Close()
+			}
+			cl.Close()
+			return nil, err
+		}
+		sc.c = append(sc.c, c)
+	}
+	return sc, nil
+}
+
+// publish makes the open sessions available, interleaved so that
+// consecutive requests go to different connections. Callers hold mu or
+// have not shared s yet.
+func (s *SFTP) publish() {
+	var all []*sftp.Client
+	for j := 0; ; j++ {
+		added := false
+		for _, c := range s.open {
+			if j < len(c.c) {
+				all = append(all, c.c[j])
+				added = true
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	s.clients.Store(&all)
+}
+
+// Expand opens the remaining connections and sessions (once). If that
+// fails the FS keeps working with what it has.
+func (s *SFTP) Expand(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.expanded || len(s.open) == 0 {
+		return nil
+	}
+	s.expanded = true
+	first := s.open[0]
+	for len(first.c) < s.sessions {
+		c, err := first.ssh.SFTP()
+		if err != nil {
+			return err
+		}
+		first.c = append(first.c, c)
+	}
+	more := make([]*sftpConn, s.conns-1)
+	g, gctx := errgroup.WithContext(ctx)
+	for i := range more {
+		g.Go(func() error {
+			c, err := s.dial(gctx, s.sessions)
+			more[i] = c
+			return err
+		})
+	}
+	err := g.Wait()
+	for _, c := range more {
+		if c != nil {
+			s.open = append(s.open, c)
+		}
+	}
+	s.publish()
+	return err
 }
 
 func (s *SFTP) String() string {
@@ -71,8 +152,8 @@ func (s *SFTP) String() string {
 }
 
 func (s *SFTP) client() *sftp.Client {
-	n := s.next.Add(1)
-	return s.conns[n%uint64(len(s.conns))].c
+	all := *s.clients.Load()
+	return all[s.next.Add(1)%uint64(len(all))]
 }
 
 func (s *SFTP) path(name string) string {
@@ -141,16 +222,16 @@ func (s *SFTP) Remove(_ context.Context, name string) error {
 
 // Close closes every connection.
 func (s *SFTP) Close() error {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
-	for i, c := range s.conns {
-		if c == nil {
-			continue
+	for _, c := range s.open {
+		for _, sc := range c.c {
+			errs = append(errs, sc.Close())
 		}
-		errs = append(errs, c.c.Close(), c.ssh.Close())
-		s.conns[i] = nil
+		errs = append(errs, c.ssh.Close())
 	}
+	s.open = nil
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return err

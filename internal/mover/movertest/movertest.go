@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sort"
@@ -103,42 +104,61 @@ func (c *Channel) Publish(spec Spec) string {
 	ctx := context.Background()
 	l := manifest.Layout{Root: c.Root}
 	store := objects.New(l.ObjectsDir())
+	var es []manifest.ESFile
+	for p, b := range spec.ES {
+		c.writeES(p, b)
+		es = append(es, manifest.ESFile{Path: p, Size: int64(len(b)), SHA256: Sum(b)})
+	}
+	var tree []manifest.Entry
+	for p, b := range spec.Tree {
+		ref, err := store.Put(ctx, bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tree = append(tree, manifest.Entry{Path: p, Type: manifest.TypeFile, Mode: 0o640, Size: ref.Size, Object: ref.SHA256})
+	}
+	return c.publish(es, tree)
+}
+
+func (c *Channel) writeES(p string, b []byte) {
+	full := filepath.Join(c.Root, manifest.ESDirName, filepath.FromSlash(p))
+	if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(full, b, 0o640); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// publish adds index-N and index.latest to the repository, lists es and
+// tree, and publishes a signed set.
+func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
+	t := c.t
+	t.Helper()
+	ctx := context.Background()
+	l := manifest.Layout{Root: c.Root}
+	store := objects.New(l.ObjectsDir())
 	c.seq++
 	c.gen++
 	m := &manifest.Manifest{
 		Channel:  c.Ch,
 		Sequence: c.seq,
 		Created:  time.Date(2026, 11, 25, 12, 0, int(c.seq), 0, time.UTC),
-		Producer: manifest.Producer{Host: "test", Program: "mover_test"},
+		Producer: manifest.Producer{Host: "test", Program: "movertest"},
 	}
-	// Elasticsearch: data blobs as ES writes them, then index-N and
-	// index.latest, all listed.
-	esFiles := map[string][]byte{}
-	for p, b := range spec.ES {
-		esFiles[p] = b
-	}
-	esFiles[fmt.Sprintf("index-%d", c.gen)] = []byte(fmt.Sprintf(`{"generation":%d}`, c.gen))
+	gen := []byte(fmt.Sprintf(`{"generation":%d}`, c.gen))
 	var latest [8]byte
 	binary.BigEndian.PutUint64(latest[:], uint64(c.gen))
-	esFiles["index.latest"] = latest[:]
-	paths := make([]string, 0, len(esFiles))
-	for p := range esFiles {
-		paths = append(paths, p)
-		full := filepath.Join(l.ESDir(), filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, esFiles[p], 0o640); err != nil {
-			t.Fatal(err)
-		}
+	for p, b := range map[string][]byte{fmt.Sprintf("index-%d", c.gen): gen, "index.latest": latest[:]} {
+		c.writeES(p, b)
+		es = append(es, manifest.ESFile{Path: p, Size: int64(len(b)), SHA256: Sum(b)})
 	}
-	sort.Slice(paths, func(i, j int) bool { return manifest.ComparePaths(paths[i], paths[j]) < 0 })
+	sort.Slice(es, func(i, j int) bool { return manifest.ComparePaths(es[i].Path, es[j].Path) < 0 })
 	var esBytes int64
 	esRef, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
-		for _, p := range paths {
-			s := sha256.Sum256(esFiles[p])
-			esBytes += int64(len(esFiles[p]))
-			if err := lw.WriteESFile(manifest.ESFile{Path: p, Size: int64(len(esFiles[p])), SHA256: hex.EncodeToString(s[:])}); err != nil {
+		for _, f := range es {
+			esBytes += f.Size
+			if err := lw.WriteESFile(f); err != nil {
 				return err
 			}
 		}
@@ -148,22 +168,14 @@ func (c *Channel) Publish(spec Spec) string {
 		t.Fatal(err)
 	}
 	m.Elasticsearch = &manifest.ESSnapshot{Repository: "bcp", Snapshot: fmt.Sprintf("snap-%d", c.seq), UUID: fmt.Sprintf("uuid-%d", c.seq),
-		State: "SUCCESS", Indices: []string{"docs"}, Generation: c.gen, Files: esRef, FileCount: int64(len(paths)), Bytes: esBytes}
-	// A tree whose files are objects.
-	tpaths := make([]string, 0, len(spec.Tree))
-	for p := range spec.Tree {
-		tpaths = append(tpaths, p)
-	}
-	sort.Slice(tpaths, func(i, j int) bool { return manifest.ComparePaths(tpaths[i], tpaths[j]) < 0 })
+		State: "SUCCESS", Indices: []string{"docs"}, Generation: c.gen, Files: esRef, FileCount: int64(len(es)), Bytes: esBytes}
+	sort.Slice(tree, func(i, j int) bool { return manifest.ComparePaths(tree[i].Path, tree[j].Path) < 0 })
 	var tbytes int64
 	listRef, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
-		for _, p := range tpaths {
-			ref, err := store.Put(ctx, bytes.NewReader(spec.Tree[p]))
-			if err != nil {
-				return err
-			}
-			tbytes += ref.Size
-			if err := lw.WriteEntry(manifest.Entry{Path: p, Type: manifest.TypeFile, Mode: 0o640, MTime: m.Created, Size: ref.Size, Object: ref.SHA256}); err != nil {
+		for _, e := range tree {
+			e.MTime = m.Created
+			tbytes += e.Size
+			if err := lw.WriteEntry(e); err != nil {
 				return err
 			}
 		}
@@ -172,7 +184,7 @@ func (c *Channel) Publish(spec Spec) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Trees = []manifest.Tree{{Name: "storage", Root: "/var/lib/squirro/storage", List: listRef, Files: int64(len(tpaths)), Bytes: tbytes}}
+	m.Trees = []manifest.Tree{{Name: "storage", Root: "/var/lib/squirro/storage", List: listRef, Files: int64(len(tree)), Bytes: tbytes}}
 	dump, err := store.Put(ctx, strings.NewReader(fmt.Sprintf("-- dump %d\n", c.seq)))
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +195,72 @@ func (c *Channel) Publish(spec Spec) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// Bulk describes a large generated set: Files tree files of FileSize bytes
+// and Blobs Elasticsearch blobs of BlobSize bytes, with pseudo-random
+// content derived from Seed. It is written straight to disk without fsync
+// (test data), so a benchmark can build 100k files or 2 GiB quickly.
+type Bulk struct {
+	Seed     string
+	Files    int
+	FileSize int
+	Blobs    int
+	BlobSize int64
+}
+
+// PublishBulk writes a Bulk set and publishes it.
+func (c *Channel) PublishBulk(b Bulk) string {
+	t := c.t
+	t.Helper()
+	seed := sha256.Sum256([]byte(b.Seed))
+	rng := mrand.NewChaCha8(seed)
+	var tree []manifest.Entry
+	buf := make([]byte, b.FileSize)
+	made := map[string]bool{}
+	for i := 0; i < b.Files; i++ {
+		rng.Read(buf)
+		sha := Sum(buf)
+		dir := filepath.Join(c.Root, manifest.ObjectsDirName, sha[:2])
+		if !made[dir] {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			made[dir] = true
+		}
+		if err := os.WriteFile(filepath.Join(dir, sha), buf, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		tree = append(tree, manifest.Entry{Path: fmt.Sprintf("files/%07d", i), Type: manifest.TypeFile, Mode: 0o640, Size: int64(b.FileSize), Object: sha})
+	}
+	var es []manifest.ESFile
+	for i := 0; i < b.Blobs; i++ {
+		p := fmt.Sprintf("indices/%s/0/__blob%03d", b.Seed, i)
+		full := filepath.Join(c.Root, manifest.ESDirName, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Create(full)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		chunk := make([]byte, 1<<20)
+		for left := b.BlobSize; left > 0; {
+			n := min(left, int64(len(chunk)))
+			rng.Read(chunk[:n])
+			h.Write(chunk[:n])
+			if _, err := f.Write(chunk[:n]); err != nil {
+				t.Fatal(err)
+			}
+			left -= n
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, manifest.ESFile{Path: p, Size: b.BlobSize, SHA256: hex.EncodeToString(h.Sum(nil))})
+	}
+	return c.publish(es, tree)
 }
 
 // Small is a set with a few files of every kind; salt makes its files
