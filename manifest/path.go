@@ -10,10 +10,10 @@ const MaxPathLen = 4096
 
 // CleanPath checks a slash-separated path read from an untrusted list and
 // returns it unchanged if it is a clean relative path that stays inside its
-// root: not empty, not absolute, no NUL byte, no backslash-free tricks such
-// as "..", "." or empty elements, no trailing slash, at most MaxPathLen bytes
-// and valid UTF-8 is not required (file names are bytes). The error wraps
-// ErrInvalid and quotes the path.
+// root: not empty, not absolute, no NUL byte, no "..", "." or empty element
+// (so no double or trailing slash), at most MaxPathLen bytes. Valid UTF-8 is
+// not required: file names are bytes. The error wraps ErrInvalid and quotes
+// the path.
 func CleanPath(p string) (string, error) {
 	bad := func(why string) (string, error) {
 		q := p

@@ -65,8 +65,11 @@ func (s Status) Err() error {
 }
 
 // Progress receives verification progress. Calls come from several
-// goroutines at once. Phases are "existence" and "hashing"; totals are what
-// the manifest announces (they may be 0 when unknown).
+// goroutines at once. Phase starts "existence" (stat of every file) and then
+// "hashing"; the totals are what the manifest announces for its trees and
+// Elasticsearch files plus the MySQL dump (lists are not counted). Done is
+// called for each file hashed or vouched for by the cache, in the hashing
+// phase only.
 type Progress interface {
 	Phase(name string, totalFiles, totalBytes int64)
 	Done(files, bytes int64)
