@@ -15,10 +15,11 @@
 //     launcher also stops when its stdin closes. Start-up takes 30-90 s, so
 //     a package pays it once: Elasticsearch and SharedWorld start on first
 //     use and Main stops them after the package's tests.
-//   - MariaDB's system tables are made once per process by
-//     mariadb-install-db and copied for every server. A user with every
-//     privilege and a random password is created by an init file, so tests
-//     can check that wrong credentials fail.
+//   - MariaDB's system tables are made once by mariadb-install-db (kept in
+//     the user's cache directory, shared by all test binaries) and copied
+//     for every server. A user with every privilege and a random password
+//     is created by an init file, so tests can check that wrong credentials
+//     fail.
 //   - sshd gets a fresh ed25519 host key, a client key and a known_hosts
 //     line "[127.0.0.1]:PORT key", so clients verify the host key as in
 //     production.

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
@@ -87,40 +88,64 @@ func MariaDB(t testing.TB) *MariaDBServer {
 	return m
 }
 
-// template is a data directory made once per process by mariadb-install-db
-// and copied for every server (install-db takes seconds; a copy, milliseconds).
+// template is a data directory made by mariadb-install-db and copied for
+// every server (install-db takes seconds; a copy, a fraction of one). It is
+// kept in the user's cache directory, keyed by the server binary, so that
+// test binaries share it and none leaves a copy behind.
 var template struct {
 	once sync.Once
 	dir  string
 	err  error
 }
 
-func installTemplate() (string, error) {
-	template.once.Do(func() {
-		inst, err := lookBin("mariadb-server", "mariadb-install-db", "mysql_install_db")
-		if err != nil {
-			template.err = err
-			return
-		}
-		d, err := os.MkdirTemp("", "bcp-mytemplate-")
-		if err != nil {
-			template.err = err
-			return
-		}
-		onShutdown(func() { os.RemoveAll(d) })
-		args := []string{"--no-defaults", "--datadir=" + filepath.Join(d, "data"),
-			"--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve"}
-		if os.Geteuid() == 0 {
-			args = append(args, "--user=root")
-		}
-		out, err := exec.Command(inst, args...).CombinedOutput()
-		if err != nil {
-			template.err = fmt.Errorf("%s %v: %w\n%s", inst, args, err, out)
-			return
-		}
-		template.dir = filepath.Join(d, "data")
-	})
+func installTemplate(server string) (string, error) {
+	template.once.Do(func() { template.dir, template.err = makeTemplate(server) })
 	return template.dir, template.err
+}
+
+func makeTemplate(server string) (string, error) {
+	inst, err := lookBin("mariadb-server", "mariadb-install-db", "mysql_install_db")
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(server)
+	if err != nil {
+		return "", err
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	root := filepath.Join(cache, "bcp-testenv")
+	key := sha256.Sum256([]byte(fmt.Sprintf("%s %d %d %d", server, fi.Size(), fi.ModTime().UnixNano(), os.Geteuid())))
+	final := filepath.Join(root, fmt.Sprintf("mariadb-%x", key[:8]))
+	if _, err := os.Stat(filepath.Join(final, "data")); err == nil {
+		return filepath.Join(final, "data"), nil
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(root, ".tmp-mariadb-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp) // gone after the rename, unless something failed
+	args := []string{"--no-defaults", "--datadir=" + filepath.Join(tmp, "data"),
+		"--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve",
+		"--innodb-log-file-size=32M"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root")
+	}
+	if out, err := exec.Command(inst, args...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%s %v: %w\n%s", inst, args, err, out)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		// Another test binary got there first: use its template.
+		if _, serr := os.Stat(filepath.Join(final, "data")); serr != nil {
+			return "", fmt.Errorf("keep mariadb template %s: %w", final, err)
+		}
+	}
+	return filepath.Join(final, "data"), nil
 }
 
 func randomHex(n int) string {
@@ -140,7 +165,7 @@ func startMariaDBOnce(ctx context.Context, dir string, o StartOptions) (*MariaDB
 	if err != nil {
 		return nil, err
 	}
-	tmpl, err := installTemplate()
+	tmpl, err := installTemplate(bin)
 	if err != nil {
 		return nil, err
 	}
