@@ -166,6 +166,13 @@ func (c *idCache) add(fi fs.FileInfo, sha string) {
 	}
 }
 
+// touched reports whether this run used or added any entry.
+func (c *idCache) touched() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.used) > 0
+}
+
 // save writes the entries used in this run, then older ones up to max,
 // atomically.
 func (c *idCache) save() error {

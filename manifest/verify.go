@@ -181,7 +181,7 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	}
 	err = v.run(ctx)
 	v.closeDirs()
-	if v.cache != nil && v.rep.Status != StatusUnknown {
+	if v.cache != nil && v.rep.Status != StatusUnknown && v.cache.touched() {
 		if cerr := v.cache.save(); cerr != nil && err == nil {
 			err = fmt.Errorf("verify: set %s is complete, but saving the cache failed: %w", v.rep.SetID, cerr)
 		}
