@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/squirro-bcp/bcp/internal/filetree"
+	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -92,5 +93,24 @@ func TestRunFullThenIncremental(t *testing.T) {
 	}
 	if len(rows) != 2 || rows[1].ID != second.SetID || rows[1].Status != manifest.StatusComplete.String() {
 		t.Errorf("list = %s", out.String())
+	}
+}
+
+// TestRunOverSSH dumps MySQL and reads the storage tree on the "leader"
+// over SSH/SFTP (a real sshd on loopback, host key checked).
+func TestRunOverSSH(t *testing.T) {
+	w := newWorld(t)
+	s := testenv.SSHD(t)
+	w.cfg.SSH = s.Config()
+	w.cfg.MySQLViaSSH, w.cfg.FilesViaSSH = true, true
+	opens, _ := countReads(t)
+	res := w.mustRun(t)
+	if res.Manifest.Trees[0].Files != 4 || opens.Load() != 4 || len(res.Manifest.MySQL.Tables) != 2 {
+		t.Fatalf("over ssh: trees %+v, %d opens, tables %v", res.Manifest.Trees, opens.Load(), res.Manifest.MySQL.Tables)
+	}
+	opens.Store(0)
+	w.mustRun(t)
+	if opens.Load() != 0 {
+		t.Fatalf("second run over SFTP opened %d files", opens.Load())
 	}
 }
