@@ -1,5 +1,3 @@
-// Command backup is the prod side: it snapshots Elasticsearch, dumps MySQL
-// and captures files into the NFS channel, then publishes a signed manifest.
 package main
 
 import (

@@ -53,3 +53,20 @@ func TestMetricsAndAlert(t *testing.T) {
 		t.Fatalf("alerts = %v", alerts)
 	}
 }
+
+// TestExampleConfigParses loads examples/backup.toml through the real
+// command line: every key must be a setting of its type.
+func TestExampleConfigParses(t *testing.T) {
+	for _, cmd := range []string{"check", "prune"} {
+		app := newApp()
+		var out bytes.Buffer
+		app.Writer, app.ErrWriter = &out, &out
+		err := app.Run([]string{"backup", cmd, "--config", "../examples/backup.toml", "--role-file", "/nonexistent/role"})
+		if cmd == "check" && err == nil {
+			t.Fatal("check passed on this machine?")
+		}
+		if err != nil && strings.Contains(err.Error(), "config file") {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+	}
+}
