@@ -1,0 +1,147 @@
+package main
+
+// Benchmarks (not tests): run with
+//
+//	cd backup && go test -run '^$' -bench . -benchtime 3x -timeout 60m
+//
+// BenchmarkFilesSecondRun: the files stage of a second run with nothing
+// changed on a 100k-file tree, next to `rsync -a` with nothing to do on the
+// same tree. BenchmarkMySQLStage: the MySQL stage next to
+// `mysqldump | gzip > file` on the same database.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/squirro-bcp/bcp/internal/filetree"
+	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/objects"
+)
+
+// hashOnly is the first run's putter in the benchmark set-up: it names the
+// content without storing it (the second run never opens these objects).
+type hashOnly struct{}
+
+func (hashOnly) Put(ctx context.Context, r io.Reader) (manifest.Ref, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	return manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}, err
+}
+
+func makeManyFiles(b *testing.B, dir string, n int) {
+	b.Helper()
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("d%03d", i/100), fmt.Sprintf("f%05d.bin", i))
+		if i%100 == 0 {
+			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("file %d %s", i, time.Now())), 0o640); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkFilesSecondRun(b *testing.B) {
+	const n = 100_000
+	if _, err := exec.LookPath("rsync"); err != nil {
+		testenv.RequireCI(b, "rsync", "apt-get install rsync")
+	}
+	dir := b.TempDir()
+	src := filepath.Join(dir, "storage")
+	makeManyFiles(b, src, n)
+	ctx := context.Background()
+	first, cache, _, err := filetree.Capture(ctx, filetree.CaptureOptions{Name: "storage", Source: &filetree.LocalSource{Dir: src}, Store: hashOnly{}})
+	if err != nil || first.Files != n {
+		b.Fatal(first, err)
+	}
+	store := objects.New(filepath.Join(dir, "objects"))
+	dst := filepath.Join(dir, "rsync-copy")
+	if out, err := exec.Command("rsync", "-a", src+"/", dst+"/").CombinedOutput(); err != nil {
+		b.Fatalf("rsync: %v %s", err, out)
+	}
+	b.Run("backup-files-stage", func(b *testing.B) {
+		var opens atomic.Int64
+		for i := 0; i < b.N; i++ {
+			src := countingSource{&filetree.LocalSource{Dir: src}, &opens, new(atomic.Int64)}
+			_, _, st, err := filetree.Capture(ctx, filetree.CaptureOptions{Name: "storage", Source: src, Store: store, Cache: cache, Workers: 4})
+			if err != nil || st.Reused != n {
+				b.Fatal(st, err)
+			}
+		}
+		if opens.Load() != 0 {
+			b.Fatalf("second run opened %d files", opens.Load())
+		}
+		b.ReportMetric(float64(n), "files/op")
+	})
+	b.Run("rsync-a-nothing-to-do", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if out, err := exec.Command("rsync", "-a", src+"/", dst+"/").CombinedOutput(); err != nil {
+				b.Fatalf("rsync: %v %s", err, out)
+			}
+		}
+		b.ReportMetric(float64(n), "files/op")
+	})
+}
+
+func BenchmarkMySQLStage(b *testing.B) {
+	m := testenv.MariaDB(b)
+	db := m.DB(b)
+	for _, q := range []string{
+		"CREATE DATABASE squirro",
+		"CREATE TABLE squirro.items (id INT AUTO_INCREMENT PRIMARY KEY, project INT, title VARCHAR(200), body TEXT, created DATETIME)",
+		"INSERT INTO squirro.items (project, title, body, created) VALUES (1, 'seed', REPEAT('lorem ipsum dolor sit amet ', 20), NOW())",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			b.Fatal(q, err)
+		}
+	}
+	for i := 0; i < 18; i++ { // 2^18 = 262144 rows, about 150 MB of SQL
+		if _, err := db.Exec("INSERT INTO squirro.items (project, title, body, created) SELECT project+1, CONCAT(title, id), CONCAT(body, id), NOW() FROM squirro.items"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	dir := b.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte(m.Password), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg := &config{Stages: []string{stageMySQL}}
+	cfg.MySQL.Host, cfg.MySQL.Port, cfg.MySQL.User, cfg.MySQL.PasswordFile = m.Host, m.Port, m.User, pw
+	store := objects.New(filepath.Join(dir, "objects"))
+	defaults := m.Defaults(b)
+	b.Run("backup-mysql-stage-zstd", func(b *testing.B) {
+		var size int64
+		for i := 0; i < b.N; i++ {
+			d, err := dumpMySQL(context.Background(), cfg, []string{"squirro"}, store, noProgress{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			size = d.Object.Size
+		}
+		b.ReportMetric(float64(size), "bytes-stored")
+	})
+	b.Run("mysqldump-gzip-to-file", func(b *testing.B) {
+		out := filepath.Join(dir, "dump.sql.gz")
+		for i := 0; i < b.N; i++ {
+			sh := fmt.Sprintf("mysqldump --defaults-extra-file=%s --single-transaction --routines --triggers --events --databases squirro | gzip > %s", defaults, out)
+			if o, err := exec.Command("sh", "-c", "set -o pipefail 2>/dev/null; "+sh).CombinedOutput(); err != nil {
+				b.Fatalf("%v %s", err, o)
+			}
+		}
+		if fi, err := os.Stat(out); err == nil {
+			b.ReportMetric(float64(fi.Size()), "bytes-stored")
+		}
+	})
+}
