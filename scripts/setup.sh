@@ -43,8 +43,16 @@ fi
 # Elasticsearch 7.17 server jars for the test node (internal/testenv/eslauncher).
 if [ ! -f internal/testenv/eslauncher/lib/.complete ]; then
 	echo "setup: fetching Elasticsearch jars from Maven Central"
-	(cd internal/testenv/eslauncher && mvn -q -B -Dstyle.color=never dependency:copy-dependencies -DoutputDirectory=lib \
-		&& touch lib/.complete)
+	mvnlog=$(mktemp)
+	if ! (cd internal/testenv/eslauncher && mvn -B -Dstyle.color=never dependency:copy-dependencies \
+		-DoutputDirectory=lib >"$mvnlog" 2>&1); then
+		cat "$mvnlog" >&2
+		echo "setup: mvn could not fetch the Elasticsearch jars (above); Maven Central must be reachable" >&2
+		rm -f "$mvnlog"
+		exit 1
+	fi
+	rm -f "$mvnlog"
+	touch internal/testenv/eslauncher/lib/.complete
 fi
 if [ ! -f internal/testenv/eslauncher/classes/Launcher.class ] || \
    [ internal/testenv/eslauncher/Launcher.java -nt internal/testenv/eslauncher/classes/Launcher.class ]; then
