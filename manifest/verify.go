@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -134,6 +135,10 @@ type Report struct {
 	Bytes  int64 `json:"bytes"`
 	Hashed int64 `json:"hashed"`
 	Cached int64 `json:"cached"`
+	// Superseded counts Elasticsearch repository metadata files of this set
+	// that a newer repository generation replaced (see esGeneration); they
+	// are not checked.
+	Superseded int64 `json:"superseded,omitempty"`
 }
 
 // Verify classifies one set of the channel at opts.Root. The checks run
@@ -433,6 +438,7 @@ type file struct {
 	sha    string
 	object bool
 	ref    string
+	skip   bool // superseded repository metadata: not checked
 }
 
 func (f file) describe() string {
@@ -579,6 +585,14 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 			good = append(good, l)
 		}
 	}
+	// Elasticsearch rewrites index.latest and replaces the repository's
+	// metadata files (index-N, shard index-*) with every snapshot; see
+	// esGeneration.
+	var esSuperseded, esSkipLatest bool
+	if m.Elasticsearch != nil {
+		esSuperseded, esSkipLatest = v.esGeneration(m.Elasticsearch.Generation)
+	}
+
 	// each streams the files of every good list.
 	each := func(fn func(file) error) error {
 		for _, l := range good {
@@ -588,7 +602,9 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 			}
 			if l.es {
 				err = ReadESFiles(fh, func(e ESFile) error {
-					return fn(file{rel: ESDirName + "/" + e.Path, size: e.Size, sha: e.SHA256, ref: "elasticsearch"})
+					f := file{rel: ESDirName + "/" + e.Path, size: e.Size, sha: e.SHA256, ref: "elasticsearch"}
+					f.skip = esSuperseded && repoMeta(e.Path) || esSkipLatest && e.Path == esIndexLatest
+					return fn(f)
 				})
 			} else {
 				err = ReadEntries(fh, func(e Entry) error {
@@ -623,6 +639,12 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 		}
 		return each(feed)
 	}, func(ctx context.Context, f file, _ []byte) error {
+		if f.skip {
+			v.mu.Lock()
+			v.rep.Superseded++
+			v.mu.Unlock()
+			return nil
+		}
 		_, err := v.statFile(f)
 		return err
 	}, 0)
@@ -642,7 +664,12 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 			}
 		}
 		return each(feed)
-	}, v.hashFile, 1<<20)
+	}, func(ctx context.Context, f file, buf []byte) error {
+		if f.skip {
+			return nil
+		}
+		return v.hashFile(ctx, f, buf)
+	}, 1<<20)
 	if err != nil {
 		return fmt.Errorf("verify: set %s in %s: %w", v.rep.SetID, v.opts.Root, err)
 	}
@@ -658,6 +685,60 @@ func inside(path, dir string) bool {
 	}
 	rel, err := filepath.Rel(d, p)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+const esIndexLatest = "index.latest"
+
+// repoMeta reports whether path (relative to es/) is repository metadata
+// that Elasticsearch replaces when it writes a new generation: the root
+// index-N and index.latest, and the shard-level index-<gen> files
+// (indices/<index>/<shard>/index-*). Every other repository file (data
+// blobs, snap-*.dat, meta-*.dat) is immutable until its snapshot is deleted.
+func repoMeta(path string) bool {
+	if path == esIndexLatest {
+		return true
+	}
+	el := strings.Split(path, "/")
+	switch {
+	case len(el) == 1:
+		return strings.HasPrefix(el[0], "index-")
+	case len(el) == 4 && el[0] == "indices":
+		return strings.HasPrefix(el[3], "index-")
+	}
+	return false
+}
+
+// esGeneration compares the repository generation in the channel's
+// es/index.latest (8 bytes, big endian) with the generation gen a set was
+// taken at:
+//
+//   - newer, and es/index-<newer> is there: the set's metadata files have
+//     been superseded; Elasticsearch deleted or rewrote them, and the newer
+//     generation lists every snapshot not deleted. They are skipped
+//     (superseded = true); the set's data blobs are still checked.
+//   - newer but es/index-<newer> is missing, or older: a mover is between
+//     the repository root files; reported as missing (incomplete), and
+//     index.latest is not checked further (skipLatest = true).
+//   - equal, absent or unreadable: the files are checked like any other.
+func (v *verifier) esGeneration(gen int64) (superseded, skipLatest bool) {
+	data, err := v.readSmall(ESDirName+"/"+esIndexLatest, 8)
+	if err != nil || len(data) != 8 {
+		return false, false
+	}
+	live := int64(binary.BigEndian.Uint64(data))
+	switch {
+	case live > gen:
+		fi, err := v.root.Stat(fmt.Sprintf("%s/index-%d", ESDirName, live))
+		if err == nil && fi.Mode().IsRegular() {
+			return true, false
+		}
+		v.addMissing(fmt.Sprintf("%s/index-%d (named by es/index.latest)", ESDirName, live))
+		return false, true
+	case live < gen:
+		v.addMissing(fmt.Sprintf("%s/%s names generation %d, this set needs %d (the mover has not copied the repository root yet)", ESDirName, esIndexLatest, live, gen))
+		return false, true
+	}
+	return false, false
 }
 
 // pool runs work on every file that produce feeds, on n goroutines, each

@@ -106,6 +106,15 @@ func TestVerifyOutcomes(t *testing.T) {
 			must(t, os.WriteFile(w.Layout.ChannelFile(), []byte(`{"name":"bcp-to-prod","source":"bcp","target":"prod"}`), 0o640))
 			o.Expect = manifest.Channel{}
 		}, manifest.StatusNotForUs, manifest.ErrNotForUs, "bcp-to-prod"},
+		{"es/index.latest behind the set", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.WriteFile(filepath.Join(w.Layout.ESDir(), "index.latest"), []byte{0, 0, 0, 0, 0, 0, 0, 2}, 0o640))
+		}, manifest.StatusIncomplete, manifest.ErrIncomplete, "names generation 2, this set needs 3"},
+		{"es/index.latest ahead but its index-N not there", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.WriteFile(filepath.Join(w.Layout.ESDir(), "index.latest"), []byte{0, 0, 0, 0, 0, 0, 0, 5}, 0o640))
+		}, manifest.StatusIncomplete, manifest.ErrIncomplete, "es/index-5"},
+		{"es/index.latest garbage", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.WriteFile(filepath.Join(w.Layout.ESDir(), "index.latest"), []byte("garbage!!"), 0o640))
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "es/index.latest"},
 		{"malformed signature", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
 			must(t, os.WriteFile(w.Layout.SignaturePath(w.SetID), []byte("garbage"), 0o640))
 		}, manifest.StatusNotAuthentic, manifest.ErrNotAuthentic, "signature"},
@@ -334,5 +343,26 @@ func TestVerifyCancelled(t *testing.T) {
 	cancel()
 	if _, err := manifest.Verify(ctx, w.opts()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+// TestVerifyOlderSetAfterNewerGeneration: Elasticsearch replaces index-N and
+// rewrites index.latest with every snapshot. An older set stays complete as
+// long as its data blobs are there; its replaced metadata is "superseded".
+func TestVerifyOlderSetAfterNewerGeneration(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1024)
+	es := w.Layout.ESDir()
+	must(t, os.WriteFile(filepath.Join(es, "index-4"), []byte("gen4"), 0o640))
+	must(t, os.WriteFile(filepath.Join(es, "index.latest"), []byte{0, 0, 0, 0, 0, 0, 0, 4}, 0o640))
+	must(t, os.Remove(filepath.Join(es, "index-3")))
+	rep, err := manifest.Verify(context.Background(), w.opts())
+	if err != nil || rep.Superseded != 2 {
+		t.Fatalf("older set: %v %+v", err, rep)
+	}
+	// Its data blobs are still checked.
+	flipByte(t, filepath.Join(es, "indices/x1/0/__a"), 0)
+	if _, err := manifest.Verify(context.Background(), w.opts()); !errors.Is(err, manifest.ErrCorrupt) {
+		t.Fatalf("older set with a damaged blob: %v", err)
 	}
 }
