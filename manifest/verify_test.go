@@ -366,3 +366,24 @@ func TestVerifyOlderSetAfterNewerGeneration(t *testing.T) {
 		t.Fatalf("older set with a damaged blob: %v", err)
 	}
 }
+
+func TestVerifyCacheBounded(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1024)
+	o := w.opts()
+	o.Cache = filepath.Join(t.TempDir(), "verify.cache")
+	o.CacheMax = 3
+	o.Workers = 1
+	for range 2 {
+		if _, err := manifest.Verify(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := manifest.Verify(context.Background(), o)
+	if err != nil || rep.Cached > 3 || rep.Cached == 0 {
+		t.Fatalf("bounded cache: %v %+v", err, rep)
+	}
+	if fi, err := os.Stat(o.Cache); err != nil || fi.Size() > 200+3*72 {
+		t.Fatalf("cache file: %v %v", fi.Size(), err)
+	}
+}

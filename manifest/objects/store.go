@@ -123,8 +123,9 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err err
 	ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	final := s.Path(ref.SHA256)
 	dir := filepath.Dir(final)
-	if fi, err := os.Lstat(final); err == nil && fi.Mode().IsRegular() {
-		// Same name, same content: objects are never replaced.
+	if fi, err := os.Lstat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
+		// Same name, same content: objects are never replaced. (One whose
+		// size is wrong is damaged; the atomic rename below repairs it.)
 		os.Remove(tmp)
 		return ref, nil
 	}

@@ -166,3 +166,20 @@ func TestPutList(t *testing.T) {
 		t.Fatalf("bad list stored: %v", err)
 	}
 }
+
+func TestPutRepairsDamagedObject(t *testing.T) {
+	ctx := context.Background()
+	s := objects.New(t.TempDir())
+	ref, err := s.Put(ctx, strings.NewReader("hello world"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(s.Path(ref.SHA256), 0o600)
+	os.WriteFile(s.Path(ref.SHA256), []byte("hello"), 0o600) // truncated
+	if _, err := s.Put(ctx, strings.NewReader("hello world")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(ctx, ref.SHA256, ref.Size); err != nil {
+		t.Fatalf("not repaired: %v", err)
+	}
+}
