@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -185,6 +186,7 @@ func TestVerifyReadOnlyWithCache(t *testing.T) {
 	before := snapshot(t, w.Root)
 
 	o := w.opts()
+	o.Root = readOnlyMount(t, w.Root)
 	o.Cache = filepath.Join(t.TempDir(), "cache", "verify.cache")
 	o.Workers = 1 // deterministic counts: the deduplicated object is skipped
 	rep, err := manifest.Verify(context.Background(), o)
@@ -211,6 +213,7 @@ func TestVerifyReadOnlyWithCache(t *testing.T) {
 		t.Fatalf("after change: %v %+v", err, rep)
 	}
 
+	o.Root = w.Root
 	o.Cache = filepath.Join(w.Root, "cache")
 	if _, err := manifest.Verify(context.Background(), o); err == nil {
 		t.Fatal("a cache inside the channel was accepted")
@@ -386,4 +389,25 @@ func TestVerifyCacheBounded(t *testing.T) {
 	if fi, err := os.Stat(o.Cache); err != nil || fi.Size() > 200+3*72 {
 		t.Fatalf("cache file: %v %v", fi.Size(), err)
 	}
+}
+
+// readOnlyMount returns a read-only bind mount of dir where this process
+// may mount (root), so that any write fails with EROFS; elsewhere dir itself
+// (its write bits removed by the caller, and the snapshot comparison proves
+// nothing was written).
+func readOnlyMount(t *testing.T, dir string) string {
+	t.Helper()
+	mnt := dir + "-ro"
+	must(t, os.MkdirAll(mnt, 0o750))
+	if exec.Command("mount", "--bind", dir, mnt).Run() != nil {
+		return dir
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	if exec.Command("mount", "-o", "remount,ro,bind", mnt).Run() != nil {
+		return dir
+	}
+	if err := os.WriteFile(filepath.Join(mnt, "probe"), nil, 0o644); err == nil {
+		t.Fatal("read-only bind mount is writable")
+	}
+	return mnt
 }
