@@ -272,7 +272,7 @@ func (v *verifier) run(ctx context.Context) error {
 	m, err := Decode(data)
 	if err != nil {
 		v.rep.Status = StatusCorrupt
-		return fmt.Errorf("set %s in %s: signed manifest unreadable: %w", id, v.opts.Root, errors.Join(err, ErrCorrupt))
+		return fmt.Errorf("set %s in %s: signed manifest unreadable: %w: %w", id, v.opts.Root, err, ErrCorrupt)
 	}
 	v.rep.Manifest = m
 	if got := SetID(m.Sequence, m.Created); got != id {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
 
 func TestVerifyComplete(t *testing.T) {
@@ -116,6 +117,15 @@ func TestVerifyOutcomes(t *testing.T) {
 		{"es/index.latest garbage", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
 			must(t, os.WriteFile(filepath.Join(w.Layout.ESDir(), "index.latest"), []byte("garbage!!"), 0o640))
 		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "es/index.latest"},
+		{"signed manifest of an unknown major version", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			p := w.Layout.ManifestPath(w.SetID)
+			data, _ := os.ReadFile(p)
+			data = []byte(strings.Replace(string(data), `"version": "1.0"`, `"version": "2.0"`, 1))
+			must(t, os.WriteFile(p, data, 0o640))
+			sig, err := sshsig.Sign(w.Key.Signer, manifest.Namespace, strings.NewReader(string(data)))
+			must(t, err)
+			must(t, os.WriteFile(w.Layout.SignaturePath(w.SetID), sig, 0o640))
+		}, manifest.StatusCorrupt, manifest.ErrUnknownVersion, "upgrade"},
 		{"malformed signature", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
 			must(t, os.WriteFile(w.Layout.SignaturePath(w.SetID), []byte("garbage"), 0o640))
 		}, manifest.StatusNotAuthentic, manifest.ErrNotAuthentic, "signature"},
