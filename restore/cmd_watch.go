@@ -18,6 +18,9 @@ import (
 type watchOptions struct {
 	Poll  time.Duration
 	Retry time.Duration
+	// AfterLook, if set, is called after each look at the channel (tests
+	// use it to know the watcher has seen a change).
+	AfterLook func()
 }
 
 func newWatchCommand() *ucli.Command {
@@ -69,6 +72,9 @@ func runWatch(ctx context.Context, o watchOptions, e env, out io.Writer) error {
 	for reason := range triggers {
 		e.log.Debug("look", "reason", reason)
 		w.look(ctx)
+		if o.AfterLook != nil {
+			o.AfterLook()
+		}
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
 		e.log.Info("watch stopped")

@@ -119,7 +119,21 @@ func runOne(ctx context.Context, name string, cfg sshx.Config, command string, t
 	}
 	defer c.Close()
 	var out tailBuffer
-	err = c.Run(ctx, command, nil, &out, &out)
+	// The session's own cancellation does not stop a command that ignores
+	// SIGTERM (and OpenSSH waits for it before closing the channel), so on
+	// timeout the whole connection is dropped.
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx, command, nil, &out, &out) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		c.Close()
+		<-errc
+		err = ctx.Err()
+	}
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
 	res.Output = out.String()
 	var ee *ssh.ExitError
 	switch {
@@ -129,7 +143,7 @@ func runOne(ctx context.Context, name string, cfg sshx.Config, command string, t
 		res.Duration = time.Since(start)
 		return res
 	case errors.Is(err, context.DeadlineExceeded):
-		return fail(fmt.Errorf("no result within %s", timeout))
+		return fail(fmt.Errorf("no result within %s (the command may still be running on the node)", timeout))
 	case errors.As(err, &ee):
 		res.ExitCode = ee.ExitStatus()
 		return fail(fmt.Errorf("%q exited %d", command, ee.ExitStatus()))

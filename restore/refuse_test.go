@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/squirro-bcp/bcp/internal/ledger"
+	"github.com/squirro-bcp/bcp/internal/lock"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// TestRefusals checks that each unsafe situation is refused with its exit
+// code before anything on the standby changes.
+func TestRefusals(t *testing.T) {
+	f := newFixture(t)
+	f.createIndex("docs", 1)
+	f.putDocs("docs", map[string]string{"1": "one"})
+	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
+	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY)")
+	writeFile(t, filepath.Join(f.prodTree, "a.txt"), "alpha")
+	set := f.publish()
+
+	// a channel copy per case, so each can be damaged on its own
+	channel := func(t *testing.T, damage func(dir string, m *manifest.Manifest)) string {
+		t.Helper()
+		dir := filepath.Join(f.w.BCP.NFS, f.name+"-"+nonAlnum.ReplaceAllString(strings.ToLower(t.Name()), "_"), "prod-to-bcp")
+		for _, rel := range channelFiles(t, f.prodCh) {
+			copyFile(t, f.prodCh, dir, rel)
+		}
+		if damage != nil {
+			b, err := os.ReadFile(manifest.Layout{Root: dir}.ManifestPath(set))
+			must(t, err)
+			m, err := manifest.Decode(b)
+			must(t, err)
+			damage(dir, m)
+		}
+		return dir
+	}
+	otherKey := func() string {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		s, _ := ssh.NewSignerFromKey(priv)
+		return writeAllowed(t, s.PublicKey())
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, cfg *settings)
+		code  int
+		want  error
+	}{
+		{"active site", func(t *testing.T, cfg *settings) {
+			cfg.Channel = channel(t, nil)
+			must(t, os.WriteFile(cfg.RoleFile, []byte("active\n"), 0o644))
+		}, 6, nil},
+		{"set for another site", func(t *testing.T, cfg *settings) {
+			cfg.Channel = channel(t, nil)
+			cfg.Site = "dr2"
+		}, 6, manifest.ErrNotForUs},
+		{"signed by an untrusted key", func(t *testing.T, cfg *settings) {
+			cfg.Channel = channel(t, nil)
+			cfg.AllowedSigners = otherKey()
+		}, 5, manifest.ErrNotAuthentic},
+		{"object corrupt", func(t *testing.T, cfg *settings) {
+			cfg.Channel = channel(t, func(dir string, m *manifest.Manifest) {
+				p := manifest.Layout{Root: dir}.ObjectPath(m.MySQL.Object.SHA256)
+				b, err := os.ReadFile(p)
+				must(t, err)
+				b[len(b)/2] ^= 0xff
+				must(t, os.Chmod(p, 0o644))
+				must(t, os.WriteFile(p, b, 0o644))
+			})
+		}, 5, manifest.ErrCorrupt},
+		{"object missing", func(t *testing.T, cfg *settings) {
+			cfg.Channel = channel(t, func(dir string, m *manifest.Manifest) {
+				must(t, os.Remove(manifest.Layout{Root: dir}.ObjectPath(m.Trees[0].List.SHA256)))
+			})
+		}, 4, manifest.ErrIncomplete},
+		{"no set yet", func(t *testing.T, cfg *settings) {
+			cfg.Channel = channel(t, func(dir string, m *manifest.Manifest) {
+				must(t, os.RemoveAll(manifest.Layout{Root: dir}.SetsDir()))
+			})
+		}, 4, manifest.ErrNoSet},
+		{"restore lock held", func(t *testing.T, cfg *settings) {
+			cfg.Channel = channel(t, nil)
+			must(t, os.MkdirAll(cfg.StateDir, 0o700))
+			lk, err := lock.Acquire(cfg.StateDir, "restore", "someone else")
+			must(t, err)
+			t.Cleanup(func() { lk.Release() })
+		}, 6, lock.ErrLocked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := f.env()
+			e.cfg.StateDir = filepath.Join(t.TempDir(), "state")
+			e.cfg.RoleFile = filepath.Join(t.TempDir(), "role")
+			must(t, os.WriteFile(e.cfg.RoleFile, []byte("standby\n"), 0o644))
+			tt.setup(t, &e.cfg)
+			var out bytes.Buffer
+			err := runRun(context.Background(), runOptions{}, e, &out)
+			if got := exitCode(err); got != tt.code || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Fatalf("exit %d, err %v; want exit %d (%v)", got, err, tt.code, tt.want)
+			}
+			t.Logf("refused as expected: %v", err)
+			if n := f.indices(f.bcpES); len(n) > 0 {
+				t.Fatalf("standby changed: indices %v", n)
+			}
+			if _, err := os.Stat(f.bcpTree); err == nil {
+				t.Fatal("standby changed: storage tree written")
+			}
+			if l, err := ledger.Open(e.cfg.StateDir); err == nil {
+				if recs, _ := l.Records(); len(recs) > 0 {
+					t.Fatalf("a restore was recorded: %+v", recs)
+				}
+			}
+		})
+	}
+
+	// stale: once a set is live, the same set again is refused
+	e := f.env()
+	e.cfg.Channel = channel(t, nil)
+	if err := runRun(context.Background(), runOptions{}, e, &bytes.Buffer{}); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	err := runRun(context.Background(), runOptions{SetID: set}, e, &bytes.Buffer{})
+	if exitCode(err) != 6 || !errors.Is(err, manifest.ErrStale) {
+		t.Fatalf("same set again: exit %d (%v), want 6 stale", exitCode(err), err)
+	}
+}
+
+// TestBinaryExitCodes runs the built program with a TOML config file: an
+// active site is refused with exit 6 and a message that names the role file;
+// status and promote work on the same configuration.
+func TestBinaryExitCodes(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "restore")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	must(t, build.Run())
+	dir := t.TempDir()
+	role := filepath.Join(dir, "role")
+	must(t, os.WriteFile(role, []byte("standby\n"), 0o644))
+	ch := filepath.Join(dir, "channel")
+	must(t, os.MkdirAll(ch, 0o750))
+	must(t, manifest.WriteChannel(ch, manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}))
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s, _ := ssh.NewSignerFromKey(priv)
+	cfg := filepath.Join(dir, "restore.toml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\n",
+		ch, role, writeAllowed(t, s.PublicKey()), filepath.Join(dir, "state"))), 0o644))
+	run := func(args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		}
+		must(t, err)
+		return 0, string(out)
+	}
+	tests := []struct {
+		name string
+		args []string
+		code int
+		says string
+	}{
+		{"no set yet", []string{"run", "--config", cfg}, 4, "no set"},
+		{"bad flag", []string{"run", "--config", cfg, "--no-such-flag"}, 2, "no-such-flag"},
+		{"status", []string{"status", "--config", cfg}, 0, "nothing restored yet"},
+		{"promote dry run", []string{"promote", "--config", cfg, "--dry-run"}, 0, "standby -> active"},
+		{"promote", []string{"promote", "--config", cfg}, 0, "now active"},
+		{"active site refuses", []string{"run", "--config", cfg}, 6, role},
+	}
+	for _, tt := range tests {
+		code, out := run(tt.args...)
+		if code != tt.code || !strings.Contains(out, tt.says) {
+			t.Fatalf("%s: exit %d, output:\n%s\nwant exit %d and %q", tt.name, code, out, tt.code, tt.says)
+		}
+	}
+}
