@@ -47,6 +47,12 @@ type DirSyncer interface {
 	SyncDir(ctx context.Context, dir string) error
 }
 
+// NameLister is implemented by backends that can list a directory more
+// cheaply without sizes (Entry.Size is -1).
+type NameLister interface {
+	ReadDirNames(ctx context.Context, dir string) ([]Entry, error)
+}
+
 // Entry is one directory entry.
 type Entry struct {
 	Name    string

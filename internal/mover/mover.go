@@ -109,6 +109,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.Checked, _ = OpenChecked("")
 	}
 	r := &runner{opts: opts, res: &Result{}, src: newDirLister(opts.Src), dst: newDirLister(opts.Dst)}
+	// The source is checked for presence only where listing sizes costs a
+	// stat per file; a short source file is still caught by the copy's
+	// size and hash check.
+	r.src.names = true
 	if opts.BandwidthLimit > 0 {
 		burst := int(min(opts.BandwidthLimit, 1<<20))
 		r.limit = rate.NewLimiter(rate.Limit(opts.BandwidthLimit), burst)
@@ -242,7 +246,7 @@ func (r *runner) complete(ctx context.Context, s *setFiles) error {
 		return err
 	}
 	var missing []string
-	for _, w := range s.sorted() {
+	for _, w := range s.files {
 		if w.data != nil {
 			continue
 		}
@@ -250,11 +254,12 @@ func (r *runner) complete(ctx context.Context, s *setFiles) error {
 		if err != nil {
 			return err
 		}
-		if !ok || e.Dir || e.Size != w.size {
+		if !ok || e.Dir || e.Size >= 0 && e.Size != w.size {
 			missing = append(missing, w.name)
 		}
 	}
 	if len(missing) > 0 {
+		sort.Strings(missing)
 		more := ""
 		if len(missing) > 3 {
 			more = fmt.Sprintf(" and %d more", len(missing)-3)
@@ -268,7 +273,7 @@ func (r *runner) complete(ctx context.Context, s *setFiles) error {
 // copySet copies what the destination lacks, phase by phase.
 func (r *runner) copySet(ctx context.Context, s *setFiles, chData []byte) error {
 	dst := r.opts.Dst
-	all := s.sorted()
+	all := s.files
 	r.res.Files = int64(len(all))
 	// What is already there: one listing per directory.
 	var todo [numPhases][]*want
@@ -276,8 +281,8 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, chData []byte) error 
 	var bytes int64
 	dirs := map[string]bool{}
 	names := make([]string, 0, len(all))
-	for _, w := range all {
-		names = append(names, w.name)
+	for name := range all {
+		names = append(names, name)
 	}
 	if err := r.dst.prefetch(ctx, names, listWorkers); err != nil {
 		return err
@@ -321,6 +326,9 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, chData []byte) error 
 		if err := r.cp.writeBytes(ctx, manifest.ChannelFileName, chData, ""); err != nil {
 			return err
 		}
+	}
+	for _, p := range todo {
+		sort.Slice(p, func(i, j int) bool { return p[i].name < p[j].name })
 	}
 	// Enough work to be worth more connections?
 	var n int

@@ -1,7 +1,9 @@
 package mover
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -11,7 +13,6 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
-	"sort"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -53,21 +54,6 @@ type setFiles struct {
 }
 
 func (s *setFiles) add(w *want) { s.files[w.name] = w }
-
-// sortedFiles returns the files in phase then name order.
-func (s *setFiles) sorted() []*want {
-	out := make([]*want, 0, len(s.files))
-	for _, w := range s.files {
-		out = append(out, w)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].phase != out[j].phase {
-			return out[i].phase < out[j].phase
-		}
-		return out[i].name < out[j].name
-	})
-	return out
-}
 
 func setRel(id, file string) string { return manifest.SetsDirName + "/" + id + "/" + file }
 
@@ -127,7 +113,14 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 	if es := m.Elasticsearch; es != nil {
 		obj(es.Files)
 		err := readList(ctx, f, es.Files, func(r io.Reader) error {
-			return manifest.ReadESFiles(r, func(e manifest.ESFile) error {
+			return readLines(r, func(line []byte) error {
+				var e manifest.ESFile
+				if err := json.Unmarshal(line, &e); err != nil {
+					return fmt.Errorf("%w: %w", manifest.ErrInvalid, err)
+				}
+				if err := e.Validate(); err != nil {
+					return err
+				}
 				w := &want{name: manifest.ESDirName + "/" + e.Path, size: e.Size, sum: e.SHA256, phase: phaseData}
 				switch {
 				case w.name == indexLatest:
@@ -157,10 +150,26 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 	for _, t := range m.Trees {
 		obj(t.List)
 		err := readList(ctx, f, t.List, func(r io.Reader) error {
-			return manifest.ReadEntries(r, func(e manifest.Entry) error {
-				if e.Type == manifest.TypeFile {
-					obj(manifest.Ref{SHA256: e.Object, Size: e.Size})
+			// Only what the copy needs, checked cheaply: the list's hash
+			// (checked at its end, before anything is copied) ties it to
+			// the signed manifest; restore validates every field.
+			var e struct {
+				Type   string `json:"type"`
+				Size   int64  `json:"size"`
+				Object string `json:"object"`
+			}
+			return readLines(r, func(line []byte) error {
+				e.Type, e.Size, e.Object = "", 0, ""
+				if err := json.Unmarshal(line, &e); err != nil {
+					return fmt.Errorf("%w: %w", manifest.ErrInvalid, err)
 				}
+				if e.Type != manifest.TypeFile {
+					return nil
+				}
+				if !manifest.ValidSHA256(e.Object) || e.Size < 0 {
+					return fmt.Errorf("file list entry with object %q size %d: %w", e.Object, e.Size, manifest.ErrInvalid)
+				}
+				obj(manifest.Ref{SHA256: e.Object, Size: e.Size})
 				return nil
 			})
 		})
@@ -201,12 +210,35 @@ func readList(ctx context.Context, f FS, ref manifest.Ref, fn func(io.Reader) er
 	return nil
 }
 
+// readLines calls fn with each line of r (without the newline).
+func readLines(r io.Reader, fn func([]byte) error) error {
+	br := bufio.NewReaderSize(r, manifest.MaxListLine)
+	for n := 1; ; n++ {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			return fmt.Errorf("list line %d: longer than %d bytes: %w", n, manifest.MaxListLine, manifest.ErrInvalid)
+		case err == io.EOF:
+			if len(line) > 0 {
+				return fmt.Errorf("list line %d: no newline at the end: %w", n, manifest.ErrInvalid)
+			}
+			return nil
+		case err != nil:
+			return err
+		}
+		if err := fn(line[:len(line)-1]); err != nil {
+			return fmt.Errorf("list line %d: %w", n, err)
+		}
+	}
+}
+
 // dirLister lists each directory of an FS once and remembers the result, so
 // deciding what is present costs one request per directory, never one per
 // file.
 type dirLister struct {
-	f  FS
-	mu sync.Mutex
+	f     FS
+	names bool // list names only where the backend can (sizes are -1)
+	mu    sync.Mutex
 	m  map[string]map[string]Entry // dir -> name -> entry; nil map: missing dir
 }
 
@@ -219,7 +251,13 @@ func (l *dirLister) dir(ctx context.Context, dir string) (map[string]Entry, erro
 	if ok {
 		return d, nil
 	}
-	ents, err := l.f.ReadDir(ctx, dir)
+	var ents []Entry
+	var err error
+	if nl, ok := l.f.(NameLister); ok && l.names {
+		ents, err = nl.ReadDirNames(ctx, dir)
+	} else {
+		ents, err = l.f.ReadDir(ctx, dir)
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}

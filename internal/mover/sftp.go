@@ -54,7 +54,7 @@ type Expander interface {
 
 // initialSessions is how many sessions the first connection opens: enough
 // to list directories in parallel when there turns out to be nothing to do.
-const initialSessions = 4
+const initialSessions = 8
 
 // DialSFTP connects to cfg and returns the FS rooted at root on the server.
 // It opens one SSH connection at first; Expand opens the rest, up to conns
