@@ -180,6 +180,14 @@ func TestBinaryExitCodes(t *testing.T) {
 		{"promote", []string{"promote", "--config", cfg}, 0, "now active"},
 		{"active site refuses", []string{"run", "--config", cfg}, 6, role},
 	}
+	// the example config: every key is a flag
+	state := filepath.Join(dir, "example-state")
+	tests = append(tests, struct {
+		name string
+		args []string
+		code int
+		says string
+	}{"examples/restore.toml", []string{"status", "--config", "../examples/restore.toml", "--state-dir", state, "--role-file", role}, 0, "role:"})
 	for _, tt := range tests {
 		code, out := run(tt.args...)
 		if code != tt.code || !strings.Contains(out, tt.says) {
