@@ -29,6 +29,9 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 		if _, err := testenv.StartMariaDB(ctx, filepath.Join(dir, "mariadb"), testenv.StartOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := testenv.StartElasticsearch(ctx, filepath.Join(dir, "es"), filepath.Join(dir, "repo"), testenv.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
 		fmt.Println("STARTED")
 		select {} // until killed
 	}
@@ -62,14 +65,14 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 		t.Fatalf("helper did not start its services:\n%s", strings.Join(lines, "\n"))
 	}
 	running, err := testenv.Running(dir)
-	if err != nil || len(running) != 3 {
-		t.Fatalf("running = %v, %v; want 3 services", running, err)
+	if err != nil || len(running) != 4 {
+		t.Fatalf("running = %v, %v; want 4 services", running, err)
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	// The kernel delivers the parent-death signal at once, but a process
 	// takes a moment to die; the bound only keeps a broken test from hanging.
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if running, _ = testenv.Running(dir); len(running) == 0 {
 			return
 		}
