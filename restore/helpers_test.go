@@ -41,25 +41,27 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
 // fixture is one test's slice of the shared two-site world: its own channel
 // on each side, index and database names, storage trees, keys and state.
 type fixture struct {
-	t        *testing.T
-	w        *testenv.World
-	name     string // lower-case prefix of indices and databases
-	prodCh   string // channel on prod's NFS (backup writes here)
-	bcpCh    string // channel on bcp's NFS (transfer brings it here)
-	prodTree string // prod's storage directory
-	bcpTree  string // bcp's storage directory
-	signer   ssh.Signer
-	allowed  string // allowed_signers trusting signer
-	state    string
-	role     string
-	restarts string // the stand-in restart script appends here
-	health   *httptest.Server
-	prodES   *elasticsearch.Client
-	bcpES    *elasticsearch.Client
-	prodDB   *sql.DB
-	bcpDB    *sql.DB
-	seq      uint64
-	channel  manifest.Channel
+	t           *testing.T
+	w           *testenv.World
+	name        string // lower-case prefix of indices and databases
+	prodCh      string // channel on prod's NFS (backup writes here)
+	bcpCh       string // channel on bcp's NFS (transfer brings it here)
+	prodTree    string // prod's storage directory
+	bcpTree     string // bcp's storage directory
+	signer      ssh.Signer
+	key         ed25519.PrivateKey
+	backupState string // the real backup's state directory (capture cache)
+	allowed     string // allowed_signers trusting signer
+	state       string
+	role        string
+	restarts    string // the stand-in restart script appends here
+	health      *httptest.Server
+	prodES      *elasticsearch.Client
+	bcpES       *elasticsearch.Client
+	prodDB      *sql.DB
+	bcpDB       *sql.DB
+	seq         uint64
+	channel     manifest.Channel
 }
 
 var nonAlnum = regexp.MustCompile(`[^a-z0-9]+`)
@@ -85,6 +87,7 @@ func newFixture(t *testing.T) *fixture {
 	must(t, os.WriteFile(f.role, []byte("standby\n"), 0o644))
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	must(t, err)
+	f.key, f.backupState = priv, filepath.Join(t.TempDir(), "backup-state")
 	f.signer, err = ssh.NewSignerFromKey(priv)
 	must(t, err)
 	f.allowed = writeAllowed(t, f.signer.PublicKey())
