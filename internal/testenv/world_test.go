@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/elastic/go-elasticsearch/v7"
@@ -23,6 +24,9 @@ import (
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 )
+
+// run numbers the runs of tests that name things in the shared world.
+var run atomic.Int64
 
 // esDo runs an esapi request and decodes the JSON answer; an error answer
 // fails the test unless wantErr, in which case it is returned.
@@ -80,7 +84,8 @@ func copyTree(t *testing.T, src, dst string) {
 func TestElasticsearchSnapshotToOtherSite(t *testing.T) {
 	w := testenv.SharedWorld(t)
 	prod, bcp := w.Prod.ES.Client(t), w.BCP.ES.Client(t)
-	const index, docs = "proof-snapshot", 57
+	n := run.Add(1) // names unique per run, so -count=N works on the shared world
+	index, repo, docs := fmt.Sprintf("proof-snapshot-%d", n), fmt.Sprintf("proof-%d", n), 57
 
 	esDo(t, prod, esapi.IndicesCreateRequest{Index: index,
 		Body: jsonBody(map[string]any{"settings": map[string]any{"number_of_shards": 2, "number_of_replicas": 0}})}, false)
@@ -93,21 +98,21 @@ func TestElasticsearchSnapshotToOtherSite(t *testing.T) {
 		t.Fatalf("prod count = %d, want %d", got, docs)
 	}
 
-	prodRepo := filepath.Join(testenv.ChannelDir(t, w.Prod), "es")
-	esDo(t, prod, esapi.SnapshotCreateRepositoryRequest{Repository: "proof",
+	prodRepo := filepath.Join(testenv.ChannelDir(t, w.Prod), repo)
+	esDo(t, prod, esapi.SnapshotCreateRepositoryRequest{Repository: repo,
 		Body: jsonBody(map[string]any{"type": "fs", "settings": map[string]any{"location": prodRepo}})}, false)
-	snap, _ := esDo(t, prod, esapi.SnapshotCreateRequest{Repository: "proof", Snapshot: "s1",
+	snap, _ := esDo(t, prod, esapi.SnapshotCreateRequest{Repository: repo, Snapshot: "s1",
 		WaitForCompletion: esapi.BoolPtr(true),
 		Body:              jsonBody(map[string]any{"indices": index, "include_global_state": false})}, false)
 	if st := snap["snapshot"].(map[string]any)["state"]; st != "SUCCESS" {
 		t.Fatalf("snapshot state %v, want SUCCESS", st)
 	}
 
-	bcpRepo := filepath.Join(testenv.ChannelDir(t, w.BCP), "es")
+	bcpRepo := filepath.Join(testenv.ChannelDir(t, w.BCP), repo)
 	copyTree(t, prodRepo, bcpRepo)
-	esDo(t, bcp, esapi.SnapshotCreateRepositoryRequest{Repository: "proof",
+	esDo(t, bcp, esapi.SnapshotCreateRepositoryRequest{Repository: repo,
 		Body: jsonBody(map[string]any{"type": "fs", "settings": map[string]any{"location": bcpRepo, "readonly": true}})}, false)
-	esDo(t, bcp, esapi.SnapshotRestoreRequest{Repository: "proof", Snapshot: "s1",
+	esDo(t, bcp, esapi.SnapshotRestoreRequest{Repository: repo, Snapshot: "s1",
 		WaitForCompletion: esapi.BoolPtr(true),
 		Body:              jsonBody(map[string]any{"indices": index})}, false)
 	if got := count(t, bcp, index); got != docs {
@@ -149,24 +154,25 @@ func TestMariaDBDumpIntoOtherSite(t *testing.T) {
 		}
 	}
 	prod := w.Prod.MariaDB.DB(t)
-	_, err := prod.Exec(`CREATE DATABASE proof_dump;
+	db := fmt.Sprintf("proof_dump_%d", run.Add(1))
+	_, err := prod.Exec(strings.ReplaceAll(`CREATE DATABASE proof_dump;
 		CREATE TABLE proof_dump.projects (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100)) ENGINE=InnoDB;
-		CREATE TABLE proof_dump.users (id INT PRIMARY KEY AUTO_INCREMENT, email VARCHAR(100)) ENGINE=InnoDB`)
+		CREATE TABLE proof_dump.users (id INT PRIMARY KEY AUTO_INCREMENT, email VARCHAR(100)) ENGINE=InnoDB`, "proof_dump", db))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 40; i++ {
-		if _, err := prod.Exec("INSERT INTO proof_dump.projects (name) VALUES (?)", fmt.Sprintf("project %d", i)); err != nil {
+		if _, err := prod.Exec("INSERT INTO "+db+".projects (name) VALUES (?)", fmt.Sprintf("project %d", i)); err != nil {
 			t.Fatal(err)
 		}
 		if i%4 == 0 {
-			if _, err := prod.Exec("INSERT INTO proof_dump.users (email) VALUES (?)", fmt.Sprintf("u%d@example.com", i)); err != nil {
+			if _, err := prod.Exec("INSERT INTO "+db+".users (email) VALUES (?)", fmt.Sprintf("u%d@example.com", i)); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	dump := exec.Command("mysqldump", "--defaults-extra-file="+w.Prod.MariaDB.Defaults(t),
-		"--single-transaction", "--routines", "--triggers", "--databases", "proof_dump")
+		"--single-transaction", "--routines", "--triggers", "--databases", db)
 	load := exec.Command("mysql", "--defaults-extra-file="+w.BCP.MariaDB.Defaults(t))
 	var dumpErr, loadErr bytes.Buffer
 	dump.Stderr, load.Stderr = &dumpErr, &loadErr
@@ -184,7 +190,7 @@ func TestMariaDBDumpIntoOtherSite(t *testing.T) {
 	if err := load.Wait(); err != nil {
 		t.Fatalf("mysql: %v: %s", err, loadErr.String())
 	}
-	tables := []string{"proof_dump.projects", "proof_dump.users"}
+	tables := []string{db + ".projects", db + ".users"}
 	want, got := rowCounts(t, prod, tables...), rowCounts(t, w.BCP.MariaDB.DB(t), tables...)
 	for _, tb := range tables {
 		if want[tb] == 0 || got[tb] != want[tb] {
