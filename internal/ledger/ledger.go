@@ -176,7 +176,6 @@ func (l *Ledger) LastFailure() (Record, error) {
 // Run is one restore in progress. Its methods record stages; Finish closes it.
 type Run struct {
 	l   *Ledger
-	idx int // position in the file at Begin; records are only appended
 	rec Record
 	now func() time.Time
 }
