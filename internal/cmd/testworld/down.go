@@ -26,7 +26,7 @@ func newDownCommand() *cli.Command {
 			"process of any group is left. Removes DIR's files unless --keep.\n\n" +
 			"Exit codes: 0 stopped (or nothing ran), 1 a process survived or the files could not be removed, 2 usage.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dir", Usage: "directory of the world", Required: true, EnvVars: []string{"BCP_TESTWORLD_DIR"}, Destination: &o.Dir},
+			&cli.StringFlag{Name: "dir", Usage: "directory of the world (required)", EnvVars: []string{"BCP_TESTWORLD_DIR"}, Destination: &o.Dir},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the world's files (data, logs)", EnvVars: []string{"BCP_TESTWORLD_KEEP"}, Destination: &o.Keep},
 		},
 		Action: func(c *cli.Context) error { return runDown(c.Context, o, c.App.Writer) },

@@ -4,9 +4,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -20,7 +23,12 @@ func main() {
 		Version:  version,
 		Commands: []*cli.Command{newUpCommand(), newDownCommand()},
 	}
-	if err := app.Run(os.Args); err != nil {
+	// Ctrl-C during `up` cancels the start-up, which then stops the services
+	// it had started: they are detached, so nothing else would.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := app.RunContext(ctx, os.Args)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "testworld:", err)
 		os.Exit(exitCode(err))
 	}

@@ -32,7 +32,7 @@ func newUpCommand() *cli.Command {
 			"the command ends; `testworld down -dir DIR` stops them.\n\n" +
 			"Exit codes: 0 started, 1 failed, 2 usage, 6 a world already runs in DIR.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dir", Usage: "directory of the world", Required: true, EnvVars: []string{"BCP_TESTWORLD_DIR"}, Destination: &o.Dir},
+			&cli.StringFlag{Name: "dir", Usage: "directory of the world (required)", EnvVars: []string{"BCP_TESTWORLD_DIR"}, Destination: &o.Dir},
 		},
 		Action: func(c *cli.Context) error { return runUp(c.Context, o, c.App.Writer) },
 	}
