@@ -40,7 +40,8 @@ func benchPush(b *testing.B, bulk movertest.Bulk) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if _, err := Run(context.Background(), Options{Src: NewLocal(src), Dst: d, VerifySignature: SignatureVerifier(c.AllowedSigners())}); err != nil {
+		workers, _ := strconv.Atoi(os.Getenv("BCP_BENCH_WORKERS"))
+		if _, err := Run(context.Background(), Options{Src: NewLocal(src), Dst: d, Workers: workers, VerifySignature: SignatureVerifier(c.AllowedSigners())}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

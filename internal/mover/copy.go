@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"sync"
 
 	"golang.org/x/time/rate"
 )
@@ -30,6 +31,7 @@ type copier struct {
 	src, dst FS
 	limit    *rate.Limiter // nil: unlimited
 	progress Progress
+	closing  sync.WaitGroup // closes of files already synced
 }
 
 func tmpName(name string) string {
@@ -125,13 +127,18 @@ func (c *copier) writeBytes(ctx context.Context, name string, data []byte, sum s
 	if err == nil {
 		err = w.Sync()
 	}
-	if cerr := w.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
 	if err != nil {
+		w.Close()
 		_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
 		return fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
 	}
+	// The data is durable: the close need not hold up the rename (one
+	// round trip less per small file over SFTP). Run waits for it.
+	c.closing.Add(1)
+	go func() {
+		defer c.closing.Done()
+		w.Close()
+	}()
 	if c.progress != nil {
 		c.progress.Add(int64(len(data)))
 	}

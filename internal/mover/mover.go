@@ -46,7 +46,7 @@ type Options struct {
 	VerifySignature func(manifest, sig []byte) error
 	// Expect, if set, must match the source's channel identity.
 	Expect manifest.Channel
-	// Workers is the number of files in flight; 64 when zero. Many small
+	// Workers is the number of files in flight; 128 when zero. Many small
 	// files in flight let the destination's file system commit their
 	// fsyncs together.
 	Workers int
@@ -97,7 +97,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, errors.New("mover: Src, Dst and VerifySignature are required")
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 64
+		opts.Workers = 128
 	}
 	if opts.BigWorkers <= 0 {
 		opts.BigWorkers = 8
@@ -118,6 +118,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		r.limit = rate.NewLimiter(rate.Limit(opts.BandwidthLimit), burst)
 	}
 	r.cp = &copier{src: opts.Src, dst: opts.Dst, limit: r.limit, progress: opts.Progress}
+	defer r.cp.closing.Wait()
 	if err := r.run(ctx); err != nil {
 		return r.res, err
 	}
