@@ -74,7 +74,9 @@ func runCmd(ctx context.Context, o runCmdOptions, stdout io.Writer) error {
 		}
 		return nil
 	}
-	report(ctx, o, res, err, start)
+	if !o.dryRun {
+		report(ctx, o, res, err, start)
+	}
 	if err != nil {
 		return err
 	}

@@ -294,7 +294,11 @@ func dumpMySQL(ctx context.Context, cfg *config, dbs []string, store *objects.St
 		done <- result{counts, err}
 	}()
 	ref, perr := store.Put(ctx, pr)
-	pr.CloseWithError(fmt.Errorf("object store: %v", perr))
+	if perr != nil {
+		pr.CloseWithError(fmt.Errorf("object store: %w", perr)) // stops mysqldump
+	} else {
+		pr.Close()
+	}
 	r := <-done
 	if r.err != nil && !errors.Is(r.err, io.ErrClosedPipe) {
 		return nil, fmt.Errorf("mysql: %w", r.err)

@@ -315,8 +315,12 @@ func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o Snapsh
 	if err := c.do(ctx, "create snapshot "+name, esapi.SnapshotCreateRequest{Repository: repo, Snapshot: name, Body: bytes.NewReader(body), WaitForCompletion: &wait}, nil); err != nil {
 		return Snapshot{}, err
 	}
-	p.Begin("elasticsearch snapshot "+name, 0, "bytes")
-	defer p.End()
+	begun := false
+	defer func() {
+		if begun {
+			p.End()
+		}
+	}()
 	var reported int64
 	t := time.NewTicker(o.Poll)
 	defer t.Stop()
@@ -332,8 +336,9 @@ func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o Snapsh
 			return s, nil
 		}
 		if done, total, err := c.snapshotBytes(ctx, repo, name); err == nil && total > 0 {
-			if reported == 0 {
+			if !begun {
 				p.Begin("elasticsearch snapshot "+name, total, "bytes")
+				begun = true
 			}
 			if done > reported {
 				p.Add(done - reported)
