@@ -123,6 +123,10 @@ func startElasticsearchOnce(ctx context.Context, dir, repo string, o StartOption
 	if heap == "" {
 		heap = "512m"
 	}
+	cluster := o.Name
+	if cluster == "" {
+		cluster = "testenv"
+	}
 	cp := filepath.Join(ld, "lib", "*")
 	main := "Launcher"
 	cls := filepath.Join(ld, "classes", "Launcher.class")
@@ -152,7 +156,8 @@ func startElasticsearchOnce(ctx context.Context, dir, repo string, o StartOption
 		"--repo", repo,
 		"--http-port", strconv.Itoa(httpPort),
 		"--transport-port", strconv.Itoa(tport),
-		"--name", filepath.Base(dir),
+		"--cluster", cluster,
+		"--name", cluster + "-1",
 	}
 	if !o.Detached {
 		args = append(args, "--watch-stdin")

@@ -15,6 +15,10 @@ type StartOptions struct {
 	// with StopDir. Otherwise a service dies with the process that started it,
 	// even if that process panics or is killed.
 	Detached bool
+	// Name names the service where it has a name of its own: the
+	// Elasticsearch cluster (its node is Name-1). StartWorld uses the site
+	// name. Empty means "testenv".
+	Name string
 }
 
 // Main runs a package's tests and then stops the services the package

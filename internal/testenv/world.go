@@ -129,7 +129,9 @@ func StartWorld(ctx context.Context, dir string, o StartOptions) (*World, error)
 			}()
 		}
 		run("elasticsearch", func() (err error) {
-			s.ES, err = StartElasticsearch(ctx, filepath.Join(s.Dir, "es"), s.NFS, o)
+			eo := o
+			eo.Name = name
+			s.ES, err = StartElasticsearch(ctx, filepath.Join(s.Dir, "es"), s.NFS, eo)
 			return err
 		})
 		run("mariadb", func() (err error) {

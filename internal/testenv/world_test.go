@@ -329,3 +329,23 @@ func TestRedisFlushAll(t *testing.T) {
 		t.Fatalf("after FLUSHALL dbsize = %d, %v; want 0", n, err)
 	}
 }
+
+func TestWorldSitesAreSeparate(t *testing.T) {
+	w := testenv.SharedWorld(t)
+	for _, s := range w.Sites() {
+		if s.ES.RepoRoot != s.NFS {
+			t.Errorf("%s: path.repo %s, want the site's NFS dir %s", s.Name, s.ES.RepoRoot, s.NFS)
+		}
+		m, _ := esDo(t, s.ES.Client(t), esapi.InfoRequest{}, false)
+		if m["cluster_name"] != s.Name {
+			t.Errorf("%s: elasticsearch cluster %v, want %q", s.Name, m["cluster_name"], s.Name)
+		}
+		if v := m["version"].(map[string]any)["number"]; v != "7.17.29" {
+			t.Errorf("%s: elasticsearch version %v, want 7.17.29", s.Name, v)
+		}
+	}
+	p, b := w.Prod, w.BCP
+	if p.NFS == b.NFS || p.ES.URL == b.ES.URL || p.MariaDB.Port == b.MariaDB.Port || p.Redis.Addr == b.Redis.Addr || p.SSH.Port == b.SSH.Port {
+		t.Fatalf("sites share a service or directory: prod %+v, bcp %+v", p, b)
+	}
+}
