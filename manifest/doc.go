@@ -27,10 +27,13 @@
 //     then stream it line by line to stat every file it names: missing files
 //     make the set incomplete, wrong sizes corrupt. Nothing is hashed while
 //     something is missing, so a set still being copied costs only stats.
-//  4. Stream the lists again into a pool of workers (one per CPU) that hash
-//     each file once with a 1 MiB buffer. Memory stays bounded: lists are
-//     never held, only a bounded set of object names already hashed in this
-//     run (deduplicated content is hashed once).
+//  4. Feed every file again into a pool of workers (one per CPU) that hash
+//     each file once with a 1 MiB buffer. Phase 3 spooled the parsed list
+//     lines compactly to an unlinked temporary file outside the channel, so
+//     the lists are parsed once (without a temporary directory they are
+//     parsed again). Memory stays bounded: lists are never held, only a
+//     bounded set of object names already hashed in this run
+//     (deduplicated content is hashed once).
 //
 // Every path under the channel is opened through os.Root, so neither ".."
 // nor a symbolic link (a symlinked directory on the way included) can lead

@@ -58,7 +58,7 @@ func TestVerifyStreamsLists(t *testing.T) {
 
 	probe := &heapProbe{}
 	rep, err := manifest.Verify(ctx, manifest.VerifyOptions{Root: root, AllowedSigners: allowed(t, allowedLine(k)), Progress: probe})
-	if err != nil || rep.Files != n+1 || rep.Hashed != 2 {
+	if err != nil || rep.Files != n+1 || rep.Hashed < 2 || rep.Hashed > 1+int64(runtime.NumCPU()) {
 		t.Fatalf("%v %+v", err, rep)
 	}
 	// The decoded entries alone would take several times the list's size.

@@ -639,13 +639,22 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 	// Phase 3: existence and size. Stats wait on the file server more
 	// than on the CPU, so more of them run at once than hashes.
 	v.opts.Progress.Phase("existence", totalFiles, totalBytes)
+	// The files the lists name are also spooled, compactly, to an unlinked
+	// temporary file outside the channel, so that phase 4 need not parse
+	// the lists a second time. Without a usable temporary directory the
+	// lists are simply parsed again.
+	sp := newSpool()
+	defer sp.close()
 	err := pool(ctx, max(4*v.opts.Workers, 16), func(feed func(file) error) error {
 		for _, f := range tops {
 			if err := feed(f); err != nil {
 				return err
 			}
 		}
-		return each(feed)
+		return each(func(f file) error {
+			sp.add(f)
+			return feed(f)
+		})
 	}, func(ctx context.Context, f file, _ []byte) error {
 		if f.skip {
 			v.mu.Lock()
@@ -670,6 +679,9 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 			if err := feed(f); err != nil {
 				return err
 			}
+		}
+		if sp.rewind() {
+			return sp.each(feed)
 		}
 		return each(feed)
 	}, func(ctx context.Context, f file, buf []byte) error {

@@ -421,3 +421,18 @@ func readOnlyMount(t *testing.T, dir string) string {
 	}
 	return mnt
 }
+
+// Without a usable temporary directory Verify parses the lists twice
+// instead of spooling them; the outcome is the same.
+func TestVerifyWithoutSpool(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1024)
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
+	if rep, err := manifest.Verify(context.Background(), w.opts()); err != nil || rep.Files != 11 {
+		t.Fatalf("%v %+v", err, rep)
+	}
+	flipByte(t, w.Layout.ObjectPath(w.Files["a.txt"].SHA256), 0)
+	if _, err := manifest.Verify(context.Background(), w.opts()); !errors.Is(err, manifest.ErrCorrupt) {
+		t.Fatalf("corrupt: %v", err)
+	}
+}
