@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -156,6 +157,18 @@ func TestCycle(t *testing.T) {
 		t.Fatal("set 1's docs/b.pdf is not back")
 	}
 	f.checkLive(set1)
+
+	var list bytes.Buffer
+	must(t, runList(ctx, listOptions{}, f.env(), &list))
+	t.Logf("restore list:\n%s", list.String())
+	for _, want := range []string{set1 + " ", set2 + " "} {
+		if !strings.Contains(list.String(), want) {
+			t.Fatalf("restore list does not show %s", want)
+		}
+	}
+	if !regexp.MustCompile(set1+`.*live`).MatchString(list.String()) || !regexp.MustCompile(set2+`.*restored`).MatchString(list.String()) {
+		t.Fatalf("restore list: want %s live and %s restored", set1, set2)
+	}
 }
 
 // checkLive checks the ledger and the pins after a successful restore.

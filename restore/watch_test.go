@@ -99,6 +99,29 @@ func TestWatchPieceByPiece(t *testing.T) {
 	}
 	t.Logf("FIGURE set complete -> restore started: %s (%d pieces, %d looks)", started.Sub(complete).Round(time.Millisecond), len(order), looks.Load())
 	f.sameData("after watch")
+
+	// two sets arrive together: only the newest is restored
+	f.putDocs("docs", map[string]string{"3": "three"})
+	skipped := f.publish()
+	f.putDocs("docs", map[string]string{"4": "four"})
+	newest := f.publish()
+	f.transfer()
+	for {
+		waitLook("two sets")
+		if live, err := l.Live(); err == nil && live.Set == newest {
+			break
+		}
+		if recs, _ := l.Records(); recs[len(recs)-1].Outcome == ledger.Failed {
+			t.Fatalf("restore failed: %s", recs[len(recs)-1].Error)
+		}
+	}
+	recs, _ := l.Records()
+	for _, r := range recs {
+		if r.Set == skipped {
+			t.Fatalf("the older of two new sets was restored too: %+v", r)
+		}
+	}
+	f.sameData("after two sets")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("watch: %v", err)
