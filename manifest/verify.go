@@ -48,6 +48,17 @@ func (s Status) String() string {
 // MarshalText makes a Status appear as its name in JSON.
 func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads a Status written by MarshalText.
+func (s *Status) UnmarshalText(b []byte) error {
+	for i, n := range statusNames {
+		if n == string(b) {
+			*s = Status(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown verification status %q: %w", b, ErrInvalid)
+}
+
 // Err is the sentinel error of the status (nil for complete and unknown).
 func (s Status) Err() error {
 	switch s {

@@ -1,6 +1,7 @@
 package manifest_test
 
 import (
+	"encoding/json"
 	"context"
 	"errors"
 	"io/fs"
@@ -434,5 +435,20 @@ func TestVerifyWithoutSpool(t *testing.T) {
 	flipByte(t, w.Layout.ObjectPath(w.Files["a.txt"].SHA256), 0)
 	if _, err := manifest.Verify(context.Background(), w.opts()); !errors.Is(err, manifest.ErrCorrupt) {
 		t.Fatalf("corrupt: %v", err)
+	}
+}
+
+func TestReportJSONRoundTrip(t *testing.T) {
+	in := manifest.Report{SetID: "0000000001-20261125T120000Z", Sequence: 1, Status: manifest.StatusNotForUs, Missing: []string{"x"}, Files: 3}
+	data, err := json.Marshal(in)
+	if err != nil || !strings.Contains(string(data), `"status":"not-for-us"`) {
+		t.Fatalf("%s %v", data, err)
+	}
+	var out manifest.Report
+	if err := json.Unmarshal(data, &out); err != nil || out.Status != in.Status || out.Files != 3 {
+		t.Fatalf("%+v %v", out, err)
+	}
+	if err := json.Unmarshal([]byte(`{"status":"fine"}`), &out); err == nil {
+		t.Fatal("unknown status accepted")
 	}
 }
