@@ -1,8 +1,8 @@
 package manifest_test
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
