@@ -68,7 +68,12 @@ func (s *Store) Stat(sha string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Lstat(p)
+	r, err := os.OpenRoot(s.root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	fi, err := r.Lstat(sha[:2] + "/" + sha)
 	if err != nil {
 		return nil, err
 	}
@@ -79,13 +84,19 @@ func (s *Store) Stat(sha string) (fs.FileInfo, error) {
 }
 
 // Open opens object sha for reading. It does not verify the content; see
-// Check.
+// Check. Neither the object nor its fan-out directory may be a symbolic
+// link leading out of the store (os.Root), and the object itself is not
+// followed if it is a link.
 func (s *Store) Open(sha string) (*os.File, error) {
-	p, err := s.path(sha)
+	if err := manifest.CheckSHA256(sha); err != nil {
+		return nil, err
+	}
+	r, err := os.OpenRoot(s.root)
 	if err != nil {
 		return nil, err
 	}
-	return os.OpenFile(p, os.O_RDONLY|noFollow, 0)
+	defer r.Close()
+	return r.OpenFile(sha[:2]+"/"+sha, os.O_RDONLY|noFollow, 0)
 }
 
 // Put stores the content of r and returns its reference. See the package

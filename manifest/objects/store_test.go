@@ -183,3 +183,21 @@ func TestPutRepairsDamagedObject(t *testing.T) {
 		t.Fatalf("not repaired: %v", err)
 	}
 }
+
+func TestSymlinkedFanOutDirRefused(t *testing.T) {
+	ctx := context.Background()
+	outside := objects.New(t.TempDir())
+	ref, err := outside.Put(ctx, strings.NewReader("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := objects.New(t.TempDir())
+	os.Symlink(filepath.Dir(outside.Path(ref.SHA256)), filepath.Join(s.Root(), ref.SHA256[:2]))
+	if f, err := s.Open(ref.SHA256); err == nil {
+		f.Close()
+		t.Fatal("opened an object through a symlinked directory outside the store")
+	}
+	if _, err := s.Stat(ref.SHA256); err == nil {
+		t.Fatal("Stat followed a symlinked directory outside the store")
+	}
+}
