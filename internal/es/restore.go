@@ -2,6 +2,20 @@ package es
 
 // Restore side of the es package (stage 6). Functions take the plain
 // go-elasticsearch client so that they work with any caller's wrapper.
+//
+// Algorithm: (1) unregister and register the channel's es/ directory as a
+// readonly fs repository, so the cluster reads the repository's current
+// root generation (a mover may have brought newer index-N files since the
+// last restore); (2) look the set's snapshot up: it must exist, be SUCCESS,
+// have the set's uuid and contain every index the set names - otherwise
+// ErrSnapshotMissing, before any index is touched; (3) plan: standby indices
+// with the name of a restored index are replaced (deleted, or closed), and
+// standby indices that match the configured patterns but are not in the set
+// are deleted (prod no longer has them; dot-indices only match dot-patterns);
+// (4) delete/close, then start the restore without waiting, with the index
+// settings overrides (e.g. fewer replicas); (5) poll _cat/shards until every
+// primary of the restored indices is STARTED, reporting progress, failing
+// early on a primary that could not be allocated.
 
 import (
 	"bytes"
