@@ -2,11 +2,12 @@ package mover
 
 import (
 	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,6 +111,7 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 	obj := func(r manifest.Ref) {
 		s.add(&want{name: manifest.ObjectRel(r.SHA256), size: r.Size, sum: r.SHA256, phase: phaseData})
 	}
+	addObj := func(sha string, size int64) { obj(manifest.Ref{SHA256: sha, Size: size}) }
 	if es := m.Elasticsearch; es != nil {
 		obj(es.Files)
 		err := readList(ctx, f, es.Files, func(r io.Reader) error {
@@ -159,6 +161,12 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 				Object string `json:"object"`
 			}
 			return readLines(r, func(line []byte) error {
+				if obj, size, ok := fastEntry(line); ok {
+					if obj != "" {
+						addObj(obj, size)
+					}
+					return nil
+				}
 				e.Type, e.Size, e.Object = "", 0, ""
 				if err := json.Unmarshal(line, &e); err != nil {
 					return fmt.Errorf("%w: %w", manifest.ErrInvalid, err)
@@ -210,6 +218,51 @@ func readList(ctx context.Context, f FS, ref manifest.Ref, fn func(io.Reader) er
 	return nil
 }
 
+var (
+	keyType   = []byte(`"type":"`)
+	keySize   = []byte(`"size":`)
+	keyObject = []byte(`"object":"`)
+)
+
+// fastEntry reads type, size and object from a file-list line as
+// json.Marshal writes it, without reflection (a 100k-entry list is read on
+// every run, also when there is nothing to do). An unescaped quote always
+// delimits a JSON string, so these keys cannot match inside a value. It
+// returns ok false for anything unusual; the caller then decodes the line
+// properly. obj is "" for entries that are not files.
+func fastEntry(line []byte) (obj string, size int64, ok bool) {
+	i := bytes.Index(line, keyType)
+	if i < 0 || bytes.Count(line, keyType) != 1 {
+		return "", 0, false
+	}
+	rest := line[i+len(keyType):]
+	if !bytes.HasPrefix(rest, []byte(manifest.TypeFile+`"`)) {
+		if bytes.HasPrefix(rest, []byte(manifest.TypeDir+`"`)) || bytes.HasPrefix(rest, []byte(manifest.TypeSymlink+`"`)) {
+			return "", 0, true
+		}
+		return "", 0, false
+	}
+	j := bytes.Index(line, keyObject)
+	k := bytes.Index(line, keySize)
+	if j < 0 || k < 0 || len(line) < j+len(keyObject)+65 || line[j+len(keyObject)+64] != '"' {
+		return "", 0, false
+	}
+	obj = string(line[j+len(keyObject) : j+len(keyObject)+64])
+	if !manifest.ValidSHA256(obj) {
+		return "", 0, false
+	}
+	digits := line[k+len(keySize):]
+	n := 0
+	for n < len(digits) && n < 19 && digits[n] >= '0' && digits[n] <= '9' {
+		size = size*10 + int64(digits[n]-'0')
+		n++
+	}
+	if n == 0 || n == 19 || n < len(digits) && digits[n] != ',' && digits[n] != '}' {
+		return "", 0, false
+	}
+	return obj, size, true
+}
+
 // readLines calls fn with each line of r (without the newline).
 func readLines(r io.Reader, fn func([]byte) error) error {
 	br := bufio.NewReaderSize(r, manifest.MaxListLine)
@@ -239,7 +292,7 @@ type dirLister struct {
 	f     FS
 	names bool // list names only where the backend can (sizes are -1)
 	mu    sync.Mutex
-	m  map[string]map[string]Entry // dir -> name -> entry; nil map: missing dir
+	m     map[string]map[string]Entry // dir -> name -> entry; nil map: missing dir
 }
 
 func newDirLister(f FS) *dirLister { return &dirLister{f: f, m: map[string]map[string]Entry{}} }
