@@ -10,7 +10,13 @@
 // connections (each its own sshd process and cipher stream, so several cores
 // work on both ends) and spreads requests over them; within one file,
 // pkg/sftp keeps many read or write requests in flight (ReadFrom with a
-// reader that tells its size, WriteTo on the source file).
+// reader that tells its size, WriteTo on the source file). Each SSH
+// connection carries several SFTP sessions: an sftp-server answers one
+// request at a time, and every small file costs an fsync, so many sessions
+// let the destination's file system commit many fsyncs together. Only one
+// connection is opened at first; the rest when there is work (Expander),
+// so a run with nothing to do stays cheap. 128 files are in flight, at most
+// 8 of them large; a synced file's close does not hold up its rename.
 //
 // # Algorithm (Run)
 //
@@ -25,7 +31,7 @@
 //     reported (Result.Skipped) and never forwarded. No such set:
 //     ErrSourceIncomplete.
 //  3. Decide what the destination lacks, again from one listing per
-//     directory: a file absent or of another size is copied; one present
+//     directory (listings run in parallel): a file absent or of another size is copied; one present
 //     with the right size is trusted only if Checked remembers having
 //     verified it with the same size and modification time, else it is
 //     hashed at the destination first and copied again if it differs.

@@ -1,0 +1,28 @@
+// Command transfer moves a Squirro BCP channel to the standby site, or
+// checks what another mover (rsync, NetApp SnapMirror) moved.
+//
+//	transfer push SRC-DIR DST         DST: a directory or sftp://user@host:port/path
+//	transfer pull SRC DST-DIR         SRC: sftp://... or a directory
+//	transfer verify DIR [--set ID]    0 complete, 4 incomplete (lists what is missing), 5 corrupt/unsigned
+//	transfer wait DIR --timeout D     until a set newer than the last one seen is complete, else 4
+//	transfer status SRC DST           newest set on each side and the lag
+//
+// push and pull hand both ends to internal/mover, which picks the newest
+// set that is complete and signed at the source, copies only what the
+// destination lacks in the channel's write order (data, index-N,
+// index.latest, manifest, signature last), each file under a temporary
+// name, hashed, compared, fsynced and renamed, then mirrors the source's
+// pruning except what the destination's pins/ need. SFTP ends are reached
+// through internal/sshx: host keys always checked against known_hosts
+// (mismatch: exit 6 with both fingerprints), key file or ssh-agent, AES-GCM
+// first, keep-alives; several SSH connections with several SFTP sessions
+// each, opened only when there is work.
+//
+// verify and wait are manifest.Verify over a directory (every file's size
+// and SHA-256, with a file-identity cache so unchanged files are not read
+// again); wait remembers the last set it reported in a state file.
+//
+// Every setting is a flag, an environment variable BCP_TRANSFER_<FLAG> and a
+// key of the TOML file given with --config. Exit codes are mapped from
+// errors in one table (exit.go).
+package main
