@@ -21,7 +21,6 @@ import (
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
-
 // memObjects is an object store in memory, filled by snapshot.
 type memObjects map[string][]byte
 
