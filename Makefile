@@ -42,5 +42,23 @@ env-up: setup
 env-down:
 	@cd internal && go run ./cmd/testworld down -dir $(WORLD)
 
+# The main job on a local demo pair of clusters: builds the programs, starts
+# the two-site world, backup -> transfer push over SFTP -> restore, compares
+# both sites and stops everything it started.
+demo: setup
+	@cd internal && go run ./cmd/demo
+
+# Side by side with rsync, sha256sum and mysqldump | gzip in one run; ratios
+# in each line. BCP_BENCH_SCALE=0.1 for a quick look. Raw output in bench/out.
+bench: setup build
+	@mkdir -p bench/out
+	@set -o pipefail; { \
+	  echo "# manifest: Verify vs sha256sum"; \
+	  (cd manifest && go test -run '^$$' -bench 'BenchmarkVerify|SHA256OneCore' -benchtime 1x -timeout 60m .); \
+	  echo "# backup: files stage vs rsync -a, MySQL stage vs mysqldump | gzip"; \
+	  (cd backup && go test -run '^$$' -bench . -benchtime 1x -timeout 60m .); \
+	} 2>&1 | tee bench/out/bench-$$(date -u +%Y%m%dT%H%M%SZ).txt
+	@./bench/transfer.sh
+
 clean:
 	rm -rf bin
