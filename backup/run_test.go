@@ -40,7 +40,7 @@ func (r countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func countReads(t *testing.T) (opens, read *atomic.Int64) {
+func countReads(t testing.TB) (opens, read *atomic.Int64) {
 	t.Helper()
 	opens, read = new(atomic.Int64), new(atomic.Int64)
 	old := captureSeam

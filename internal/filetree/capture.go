@@ -127,8 +127,8 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 	if old == nil {
 		old = NewCaptureCache()
 	}
-	next := NewCaptureCache()
-	c := &capturer{o: o, old: old, next: next}
+	next := &CaptureCache{Entries: make(map[string]CacheEntry, len(old.Entries))}
+	c := &capturer{o: o, old: old, next: next, sem: make(chan struct{}, o.Workers)}
 	o.Progress.Begin("files "+o.Name, 0, "files")
 	defer o.Progress.End()
 	ref, err := manifest.PutList(ctx, o.Store, c.fill(ctx))
@@ -142,6 +142,7 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 type capturer struct {
 	o         CaptureOptions
 	old, next *CaptureCache
+	sem       chan struct{} // bounds directory listings in flight
 	mu        sync.Mutex
 	st        CaptureStats
 }
@@ -171,7 +172,7 @@ func (c *capturer) fill(ctx context.Context) func(*manifest.ListWriter) error {
 		}
 		walkErr := make(chan error, 1)
 		go func() {
-			err := c.walk(ctx, "", jobs, ordered)
+			err := c.walk(ctx, "", c.list(ctx, ""), jobs, ordered)
 			close(jobs)
 			close(ordered)
 			walkErr <- err
@@ -229,23 +230,73 @@ func (c *capturer) read(ctx context.Context, p *pending) error {
 	return nil
 }
 
-func (c *capturer) walk(ctx context.Context, dir string, jobs, ordered chan<- *pending) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// dirList is a directory listing being read ahead of the walk.
+type dirList struct {
+	infos []fs.FileInfo
+	err   error
+	done  chan struct{}
+}
+
+// readAhead is how many sibling directories are listed ahead of the walk.
+const readAhead = 8
+
+// list starts reading directory dir in the background, at most
+// cap(c.sem) at a time: on NFS and over SFTP the listing and the lstat of
+// each entry are round trips, so a few in flight hide the latency.
+func (c *capturer) list(ctx context.Context, dir string) *dirList {
+	d := &dirList{done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		select {
+		case c.sem <- struct{}{}:
+		case <-ctx.Done():
+			d.err = ctx.Err()
+			return
+		}
+		d.infos, d.err = c.o.Source.ReadDir(dir)
+		<-c.sem
+		sort.Slice(d.infos, func(i, j int) bool { return d.infos[i].Name() < d.infos[j].Name() })
+	}()
+	return d
+}
+
+func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs, ordered chan<- *pending) error {
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	infos, err := c.o.Source.ReadDir(dir)
-	if err != nil {
-		if dir != "" && errors.Is(err, fs.ErrNotExist) {
+	if d.err != nil {
+		if dir != "" && errors.Is(d.err, fs.ErrNotExist) {
 			return nil // vanished
 		}
-		return fmt.Errorf("read directory %q of %s: %w", dir, c.o.Source, err)
+		return fmt.Errorf("read directory %q of %s: %w", dir, c.o.Source, d.err)
 	}
-	sort.Slice(infos, func(i, j int) bool { return infos[i].Name() < infos[j].Name() })
-	for _, fi := range infos {
-		rel := fi.Name()
-		if dir != "" {
-			rel = path.Join(dir, fi.Name())
+	infos := d.infos
+	relOf := func(fi fs.FileInfo) string {
+		if dir == "" {
+			return fi.Name()
 		}
+		return path.Join(dir, fi.Name())
+	}
+	// Subdirectories, listed up to readAhead ahead of the one walked.
+	var subs []int
+	for i, fi := range infos {
+		if fi.IsDir() && !Excluded(relOf(fi), c.o.Exclude) {
+			subs = append(subs, i)
+		}
+	}
+	ahead := map[int]*dirList{}
+	started := 0
+	readUpTo := func(n int) {
+		for ; started < len(subs) && started < n; started++ {
+			ahead[subs[started]] = c.list(ctx, relOf(infos[subs[started]]))
+		}
+	}
+	readUpTo(readAhead)
+	walked := 0
+	for i, fi := range infos {
+		rel := relOf(fi)
 		if Excluded(rel, c.o.Exclude) {
 			continue
 		}
@@ -263,7 +314,11 @@ func (c *capturer) walk(ctx context.Context, dir string, jobs, ordered chan<- *p
 			if err := send(ctx, ordered, p); err != nil {
 				return err
 			}
-			if err := c.walk(ctx, rel, jobs, ordered); err != nil {
+			walked++
+			readUpTo(walked + readAhead)
+			sub := ahead[i]
+			delete(ahead, i)
+			if err := c.walk(ctx, rel, sub, jobs, ordered); err != nil {
 				return err
 			}
 			continue
