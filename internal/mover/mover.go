@@ -29,7 +29,7 @@ type Progress interface {
 }
 
 // listWorkers is how many directory listings are in flight at once.
-const listWorkers = 16
+const listWorkers = 32
 
 type nopProgress struct{}
 
@@ -170,7 +170,7 @@ func (r *runner) run(ctx context.Context) error {
 	if len(srcSets) == 0 {
 		return fmt.Errorf("%s holds no set yet: %w", src, ErrSourceIncomplete)
 	}
-	set, err := r.choose(ctx, srcSets)
+	set, p, err := r.choose(ctx, srcSets)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func (r *runner) run(ctx context.Context) error {
 			return nil
 		}
 	}
-	if err := r.copySet(ctx, set, chData); err != nil {
+	if err := r.copySet(ctx, set, p, chData); err != nil {
 		return err
 	}
 	if r.opts.NoPrune {
@@ -214,40 +214,51 @@ func setIDs(ctx context.Context, l *dirLister) ([]string, error) {
 // signature valid, channel ours, every file present with its size. Newer
 // sets that are not are reported in Result.Skipped; their content is still
 // checked by hash as it is copied.
-func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, error) {
+func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, error) {
 	for i := len(ids) - 1; i >= 0; i-- {
 		id := ids[i]
 		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature)
 		if err == nil && !s.m.Channel.Matches(r.channel) {
 			err = fmt.Errorf("set %s is for channel %s, the source is %s: %w", id, s.m.Channel, r.channel, manifest.ErrNotForUs)
 		}
+		var p *plan
 		if err == nil {
-			err = r.complete(ctx, s)
+			p, err = r.planSet(ctx, s)
 		}
 		if err == nil {
-			return s, nil
+			err = r.complete(ctx, s, p)
+		}
+		if err == nil {
+			return s, p, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		r.res.Skipped = append(r.res.Skipped, Skipped{Set: id, Reason: err.Error()})
 	}
-	return nil, fmt.Errorf("%s: none of %d sets is complete (newest: %s): %w", r.opts.Src, len(ids), r.res.Skipped[0].Reason, ErrSourceIncomplete)
+	return nil, nil, fmt.Errorf("%s: none of %d sets is complete (newest: %s): %w", r.opts.Src, len(ids), r.res.Skipped[0].Reason, ErrSourceIncomplete)
 }
 
-// complete checks that every file of s is present at the source with its size.
-func (r *runner) complete(ctx context.Context, s *setFiles) error {
+// complete checks that every file of s that the destination does not hold
+// intact is present at the source (with its size, where listing sizes is
+// cheap): a set is never forwarded unless it can be completed.
+func (r *runner) complete(ctx context.Context, s *setFiles, p *plan) error {
+	var need []*want
+	for _, ws := range p.todo {
+		need = append(need, ws...)
+	}
+	need = append(need, p.check...)
 	var names []string
-	for name, w := range s.files {
+	for _, w := range need {
 		if w.data == nil {
-			names = append(names, name)
+			names = append(names, w.name)
 		}
 	}
 	if err := r.src.prefetch(ctx, names, listWorkers); err != nil {
 		return err
 	}
 	var missing []string
-	for _, w := range s.files {
+	for _, w := range need {
 		if w.data != nil {
 			continue
 		}
@@ -272,44 +283,58 @@ func (r *runner) complete(ctx context.Context, s *setFiles) error {
 }
 
 // copySet copies what the destination lacks, phase by phase.
-func (r *runner) copySet(ctx context.Context, s *setFiles, chData []byte) error {
-	dst := r.opts.Dst
-	all := s.files
-	r.res.Files = int64(len(all))
-	// What is already there: one listing per directory.
-	var todo [numPhases][]*want
-	var check []*want
-	var bytes int64
-	dirs := map[string]bool{}
-	names := make([]string, 0, len(all))
-	for name := range all {
+// plan is what the destination lacks of one set.
+type plan struct {
+	todo              [numPhases][]*want
+	check             []*want // present with the right size, not known intact
+	bytes             int64
+	dirs              map[string]bool
+	present, replaced int64
+}
+
+// planSet classifies every file of s at the destination: one listing per
+// directory.
+func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
+	p := &plan{dirs: map[string]bool{}}
+	names := make([]string, 0, len(s.files))
+	for name := range s.files {
 		names = append(names, name)
 	}
 	if err := r.dst.prefetch(ctx, names, listWorkers); err != nil {
-		return err
+		return nil, err
 	}
-	for _, w := range all {
+	for _, w := range s.files {
 		e, ok, err := r.dst.stat(ctx, w.name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		switch {
 		case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && r.opts.Checked.ok(w.name, e):
-			r.res.Present++
+			p.present++
 		case ok && !e.Dir && e.Size == w.size:
-			check = append(check, w) // there, but not known to be intact
+			p.check = append(p.check, w) // there, but not known to be intact
 		default:
 			if ok {
-				r.res.Replaced++
+				p.replaced++
 			}
-			todo[w.phase] = append(todo[w.phase], w)
-			bytes += w.size
+			p.todo[w.phase] = append(p.todo[w.phase], w)
+			p.bytes += w.size
 		}
 		if w.phase < phaseManifest {
 			// the set's directory is made only when its manifest is written
-			dirs[path.Dir(w.name)] = true
+			p.dirs[path.Dir(w.name)] = true
 		}
 	}
+	return p, nil
+}
+
+// copySet copies what the destination lacks, phase by phase.
+func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byte) error {
+	dst := r.opts.Dst
+	all := s.files
+	r.res.Files = int64(len(all))
+	todo, check, bytes, dirs := p.todo, p.check, p.bytes, p.dirs
+	r.res.Present, r.res.Replaced = p.present, p.replaced
 	if r.opts.DryRun {
 		for _, p := range todo {
 			r.res.Copied += int64(len(p))
