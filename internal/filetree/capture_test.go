@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,15 +166,22 @@ func TestCaptureCacheSaveLoad(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "cache")
 	c := NewCaptureCache()
 	c.SetID = "0000000001-20260101T000000Z"
-	c.Entries["a"] = CacheEntry{Size: 1, MTimeNs: 2, Inode: 3, Object: "x"}
+	c.Entries["a"] = CacheEntry{Size: 1, MTimeNs: -2, Inode: 3, Object: strings.Repeat("ab", 32)}
+	c.Entries["dir/b c"] = CacheEntry{Size: 1 << 40, MTimeNs: 1764000000123456789, Object: strings.Repeat("0f", 32)}
 	if err := c.Save(p); err != nil {
 		t.Fatal(err)
 	}
 	got, err := LoadCaptureCache(p)
-	if err != nil || got.SetID != c.SetID || got.Entries["a"] != c.Entries["a"] {
+	if err != nil || got.SetID != c.SetID || len(got.Entries) != 2 || got.Entries["a"] != c.Entries["a"] || got.Entries["dir/b c"] != c.Entries["dir/b c"] {
 		t.Fatalf("load = %+v, %v", got, err)
 	}
 	if got, err := LoadCaptureCache(p + "-missing"); got != nil || err != nil {
 		t.Fatalf("missing = %v, %v", got, err)
+	}
+	if err := os.WriteFile(p, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCaptureCache(p); err == nil {
+		t.Fatal("garbage cache loaded")
 	}
 }
