@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -21,6 +23,11 @@ type Info struct {
 	PID     int       `json:"pid"`
 	Start   time.Time `json:"start"`
 	Program string    `json:"program"`
+	// ProcStart is the process's start time in clock ticks since boot
+	// (field 22 of /proc/<pid>/stat); 0 when unknown (not Linux, or a lock
+	// written by an older version). With it a pid that was reused by
+	// another process after the holder died is not taken for the holder.
+	ProcStart uint64 `json:"proc_start,omitempty"`
 }
 
 func (i Info) String() string {
@@ -36,14 +43,47 @@ type Lock struct {
 // Path is the lock file.
 func (l *Lock) Path() string { return l.path }
 
-// hostname and alive are variables so tests can play another host.
-var (
-	hostname = os.Hostname
-	alive    = func(pid int) bool {
-		err := syscall.Kill(pid, 0)
-		return err == nil || errors.Is(err, syscall.EPERM)
+// hostname is a variable so tests can play another host.
+var hostname = os.Hostname
+
+// alive reports whether the holder recorded in i still runs on this host:
+// its pid exists and, when both are known, the process with that pid started
+// when the holder did (otherwise the pid was reused after the holder died).
+func alive(i Info) bool {
+	err := syscall.Kill(i.PID, 0)
+	if err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
 	}
-)
+	if i.ProcStart == 0 {
+		return true
+	}
+	now, err := procStart(i.PID)
+	if err != nil {
+		return true // cannot tell: assume the holder
+	}
+	return now == i.ProcStart
+}
+
+// procStart returns the start time of process pid in clock ticks since
+// boot, from /proc/<pid>/stat.
+func procStart(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces or
+	// parentheses: the fields that follow start after the last ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	const startField = 22 - 3 // f[0] is field 3 (state)
+	if len(f) <= startField {
+		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+	}
+	return strconv.ParseUint(f[startField], 10, 64)
+}
 
 // Acquire takes the lock <dir>/<name>.lock for program. dir must exist.
 func Acquire(dir, name, program string) (*Lock, error) {
@@ -52,6 +92,7 @@ func Acquire(dir, name, program string) (*Lock, error) {
 		return nil, fmt.Errorf("lock: hostname: %w", err)
 	}
 	me := Info{Host: host, PID: os.Getpid(), Start: time.Now().UTC(), Program: program}
+	me.ProcStart, _ = procStart(me.PID) // 0 (unknown) without /proc
 	path := filepath.Join(dir, name+".lock")
 	data, err := json.Marshal(me)
 	if err != nil {
@@ -72,7 +113,7 @@ func Acquire(dir, name, program string) (*Lock, error) {
 		if rerr != nil {
 			return nil, fmt.Errorf("%w: %s exists but is unreadable (%v); remove it if no run is active", ErrLocked, path, rerr)
 		}
-		if held.Host != host || alive(held.PID) {
+		if held.Host != host || alive(held) {
 			return nil, fmt.Errorf("%w: %s holds %s; wait for it to finish, or remove the file if that process is surely gone", ErrLocked, held, path)
 		}
 		// Stale: rename it aside; only one contender wins the rename.

@@ -31,6 +31,10 @@ func deadPID(t *testing.T) int {
 
 func TestAcquire(t *testing.T) {
 	host, _ := os.Hostname()
+	parentStart, err := procStart(os.Getppid())
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		existing *Info
@@ -39,6 +43,10 @@ func TestAcquire(t *testing.T) {
 		{"free", nil, nil},
 		{"live process here", &Info{Host: host, PID: os.Getppid(), Program: "backup"}, ErrLocked},
 		{"dead process here is stale", &Info{Host: host, PID: deadPID(t), Program: "backup"}, nil},
+		{"live process here, same start time", &Info{Host: host, PID: os.Getppid(), ProcStart: parentStart, Program: "backup"}, ErrLocked},
+		// The holder died and its pid now belongs to another process (here
+		// our parent, which started at another time than the record says).
+		{"pid reused by another process is stale", &Info{Host: host, PID: os.Getppid(), ProcStart: parentStart + 1, Program: "backup"}, nil},
 		{"other host", &Info{Host: "elsewhere.example", PID: 1, Program: "backup"}, ErrLocked},
 	}
 	for _, tt := range tests {
@@ -69,5 +77,30 @@ func TestAcquire(t *testing.T) {
 				t.Fatalf("left behind %v", entries)
 			}
 		})
+	}
+}
+
+// TestAcquireRecordsProcStart: the lock records this process's start time,
+// as /proc says it, so that a later run can tell a reused pid from us.
+func TestAcquireRecordsProcStart(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Acquire(dir, "backup", "backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	held, _, err := read(l.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := procStart(os.Getpid())
+	if err != nil || want == 0 {
+		t.Fatalf("procStart(self) = %d, %v", want, err)
+	}
+	if held.ProcStart != want {
+		t.Fatalf("lock records proc_start %d, want %d", held.ProcStart, want)
+	}
+	if !alive(held) {
+		t.Fatal("our own record is not alive")
 	}
 }
