@@ -8,7 +8,7 @@
 #
 # Environment:
 #   RSYNC_RSH      the ssh command rsync uses; host keys must be checked, e.g.
-#                  "ssh -i /etc/bcp/id_ed25519 -o UserKnownHostsFile=/etc/bcp/known_hosts
+#                  "ssh -i /etc/squirro-bcp/id_ed25519 -o UserKnownHostsFile=/etc/squirro-bcp/known_hosts
 #                   -o StrictHostKeyChecking=yes -o BatchMode=yes"
 #   RSYNC_BWLIMIT  optional rsync --bwlimit (KiB/s)
 #   TRANSFER       the transfer program (default: transfer in PATH)
