@@ -193,10 +193,11 @@ func OptionFileDSN(path string) (string, error) {
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
+// shellQuote quotes each of args for POSIX sh and joins them with spaces.
 func shellQuote(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		q[i] = shq(a)
 	}
 	return strings.Join(q, " ")
 }
@@ -262,6 +263,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// limitedBuffer keeps the first max bytes written to it (a client's stderr
+// for the error message) and discards the rest.
 type limitedBuffer struct {
 	max int
 	buf bytes.Buffer

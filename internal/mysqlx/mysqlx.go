@@ -209,15 +209,14 @@ func (o Options) optionFile() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// shellQuote quotes s for POSIX sh.
+// shq quotes s for POSIX sh.
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // RunClient runs program (mysqldump or mysql) with args after the option
 // file, locally or over SSH, with stdin/stdout. stderr is captured and put
 // into the error.
 func (o Options) RunClient(ctx context.Context, program string, args []string, stdin io.Reader, stdout io.Writer) error {
-	var stderr bytes.Buffer
-	errw := &capBuffer{b: &stderr, max: 64 << 10}
+	errw := &limitedBuffer{max: 64 << 10}
 	if o.SSH != nil {
 		return o.runRemote(ctx, program, args, stdin, stdout, errw)
 	}
@@ -244,25 +243,21 @@ func (o Options) RunClient(ctx context.Context, program string, args []string, s
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s: %v: %s", program, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("%s: %v: %s", program, err, strings.TrimSpace(errw.String()))
 	}
 	return nil
 }
 
-func (o Options) runRemote(ctx context.Context, program string, args []string, stdin io.Reader, stdout io.Writer, stderr *capBuffer) error {
+func (o Options) runRemote(ctx context.Context, program string, args []string, stdin io.Reader, stdout io.Writer, stderr *limitedBuffer) error {
 	c, err := sshx.Dial(ctx, *o.SSH)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	var quoted []string
-	for _, a := range args {
-		quoted = append(quoted, shq(a))
-	}
 	var cmdline string
 	var in io.Reader
 	if o.DefaultsFile != "" {
-		cmdline = shq(program) + " --defaults-extra-file=" + shq(o.DefaultsFile) + " " + strings.Join(quoted, " ")
+		cmdline = shq(program) + " --defaults-extra-file=" + shq(o.DefaultsFile) + " " + shellQuote(args)
 		in = stdin
 	} else {
 		content, err := o.optionFile()
@@ -273,7 +268,7 @@ func (o Options) runRemote(ctx context.Context, program string, args []string, s
 		// reads exactly its bytes, so data that follows (mysql's input) is
 		// left for the client.
 		cmdline = fmt.Sprintf(`umask 077; f=$(mktemp) || exit 111; trap 'rm -f "$f"' EXIT; dd bs=1 count=%d of="$f" 2>/dev/null || exit 111; %s --defaults-extra-file="$f" %s`,
-			len(content), shq(program), strings.Join(quoted, " "))
+			len(content), shq(program), shellQuote(args))
 		if stdin == nil {
 			stdin = strings.NewReader("")
 		}
@@ -284,25 +279,9 @@ func (o Options) runRemote(ctx context.Context, program string, args []string, s
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%s on %s: %v: %s", program, o.SSH.Addr(), err, strings.TrimSpace(stderr.b.String()))
+		return fmt.Errorf("%s on %s: %v: %s", program, o.SSH.Addr(), err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
-}
-
-type capBuffer struct {
-	b   *bytes.Buffer
-	max int
-}
-
-func (l *capBuffer) Write(p []byte) (int, error) {
-	if room := l.max - l.b.Len(); room > 0 {
-		if len(p) > room {
-			l.b.Write(p[:room])
-		} else {
-			l.b.Write(p)
-		}
-	}
-	return len(p), nil
 }
 
 // DumpOptions tune Dump.
