@@ -197,9 +197,18 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 	} else if err := walk(ctx, t, ".", opts.Exclude, existing); err != nil {
 		return st, err
 	}
+	// addOrReplace counts an entry that is written and returns its Op.
+	addOrReplace := func(exists bool) string {
+		if exists {
+			st.Replaced++
+			return OpReplace
+		}
+		st.Added++
+		return OpAdd
+	}
 	gran := t.TimeGranularity()
 	var dirs []manifest.Entry
-	var links []string
+	links := map[string]bool{} // symlinks of the set seen so far
 	err := opts.Entries(func(e manifest.Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -207,8 +216,10 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 		if Excluded(e.Path, opts.Exclude) {
 			return nil
 		}
-		for _, l := range links {
-			if strings.HasPrefix(e.Path, l+"/") {
+		// Look up the entry's ancestors rather than scan every link seen:
+		// a tree with many symlinks must not make this quadratic.
+		for l := path.Dir(e.Path); l != "." && l != "/"; l = path.Dir(l) {
+			if links[l] {
 				return fmt.Errorf("%w: %s is below symlink %s in the set; refusing to write through a link", ErrUnsafePath, e.Path, l)
 			}
 		}
@@ -246,20 +257,14 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 			}
 			return nil
 		case manifest.TypeSymlink:
-			links = append(links, e.Path)
+			links[e.Path] = true
 			if exists {
 				if cur, err := t.Readlink(e.Path); err == nil && cur == e.Target {
 					st.Unchanged++
 					return nil
 				}
 			}
-			op := OpAdd
-			if exists {
-				op, st.Replaced = OpReplace, st.Replaced+1
-			} else {
-				st.Added++
-			}
-			record(Change{Op: op, Path: e.Path, Type: e.Type})
+			record(Change{Op: addOrReplace(exists), Path: e.Path, Type: e.Type})
 			if opts.DryRun {
 				return nil
 			}
@@ -291,13 +296,7 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 				}
 				return nil
 			}
-			op := OpAdd
-			if exists {
-				op, st.Replaced = OpReplace, st.Replaced+1
-			} else {
-				st.Added++
-			}
-			record(Change{Op: op, Path: e.Path, Type: e.Type, Bytes: e.Size})
+			record(Change{Op: addOrReplace(exists), Path: e.Path, Type: e.Type, Bytes: e.Size})
 			st.Bytes += e.Size
 			if opts.DryRun {
 				return nil
