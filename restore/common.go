@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"os"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -22,10 +21,9 @@ func command(name, usage, help string, own []ucli.Flag, action ucli.ActionFunc) 
 
 // env is what every command's action gives its run function.
 type env struct {
-	cfg  settings
-	log  *slog.Logger
-	rep  ui.Reporter
-	json bool
+	cfg settings
+	log *slog.Logger
+	rep ui.Reporter
 }
 
 func newEnv(c *ucli.Context) (env, error) {
@@ -37,11 +35,5 @@ func newEnv(c *ucli.Context) (env, error) {
 	if err != nil {
 		return env{}, err
 	}
-	jsonOut := c.IsSet("json") && c.Bool("json")
-	w := c.App.ErrWriter
-	if w == nil {
-		w = os.Stderr
-	}
-	rep := ui.New(w, log, ui.Options{ForceLog: c.String("log-format") == "json"})
-	return env{cfg: cfg, log: log, rep: rep, json: jsonOut}, nil
+	return env{cfg: cfg, log: log, rep: cli.Progress(c, log, 0)}, nil
 }

@@ -15,6 +15,8 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 	"github.com/urfave/cli/v2/altsrc"
+
+	"github.com/squirro-bcp/bcp/internal/ui"
 )
 
 // ErrUsage marks a usage or configuration error (exit code 2). Wrap it:
@@ -147,14 +149,25 @@ func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	return nil, Usagef("--log-format %q: want text or json", format)
 }
 
-// Logger builds the logger the common flags ask for, on c.App.ErrWriter
-// (stderr by default).
-func Logger(c *ucli.Context) (*slog.Logger, error) {
-	w := c.App.ErrWriter
-	if w == nil {
-		w = os.Stderr
+// Stderr is where app writes diagnostics: its ErrWriter, or os.Stderr when
+// it has none (urfave/cli leaves ErrWriter nil until the app runs).
+func Stderr(app *ucli.App) io.Writer {
+	if app.ErrWriter != nil {
+		return app.ErrWriter
 	}
-	return NewLogger(w, c.String("log-format"), c.String("log-level"))
+	return os.Stderr
+}
+
+// Logger builds the logger the common flags ask for, on Stderr(c.App).
+func Logger(c *ucli.Context) (*slog.Logger, error) {
+	return NewLogger(Stderr(c.App), c.String("log-format"), c.String("log-level"))
+}
+
+// Progress is the progress reporter of a command: bars when stderr is a
+// terminal, periodic log lines (every interval; 0: ui's default) otherwise or
+// under --log-format json.
+func Progress(c *ucli.Context, log *slog.Logger, interval time.Duration) ui.Reporter {
+	return ui.New(Stderr(c.App), log, ui.Options{Interval: interval, ForceLog: c.String("log-format") == "json"})
 }
 
 // ExitRule maps errors matching Err (errors.Is) to Code.
@@ -198,11 +211,7 @@ func Run(app *ucli.App, args []string, codes ExitCodeFunc) int {
 	}
 	err := app.RunContext(ctx, args)
 	if err != nil {
-		w := app.ErrWriter
-		if w == nil {
-			w = os.Stderr
-		}
-		fmt.Fprintf(w, "%s: %v\n", app.Name, err)
+		fmt.Fprintf(Stderr(app), "%s: %v\n", app.Name, err)
 	}
 	return codes(err)
 }
