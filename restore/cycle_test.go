@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,14 +20,14 @@ import (
 // index, rows and checksum per table, files and their hashes.
 func (f *fixture) sameData(what string) {
 	f.t.Helper()
-	if p, b := f.docCounts(f.prodES), f.docCounts(f.bcpES); !equalMaps(p, b) {
+	if p, b := f.docCounts(f.prodES), f.docCounts(f.bcpES); !maps.Equal(p, b) {
 		f.t.Fatalf("%s: documents per index differ:\nprod %v\n bcp %v", what, p, b)
 	}
-	if p, b := f.tables(f.prodDB), f.tables(f.bcpDB); !equalMaps(p, b) {
+	if p, b := f.tables(f.prodDB), f.tables(f.bcpDB); !maps.Equal(p, b) {
 		f.t.Fatalf("%s: tables differ:\nprod %v\n bcp %v", what, p, b)
 	}
 	skip := func(rel string) bool { return filetree.Excluded(rel, f.settings().Exclude) }
-	if p, b := tree(f.t, f.prodTree, nil), tree(f.t, f.bcpTree, skip); !equalMaps(p, b) {
+	if p, b := tree(f.t, f.prodTree, nil), tree(f.t, f.bcpTree, skip); !maps.Equal(p, b) {
 		f.t.Fatalf("%s: storage trees differ:\nprod %v\n bcp %v", what, p, b)
 	}
 }
@@ -76,9 +77,7 @@ func TestCycle(t *testing.T) {
 	// a read-only copy of the channel as it is now: the filer's snapshot
 	snapDir := filepath.Join(f.w.BCP.NFS, ".snapshot-"+f.name, "prod-to-bcp")
 	must(t, os.MkdirAll(snapDir, 0o750))
-	for _, rel := range channelFiles(t, f.bcpCh) {
-		copyFile(t, f.bcpCh, snapDir, rel)
-	}
+	copyChannel(t, f.bcpCh, snapDir)
 
 	if _, err := f.restore(runOptions{}); err != nil {
 		t.Fatalf("cycle 1: %v", err)
@@ -128,7 +127,7 @@ func TestCycle(t *testing.T) {
 	if strings.Contains(out.String(), "logo.png") {
 		t.Error("dry run would touch an unchanged file")
 	}
-	if !equalMaps(before, tree(t, f.bcpTree, nil)) {
+	if !maps.Equal(before, tree(t, f.bcpTree, nil)) {
 		t.Fatal("dry run changed the storage tree")
 	}
 	if _, err := f.restore(runOptions{}); err != nil {
@@ -146,7 +145,7 @@ func TestCycle(t *testing.T) {
 	if _, err := f.restore(runOptions{From: ro, SetID: set1, AllowOlder: true}); err != nil {
 		t.Fatalf("older set from read-only dir: %v", err)
 	}
-	if !equalMaps(listing, tree(t, ro, nil)) {
+	if !maps.Equal(listing, tree(t, ro, nil)) {
 		t.Fatal("restore wrote into the read-only directory")
 	}
 	n := f.docCounts(f.bcpES)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,12 +21,7 @@ import (
 // next run restores the same set again from the start.
 func TestFailedStage(t *testing.T) {
 	f := newFixture(t)
-	f.createIndex("docs", 1)
-	f.putDocs("docs", map[string]string{"1": "one"})
-	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
-	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY)")
-	writeFile(t, filepath.Join(f.prodTree, "a.txt"), "alpha")
-	set := f.publish()
+	set := f.publishSmall()
 	f.transfer()
 
 	alerts := make(chan alert.Alert, 4)

@@ -11,7 +11,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -222,6 +221,18 @@ func (f *fixture) databases(db *sql.DB) []string {
 	return out
 }
 
+// publishSmall puts one index with one document, one empty table and one
+// file on prod and publishes them as a set. It returns the set id.
+func (f *fixture) publishSmall() string {
+	f.t.Helper()
+	f.createIndex("docs", 1)
+	f.putDocs("docs", map[string]string{"1": "one"})
+	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
+	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY)")
+	writeFile(f.t, filepath.Join(f.prodTree, "a.txt"), "alpha")
+	return f.publish()
+}
+
 // publish takes a snapshot, a dump and the tree of prod, and publishes a
 // signed set in the prod channel. It returns the set id.
 func (f *fixture) publish() string {
@@ -421,12 +432,19 @@ func copyFile(t *testing.T, src, dst, rel string) bool {
 	return true
 }
 
-// transfer mirrors the prod channel to bcp (data first, manifests last).
+// copyChannel copies the channel src to dst in a mover's order (data first,
+// manifests last).
+func copyChannel(t *testing.T, src, dst string) {
+	t.Helper()
+	for _, rel := range channelFiles(t, src) {
+		copyFile(t, src, dst, rel)
+	}
+}
+
+// transfer mirrors the prod channel to bcp.
 func (f *fixture) transfer() {
 	f.t.Helper()
-	for _, rel := range channelFiles(f.t, f.prodCh) {
-		copyFile(f.t, f.prodCh, f.bcpCh, rel)
-	}
+	copyChannel(f.t, f.prodCh, f.bcpCh)
 }
 
 // ---- comparing the two sites ----
@@ -496,17 +514,3 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
-
-func equalMaps[V comparable](a, b map[string]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-var _ = io.Discard

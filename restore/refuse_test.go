@@ -24,20 +24,13 @@ import (
 // code before anything on the standby changes.
 func TestRefusals(t *testing.T) {
 	f := newFixture(t)
-	f.createIndex("docs", 1)
-	f.putDocs("docs", map[string]string{"1": "one"})
-	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
-	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY)")
-	writeFile(t, filepath.Join(f.prodTree, "a.txt"), "alpha")
-	set := f.publish()
+	set := f.publishSmall()
 
 	// a channel copy per case, so each can be damaged on its own
 	channel := func(t *testing.T, damage func(dir string, m *manifest.Manifest)) string {
 		t.Helper()
 		dir := filepath.Join(f.w.BCP.NFS, f.name+"-"+nonAlnum.ReplaceAllString(strings.ToLower(t.Name()), "_"), "prod-to-bcp")
-		for _, rel := range channelFiles(t, f.prodCh) {
-			copyFile(t, f.prodCh, dir, rel)
-		}
+		copyChannel(t, f.prodCh, dir)
 		if damage != nil {
 			b, err := os.ReadFile(manifest.Layout{Root: dir}.ManifestPath(set))
 			must(t, err)
