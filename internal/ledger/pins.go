@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // Pin is the content of a pin file: who holds the set and why.
@@ -36,7 +38,7 @@ func SetPins(dir string, keep map[string]string) error {
 			return fmt.Errorf("pins: invalid set id %q", set)
 		}
 		b, _ := json.Marshal(Pin{Set: set, Reason: reason, Host: host, PID: os.Getpid(), Time: time.Now().UTC()})
-		if err := writeAtomic(filepath.Join(dir, set), append(b, '\n'), 0o644); err != nil {
+		if err := manifest.WriteFileAtomic(filepath.Join(dir, set), append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("pins: %w", err)
 		}
 	}

@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // Role is a site's role.
@@ -63,34 +64,8 @@ func Write(path string, r Role) error {
 	if r != Active && r != Standby {
 		return fmt.Errorf("%w: %q", ErrBadRole, string(r))
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-role-*")
-	if err != nil {
+	if err := manifest.WriteFileAtomic(path, []byte(string(r)+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write site role %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.WriteString(string(r) + "\n"); err != nil {
-		f.Close()
-		return fmt.Errorf("write site role %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("write site role %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write site role %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write site role %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write site role %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }
