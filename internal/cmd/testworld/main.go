@@ -4,14 +4,11 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	bcpcli "github.com/squirro-bcp/bcp/internal/cli"
 )
 
 var version = "dev"
@@ -23,31 +20,17 @@ func main() {
 		Version:  version,
 		Commands: []*cli.Command{newUpCommand(), newDownCommand()},
 	}
-	// Ctrl-C during `up` cancels the start-up, which then stops the services
-	// it had started: they are detached, so nothing else would.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunContext(ctx, os.Args)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testworld:", err)
-		os.Exit(exitCode(err))
-	}
+	// Ctrl-C during `up` cancels the start-up (cli.Run's context), which then
+	// stops the services it had started: they are detached, so nothing else
+	// would.
+	os.Exit(bcpcli.Run(app, os.Args, exitCode))
 }
 
 // errUsage marks a usage error (exit code 2).
-var errUsage = errors.New("usage")
+var errUsage = bcpcli.ErrUsage
 
-// exitCode is the program's one error-to-exit-code table:
+// exitCodes is the program's one error-to-exit-code table:
 // 0 ok, 1 failed, 2 usage, 6 refused (a world already runs there).
-func exitCode(err error) int {
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, errUsage):
-		return 2
-	case errors.Is(err, errAlreadyUp):
-		return 6
-	default:
-		return 1
-	}
-}
+var exitCodes = bcpcli.ExitTable{{Err: errAlreadyUp, Code: 6}}
+
+func exitCode(err error) int { return exitCodes.Code(err) }
