@@ -67,12 +67,7 @@ func printPlan(w io.Writer, p *plan) {
 	if p.Set == "" {
 		if p.Verify != nil {
 			fmt.Fprintf(w, "set %s: %s\n", p.Verify.SetID, p.Verify.Status)
-			for _, m := range p.Verify.Missing {
-				fmt.Fprintf(w, "  missing: %s\n", m)
-			}
-			for _, m := range p.Verify.Corrupt {
-				fmt.Fprintf(w, "  corrupt: %s\n", m)
-			}
+			printProblems(w, p.Verify)
 		}
 		return
 	}

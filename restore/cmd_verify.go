@@ -8,6 +8,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 type verifyOptions struct {
@@ -68,13 +69,18 @@ func runVerify(ctx context.Context, o verifyOptions, e env, out io.Writer) error
 				fmt.Fprintf(out, ", signed by %s", rep.Signer)
 			}
 			fmt.Fprintln(out)
-			for _, m := range rep.Missing {
-				fmt.Fprintf(out, "  missing: %s\n", m)
-			}
-			for _, m := range rep.Corrupt {
-				fmt.Fprintf(out, "  corrupt: %s\n", m)
-			}
+			printProblems(out, rep)
 		}
 	}
 	return err
+}
+
+// printProblems lists what verification found missing or corrupt.
+func printProblems(w io.Writer, rep *manifest.Report) {
+	for _, m := range rep.Missing {
+		fmt.Fprintf(w, "  missing: %s\n", m)
+	}
+	for _, m := range rep.Corrupt {
+		fmt.Fprintf(w, "  corrupt: %s\n", m)
+	}
 }

@@ -57,7 +57,6 @@ type restorer struct {
 	cfg settings
 	log *slog.Logger
 	rep ui.Reporter
-	now func() time.Time
 }
 
 func newRestorer(cfg settings, log *slog.Logger, rep ui.Reporter) *restorer {
@@ -67,7 +66,7 @@ func newRestorer(cfg settings, log *slog.Logger, rep ui.Reporter) *restorer {
 	if rep == nil {
 		rep = ui.Nop{}
 	}
-	return &restorer{cfg: cfg, log: log, rep: rep, now: time.Now}
+	return &restorer{cfg: cfg, log: log, rep: rep}
 }
 
 // request is one restore: which set, from where.
