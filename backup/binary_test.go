@@ -1,20 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
-
-	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // buildBinary builds the program into a temporary directory.
@@ -100,66 +94,5 @@ func TestBinaryExitCodes(t *testing.T) {
 				t.Fatalf("exit %d (want %d)\nstdout: %s\nstderr: %s", code, tt.code, stdout.String(), stderr.String())
 			}
 		})
-	}
-}
-
-// TestKill9 kills the built binary in the middle of the files stage: no
-// set is published, the lock it leaves is stale and taken over, and the
-// next run succeeds.
-func TestKill9(t *testing.T) {
-	bin := buildBinary(t)
-	w := newWorld(t)
-	cfgFile := w.configFile(t)
-	first := w.mustRun(t)
-	// A large file makes the files stage last long enough to be killed in.
-	f, err := os.Create(filepath.Join(w.storage, "docs", "large.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(256 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	cmd := exec.Command(bin, "run", "--config", cfgFile)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var seen strings.Builder
-	sc := bufio.NewScanner(stderr)
-	killed := false
-	for sc.Scan() {
-		seen.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "start files storage") {
-			syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-			killed = true
-			break
-		}
-	}
-	go io.Copy(io.Discard, stderr)
-	cmd.Wait()
-	if !killed {
-		t.Fatalf("the run never reached the files stage:\n%s", seen.String())
-	}
-	if s := w.sets(t); len(s) != 1 {
-		t.Fatalf("sets after kill -9: %v", s)
-	}
-	if _, err := os.Stat(filepath.Join(w.channel, "locks", "backup.lock")); err != nil {
-		t.Fatalf("the killed run left no lock (was it killed mid-run?): %v", err)
-	}
-	if rep, err := w.verify(t, first.SetID); err != nil || rep.Status != manifest.StatusComplete {
-		t.Fatalf("earlier set after kill -9: %v, %v", rep, err)
-	}
-	start := time.Now()
-	out, err := exec.Command(bin, "run", "--config", cfgFile).CombinedOutput()
-	if err != nil {
-		t.Fatalf("run after kill -9: %v\n%s", err, out)
-	}
-	t.Logf("run after kill -9 took %s", time.Since(start).Round(time.Millisecond))
-	if rep, err := w.verify(t, ""); err != nil || rep.Status != manifest.StatusComplete || rep.Sequence != 2 {
-		t.Fatalf("set after kill -9: %v, %v", rep, err)
 	}
 }
