@@ -3,7 +3,6 @@ package metrics
 import (
 	"fmt"
 	"os"
-	"sort"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,14 +101,4 @@ func stageOf(m *dto.Metric) string {
 		}
 	}
 	return ""
-}
-
-// StageNames returns the names in stages, sorted (for messages).
-func StageNames(stages []Stage) []string {
-	var n []string
-	for _, s := range stages {
-		n = append(n, s.Name)
-	}
-	sort.Strings(n)
-	return n
 }
