@@ -175,7 +175,7 @@ func (f *fixture) checkLive(set string) {
 	f.t.Helper()
 	l, err := ledger.Open(f.state)
 	must(f.t, err)
-	live, err := l.Live()
+	live, err := l.Live("")
 	if err != nil || live.Set != set {
 		f.t.Fatalf("live = %q (%v), want %s", live.Set, err, set)
 	}

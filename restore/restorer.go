@@ -157,16 +157,11 @@ func (r *restorer) openLedger() (*ledger.Ledger, error) {
 
 // live returns the live record for the channel (zero Record if none).
 func (r *restorer) live(l *ledger.Ledger, channel string) (ledger.Record, error) {
-	recs, err := l.Records()
-	if err != nil {
-		return ledger.Record{}, err
+	rec, err := l.Live(channel)
+	if errors.Is(err, ledger.ErrNoRecord) {
+		return ledger.Record{}, nil
 	}
-	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].Outcome == ledger.OK && (channel == "" || recs[i].Channel == channel) {
-			return recs[i], nil
-		}
-	}
-	return ledger.Record{}, nil
+	return rec, err
 }
 
 // verify runs full verification of one set.

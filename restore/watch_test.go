@@ -86,7 +86,7 @@ func TestWatchPieceByPiece(t *testing.T) {
 	var started time.Time
 	for {
 		waitLook(last)
-		if live, err := l.Live(); err == nil {
+		if live, err := l.Live(""); err == nil {
 			if live.Set != set {
 				t.Fatalf("restored %s, want %s", live.Set, set)
 			}
@@ -108,7 +108,7 @@ func TestWatchPieceByPiece(t *testing.T) {
 	f.transfer()
 	for {
 		waitLook("two sets")
-		if live, err := l.Live(); err == nil && live.Set == newest {
+		if live, err := l.Live(""); err == nil && live.Set == newest {
 			break
 		}
 		if recs, _ := l.Records(); recs[len(recs)-1].Outcome == ledger.Failed {

@@ -120,14 +120,15 @@ func (l *Ledger) Records() ([]Record, error) {
 	return f.Records, err
 }
 
-// Live returns the newest successful restore: what the standby holds now.
-func (l *Ledger) Live() (Record, error) {
+// Live returns the newest successful restore from channel ("" = any
+// channel): what the standby holds now.
+func (l *Ledger) Live(channel string) (Record, error) {
 	recs, err := l.Records()
 	if err != nil {
 		return Record{}, err
 	}
 	for i := len(recs) - 1; i >= 0; i-- {
-		if recs[i].Outcome == OK {
+		if recs[i].Outcome == OK && (channel == "" || recs[i].Channel == channel) {
 			return recs[i], nil
 		}
 	}

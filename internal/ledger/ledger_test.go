@@ -13,7 +13,7 @@ func TestLedgerRecordsStagesAndLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Live(); !errors.Is(err, ErrNoRecord) {
+	if _, err := l.Live(""); !errors.Is(err, ErrNoRecord) {
 		t.Fatalf("Live on empty ledger: %v, want ErrNoRecord", err)
 	}
 	r, err := l.Begin(Record{Set: "0000000001-20260101T000000Z", Sequence: 1, Channel: "prod-to-bcp"})
@@ -33,7 +33,7 @@ func TestLedgerRecordsStagesAndLive(t *testing.T) {
 	}
 	must(t, r2.Finish(nil))
 
-	live, err := l.Live()
+	live, err := l.Live("")
 	if err != nil || live.Sequence != 2 {
 		t.Fatalf("Live = %+v, %v; want sequence 2", live, err)
 	}
