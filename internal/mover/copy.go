@@ -43,26 +43,36 @@ func tmpName(name string) string {
 // sum (hex), from src to dst: written under a temporary name, hashed as it is
 // written, compared, fsynced, then renamed. A mismatch returns ErrCorrupt and
 // leaves nothing under the final name.
-func (c *copier) copyFile(ctx context.Context, name string, size int64, sum string) error {
+//
+// With batch set, a small file is written and checked but neither fsynced
+// nor renamed: it returns deferred true, and the caller makes the batch
+// durable (FSSyncer) before it renames the file with finish.
+func (c *copier) copyFile(ctx context.Context, name string, size int64, sum string, batch bool) (deferred bool, err error) {
 	r, err := c.src.Open(ctx, name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s at %s: %w: rerun to copy the newest complete set", name, c.src, ErrSourceChanged)
+			return false, fmt.Errorf("%s at %s: %w: rerun to copy the newest complete set", name, c.src, ErrSourceChanged)
 		}
-		return fmt.Errorf("read %s from %s: %w", name, c.src, err)
+		return false, fmt.Errorf("read %s from %s: %w", name, c.src, err)
 	}
 	defer r.Close()
 	if size <= smallFile {
 		buf := make([]byte, size+1)
 		n, err := io.ReadFull(r, buf)
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read %s from %s: %w", name, c.src, err)
+			return false, fmt.Errorf("read %s from %s: %w", name, c.src, err)
 		}
 		if int64(n) != size {
-			return fmt.Errorf("%s at %s: %w: size differs from the manifest's %d bytes", name, c.src, ErrCorrupt, size)
+			return false, fmt.Errorf("%s at %s: %w: size differs from the manifest's %d bytes", name, c.src, ErrCorrupt, size)
 		}
-		return c.writeBytes(ctx, name, buf[:n], sum)
+		return c.writeData(ctx, name, buf[:n], sum, batch)
 	}
+	return false, c.copyStream(ctx, r, name, size, sum)
+}
+
+// copyStream copies a large file from r: many requests in flight, fsynced
+// on its own (its data dominates the cost, not the fsync's latency).
+func (c *copier) copyStream(ctx context.Context, r io.Reader, name string, size int64, sum string) error {
 	tmp := tmpName(name)
 	w, err := c.dst.Create(ctx, tmp)
 	if err != nil {
@@ -108,29 +118,49 @@ func (c *copier) copyFile(ctx context.Context, name string, size int64, sum stri
 // writeBytes writes data (already in memory, e.g. a manifest) as name at dst
 // by the same rules; sum may be empty when there is nothing to compare with.
 func (c *copier) writeBytes(ctx context.Context, name string, data []byte, sum string) error {
+	_, err := c.writeData(ctx, name, data, sum, false)
+	return err
+}
+
+// writeData writes data as name at dst: checked, written to the temporary
+// name, then (batch false) fsynced and renamed. With batch set the fsync and
+// the rename are left to the caller (deferred true): see copyFile.
+func (c *copier) writeData(ctx context.Context, name string, data []byte, sum string, batch bool) (deferred bool, err error) {
 	h := sha256.New()
 	h.Write(data)
 	if err := c.check(name, int64(len(data)), int64(len(data)), h, sum); err != nil {
-		return err
+		return false, err
 	}
 	if c.limit != nil {
 		if err := waitN(ctx, c.limit, len(data)); err != nil {
-			return err
+			return false, err
 		}
 	}
 	tmp := tmpName(name)
 	w, err := c.dst.Create(ctx, tmp)
 	if err != nil {
-		return fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+		return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
 	}
 	_, err = io.Copy(w, bytes.NewReader(data))
-	if err == nil {
+	if err == nil && !batch {
 		err = w.Sync()
 	}
 	if err != nil {
 		w.Close()
 		_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
-		return fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+		return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+	}
+	if c.progress != nil {
+		c.progress.Add(int64(len(data)))
+	}
+	if batch {
+		// Not durable yet: a write error that only the close reports
+		// (NFS) must stop this file before the batch is renamed.
+		if err := w.Close(); err != nil {
+			_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
+			return false, fmt.Errorf("close %s at %s: %w", tmp, c.dst, err)
+		}
+		return true, nil
 	}
 	// The data is durable: the close need not hold up the rename (one
 	// round trip less per small file over SFTP). Run waits for it.
@@ -139,10 +169,13 @@ func (c *copier) writeBytes(ctx context.Context, name string, data []byte, sum s
 		defer c.closing.Done()
 		w.Close()
 	}()
-	if c.progress != nil {
-		c.progress.Add(int64(len(data)))
-	}
-	return c.dst.Rename(ctx, tmp, name)
+	return false, c.dst.Rename(ctx, tmp, name)
+}
+
+// finish renames a file written with batch set into place. The caller has
+// made it durable first.
+func (c *copier) finish(ctx context.Context, name string) error {
+	return c.dst.Rename(ctx, tmpName(name), name)
 }
 
 func (c *copier) check(name string, n, size int64, h hash.Hash, sum string) error {

@@ -12,8 +12,9 @@
 // pkg/sftp keeps many read or write requests in flight (ReadFrom with a
 // reader that tells its size, WriteTo on the source file). Each SSH
 // connection carries several SFTP sessions: an sftp-server answers one
-// request at a time, and every small file costs an fsync, so many sessions
-// let the destination's file system commit many fsyncs together. Only one
+// request at a time, so many sessions keep many small files in flight (and,
+// where batches cannot be synced at once, let the destination's file system
+// commit many fsyncs together). Only one
 // connection is opened at first; the rest when there is work (Expander),
 // so a run with nothing to do stays cheap. 128 files are in flight, at most
 // 8 of them large; a synced file's close does not hold up its rename.
@@ -43,10 +44,18 @@
 //     still yields this set's repository state); then manifest.json; then
 //     manifest.json.sig, which makes the set exist. Each file is written
 //     to TmpPrefix+name, hashed while written, compared with the manifest
-//     (size and SHA-256), fsynced, and renamed over its final name; a
+//     (size and SHA-256), made durable, and renamed over its final name; a
 //     mismatch removes the temporary file (ErrCorrupt). Small files are read
-//     whole and checked before anything is written. Directories are fsynced
-//     between phases where the backend can. A crash or a dropped connection
+//     whole and checked before anything is written. Where the destination
+//     can sync its whole file system (FSSyncer: syncfs(2) locally, "sync -f"
+//     in a shell kept open over the SSH connection), small files go in
+//     batches of 2048: all written under their temporary names without
+//     fsync, one syncfs, then all renamed; one more syncfs at the end of
+//     each phase makes the renames durable before the next phase (and so
+//     before the manifest). Otherwise (an account that may not run
+//     commands, found out once per run) each file is fsynced before its
+//     rename and directories are fsynced between phases where the backend
+//     can. Large files are always fsynced one by one. A crash or a dropped connection
 //     at any point leaves at most temporary files (overwritten by the rerun,
 //     removed by the next prune) and complete files that a rerun keeps.
 //  5. Prune: destination sets the source no longer has are removed

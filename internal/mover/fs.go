@@ -47,6 +47,21 @@ type DirSyncer interface {
 	SyncDir(ctx context.Context, dir string) error
 }
 
+// FSSyncer is implemented by backends that can make everything written so
+// far to the file systems holding dirs durable in one step (syncfs(2)),
+// instead of one fsync per file. The mover writes a batch of small files
+// under their temporary names without fsync, calls SyncFS, and only then
+// renames them; one more SyncFS makes the renames durable before the next
+// phase. A backend that turns out unable to (e.g. an SFTP account that may
+// not run commands) returns an error wrapping ErrNoSyncFS, and the mover
+// fsyncs every file instead.
+type FSSyncer interface {
+	SyncFS(ctx context.Context, dirs []string) error
+}
+
+// ErrNoSyncFS says that a backend cannot sync a whole file system.
+var ErrNoSyncFS = errors.New("cannot sync the file system (syncfs)")
+
 // NameLister is implemented by backends that can list a directory more
 // cheaply without sizes (Entry.Size is -1).
 type NameLister interface {

@@ -17,6 +17,7 @@ var (
 	_ FS         = (*Local)(nil)
 	_ DirSyncer  = (*Local)(nil)
 	_ NameLister = (*Local)(nil)
+	_ FSSyncer   = (*Local)(nil)
 )
 
 // NewLocal returns the FS rooted at dir.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
@@ -132,6 +133,7 @@ type runner struct {
 	limit    *rate.Limiter
 	cp       *copier
 	channel  manifest.Channel
+	batch    int // FSSyncer at the destination: 0 not asked yet, 1 works, -1 not available
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -462,19 +464,93 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	return nil
 }
 
-// copyPhase copies files with Workers in flight and, where the destination
-// can, makes the directory entries durable before the next phase starts.
+// batchFiles is how many files are written under their temporary names
+// before one FSSyncer.SyncFS makes them durable and they are renamed.
+const batchFiles = 2048
+
+// copyPhase copies files with Workers in flight and makes their directory
+// entries durable before the next phase starts. Where the destination can
+// sync a whole file system (FSSyncer), small files are copied in batches:
+// written without fsync, one SyncFS, then renamed; one more SyncFS at the
+// end of the phase makes the renames durable. Otherwise every file is
+// fsynced before its rename and the directories are fsynced where the
+// backend can.
 func (r *runner) copyPhase(ctx context.Context, files []*want) error {
 	if len(files) == 0 {
 		return nil
 	}
+	dirs := map[string]bool{}
+	for _, w := range files {
+		dirs[path.Dir(w.name)] = true
+	}
+	batch, err := r.canBatch(ctx)
+	if err != nil {
+		return err
+	}
+	if !batch {
+		if err := r.copyFiles(ctx, files, false); err != nil {
+			return err
+		}
+		if ds, ok := r.opts.Dst.(DirSyncer); ok {
+			for d := range dirs {
+				if err := ds.SyncDir(ctx, d); err != nil {
+					return fmt.Errorf("fsync directory %s at %s: %w", d, r.opts.Dst, err)
+				}
+			}
+		}
+		return nil
+	}
+	for len(files) > 0 {
+		n := min(len(files), batchFiles)
+		if err := r.copyFiles(ctx, files[:n], true); err != nil {
+			return err
+		}
+		files = files[n:]
+	}
+	return r.syncFS(ctx, sortedKeys(dirs))
+}
+
+// canBatch says whether the destination can sync a whole file system; it
+// asks once per run (an SFTP account may not be allowed to run commands).
+func (r *runner) canBatch(ctx context.Context) (bool, error) {
+	if r.batch != 0 {
+		return r.batch > 0, nil
+	}
+	r.batch = -1
+	fs, ok := r.opts.Dst.(FSSyncer)
+	if !ok {
+		return false, nil
+	}
+	// A forced command that never answers must not hold up the copy.
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := fs.SyncFS(pctx, []string{"."}); err != nil {
+		if errors.Is(err, ErrNoSyncFS) || pctx.Err() != nil && ctx.Err() == nil {
+			return false, nil // fsync@openssh.com per file, as before
+		}
+		return false, err
+	}
+	r.batch = 1
+	return true, nil
+}
+
+func (r *runner) syncFS(ctx context.Context, dirs []string) error {
+	if err := r.opts.Dst.(FSSyncer).SyncFS(ctx, dirs); err != nil {
+		return fmt.Errorf("make files durable at %s: %w", r.opts.Dst, err)
+	}
+	return nil
+}
+
+// copyFiles copies files with Workers in flight. With batch set, small
+// files are left under their temporary names until all have been written;
+// then one SyncFS makes them durable and they are renamed.
+func (r *runner) copyFiles(ctx context.Context, files []*want, batch bool) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Workers)
 	var copied, bytes atomic.Int64
-	dirs := map[string]bool{}
+	var pending atomicList
 	big := make(chan struct{}, r.opts.BigWorkers)
 	for _, w := range files {
-		dirs[path.Dir(w.name)] = true
 		g.Go(func() error {
 			if w.size > smallFile {
 				select {
@@ -484,18 +560,23 @@ func (r *runner) copyPhase(ctx context.Context, files []*want) error {
 					return gctx.Err()
 				}
 			}
+			var deferred bool
 			var err error
 			if w.data != nil {
 				sum := w.sum
 				if w.phase >= phaseManifest {
 					sum = "" // the signature covers the manifest; it has no hash of its own
 				}
-				err = r.cp.writeBytes(gctx, w.name, w.data, sum)
+				deferred, err = r.cp.writeData(gctx, w.name, w.data, sum, batch)
 			} else {
-				err = r.cp.copyFile(gctx, w.name, w.size, w.sum)
+				deferred, err = r.cp.copyFile(gctx, w.name, w.size, w.sum, batch)
 			}
 			if err != nil {
 				return err
+			}
+			if deferred {
+				pending.add(w)
+				return nil
 			}
 			copied.Add(1)
 			bytes.Add(w.size)
@@ -503,19 +584,37 @@ func (r *runner) copyPhase(ctx context.Context, files []*want) error {
 		})
 	}
 	err := g.Wait()
-	r.res.Copied += copied.Load()
-	r.res.Bytes += bytes.Load()
+	defer func() {
+		r.res.Copied += copied.Load()
+		r.res.Bytes += bytes.Load()
+	}()
 	if err != nil {
+		return err // what is pending stays under temporary names
+	}
+	todo := pending.list()
+	if len(todo) == 0 {
+		return nil
+	}
+	dirs := map[string]bool{}
+	for _, w := range todo {
+		dirs[path.Dir(w.name)] = true
+	}
+	if err := r.syncFS(ctx, sortedKeys(dirs)); err != nil {
 		return err
 	}
-	if ds, ok := r.opts.Dst.(DirSyncer); ok {
-		for d := range dirs {
-			if err := ds.SyncDir(ctx, d); err != nil {
-				return fmt.Errorf("fsync directory %s at %s: %w", d, r.opts.Dst, err)
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(r.opts.Workers)
+	for _, w := range todo {
+		g.Go(func() error {
+			if err := r.cp.finish(gctx, w.name); err != nil {
+				return err
 			}
-		}
+			copied.Add(1)
+			bytes.Add(w.size)
+			return nil
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -1,16 +1,21 @@
 package mover
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/squirro-bcp/bcp/internal/sshx"
@@ -34,7 +39,25 @@ type SFTP struct {
 	mu       sync.Mutex                     // guards open and expanded
 	open     []*sftpConn
 	expanded bool
+	// syncCmd runs syncfs(2) on the server (coreutils sync -f); tests
+	// replace it to play an account that may not run commands.
+	syncCmd   string
+	syncState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
+	shellMu   sync.Mutex   // guards shell
+	shell     *remoteShell // nil until SyncFS needs it
 }
+
+const (
+	syncUnknown int32 = iota
+	syncWorks
+	syncUnavailable
+)
+
+// syncOK is what the server's shell prints after sync -f succeeded. An
+// account restricted to SFTP (ForceCommand internal-sftp, a forced command
+// in authorized_keys, a restricted shell) may exit 0 without running our
+// command, so the exit status alone proves nothing.
+const syncOK = "bcp-syncfs-ok"
 
 type sftpConn struct {
 	ssh *sshx.Client
@@ -44,6 +67,7 @@ type sftpConn struct {
 var (
 	_ FS       = (*SFTP)(nil)
 	_ Expander = (*SFTP)(nil)
+	_ FSSyncer = (*SFTP)(nil)
 )
 
 // Expander is implemented by backends that start small - enough to list
@@ -61,7 +85,7 @@ const initialSessions = 8
 // connections (at least one) with sessions SFTP sessions each. A host key
 // mismatch is returned wrapping sshx.ErrHostKey.
 func DialSFTP(ctx context.Context, cfg sshx.Config, root string, conns, sessions int) (*SFTP, error) {
-	s := &SFTP{cfg: cfg, root: root, conns: max(conns, 1), sessions: max(sessions, 1)}
+	s := &SFTP{cfg: cfg, root: root, conns: max(conns, 1), sessions: max(sessions, 1), syncCmd: "sync -f --"}
 	c, err := s.dial(ctx, min(s.sessions, initialSessions))
 	if err != nil {
 		return nil, err
@@ -220,8 +244,150 @@ func (s *SFTP) Remove(_ context.Context, name string) error {
 	return nil
 }
 
+// SyncFS runs "sync -f DIR..." in a shell that stays open on the first SSH
+// connection for the whole run: one syncfs(2) per directory on the server
+// (after the first, a file system with nothing dirty costs next to nothing),
+// instead of an fsync@openssh.com request per file, which one sftp-server
+// answers one at a time. Keeping the shell open matters: starting a
+// command costs the account's login shell start-up each time. If the account
+// cannot run commands (no shell, a forced command, no coreutils sync -f)
+// the first call returns an error wrapping ErrNoSyncFS and so does every
+// later one; once it has worked, a failure is a real error.
+func (s *SFTP) SyncFS(ctx context.Context, dirs []string) error {
+	if s.syncState.Load() == syncUnavailable {
+		return ErrNoSyncFS
+	}
+	s.shellMu.Lock()
+	defer s.shellMu.Unlock()
+	cmd := s.syncCmd
+	for _, d := range dirs {
+		cmd += " " + shellQuote(s.path(d))
+	}
+	err := s.shellRun(ctx, cmd)
+	if err == nil {
+		s.syncState.Store(syncWorks)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if s.syncState.CompareAndSwap(syncUnknown, syncUnavailable) {
+		return fmt.Errorf("sync -f at %s: %w: %w", s, err, ErrNoSyncFS)
+	}
+	return fmt.Errorf("sync -f at %s: %w", s, err)
+}
+
+// remoteShell is a shell on the server that reads commands from stdin.
+type remoteShell struct {
+	sess   *ssh.Session
+	in     io.WriteCloser
+	lines  chan string // stdout, line by line; closed at EOF
+	stderr *lockedBuffer
+}
+
+// shellRun runs cmd in the remote shell (started on first use) and waits
+// for the line that confirms it succeeded. Callers hold shellMu.
+func (s *SFTP) shellRun(ctx context.Context, cmd string) error {
+	if s.shell == nil {
+		s.mu.Lock()
+		if len(s.open) == 0 {
+			s.mu.Unlock()
+			return net.ErrClosed
+		}
+		cl := s.open[0].ssh
+		s.mu.Unlock()
+		sess, err := cl.NewSession()
+		if err != nil {
+			return fmt.Errorf("open session: %w", err)
+		}
+		sh := &remoteShell{sess: sess, lines: make(chan string, 16), stderr: &lockedBuffer{}}
+		sess.Stderr = sh.stderr
+		out, err := sess.StdoutPipe()
+		if err == nil {
+			sh.in, err = sess.StdinPipe()
+		}
+		if err == nil {
+			err = sess.Start("exec /bin/sh")
+		}
+		if err != nil {
+			sess.Close()
+			return fmt.Errorf("start a shell: %w", err)
+		}
+		go func() {
+			defer close(sh.lines)
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				sh.lines <- sc.Text()
+			}
+		}()
+		s.shell = sh
+	}
+	sh := s.shell
+	fail := func(err error) error {
+		sh.sess.Close()
+		s.shell = nil
+		if msg := strings.TrimSpace(sh.stderr.String()); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+	if _, err := io.WriteString(sh.in, cmd+" && echo "+syncOK+" || echo "+syncFailed+"\n"); err != nil {
+		return fail(fmt.Errorf("send command: %w", err))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		case line, ok := <-sh.lines:
+			switch {
+			case !ok:
+				return fail(errors.New("the server closed the shell without confirming (may this account run commands?)"))
+			case line == syncOK:
+				return nil
+			case line == syncFailed:
+				return fail(errors.New("command failed"))
+			}
+			// anything else is the login shell's chatter
+		}
+	}
+}
+
+const syncFailed = "bcp-syncfs-failed"
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.b.Len() > 4096 {
+		return len(p), nil
+	}
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // Close closes every connection.
 func (s *SFTP) Close() error {
+	s.shellMu.Lock()
+	if s.shell != nil {
+		s.shell.in.Close()
+		s.shell.sess.Close()
+		s.shell = nil
+	}
+	s.shellMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error

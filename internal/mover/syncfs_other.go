@@ -1,0 +1,8 @@
+//go:build !linux
+
+package mover
+
+import "context"
+
+// SyncFS is not available here: the mover fsyncs every file.
+func (l *Local) SyncFS(context.Context, []string) error { return ErrNoSyncFS }
