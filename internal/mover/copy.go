@@ -13,6 +13,7 @@ import (
 	"path"
 	"sync"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/time/rate"
 )
 
@@ -80,15 +81,21 @@ func (c *copier) copyStream(ctx context.Context, r io.Reader, name string, size 
 	}
 	h := sha256.New()
 	var n int64
-	if wt, ok := r.(io.WriterTo); ok {
+	sf, srcSFTP := r.(*sftp.File)
+	rf, dstSFTP := w.(*sftp.File)
+	switch {
+	case srcSFTP:
 		// SFTP source: its WriteTo keeps many reads in flight.
-		n, err = wt.WriteTo(&hashWriter{ctx: ctx, w: w, h: h, limit: c.limit, progress: c.progress})
-	} else if rf, ok := w.(io.ReaderFrom); ok {
+		n, err = sf.WriteTo(&hashWriter{ctx: ctx, w: w, h: h, limit: c.limit, progress: c.progress})
+	case dstSFTP:
 		// SFTP destination: its ReadFrom keeps many writes in flight when
-		// the reader tells its size.
+		// the reader tells its size. (A local *os.File source is also an
+		// io.WriterTo, but one that writes 32 KiB at a time, each write
+		// a round trip: never let it drive an SFTP destination.)
 		n, err = rf.ReadFrom(&hashReader{ctx: ctx, r: r, h: h, size: size, limit: c.limit, progress: c.progress})
-	} else {
-		n, err = io.Copy(&hashWriter{ctx: ctx, w: w, h: h, limit: c.limit, progress: c.progress}, r)
+	default:
+		buf := make([]byte, 1<<20)
+		n, err = io.CopyBuffer(&hashWriter{ctx: ctx, w: w, h: h, limit: c.limit, progress: c.progress}, struct{ io.Reader }{r}, buf)
 	}
 	if err == nil {
 		err = c.check(name, n, size, h, sum)
