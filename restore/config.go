@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/squirro-bcp/bcp/internal/alert"
@@ -38,23 +40,23 @@ type settings struct {
 
 	ESURL            string
 	ESRepository     string
-	ESLocation       string // es/ as the ES nodes see it ("" = <channel>/es)
+	ESRepoLocation   string // es/ as the ES nodes see it ("" = <channel>/es)
 	ESDeletePatterns []string
 	ESExisting       string
 	ESGlobalState    bool
 	ESIndexSettings  map[string]any
 	ESTimeout        time.Duration
 
-	MySQLDefaults       string // local option file: checks, and the client when run here
+	MySQLDefaultsFile   string // local option file: checks, and the client when run here
 	MySQLRemoteDefaults string // option file on the leader when the client runs over SSH
 	MySQLClient         string
-	MySQLOverSSH        bool
+	MySQLViaSSH         bool
 
 	SSH sshx.Config // the standby leader
 
-	StorageDir    string
-	ConfigDir     string
-	FilesOverSSH  bool
+	StorageRoot   string
+	ConfigRoot    string
+	FilesViaSSH   bool
 	Exclude       []string
 	PreserveOwner bool
 
@@ -88,28 +90,28 @@ func settingsFlags() []ucli.Flag {
 
 		f.String("es-url", "", "Elasticsearch URL of the standby"),
 		f.String("es-repository", "", "name to register the channel's es/ under (default: bcp-<channel name>)"),
-		f.Path("es-location", "", "the channel's es/ directory as the standby's Elasticsearch nodes see it (default: <channel>/es)"),
+		f.Path("es-repository-location", "", "the channel's es/ directory as the standby's Elasticsearch nodes see it (default: <channel>/es)"),
 		f.Strings("es-delete-patterns", nil, "indices on the standby that are gone from the set are deleted when they match one of these patterns"),
 		f.String("es-existing", es.ExistingDelete, "indices being replaced are first: delete or close"),
-		f.Bool("es-global-state", false, "also restore the cluster's global state (templates, persistent settings)"),
+		f.Bool("es-include-global-state", false, "also restore the cluster's global state (templates, persistent settings)"),
 		f.Strings("es-index-settings", nil, "index settings overrides KEY=VALUE, e.g. index.number_of_replicas=0"),
 		f.Duration("es-timeout", time.Hour, "how long to wait for the restored shards"),
 
-		f.Path("mysql-defaults", "", "MySQL option file (user, password, host/port or socket) for the checks and the local client"),
+		f.Path("mysql-defaults-file", "", "MySQL option file (user, password, host/port or socket) for the checks and the local client"),
 		f.String("mysql-remote-defaults", "", "option file on the leader, used when the client runs over SSH"),
 		f.String("mysql-client", "mysql", "mysql client program"),
-		f.Bool("mysql-over-ssh", false, "run the mysql client on the leader over SSH"),
+		f.Bool("mysql-via-ssh", false, "run the mysql client on the leader over SSH"),
 
 		f.String("ssh-host", "", "standby leader host for SSH and SFTP"),
 		f.Int("ssh-port", 22, "SSH port"),
 		f.String("ssh-user", "", "SSH user"),
 		f.Path("ssh-key", "", "SSH private key (empty: ssh-agent)"),
-		f.Path("ssh-known-hosts", "", "known_hosts file with the standby nodes' host keys"),
+		f.Path("ssh-known-hosts", "/etc/squirro-bcp/known_hosts", "known_hosts file with the standby nodes' host keys (needed for files-via-ssh, mysql-via-ssh, restart-command)"),
 
-		f.String("storage-dir", "", "the standby's storage directory (tree \"storage\"); on the leader when --files-over-ssh"),
-		f.String("config-dir", "", "the standby's config directory (tree \"config\"); empty: config is not restored"),
-		f.Bool("files-over-ssh", false, "apply file trees on the leader over SFTP"),
-		f.Strings("exclude", nil, "paths left alone in the trees (pattern with / matches the path, without matches any name)"),
+		f.String("storage-root", "", "the standby's storage directory (tree \"storage\"); on the leader when --files-via-ssh"),
+		f.String("config-root", "", "the standby's config directory (tree \"config\"); empty: config is not restored"),
+		f.Bool("files-via-ssh", false, "apply file trees on the leader over SFTP"),
+		f.Strings("exclude", nil, "paths left alone in every tree, storage and config alike (pattern with / matches the path, without matches any name); unlike backup there is no per-tree list"),
 		f.Bool("preserve-owner", false, "set files' owner and group as in the set (needs root on the target)"),
 
 		f.String("redis-addr", "", "Redis host:port on the standby leader; empty: no flush"),
@@ -126,24 +128,67 @@ func settingsFlags() []ucli.Flag {
 	return append(fl, alert.Flags(f)...)
 }
 
+// renamed maps restore's former setting names to backup's, which restore now
+// uses too. Neither is kept as an alias: urfave/cli lists aliases in --help,
+// and the config file would then accept both spellings. An old name in the
+// config file or the environment is refused (exit 2) instead of being
+// ignored, which would silently skip a tree or apply it locally.
+var renamed = map[string]string{
+	"es-location":     "es-repository-location",
+	"es-global-state": "es-include-global-state",
+	"mysql-defaults":  "mysql-defaults-file",
+	"mysql-over-ssh":  "mysql-via-ssh",
+	"storage-dir":     "storage-root",
+	"config-dir":      "config-root",
+	"files-over-ssh":  "files-via-ssh",
+}
+
+// checkRenamed refuses former setting names in the config file and the
+// environment (on the command line urfave/cli already refuses them).
+func checkRenamed(configFile string, lookupEnv func(string) (string, bool)) error {
+	var keys map[string]any
+	if configFile != "" {
+		if _, err := toml.DecodeFile(configFile, &keys); err != nil {
+			return cli.Usagef("config file %s: %v", configFile, err)
+		}
+	}
+	old := make([]string, 0, len(renamed))
+	for o := range renamed {
+		old = append(old, o)
+	}
+	sort.Strings(old)
+	for _, o := range old {
+		if _, ok := keys[o]; ok {
+			return cli.Usagef("config file %s: %q is now %q (the name backup uses); rename the key", configFile, o, renamed[o])
+		}
+		if _, ok := lookupEnv(cli.EnvVar(program, o)); ok {
+			return cli.Usagef("environment: %s is now %s (the name backup uses); rename the variable", cli.EnvVar(program, o), cli.EnvVar(program, renamed[o]))
+		}
+	}
+	return nil
+}
+
 func readSettings(c *ucli.Context) (settings, error) {
+	if err := checkRenamed(c.Path("config"), os.LookupEnv); err != nil {
+		return settings{}, err
+	}
 	s := settings{
 		Channel: c.Path("channel"), ChannelName: c.String("channel-name"), Site: c.String("site"),
 		Source: c.String("source"), RoleFile: c.Path("role-file"), AllowedSigners: c.Path("allowed-signers"),
 		StateDir: c.Path("state-dir"), NodeName: c.String("node-name"), LeaderURL: c.String("leader-url"),
 		VerifyWorkers: c.Int("verify-workers"),
 
-		ESURL: c.String("es-url"), ESRepository: c.String("es-repository"), ESLocation: c.Path("es-location"),
+		ESURL: c.String("es-url"), ESRepository: c.String("es-repository"), ESRepoLocation: c.Path("es-repository-location"),
 		ESDeletePatterns: c.StringSlice("es-delete-patterns"), ESExisting: c.String("es-existing"),
-		ESGlobalState: c.Bool("es-global-state"), ESTimeout: c.Duration("es-timeout"),
+		ESGlobalState: c.Bool("es-include-global-state"), ESTimeout: c.Duration("es-timeout"),
 
-		MySQLDefaults: c.Path("mysql-defaults"), MySQLRemoteDefaults: c.String("mysql-remote-defaults"),
-		MySQLClient: c.String("mysql-client"), MySQLOverSSH: c.Bool("mysql-over-ssh"),
+		MySQLDefaultsFile: c.Path("mysql-defaults-file"), MySQLRemoteDefaults: c.String("mysql-remote-defaults"),
+		MySQLClient: c.String("mysql-client"), MySQLViaSSH: c.Bool("mysql-via-ssh"),
 
 		SSH: sshx.Config{Host: c.String("ssh-host"), Port: c.Int("ssh-port"), User: c.String("ssh-user"),
 			KeyFile: c.Path("ssh-key"), KnownHosts: c.Path("ssh-known-hosts")},
 
-		StorageDir: c.String("storage-dir"), ConfigDir: c.String("config-dir"), FilesOverSSH: c.Bool("files-over-ssh"),
+		StorageRoot: c.String("storage-root"), ConfigRoot: c.String("config-root"), FilesViaSSH: c.Bool("files-via-ssh"),
 		Exclude: c.StringSlice("exclude"), PreserveOwner: c.Bool("preserve-owner"),
 
 		RedisAddr: c.String("redis-addr"), RedisPasswordFile: c.Path("redis-password-file"),
@@ -199,16 +244,34 @@ func (s *settings) validate(needChannel bool) error {
 	if s.ESExisting != es.ExistingDelete && s.ESExisting != es.ExistingClose {
 		return cli.Usagef("--es-existing %q: want %q or %q", s.ESExisting, es.ExistingDelete, es.ExistingClose)
 	}
-	if s.FilesOverSSH || s.MySQLOverSSH {
+	if s.FilesViaSSH || s.MySQLViaSSH {
 		if s.SSH.Host == "" {
-			return cli.Usagef("--files-over-ssh / --mysql-over-ssh need --ssh-host")
+			return cli.Usagef("--files-via-ssh / --mysql-via-ssh need --ssh-host")
 		}
 	}
-	if s.MySQLOverSSH && s.MySQLRemoteDefaults == "" {
-		return cli.Usagef("--mysql-over-ssh needs --mysql-remote-defaults (the option file on the leader)")
+	if s.MySQLViaSSH && s.MySQLRemoteDefaults == "" {
+		return cli.Usagef("--mysql-via-ssh needs --mysql-remote-defaults (the option file on the leader)")
 	}
 	if s.RestartCommand != "" && len(s.RestartNodes) == 0 {
 		return cli.Usagef("--restart-command needs --restart-nodes")
+	}
+	return nil
+}
+
+// checkKnownHosts fails when SSH is needed (for what) and the known_hosts
+// file is not configured or cannot be read, before anything is changed:
+// otherwise the first SSH stage would fail with earlier stages restored.
+func (s *settings) checkKnownHosts(what []string) error {
+	if len(what) == 0 {
+		return nil
+	}
+	need := strings.Join(what, ", ")
+	if s.SSH.KnownHosts == "" {
+		return cli.Usagef("%s need SSH, but no known_hosts file is configured (--ssh-known-hosts)", need)
+	}
+	if _, err := os.Stat(s.SSH.KnownHosts); err != nil {
+		return fmt.Errorf("%s need SSH to the standby nodes, but the known_hosts file cannot be read: %w; "+
+			"add the nodes' host keys there (ssh-keyscan, verified out of band) or point ssh-known-hosts at the right file", need, err)
 	}
 	return nil
 }

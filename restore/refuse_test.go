@@ -149,6 +149,9 @@ func TestBinaryExitCodes(t *testing.T) {
 	cfg := filepath.Join(dir, "restore.toml")
 	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\n",
 		ch, role, writeAllowed(t, s.PublicKey()), filepath.Join(dir, "state"))), 0o644))
+	old := filepath.Join(dir, "restore-old-names.toml")
+	must(t, os.WriteFile(old, []byte(fmt.Sprintf("channel = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\nfiles-over-ssh = true\n",
+		ch, role, writeAllowed(t, s.PublicKey()), filepath.Join(dir, "state"))), 0o644))
 	run := func(args ...string) (int, string) {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
@@ -172,6 +175,8 @@ func TestBinaryExitCodes(t *testing.T) {
 		{"promote dry run", []string{"promote", "--config", cfg, "--dry-run"}, 0, "standby -> active"},
 		{"promote", []string{"promote", "--config", cfg}, 0, "now active"},
 		{"active site refuses", []string{"run", "--config", cfg}, 6, role},
+		{"old flag name", []string{"status", "--config", cfg, "--storage-dir", dir}, 2, "storage-dir"},
+		{"old config key", []string{"status", "--config", old}, 2, `"files-over-ssh" is now "files-via-ssh"`},
 	}
 	// the example config: every key is a flag
 	state := filepath.Join(dir, "example-state")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -340,7 +341,7 @@ func (r *restorer) esOptions(root string, m *manifest.Manifest, dry bool) es.Res
 	if repo == "" {
 		repo = "bcp-" + m.Channel.Name
 	}
-	loc := r.cfg.ESLocation
+	loc := r.cfg.ESRepoLocation
 	if loc == "" || root != r.cfg.Channel {
 		loc = filepath.Join(root, manifest.ESDirName)
 	}
@@ -372,7 +373,8 @@ func (e *esProgress) RestoreShards(started, total int) {
 
 // prepare fills the plan with everything that can be known before changing
 // anything, and checks what must hold before stage 6 starts: the snapshot
-// is in the repository, the tree targets are configured.
+// is in the repository, the tree targets are configured, the known_hosts
+// file is readable when a stage needs SSH.
 func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifest, p *plan, dry bool) error {
 	if m.Elasticsearch != nil {
 		c, err := r.esClient()
@@ -386,10 +388,23 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 		p.ES = ep
 	}
 	if m.MySQL != nil {
-		if r.cfg.MySQLDefaults == "" {
-			return fmt.Errorf("the set has a MySQL dump but no --mysql-defaults option file is configured")
+		if r.cfg.MySQLDefaultsFile == "" {
+			return fmt.Errorf("the set has a MySQL dump but no --mysql-defaults-file option file is configured")
 		}
 		p.MySQL = &mysqlPlan{Databases: m.MySQL.Databases, Tables: len(m.MySQL.Tables), DumpBytes: m.MySQL.Object.Size}
+	}
+	var ssh []string
+	if r.cfg.FilesViaSSH && slices.ContainsFunc(m.Trees, func(t manifest.Tree) bool { return r.treeDir(t.Name) != "" }) {
+		ssh = append(ssh, "files-via-ssh")
+	}
+	if r.cfg.MySQLViaSSH && m.MySQL != nil {
+		ssh = append(ssh, "mysql-via-ssh")
+	}
+	if r.cfg.RestartCommand != "" {
+		ssh = append(ssh, "restart-command")
+	}
+	if err := r.cfg.checkKnownHosts(ssh); err != nil {
+		return err
 	}
 	for _, t := range m.Trees {
 		tp := treePlan{Tree: t.Name, Dir: r.treeDir(t.Name)}
@@ -420,7 +435,7 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 	if r.cfg.ESURL != "" {
 		p.Checks = append(p.Checks, "elasticsearch >= yellow")
 	}
-	if r.cfg.MySQLDefaults != "" {
+	if r.cfg.MySQLDefaultsFile != "" {
 		p.Checks = append(p.Checks, "mysql answers")
 	}
 	return nil
@@ -434,9 +449,9 @@ func (tp *treePlan) fill(st filetree.ApplyStats) {
 func (r *restorer) treeDir(name string) string {
 	switch name {
 	case "storage":
-		return r.cfg.StorageDir
+		return r.cfg.StorageRoot
 	case "config":
-		return r.cfg.ConfigDir
+		return r.cfg.ConfigRoot
 	}
 	return ""
 }
@@ -527,8 +542,8 @@ func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest
 				}
 				opts.ES = c
 			}
-			if r.cfg.MySQLDefaults != "" {
-				dsn, err := mysqlx.OptionFileDSN(r.cfg.MySQLDefaults)
+			if r.cfg.MySQLDefaultsFile != "" {
+				dsn, err := mysqlx.OptionFileDSN(r.cfg.MySQLDefaultsFile)
 				if err != nil {
 					return "", err
 				}
@@ -591,8 +606,8 @@ func (r *restorer) restoreMySQL(ctx context.Context, store *objects.Store, d *ma
 		return "", fmt.Errorf("open dump object: %w", err)
 	}
 	defer f.Close()
-	opts := mysqlx.LoadOptions{Dump: f, Compression: d.Compression, Databases: d.Databases, Client: r.cfg.MySQLClient, DefaultsFile: r.cfg.MySQLDefaults}
-	if r.cfg.MySQLOverSSH {
+	opts := mysqlx.LoadOptions{Dump: f, Compression: d.Compression, Databases: d.Databases, Client: r.cfg.MySQLClient, DefaultsFile: r.cfg.MySQLDefaultsFile}
+	if r.cfg.MySQLViaSSH {
 		c, err := sshx.Dial(ctx, r.cfg.SSH)
 		if err != nil {
 			return "", err
@@ -604,7 +619,7 @@ func (r *restorer) restoreMySQL(ctx context.Context, store *objects.Store, d *ma
 	if err != nil {
 		return "", err
 	}
-	dsn, err := mysqlx.OptionFileDSN(r.cfg.MySQLDefaults)
+	dsn, err := mysqlx.OptionFileDSN(r.cfg.MySQLDefaultsFile)
 	if err != nil {
 		return "", err
 	}
@@ -623,7 +638,7 @@ func (r *restorer) restoreMySQL(ctx context.Context, store *objects.Store, d *ma
 func (r *restorer) applyTree(ctx context.Context, root string, t manifest.Tree, dir string, dry bool) (filetree.ApplyStats, error) {
 	store := objects.New(manifest.Layout{Root: root}.ObjectsDir())
 	var target filetree.Target
-	if r.cfg.FilesOverSSH {
+	if r.cfg.FilesViaSSH {
 		c, err := sshx.Dial(ctx, r.cfg.SSH)
 		if err != nil {
 			return filetree.ApplyStats{}, err
