@@ -11,8 +11,10 @@
 // set that is complete and signed at the source, copies only what the
 // destination lacks in the channel's write order (data, index-N,
 // index.latest, manifest, signature last), each file under a temporary
-// name, hashed, compared, fsynced and renamed, then mirrors the source's
-// pruning except what the destination's pins/ need. SFTP ends are reached
+// name, hashed, compared, made durable and renamed (small files in batches
+// made durable by one syncfs - over SFTP one "sync -f" in a shell on the
+// server when the account may run commands, else an fsync per file), then
+// mirrors the source's pruning except what the destination's pins/ need. SFTP ends are reached
 // through internal/sshx: host keys always checked against known_hosts
 // (mismatch: exit 6 with both fingerprints), key file or ssh-agent, AES-GCM
 // first, keep-alives; several SSH connections with several SFTP sessions

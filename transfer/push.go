@@ -59,7 +59,9 @@ func readCopyOptions(c *ucli.Context) copyOptions {
 const copyHelp = `Brings DST up to the newest complete set at SRC: only what DST lacks is
 sent (objects by name, Elasticsearch files by name and size), data first, the
 manifest and its signature last; every file is written under a temporary name,
-hashed, compared with the manifest, fsynced and renamed. A rerun resumes.
+hashed, compared with the manifest, made durable (fsync, or for a batch of
+small files one syncfs: over SFTP "sync -f" run on the server when the account
+may run commands) and renamed. A rerun resumes.
 Sets the source no longer has are pruned at DST unless DST's pins/ names them.
 Either end may be a directory (a local or NFS mount) or
 sftp://user@host[:port]/path (key or ssh-agent, host key checked in known_hosts).
