@@ -15,7 +15,6 @@ import (
 	"github.com/squirro-bcp/bcp/internal/alert"
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/metrics"
-	"github.com/squirro-bcp/bcp/internal/ui"
 )
 
 func newRunCommand() *ucli.Command {
@@ -34,17 +33,10 @@ func newRunCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			rep := ui.New(errWriter(c), log, ui.Options{Interval: cfg.LogInterval, ForceLog: c.String("log-format") == "json"})
+			rep := cli.Progress(c, log, cfg.LogInterval)
 			return runCmd(c.Context, runCmdOptions{cfg: cfg, dryRun: c.Bool("dry-run"), json: c.Bool("json"), log: log, progress: rep}, c.App.Writer)
 		},
 	})
-}
-
-func errWriter(c *ucli.Context) io.Writer {
-	if c.App.ErrWriter != nil {
-		return c.App.ErrWriter
-	}
-	return os.Stderr
 }
 
 type runCmdOptions struct {

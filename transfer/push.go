@@ -11,7 +11,6 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/mover"
-	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -113,7 +112,7 @@ func runCopyCommand(c *ucli.Context, o copyOptions) error {
 	if err != nil {
 		return err
 	}
-	progress := ui.New(c.App.ErrWriter, log, ui.Options{ForceLog: c.String("log-format") == "json"})
+	progress := cli.Progress(c, log, 0)
 	return runCopy(c.Context, o, c.App.Writer, log, progress)
 }
 

@@ -61,7 +61,7 @@ unsigned, 6 another channel.
 			}
 			o := verifyOptions{dir: c.Args().First(), set: c.String("set"), allowedSigners: c.String("allowed-signers"),
 				expect: readChannel(c), cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json")}
-			return runVerify(c.Context, o, c.App.Writer, log, ui.New(c.App.ErrWriter, log, ui.Options{}))
+			return runVerify(c.Context, o, c.App.Writer, log, cli.Progress(c, log, 0))
 		},
 	})
 }
