@@ -11,6 +11,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
@@ -106,7 +107,7 @@ func runList(ctx context.Context, o listOptions, stdout io.Writer) error {
 		if r.Pinned {
 			pin = "pinned"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.ID, r.Sequence, r.Created.Format(time.RFC3339), r.Status, human(r.Bytes), pin)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", r.ID, r.Sequence, r.Created.Format(time.RFC3339), r.Status, ui.Bytes(r.Bytes), pin)
 	}
 	return tw.Flush()
 }

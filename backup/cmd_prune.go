@@ -7,6 +7,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/ui"
 )
 
 var errUsage = cli.ErrUsage
@@ -49,7 +50,7 @@ func newPruneCommand() *ucli.Command {
 				verb = "would delete"
 			}
 			fmt.Fprintf(c.App.Writer, "kept %d set(s); %s %d set(s), %d snapshot(s), %d object(s) (%s), %d temporary file(s)\n",
-				len(res.Kept), verb, len(res.Deleted), len(res.Snapshots), res.Objects, human(res.ObjectBytes), res.Temps)
+				len(res.Kept), verb, len(res.Deleted), len(res.Snapshots), res.Objects, ui.Bytes(res.ObjectBytes), res.Temps)
 			return nil
 		},
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/mysqlx"
 	"github.com/squirro-bcp/bcp/internal/site"
 	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
@@ -282,10 +283,10 @@ func checkChannel(ctx context.Context, cfg *config, p *preflight) {
 	need := p.Estimate*int64(100+cfg.SpaceMargin)/100 + cfg.MinFree
 	if p.Free < need {
 		p.add(Check{Name: "channel space", Err: fmt.Errorf("channel %s has %s free; the next set needs about %s (last run's growth %s + %d%% + min-free %s)",
-			root, human(p.Free), human(need), human(p.Estimate), cfg.SpaceMargin, human(cfg.MinFree)),
+			root, ui.Bytes(p.Free), ui.Bytes(need), ui.Bytes(p.Estimate), cfg.SpaceMargin, ui.Bytes(cfg.MinFree)),
 			Fix: "free space on the share (backup prune) or grow it"})
 	} else {
-		p.add(Check{Name: "channel space", Detail: fmt.Sprintf("%s free, about %s needed", human(p.Free), human(need))})
+		p.add(Check{Name: "channel space", Detail: fmt.Sprintf("%s free, about %s needed", ui.Bytes(p.Free), ui.Bytes(need))})
 	}
 }
 
@@ -514,17 +515,4 @@ func fileRoots(cfg *config) []fileRoot {
 		r = append(r, fileRoot{Name: "config", Path: cfg.ConfigRoot, Include: cfg.ConfigInclude, Exclude: cfg.ConfigExclude})
 	}
 	return r
-}
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
