@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/squirro-bcp/bcp/internal/alert"
@@ -146,26 +144,7 @@ var renamed = map[string]string{
 // checkRenamed refuses former setting names in the config file and the
 // environment (on the command line urfave/cli already refuses them).
 func checkRenamed(configFile string, lookupEnv func(string) (string, bool)) error {
-	var keys map[string]any
-	if configFile != "" {
-		if _, err := toml.DecodeFile(configFile, &keys); err != nil {
-			return cli.Usagef("config file %s: %v", configFile, err)
-		}
-	}
-	old := make([]string, 0, len(renamed))
-	for o := range renamed {
-		old = append(old, o)
-	}
-	sort.Strings(old)
-	for _, o := range old {
-		if _, ok := keys[o]; ok {
-			return cli.Usagef("config file %s: %q is now %q (the name backup uses); rename the key", configFile, o, renamed[o])
-		}
-		if _, ok := lookupEnv(cli.EnvVar(program, o)); ok {
-			return cli.Usagef("environment: %s is now %s (the name backup uses); rename the variable", cli.EnvVar(program, o), cli.EnvVar(program, renamed[o]))
-		}
-	}
-	return nil
+	return cli.CheckRenamed(program, renamed, "the name backup uses", configFile, lookupEnv)
 }
 
 func readSettings(c *ucli.Context) (settings, error) {

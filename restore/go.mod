@@ -7,7 +7,6 @@ require github.com/squirro-bcp/bcp/manifest v0.0.0
 replace github.com/squirro-bcp/bcp/manifest => ../manifest
 
 require (
-	github.com/BurntSushi/toml v1.6.0
 	github.com/elastic/go-elasticsearch/v7 v7.17.10
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/squirro-bcp/bcp/internal v0.0.0
@@ -16,6 +15,7 @@ require (
 
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
+	github.com/BurntSushi/toml v1.6.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/fsnotify/fsnotify v1.10.1 // indirect

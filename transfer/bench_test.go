@@ -66,7 +66,7 @@ func (w *benchWorld) rsync(b *testing.B, dst string) time.Duration {
 func (w *benchWorld) push(b *testing.B, cache, dst string) time.Duration {
 	b.Helper()
 	start := time.Now()
-	cmd := exec.Command(bin, "push", "--allowed-signers", w.allowed, "--identity", w.sshd.KeyFile, "--known-hosts", w.sshd.KnownHosts,
+	cmd := exec.Command(bin, "push", "--allowed-signers", w.allowed, "--ssh-key", w.sshd.KeyFile, "--ssh-known-hosts", w.sshd.KnownHosts,
 		"--log-level", "warn", w.src, sftpURL(w.sshd, dst))
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -15,8 +15,10 @@
 // made durable by one syncfs - over SFTP one "sync -f" in a shell on the
 // server when the account may run commands, else an fsync per file), then
 // mirrors the source's pruning except what the destination's pins/ need. SFTP ends are reached
-// through internal/sshx: host keys always checked against known_hosts
-// (mismatch: exit 6 with both fingerprints), key file or ssh-agent, AES-GCM
+// through internal/sshx: host keys always checked against ssh-known-hosts
+// (default /etc/squirro-bcp/known_hosts, as for backup and restore; a missing
+// file fails naming it; mismatch: exit 6 with both fingerprints), ssh-key or
+// ssh-agent, AES-GCM
 // first, keep-alives; several SSH connections with several SFTP sessions
 // each, opened only when there is work.
 //

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -23,9 +22,45 @@ const program = "transfer"
 
 var flags = cli.Flags{Program: program}
 
+// renamed maps transfer's former setting names to the ones backup and
+// restore use. Neither is kept as an alias (urfave/cli lists aliases in
+// --help, and the config file would then accept both spellings); an old key
+// in the config file or BCP_TRANSFER_<OLD> in the environment is refused
+// (exit 2) instead of being ignored, which would drop the key or known_hosts
+// file the operator meant.
+var renamed = map[string]string{
+	"identity":    "ssh-key",
+	"known-hosts": "ssh-known-hosts",
+}
+
+// checkRenamed refuses former setting names in the config file and the
+// environment (on the command line urfave/cli already refuses them).
+func checkRenamed(configFile string, lookupEnv func(string) (string, bool)) error {
+	return cli.CheckRenamed(program, renamed, "the name backup and restore use", configFile, lookupEnv)
+}
+
+// withConfig is cli.WithConfig for transfer's commands, which also refuses
+// the former setting names once the config file is loaded.
+func withConfig(cmd *ucli.Command) *ucli.Command {
+	before := cmd.Before
+	cmd.Before = func(c *ucli.Context) error {
+		if err := checkRenamed(c.Path("config"), os.LookupEnv); err != nil {
+			return err
+		}
+		if before != nil {
+			return before(c)
+		}
+		return nil
+	}
+	return cli.WithConfig(program, cmd)
+}
+
+// defaultKnownHosts is the known_hosts file backup and restore default to.
+const defaultKnownHosts = "/etc/squirro-bcp/known_hosts"
+
 // sshOptions say how to reach an sftp:// end.
 type sshOptions struct {
-	identity    string
+	keyFile     string
 	knownHosts  string
 	connections int
 	sessions    int
@@ -34,8 +69,8 @@ type sshOptions struct {
 
 func sshFlags() []ucli.Flag {
 	return []ucli.Flag{
-		flags.Path("identity", "", "SSH private key file; empty uses ssh-agent (SSH_AUTH_SOCK)"),
-		flags.Path("known-hosts", defaultKnownHosts(), "OpenSSH known_hosts file; host keys are always verified"),
+		flags.Path("ssh-key", "", "SSH private key file; empty uses ssh-agent (SSH_AUTH_SOCK)"),
+		flags.Path("ssh-known-hosts", defaultKnownHosts, "OpenSSH known_hosts file with the sftp:// hosts' keys; host keys are always verified"),
 		flags.Int("connections", 4, "SSH connections to an sftp:// end (each its own sshd process and cipher stream)"),
 		flags.Int("sessions", 8, "SFTP sessions per SSH connection (each its own sftp-server: more fsyncs at once)"),
 		flags.Duration("keepalive", 15*time.Second, "interval of SSH keep-alive requests"),
@@ -43,16 +78,8 @@ func sshFlags() []ucli.Flag {
 }
 
 func readSSHOptions(c *ucli.Context) sshOptions {
-	return sshOptions{identity: c.String("identity"), knownHosts: c.String("known-hosts"),
+	return sshOptions{keyFile: c.Path("ssh-key"), knownHosts: c.Path("ssh-known-hosts"),
 		connections: c.Int("connections"), sessions: c.Int("sessions"), keepAlive: c.Duration("keepalive")}
-}
-
-func defaultKnownHosts() string {
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(home, ".ssh", "known_hosts")
 }
 
 // endpoint is one end of a copy: a directory, or sftp://user@host:port/path.
@@ -96,8 +123,15 @@ func (e endpoint) open(ctx context.Context, so sshOptions) (mover.FS, error) {
 	if !e.remote() {
 		return mover.NewLocal(e.dir), nil
 	}
+	if so.knownHosts == "" {
+		return nil, cli.Usagef("%s needs SSH, but no known_hosts file is configured (--ssh-known-hosts)", e.raw)
+	}
+	if _, err := os.Stat(so.knownHosts); err != nil {
+		return nil, fmt.Errorf("%s needs SSH, but the known_hosts file cannot be read: %w; "+
+			"add the host's key there (ssh-keyscan, verified out of band) or point ssh-known-hosts at the right file", e.raw, err)
+	}
 	cfg := e.ssh
-	cfg.KeyFile, cfg.KnownHosts, cfg.KeepAlive = so.identity, so.knownHosts, so.keepAlive
+	cfg.KeyFile, cfg.KnownHosts, cfg.KeepAlive = so.keyFile, so.knownHosts, so.keepAlive
 	return mover.DialSFTP(ctx, cfg, e.path, so.connections, so.sessions)
 }
 

@@ -77,7 +77,7 @@ func sftpURL(s *testenv.SSHServer, dir string) string {
 }
 
 func sshArgs(s *testenv.SSHServer) []string {
-	return []string{"--identity", s.KeyFile, "--known-hosts", s.KnownHosts}
+	return []string{"--ssh-key", s.KeyFile, "--ssh-known-hosts", s.KnownHosts}
 }
 
 func TestPushPullVerifyStatus(t *testing.T) {
@@ -169,7 +169,7 @@ func TestExitCodes(t *testing.T) {
 			return []string{"push", "--allowed-signers", c.Allowed, srcDir, "sftp://host-without-user/x"}
 		}, 2, "user"},
 		{"push wrong host key", func(t *testing.T) []string {
-			return []string{"push", "--allowed-signers", c.Allowed, "--identity", s.KeyFile, "--known-hosts", wrongKH, srcDir, sftpURL(s, t.TempDir())}
+			return []string{"push", "--allowed-signers", c.Allowed, "--ssh-key", s.KeyFile, "--ssh-known-hosts", wrongKH, srcDir, sftpURL(s, t.TempDir())}
 		}, 6, "SHA256:"},
 		{"push incomplete source", func(t *testing.T) []string {
 			return []string{"push", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.Remove(obj(d)) }), t.TempDir()}
@@ -234,4 +234,57 @@ func TestWait(t *testing.T) {
 	}
 	out, errs, code = transfer(t, nil, "wait", "--allowed-signers", c.Allowed, "--after", id, "--timeout", "0", dir)
 	want(t, "wait --after", code, 0, out, errs)
+}
+
+// TestRenamedSettings: transfer's former names identity and known-hosts
+// (now ssh-key and ssh-known-hosts, as in backup and restore) are refused
+// in the config file and the environment, naming the new name, and unknown
+// on the command line; the new names reach an sftp:// end from the file.
+func TestRenamedSettings(t *testing.T) {
+	srcDir := t.TempDir()
+	c := movertest.New(t, srcDir)
+	c.Publish(movertest.Small("a", 2))
+	s := testenv.SSHD(t)
+	config := func(body string) string {
+		p := filepath.Join(t.TempDir(), "transfer.toml")
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("allowed-signers = %q\n", c.Allowed)+body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name     string
+		env      []string
+		args     []string
+		code     int
+		inOutput string
+	}{
+		{"old key in config file", nil,
+			[]string{"--config", config(fmt.Sprintf("identity = %q\nssh-known-hosts = %q\n", s.KeyFile, s.KnownHosts))},
+			2, `"identity" is now "ssh-key"`},
+		{"old known-hosts key in config file", nil,
+			[]string{"--config", config(fmt.Sprintf("ssh-key = %q\nknown-hosts = %q\n", s.KeyFile, s.KnownHosts))},
+			2, `"known-hosts" is now "ssh-known-hosts"`},
+		{"old env var", []string{"BCP_TRANSFER_KNOWN_HOSTS=" + s.KnownHosts},
+			[]string{"--config", config(fmt.Sprintf("ssh-key = %q\n", s.KeyFile))},
+			2, "BCP_TRANSFER_KNOWN_HOSTS is now BCP_TRANSFER_SSH_KNOWN_HOSTS"},
+		{"old flag", nil,
+			[]string{"--allowed-signers", c.Allowed, "--identity", s.KeyFile, "--ssh-known-hosts", s.KnownHosts},
+			2, "identity"},
+		{"missing known_hosts names the file", nil,
+			[]string{"--config", config(fmt.Sprintf("ssh-key = %q\nssh-known-hosts = %q\n", s.KeyFile, filepath.Join(t.TempDir(), "no_known_hosts")))},
+			1, "no_known_hosts"},
+		{"new names in config file", nil,
+			[]string{"--config", config(fmt.Sprintf("ssh-key = %q\nssh-known-hosts = %q\n", s.KeyFile, s.KnownHosts))},
+			0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"push"}, tc.args...), srcDir, sftpURL(s, t.TempDir()))
+			out, errs, code := transfer(t, tc.env, args...)
+			want(t, tc.name, code, tc.code, out, errs)
+			if !strings.Contains(errs, tc.inOutput) {
+				t.Fatalf("stderr does not mention %q:\nstdout: %s\nstderr: %s", tc.inOutput, out, errs)
+			}
+		})
+	}
 }

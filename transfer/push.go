@@ -63,12 +63,12 @@ small files one syncfs: over SFTP "sync -f" run on the server when the account
 may run commands) and renamed. A rerun resumes.
 Sets the source no longer has are pruned at DST unless DST's pins/ names them.
 Either end may be a directory (a local or NFS mount) or
-sftp://user@host[:port]/path (key or ssh-agent, host key checked in known_hosts).
+sftp://user@host[:port]/path (ssh-key or ssh-agent; host key checked in ssh-known-hosts).
 
 `
 
 func newPushCommand() *ucli.Command {
-	return cli.WithConfig(program, &ucli.Command{
+	return withConfig(&ucli.Command{
 		Name:        "push",
 		Usage:       "copy the newest complete set from a local channel directory to another place",
 		ArgsUsage:   "SRC-DIR DST (a directory or sftp://user@host:port/path)",
@@ -88,7 +88,7 @@ func newPushCommand() *ucli.Command {
 }
 
 func newPullCommand() *ucli.Command {
-	return cli.WithConfig(program, &ucli.Command{
+	return withConfig(&ucli.Command{
 		Name:        "pull",
 		Usage:       "copy the newest complete set from another place into a local channel directory",
 		ArgsUsage:   "SRC (sftp://user@host:port/path or a directory) DST-DIR",

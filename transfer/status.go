@@ -23,7 +23,7 @@ type statusOptions struct {
 }
 
 func newStatusCommand() *ucli.Command {
-	return cli.WithConfig(program, &ucli.Command{
+	return withConfig(&ucli.Command{
 		Name:      "status",
 		Usage:     "show the newest signed set on each side and how far the destination lags",
 		ArgsUsage: "SRC DST (each a directory or sftp://user@host:port/path)",

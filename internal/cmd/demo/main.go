@@ -430,8 +430,8 @@ sign-key = %q
 min-free-bytes = 0
 `, prodCh, d.path("prod-role"), d.path("backup-state"), p.ES.URL, p.MariaDB.Host, p.MariaDB.Port, p.MariaDB.User, p.MariaDB.PasswordFile, d.path("prod-storage"), d.path("prod-etc-squirro"), d.path("signing-key")),
 		"transfer.toml": fmt.Sprintf(`# transfer prod -> bcp over SFTP
-identity = %q
-known-hosts = %q
+ssh-key = %q
+ssh-known-hosts = %q
 allowed-signers = %q
 channel = "prod-to-bcp"
 source = "prod"
