@@ -10,6 +10,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/internal/mover"
 	"github.com/squirro-bcp/bcp/manifest"
 )
@@ -196,7 +197,7 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 		fmt.Fprintf(out, "set %s: up to date at %s (%d files present)\n", res.Set, dfs, res.Present)
 	default:
 		fmt.Fprintf(out, "set %s: %s %d of %d files (%s) to %s; %d already there, %d damaged ones replaced\n",
-			res.Set, verb, res.Copied, res.Files, humanBytes(res.Bytes), dfs, res.Present, res.Replaced)
+			res.Set, verb, res.Copied, res.Files, ui.Bytes(res.Bytes), dfs, res.Present, res.Replaced)
 	}
 	if len(res.PrunedSets) > 0 {
 		fmt.Fprintf(out, "pruned sets %s and %d files the source no longer has\n", strings.Join(res.PrunedSets, ", "), res.PrunedFiles)
@@ -205,17 +206,4 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 		fmt.Fprintf(out, "kept sets %s: pinned at the destination\n", strings.Join(res.Kept, ", "))
 	}
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

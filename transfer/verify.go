@@ -121,7 +121,7 @@ func printReport(out io.Writer, dir string, rep *manifest.Report) {
 	if rep.Signer != "" {
 		fmt.Fprintf(out, " (signed by %s)", rep.Signer)
 	}
-	fmt.Fprintf(out, ", %d files, %s\n", rep.Files, humanBytes(rep.Bytes))
+	fmt.Fprintf(out, ", %d files, %s\n", rep.Files, ui.Bytes(rep.Bytes))
 	for _, m := range rep.Missing {
 		fmt.Fprintf(out, "missing: %s\n", m)
 	}
