@@ -10,8 +10,8 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/squirro-bcp/bcp/internal/cli"
-	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/internal/mover"
+	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
