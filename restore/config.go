@@ -164,8 +164,7 @@ func readSettings(c *ucli.Context) (settings, error) {
 		MySQLDefaultsFile: c.Path("mysql-defaults-file"), MySQLRemoteDefaults: c.String("mysql-remote-defaults"),
 		MySQLClient: c.String("mysql-client"), MySQLViaSSH: c.Bool("mysql-via-ssh"),
 
-		SSH: sshx.Config{Host: c.String("ssh-host"), Port: c.Int("ssh-port"), User: c.String("ssh-user"),
-			KeyFile: c.Path("ssh-key"), KnownHosts: c.Path("ssh-known-hosts")},
+		SSH: cli.SSHConfig(c),
 
 		StorageRoot: c.String("storage-root"), ConfigRoot: c.String("config-root"), FilesViaSSH: c.Bool("files-via-ssh"),
 		Exclude: c.StringSlice("exclude"), PreserveOwner: c.Bool("preserve-owner"),
