@@ -261,7 +261,7 @@ func (s *SFTP) SyncFS(ctx context.Context, dirs []string) error {
 	defer s.shellMu.Unlock()
 	cmd := s.syncCmd
 	for _, d := range dirs {
-		cmd += " " + shellQuote(s.path(d))
+		cmd += " " + sshx.Quote(s.path(d))
 	}
 	err := s.shellRun(ctx, cmd)
 	if err == nil {
@@ -375,10 +375,6 @@ func (b *lockedBuffer) String() string {
 }
 
 // shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // Close closes every connection.
 func (s *SFTP) Close() error {
 	s.shellMu.Lock()

@@ -197,7 +197,7 @@ func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``")
 func shellQuote(args []string) string {
 	q := make([]string, len(args))
 	for i, a := range args {
-		q[i] = shq(a)
+		q[i] = sshx.Quote(a)
 	}
 	return strings.Join(q, " ")
 }

@@ -210,8 +210,6 @@ func (o Options) optionFile() ([]byte, error) {
 }
 
 // shq quotes s for POSIX sh.
-func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
-
 // RunClient runs program (mysqldump or mysql) with args after the option
 // file, locally or over SSH, with stdin/stdout. stderr is captured and put
 // into the error.
@@ -257,7 +255,7 @@ func (o Options) runRemote(ctx context.Context, program string, args []string, s
 	var cmdline string
 	var in io.Reader
 	if o.DefaultsFile != "" {
-		cmdline = shq(program) + " --defaults-extra-file=" + shq(o.DefaultsFile) + " " + shellQuote(args)
+		cmdline = sshx.Quote(program) + " --defaults-extra-file=" + sshx.Quote(o.DefaultsFile) + " " + shellQuote(args)
 		in = stdin
 	} else {
 		content, err := o.optionFile()
@@ -268,13 +266,13 @@ func (o Options) runRemote(ctx context.Context, program string, args []string, s
 		// reads exactly its bytes, so data that follows (mysql's input) is
 		// left for the client.
 		cmdline = fmt.Sprintf(`umask 077; f=$(mktemp) || exit 111; trap 'rm -f "$f"' EXIT; dd bs=1 count=%d of="$f" 2>/dev/null || exit 111; %s --defaults-extra-file="$f" %s`,
-			len(content), shq(program), shellQuote(args))
+			len(content), sshx.Quote(program), shellQuote(args))
 		if stdin == nil {
 			stdin = strings.NewReader("")
 		}
 		in = io.MultiReader(bytes.NewReader(content), stdin)
 	}
-	cmdline = "sh -c " + shq(cmdline)
+	cmdline = "sh -c " + sshx.Quote(cmdline)
 	if err := c.Run(ctx, cmdline, in, stdout, stderr); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -230,3 +231,8 @@ func (c *Client) SFTP() (*sftp.Client, error) {
 	}
 	return cl, nil
 }
+
+// Quote quotes s for a POSIX shell, the way every command this project
+// runs over SSH must quote its arguments (the server hands the command line
+// to the user's shell).
+func Quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
