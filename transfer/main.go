@@ -23,6 +23,7 @@ func newApp() *ucli.App {
 			newVerifyCommand(),
 			newWaitCommand(),
 			newStatusCommand(),
+			newServeCommand(),
 		},
 	}
 }

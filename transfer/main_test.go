@@ -37,7 +37,9 @@ func TestMain(m *testing.M) {
 func transfer(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheDir(t))
+	// The helper on the test sshd's side is this same binary (the server
+	// runs as the current user on this machine).
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cacheDir(t), "BCP_TRANSFER_REMOTE_TRANSFER="+bin)
 	cmd.Env = append(cmd.Env, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -118,6 +120,40 @@ func TestPushPullVerifyStatus(t *testing.T) {
 	want(t, "status behind", code, 0, out, errs)
 	if !strings.Contains(out, `"behind": 1`) || !strings.Contains(out, id3) {
 		t.Fatalf("status --json: %s", out)
+	}
+}
+
+// TestPushHelperFallback: without the helper on the server (not installed,
+// or switched off) push copies over SFTP, says why when it was asked for,
+// and the result is the same.
+func TestPushHelperFallback(t *testing.T) {
+	srcDir := t.TempDir()
+	c := movertest.New(t, srcDir)
+	id := c.Publish(movertest.Small("a", 40))
+	s := testenv.SSHD(t)
+	for _, tc := range []struct {
+		helper, notice string
+	}{
+		{"/nonexistent/transfer", "copying over SFTP"},
+		{"none", ""},
+	} {
+		t.Run(tc.helper, func(t *testing.T) {
+			dstDir := t.TempDir()
+			args := append([]string{"push", "--allowed-signers", c.Allowed, "--remote-transfer", tc.helper}, sshArgs(s)...)
+			out, errs, code := transfer(t, nil, append(args, srcDir, sftpURL(s, dstDir))...)
+			want(t, "push", code, 0, out, errs)
+			if tc.notice != "" && (!strings.Contains(errs, tc.notice) || !strings.Contains(errs, "/nonexistent/transfer")) {
+				t.Fatalf("push without a helper did not say so: %s", errs)
+			}
+			if tc.notice == "" && strings.Contains(errs, "copying over SFTP") {
+				t.Fatalf("push with the helper switched off warned: %s", errs)
+			}
+			out, errs, code = transfer(t, nil, "verify", "--allowed-signers", c.Allowed, dstDir)
+			want(t, "verify", code, 0, out, errs)
+			if !strings.Contains(out, id) {
+				t.Fatalf("verify: %s", out)
+			}
+		})
 	}
 }
 

@@ -60,8 +60,10 @@ const copyHelp = `Brings DST up to the newest complete set at SRC: only what DST
 sent (objects by name, Elasticsearch files by name and size), data first, the
 manifest and its signature last; every file is written under a temporary name,
 hashed, compared with the manifest, made durable (fsync, or for a batch of
-small files one syncfs: over SFTP "sync -f" run on the server when the account
-may run commands) and renamed. A rerun resumes.
+small files one syncfs) and renamed. A rerun resumes.
+To an sftp:// destination, files are streamed through "transfer serve" started
+there over SSH (--remote-transfer); where it cannot run, over SFTP (syncfs
+then by "sync -f" on the server when the account may run commands).
 Sets the source no longer has are pruned at DST unless DST's pins/ names them.
 Either end may be a directory (a local or NFS mount) or
 sftp://user@host[:port]/path (ssh-key or ssh-agent; host key checked in ssh-known-hosts).
@@ -141,12 +143,13 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	sfs, err := src.open(ctx, o.ssh)
+	notice := func(msg string) { log.Warn(msg) }
+	sfs, err := src.open(ctx, o.ssh, false, notice)
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
 	defer sfs.Close()
-	dfs, err := dst.open(ctx, o.ssh)
+	dfs, err := dst.open(ctx, o.ssh, true, notice)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}

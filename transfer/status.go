@@ -69,7 +69,7 @@ func runStatus(ctx context.Context, o statusOptions, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		f, err := ep.open(ctx, o.ssh)
+		f, err := ep.open(ctx, o.ssh, false, nil)
 		if err != nil {
 			return err
 		}

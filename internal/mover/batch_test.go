@@ -223,22 +223,27 @@ func TestSFTPSyncFS(t *testing.T) {
 			verifyDst(t, c, dstDir, id)
 		})
 	}
-	t.Run("connection dropped mid-batch", func(t *testing.T) {
-		dstDir := t.TempDir()
-		o := opts(c, NewLocal(srcDir), dialSFTP(t, s, dstDir))
-		k := &killer{pid: s.Pid(), after: 300 * 700}
-		o.Progress = k
-		if _, err := Run(context.Background(), o); err == nil {
-			t.Fatal("copy survived the connection dropping")
-		}
-		if !k.done.Load() {
-			t.Fatal("sshd was not killed")
-		}
-		checkFinalNames(t, dstDir)
-		if signed(dstDir, id) {
-			t.Fatal("the set appeared although the copy broke off")
-		}
-		run(t, opts(c, NewLocal(srcDir), dialSFTP(t, s, dstDir)))
-		verifyDst(t, c, dstDir, id)
-	})
+	for _, v := range []struct {
+		name string
+		dial func(*testing.T, *testenv.SSHServer, string) *SFTP
+	}{{"sftp", dialSFTP}, {"helper", dialHelper}} {
+		t.Run("connection dropped mid-batch/"+v.name, func(t *testing.T) {
+			dstDir := t.TempDir()
+			o := opts(c, NewLocal(srcDir), v.dial(t, s, dstDir))
+			k := &killer{pid: s.Pid(), after: 300 * 700}
+			o.Progress = k
+			if _, err := Run(context.Background(), o); err == nil {
+				t.Fatal("copy survived the connection dropping")
+			}
+			if !k.done.Load() {
+				t.Fatal("sshd was not killed")
+			}
+			checkFinalNames(t, dstDir)
+			if signed(dstDir, id) {
+				t.Fatal("the set appeared although the copy broke off")
+			}
+			run(t, opts(c, NewLocal(srcDir), v.dial(t, s, dstDir)))
+			verifyDst(t, c, dstDir, id)
+		})
+	}
 }

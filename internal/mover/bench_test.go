@@ -23,7 +23,7 @@ func benchPush(b *testing.B, bulk movertest.Bulk) {
 	s := testenv.SSHD(b)
 	conns, _ := strconv.Atoi(os.Getenv("BCP_BENCH_CONNS"))
 	sessions, _ := strconv.Atoi(os.Getenv("BCP_BENCH_SESSIONS"))
-	dst, err := DialSFTP(context.Background(), s.Config(), b.TempDir(), max(conns, 4), max(sessions, 8))
+	dst, err := DialSFTP(context.Background(), s.Config(), b.TempDir(), SFTPOptions{Conns: max(conns, 4), Sessions: max(sessions, 8), Helper: os.Getenv("BCP_BENCH_HELPER")})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func benchPush(b *testing.B, bulk movertest.Bulk) {
 		b.StopTimer()
 		root := filepath.Join(work, strconv.Itoa(i))
 		os.MkdirAll(root, 0o750)
-		d, err := DialSFTP(context.Background(), s.Config(), root, max(conns, 4), max(sessions, 8))
+		d, err := DialSFTP(context.Background(), s.Config(), root, SFTPOptions{Conns: max(conns, 4), Sessions: max(sessions, 8), Helper: os.Getenv("BCP_BENCH_HELPER")})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func BenchmarkNoopSmall(b *testing.B) {
 	root := b.TempDir()
 	cache := filepath.Join(b.TempDir(), "checked")
 	run := func() {
-		d, err := DialSFTP(context.Background(), s.Config(), root, 4, 8)
+		d, err := DialSFTP(context.Background(), s.Config(), root, SFTPOptions{Conns: 4, Sessions: 8, Helper: os.Getenv("BCP_BENCH_HELPER")})
 		if err != nil {
 			b.Fatal(err)
 		}

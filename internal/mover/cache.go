@@ -83,7 +83,18 @@ func (c *Checked) ok(name string, e Entry) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.m[name]
-	return ok && s.size == e.Size && s.mtime == e.ModTime.UnixNano()
+	return ok && s.size == e.Size && sameTime(s.mtime, e.ModTime.UnixNano())
+}
+
+// sameTime compares modification times in nanoseconds. SFTP reports whole
+// seconds and the helper nanoseconds, so a time without a fraction is
+// compared to the second: a switch between the two does not make every
+// file look changed.
+func sameTime(a, b int64) bool {
+	if a == b {
+		return true
+	}
+	return (a%1e9 == 0 || b%1e9 == 0) && a/1e9 == b/1e9
 }
 
 func (c *Checked) set(name string, e Entry) {

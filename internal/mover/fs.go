@@ -20,7 +20,9 @@ type FS interface {
 	// Open opens a file for reading.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
 	// Create creates or truncates a file for writing. The mover only ever
-	// creates temporary names (.tmp-*) and renames them into place.
+	// creates temporary names (.tmp-*) and renames them into place. A
+	// backend that pipelines (the SFTP helper) may report an error creating
+	// or writing the file only from File.Sync or File.Close.
 	Create(ctx context.Context, name string) (File, error)
 	// MkdirAll creates dir and its parents.
 	MkdirAll(ctx context.Context, dir string) error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -13,10 +14,22 @@ import (
 	"testing"
 
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// TestMain also plays `transfer serve` when the helper tests start this
+// test binary over SSH as "mover.test serve ROOT".
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "serve" {
+		if err := remote.Serve(os.Args[2], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "serve:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(testenv.Main(m))
+}
 
 // backend makes an FS rooted at a fresh local directory and returns both.
 type backend struct {
@@ -28,12 +41,38 @@ func backends() []backend {
 	return []backend{
 		{"local", func(t *testing.T, dir string) FS { return NewLocal(dir) }},
 		{"sftp", func(t *testing.T, dir string) FS { return dialSFTP(t, testenv.SSHD(t), dir) }},
+		{"sftp+helper", func(t *testing.T, dir string) FS { return dialHelper(t, testenv.SSHD(t), dir) }},
 	}
 }
 
 func dialSFTP(t *testing.T, s *testenv.SSHServer, dir string) *SFTP {
 	t.Helper()
-	f, err := DialSFTP(context.Background(), s.Config(), dir, 2, 2)
+	return dialWith(t, s, dir, SFTPOptions{Conns: 2, Sessions: 2})
+}
+
+// dialHelper connects with this test binary as the helper (see TestMain);
+// the test fails if the helper does not start.
+func dialHelper(t *testing.T, s *testenv.SSHServer, dir string) *SFTP {
+	t.Helper()
+	f := dialWith(t, s, dir, SFTPOptions{Conns: 2, Sessions: 2, Helper: helperBin(t),
+		Notice: func(msg string) { t.Errorf("helper not used: %s", msg) }})
+	if f.remote(context.Background()) == nil {
+		t.Fatal("the helper did not start")
+	}
+	return f
+}
+
+func helperBin(t *testing.T) string {
+	bin, err := filepath.Abs(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+func dialWith(t *testing.T, s *testenv.SSHServer, dir string, o SFTPOptions) *SFTP {
+	t.Helper()
+	f, err := DialSFTP(context.Background(), s.Config(), dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,9 +203,17 @@ func TestFS(t *testing.T) {
 					t.Fatal(err)
 				}
 				immutable(t, filepath.Join(dir, "ro"))
-				_, err := f.Create(ctx, "ro/x")
+				// A backend may report it when the file is created or,
+				// streaming, when it is synced or closed.
+				w, err := f.Create(ctx, "ro/x")
+				if err == nil {
+					w.Write([]byte("x"))
+					if err = w.Sync(); err == nil {
+						err = w.Close()
+					}
+				}
 				if !errors.Is(err, fs.ErrPermission) {
-					t.Fatalf("Create in a read-only directory: %v, want fs.ErrPermission", err)
+					t.Fatalf("writing in a read-only directory: %v, want fs.ErrPermission", err)
 				}
 			})
 		})

@@ -32,6 +32,7 @@ func directions() []direction {
 	return []direction{
 		{"dir-to-dir", func(t *testing.T, s, d string) (FS, FS) { return NewLocal(s), NewLocal(d) }},
 		{"push", func(t *testing.T, s, d string) (FS, FS) { return NewLocal(s), dialSFTP(t, testenv.SSHD(t), d) }},
+		{"push-helper", func(t *testing.T, s, d string) (FS, FS) { return NewLocal(s), dialHelper(t, testenv.SSHD(t), d) }},
 		{"pull", func(t *testing.T, s, d string) (FS, FS) { return dialSFTP(t, testenv.SSHD(t), s), NewLocal(d) }},
 	}
 }
@@ -384,7 +385,7 @@ func TestWrongHostKey(t *testing.T) {
 	cfg.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	line := strings.Replace(string(kh), strconv.Itoa(other.Port), strconv.Itoa(s.Port), 1)
 	os.WriteFile(cfg.KnownHosts, []byte(line), 0o600)
-	_, err = DialSFTP(context.Background(), cfg, t.TempDir(), 2, 1)
+	_, err = DialSFTP(context.Background(), cfg, t.TempDir(), SFTPOptions{Conns: 2, Sessions: 1})
 	if !errors.Is(err, sshx.ErrHostKey) || !strings.Contains(err.Error(), "SHA256:") {
 		t.Fatalf("DialSFTP = %v, want ErrHostKey with fingerprints", err)
 	}
@@ -417,31 +418,41 @@ func killChildren(pid int) {
 }
 
 func TestSSHDKilledMidTransfer(t *testing.T) {
-	srcDir, dstDir := t.TempDir(), t.TempDir()
-	c := movertest.New(t, srcDir)
-	spec := movertest.Small("a", 20)
-	for i := 0; i < 4; i++ {
-		spec.Tree["more/"+strconv.Itoa(i)] = movertest.Content("more"+strconv.Itoa(i), 4<<20)
+	for _, tc := range []struct {
+		name string
+		dial func(*testing.T, *testenv.SSHServer, string) *SFTP
+	}{{"sftp", dialSFTP}, {"helper", dialHelper}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srcDir, dstDir := t.TempDir(), t.TempDir()
+			c := movertest.New(t, srcDir)
+			spec := movertest.Small("a", 20)
+			for i := 0; i < 4; i++ {
+				spec.Tree["more/"+strconv.Itoa(i)] = movertest.Content("more"+strconv.Itoa(i), 4<<20)
+			}
+			id := c.Publish(spec)
+			s := testenv.SSHD(t)
+			o := opts(c, NewLocal(srcDir), tc.dial(t, s, dstDir))
+			// One large file at a time: the first is in place (fsynced,
+			// renamed) before the kill at 6 MiB.
+			o.BigWorkers = 1
+			k := &killer{pid: s.Pid(), after: 6 << 20}
+			o.Progress = k
+			_, err := Run(context.Background(), o)
+			if err == nil {
+				t.Fatal("copy survived sshd being killed")
+			}
+			if !k.done.Load() {
+				t.Fatal("sshd was not killed")
+			}
+			checkFinalNames(t, dstDir)
+			if signed(dstDir, id) {
+				t.Fatal("the set appeared although the copy broke off")
+			}
+			res := run(t, opts(c, NewLocal(srcDir), tc.dial(t, s, dstDir)))
+			if res.Present == 0 {
+				t.Fatalf("rerun copied everything again: %+v", res)
+			}
+			verifyDst(t, c, dstDir, id)
+		})
 	}
-	id := c.Publish(spec)
-	s := testenv.SSHD(t)
-	dst := dialSFTP(t, s, dstDir)
-	o := opts(c, NewLocal(srcDir), dst)
-	k := &killer{pid: s.Pid(), after: 6 << 20}
-	o.Progress = k
-	_, err := Run(context.Background(), o)
-	if err == nil {
-		t.Fatal("copy survived sshd being killed")
-	}
-	if !k.done.Load() {
-		t.Fatal("sshd was not killed")
-	}
-	if signed(dstDir, id) {
-		t.Fatal("the set appeared although the copy broke off")
-	}
-	res := run(t, opts(c, NewLocal(srcDir), dialSFTP(t, s, dstDir)))
-	if res.Present == 0 {
-		t.Fatalf("rerun copied everything again: %+v", res)
-	}
-	verifyDst(t, c, dstDir, id)
 }

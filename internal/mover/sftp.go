@@ -2,7 +2,6 @@ package mover
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,14 +9,16 @@ import (
 	"net"
 	"os"
 	"path"
-	"strings"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/sshx"
 )
 
@@ -34,9 +35,14 @@ type SFTP struct {
 	root     string
 	conns    int // wanted
 	sessions int // wanted per connection
+	helper   string
+	notice   func(string)
 	next     atomic.Uint64
 	clients  atomic.Pointer[[]*sftp.Client] // in use, round robin
-	mu       sync.Mutex                     // guards open and expanded
+	helpers  atomic.Pointer[[]*remote.Client]
+	nextH    atomic.Uint64
+	first    chan struct{} // closed when the first connection's helper started or failed
+	mu       sync.Mutex    // guards open and expanded
 	open     []*sftpConn
 	expanded bool
 	// syncCmd runs syncfs(2) on the server (coreutils sync -f); tests
@@ -60,8 +66,9 @@ const (
 const syncOK = "bcp-syncfs-ok"
 
 type sftpConn struct {
-	ssh *sshx.Client
-	c   []*sftp.Client
+	ssh    *sshx.Client
+	c      []*sftp.Client
+	helper *remote.Client // nil: none (not asked for, or not available)
 }
 
 var (
@@ -80,19 +87,88 @@ type Expander interface {
 // to list directories in parallel when there turns out to be nothing to do.
 const initialSessions = 8
 
+// SFTPOptions say how many connections and sessions DialSFTP opens and
+// whether it uses a helper.
+type SFTPOptions struct {
+	Conns    int // SSH connections, at least 1
+	Sessions int // SFTP sessions per connection, at least 1
+	// Helper is the transfer program on the server (a name the account's
+	// shell finds, or a path). Where set, each connection runs
+	// "Helper serve ROOT" and the copy streams files through it
+	// (package remote); SFTP is used for reading, and for everything
+	// if the helper cannot be started.
+	Helper string
+	// Notice receives one line when the helper was asked for but cannot
+	// be used, saying why; nil drops it.
+	Notice func(string)
+}
+
+// helperTimeout bounds the wait for a helper's greeting: an account
+// restricted to SFTP (ForceCommand internal-sftp) never answers.
+const helperTimeout = 10 * time.Second
+
 // DialSFTP connects to cfg and returns the FS rooted at root on the server.
-// It opens one SSH connection at first; Expand opens the rest, up to conns
-// connections (at least one) with sessions SFTP sessions each. A host key
+// It opens one SSH connection at first; Expand opens the rest, up to
+// opts.Conns connections with opts.Sessions SFTP sessions each. A host key
 // mismatch is returned wrapping sshx.ErrHostKey.
-func DialSFTP(ctx context.Context, cfg sshx.Config, root string, conns, sessions int) (*SFTP, error) {
-	s := &SFTP{cfg: cfg, root: root, conns: max(conns, 1), sessions: max(sessions, 1), syncCmd: "sync -f --"}
+func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOptions) (*SFTP, error) {
+	s := &SFTP{cfg: cfg, root: root, conns: max(opts.Conns, 1), sessions: max(opts.Sessions, 1), syncCmd: "sync -f --",
+		helper: opts.Helper, notice: opts.Notice, first: make(chan struct{})}
+	s.helpers.Store(&[]*remote.Client{})
 	c, err := s.dial(ctx, min(s.sessions, initialSessions))
 	if err != nil {
 		return nil, err
 	}
 	s.open = []*sftpConn{c}
 	s.publish()
+	if s.helper == "" {
+		close(s.first)
+	} else {
+		// The helper starts while the caller reads the source.
+		go func() {
+			defer close(s.first)
+			s.startHelper(context.WithoutCancel(ctx), c, true)
+		}()
+	}
 	return s, nil
+}
+
+// startHelper runs the helper on c's connection and publishes it.
+func (s *SFTP) startHelper(ctx context.Context, c *sftpConn, first bool) {
+	ctx, cancel := context.WithTimeout(ctx, helperTimeout)
+	defer cancel()
+	h, err := remote.Start(ctx, c.ssh.Client, s.helper+" serve "+sshx.Quote(s.root))
+	if err != nil {
+		if s.notice != nil && first {
+			s.notice(fmt.Sprintf("%s: copying over SFTP (slower): %v", s, err))
+		}
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.Contains(s.open, c) { // closed meanwhile
+		h.Close()
+		return
+	}
+	c.helper = h
+	hs := append(slices.Clone(*s.helpers.Load()), h)
+	s.helpers.Store(&hs)
+}
+
+// remote returns a helper to send a request to (round robin), or nil if
+// there is none: the caller uses SFTP. It waits for the first
+// connection's helper to start or fail.
+func (s *SFTP) remote(ctx context.Context) *remote.Client {
+	select {
+	case <-s.first:
+	case <-ctx.Done():
+		return nil
+	}
+	hs := *s.helpers.Load()
+	if len(hs) == 0 {
+		return nil
+	}
+	return hs[s.nextH.Add(1)%uint64(len(hs))]
 }
 
 func (s *SFTP) dial(ctx context.Context, sessions int) (*sftpConn, error) {
@@ -162,12 +238,24 @@ func (s *SFTP) Expand(ctx context.Context) error {
 		})
 	}
 	err := g.Wait()
+	var added []*sftpConn
 	for _, c := range more {
 		if c != nil {
 			s.open = append(s.open, c)
+			added = append(added, c)
 		}
 	}
 	s.publish()
+	if s.helper != "" && len(*s.helpers.Load()) > 0 {
+		// The first helper works: one on each new connection too.
+		s.mu.Unlock()
+		var wg sync.WaitGroup
+		for _, c := range added {
+			wg.Go(func() { s.startHelper(ctx, c, false) })
+		}
+		wg.Wait()
+		s.mu.Lock()
+	}
 	return err
 }
 
@@ -180,6 +268,15 @@ func (s *SFTP) client() *sftp.Client {
 	return all[s.next.Add(1)%uint64(len(all))]
 }
 
+// rel is name as the helper takes it: relative to the root, "." for the
+// root itself.
+func rel(name string) string {
+	if name == "" {
+		return "."
+	}
+	return name
+}
+
 func (s *SFTP) path(name string) string {
 	if name == "" {
 		return s.root
@@ -190,6 +287,17 @@ func (s *SFTP) path(name string) string {
 // ReadDir lists a directory with READDIR requests: sizes and times come
 // with the names, so no per-file stat is needed.
 func (s *SFTP) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
+	if h := s.remote(ctx); h != nil {
+		ents, err := h.List(ctx, rel(dir))
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", s.path(dir), err)
+		}
+		out := make([]Entry, len(ents))
+		for i, e := range ents {
+			out[i] = Entry{Name: e.Name, Size: e.Size, Dir: e.Dir, ModTime: e.ModTime}
+		}
+		return out, nil
+	}
 	infos, err := s.client().ReadDirContext(ctx, s.path(dir))
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", s.path(dir), err)
@@ -213,7 +321,10 @@ func (s *SFTP) Open(_ context.Context, name string) (io.ReadCloser, error) {
 
 // Create creates or truncates a file. *sftp.File implements io.ReaderFrom
 // with concurrent writes when the reader tells its size.
-func (s *SFTP) Create(_ context.Context, name string) (File, error) {
+func (s *SFTP) Create(ctx context.Context, name string) (File, error) {
+	if h := s.remote(ctx); h != nil {
+		return h.Create(rel(name)), nil
+	}
 	f, err := s.client().OpenFile(s.path(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", s.path(name), err)
@@ -221,7 +332,13 @@ func (s *SFTP) Create(_ context.Context, name string) (File, error) {
 	return f, nil
 }
 
-func (s *SFTP) MkdirAll(_ context.Context, dir string) error {
+func (s *SFTP) MkdirAll(ctx context.Context, dir string) error {
+	if h := s.remote(ctx); h != nil {
+		if err := h.MkdirAll(ctx, rel(dir)); err != nil {
+			return fmt.Errorf("mkdir %s: %w", s.path(dir), err)
+		}
+		return nil
+	}
 	if err := s.client().MkdirAll(s.path(dir)); err != nil {
 		return fmt.Errorf("mkdir %s: %w", s.path(dir), err)
 	}
@@ -230,14 +347,26 @@ func (s *SFTP) MkdirAll(_ context.Context, dir string) error {
 
 // Rename uses posix-rename@openssh.com, which replaces the target
 // atomically (plain SFTP rename refuses an existing target).
-func (s *SFTP) Rename(_ context.Context, from, to string) error {
+func (s *SFTP) Rename(ctx context.Context, from, to string) error {
+	if h := s.remote(ctx); h != nil {
+		if err := h.Rename(ctx, rel(from), rel(to)); err != nil {
+			return fmt.Errorf("rename %s to %s: %w", s.path(from), s.path(to), err)
+		}
+		return nil
+	}
 	if err := s.client().PosixRename(s.path(from), s.path(to)); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", s.path(from), s.path(to), err)
 	}
 	return nil
 }
 
-func (s *SFTP) Remove(_ context.Context, name string) error {
+func (s *SFTP) Remove(ctx context.Context, name string) error {
+	if h := s.remote(ctx); h != nil {
+		if err := h.Remove(ctx, rel(name)); err != nil {
+			return fmt.Errorf("remove %s: %w", s.path(name), err)
+		}
+		return nil
+	}
 	if err := s.client().Remove(s.path(name)); err != nil {
 		return fmt.Errorf("remove %s: %w", s.path(name), err)
 	}
@@ -254,6 +383,16 @@ func (s *SFTP) Remove(_ context.Context, name string) error {
 // the first call returns an error wrapping ErrNoSyncFS and so does every
 // later one; once it has worked, a failure is a real error.
 func (s *SFTP) SyncFS(ctx context.Context, dirs []string) error {
+	if h := s.remote(ctx); h != nil {
+		rels := make([]string, len(dirs))
+		for i, d := range dirs {
+			rels[i] = rel(d)
+		}
+		if err := h.SyncFS(ctx, rels); err != nil {
+			return fmt.Errorf("syncfs at %s: %w", s, err)
+		}
+		return nil
+	}
 	if s.syncState.Load() == syncUnavailable {
 		return ErrNoSyncFS
 	}
@@ -282,7 +421,7 @@ type remoteShell struct {
 	sess   *ssh.Session
 	in     io.WriteCloser
 	lines  chan string // stdout, line by line; closed at EOF
-	stderr *lockedBuffer
+	stderr *sshx.Tail
 }
 
 // shellRun runs cmd in the remote shell (started on first use) and waits
@@ -300,7 +439,7 @@ func (s *SFTP) shellRun(ctx context.Context, cmd string) error {
 		if err != nil {
 			return fmt.Errorf("open session: %w", err)
 		}
-		sh := &remoteShell{sess: sess, lines: make(chan string, 16), stderr: &lockedBuffer{}}
+		sh := &remoteShell{sess: sess, lines: make(chan string, 16), stderr: &sshx.Tail{}}
 		sess.Stderr = sh.stderr
 		out, err := sess.StdoutPipe()
 		if err == nil {
@@ -326,7 +465,7 @@ func (s *SFTP) shellRun(ctx context.Context, cmd string) error {
 	fail := func(err error) error {
 		sh.sess.Close()
 		s.shell = nil
-		if msg := strings.TrimSpace(sh.stderr.String()); msg != "" {
+		if msg := sh.stderr.String(); msg != "" {
 			err = fmt.Errorf("%w: %s", err, msg)
 		}
 		return err
@@ -354,27 +493,7 @@ func (s *SFTP) shellRun(ctx context.Context, cmd string) error {
 
 const syncFailed = "bcp-syncfs-failed"
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 4096 {
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-// shellQuote quotes s for a POSIX shell.
 // Close closes every connection.
 func (s *SFTP) Close() error {
 	s.shellMu.Lock()
@@ -388,6 +507,9 @@ func (s *SFTP) Close() error {
 	defer s.mu.Unlock()
 	var errs []error
 	for _, c := range s.open {
+		if c.helper != nil {
+			c.helper.Close()
+		}
 		for _, sc := range c.c {
 			errs = append(errs, sc.Close())
 		}

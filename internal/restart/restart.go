@@ -1,7 +1,6 @@
 package restart
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,8 +53,6 @@ type Result struct {
 	Err      error         `json:"-"`
 }
 
-// maxOutput is how much of a node's combined output a Result keeps (the tail).
-const maxOutput = 4096
 
 // Run runs opts.Command on every node in parallel and returns one Result per
 // node in configuration order. The error wraps ErrFailed and names the failed
@@ -118,7 +115,7 @@ func runOne(ctx context.Context, name string, cfg sshx.Config, command string, t
 		return fail(err)
 	}
 	defer c.Close()
-	var out tailBuffer
+	var out sshx.Tail
 	// The session's own cancellation does not stop a command that ignores
 	// SIGTERM (and OpenSSH waits for it before closing the channel), so on
 	// timeout the whole connection is dropped.
@@ -152,31 +149,3 @@ func runOne(ctx context.Context, name string, cfg sshx.Config, command string, t
 	}
 }
 
-// tailBuffer keeps the last maxOutput bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if t.buf.Len() > 2*maxOutput {
-		b := t.buf.Bytes()
-		keep := append([]byte(nil), b[len(b)-maxOutput:]...)
-		t.buf.Reset()
-		t.buf.Write(keep)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.buf.Bytes()
-	if len(b) > maxOutput {
-		b = b[len(b)-maxOutput:]
-	}
-	return strings.TrimSpace(string(b))
-}

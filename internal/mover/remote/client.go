@@ -1,0 +1,428 @@
+package remote
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/squirro-bcp/bcp/internal/sshx"
+)
+
+// Client drives one helper over one SSH session. It is safe for
+// concurrent use: requests are pipelined and answered out of order.
+type Client struct {
+	sess    *ssh.Session
+	in      io.WriteCloser
+	wmu     sync.Mutex // guards bw and hdr
+	bw      *bufio.Writer
+	hdr     []byte
+	waiting atomic.Int32 // senders waiting for wmu; the last one flushes
+	next    atomic.Uint32
+	mu      sync.Mutex // guards calls and err
+	calls   map[uint32]chan result
+	err     error // why the helper is gone; nil while it runs
+	stderr  *sshx.Tail
+}
+
+type result struct {
+	body []byte
+	err  error
+}
+
+// Error is an error the helper reported. It unwraps to the errno the
+// helper saw, so errors.Is(err, fs.ErrNotExist) and fs.ErrPermission work
+// as they do for local files.
+type Error struct {
+	Msg   string
+	Errno syscall.Errno
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func (e *Error) Unwrap() error {
+	if e.Errno == 0 {
+		return nil
+	}
+	return e.Errno
+}
+
+// ErrUnavailable is returned (wrapped) by Start when the command did not
+// greet as a helper of this protocol version: not installed, a different
+// version, or an account that may not run commands.
+var ErrUnavailable = errors.New("no transfer helper on the server")
+
+// Start runs command (e.g. "transfer serve '/srv/bcp'") in a new session on
+// cl and waits, at most until ctx ends, for the helper's greeting.
+func Start(ctx context.Context, cl *ssh.Client, command string) (*Client, error) {
+	sess, err := cl.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("open session: %w", err)
+	}
+	stderr := &sshx.Tail{}
+	sess.Stderr = stderr
+	out, err := sess.StdoutPipe()
+	var in io.WriteCloser
+	if err == nil {
+		in, err = sess.StdinPipe()
+	}
+	if err == nil {
+		err = sess.Start(command)
+	}
+	if err == nil {
+		var c *Client
+		c, err = connect(ctx, in, out, stderr)
+		if err == nil {
+			c.sess = sess
+			return c, nil
+		}
+	}
+	sess.Close()
+	return nil, fmt.Errorf("%q: %w", command, err)
+}
+
+// connect waits for the greeting on out and starts reading replies.
+func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx.Tail) (*Client, error) {
+	c := &Client{in: in, calls: map[uint32]chan result{}, stderr: stderr}
+	c.bw = bufio.NewWriterSize(in, 256<<10)
+	br := bufio.NewReaderSize(out, 1<<20)
+	greeted := make(chan error, 1)
+	go func() { greeted <- awaitHello(br) }()
+	var err error
+	select {
+	case err = <-greeted:
+	case <-ctx.Done():
+		err = fmt.Errorf("no greeting: %w", ctx.Err())
+	}
+	if err != nil {
+		if msg := stderr.String(); msg != "" {
+			err = fmt.Errorf("%w; it said: %s", err, msg)
+		}
+		return nil, fmt.Errorf("%w: %w", err, ErrUnavailable)
+	}
+	go c.readReplies(br)
+	return c, nil
+}
+
+// awaitHello skips what the login shell prints and returns when the
+// greeting arrives.
+func awaitHello(br *bufio.Reader) error {
+	var seen int
+	for seen < 64<<10 {
+		line, err := br.ReadString('\n')
+		seen += len(line)
+		if strings.TrimRight(line, "\r\n") == Hello {
+			return nil
+		}
+		if strings.HasPrefix(line, "bcp-transfer-serve ") {
+			return fmt.Errorf("the helper speaks %q, this program %q", strings.TrimSpace(line), Hello)
+		}
+		if err != nil {
+			return fmt.Errorf("the command ended without a greeting (%v)", err)
+		}
+	}
+	return errors.New("no greeting in the first 64 KiB of output")
+}
+
+func (c *Client) readReplies(br *bufio.Reader) {
+	var hdr [9]byte
+	var err error
+	for {
+		var f frame
+		f, err = readFrame(br, &hdr, nil)
+		if err != nil {
+			break
+		}
+		if f.op != opReply {
+			err = fmt.Errorf("unexpected frame %d: %w", f.op, errProtocol)
+			break
+		}
+		c.mu.Lock()
+		ch := c.calls[f.id]
+		delete(c.calls, f.id)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- decodeReply(f.payload)
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		err = errors.New("the helper exited")
+	}
+	if msg := c.stderr.String(); msg != "" {
+		err = fmt.Errorf("%w; it said: %s", err, msg)
+	}
+	c.fail(fmt.Errorf("transfer helper: %w", err))
+}
+
+// fail ends every waiting call with err; later calls fail at once.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	calls := c.calls
+	c.calls = map[uint32]chan result{}
+	c.mu.Unlock()
+	for _, ch := range calls {
+		ch <- result{err: err}
+	}
+}
+
+func decodeReply(p []byte) result {
+	d := decoder{b: p}
+	switch d.u8() {
+	case statusOK:
+		return result{body: d.b}
+	case statusErr:
+		errno := d.u32()
+		msg := d.str()
+		if d.err != nil {
+			return result{err: d.err}
+		}
+		return result{err: &Error{Msg: msg, Errno: syscall.Errno(errno)}}
+	}
+	return result{err: fmt.Errorf("bad reply status: %w", errProtocol)}
+}
+
+// send writes one frame. Frames from concurrent callers never interleave;
+// the buffer is flushed when no other sender is waiting.
+func (c *Client) send(op byte, id uint32, parts ...[]byte) error {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	c.waiting.Add(1)
+	c.wmu.Lock()
+	c.waiting.Add(-1)
+	defer c.wmu.Unlock()
+	c.hdr = appendHeader(c.hdr[:0], op, id, n)
+	_, err := c.bw.Write(c.hdr)
+	for _, p := range parts {
+		if err == nil {
+			_, err = c.bw.Write(p)
+		}
+	}
+	if err == nil && c.waiting.Load() == 0 {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		c.mu.Lock()
+		gone := c.err
+		c.mu.Unlock()
+		if gone != nil {
+			return gone
+		}
+		return fmt.Errorf("transfer helper: send: %w", err)
+	}
+	return nil
+}
+
+// call sends a request and waits for its reply.
+func (c *Client) call(ctx context.Context, op byte, id uint32, parts ...[]byte) ([]byte, error) {
+	if id == 0 {
+		id = c.next.Add(1)
+	}
+	ch := make(chan result, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.calls[id] = ch
+	c.mu.Unlock()
+	if err := c.send(op, id, parts...); err != nil {
+		c.mu.Lock()
+		delete(c.calls, id)
+		c.mu.Unlock()
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.body, r.err
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.calls, id)
+		c.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Client) callName(ctx context.Context, op byte, name string) error {
+	_, err := c.call(ctx, op, 0, appendString(nil, name))
+	return err
+}
+
+// Put creates name (or truncates it), writes data, fsyncs it if asked and
+// closes it: one round trip.
+func (c *Client) Put(ctx context.Context, name string, data []byte, fsync bool) error {
+	var flags byte
+	if fsync {
+		flags = flagFsync
+	}
+	_, err := c.call(ctx, opPut, 0, appendString([]byte{flags}, name), data)
+	return err
+}
+
+// Rename renames from to to, replacing to atomically.
+func (c *Client) Rename(ctx context.Context, from, to string) error {
+	_, err := c.call(ctx, opRename, 0, appendString(appendString(nil, from), to))
+	return err
+}
+
+// Remove removes a file or an empty directory.
+func (c *Client) Remove(ctx context.Context, name string) error {
+	return c.callName(ctx, opRemove, name)
+}
+
+// MkdirAll creates dir and its parents (and the root if it is missing).
+func (c *Client) MkdirAll(ctx context.Context, dir string) error {
+	return c.callName(ctx, opMkdirAll, dir)
+}
+
+// SyncFS makes everything written to the file systems holding dirs durable
+// (syncfs(2) once per file system).
+func (c *Client) SyncFS(ctx context.Context, dirs []string) error {
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(dirs)))
+	for _, d := range dirs {
+		b = appendString(b, d)
+	}
+	_, err := c.call(ctx, opSyncFS, 0, b)
+	return err
+}
+
+// Entry is one directory entry as the helper saw it.
+type Entry struct {
+	Name    string
+	Size    int64
+	ModTime time.Time
+	Dir     bool
+}
+
+// List lists dir with each entry's size and modification time (fstatat on
+// the server: one request per directory).
+func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
+	body, err := c.call(ctx, opList, 0, appendString(nil, dir))
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{b: body}
+	n := d.u32()
+	if d.err != nil || uint64(n) > uint64(len(body)) {
+		return nil, fmt.Errorf("list %s: %w", dir, errProtocol)
+	}
+	out := make([]Entry, 0, n)
+	for range n {
+		e := Entry{Name: d.str(), Size: int64(d.u64())}
+		e.ModTime = time.Unix(0, int64(d.u64()))
+		e.Dir = d.u8() == 1
+		if d.err != nil {
+			return nil, fmt.Errorf("list %s: %w", dir, d.err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Close ends the helper (it exits when its input ends) and the session.
+func (c *Client) Close() error {
+	c.wmu.Lock()
+	c.bw.Flush()
+	c.wmu.Unlock()
+	err := c.in.Close()
+	c.fail(errors.New("transfer helper: closed"))
+	if c.sess != nil {
+		err = c.sess.Close()
+	}
+	return err
+}
+
+// putLimit is the size up to which a file written through File is sent
+// in one opPut when it is closed or synced.
+const putLimit = 1 << 20
+
+// File is a file being written through the helper. Up to putLimit bytes
+// are kept and sent with one request when the file is synced or closed;
+// a larger file is streamed as it is written.
+type File struct {
+	c      *Client
+	name   string
+	buf    bytes.Buffer
+	handle uint32 // non-zero once streaming
+	done   bool   // sent (put) or closed (stream)
+}
+
+// Create starts writing name (created or truncated).
+func (c *Client) Create(name string) *File { return &File{c: c, name: name} }
+
+func (f *File) Write(p []byte) (int, error) {
+	if f.done {
+		return 0, errors.New("write after close")
+	}
+	if f.handle == 0 && f.buf.Len()+len(p) <= putLimit {
+		return f.buf.Write(p)
+	}
+	if f.handle == 0 {
+		f.handle = f.c.next.Add(1)
+		if err := f.c.send(opOpen, f.handle, appendString(nil, f.name)); err != nil {
+			return 0, err
+		}
+		if err := f.stream(f.buf.Bytes()); err != nil {
+			return 0, err
+		}
+		f.buf = bytes.Buffer{}
+	}
+	if err := f.stream(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (f *File) stream(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), chunkSize)
+		if err := f.c.send(opWrite, f.handle, p[:n]); err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// Sync makes what was written durable: a small file is created, written
+// and fsynced in one request now; a stream is fsynced.
+func (f *File) Sync() error {
+	if f.handle == 0 {
+		if f.done {
+			return nil
+		}
+		f.done = true
+		return f.c.Put(context.Background(), f.name, f.buf.Bytes(), true)
+	}
+	_, err := f.c.call(context.Background(), opFsync, f.handle)
+	return err
+}
+
+// Close writes a small file that was not synced (without fsync), or closes
+// a stream; it reports any error the helper met writing the file.
+func (f *File) Close() error {
+	if f.done {
+		return nil
+	}
+	f.done = true
+	if f.handle == 0 {
+		return f.c.Put(context.Background(), f.name, f.buf.Bytes(), false)
+	}
+	_, err := f.c.call(context.Background(), opClose, f.handle)
+	return err
+}

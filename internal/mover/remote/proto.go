@@ -1,0 +1,167 @@
+// Package remote is the far end of a push over SSH: `transfer serve DIR`
+// runs Serve on the destination, reading requests from its standard input
+// and answering on its standard output, and the mover drives it with a
+// Client over an SSH session. It exists because SFTP costs a round trip and
+// a server-side request per operation and internal-sftp is expensive per
+// byte (measured: bench/transfer.md); the helper streams files, lists
+// directories with fstatat(2) next to the data, and makes a batch durable
+// with one syncfs(2), the way `rsync --server` does for rsync.
+//
+// The helper only ever touches paths below its root (os.Root), and only
+// does what the mover could do over SFTP with the same account: create,
+// write, fsync, rename and remove files, make directories, list them, and
+// sync the file system. Reading stays on SFTP.
+//
+// Wire format (version 1): after the helper's greeting line (Hello and a
+// newline; anything the account's login shell prints before it is
+// skipped), both directions are frames:
+//
+//	op uint8 | id uint32 | n uint32 | payload [n]byte   (big endian)
+//
+// Strings in payloads are uint16 length + bytes. Every request except
+// opOpen and opWrite gets exactly one reply (opReply, same id): a status
+// byte (statusOK, statusErr) and, for an error, the errno (0 if none) and
+// the message; for opList, the entries. opOpen and opWrite are not answered:
+// a failed open or write is remembered with the handle (the id of the
+// opOpen) and reported by its opFsync or opClose.
+package remote
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Hello is the line the helper prints when it is ready. The number is the
+// protocol version; a client that does not see its own version does not
+// use the helper.
+const Hello = "bcp-transfer-serve 1"
+
+const (
+	opPut      = 1 // flags u8 (fsync), name, data: create, write, (fsync), close
+	opOpen     = 2 // name: create for streaming; id is the handle
+	opWrite    = 3 // id = handle, payload = data
+	opFsync    = 4 // id = handle
+	opClose    = 5 // id = handle
+	opRename   = 6 // from, to (replaces to atomically)
+	opRemove   = 7 // name
+	opMkdirAll = 8 // name
+	opSyncFS   = 9 // count u16, dirs
+	opList     = 10
+	opReply    = 0x80
+)
+
+const (
+	statusOK  = 0
+	statusErr = 1
+)
+
+const flagFsync = 1
+
+// chunkSize is the most data one opWrite carries; maxFrame bounds any
+// payload (a listing reply of ~700k entries), so a corrupt length never
+// makes either side allocate without limit.
+const (
+	chunkSize = 256 << 10
+	maxFrame  = 64 << 20
+)
+
+type frame struct {
+	op      byte
+	id      uint32
+	payload []byte
+}
+
+func readFrame(r io.Reader, hdr *[9]byte, buf []byte) (frame, error) {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return frame{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[5:9])
+	if n > maxFrame {
+		return frame{}, fmt.Errorf("frame of %d bytes: %w", n, errProtocol)
+	}
+	if int(n) > cap(buf) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return frame{}, err
+	}
+	return frame{op: hdr[0], id: binary.BigEndian.Uint32(hdr[1:5]), payload: buf}, nil
+}
+
+func appendHeader(b []byte, op byte, id uint32, n int) []byte {
+	b = append(b, op)
+	b = binary.BigEndian.AppendUint32(b, id)
+	return binary.BigEndian.AppendUint32(b, uint32(n))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+var errProtocol = errors.New("transfer helper protocol error")
+
+// decoder reads fields from a payload; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) need(n int) bool {
+	if d.err == nil && len(d.b) < n {
+		d.err = fmt.Errorf("short payload: %w", errProtocol)
+	}
+	return d.err == nil
+}
+
+func (d *decoder) u8() byte {
+	if !d.need(1) {
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) u16() uint16 {
+	if !d.need(2) {
+		return 0
+	}
+	v := binary.BigEndian.Uint16(d.b)
+	d.b = d.b[2:]
+	return v
+}
+
+func (d *decoder) u32() uint32 {
+	if !d.need(4) {
+		return 0
+	}
+	v := binary.BigEndian.Uint32(d.b)
+	d.b = d.b[4:]
+	return v
+}
+
+func (d *decoder) u64() uint64 {
+	if !d.need(8) {
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) str() string {
+	n := int(d.u16())
+	if !d.need(n) {
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}

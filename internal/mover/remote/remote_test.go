@@ -1,0 +1,169 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/squirro-bcp/bcp/internal/sshx"
+)
+
+// pair runs Serve on root in-process, connected to a Client by pipes, with
+// some login-shell chatter before the greeting.
+func pair(t *testing.T, root string) *Client {
+	t.Helper()
+	sin, cin := io.Pipe()   // client writes cin, server reads sin
+	sout, cout := io.Pipe() // server writes cout, client reads sout
+	done := make(chan error, 1)
+	go func() {
+		io.WriteString(cout, "Welcome to the standby\n")
+		done <- Serve(root, sin, cout)
+		cout.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := connect(ctx, cin, sout, &sshx.Tail{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return c
+}
+
+func TestPutStreamListRename(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "channel")
+	c := pair(t, root)
+	ctx := context.Background()
+	if _, err := c.List(ctx, "."); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("List of a missing root: %v, want fs.ErrNotExist", err)
+	}
+	if err := c.MkdirAll(ctx, "objects/ab"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Put(ctx, "objects/ab/.tmp-x", []byte("small"), false); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 300000) // 4.8 MB: streamed
+	f := c.Create("objects/ab/.tmp-big")
+	for p := big; len(p) > 0; {
+		n := min(len(p), 1<<20)
+		if _, err := f.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SyncFS(ctx, []string{"objects/ab"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"x", "big"} {
+		if err := c.Rename(ctx, "objects/ab/.tmp-"+n, "objects/ab/"+n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(root, "objects/ab/big"))
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("streamed file: %d bytes, %v; want %d bytes", len(got), err, len(big))
+	}
+	ents, err := c.List(ctx, "objects/ab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sizes := map[string]int64{}
+	for _, e := range ents {
+		sizes[e.Name] = e.Size
+		if fi, _ := os.Stat(filepath.Join(root, "objects/ab", e.Name)); !fi.ModTime().Equal(e.ModTime) {
+			t.Errorf("%s: mtime %v, want %v", e.Name, e.ModTime, fi.ModTime())
+		}
+	}
+	if len(sizes) != 2 || sizes["x"] != 5 || sizes["big"] != int64(len(big)) {
+		t.Fatalf("List = %v", sizes)
+	}
+	if err := c.Remove(ctx, "objects/ab/x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove(ctx, "objects/ab/x"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("second Remove: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestConfinedToRoot(t *testing.T) {
+	parent := t.TempDir()
+	root := filepath.Join(parent, "channel")
+	os.Mkdir(root, 0o750)
+	os.Symlink(parent, filepath.Join(root, "out"))
+	c := pair(t, root)
+	ctx := context.Background()
+	for _, name := range []string{"../escape", "out/escape", "/etc/escape"} {
+		if err := c.Put(ctx, name, []byte("x"), false); err == nil {
+			t.Errorf("Put %q succeeded outside the root", name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(parent, "escape")); err == nil {
+		t.Fatal("a file was written outside the root")
+	}
+}
+
+func TestWriteErrorReportedAtClose(t *testing.T) {
+	root := t.TempDir()
+	c := pair(t, root)
+	f := c.Create("no/such/dir/.tmp-f")
+	if _, err := f.Write(make([]byte, 3<<20)); err != nil {
+		t.Fatal(err) // writes are not answered; the error comes with Sync or Close
+	}
+	err := f.Sync()
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "no/such/dir") {
+		t.Fatalf("Sync = %v, want a not-exist error naming the path", err)
+	}
+	if err := f.Close(); err == nil {
+		t.Fatal("Close after a failed open succeeded")
+	}
+}
+
+func TestHelperGoneFailsCalls(t *testing.T) {
+	sin, cin := io.Pipe()
+	sout, cout := io.Pipe()
+	go func() {
+		io.WriteString(cout, Hello+"\n")
+		io.CopyN(io.Discard, sin, 9) // read part of a request, then die
+		cout.CloseWithError(io.ErrClosedPipe)
+		sin.Close()
+	}()
+	c, err := connect(context.Background(), cin, sout, &sshx.Tail{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MkdirAll(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "transfer helper") {
+		t.Fatalf("call to a dead helper = %v", err)
+	}
+}
+
+func TestNoGreeting(t *testing.T) {
+	_, cin := io.Pipe()
+	sout, cout := io.Pipe()
+	go func() {
+		io.WriteString(cout, "sh: 1: transfer: not found\n")
+		cout.Close()
+	}()
+	_, err := connect(context.Background(), cin, sout, &sshx.Tail{})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("connect = %v, want ErrUnavailable", err)
+	}
+}

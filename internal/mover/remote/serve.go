@@ -1,0 +1,341 @@
+package remote
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sync"
+	"syscall"
+)
+
+// workers bounds the requests the helper carries out at once (creates,
+// renames, listings and fsyncs block in the kernel; writes of a stream are
+// done in order by the reading loop).
+const workers = 64
+
+// Serve prints Hello on out, then carries out the requests read from in
+// below the directory root until in ends. The root need not exist yet:
+// until opMkdirAll creates it, every request reports it missing.
+func Serve(root string, in io.Reader, out io.Writer) error {
+	s := &server{rootPath: root, handles: map[uint32]*handle{}, replies: make(chan []byte, 1024)}
+	bw := bufio.NewWriterSize(out, 256<<10)
+	if _, err := fmt.Fprintln(bw, Hello); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return err
+	}
+	writerDone := make(chan error, 1)
+	go func() { writerDone <- s.write(bw) }()
+	err := s.read(bufio.NewReaderSize(in, 1<<20))
+	s.wg.Wait()
+	s.mu.Lock()
+	for _, h := range s.handles {
+		if h.f != nil {
+			h.f.Close()
+		}
+	}
+	if s.root != nil {
+		s.root.Close()
+	}
+	s.mu.Unlock()
+	close(s.replies)
+	werr := <-writerDone
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return errors.Join(err, werr)
+}
+
+type server struct {
+	rootPath string
+	mu       sync.Mutex // guards root and handles
+	root     *os.Root
+	handles  map[uint32]*handle
+	wg       sync.WaitGroup
+	sem      chan struct{}
+	replies  chan []byte
+}
+
+type handle struct {
+	name    string
+	f       *os.File
+	err     error // first error of open or write; reported by fsync and close
+	written int64 // bytes written
+	flushed int64 // bytes handed to write-back (startWriteback)
+}
+
+// writebackEvery is how much of a stream is written before the helper asks
+// the kernel to start writing it to disk. Without it nothing reaches the
+// disk until the file's fsync (the kernel waits for gigabytes of dirty
+// data), so every large file's fsync would wait for all of it at the end.
+const writebackEvery = 8 << 20
+
+// write sends replies, flushing whenever no other reply is waiting.
+func (s *server) write(bw *bufio.Writer) error {
+	var err error
+	for b := range s.replies {
+		if err != nil {
+			continue // drain: the client is gone
+		}
+		if _, err = bw.Write(b); err == nil && len(s.replies) == 0 {
+			err = bw.Flush()
+		}
+	}
+	if err == nil {
+		err = bw.Flush()
+	}
+	return err
+}
+
+func (s *server) read(r io.Reader) error {
+	s.sem = make(chan struct{}, workers)
+	var hdr [9]byte
+	wbuf := make([]byte, chunkSize)
+	for {
+		f, err := readFrame(r, &hdr, wbuf)
+		if err != nil {
+			return err
+		}
+		switch f.op {
+		case opWrite:
+			s.writeChunk(f.id, f.payload)
+			continue
+		case opOpen:
+			d := decoder{b: f.payload}
+			s.open(f.id, d.str(), d.err)
+			continue
+		}
+		f.payload = bytes.Clone(f.payload) // the buffer is reused by the next read
+		s.sem <- struct{}{}
+		s.wg.Add(1)
+		go func() {
+			defer func() { <-s.sem; s.wg.Done() }()
+			s.replies <- s.do(f)
+		}()
+	}
+}
+
+// do carries out one answered request and returns the reply frame.
+func (s *server) do(f frame) []byte {
+	d := decoder{b: f.payload}
+	var err error
+	var body []byte
+	switch f.op {
+	case opPut:
+		flags := d.u8()
+		name := d.str()
+		if err = d.err; err == nil {
+			err = s.put(name, d.b, flags&flagFsync != 0)
+		}
+	case opFsync, opClose:
+		err = s.finish(f.id, f.op == opClose)
+	case opRename:
+		from, to := d.str(), d.str()
+		if err = d.err; err == nil {
+			err = s.rename(from, to)
+		}
+	case opRemove:
+		name := d.str()
+		if err = d.err; err == nil {
+			err = s.withRoot(func(r *os.Root) error { return r.Remove(name) })
+		}
+	case opMkdirAll:
+		name := d.str()
+		if err = d.err; err == nil {
+			err = s.mkdirAll(name)
+		}
+	case opSyncFS:
+		n := int(d.u16())
+		dirs := make([]string, 0, n)
+		for range n {
+			dirs = append(dirs, d.str())
+		}
+		if err = d.err; err == nil {
+			err = s.syncFS(dirs)
+		}
+	case opList:
+		dir := d.str()
+		if err = d.err; err == nil {
+			body, err = s.list(dir)
+		}
+	default:
+		err = fmt.Errorf("unknown request %d: %w", f.op, errProtocol)
+	}
+	if err != nil {
+		return errorReply(f.id, err)
+	}
+	b := appendHeader(make([]byte, 0, 10+len(body)), opReply, f.id, 1+len(body))
+	b = append(b, statusOK)
+	return append(b, body...)
+}
+
+func errorReply(id uint32, err error) []byte {
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	msg := err.Error()
+	if len(msg) > 4096 {
+		msg = msg[:4096]
+	}
+	b := appendHeader(nil, opReply, id, 1+4+2+len(msg))
+	b = append(b, statusErr)
+	b = binary.BigEndian.AppendUint32(b, uint32(errno))
+	return appendString(b, msg)
+}
+
+// withRoot calls fn with the root, opening it on first use.
+func (s *server) withRoot(fn func(*os.Root) error) error {
+	s.mu.Lock()
+	if s.root == nil {
+		r, err := os.OpenRoot(s.rootPath)
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		s.root = r
+	}
+	r := s.root
+	s.mu.Unlock()
+	return fn(r)
+}
+
+func (s *server) mkdirAll(name string) error {
+	if err := os.MkdirAll(s.rootPath, 0o750); err != nil {
+		return err
+	}
+	if path.Clean(name) == "." {
+		return s.withRoot(func(*os.Root) error { return nil })
+	}
+	return s.withRoot(func(r *os.Root) error { return r.MkdirAll(name, 0o750) })
+}
+
+func (s *server) put(name string, data []byte, fsync bool) error {
+	return s.withRoot(func(r *os.Root) error {
+		f, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(data)
+		if err == nil && fsync {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+func (s *server) open(id uint32, name string, err error) {
+	h := &handle{name: name, err: err}
+	if err == nil {
+		h.err = s.withRoot(func(r *os.Root) error {
+			f, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+			h.f = f
+			return err
+		})
+	}
+	s.mu.Lock()
+	s.handles[id] = h
+	s.mu.Unlock()
+}
+
+func (s *server) handle(id uint32) *handle {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handles[id]
+}
+
+func (s *server) writeChunk(id uint32, data []byte) {
+	h := s.handle(id)
+	if h == nil || h.err != nil {
+		return
+	}
+	n, err := h.f.Write(data)
+	h.written += int64(n)
+	if err != nil {
+		h.err = err
+		return
+	}
+	if h.written-h.flushed >= writebackEvery {
+		startWriteback(h.f, h.flushed, h.written-h.flushed)
+		h.flushed = h.written
+	}
+}
+
+// finish fsyncs (close false) or closes a stream and reports the first
+// error it met.
+func (s *server) finish(id uint32, close bool) error {
+	h := s.handle(id)
+	if h == nil {
+		return fmt.Errorf("no open file %d: %w", id, errProtocol)
+	}
+	err := h.err
+	if !close {
+		if err == nil {
+			err = h.f.Sync()
+		}
+		return err
+	}
+	s.mu.Lock()
+	delete(s.handles, id)
+	s.mu.Unlock()
+	if h.f != nil {
+		if cerr := h.f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (s *server) rename(from, to string) error {
+	return s.withRoot(func(r *os.Root) error { return r.Rename(from, to) })
+}
+
+// list returns the entries of dir: count u32, then name, size u64, mtime
+// (ns) u64 and a kind byte (1 directory) for each.
+func (s *server) list(dir string) ([]byte, error) {
+	var body []byte
+	err := s.withRoot(func(r *os.Root) error {
+		d, err := r.Open(dir)
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		names, err := d.Readdirnames(-1)
+		if err != nil {
+			return err
+		}
+		body = make([]byte, 4, 4+len(names)*96)
+		var n uint32
+		for _, name := range names {
+			var e entry
+			if err := statAt(d, name, &e); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue // removed since it was listed
+				}
+				return fmt.Errorf("stat %s: %w", path.Join(dir, name), err)
+			}
+			body = appendString(body, name)
+			body = binary.BigEndian.AppendUint64(body, uint64(e.size))
+			body = binary.BigEndian.AppendUint64(body, uint64(e.mtime))
+			body = append(body, e.kind)
+			n++
+		}
+		binary.BigEndian.PutUint32(body, n)
+		return nil
+	})
+	return body, err
+}
+
+type entry struct {
+	size  int64
+	mtime int64 // ns since the epoch
+	kind  byte  // 1 directory, 0 anything else
+}

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package remote
+
+import (
+	"errors"
+	"os"
+)
+
+var errUnsupported = errors.New("transfer serve needs Linux (fstatat, syncfs)")
+
+func statAt(*os.File, string, *entry) error { return errUnsupported }
+
+func (s *server) syncFS([]string) error { return errUnsupported }
+
+func startWriteback(*os.File, int64, int64) {}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/cli"
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
+)
+
+func newServeCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "serve",
+		Usage:     "the far end of a push: started over SSH on the destination by transfer push, not by hand",
+		ArgsUsage: "DIR",
+		Description: `Reads requests from standard input and answers on standard output: it
+creates, writes, fsyncs and renames files, makes directories, lists them and
+syncs the file system, all below DIR (nothing outside it is reachable). push
+starts it as "transfer serve DIR" over each SSH connection (--remote-transfer)
+and streams files through it instead of SFTP. It runs with the rights of the
+SSH account, the same as that account's SFTP server.
+`,
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Usagef("serve needs DIR")
+			}
+			if err := remote.Serve(c.Args().First(), os.Stdin, os.Stdout); err != nil {
+				return fmt.Errorf("serve %s: %w", c.Args().First(), err)
+			}
+			return nil
+		},
+	}
+}
