@@ -493,7 +493,6 @@ func (s *SFTP) shellRun(ctx context.Context, cmd string) error {
 
 const syncFailed = "bcp-syncfs-failed"
 
-
 // Close closes every connection.
 func (s *SFTP) Close() error {
 	s.shellMu.Lock()

@@ -53,7 +53,6 @@ type Result struct {
 	Err      error         `json:"-"`
 }
 
-
 // Run runs opts.Command on every node in parallel and returns one Result per
 // node in configuration order. The error wraps ErrFailed and names the failed
 // nodes when any failed.
@@ -148,4 +147,3 @@ func runOne(ctx context.Context, name string, cfg sshx.Config, command string, t
 		return fail(err)
 	}
 }
-
