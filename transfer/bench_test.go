@@ -56,6 +56,7 @@ func (w *benchWorld) rsync(b *testing.B, dst string) time.Duration {
 	s := w.sshd
 	rsh := fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes -p %d", s.KeyFile, s.KnownHosts, s.Port)
 	start := time.Now()
+	settle(b)
 	cmd := exec.Command("rsync", "-a", "-e", rsh, w.src+"/", fmt.Sprintf("%s@%s:%s/", s.User, s.Host, dst))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("rsync: %v\n%s", err, out)
@@ -65,14 +66,34 @@ func (w *benchWorld) rsync(b *testing.B, dst string) time.Duration {
 
 func (w *benchWorld) push(b *testing.B, cache, dst string) time.Duration {
 	b.Helper()
+	settle(b)
 	start := time.Now()
 	cmd := exec.Command(bin, "push", "--allowed-signers", w.allowed, "--ssh-key", w.sshd.KeyFile, "--ssh-known-hosts", w.sshd.KnownHosts,
-		"--log-level", "warn", w.src, sftpURL(w.sshd, dst))
+		"--remote-transfer", helper(), "--log-level", "warn", w.src, sftpURL(w.sshd, dst))
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("transfer push: %v\n%s", err, out)
 	}
 	return time.Since(start)
+}
+
+// helper is what push starts on the server: this build (the server is
+// this machine), or BCP_BENCH_REMOTE ("none" measures SFTP alone).
+func helper() string {
+	if h := os.Getenv("BCP_BENCH_REMOTE"); h != "" {
+		return h
+	}
+	return bin
+}
+
+// settle writes back what the previous run left dirty, so that neither
+// program pays for the other's write-back (rsync leaves its files in the
+// page cache; push makes its own durable before it finishes).
+func settle(b *testing.B) {
+	b.Helper()
+	if out, err := exec.Command("sync").CombinedOutput(); err != nil {
+		b.Fatalf("sync: %v: %s", err, out)
+	}
 }
 
 func fresh(b *testing.B, parent, name string) string {

@@ -31,8 +31,11 @@ type Client struct {
 	next    atomic.Uint32
 	mu      sync.Mutex // guards calls and err
 	calls   map[uint32]chan result
-	err     error // why the helper is gone; nil while it runs
+	err     error         // why the helper is gone; nil while it runs
+	gone    chan struct{} // closed when err is set
 	stderr  *sshx.Tail
+	puts    *batcher
+	renames *batcher
 }
 
 type result struct {
@@ -93,7 +96,7 @@ func Start(ctx context.Context, cl *ssh.Client, command string) (*Client, error)
 
 // connect waits for the greeting on out and starts reading replies.
 func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx.Tail) (*Client, error) {
-	c := &Client{in: in, calls: map[uint32]chan result{}, stderr: stderr}
+	c := &Client{in: in, calls: map[uint32]chan result{}, stderr: stderr, gone: make(chan struct{})}
 	c.bw = bufio.NewWriterSize(in, 256<<10)
 	br := bufio.NewReaderSize(out, 1<<20)
 	greeted := make(chan error, 1)
@@ -111,6 +114,7 @@ func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx
 		return nil, fmt.Errorf("%w: %w", err, ErrUnavailable)
 	}
 	go c.readReplies(br)
+	c.puts, c.renames = newBatcher(c, opPutMany), newBatcher(c, opRenameMany)
 	return c, nil
 }
 
@@ -169,6 +173,7 @@ func (c *Client) fail(err error) {
 	c.mu.Lock()
 	if c.err == nil {
 		c.err = err
+		close(c.gone)
 	}
 	calls := c.calls
 	c.calls = map[uint32]chan result{}
@@ -178,20 +183,37 @@ func (c *Client) fail(err error) {
 	}
 }
 
+func (c *Client) failure() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 func decodeReply(p []byte) result {
 	d := decoder{b: p}
+	if err := d.result(); err != nil {
+		return result{err: err}
+	}
+	return result{body: d.b}
+}
+
+// result reads a status byte and, for statusErr, the error.
+func (d *decoder) result() error {
 	switch d.u8() {
 	case statusOK:
-		return result{body: d.b}
+		return d.err
 	case statusErr:
 		errno := d.u32()
 		msg := d.str()
 		if d.err != nil {
-			return result{err: d.err}
+			return d.err
 		}
-		return result{err: &Error{Msg: msg, Errno: syscall.Errno(errno)}}
+		return &Error{Msg: msg, Errno: syscall.Errno(errno)}
 	}
-	return result{err: fmt.Errorf("bad reply status: %w", errProtocol)}
+	if d.err != nil {
+		return d.err
+	}
+	return fmt.Errorf("bad reply status: %w", errProtocol)
 }
 
 // send writes one frame. Frames from concurrent callers never interleave;
@@ -265,19 +287,108 @@ func (c *Client) callName(ctx context.Context, op byte, name string) error {
 
 // Put creates name (or truncates it), writes data, fsyncs it if asked and
 // closes it: one round trip.
+// Puts from concurrent callers travel together (see batcher).
 func (c *Client) Put(ctx context.Context, name string, data []byte, fsync bool) error {
 	var flags byte
 	if fsync {
 		flags = flagFsync
 	}
-	_, err := c.call(ctx, opPut, 0, appendString([]byte{flags}, name), data)
-	return err
+	enc := appendString(make([]byte, 0, 1+2+len(name)+4+len(data)), name)
+	enc = append([]byte{flags}, enc...)
+	enc = binary.BigEndian.AppendUint32(enc, uint32(len(data)))
+	return c.puts.do(ctx, append(enc, data...))
 }
 
 // Rename renames from to to, replacing to atomically.
+// Renames from concurrent callers travel together (see batcher).
 func (c *Client) Rename(ctx context.Context, from, to string) error {
-	_, err := c.call(ctx, opRename, 0, appendString(appendString(nil, from), to))
-	return err
+	return c.renames.do(ctx, appendString(appendString(nil, from), to))
+}
+
+// batcher sends the items that concurrent callers submit in few requests:
+// while maxInFlight requests are outstanding, new items wait and then go
+// together (up to maxBatchItems or maxBatchBytes). 100k small files are
+// then a few thousand frames and replies each way instead of 200k, which
+// is what sshd spends its time on.
+type batcher struct {
+	c     *Client
+	op    byte
+	queue chan *item
+	slots chan struct{} // requests in flight
+}
+
+type item struct {
+	enc  []byte
+	done chan error
+}
+
+const (
+	maxInFlight   = 4
+	maxBatchItems = 512
+	maxBatchBytes = 4 << 20
+)
+
+func newBatcher(c *Client, op byte) *batcher {
+	b := &batcher{c: c, op: op, queue: make(chan *item, maxBatchItems), slots: make(chan struct{}, maxInFlight)}
+	go b.run()
+	return b
+}
+
+func (b *batcher) do(ctx context.Context, enc []byte) error {
+	it := &item{enc: enc, done: make(chan error, 1)}
+	select {
+	case b.queue <- it:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.c.gone:
+		return b.c.failure()
+	}
+	select {
+	case err := <-it.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // the request may still be carried out
+	}
+}
+
+func (b *batcher) run() {
+	for {
+		var first *item
+		select {
+		case first = <-b.queue:
+		case <-b.c.gone:
+			return
+		}
+		b.slots <- struct{}{}
+		items, size := []*item{first}, len(first.enc)
+	more:
+		for len(items) < maxBatchItems && size < maxBatchBytes {
+			select {
+			case it := <-b.queue:
+				items = append(items, it)
+				size += len(it.enc)
+			default:
+				break more
+			}
+		}
+		go func() {
+			defer func() { <-b.slots }()
+			parts := make([][]byte, 0, 1+len(items))
+			parts = append(parts, binary.BigEndian.AppendUint16(nil, uint16(len(items))))
+			for _, it := range items {
+				parts = append(parts, it.enc)
+			}
+			body, err := b.c.call(context.Background(), b.op, 0, parts...)
+			d := decoder{b: body}
+			for _, it := range items {
+				if err != nil {
+					it.done <- err
+					continue
+				}
+				it.done <- d.result()
+			}
+		}()
+	}
 }
 
 // Remove removes a file or an empty directory.

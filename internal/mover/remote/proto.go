@@ -39,18 +39,21 @@ import (
 const Hello = "bcp-transfer-serve 1"
 
 const (
-	opPut      = 1 // flags u8 (fsync), name, data: create, write, (fsync), close
-	opOpen     = 2 // name: create for streaming; id is the handle
-	opWrite    = 3 // id = handle, payload = data
-	opFsync    = 4 // id = handle
-	opClose    = 5 // id = handle
-	opRename   = 6 // from, to (replaces to atomically)
-	opRemove   = 7 // name
-	opMkdirAll = 8 // name
-	opSyncFS   = 9 // count u16, dirs
-	opList     = 10
-	opReply    = 0x80
+	opPutMany    = 1 // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
+	opOpen       = 2 // name: create for streaming; id is the handle
+	opWrite      = 3 // id = handle, payload = data
+	opFsync      = 4 // id = handle
+	opClose      = 5 // id = handle
+	opRenameMany = 6 // count u16, then per pair: from, to (each replaces to atomically)
+	opRemove     = 7 // name
+	opMkdirAll   = 8 // name
+	opSyncFS     = 9 // count u16, dirs
+	opList       = 10
+	opReply      = 0x80
 )
+
+// A reply to opPutMany or opRenameMany carries, after statusOK, one result
+// per item: a status byte and, for statusErr, errno u32 and message.
 
 const (
 	statusOK  = 0

@@ -128,19 +128,30 @@ func (s *server) do(f frame) []byte {
 	var err error
 	var body []byte
 	switch f.op {
-	case opPut:
-		flags := d.u8()
-		name := d.str()
-		if err = d.err; err == nil {
-			err = s.put(name, d.b, flags&flagFsync != 0)
+	case opPutMany:
+		n := int(d.u16())
+		for range n {
+			flags, name := d.u8(), d.str()
+			size := int(d.u32())
+			if !d.need(size) {
+				break
+			}
+			body = appendResult(body, s.put(name, d.b[:size], flags&flagFsync != 0))
+			d.b = d.b[size:]
 		}
+		err = d.err
 	case opFsync, opClose:
 		err = s.finish(f.id, f.op == opClose)
-	case opRename:
-		from, to := d.str(), d.str()
-		if err = d.err; err == nil {
-			err = s.rename(from, to)
+	case opRenameMany:
+		n := int(d.u16())
+		for range n {
+			from, to := d.str(), d.str()
+			if d.err != nil {
+				break
+			}
+			body = appendResult(body, s.rename(from, to))
 		}
+		err = d.err
 	case opRemove:
 		name := d.str()
 		if err = d.err; err == nil {
@@ -177,13 +188,21 @@ func (s *server) do(f frame) []byte {
 }
 
 func errorReply(id uint32, err error) []byte {
+	r := appendResult(nil, err)
+	return append(appendHeader(make([]byte, 0, 9+len(r)), opReply, id, len(r)), r...)
+}
+
+// appendResult appends statusOK, or statusErr with the errno and message.
+func appendResult(b []byte, err error) []byte {
+	if err == nil {
+		return append(b, statusOK)
+	}
 	var errno syscall.Errno
 	errors.As(err, &errno)
 	msg := err.Error()
 	if len(msg) > 4096 {
 		msg = msg[:4096]
 	}
-	b := appendHeader(nil, opReply, id, 1+4+2+len(msg))
 	b = append(b, statusErr)
 	b = binary.BigEndian.AppendUint32(b, uint32(errno))
 	return appendString(b, msg)
