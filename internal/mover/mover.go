@@ -153,6 +153,13 @@ func (r *runner) run(ctx context.Context) error {
 		return fmt.Errorf("channel at %s is %s, expected %s: %w", src, ch, r.opts.Expect, manifest.ErrNotForUs)
 	}
 	r.channel = ch
+	// Listing the destination's object store is most of a run with little
+	// to do: it starts now, while the source's lists are read.
+	bg, cancel := context.WithCancel(ctx)
+	var listing sync.WaitGroup
+	listing.Go(func() { _ = r.dst.prefetchTree(bg, manifest.ObjectsDirName, listWorkers) })
+	defer listing.Wait()
+	defer cancel()
 	if dch, err := readSmall(ctx, dst, manifest.ChannelFileName, 64<<10); err == nil {
 		d, err := decodeChannel(dch)
 		if err != nil {

@@ -289,21 +289,50 @@ func readLines(r io.Reader, fn func([]byte) error) error {
 // deciding what is present costs one request per directory, never one per
 // file.
 type dirLister struct {
-	f     FS
-	names bool // list names only where the backend can (sizes are -1)
-	mu    sync.Mutex
-	m     map[string]map[string]Entry // dir -> name -> entry; nil map: missing dir
+	f        FS
+	names    bool // list names only where the backend can (sizes are -1)
+	mu       sync.Mutex
+	m        map[string]map[string]Entry // dir -> name -> entry; nil map: missing dir
+	inflight map[string]chan struct{}    // listings under way, closed when done
 }
 
-func newDirLister(f FS) *dirLister { return &dirLister{f: f, m: map[string]map[string]Entry{}} }
+func newDirLister(f FS) *dirLister {
+	return &dirLister{f: f, m: map[string]map[string]Entry{}, inflight: map[string]chan struct{}{}}
+}
 
+// dir lists dir once: a caller that asks while another lists it waits for
+// that listing (and lists again itself if that one failed).
 func (l *dirLister) dir(ctx context.Context, dir string) (map[string]Entry, error) {
-	l.mu.Lock()
-	d, ok := l.m[dir]
-	l.mu.Unlock()
-	if ok {
-		return d, nil
+	for {
+		l.mu.Lock()
+		d, ok := l.m[dir]
+		if ok {
+			l.mu.Unlock()
+			return d, nil
+		}
+		wait, busy := l.inflight[dir]
+		if !busy {
+			done := make(chan struct{})
+			l.inflight[dir] = done
+			l.mu.Unlock()
+			d, err := l.list(ctx, dir)
+			l.mu.Lock()
+			delete(l.inflight, dir)
+			l.mu.Unlock()
+			close(done)
+			return d, err
+		}
+		l.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+}
+
+func (l *dirLister) list(ctx context.Context, dir string) (map[string]Entry, error) {
+	var d map[string]Entry
 	var ents []Entry
 	var err error
 	if nl, ok := l.f.(NameLister); ok && l.names {
@@ -324,6 +353,22 @@ func (l *dirLister) dir(ctx context.Context, dir string) (map[string]Entry, erro
 	l.m[dir] = d
 	l.mu.Unlock()
 	return d, nil
+}
+
+// prefetchTree lists dir and the directories in it, with up to workers
+// listings in flight.
+func (l *dirLister) prefetchTree(ctx context.Context, dir string, workers int) error {
+	top, err := l.dir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for name, e := range top {
+		if e.Dir {
+			names = append(names, dir+"/"+name+"/.")
+		}
+	}
+	return l.prefetch(ctx, names, workers)
 }
 
 // prefetch lists the directories of names that are not known yet, with

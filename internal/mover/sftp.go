@@ -115,21 +115,29 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 	s := &SFTP{cfg: cfg, root: root, conns: max(opts.Conns, 1), sessions: max(opts.Sessions, 1), syncCmd: "sync -f --",
 		helper: opts.Helper, notice: opts.Notice, first: make(chan struct{})}
 	s.helpers.Store(&[]*remote.Client{})
-	c, err := s.dial(ctx, min(s.sessions, initialSessions))
+	cl, err := sshx.Dial(ctx, s.cfg)
 	if err != nil {
 		return nil, err
 	}
+	c := &sftpConn{ssh: cl}
 	s.open = []*sftpConn{c}
-	s.publish()
 	if s.helper == "" {
 		close(s.first)
 	} else {
-		// The helper starts while the caller reads the source.
+		// The helper starts while the SFTP sessions open and the caller
+		// reads the source.
 		go func() {
 			defer close(s.first)
 			s.startHelper(context.WithoutCancel(ctx), c, true)
 		}()
 	}
+	if err := c.openSessions(min(s.sessions, initialSessions)); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.mu.Lock()
+	s.publish()
+	s.mu.Unlock()
 	return s, nil
 }
 
@@ -177,18 +185,36 @@ func (s *SFTP) dial(ctx context.Context, sessions int) (*sftpConn, error) {
 		return nil, err
 	}
 	sc := &sftpConn{ssh: cl}
-	for range sessions {
-		c, err := cl.SFTP()
-		if err != nil {
-			for _, c := range sc.c {
-				c.Close()
-			}
-			cl.Close()
-			return nil, err
-		}
-		sc.c = append(sc.c, c)
+	if err := sc.openSessions(sessions); err != nil {
+		cl.Close()
+		return nil, err
 	}
 	return sc, nil
+}
+
+// openSessions opens n more SFTP sessions on c's connection, all at once
+// (each is a round trip and a process on the server). On error the ones
+// opened here are closed again.
+func (c *sftpConn) openSessions(n int) error {
+	opened := make([]*sftp.Client, n)
+	var g errgroup.Group
+	for i := range opened {
+		g.Go(func() error {
+			var err error
+			opened[i], err = c.ssh.SFTP()
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		for _, sc := range opened {
+			if sc != nil {
+				sc.Close()
+			}
+		}
+		return err
+	}
+	c.c = append(c.c, opened...)
+	return nil
 }
 
 // publish makes the open sessions available, interleaved so that
@@ -221,12 +247,10 @@ func (s *SFTP) Expand(ctx context.Context) error {
 	}
 	s.expanded = true
 	first := s.open[0]
-	for len(first.c) < s.sessions {
-		c, err := first.ssh.SFTP()
-		if err != nil {
+	if n := s.sessions - len(first.c); n > 0 {
+		if err := first.openSessions(n); err != nil {
 			return err
 		}
-		first.c = append(first.c, c)
 	}
 	more := make([]*sftpConn, s.conns-1)
 	g, gctx := errgroup.WithContext(ctx)

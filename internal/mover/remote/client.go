@@ -348,6 +348,8 @@ func (b *batcher) do(ctx context.Context, enc []byte) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err() // the request may still be carried out
+	case <-b.c.gone:
+		return b.c.failure() // it may have been carried out; the reply is lost
 	}
 }
 

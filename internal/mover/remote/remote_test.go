@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -165,5 +166,42 @@ func TestNoGreeting(t *testing.T) {
 	_, err := connect(context.Background(), cin, sout, &sshx.Tail{})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("connect = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestBatchedCallsFailWhenHelperDies: puts and renames waiting in a batch
+// return an error, never hang, when the helper goes away.
+func TestBatchedCallsFailWhenHelperDies(t *testing.T) {
+	sin, cin := io.Pipe()
+	sout, cout := io.Pipe()
+	go func() {
+		io.WriteString(cout, Hello+"\n")
+		io.CopyN(io.Discard, sin, 64) // take part of the first batch, then die
+		cout.CloseWithError(io.ErrClosedPipe)
+		sin.CloseWithError(io.ErrClosedPipe)
+	}()
+	c, err := connect(context.Background(), cin, sout, &sshx.Tail{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 200)
+	for i := range 200 {
+		go func() {
+			if i%2 == 0 {
+				errs <- c.Put(context.Background(), fmt.Sprintf("f%d", i), make([]byte, 1000), false)
+			} else {
+				errs <- c.Rename(context.Background(), fmt.Sprintf("f%d", i), "g")
+			}
+		}()
+	}
+	for range 200 {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Fatal("a call to a dead helper succeeded")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call to a dead helper hangs")
+		}
 	}
 }
