@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -128,6 +127,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 type runner struct {
 	opts     Options
+	resMu    sync.Mutex // guards res.Copied and res.Bytes while files are copied
 	res      *Result
 	src, dst *dirLister
 	limit    *rate.Limiter
@@ -495,7 +495,7 @@ func (r *runner) copyPhase(ctx context.Context, files []*want) error {
 		return err
 	}
 	if !batch {
-		if err := r.copyFiles(ctx, files, false); err != nil {
+		if _, err := r.writeFiles(ctx, files, false); err != nil {
 			return err
 		}
 		if ds, ok := r.opts.Dst.(DirSyncer); ok {
@@ -507,12 +507,32 @@ func (r *runner) copyPhase(ctx context.Context, files []*want) error {
 		}
 		return nil
 	}
+	// Batch N is synced and renamed while batch N+1 is written; one batch
+	// is finished at a time, in order.
+	var finishing chan error
+	finished := func() error {
+		if finishing == nil {
+			return nil
+		}
+		err := <-finishing
+		finishing = nil
+		return err
+	}
 	for len(files) > 0 {
 		n := min(len(files), batchFiles)
-		if err := r.copyFiles(ctx, files[:n], true); err != nil {
-			return err
+		pending, err := r.writeFiles(ctx, files[:n], true)
+		if ferr := finished(); err == nil {
+			err = ferr
 		}
+		if err != nil {
+			return err // what is pending stays under temporary names
+		}
+		finishing = make(chan error, 1)
+		go func(done chan<- error) { done <- r.finishBatch(ctx, pending) }(finishing)
 		files = files[n:]
+	}
+	if err := finished(); err != nil {
+		return err
 	}
 	return r.syncFS(ctx, sortedKeys(dirs))
 }
@@ -548,13 +568,12 @@ func (r *runner) syncFS(ctx context.Context, dirs []string) error {
 	return nil
 }
 
-// copyFiles copies files with Workers in flight. With batch set, small
-// files are left under their temporary names until all have been written;
-// then one SyncFS makes them durable and they are renamed.
-func (r *runner) copyFiles(ctx context.Context, files []*want, batch bool) error {
+// writeFiles copies files with Workers in flight. With batch set, small
+// files are left under their temporary names and returned: finishBatch
+// makes them durable and renames them.
+func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*want, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Workers)
-	var copied, bytes atomic.Int64
 	var pending atomicList
 	big := make(chan struct{}, r.opts.BigWorkers)
 	for _, w := range files {
@@ -585,43 +604,47 @@ func (r *runner) copyFiles(ctx context.Context, files []*want, batch bool) error
 				pending.add(w)
 				return nil
 			}
-			copied.Add(1)
-			bytes.Add(w.size)
+			r.count(w)
 			return nil
 		})
 	}
 	err := g.Wait()
-	defer func() {
-		r.res.Copied += copied.Load()
-		r.res.Bytes += bytes.Load()
-	}()
-	if err != nil {
-		return err // what is pending stays under temporary names
-	}
-	todo := pending.list()
-	if len(todo) == 0 {
+	return pending.list(), err
+}
+
+// finishBatch makes files written under their temporary names durable
+// with one SyncFS, then renames them into place.
+func (r *runner) finishBatch(ctx context.Context, files []*want) error {
+	if len(files) == 0 {
 		return nil
 	}
 	dirs := map[string]bool{}
-	for _, w := range todo {
+	for _, w := range files {
 		dirs[path.Dir(w.name)] = true
 	}
 	if err := r.syncFS(ctx, sortedKeys(dirs)); err != nil {
 		return err
 	}
-	g, gctx = errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(r.opts.Workers)
-	for _, w := range todo {
+	for _, w := range files {
 		g.Go(func() error {
 			if err := r.cp.finish(gctx, w.name); err != nil {
 				return err
 			}
-			copied.Add(1)
-			bytes.Add(w.size)
+			r.count(w)
 			return nil
 		})
 	}
 	return g.Wait()
+}
+
+// count adds a file now in place to the result.
+func (r *runner) count(w *want) {
+	r.resMu.Lock()
+	r.res.Copied++
+	r.res.Bytes += w.size
+	r.resMu.Unlock()
 }
 
 func sortedKeys(m map[string]bool) []string {
