@@ -94,9 +94,21 @@ func DefaultCachePath(dst string) (string, error) {
 }
 
 func (c *Checked) ok(name string, e Entry) bool {
+	c.lock()
+	defer c.unlock()
+	return c.okLocked(name, e)
+}
+
+// lock waits until the cache is loaded and locks it, for a caller that
+// looks up many names (okLocked).
+func (c *Checked) lock() {
 	<-c.loaded
 	c.mu.Lock()
-	defer c.mu.Unlock()
+}
+
+func (c *Checked) unlock() { c.mu.Unlock() }
+
+func (c *Checked) okLocked(name string, e Entry) bool {
 	s, ok := c.m[name]
 	return ok && s.size == e.Size && sameTime(s.mtime, e.ModTime.UnixNano())
 }

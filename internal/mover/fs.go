@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"time"
+
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 )
 
 // FS is one end of a copy: a channel directory on a local (or NFS) mount or
@@ -70,13 +71,10 @@ type NameLister interface {
 	ReadDirNames(ctx context.Context, dir string) ([]Entry, error)
 }
 
-// Entry is one directory entry.
-type Entry struct {
-	Name    string
-	Size    int64
-	Dir     bool
-	ModTime time.Time
-}
+// Entry is one directory entry: Name, Size (-1 from NameLister), Dir and
+// ModTime. It is the helper's own type, so that a listing from it needs no
+// copy.
+type Entry = remote.Entry
 
 // ErrCorrupt is returned (wrapped) when a copied file's SHA-256 or size does
 // not match what the manifest says: the source file is damaged or changed

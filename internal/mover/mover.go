@@ -305,36 +305,56 @@ type plan struct {
 // directory.
 func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 	p := &plan{dirs: map[string]bool{}}
-	names := make([]string, 0, len(s.files))
-	for name := range s.files {
-		names = append(names, name)
+	// By directory: one listing and one lookup of it per directory.
+	byDir := map[string][]*want{}
+	for _, w := range s.files {
+		d := dirOf(w.name)
+		byDir[d] = append(byDir[d], w)
 	}
-	if err := r.dst.prefetch(ctx, names, listWorkers); err != nil {
+	dirs := make([]string, 0, len(byDir))
+	for d := range byDir {
+		dirs = append(dirs, d)
+	}
+	if err := r.dst.prefetchDirs(ctx, dirs, listWorkers); err != nil {
 		return nil, err
 	}
-	for _, w := range s.files {
-		e, ok, err := r.dst.stat(ctx, w.name)
+	checked := r.opts.Checked
+	checked.lock()
+	defer checked.unlock()
+	for d, ws := range byDir {
+		ents, err := r.dst.dir(ctx, d)
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && r.opts.Checked.ok(w.name, e):
-			p.present++
-		case ok && !e.Dir && e.Size == w.size:
-			p.check = append(p.check, w) // there, but not known to be intact
-		default:
-			if ok {
-				p.replaced++
+		for _, w := range ws {
+			e, ok := ents[w.name[len(d)+1:]]
+			switch {
+			case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && checked.okLocked(w.name, e):
+				p.present++
+			case ok && !e.Dir && e.Size == w.size:
+				p.check = append(p.check, w) // there, but not known to be intact
+			default:
+				if ok {
+					p.replaced++
+				}
+				p.todo[w.phase] = append(p.todo[w.phase], w)
+				p.bytes += w.size
 			}
-			p.todo[w.phase] = append(p.todo[w.phase], w)
-			p.bytes += w.size
-		}
-		if w.phase < phaseManifest {
-			// the set's directory is made only when its manifest is written
-			p.dirs[path.Dir(w.name)] = true
+			if w.phase < phaseManifest {
+				// the set's directory is made only when its manifest is written
+				p.dirs[d] = true
+			}
 		}
 	}
 	return p, nil
+}
+
+// dirOf is path.Dir for the clean, relative names of a set's files.
+func dirOf(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return "."
 }
 
 // copySet copies what the destination lacks, phase by phase.

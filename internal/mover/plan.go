@@ -362,27 +362,35 @@ func (l *dirLister) prefetchTree(ctx context.Context, dir string, workers int) e
 	if err != nil {
 		return err
 	}
-	var names []string
+	var dirs []string
 	for name, e := range top {
 		if e.Dir {
-			names = append(names, dir+"/"+name+"/.")
+			dirs = append(dirs, dir+"/"+name)
 		}
 	}
-	return l.prefetch(ctx, names, workers)
+	return l.prefetchDirs(ctx, dirs, workers)
 }
 
 // prefetch lists the directories of names that are not known yet, with
 // up to workers listings in flight.
 func (l *dirLister) prefetch(ctx context.Context, names []string, workers int) error {
 	seen := map[string]bool{}
+	var dirs []string
+	for _, name := range names {
+		if d := path.Dir(name); !seen[d] {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	return l.prefetchDirs(ctx, dirs, workers)
+}
+
+// prefetchDirs lists the directories that are not known yet, with up to
+// workers listings in flight.
+func (l *dirLister) prefetchDirs(ctx context.Context, dirs []string, workers int) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(workers)
-	for _, name := range names {
-		d := path.Dir(name)
-		if seen[d] {
-			continue
-		}
-		seen[d] = true
+	for _, d := range dirs {
 		l.mu.Lock()
 		_, known := l.m[d]
 		l.mu.Unlock()

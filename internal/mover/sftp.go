@@ -316,11 +316,7 @@ func (s *SFTP) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", s.path(dir), err)
 		}
-		out := make([]Entry, len(ents))
-		for i, e := range ents {
-			out[i] = Entry{Name: e.Name, Size: e.Size, Dir: e.Dir, ModTime: e.ModTime}
-		}
-		return out, nil
+		return ents, nil
 	}
 	infos, err := s.client().ReadDirContext(ctx, s.path(dir))
 	if err != nil {
