@@ -93,12 +93,6 @@ func DefaultCachePath(dst string) (string, error) {
 	return filepath.Join(dir, "squirro-bcp", "transfer", sum[:24]+".checked"), nil
 }
 
-func (c *Checked) ok(name string, e Entry) bool {
-	c.lock()
-	defer c.unlock()
-	return c.okLocked(name, e)
-}
-
 // lock waits until the cache is loaded and locks it, for a caller that
 // looks up many names (okLocked).
 func (c *Checked) lock() {
@@ -108,6 +102,8 @@ func (c *Checked) lock() {
 
 func (c *Checked) unlock() { c.mu.Unlock() }
 
+// okLocked says whether name was verified with the size and time e shows.
+// The caller holds lock.
 func (c *Checked) okLocked(name string, e Entry) bool {
 	s, ok := c.m[name]
 	return ok && s.size == e.Size && sameTime(s.mtime, e.ModTime.UnixNano())
