@@ -123,48 +123,26 @@ func (d *decoder) need(n int) bool {
 	return d.err == nil
 }
 
-func (d *decoder) u8() byte {
-	if !d.need(1) {
-		return 0
+// take returns the next n bytes; past the end it records the error and
+// returns n zero bytes, so fixed-width reads need no check of their own.
+func (d *decoder) take(n int) []byte {
+	if !d.need(n) {
+		return make([]byte, n)
 	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
+	b := d.b[:n]
+	d.b = d.b[n:]
+	return b
 }
 
-func (d *decoder) u16() uint16 {
-	if !d.need(2) {
-		return 0
-	}
-	v := binary.BigEndian.Uint16(d.b)
-	d.b = d.b[2:]
-	return v
-}
-
-func (d *decoder) u32() uint32 {
-	if !d.need(4) {
-		return 0
-	}
-	v := binary.BigEndian.Uint32(d.b)
-	d.b = d.b[4:]
-	return v
-}
-
-func (d *decoder) u64() uint64 {
-	if !d.need(8) {
-		return 0
-	}
-	v := binary.BigEndian.Uint64(d.b)
-	d.b = d.b[8:]
-	return v
-}
+func (d *decoder) u8() byte    { return d.take(1)[0] }
+func (d *decoder) u16() uint16 { return binary.BigEndian.Uint16(d.take(2)) }
+func (d *decoder) u32() uint32 { return binary.BigEndian.Uint32(d.take(4)) }
+func (d *decoder) u64() uint64 { return binary.BigEndian.Uint64(d.take(8)) }
 
 func (d *decoder) str() string {
-	n := int(d.u16())
-	if !d.need(n) {
+	b := d.take(int(d.u16()))
+	if d.err != nil {
 		return ""
 	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
+	return string(b)
 }

@@ -23,7 +23,7 @@ const workers = 64
 // below the directory root until in ends. The root need not exist yet:
 // until opMkdirAll creates it, every request reports it missing.
 func Serve(root string, in io.Reader, out io.Writer) error {
-	s := &server{rootPath: root, handles: map[uint32]*handle{}, replies: make(chan []byte, 1024)}
+	s := &server{rootPath: root, handles: map[uint32]*handle{}, replies: make(chan []byte, 1024), sem: make(chan struct{}, workers)}
 	bw := bufio.NewWriterSize(out, 256<<10)
 	if _, err := fmt.Fprintln(bw, Hello); err != nil {
 		return err
@@ -95,7 +95,6 @@ func (s *server) write(bw *bufio.Writer) error {
 }
 
 func (s *server) read(r io.Reader) error {
-	s.sem = make(chan struct{}, workers)
 	var hdr [9]byte
 	wbuf := make([]byte, chunkSize)
 	for {
@@ -132,12 +131,11 @@ func (s *server) do(f frame) []byte {
 		n := int(d.u16())
 		for range n {
 			flags, name := d.u8(), d.str()
-			size := int(d.u32())
-			if !d.need(size) {
+			data := d.take(int(d.u32()))
+			if d.err != nil {
 				break
 			}
-			body = appendResult(body, s.put(name, d.b[:size], flags&flagFsync != 0))
-			d.b = d.b[size:]
+			body = appendResult(body, s.put(name, data, flags&flagFsync != 0))
 		}
 		err = d.err
 	case opFsync, opClose:
