@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -55,8 +56,8 @@ func (w *benchWorld) rsync(b *testing.B, dst string) time.Duration {
 	b.Helper()
 	s := w.sshd
 	rsh := fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes -p %d", s.KeyFile, s.KnownHosts, s.Port)
-	start := time.Now()
 	settle(b)
+	start := time.Now()
 	cmd := exec.Command("rsync", "-a", "-e", rsh, w.src+"/", fmt.Sprintf("%s@%s:%s/", s.User, s.Host, dst))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("rsync: %v\n%s", err, out)
@@ -147,4 +148,33 @@ func BenchmarkSmallFiles(b *testing.B) {
 		b.ReportMetric(nt.Seconds(), "noop-transfer-s")
 		b.ReportMetric(nt.Seconds()/nr.Seconds(), "noop-time-ratio")
 	}
+}
+
+// BenchmarkNoop: 100k files of 4 KiB already at both destinations; each
+// iteration times rsync and push with nothing to do, five times each,
+// alternately, and reports the medians (one run moves with the VM's noise).
+// Target: push in at most half rsync's time.
+func BenchmarkNoop(b *testing.B) {
+	sc := benchScale(b)
+	w := newBenchWorld(b, movertest.Bulk{Seed: "small", Files: max(100, int(100000*sc)), FileSize: 4096})
+	work, cache := b.TempDir(), b.TempDir()
+	rdst, tdst := fresh(b, work, "rsync"), fresh(b, work, "transfer")
+	w.rsync(b, rdst)
+	w.push(b, cache, tdst)
+	var nr, nt []time.Duration
+	b.ResetTimer()
+	for range b.N * 5 {
+		nr = append(nr, w.rsync(b, rdst))
+		nt = append(nt, w.push(b, cache, tdst))
+	}
+	r, t := median(nr), median(nt)
+	b.ReportMetric(r.Seconds(), "noop-rsync-s")
+	b.ReportMetric(t.Seconds(), "noop-transfer-s")
+	b.ReportMetric(t.Seconds()/r.Seconds(), "noop-time-ratio")
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

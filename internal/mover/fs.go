@@ -65,6 +65,19 @@ type FSSyncer interface {
 // ErrNoSyncFS says that a backend cannot sync a whole file system.
 var ErrNoSyncFS = errors.New("cannot sync the file system (syncfs)")
 
+// Digester is implemented by destinations that can fingerprint directories
+// where they are (remote.Digest of each listing) without sending the
+// listings. A run whose set is still the one verified last time then
+// compares a few hundred digests instead of every entry (see setRecord). It
+// returns an error wrapping ErrNoDigest when it cannot (an SFTP destination
+// without the helper).
+type Digester interface {
+	DirDigests(ctx context.Context, dirs []string) ([][32]byte, error)
+}
+
+// ErrNoDigest says that a destination cannot fingerprint directories.
+var ErrNoDigest = errors.New("cannot fingerprint directories")
+
 // NameLister is implemented by backends that can list a directory more
 // cheaply without sizes (Entry.Size is -1).
 type NameLister interface {

@@ -6,6 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 )
 
 // Local is a channel directory on a local or NFS-mounted file system.
@@ -18,6 +22,7 @@ var (
 	_ DirSyncer  = (*Local)(nil)
 	_ NameLister = (*Local)(nil)
 	_ FSSyncer   = (*Local)(nil)
+	_ Digester   = (*Local)(nil)
 )
 
 // NewLocal returns the FS rooted at dir.
@@ -59,6 +64,24 @@ func (l *Local) ReadDirNames(_ context.Context, dir string) ([]Entry, error) {
 		out = append(out, Entry{Name: e.Name(), Size: -1, Dir: e.IsDir()})
 	}
 	return out, nil
+}
+
+// DirDigests lists each directory (ReadDir) and returns the Digest of each.
+func (l *Local) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error) {
+	out := make([][32]byte, len(dirs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, d := range dirs {
+		g.Go(func() error {
+			ents, err := l.ReadDir(gctx, d)
+			if err != nil {
+				return err
+			}
+			out[i] = remote.Digest(ents)
+			return nil
+		})
+	}
+	return out, g.Wait()
 }
 
 func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -153,14 +155,27 @@ func (r *runner) run(ctx context.Context) error {
 		return fmt.Errorf("channel at %s is %s, expected %s: %w", src, ch, r.opts.Expect, manifest.ErrNotForUs)
 	}
 	r.channel = ch
-	// Listing the destination's object store is most of a run with little
-	// to do: it starts now, while the source's lists are read.
+	// A set verified at the end of an earlier run may still be all there
+	// is to do (unchanged); otherwise listing the destination's object store
+	// is most of a run with little to do, so it starts at once, while the
+	// source's lists are read.
+	rec := r.opts.Checked.record()
+	if _, ok := dst.(Digester); !ok || r.opts.Checksum {
+		rec = nil
+	}
 	bg, cancel := context.WithCancel(ctx)
 	var listing sync.WaitGroup
-	listing.Go(func() { _ = r.dst.prefetchTree(bg, manifest.ObjectsDirName, listWorkers) })
 	defer listing.Wait()
 	defer cancel()
-	if dch, err := readSmall(ctx, dst, manifest.ChannelFileName, 64<<10); err == nil {
+	prefetch := func() {
+		r.opts.Checked.preload()
+		listing.Go(func() { _ = r.dst.prefetchTree(bg, manifest.ObjectsDirName, listWorkers) })
+	}
+	if rec == nil {
+		prefetch()
+	}
+	dch, err := readSmall(ctx, dst, manifest.ChannelFileName, 64<<10)
+	if err == nil {
 		d, err := decodeChannel(dch)
 		if err != nil {
 			return fmt.Errorf("channel identity at %s: %w", dst, err)
@@ -170,6 +185,8 @@ func (r *runner) run(ctx context.Context) error {
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
+	} else {
+		rec = nil
 	}
 
 	srcSets, err := setIDs(ctx, r.src)
@@ -179,28 +196,92 @@ func (r *runner) run(ctx context.Context) error {
 	if len(srcSets) == 0 {
 		return fmt.Errorf("%s holds no set yet: %w", src, ErrSourceIncomplete)
 	}
-	set, p, err := r.choose(ctx, srcSets)
-	if err != nil {
-		return err
+	var set *setFiles
+	var p *plan
+	if rec != nil {
+		unchanged, err := r.unchanged(ctx, rec, srcSets[len(srcSets)-1])
+		if err != nil {
+			return err
+		}
+		if unchanged {
+			r.res.Set, r.res.Files, r.res.Present = rec.set, rec.files, rec.files
+		} else {
+			prefetch()
+		}
 	}
-	r.res.Set = set.id
+	if r.res.Set == "" {
+		if set, p, err = r.choose(ctx, srcSets); err != nil {
+			return err
+		}
+		r.res.Set = set.id
+	}
 	dstSets, err := setIDs(ctx, r.dst)
 	if err != nil {
 		return err
 	}
-	if n := len(dstSets); n > 0 && dstSets[n-1] > set.id {
+	if n := len(dstSets); n > 0 && dstSets[n-1] > r.res.Set {
 		if _, ok, _ := r.dst.stat(ctx, setRel(dstSets[n-1], manifest.SignatureFileName)); ok {
 			r.res.DstNewer = dstSets[n-1]
 			return nil
 		}
 	}
-	if err := r.copySet(ctx, set, p, chData); err != nil {
-		return err
+	if set != nil {
+		if err := r.copySet(ctx, set, p, chData); err != nil {
+			return err
+		}
 	}
 	if r.opts.NoPrune {
 		return nil
 	}
-	return r.prune(ctx, set, srcSets, dstSets)
+	return r.prune(ctx, r.res.Set, srcSets, dstSets)
+}
+
+// unchanged says whether the destination still holds, untouched, the set
+// that an earlier run left there verified (rec), and that set is still the
+// source's newest (newest): its manifest is the same and every directory
+// holding its files shows the digest it showed then. An error is returned
+// only when ctx ends; anything else that fails here sends the run the long
+// way, which checks every file and reports what is wrong.
+func (r *runner) unchanged(ctx context.Context, rec *setRecord, newest string) (bool, error) {
+	if rec.set != newest {
+		return false, nil
+	}
+	mdata, _, m, err := readManifest(ctx, r.opts.Src, rec.set, r.opts.VerifySignature)
+	if err != nil || sumString(string(mdata)) != rec.manifest || !m.Channel.Matches(r.channel) {
+		return false, ctx.Err()
+	}
+	sums, err := r.opts.Dst.(Digester).DirDigests(ctx, rec.dirs)
+	if err != nil {
+		return false, ctx.Err()
+	}
+	return slices.Equal(sums, rec.digests), nil
+}
+
+// record remembers s as verified at the destination, with the digest of
+// each directory holding its files as listed during this run (after the
+// copy, where it wrote).
+func (r *runner) record(ctx context.Context, s *setFiles) error {
+	seen := map[string]bool{}
+	for name := range s.files {
+		seen[dirOf(name)] = true
+	}
+	rec := &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: int64(len(s.files)), dirs: sortedKeys(seen)}
+	if err := r.dst.prefetchDirs(ctx, rec.dirs, listWorkers); err != nil {
+		return err
+	}
+	for _, d := range rec.dirs {
+		ents, err := r.dst.dir(ctx, d)
+		if err != nil {
+			return err
+		}
+		list := make([]Entry, 0, len(ents))
+		for _, e := range ents {
+			list = append(list, e)
+		}
+		rec.digests = append(rec.digests, remote.Digest(list))
+	}
+	r.opts.Checked.setRecord(rec)
+	return nil
 }
 
 // setIDs lists the set directories at f, oldest first.
@@ -329,7 +410,7 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 		for _, w := range ws {
 			e, ok := ents[w.name[len(d)+1:]]
 			switch {
-			case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && checked.okLocked(w.name, e):
+			case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && checked.okLocked(w.name, e, w.content()):
 				p.present++
 			case ok && !e.Dir && e.Size == w.size:
 				p.check = append(p.check, w) // there, but not known to be intact
@@ -409,18 +490,11 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 		for _, w := range check {
 			g.Go(func() error {
 				defer r.opts.Progress.Add(1)
-				var sum string
-				if w.data != nil {
-					s := sha256.Sum256(w.data)
-					sum = hex.EncodeToString(s[:])
-				} else {
-					sum = w.sum
-				}
 				got, n, err := hashFile(gctx, dst, w.name)
 				if err != nil {
 					return err
 				}
-				if got != sum || n != w.size {
+				if got != w.content() || n != w.size {
 					bad.add(w)
 				}
 				return nil
@@ -467,26 +541,36 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	}
 	// Every file that is now in place was hashed: remember it with the
 	// size and time the destination shows.
-	written := map[string]bool{}
+	written := map[string]*want{}
 	for _, p := range todo {
 		for _, w := range p {
-			written[w.name] = true
+			written[w.name] = w
 		}
 	}
 	for _, w := range check {
-		written[w.name] = true
+		written[w.name] = w
 	}
-	for d := range dirs {
+	touched := map[string]bool{}
+	for name := range written {
+		touched[dirOf(name)] = true
+	}
+	for d := range touched {
 		r.dst.forget(d)
 	}
-	for name := range written {
+	if err := r.dst.prefetchDirs(ctx, sortedKeys(touched), listWorkers); err != nil {
+		return err
+	}
+	for name, w := range written {
 		e, ok, err := r.dst.stat(ctx, name)
 		if err != nil {
 			return err
 		}
 		if ok {
-			r.opts.Checked.set(name, e)
+			r.opts.Checked.set(name, e, w.content())
 		}
+	}
+	if _, ok := dst.(Digester); ok {
+		return r.record(ctx, s)
 	}
 	return nil
 }

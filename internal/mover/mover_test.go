@@ -3,6 +3,7 @@ package mover
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -166,6 +167,86 @@ func TestUntrustedSignatureNotForwarded(t *testing.T) {
 	res, err := Run(context.Background(), o)
 	if !errors.Is(err, ErrSourceIncomplete) || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Reason, "not authentic") {
 		t.Fatalf("Run = %+v, %v; want the set skipped as not authentic", res, err)
+	}
+}
+
+// opens counts the files a run reads from an FS.
+type opens struct {
+	FS
+	n atomic.Int64
+}
+
+func (o *opens) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	o.n.Add(1)
+	return o.FS.Open(ctx, name)
+}
+
+// A rerun whose set is still the one verified last time, at a destination
+// that can fingerprint its directories, reads nothing but the manifest and
+// its signature at the source and compares digests; anything a listing shows
+// changed at the destination sends it the long way, which repairs it.
+func TestUnchangedSet(t *testing.T) {
+	for _, d := range directions() {
+		t.Run(d.name, func(t *testing.T) {
+			srcDir, dstDir := t.TempDir(), t.TempDir()
+			c := movertest.New(t, srcDir)
+			c.Publish(movertest.Small("a", 5))
+			src, dst := d.ends(t, srcDir, dstDir)
+			counted := &opens{FS: src}
+			o := opts(c, counted, dst)
+			cache := filepath.Join(t.TempDir(), "checked")
+			rerun := func() *Result {
+				t.Helper()
+				if err := o.Checked.Save(); err != nil {
+					t.Fatal(err)
+				}
+				o.Checked, _ = OpenChecked(cache)
+				counted.n.Store(0)
+				return run(t, o)
+			}
+			o.Checked, _ = OpenChecked(cache)
+			id := run(t, o).Set
+			_, fingerprints := dst.(Digester)
+			if sftp, ok := dst.(*SFTP); ok && sftp.remote(context.Background()) == nil {
+				fingerprints = false // SFTP alone: every rerun takes the long way
+			}
+			res := rerun()
+			if res.Set != id || res.Copied != 0 || res.Present != res.Files || res.Files == 0 {
+				t.Fatalf("rerun: %+v, want %s with every file present", res, id)
+			}
+			if n := counted.n.Load(); fingerprints && n != 3 {
+				t.Fatalf("rerun read %d files at the source, want 3 (channel, manifest, signature)", n)
+			} else if !fingerprints && n <= 3 {
+				t.Fatalf("rerun read %d files at the source without fingerprints; want the file lists too", n)
+			}
+			// A file damaged in place (a later write: new time).
+			obj := filepath.Join(dstDir, manifest.ObjectRel(movertest.Sum(movertest.Content("atree0", 100))))
+			damage(t, obj)
+			os.Chtimes(obj, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+			if res := rerun(); res.Replaced != 1 || res.Copied != 1 {
+				t.Fatalf("after damage: %+v, want 1 replaced", res)
+			}
+			// A file lost.
+			os.Remove(obj)
+			if res := rerun(); res.Copied != 1 {
+				t.Fatalf("after a loss: %+v, want 1 copied", res)
+			}
+			verifyDst(t, c, dstDir, id)
+			if res := rerun(); res.Copied != 0 || fingerprints && counted.n.Load() != 3 {
+				t.Fatalf("after the repair: %+v and %d files read, want nothing to do", res, counted.n.Load())
+			}
+			// A new set at the source.
+			id2 := c.Publish(movertest.Small("b", 5))
+			if res := rerun(); res.Set != id2 || res.Copied == 0 {
+				t.Fatalf("new set: %+v, want %s copied", res, id2)
+			}
+			verifyDst(t, c, dstDir, id2)
+			// --checksum hashes everything whatever the cache says.
+			o.Checksum = true
+			if res := rerun(); res.Copied != 0 || counted.n.Load() <= 3 {
+				t.Fatalf("checksum run: %+v, %d files read at the source; want the long way", res, counted.n.Load())
+			}
+		})
 	}
 }
 

@@ -47,10 +47,21 @@ type want struct {
 	data  []byte // content known in advance (manifest, signature, index.latest)
 }
 
+// content is the SHA-256 the file must have: its list's, or for the
+// manifest and its signature (which have none of their own) that of the
+// data itself.
+func (w *want) content() string {
+	if w.sum == "" && w.data != nil {
+		return sumString(string(w.data))
+	}
+	return w.sum
+}
+
 // setFiles is what one set needs, deduplicated by name.
 type setFiles struct {
 	id    string
 	m     *manifest.Manifest
+	raw   []byte // manifest.json
 	files map[string]*want
 }
 
@@ -80,34 +91,11 @@ func readSmall(ctx context.Context, f FS, name string, limit int64) ([]byte, err
 // its SHA-256 while read). verify checks the signature; nil skips that (for
 // sets already at the destination, which only decide what to keep).
 func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte) error) (*setFiles, error) {
-	mdata, err := readSmall(ctx, f, setRel(id, manifest.ManifestFileName), manifest.MaxManifestSize)
+	mdata, sig, m, err := readManifest(ctx, f, id, verify)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("set %s at %s: no manifest yet: %w", id, f, manifest.ErrIncomplete)
-		}
 		return nil, err
 	}
-	var sig []byte
-	if verify != nil {
-		sig, err = readSmall(ctx, f, setRel(id, manifest.SignatureFileName), 64<<10)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("set %s at %s: no signature yet: %w", id, f, manifest.ErrIncomplete)
-			}
-			return nil, err
-		}
-		if err := verify(mdata, sig); err != nil {
-			return nil, fmt.Errorf("set %s at %s: %w", id, f, err)
-		}
-	}
-	m, err := manifest.Decode(mdata)
-	if err != nil {
-		return nil, fmt.Errorf("set %s at %s: %w", id, f, err)
-	}
-	if got := manifest.SetID(m.Sequence, m.Created); got != id {
-		return nil, fmt.Errorf("set %s at %s: manifest says it is set %s: %w", id, f, got, manifest.ErrCorrupt)
-	}
-	s := &setFiles{id: id, m: m, files: map[string]*want{}}
+	s := &setFiles{id: id, m: m, raw: mdata, files: map[string]*want{}}
 	obj := func(r manifest.Ref) {
 		s.add(&want{name: manifest.ObjectRel(r.SHA256), size: r.Size, sum: r.SHA256, phase: phaseData})
 	}
@@ -190,6 +178,38 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 		s.add(&want{name: setRel(id, manifest.SignatureFileName), size: int64(len(sig)), phase: phaseSignature, data: sig})
 	}
 	return s, nil
+}
+
+// readManifest reads set id's manifest and, unless verify is nil, its
+// signature, which verify checks.
+func readManifest(ctx context.Context, f FS, id string, verify func(data, sig []byte) error) (mdata, sig []byte, m *manifest.Manifest, err error) {
+	mdata, err = readSmall(ctx, f, setRel(id, manifest.ManifestFileName), manifest.MaxManifestSize)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, nil, fmt.Errorf("set %s at %s: no manifest yet: %w", id, f, manifest.ErrIncomplete)
+		}
+		return nil, nil, nil, err
+	}
+	if verify != nil {
+		sig, err = readSmall(ctx, f, setRel(id, manifest.SignatureFileName), 64<<10)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil, nil, nil, fmt.Errorf("set %s at %s: no signature yet: %w", id, f, manifest.ErrIncomplete)
+			}
+			return nil, nil, nil, err
+		}
+		if err := verify(mdata, sig); err != nil {
+			return nil, nil, nil, fmt.Errorf("set %s at %s: %w", id, f, err)
+		}
+	}
+	m, err = manifest.Decode(mdata)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("set %s at %s: %w", id, f, err)
+	}
+	if got := manifest.SetID(m.Sequence, m.Created); got != id {
+		return nil, nil, nil, fmt.Errorf("set %s at %s: manifest says it is set %s: %w", id, f, got, manifest.ErrCorrupt)
+	}
+	return mdata, sig, m, nil
 }
 
 // readList opens the list object ref at f and passes a reader to fn that

@@ -18,7 +18,7 @@ import (
 // anything else goes. Then, if any set was removed, every object and
 // Elasticsearch file that no kept set references and the source no longer
 // has is removed too.
-func (r *runner) prune(ctx context.Context, set *setFiles, srcSets, dstSets []string) error {
+func (r *runner) prune(ctx context.Context, setID string, srcSets, dstSets []string) error {
 	dst := r.opts.Dst
 	srcHas := map[string]bool{}
 	for _, id := range srcSets {
@@ -32,7 +32,7 @@ func (r *runner) prune(ctx context.Context, set *setFiles, srcSets, dstSets []st
 	for _, id := range dstSets {
 		_, pinned := pins[id]
 		switch {
-		case id == set.id || srcHas[id]:
+		case id == setID || srcHas[id]:
 			keep = append(keep, id)
 		case pinned:
 			keep = append(keep, id)
@@ -59,7 +59,7 @@ func (r *runner) prune(ctx context.Context, set *setFiles, srcSets, dstSets []st
 	for _, id := range keep {
 		s, err := loadSet(ctx, dst, id, nil)
 		if err != nil {
-			if errors.Is(err, manifest.ErrIncomplete) && id != set.id {
+			if errors.Is(err, manifest.ErrIncomplete) && id != setID {
 				// A set that never arrived whole needs nothing yet; the
 				// source still has it, so its files stay anyway.
 				continue

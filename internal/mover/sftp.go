@@ -75,6 +75,7 @@ var (
 	_ FS       = (*SFTP)(nil)
 	_ Expander = (*SFTP)(nil)
 	_ FSSyncer = (*SFTP)(nil)
+	_ Digester = (*SFTP)(nil)
 )
 
 // Expander is implemented by backends that start small - enough to list
@@ -327,6 +328,33 @@ func (s *SFTP) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 		out = append(out, Entry{Name: fi.Name(), Size: fi.Size(), Dir: fi.IsDir(), ModTime: fi.ModTime()})
 	}
 	return out, nil
+}
+
+// DirDigests has the helper fingerprint each directory next to the data;
+// without a helper it returns ErrNoDigest (listing over SFTP to compute them
+// here would cost what they save).
+func (s *SFTP) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error) {
+	if s.remote(ctx) == nil {
+		return nil, fmt.Errorf("%s: no helper: %w", s, ErrNoDigest)
+	}
+	out := make([][32]byte, len(dirs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listWorkers)
+	for i, d := range dirs {
+		g.Go(func() error {
+			h := s.remote(gctx)
+			if h == nil {
+				return fmt.Errorf("%s: helper gone: %w", s, ErrNoDigest)
+			}
+			_, sum, err := h.Digest(gctx, rel(d))
+			if err != nil {
+				return fmt.Errorf("fingerprint %s: %w", s.path(d), err)
+			}
+			out[i] = sum
+			return nil
+		})
+	}
+	return out, g.Wait()
 }
 
 // Open opens a file for reading. *sftp.File implements io.WriterTo with

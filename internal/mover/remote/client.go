@@ -414,14 +414,6 @@ func (c *Client) SyncFS(ctx context.Context, dirs []string) error {
 	return err
 }
 
-// Entry is one directory entry as the helper saw it.
-type Entry struct {
-	Name    string
-	Size    int64
-	ModTime time.Time
-	Dir     bool
-}
-
 // List lists dir with each entry's size and modification time (fstatat on
 // the server: one request per directory).
 func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
@@ -445,6 +437,23 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// Digest returns the number of entries in dir and their Digest, computed
+// by the helper from its own listing.
+func (c *Client) Digest(ctx context.Context, dir string) (int, [32]byte, error) {
+	var sum [32]byte
+	body, err := c.call(ctx, opDigest, 0, appendString(nil, dir))
+	if err != nil {
+		return 0, sum, err
+	}
+	d := decoder{b: body}
+	n := d.u32()
+	copy(sum[:], d.take(len(sum)))
+	if d.err != nil {
+		return 0, sum, fmt.Errorf("digest %s: %w", dir, d.err)
+	}
+	return int(n), sum, nil
 }
 
 // Close ends the helper (it exits when its input ends) and the session.

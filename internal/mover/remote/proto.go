@@ -12,7 +12,7 @@
 // write, fsync, rename and remove files, make directories, list them, and
 // sync the file system. Reading stays on SFTP.
 //
-// Wire format (version 1): after the helper's greeting line (Hello and a
+// Wire format (version 2): after the helper's greeting line (Hello and a
 // newline; anything the account's login shell prints before it is
 // skipped), both directions are frames:
 //
@@ -21,34 +21,96 @@
 // Strings in payloads are uint16 length + bytes. Every request except
 // opOpen and opWrite gets exactly one reply (opReply, same id): a status
 // byte (statusOK, statusErr) and, for an error, the errno (0 if none) and
-// the message; for opList, the entries. opOpen and opWrite are not answered:
+// the message; for opList, the entries; for opDigest, the directory's entry
+// count (u32) and its Digest (32 bytes). opOpen and opWrite are not answered:
 // a failed open or write is remembered with the handle (the id of the
 // opOpen) and reported by its opFsync or opClose.
 package remote
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"slices"
+	"strings"
+	"time"
 )
+
+// Entry is one directory entry: what a listing shows of it.
+type Entry struct {
+	Name    string
+	Size    int64
+	ModTime time.Time
+	Dir     bool
+}
+
+// Digest fingerprints a directory listing: SHA-256 over its entries in
+// name order, each as its name (u16 length + bytes), size (u64), time in
+// nanoseconds (u64) and kind (1 directory, else 0). Two listings have the
+// same digest exactly when they show the same names with the same sizes,
+// times and kinds; the order they were read in does not matter. The helper
+// computes it next to the data (opDigest), so a caller that kept the digest
+// of a directory it verified can tell with 36 bytes instead of the listing
+// whether anything in it changed.
+func Digest(ents []Entry) [32]byte {
+	order := make([]int, len(ents))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(ents[a].Name, ents[b].Name) })
+	d := newDigester()
+	for _, i := range order {
+		d.add(&ents[i])
+	}
+	return d.sum()
+}
+
+// digester computes a Digest from entries given in name order.
+type digester struct {
+	h hash.Hash
+	b []byte
+}
+
+func newDigester() *digester { return &digester{h: sha256.New(), b: make([]byte, 0, 512)} }
+
+func (d *digester) add(e *Entry) {
+	b := appendString(d.b[:0], e.Name)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Size))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.ModTime.UnixNano()))
+	if e.Dir {
+		b = append(b, 1)
+	} else {
+		b = append(b, 0)
+	}
+	d.h.Write(b)
+	d.b = b
+}
+
+func (d *digester) sum() (sum [32]byte) {
+	d.h.Sum(sum[:0])
+	return sum
+}
 
 // Hello is the line the helper prints when it is ready. The number is the
 // protocol version; a client that does not see its own version does not
 // use the helper.
-const Hello = "bcp-transfer-serve 1"
+const Hello = "bcp-transfer-serve 2"
 
 const (
-	opPutMany    = 1 // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
-	opOpen       = 2 // name: create for streaming; id is the handle
-	opWrite      = 3 // id = handle, payload = data
-	opFsync      = 4 // id = handle
-	opClose      = 5 // id = handle
-	opRenameMany = 6 // count u16, then per pair: from, to (each replaces to atomically)
-	opRemove     = 7 // name
-	opMkdirAll   = 8 // name
-	opSyncFS     = 9 // count u16, dirs
-	opList       = 10
+	opPutMany    = 1  // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
+	opOpen       = 2  // name: create for streaming; id is the handle
+	opWrite      = 3  // id = handle, payload = data
+	opFsync      = 4  // id = handle
+	opClose      = 5  // id = handle
+	opRenameMany = 6  // count u16, then per pair: from, to (each replaces to atomically)
+	opRemove     = 7  // name
+	opMkdirAll   = 8  // name
+	opSyncFS     = 9  // count u16, dirs
+	opList       = 10 // dir
+	opDigest     = 11 // dir
 	opReply      = 0x80
 )
 

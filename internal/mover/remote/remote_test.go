@@ -105,6 +105,81 @@ func TestPutStreamListRename(t *testing.T) {
 	}
 }
 
+// The helper's digest of a directory is Digest of its listing, and it
+// changes with anything a listing shows: a file added, removed, resized or
+// touched.
+func TestDigest(t *testing.T) {
+	root := t.TempDir()
+	c := pair(t, root)
+	ctx := context.Background()
+	dir := filepath.Join(root, "objects", "ab")
+	os.MkdirAll(filepath.Join(dir, "sub"), 0o750)
+	// explicit times: two writes within one clock tick show the same time
+	t0 := time.Now().Add(-time.Hour)
+	for _, n := range []string{"x", "y", "z"} {
+		os.WriteFile(filepath.Join(dir, n), []byte("content "+n), 0o640)
+		os.Chtimes(filepath.Join(dir, n), t0, t0)
+	}
+	digest := func() [32]byte {
+		t.Helper()
+		n, sum, err := c.Digest(ctx, "objects/ab")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents, err := c.List(ctx, "objects/ab")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != len(ents) || sum != Digest(ents) {
+			t.Fatalf("helper: %d entries, digest %x; from its listing: %d, %x", n, sum, len(ents), Digest(ents))
+		}
+		return sum
+	}
+	seen := map[[32]byte]string{}
+	step := func(what string) {
+		t.Helper()
+		sum := digest()
+		if prev, ok := seen[sum]; ok {
+			t.Fatalf("after %s the digest is the one after %s", what, prev)
+		}
+		seen[sum] = what
+	}
+	step("start")
+	if a, b := digest(), digest(); a != b {
+		t.Fatal("digest of an unchanged directory changed")
+	}
+	x := filepath.Join(dir, "x")
+	os.WriteFile(x, []byte("content X"), 0o640) // same size, new time
+	os.Chtimes(x, t0.Add(time.Millisecond), t0.Add(time.Millisecond))
+	step("rewrite in place")
+	os.Chtimes(x, t0, t0) // same size, old time back: a listing cannot tell
+	if digest() != [32]byte(mustKey(t, seen, "start")) {
+		t.Fatal("same names, sizes and times, different digest")
+	}
+	os.WriteFile(filepath.Join(dir, "y"), []byte("longer content y"), 0o640)
+	step("resize")
+	os.Remove(filepath.Join(dir, "z"))
+	step("remove")
+	os.WriteFile(filepath.Join(dir, ".tmp-new"), nil, 0o640)
+	step("add")
+	os.Rename(filepath.Join(dir, ".tmp-new"), filepath.Join(dir, "new"))
+	step("rename")
+	if _, _, err := c.Digest(ctx, "objects/cd"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Digest of a missing directory: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func mustKey(t *testing.T, m map[[32]byte]string, v string) [32]byte {
+	t.Helper()
+	for k, w := range m {
+		if w == v {
+			return k
+		}
+	}
+	t.Fatalf("no digest for %q", v)
+	return [32]byte{}
+}
+
 func TestConfinedToRoot(t *testing.T) {
 	parent := t.TempDir()
 	root := filepath.Join(parent, "channel")

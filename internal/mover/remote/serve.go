@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sync"
 	"syscall"
 )
@@ -171,9 +172,19 @@ func (s *server) do(f frame) []byte {
 		}
 	case opList:
 		dir := d.str()
+		var ents []Entry
 		if err = d.err; err == nil {
-			body, err = s.list(dir)
+			err = s.list(dir, false, func(e *Entry) { ents = append(ents, *e) })
 		}
+		body = encodeList(ents)
+	case opDigest:
+		dir := d.str()
+		dg, n := newDigester(), 0
+		if err = d.err; err == nil {
+			err = s.list(dir, true, func(e *Entry) { dg.add(e); n++ })
+		}
+		sum := dg.sum()
+		body = append(binary.BigEndian.AppendUint32(nil, uint32(n)), sum[:]...)
 	default:
 		err = fmt.Errorf("unknown request %d: %w", f.op, errProtocol)
 	}
@@ -315,11 +326,11 @@ func (s *server) rename(from, to string) error {
 	return s.withRoot(func(r *os.Root) error { return r.Rename(from, to) })
 }
 
-// list returns the entries of dir: count u32, then name, size u64, mtime
-// (ns) u64 and a kind byte (1 directory) for each.
-func (s *server) list(dir string) ([]byte, error) {
-	var body []byte
-	err := s.withRoot(func(r *os.Root) error {
+// list calls fn with each entry of dir (in name order if sorted), stat'ed
+// with fstatat without following symlinks. e is valid only during the
+// call.
+func (s *server) list(dir string, sorted bool, fn func(e *Entry)) error {
+	return s.withRoot(func(r *os.Root) error {
 		d, err := r.Open(dir)
 		if err != nil {
 			return err
@@ -329,30 +340,38 @@ func (s *server) list(dir string) ([]byte, error) {
 		if err != nil {
 			return err
 		}
-		body = make([]byte, 4, 4+len(names)*96)
-		var n uint32
+		if sorted {
+			slices.Sort(names)
+		}
+		var e Entry
 		for _, name := range names {
-			var e entry
-			if err := statAt(d, name, &e); err != nil {
+			e.Name = name
+			if err := statAt(d, &e); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					continue // removed since it was listed
 				}
 				return fmt.Errorf("stat %s: %w", path.Join(dir, name), err)
 			}
-			body = appendString(body, name)
-			body = binary.BigEndian.AppendUint64(body, uint64(e.size))
-			body = binary.BigEndian.AppendUint64(body, uint64(e.mtime))
-			body = append(body, e.kind)
-			n++
+			fn(&e)
 		}
-		binary.BigEndian.PutUint32(body, n)
 		return nil
 	})
-	return body, err
 }
 
-type entry struct {
-	size  int64
-	mtime int64 // ns since the epoch
-	kind  byte  // 1 directory, 0 anything else
+// encodeList encodes a listing: count u32, then name, size u64, mtime (ns)
+// u64 and a kind byte (1 directory) for each.
+func encodeList(ents []Entry) []byte {
+	body := make([]byte, 4, 4+len(ents)*96)
+	binary.BigEndian.PutUint32(body, uint32(len(ents)))
+	for _, e := range ents {
+		body = appendString(body, e.Name)
+		body = binary.BigEndian.AppendUint64(body, uint64(e.Size))
+		body = binary.BigEndian.AppendUint64(body, uint64(e.ModTime.UnixNano()))
+		kind := byte(0)
+		if e.Dir {
+			kind = 1
+		}
+		body = append(body, kind)
+	}
+	return body
 }

@@ -3,21 +3,21 @@ package remote
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// statAt stats name in the open directory d without following a symlink.
-func statAt(d *os.File, name string, e *entry) error {
+// statAt stats e.Name in the open directory d without following a
+// symlink and fills in the rest of e.
+func statAt(d *os.File, e *Entry) error {
 	var st unix.Stat_t
-	if err := unix.Fstatat(int(d.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fstatat(int(d.Fd()), e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}
-	e.size = st.Size
-	e.mtime = st.Mtim.Nano()
-	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		e.kind = 1
-	}
+	e.Size = st.Size
+	e.ModTime = time.Unix(0, st.Mtim.Nano())
+	e.Dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	return nil
 }
 

@@ -9,7 +9,7 @@ import (
 
 var errUnsupported = errors.New("transfer serve needs Linux (fstatat, syncfs)")
 
-func statAt(*os.File, string, *entry) error { return errUnsupported }
+func statAt(*os.File, *Entry) error { return errUnsupported }
 
 func (s *server) syncFS([]string) error { return errUnsupported }
 

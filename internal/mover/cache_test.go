@@ -1,0 +1,62 @@
+package mover
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The cache file keeps the record and the per-file stamps across runs; a
+// line it cannot read is dropped, never trusted.
+func TestCheckedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "checked")
+	sum := strings.Repeat("ab", 32)
+	e := Entry{Name: "x", Size: 5, ModTime: time.Unix(1700000000, 123)}
+	c, err := OpenChecked(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.set("objects/ab/x", e, sum)
+	rec := &setRecord{set: "0000000001-20261125T120001Z", manifest: sum, files: 7, dirs: []string{"es", "objects/ab"}, digests: [][32]byte{{1}, {2}}}
+	c.setRecord(rec)
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("cache file mode %v, want 0600", fi.Mode().Perm())
+	}
+	c, _ = OpenChecked(path)
+	got := c.record()
+	if got == nil || got.set != rec.set || got.manifest != sum || got.files != 7 || len(got.dirs) != 2 || got.digests[1] != rec.digests[1] {
+		t.Fatalf("record read back: %+v, want %+v", got, rec)
+	}
+	c.lock()
+	ok, other := c.okLocked("objects/ab/x", e, sum), c.okLocked("objects/ab/x", e, strings.Repeat("cd", 32))
+	c.unlock()
+	if !ok || other {
+		t.Fatalf("stamp read back: ok %v with its sum, %v with another; want true, false", ok, other)
+	}
+
+	data, _ := os.ReadFile(path)
+	for name, bad := range map[string]string{
+		"digest cut short":  strings.Replace(string(data), "@dir 02", "@dir 2", 1),
+		"unknown line":      "@what is this\n" + string(data),
+		"dirs out of order": strings.Replace(string(data), " es\n", " zz\n", 1),
+	} {
+		os.WriteFile(path, []byte(bad), 0o600)
+		if c, _ := OpenChecked(path); c.record() != nil {
+			t.Errorf("%s: record trusted", name)
+		}
+	}
+	// A line of the format before sums were kept ("size mtime name").
+	os.WriteFile(path, []byte("5 1700000000000000123 objects/ab/x\n"), 0o600)
+	c, _ = OpenChecked(path)
+	c.lock()
+	ok = c.okLocked("objects/ab/x", e, sum)
+	c.unlock()
+	if ok {
+		t.Fatal("a line without a sum was trusted")
+	}
+}
