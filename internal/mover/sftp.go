@@ -84,8 +84,11 @@ type Expander interface {
 	Expand(ctx context.Context) error
 }
 
-// initialSessions is how many sessions the first connection opens: enough
-// to list directories in parallel when there turns out to be nothing to do.
+// initialSessions is how many sessions the first connection opens without
+// a helper: enough to list directories in parallel when there turns out to
+// be nothing to do. With a helper (which lists) it opens one, for reading,
+// and the rest only if the helper does not start: each session is a
+// process the server forks while the account's shell starts the helper.
 const initialSessions = 8
 
 // SFTPOptions say how many connections and sessions DialSFTP opens and
@@ -122,28 +125,42 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 	}
 	c := &sftpConn{ssh: cl}
 	s.open = []*sftpConn{c}
+	n := min(s.sessions, initialSessions)
+	s.mu.Lock() // held until the first sessions are published
 	if s.helper == "" {
 		close(s.first)
 	} else {
-		// The helper starts while the SFTP sessions open and the caller
+		// The helper starts while the SFTP session opens and the caller
 		// reads the source.
+		n = 1
 		go func() {
 			defer close(s.first)
-			s.startHelper(context.WithoutCancel(ctx), c, true)
+			if !s.startHelper(context.WithoutCancel(ctx), c, true) {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if k := min(s.sessions, initialSessions) - len(c.c); k > 0 && slices.Contains(s.open, c) {
+					if c.openSessions(k) == nil {
+						s.publish()
+					}
+				}
+			}
 		}()
 	}
-	if err := c.openSessions(min(s.sessions, initialSessions)); err != nil {
+	err = c.openSessions(n)
+	if err == nil {
+		s.publish()
+	}
+	s.mu.Unlock()
+	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.mu.Lock()
-	s.publish()
-	s.mu.Unlock()
 	return s, nil
 }
 
-// startHelper runs the helper on c's connection and publishes it.
-func (s *SFTP) startHelper(ctx context.Context, c *sftpConn, first bool) {
+// startHelper runs the helper on c's connection and publishes it. It
+// reports whether the helper runs.
+func (s *SFTP) startHelper(ctx context.Context, c *sftpConn, first bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, helperTimeout)
 	defer cancel()
 	h, err := remote.Start(ctx, c.ssh.Client, s.helper+" serve "+sshx.Quote(s.root))
@@ -151,17 +168,18 @@ func (s *SFTP) startHelper(ctx context.Context, c *sftpConn, first bool) {
 		if s.notice != nil && first {
 			s.notice(fmt.Sprintf("%s: copying over SFTP (slower): %v", s, err))
 		}
-		return
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !slices.Contains(s.open, c) { // closed meanwhile
 		h.Close()
-		return
+		return false
 	}
 	c.helper = h
 	hs := append(slices.Clone(*s.helpers.Load()), h)
 	s.helpers.Store(&hs)
+	return true
 }
 
 // remote returns a helper to send a request to (round robin), or nil if
@@ -339,23 +357,39 @@ func (s *SFTP) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error
 	}
 	out := make([][32]byte, len(dirs))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(listWorkers)
-	for i, d := range dirs {
+	// A few requests, each a share of the directories, keep the server's
+	// cores busy without many threads contending for them.
+	per := min(max((len(dirs)+digestRequests-1)/digestRequests, 1), 1<<16-1)
+	for lo := 0; lo < len(dirs); lo += per {
+		part := dirs[lo:min(lo+per, len(dirs))]
 		g.Go(func() error {
 			h := s.remote(gctx)
 			if h == nil {
 				return fmt.Errorf("%s: helper gone: %w", s, ErrNoDigest)
 			}
-			_, sum, err := h.Digest(gctx, rel(d))
-			if err != nil {
-				return fmt.Errorf("fingerprint %s: %w", s.path(d), err)
+			rels := make([]string, len(part))
+			for i, d := range part {
+				rels[i] = rel(d)
 			}
-			out[i] = sum
+			res, err := h.Digests(gctx, rels)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+			for i, r := range res {
+				if r.Err != nil {
+					return fmt.Errorf("fingerprint %s: %w", s.path(part[i]), r.Err)
+				}
+				out[lo+i] = r.Sum
+			}
 			return nil
 		})
 	}
 	return out, g.Wait()
 }
+
+// digestRequests is how many shares of the directories DirDigests sends to
+// the helper at once.
+const digestRequests = 4
 
 // Open opens a file for reading. *sftp.File implements io.WriterTo with
 // many read requests in flight.

@@ -439,21 +439,41 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 	return out, nil
 }
 
-// Digest returns the number of entries in dir and their Digest, computed
-// by the helper from its own listing.
-func (c *Client) Digest(ctx context.Context, dir string) (int, [32]byte, error) {
-	var sum [32]byte
-	body, err := c.call(ctx, opDigest, 0, appendString(nil, dir))
+// DirDigest is a directory's entry count and Digest, or why the helper
+// could not list it.
+type DirDigest struct {
+	Entries int
+	Sum     [32]byte
+	Err     error
+}
+
+// Digests has the helper list each of dirs and returns their digests, in
+// the order of dirs. The helper does them one after the other; a caller
+// that wants them done in parallel splits dirs over several calls.
+func (c *Client) Digests(ctx context.Context, dirs []string) ([]DirDigest, error) {
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(dirs)))
+	for _, d := range dirs {
+		b = appendString(b, d)
+	}
+	body, err := c.call(ctx, opDigest, 0, b)
 	if err != nil {
-		return 0, sum, err
+		return nil, err
 	}
 	d := decoder{b: body}
-	n := d.u32()
-	copy(sum[:], d.take(len(sum)))
-	if d.err != nil {
-		return 0, sum, fmt.Errorf("digest %s: %w", dir, d.err)
+	out := make([]DirDigest, len(dirs))
+	for i := range out {
+		if out[i].Err = d.result(); d.err != nil {
+			break
+		}
+		if out[i].Err == nil {
+			out[i].Entries = int(d.u32())
+			copy(out[i].Sum[:], d.take(32))
+		}
 	}
-	return int(n), sum, nil
+	if d.err != nil {
+		return nil, fmt.Errorf("digests: %w", d.err)
+	}
+	return out, nil
 }
 
 // Close ends the helper (it exits when its input ends) and the session.

@@ -21,8 +21,7 @@
 // Strings in payloads are uint16 length + bytes. Every request except
 // opOpen and opWrite gets exactly one reply (opReply, same id): a status
 // byte (statusOK, statusErr) and, for an error, the errno (0 if none) and
-// the message; for opList, the entries; for opDigest, the directory's entry
-// count (u32) and its Digest (32 bytes). opOpen and opWrite are not answered:
+// the message; for opList, the entries. opOpen and opWrite are not answered:
 // a failed open or write is remembered with the handle (the id of the
 // opOpen) and reported by its opFsync or opClose.
 package remote
@@ -110,12 +109,16 @@ const (
 	opMkdirAll   = 8  // name
 	opSyncFS     = 9  // count u16, dirs
 	opList       = 10 // dir
-	opDigest     = 11 // dir
+	opDigest     = 11 // count u16, dirs
 	opReply      = 0x80
 )
 
-// A reply to opPutMany or opRenameMany carries, after statusOK, one result
-// per item: a status byte and, for statusErr, errno u32 and message.
+// A reply to opPutMany, opRenameMany or opDigest carries, after statusOK,
+// one result per item: a status byte and, for statusErr, errno u32 and
+// message; for opDigest, after each statusOK, the directory's entry count
+// (u32) and Digest (32 bytes). The items of one opDigest are done one after
+// the other: the client sends a few requests at once, as many as it wants
+// directories digested in parallel.
 
 const (
 	statusOK  = 0

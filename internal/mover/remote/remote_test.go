@@ -122,10 +122,11 @@ func TestDigest(t *testing.T) {
 	}
 	digest := func() [32]byte {
 		t.Helper()
-		n, sum, err := c.Digest(ctx, "objects/ab")
-		if err != nil {
-			t.Fatal(err)
+		res, err := c.Digests(ctx, []string{"objects/ab"})
+		if err != nil || res[0].Err != nil {
+			t.Fatal(err, res)
 		}
+		n, sum := res[0].Entries, res[0].Sum
 		ents, err := c.List(ctx, "objects/ab")
 		if err != nil {
 			t.Fatal(err)
@@ -164,8 +165,9 @@ func TestDigest(t *testing.T) {
 	step("add")
 	os.Rename(filepath.Join(dir, ".tmp-new"), filepath.Join(dir, "new"))
 	step("rename")
-	if _, _, err := c.Digest(ctx, "objects/cd"); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("Digest of a missing directory: %v, want fs.ErrNotExist", err)
+	res, err := c.Digests(ctx, []string{"objects/cd", "objects/ab"})
+	if err != nil || !errors.Is(res[0].Err, fs.ErrNotExist) || res[1].Err != nil || res[1].Sum != digest() {
+		t.Fatalf("Digests of a missing and a present directory: %v %+v, want fs.ErrNotExist and the digest", err, res)
 	}
 }
 

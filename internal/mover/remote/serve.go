@@ -178,13 +178,22 @@ func (s *server) do(f frame) []byte {
 		}
 		body = encodeList(ents)
 	case opDigest:
-		dir := d.str()
-		dg, n := newDigester(), 0
-		if err = d.err; err == nil {
-			err = s.list(dir, true, func(e *Entry) { dg.add(e); n++ })
+		n := int(d.u16())
+		for range n {
+			dir := d.str()
+			if d.err != nil {
+				break
+			}
+			dg, count := newDigester(), 0
+			if err := s.list(dir, true, func(e *Entry) { dg.add(e); count++ }); err != nil {
+				body = appendResult(body, err)
+				continue
+			}
+			sum := dg.sum()
+			body = binary.BigEndian.AppendUint32(appendResult(body, nil), uint32(count))
+			body = append(body, sum[:]...)
 		}
-		sum := dg.sum()
-		body = append(binary.BigEndian.AppendUint32(nil, uint32(n)), sum[:]...)
+		err = d.err
 	default:
 		err = fmt.Errorf("unknown request %d: %w", f.op, errProtocol)
 	}
@@ -336,7 +345,7 @@ func (s *server) list(dir string, sorted bool, fn func(e *Entry)) error {
 			return err
 		}
 		defer d.Close()
-		names, err := d.Readdirnames(-1)
+		names, err := readNames(d)
 		if err != nil {
 			return err
 		}
@@ -344,9 +353,10 @@ func (s *server) list(dir string, sorted bool, fn func(e *Entry)) error {
 			slices.Sort(names)
 		}
 		var e Entry
+		fd := int(d.Fd())
 		for _, name := range names {
 			e.Name = name
-			if err := statAt(d, &e); err != nil {
+			if err := statAt(fd, &e); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					continue // removed since it was listed
 				}

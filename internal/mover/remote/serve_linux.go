@@ -3,22 +3,49 @@ package remote
 import (
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// statAt stats e.Name in the open directory d without following a
+// statAt stats e.Name in the directory open as dirfd without following a
 // symlink and fills in the rest of e.
-func statAt(d *os.File, e *Entry) error {
+func statAt(dirfd int, e *Entry) error {
 	var st unix.Stat_t
-	if err := unix.Fstatat(int(d.Fd()), e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	if err := unix.Fstatat(dirfd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return err
 	}
 	e.Size = st.Size
 	e.ModTime = time.Unix(0, st.Mtim.Nano())
 	e.Dir = st.Mode&unix.S_IFMT == unix.S_IFDIR
 	return nil
+}
+
+// direntBufs are getdents(2) buffers: 64 KiB holds a directory of ~700
+// object names, where os.File.Readdirnames makes a call per 8 KiB.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// readNames lists the names in the open directory d.
+func readNames(d *os.File) ([]string, error) {
+	bp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bp)
+	buf := *bp
+	fd := int(d.Fd())
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "getdents", Path: d.Name(), Err: err}
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
 }
 
 // syncFS calls syncfs(2) once per file system among dirs.

@@ -9,7 +9,9 @@ import (
 
 var errUnsupported = errors.New("transfer serve needs Linux (fstatat, syncfs)")
 
-func statAt(*os.File, *Entry) error { return errUnsupported }
+func readNames(d *os.File) ([]string, error) { return d.Readdirnames(-1) }
+
+func statAt(int, *Entry) error { return errUnsupported }
 
 func (s *server) syncFS([]string) error { return errUnsupported }
 
