@@ -182,6 +182,45 @@ func mustKey(t *testing.T, m map[[32]byte]string, v string) [32]byte {
 	return [32]byte{}
 }
 
+// The helper keeps directories open between requests; one removed and made
+// again behind its back (or by its own Remove) is opened again, not
+// written into while deleted.
+func TestReplacedDirectory(t *testing.T) {
+	root := t.TempDir()
+	c := pair(t, root)
+	ctx := context.Background()
+	dir := filepath.Join(root, "objects", "ab")
+	put := func(name string) {
+		t.Helper()
+		if err := c.Put(ctx, name, []byte(name), false); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Rename(ctx, name, name+".done"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := os.ReadFile(filepath.Join(root, name+".done")); err != nil || string(got) != name {
+			t.Fatalf("%s: %q, %v", name, got, err)
+		}
+	}
+	os.MkdirAll(dir, 0o750)
+	put("objects/ab/1")
+	os.RemoveAll(dir) // behind the helper's back
+	os.MkdirAll(dir, 0o750)
+	put("objects/ab/2")
+	for _, n := range []string{"objects/ab/2.done", "objects/ab"} {
+		if err := c.Remove(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.MkdirAll(ctx, "objects/ab"); err != nil {
+		t.Fatal(err)
+	}
+	put("objects/ab/3")
+	if err := c.Put(ctx, "objects/ab", nil, false); err == nil {
+		t.Fatal("Put over a directory succeeded")
+	}
+}
+
 func TestConfinedToRoot(t *testing.T) {
 	parent := t.TempDir()
 	root := filepath.Join(parent, "channel")

@@ -24,7 +24,7 @@ const workers = 64
 // below the directory root until in ends. The root need not exist yet:
 // until opMkdirAll creates it, every request reports it missing.
 func Serve(root string, in io.Reader, out io.Writer) error {
-	s := &server{rootPath: root, handles: map[uint32]*handle{}, replies: make(chan []byte, 1024), sem: make(chan struct{}, workers)}
+	s := &server{rootPath: root, handles: map[uint32]*handle{}, dirs: map[string]*os.File{}, replies: make(chan []byte, 1024), sem: make(chan struct{}, workers)}
 	bw := bufio.NewWriterSize(out, 256<<10)
 	if _, err := fmt.Fprintln(bw, Hello); err != nil {
 		return err
@@ -45,6 +45,9 @@ func Serve(root string, in io.Reader, out io.Writer) error {
 	if s.root != nil {
 		s.root.Close()
 	}
+	for _, d := range s.dirs {
+		d.Close()
+	}
 	s.mu.Unlock()
 	close(s.replies)
 	werr := <-writerDone
@@ -56,8 +59,9 @@ func Serve(root string, in io.Reader, out io.Writer) error {
 
 type server struct {
 	rootPath string
-	mu       sync.Mutex // guards root and handles
+	mu       sync.Mutex // guards root, dirs and handles
 	root     *os.Root
+	dirs     map[string]*os.File // open directories below root (dirs_linux.go)
 	handles  map[uint32]*handle
 	wg       sync.WaitGroup
 	sem      chan struct{}
@@ -154,7 +158,7 @@ func (s *server) do(f frame) []byte {
 	case opRemove:
 		name := d.str()
 		if err = d.err; err == nil {
-			err = s.withRoot(func(r *os.Root) error { return r.Remove(name) })
+			err = s.remove(name)
 		}
 	case opMkdirAll:
 		name := d.str()
@@ -253,30 +257,24 @@ func (s *server) mkdirAll(name string) error {
 }
 
 func (s *server) put(name string, data []byte, fsync bool) error {
-	return s.withRoot(func(r *os.Root) error {
-		f, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(data)
-		if err == nil && fsync {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+	f, err := s.create(name)
+	if err != nil {
 		return err
-	})
+	}
+	_, err = f.Write(data)
+	if err == nil && fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func (s *server) open(id uint32, name string, err error) {
 	h := &handle{name: name, err: err}
 	if err == nil {
-		h.err = s.withRoot(func(r *os.Root) error {
-			f, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-			h.f = f
-			return err
-		})
+		h.f, h.err = s.create(name)
 	}
 	s.mu.Lock()
 	s.handles[id] = h
@@ -329,10 +327,6 @@ func (s *server) finish(id uint32, close bool) error {
 		}
 	}
 	return err
-}
-
-func (s *server) rename(from, to string) error {
-	return s.withRoot(func(r *os.Root) error { return r.Rename(from, to) })
 }
 
 // list calls fn with each entry of dir (in name order if sorted), stat'ed

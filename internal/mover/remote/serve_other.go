@@ -16,3 +16,20 @@ func statAt(int, *Entry) error { return errUnsupported }
 func (s *server) syncFS([]string) error { return errUnsupported }
 
 func startWriteback(*os.File, int64, int64) {}
+
+func (s *server) create(name string) (*os.File, error) {
+	var f *os.File
+	err := s.withRoot(func(r *os.Root) (err error) {
+		f, err = r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+		return err
+	})
+	return f, err
+}
+
+func (s *server) rename(from, to string) error {
+	return s.withRoot(func(r *os.Root) error { return r.Rename(from, to) })
+}
+
+func (s *server) remove(name string) error {
+	return s.withRoot(func(r *os.Root) error { return r.Remove(name) })
+}
