@@ -58,7 +58,12 @@ func (c *copier) copyFile(ctx context.Context, name string, size int64, sum stri
 	}
 	defer r.Close()
 	if size <= smallFile {
-		buf := make([]byte, size+1)
+		bp := smallBufs.Get().(*[]byte)
+		defer smallBufs.Put(bp)
+		if int64(cap(*bp)) < size+1 {
+			*bp = make([]byte, size+1)
+		}
+		buf := (*bp)[:size+1]
 		n, err := io.ReadFull(r, buf)
 		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 			return false, fmt.Errorf("read %s from %s: %w", name, c.src, err)
@@ -70,6 +75,11 @@ func (c *copier) copyFile(ctx context.Context, name string, size int64, sum stri
 	}
 	return false, c.copyStream(ctx, r, name, size, sum)
 }
+
+// smallBufs hold small files while they are checked and written (writeData
+// keeps nothing of its data): 100k small files are then not 100k buffers
+// for the garbage collector.
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // copyStream copies a large file from r: many requests in flight, fsynced
 // on its own (its data dominates the cost, not the fsync's latency).
@@ -144,6 +154,21 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		}
 	}
 	tmp := tmpName(name)
+	if fw, ok := c.dst.(FileWriter); ok {
+		// One request: create, write, fsync (unless batched), close - a
+		// write error that only the close reports (NFS) included.
+		if err := fw.WriteFile(ctx, tmp, data, !batch); err != nil {
+			_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
+			return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+		}
+		if c.progress != nil {
+			c.progress.Add(int64(len(data)))
+		}
+		if batch {
+			return true, nil
+		}
+		return false, c.dst.Rename(ctx, tmp, name)
+	}
 	w, err := c.dst.Create(ctx, tmp)
 	if err != nil {
 		return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)

@@ -65,6 +65,14 @@ type FSSyncer interface {
 // ErrNoSyncFS says that a backend cannot sync a whole file system.
 var ErrNoSyncFS = errors.New("cannot sync the file system (syncfs)")
 
+// FileWriter is implemented by destinations that write a whole small file
+// in one request (the SFTP helper): create or truncate, write, fsync if
+// asked, close, with any error of those. The mover uses it for files it
+// holds in memory. Implementations do not keep data.
+type FileWriter interface {
+	WriteFile(ctx context.Context, name string, data []byte, fsync bool) error
+}
+
 // Digester is implemented by destinations that can fingerprint directories
 // where they are (remote.Digest of each listing) without sending the
 // listings. A run whose set is still the one verified last time then

@@ -72,10 +72,11 @@ type sftpConn struct {
 }
 
 var (
-	_ FS       = (*SFTP)(nil)
-	_ Expander = (*SFTP)(nil)
-	_ FSSyncer = (*SFTP)(nil)
-	_ Digester = (*SFTP)(nil)
+	_ FS         = (*SFTP)(nil)
+	_ Expander   = (*SFTP)(nil)
+	_ FSSyncer   = (*SFTP)(nil)
+	_ Digester   = (*SFTP)(nil)
+	_ FileWriter = (*SFTP)(nil)
 )
 
 // Expander is implemented by backends that start small - enough to list
@@ -346,6 +347,29 @@ func (s *SFTP) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 		out = append(out, Entry{Name: fi.Name(), Size: fi.Size(), Dir: fi.IsDir(), ModTime: fi.ModTime()})
 	}
 	return out, nil
+}
+
+// WriteFile writes a whole file in one helper request (batched with other
+// callers'); without a helper it creates, writes and closes over SFTP.
+func (s *SFTP) WriteFile(ctx context.Context, name string, data []byte, fsync bool) error {
+	if h := s.remote(ctx); h != nil {
+		if err := h.Put(ctx, rel(name), data, fsync); err != nil {
+			return fmt.Errorf("write %s: %w", s.path(name), err)
+		}
+		return nil
+	}
+	f, err := s.Create(ctx, name)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil && fsync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // DirDigests has the helper fingerprint each directory next to the data;

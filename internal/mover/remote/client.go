@@ -293,8 +293,8 @@ func (c *Client) Put(ctx context.Context, name string, data []byte, fsync bool) 
 	if fsync {
 		flags = flagFsync
 	}
-	enc := appendString(make([]byte, 0, 1+2+len(name)+4+len(data)), name)
-	enc = append([]byte{flags}, enc...)
+	enc := append(make([]byte, 0, 1+2+len(name)+4+len(data)), flags)
+	enc = appendString(enc, name)
 	enc = binary.BigEndian.AppendUint32(enc, uint32(len(data)))
 	return c.puts.do(ctx, append(enc, data...))
 }
