@@ -23,7 +23,19 @@
 //
 //  1. Read the source's channel.json; refuse a destination that is another
 //     channel (manifest.ErrNotForUs).
-//  2. Choose the set: from the newest set at the source down, the first
+//  2. Unchanged set: the cache (Checked) keeps a setRecord of the set the
+//     last run left verified - its manifest's SHA-256 and, for every
+//     directory holding its files, the digest of the directory's listing
+//     (remote.Digest: names, sizes, times in ns, kinds). If the source's
+//     newest set is still that set (same manifest, signature trusted) and
+//     the destination (a Digester: the SFTP helper, or a local directory)
+//     shows the same digest for every one of those directories, nothing
+//     was added, removed, resized or touched there since it was verified:
+//     the run has nothing to copy and goes on to step 6 without reading the
+//     set's file lists or the destination's listings. Any difference, any
+//     error there, or Options.Checksum takes steps 3-5, which check every
+//     file and record the set again at the end.
+//  3. Choose the set: from the newest set at the source down, the first
 //     whose signature is trusted (Options.VerifySignature), whose manifest is
 //     for this channel, and whose every file - objects, the lists they are
 //     read from (each list hashed while read), Elasticsearch repository
@@ -31,14 +43,16 @@
 //     from one directory listing per directory. Newer sets that fail are
 //     reported (Result.Skipped) and never forwarded. No such set:
 //     ErrSourceIncomplete.
-//  3. Decide what the destination lacks, again from one listing per
+//  4. Decide what the destination lacks, again from one listing per
 //     directory (listings run in parallel): a file absent or of another size is copied; one present
 //     with the right size is trusted only if Checked remembers having
-//     verified it with the same size and modification time, else it is
+//     verified it, with the SHA-256 this set wants, at the same size and
+//     modification time (es/index.latest keeps its name from set to set),
+//     else it is
 //     hashed at the destination first and copied again if it differs.
 //     (Times over SFTP have whole seconds; Options.Checksum re-hashes
 //     everything, for bit rot that keeps size and time.)
-//  4. Copy in the write-order phases: objects and Elasticsearch data blobs;
+//  5. Copy in the write-order phases: objects and Elasticsearch data blobs;
 //     then the repository's index-N; then index.latest (written from the
 //     set's generation, so a source whose Elasticsearch already moved on
 //     still yields this set's repository state); then manifest.json; then
@@ -58,7 +72,7 @@
 //     can. Large files are always fsynced one by one. A crash or a dropped connection
 //     at any point leaves at most temporary files (overwritten by the rerun,
 //     removed by the next prune) and complete files that a rerun keeps.
-//  5. Prune: destination sets the source no longer has are removed
+//  6. Prune: destination sets the source no longer has are removed
 //     (signature first) unless the destination's pins/ names them; then
 //     every object and Elasticsearch file that no kept set references and
 //     the source no longer has. Nothing is copied from pending-*, tests-*,

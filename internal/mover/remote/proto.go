@@ -4,10 +4,12 @@
 // Client over an SSH session. It exists because SFTP costs a round trip and
 // a server-side request per operation and internal-sftp is expensive per
 // byte (measured: bench/transfer.md); the helper streams files, lists
-// directories with fstatat(2) next to the data, and makes a batch durable
-// with one syncfs(2), the way `rsync --server` does for rsync.
+// directories with fstatat(2) next to the data (or returns only a digest of
+// a listing, to tell whether anything in a directory changed), and makes a
+// batch durable with one syncfs(2), the way `rsync --server` does for rsync.
 //
-// The helper only ever touches paths below its root (os.Root), and only
+// The helper only ever touches paths below its root (directories opened
+// through an os.Root, names below them one component), and only
 // does what the mover could do over SFTP with the same account: create,
 // write, fsync, rename and remove files, make directories, list them, and
 // sync the file system. Reading stays on SFTP.
