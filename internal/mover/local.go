@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 )
@@ -84,8 +85,54 @@ func (l *Local) DirDigests(ctx context.Context, dirs []string) ([][32]byte, erro
 	return out, g.Wait()
 }
 
+// Open opens a file for reading with plain open(2) and read(2): os.Open
+// also stats every file it opens and sets up a finalizer, a tenth of a
+// push's CPU when the source is 100k small files. The caller must Close it.
 func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
-	return os.Open(l.path(name))
+	p := l.path(name)
+	for {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: p, Err: err}
+		}
+		return &rawFile{fd: fd, name: p}, nil
+	}
+}
+
+// rawFile is a file open for reading, without the os.File machinery.
+type rawFile struct {
+	fd   int
+	name string
+}
+
+func (f *rawFile) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(f.fd, b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, &os.PathError{Op: "read", Path: f.name, Err: err}
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (f *rawFile) Close() error {
+	if f.fd < 0 {
+		return os.ErrClosed
+	}
+	err := unix.Close(f.fd)
+	f.fd = -1
+	if err != nil {
+		return &os.PathError{Op: "close", Path: f.name, Err: err}
+	}
+	return nil
 }
 
 func (l *Local) Create(_ context.Context, name string) (File, error) {
