@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/squirro-bcp/bcp/internal/sshx"
 )
@@ -103,6 +107,72 @@ func TestPutStreamListRename(t *testing.T) {
 	if err := c.Remove(ctx, "objects/ab/x"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("second Remove: %v, want fs.ErrNotExist", err)
 	}
+}
+
+// A stream on a local file system is written around the page cache
+// (O_DIRECT) from a block-aligned buffer, whatever sizes the writes come
+// in, and the last bytes that are not a whole block through it.
+func TestStreamDirect(t *testing.T) {
+	root := t.TempDir()
+	c := pair(t, root)
+	want := make([]byte, 5<<20+12345)
+	rand.NewChaCha8([32]byte{1}).Read(want)
+	f := c.Create("big")
+	for p := want; len(p) > 0; {
+		n := min(len(p), 100003) // not a multiple of any block size
+		if _, err := f.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if cached, ok := cachedPages(t, filepath.Join(root, "big"), 4<<20); ok && cached > 0 {
+		t.Errorf("%d pages of the stream's first 4 MiB are in the page cache: not written directly", cached)
+	}
+	got, err := os.ReadFile(filepath.Join(root, "big"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("streamed file: %d bytes (%v), want %d identical bytes", len(got), err, len(want))
+	}
+}
+
+// cachedPages counts the pages of the first n bytes of path that are in
+// the page cache; ok is false where the helper writes through the page
+// cache anyway (not ext4, xfs or btrfs).
+func cachedPages(t *testing.T, path string, n int) (cached int, ok bool) {
+	t.Helper()
+	var st unix.Statfs_t
+	if err := unix.Statfs(filepath.Dir(path), &st); err != nil {
+		t.Fatal(err)
+	}
+	switch uint32(st.Type) {
+	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC:
+	default:
+		t.Logf("%s is not on ext4, xfs or btrfs: written through the page cache", path)
+		return 0, false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, n, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	vec := make([]byte, n/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	for _, v := range vec {
+		cached += int(v & 1)
+	}
+	return cached, true
 }
 
 // The helper's digest of a directory is Digest of its listing, and it

@@ -38,6 +38,7 @@ func Serve(root string, in io.Reader, out io.Writer) error {
 	s.wg.Wait()
 	s.mu.Lock()
 	for _, h := range s.handles {
+		h.stopWriter()
 		if h.f != nil {
 			h.f.Close()
 		}
@@ -74,6 +75,91 @@ type handle struct {
 	err     error // first error of open or write; reported by fsync and close
 	written int64 // bytes written
 	flushed int64 // bytes handed to write-back (startWriteback)
+	// direct: f writes around the page cache (O_DIRECT). The stream is
+	// gathered in stage, a block-aligned buffer; a full one goes to the
+	// stream's writer goroutine (queue), so that the reading loop and the
+	// other streams go on while the device writes it; the tail goes
+	// through the page cache when the stream ends (flush).
+	direct     bool
+	stage      []byte
+	staged     int
+	free       chan []byte   // empty stage buffers
+	queue      chan []byte   // full ones, for the writer
+	writerDone chan struct{} // closed when the writer has ended
+	closeQ     sync.Once
+	werr       error // the writer's first error; read after writerDone
+}
+
+// stageSize is the buffer of a stream written around the page cache (one
+// write(2) each); stageBuffers of them per stream keep the device busy
+// (12 MiB per large file in flight, 8 of them by default: ~100 MiB). 1 MiB
+// writes were slower than the page cache on this VM's disk; 4 MiB ones
+// faster.
+const (
+	stageSize    = 4 << 20
+	stageBuffers = 3
+)
+
+// startDirectWriter sets up the buffers and the writer of a direct stream.
+func (h *handle) startDirectWriter() {
+	h.direct = true
+	h.free = make(chan []byte, stageBuffers)
+	h.queue = make(chan []byte, stageBuffers)
+	h.writerDone = make(chan struct{})
+	for range stageBuffers - 1 {
+		h.free <- alignedBuffer(stageSize)
+	}
+	h.stage = alignedBuffer(stageSize)
+	go func() {
+		defer close(h.writerDone)
+		for b := range h.queue {
+			if h.werr == nil {
+				n, err := h.f.Write(b)
+				h.written += int64(n)
+				h.werr = err
+			}
+			h.free <- b
+		}
+	}()
+}
+
+// stopWriter ends the writer once all queued buffers are written.
+func (h *handle) stopWriter() {
+	if h.queue != nil {
+		h.closeQ.Do(func() { close(h.queue) })
+		<-h.writerDone
+	}
+}
+
+// flush writes what is left of a direct stream: the whole blocks directly,
+// the rest (the file's last bytes) through the page cache.
+func (h *handle) flush() error {
+	if !h.direct {
+		return nil
+	}
+	h.direct = false
+	h.stopWriter()
+	if h.werr != nil {
+		return h.werr
+	}
+	whole := h.staged &^ (directAlign - 1)
+	if err := h.writeStaged(0, whole); err != nil {
+		return err
+	}
+	if err := endDirect(h.f); err != nil {
+		return err
+	}
+	return h.writeStaged(whole, h.staged)
+}
+
+// writeStaged writes stage[from:to] at the end of the file.
+func (h *handle) writeStaged(from, to int) error {
+	if from == to {
+		return nil
+	}
+	n, err := h.f.Write(h.stage[from:to])
+	h.written += int64(n)
+	return err
 }
 
 // writebackEvery is how much of a stream is written before the helper asks
@@ -276,6 +362,9 @@ func (s *server) open(id uint32, name string, err error) {
 	if err == nil {
 		h.f, h.err = s.create(name)
 	}
+	if h.err == nil && startDirect(h.f) {
+		h.startDirectWriter()
+	}
 	s.mu.Lock()
 	s.handles[id] = h
 	s.mu.Unlock()
@@ -290,6 +379,18 @@ func (s *server) handle(id uint32) *handle {
 func (s *server) writeChunk(id uint32, data []byte) {
 	h := s.handle(id)
 	if h == nil || h.err != nil {
+		return
+	}
+	if h.direct {
+		for len(data) > 0 {
+			n := copy(h.stage[h.staged:], data)
+			h.staged += n
+			data = data[n:]
+			if h.staged == len(h.stage) {
+				h.queue <- h.stage
+				h.stage, h.staged = <-h.free, 0
+			}
+		}
 		return
 	}
 	n, err := h.f.Write(data)
@@ -312,6 +413,9 @@ func (s *server) finish(id uint32, close bool) error {
 		return fmt.Errorf("no open file %d: %w", id, errProtocol)
 	}
 	err := h.err
+	if err == nil && h.f != nil {
+		err = h.flush()
+	}
 	if !close {
 		if err == nil {
 			err = h.f.Sync()

@@ -15,6 +15,14 @@ func statAt(int, *Entry) error { return errUnsupported }
 
 func (s *server) syncFS([]string) error { return errUnsupported }
 
+const directAlign = 4096
+
+func startDirect(*os.File) bool { return false }
+
+func endDirect(*os.File) error { return nil }
+
+func alignedBuffer(n int) []byte { return make([]byte, n) }
+
 func startWriteback(*os.File, int64, int64) {}
 
 func (s *server) create(name string) (*os.File, error) {
