@@ -34,7 +34,7 @@ type copyOptions struct {
 func copyFlags() []ucli.Flag {
 	fl := []ucli.Flag{
 		allowedSignersFlag(),
-		flags.Int("workers", 128, "files in flight (many small files in flight let the destination commit their fsyncs together)"),
+		flags.Int("workers", 512, "files in flight (many small files in flight fill the helper's batches and let the destination commit their fsyncs together)"),
 		flags.Int("big-workers", 8, "of those, large files (above 1 MiB) in flight"),
 		flags.String("bwlimit", "0", "bandwidth limit in bytes per second (500K, 20M, 1G); 0 is none"),
 		flags.Bool("checksum", false, "hash every file already at the destination instead of trusting the verified-file cache"),

@@ -16,8 +16,9 @@
 // where batches cannot be synced at once, let the destination's file system
 // commit many fsyncs together). Only one
 // connection is opened at first; the rest when there is work (Expander),
-// so a run with nothing to do stays cheap. 128 files are in flight, at most
-// 8 of them large; a synced file's close does not hold up its rename.
+// so a run with nothing to do stays cheap. 512 files are in flight (small
+// ones held in memory, at most 128 MiB of them), at most 8 of them large; a
+// synced file's close does not hold up its rename.
 //
 // # Algorithm (Run)
 //

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
@@ -48,9 +49,11 @@ type Options struct {
 	VerifySignature func(manifest, sig []byte) error
 	// Expect, if set, must match the source's channel identity.
 	Expect manifest.Channel
-	// Workers is the number of files in flight; 128 when zero. Many small
-	// files in flight let the destination's file system commit their
-	// fsyncs together.
+	// Workers is the number of files in flight; 512 when zero. Many small
+	// files in flight fill the helper's batches (fewer, larger requests)
+	// and let the destination's file system commit fsyncs together. Small
+	// files are held in memory while in flight, at most smallInFlight
+	// bytes of them.
 	Workers int
 	// BigWorkers bounds how many of them are large files (above 1 MiB),
 	// each of which keeps many requests and buffers in flight; 8 when zero.
@@ -99,7 +102,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, errors.New("mover: Src, Dst and VerifySignature are required")
 	}
 	if opts.Workers <= 0 {
-		opts.Workers = 128
+		opts.Workers = 512
 	}
 	if opts.BigWorkers <= 0 {
 		opts.BigWorkers = 8
@@ -575,6 +578,10 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	return nil
 }
 
+// smallInFlight bounds the bytes of small files (read whole into memory)
+// in flight at once: 512 files of up to 1 MiB would otherwise be 512 MiB.
+const smallInFlight = 128 << 20
+
 // batchFiles is how many files are written under their temporary names
 // before one FSSyncer.SyncFS makes them durable and they are renamed.
 const batchFiles = 2048
@@ -680,8 +687,18 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 	g.SetLimit(r.opts.Workers)
 	var pending atomicList
 	big := make(chan struct{}, r.opts.BigWorkers)
+	mem := semaphore.NewWeighted(smallInFlight)
+	var stopped error
 	for _, w := range files {
+		var held int64
+		if w.data == nil && w.size <= smallFile {
+			held = max(w.size, 1)
+			if stopped = mem.Acquire(gctx, held); stopped != nil {
+				break
+			}
+		}
 		g.Go(func() error {
+			defer mem.Release(held)
 			if w.size > smallFile {
 				select {
 				case big <- struct{}{}:
@@ -713,6 +730,9 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 		})
 	}
 	err := g.Wait()
+	if err == nil {
+		err = stopped // ctx ended while waiting for memory
+	}
 	return pending.list(), err
 }
 
