@@ -61,20 +61,7 @@ func TestPutStreamListRename(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := bytes.Repeat([]byte("0123456789abcdef"), 300000) // 4.8 MB: streamed
-	f := c.Create("objects/ab/.tmp-big")
-	for p := big; len(p) > 0; {
-		n := min(len(p), 1<<20)
-		if _, err := f.Write(p[:n]); err != nil {
-			t.Fatal(err)
-		}
-		p = p[n:]
-	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	stream(t, c.Create("objects/ab/.tmp-big"), big, 1<<20)
 	if err := c.SyncFS(ctx, []string{"objects/ab"}); err != nil {
 		t.Fatal(err)
 	}
@@ -109,17 +96,11 @@ func TestPutStreamListRename(t *testing.T) {
 	}
 }
 
-// A stream on a local file system is written around the page cache
-// (O_DIRECT) from a block-aligned buffer, whatever sizes the writes come
-// in, and the last bytes that are not a whole block through it.
-func TestStreamDirect(t *testing.T) {
-	root := t.TempDir()
-	c := pair(t, root)
-	want := make([]byte, 5<<20+12345)
-	rand.NewChaCha8([32]byte{1}).Read(want)
-	f := c.Create("big")
-	for p := want; len(p) > 0; {
-		n := min(len(p), 100003) // not a multiple of any block size
+// stream writes data to f in writes of chunk bytes, then syncs and closes it.
+func stream(t *testing.T, f *File, data []byte, chunk int) {
+	t.Helper()
+	for p := data; len(p) > 0; {
+		n := min(len(p), chunk)
 		if _, err := f.Write(p[:n]); err != nil {
 			t.Fatal(err)
 		}
@@ -131,6 +112,17 @@ func TestStreamDirect(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A stream on a local file system is written around the page cache
+// (O_DIRECT) from a block-aligned buffer, whatever sizes the writes come
+// in, and the last bytes that are not a whole block through it.
+func TestStreamDirect(t *testing.T) {
+	root := t.TempDir()
+	c := pair(t, root)
+	want := make([]byte, 5<<20+12345)
+	rand.NewChaCha8([32]byte{1}).Read(want)
+	stream(t, c.Create("big"), want, 100003) // not a multiple of any block size
 	if cached, ok := cachedPages(t, filepath.Join(root, "big"), 4<<20); ok && cached > 0 {
 		t.Errorf("%d pages of the stream's first 4 MiB are in the page cache: not written directly", cached)
 	}
