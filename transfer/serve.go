@@ -16,8 +16,9 @@ func newServeCommand() *ucli.Command {
 		Usage:     "the far end of a push: started over SSH on the destination by transfer push, not by hand",
 		ArgsUsage: "DIR",
 		Description: `Reads requests from standard input and answers on standard output: it
-creates, writes, fsyncs and renames files, makes directories, lists them and
-syncs the file system, all below DIR (nothing outside it is reachable). push
+creates, writes, fsyncs and renames files, makes directories, lists them (or
+returns a digest of a listing) and syncs the file system, all below DIR
+(nothing outside it is reachable). push
 starts it as "transfer serve DIR" over each SSH connection (--remote-transfer)
 and streams files through it instead of SFTP. It runs with the rights of the
 SSH account, the same as that account's SFTP server.
