@@ -111,7 +111,11 @@ func retry(ctx context.Context, c check, interval time.Duration) Result {
 			r.Duration = time.Since(start)
 			return r
 		}
-		r.Error = err.Error()
+		if ctx.Err() == nil || r.Error == "" {
+			// An attempt that the deadline cut short does not replace
+			// the reason the last complete one gave.
+			r.Error = err.Error()
+		}
 		select {
 		case <-ctx.Done():
 			r.Error = fmt.Sprintf("%s (still failing after %d attempts in %s)", r.Error, r.Attempts, time.Since(start).Round(time.Second))
