@@ -157,17 +157,22 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 	if fw, ok := c.dst.(FileWriter); ok {
 		// One request: create, write, fsync (unless batched), close - a
 		// write error that only the close reports (NFS) included.
-		if err := fw.WriteFile(ctx, tmp, data, !batch); err != nil {
+		err := fw.WriteFile(ctx, tmp, data, !batch)
+		switch {
+		case errors.Is(err, errNoFileWriter):
+			// through Create below
+		case err != nil:
 			_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
 			return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+		default:
+			if c.progress != nil {
+				c.progress.Add(int64(len(data)))
+			}
+			if batch {
+				return true, nil
+			}
+			return false, c.dst.Rename(ctx, tmp, name)
 		}
-		if c.progress != nil {
-			c.progress.Add(int64(len(data)))
-		}
-		if batch {
-			return true, nil
-		}
-		return false, c.dst.Rename(ctx, tmp, name)
 	}
 	w, err := c.dst.Create(ctx, tmp)
 	if err != nil {

@@ -68,10 +68,15 @@ var ErrNoSyncFS = errors.New("cannot sync the file system (syncfs)")
 // FileWriter is implemented by destinations that write a whole small file
 // in one request (the SFTP helper): create or truncate, write, fsync if
 // asked, close, with any error of those. The mover uses it for files it
-// holds in memory. Implementations do not keep data.
+// holds in memory. Implementations do not keep data. One that cannot at the
+// moment (SFTP without the helper) returns errNoFileWriter, and the mover
+// writes through Create.
 type FileWriter interface {
 	WriteFile(ctx context.Context, name string, data []byte, fsync bool) error
 }
+
+// errNoFileWriter says that a FileWriter cannot write whole files here.
+var errNoFileWriter = errors.New("no whole-file writes")
 
 // Digester is implemented by destinations that can fingerprint directories
 // where they are (remote.Digest of each listing) without sending the

@@ -350,26 +350,17 @@ func (s *SFTP) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 }
 
 // WriteFile writes a whole file in one helper request (batched with other
-// callers'); without a helper it creates, writes and closes over SFTP.
+// callers'). Without a helper it returns errNoFileWriter: the copier then
+// writes over SFTP, where the close need not hold up the rename.
 func (s *SFTP) WriteFile(ctx context.Context, name string, data []byte, fsync bool) error {
-	if h := s.remote(ctx); h != nil {
-		if err := h.Put(ctx, rel(name), data, fsync); err != nil {
-			return fmt.Errorf("write %s: %w", s.path(name), err)
-		}
-		return nil
+	h := s.remote(ctx)
+	if h == nil {
+		return errNoFileWriter
 	}
-	f, err := s.Create(ctx, name)
-	if err != nil {
-		return err
+	if err := h.Put(ctx, rel(name), data, fsync); err != nil {
+		return fmt.Errorf("write %s: %w", s.path(name), err)
 	}
-	_, err = f.Write(data)
-	if err == nil && fsync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return nil
 }
 
 // DirDigests has the helper fingerprint each directory next to the data;
