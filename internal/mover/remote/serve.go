@@ -24,6 +24,8 @@ const workers = 64
 // below the directory root until in ends. The root need not exist yet:
 // until opMkdirAll creates it, every request reports it missing.
 func Serve(root string, in io.Reader, out io.Writer) error {
+	growPipe(in)
+	growPipe(out)
 	s := &server{rootPath: root, handles: map[uint32]*handle{}, dirs: map[string]*os.File{}, replies: make(chan []byte, 1024), sem: make(chan struct{}, workers)}
 	bw := bufio.NewWriterSize(out, 256<<10)
 	if _, err := fmt.Fprintln(bw, Hello); err != nil {
