@@ -216,6 +216,14 @@ func (d *decoder) result() error {
 	return fmt.Errorf("bad reply status: %w", errProtocol)
 }
 
+// directPayload is the size from which send writes a payload to the
+// channel directly; sshPacket is the data one SSH packet carries to sshd
+// (OpenSSH's session channels accept at most 32 KiB per packet).
+const (
+	directPayload = 64 << 10
+	sshPacket     = 32 << 10
+)
+
 // send writes one frame. Frames from concurrent callers never interleave;
 // the buffer is flushed when no other sender is waiting.
 func (c *Client) send(op byte, id uint32, parts ...[]byte) error {
@@ -230,8 +238,22 @@ func (c *Client) send(op byte, id uint32, parts ...[]byte) error {
 	c.hdr = appendHeader(c.hdr[:0], op, id, n)
 	_, err := c.bw.Write(c.hdr)
 	for _, p := range parts {
-		if err == nil {
+		if err != nil {
+			break
+		}
+		if len(p) < directPayload {
 			_, err = c.bw.Write(p)
+			continue
+		}
+		// A large payload (a stream's chunk) goes to the channel as it
+		// is, after only enough of it to fill the buffer up to a whole
+		// SSH packet: not copied into the buffer first.
+		k := min(len(p), (sshPacket-c.bw.Buffered()%sshPacket)%sshPacket)
+		if _, err = c.bw.Write(p[:k]); err == nil {
+			err = c.bw.Flush()
+		}
+		if err == nil {
+			_, err = c.in.Write(p[k:])
 		}
 	}
 	if err == nil && c.waiting.Load() == 0 {

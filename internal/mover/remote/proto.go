@@ -144,24 +144,38 @@ type frame struct {
 }
 
 func readFrame(r io.Reader, hdr *[9]byte, buf []byte) (frame, error) {
+	f, n, err := readHeader(r, hdr)
+	if err == nil {
+		f.payload, err = readPayload(r, n, buf)
+	}
+	return f, err
+}
+
+// readHeader reads a frame's header and returns the frame without its
+// payload and the payload's length, which the caller reads next.
+func readHeader(r io.Reader, hdr *[9]byte) (frame, int, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return frame{}, err
+		return frame{}, 0, err
 	}
 	n := binary.BigEndian.Uint32(hdr[5:9])
 	if n > maxFrame {
-		return frame{}, fmt.Errorf("frame of %d bytes: %w", n, errProtocol)
+		return frame{}, 0, fmt.Errorf("frame of %d bytes: %w", n, errProtocol)
 	}
-	if int(n) > cap(buf) {
+	return frame{op: hdr[0], id: binary.BigEndian.Uint32(hdr[1:5])}, int(n), nil
+}
+
+// readPayload reads a payload of n bytes into buf (a new buffer if buf is
+// too small); its end missing is ErrUnexpectedEOF.
+func readPayload(r io.Reader, n int, buf []byte) ([]byte, error) {
+	if n > cap(buf) {
 		buf = make([]byte, n)
 	}
 	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return frame{}, err
+	_, err := io.ReadFull(r, buf)
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
 	}
-	return frame{op: hdr[0], id: binary.BigEndian.Uint32(hdr[1:5]), payload: buf}, nil
+	return buf, err
 }
 
 func appendHeader(b []byte, op byte, id uint32, n int) []byte {
