@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +73,8 @@ func sshFlags() []ucli.Flag {
 	return []ucli.Flag{
 		flags.Path("ssh-key", "", "SSH private key file; empty uses ssh-agent (SSH_AUTH_SOCK)"),
 		flags.Path("ssh-known-hosts", defaultKnownHosts, "OpenSSH known_hosts file with the sftp:// hosts' keys; host keys are always verified"),
-		flags.Int("connections", 4, "SSH connections to an sftp:// end (each its own sshd process and cipher stream)"),
+		flags.Int("connections", defaultConnections(), "SSH connections to an sftp:// end (each its own sshd process, helper and cipher stream); "+
+			"the default is one per two CPUs here, at most 4"),
 		flags.Int("sessions", 8, "SFTP sessions per SSH connection (each its own sftp-server: more fsyncs at once)"),
 		flags.Duration("keepalive", 15*time.Second, "interval of SSH keep-alive requests"),
 		flags.String("remote-transfer", "transfer", "this program on an sftp:// destination, started there as `PROGRAM serve DIR` to stream files "+
@@ -80,6 +82,15 @@ func sshFlags() []ucli.Flag {
 			"If it cannot be started, the copy goes over SFTP and says so"),
 	}
 }
+
+// defaultConnections is one SSH connection per two CPUs, at most four.
+// Each connection is a cipher stream here and an sshd process and a helper
+// at the far end; where the cores are few they only compete for them. On
+// two cores, one connection against four (alternating runs, loopback):
+// 100k files of 4 KiB 13.1-13.6 s against 15.7-18.0 s, server CPU 11.7-12.7
+// against 16.8-21.1 s; 2 GiB of blobs 8.5-9.3 s against 9.3-9.9 s, server
+// CPU 3.5 against 5.6-6.6 s.
+func defaultConnections() int { return min(max(runtime.NumCPU()/2, 1), 4) }
 
 func readSSHOptions(c *ucli.Context) sshOptions {
 	return sshOptions{keyFile: c.Path("ssh-key"), knownHosts: c.Path("ssh-known-hosts"),
