@@ -19,8 +19,9 @@
 // (default /etc/squirro-bcp/known_hosts, as for backup and restore; a missing
 // file fails naming it; mismatch: exit 6 with both fingerprints), ssh-key or
 // ssh-agent, AES-GCM
-// first, keep-alives; several SSH connections with several SFTP sessions
-// each, opened only when there is work.
+// first, keep-alives; SSH connections (one per two CPUs here, at most four:
+// --connections) with several SFTP sessions each, the rest opened only when
+// there is work.
 //
 // verify and wait are manifest.Verify over a directory (every file's size
 // and SHA-256, with a file-identity cache so unchanged files are not read
