@@ -683,57 +683,90 @@ func (r *runner) syncFS(ctx context.Context, dirs []string) error {
 // files are left under their temporary names and returned: finishBatch
 // makes them durable and renames them.
 func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*want, error) {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.opts.Workers)
 	var pending atomicList
 	big := make(chan struct{}, r.opts.BigWorkers)
 	mem := semaphore.NewWeighted(smallInFlight)
-	var stopped error
-	for _, w := range files {
-		var held int64
+	held := func(w *want) int64 {
 		if w.data == nil && w.size <= smallFile {
-			held = max(w.size, 1)
-			if stopped = mem.Acquire(gctx, held); stopped != nil {
-				break
+			return max(w.size, 1)
+		}
+		return 0
+	}
+	// Small files are admitted by memory: the feeder waits for room before
+	// handing one to a worker.
+	admit := func(ctx context.Context, w *want) error { return mem.Acquire(ctx, held(w)) }
+	err := r.each(ctx, files, admit, func(ctx context.Context, w *want) error {
+		defer mem.Release(held(w))
+		if w.size > smallFile {
+			select {
+			case big <- struct{}{}:
+				defer func() { <-big }()
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 		}
+		var deferred bool
+		var err error
+		if w.data != nil {
+			sum := w.sum
+			if w.phase >= phaseManifest {
+				sum = "" // the signature covers the manifest; it has no hash of its own
+			}
+			deferred, err = r.cp.writeData(ctx, w.name, w.data, sum, batch)
+		} else {
+			deferred, err = r.cp.copyFile(ctx, w.name, w.size, w.sum, batch)
+		}
+		if err != nil {
+			return err
+		}
+		if deferred {
+			pending.add(w)
+			return nil
+		}
+		r.count(w)
+		return nil
+	})
+	return pending.list(), err
+}
+
+// each runs fn for every file on at most Workers long-lived goroutines
+// (not a goroutine per file: 100k of them cost the client more CPU -
+// creation, stack growth, scheduling - than the SHA-256 of their data).
+// admit, if not nil, is called in order before a file is handed out and
+// may wait. The first error stops the rest and is returned.
+func (r *runner) each(ctx context.Context, files []*want, admit func(context.Context, *want) error, fn func(context.Context, *want) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	work := make(chan *want)
+	for range min(r.opts.Workers, len(files)) {
 		g.Go(func() error {
-			defer mem.Release(held)
-			if w.size > smallFile {
-				select {
-				case big <- struct{}{}:
-					defer func() { <-big }()
-				case <-gctx.Done():
-					return gctx.Err()
+			for w := range work {
+				if err := fn(gctx, w); err != nil {
+					return err
 				}
 			}
-			var deferred bool
-			var err error
-			if w.data != nil {
-				sum := w.sum
-				if w.phase >= phaseManifest {
-					sum = "" // the signature covers the manifest; it has no hash of its own
-				}
-				deferred, err = r.cp.writeData(gctx, w.name, w.data, sum, batch)
-			} else {
-				deferred, err = r.cp.copyFile(gctx, w.name, w.size, w.sum, batch)
-			}
-			if err != nil {
-				return err
-			}
-			if deferred {
-				pending.add(w)
-				return nil
-			}
-			r.count(w)
 			return nil
 		})
 	}
-	err := g.Wait()
-	if err == nil {
-		err = stopped // ctx ended while waiting for memory
+	var stopped error
+feed:
+	for _, w := range files {
+		if admit != nil {
+			if stopped = admit(gctx, w); stopped != nil {
+				break
+			}
+		}
+		select {
+		case work <- w:
+		case <-gctx.Done():
+			stopped = gctx.Err()
+			break feed
+		}
 	}
-	return pending.list(), err
+	close(work)
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return stopped // ctx ended while handing out files
 }
 
 // finishBatch makes files written under their temporary names durable
@@ -749,18 +782,13 @@ func (r *runner) finishBatch(ctx context.Context, files []*want) error {
 	if err := r.syncFS(ctx, sortedKeys(dirs)); err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(r.opts.Workers)
-	for _, w := range files {
-		g.Go(func() error {
-			if err := r.cp.finish(gctx, w.name); err != nil {
-				return err
-			}
-			r.count(w)
-			return nil
-		})
-	}
-	return g.Wait()
+	return r.each(ctx, files, nil, func(ctx context.Context, w *want) error {
+		if err := r.cp.finish(ctx, w.name); err != nil {
+			return err
+		}
+		r.count(w)
+		return nil
+	})
 }
 
 // count adds a file now in place to the result.
