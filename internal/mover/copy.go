@@ -15,6 +15,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/time/rate"
+
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 )
 
 // TmpPrefix starts the name of every file the mover writes before it is
@@ -45,10 +47,11 @@ func tmpName(name string) string {
 // written, compared, fsynced, then renamed. A mismatch returns ErrCorrupt and
 // leaves nothing under the final name.
 //
-// With batch set, a small file is written and checked but neither fsynced
-// nor renamed: it returns deferred true, and the caller makes the batch
-// durable (FSSyncer) before it renames the file with finish.
-func (c *copier) copyFile(ctx context.Context, name string, size int64, sum string, batch bool) (deferred bool, err error) {
+// With batch set (not nil), a small file is written and checked but
+// neither fsynced nor renamed: it returns deferred true, and the caller
+// waits for batch (a LaterWriter destination only queues the write) and
+// makes the batch durable (FSSyncer) before it renames the file.
+func (c *copier) copyFile(ctx context.Context, name string, size int64, sum string, batch *remote.Later) (deferred bool, err error) {
 	r, err := c.src.Open(ctx, name)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -135,14 +138,14 @@ func (c *copier) copyStream(ctx context.Context, r io.Reader, name string, size 
 // writeBytes writes data (already in memory, e.g. a manifest) as name at dst
 // by the same rules; sum may be empty when there is nothing to compare with.
 func (c *copier) writeBytes(ctx context.Context, name string, data []byte, sum string) error {
-	_, err := c.writeData(ctx, name, data, sum, false)
+	_, err := c.writeData(ctx, name, data, sum, nil)
 	return err
 }
 
 // writeData writes data as name at dst: checked, written to the temporary
-// name, then (batch false) fsynced and renamed. With batch set the fsync and
+// name, then (batch nil) fsynced and renamed. With batch set the fsync and
 // the rename are left to the caller (deferred true): see copyFile.
-func (c *copier) writeData(ctx context.Context, name string, data []byte, sum string, batch bool) (deferred bool, err error) {
+func (c *copier) writeData(ctx context.Context, name string, data []byte, sum string, batch *remote.Later) (deferred bool, err error) {
 	h := sha256.New()
 	h.Write(data)
 	if err := c.check(name, int64(len(data)), int64(len(data)), h, sum); err != nil {
@@ -154,10 +157,23 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		}
 	}
 	tmp := tmpName(name)
+	if lw, ok := c.dst.(LaterWriter); ok && batch != nil {
+		switch err := lw.WriteFileLater(ctx, tmp, data, batch); {
+		case errors.Is(err, errNoFileWriter):
+			// through FileWriter or Create below
+		case err != nil:
+			return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+		default:
+			if c.progress != nil {
+				c.progress.Add(int64(len(data)))
+			}
+			return true, nil
+		}
+	}
 	if fw, ok := c.dst.(FileWriter); ok {
 		// One request: create, write, fsync (unless batched), close - a
 		// write error that only the close reports (NFS) included.
-		err := fw.WriteFile(ctx, tmp, data, !batch)
+		err := fw.WriteFile(ctx, tmp, data, batch == nil)
 		switch {
 		case errors.Is(err, errNoFileWriter):
 			// through Create below
@@ -168,7 +184,7 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 			if c.progress != nil {
 				c.progress.Add(int64(len(data)))
 			}
-			if batch {
+			if batch != nil {
 				return true, nil
 			}
 			return false, c.dst.Rename(ctx, tmp, name)
@@ -179,7 +195,7 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
 	}
 	_, err = io.Copy(w, bytes.NewReader(data))
-	if err == nil && !batch {
+	if err == nil && batch == nil {
 		err = w.Sync()
 	}
 	if err != nil {
@@ -190,7 +206,7 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 	if c.progress != nil {
 		c.progress.Add(int64(len(data)))
 	}
-	if batch {
+	if batch != nil {
 		// Not durable yet: a write error that only the close reports
 		// (NFS) must stop this file before the batch is renamed.
 		if err := w.Close(); err != nil {

@@ -75,6 +75,18 @@ type FileWriter interface {
 	WriteFile(ctx context.Context, name string, data []byte, fsync bool) error
 }
 
+// LaterWriter is implemented by destinations that can take the writes and
+// renames of a batch of small files without waiting for each one's result
+// (the SFTP helper): the worker goes on to its next file at once, and one
+// remote.Later.Wait per batch collects the results - 100k files are then
+// not 200k goroutines blocked and woken one by one. Writes are without
+// fsync: the batch is made durable by FSSyncer before its renames. One
+// that cannot at the moment returns errNoFileWriter.
+type LaterWriter interface {
+	WriteFileLater(ctx context.Context, name string, data []byte, l *remote.Later) error
+	RenameLater(ctx context.Context, from, to string, l *remote.Later) error
+}
+
 // errNoFileWriter says that a FileWriter cannot write whole files here.
 var errNoFileWriter = errors.New("no whole-file writes")
 

@@ -684,6 +684,10 @@ func (r *runner) syncFS(ctx context.Context, dirs []string) error {
 // makes them durable and renames them.
 func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*want, error) {
 	var pending atomicList
+	var later *remote.Later // the batch's writes that a LaterWriter only queued
+	if batch {
+		later = remote.NewLater()
+	}
 	big := make(chan struct{}, r.opts.BigWorkers)
 	mem := semaphore.NewWeighted(smallInFlight)
 	held := func(w *want) int64 {
@@ -712,9 +716,9 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 			if w.phase >= phaseManifest {
 				sum = "" // the signature covers the manifest; it has no hash of its own
 			}
-			deferred, err = r.cp.writeData(ctx, w.name, w.data, sum, batch)
+			deferred, err = r.cp.writeData(ctx, w.name, w.data, sum, later)
 		} else {
-			deferred, err = r.cp.copyFile(ctx, w.name, w.size, w.sum, batch)
+			deferred, err = r.cp.copyFile(ctx, w.name, w.size, w.sum, later)
 		}
 		if err != nil {
 			return err
@@ -726,6 +730,11 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 		r.count(w)
 		return nil
 	})
+	if err == nil && later != nil {
+		if err = later.Wait(ctx); err != nil {
+			err = fmt.Errorf("at %s: %w", r.opts.Dst, err)
+		}
+	}
 	return pending.list(), err
 }
 
@@ -781,6 +790,27 @@ func (r *runner) finishBatch(ctx context.Context, files []*want) error {
 	}
 	if err := r.syncFS(ctx, sortedKeys(dirs)); err != nil {
 		return err
+	}
+	if lw, ok := r.opts.Dst.(LaterWriter); ok {
+		// All renames queued, one wait.
+		later, n := remote.NewLater(), 0
+		for _, w := range files {
+			err := lw.RenameLater(ctx, tmpName(w.name), w.name, later)
+			if errors.Is(err, errNoFileWriter) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		if err := later.Wait(ctx); err != nil {
+			return fmt.Errorf("at %s: %w", r.opts.Dst, err)
+		}
+		for _, w := range files[:n] {
+			r.count(w)
+		}
+		files = files[n:]
 	}
 	return r.each(ctx, files, nil, func(ctx context.Context, w *want) error {
 		if err := r.cp.finish(ctx, w.name); err != nil {

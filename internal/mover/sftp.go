@@ -72,11 +72,12 @@ type sftpConn struct {
 }
 
 var (
-	_ FS         = (*SFTP)(nil)
-	_ Expander   = (*SFTP)(nil)
-	_ FSSyncer   = (*SFTP)(nil)
-	_ Digester   = (*SFTP)(nil)
-	_ FileWriter = (*SFTP)(nil)
+	_ FS          = (*SFTP)(nil)
+	_ Expander    = (*SFTP)(nil)
+	_ FSSyncer    = (*SFTP)(nil)
+	_ Digester    = (*SFTP)(nil)
+	_ FileWriter  = (*SFTP)(nil)
+	_ LaterWriter = (*SFTP)(nil)
 )
 
 // Expander is implemented by backends that start small - enough to list
@@ -361,6 +362,26 @@ func (s *SFTP) WriteFile(ctx context.Context, name string, data []byte, fsync bo
 		return fmt.Errorf("write %s: %w", s.path(name), err)
 	}
 	return nil
+}
+
+// WriteFileLater queues a whole-file write (no fsync) through a helper;
+// l.Wait reports it. Without a helper it returns errNoFileWriter.
+func (s *SFTP) WriteFileLater(ctx context.Context, name string, data []byte, l *remote.Later) error {
+	h := s.remote(ctx)
+	if h == nil {
+		return errNoFileWriter
+	}
+	return h.PutLater(ctx, rel(name), data, l)
+}
+
+// RenameLater queues a rename through a helper; l.Wait reports it. Without
+// a helper it returns errNoFileWriter.
+func (s *SFTP) RenameLater(ctx context.Context, from, to string, l *remote.Later) error {
+	h := s.remote(ctx)
+	if h == nil {
+		return errNoFileWriter
+	}
+	return h.RenameLater(ctx, rel(from), rel(to), l)
 }
 
 // DirDigests has the helper fingerprint each directory next to the data;

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -311,6 +312,17 @@ func (c *Client) callName(ctx context.Context, op byte, name string) error {
 // closes it: one round trip.
 // Puts from concurrent callers travel together (see batcher).
 func (c *Client) Put(ctx context.Context, name string, data []byte, fsync bool) error {
+	return c.puts.do(ctx, encodePut(name, data, fsync))
+}
+
+// PutLater is Put without fsync that does not wait for the result: it
+// returns once the put is queued (data may be reused then), and l.Wait
+// reports it.
+func (c *Client) PutLater(ctx context.Context, name string, data []byte, l *Later) error {
+	return c.puts.post(ctx, encodePut(name, data, false), l, "write "+name)
+}
+
+func encodePut(name string, data []byte, fsync bool) []byte {
 	var flags byte
 	if fsync {
 		flags = flagFsync
@@ -318,13 +330,97 @@ func (c *Client) Put(ctx context.Context, name string, data []byte, fsync bool) 
 	enc := append(make([]byte, 0, 1+2+len(name)+4+len(data)), flags)
 	enc = appendString(enc, name)
 	enc = binary.BigEndian.AppendUint32(enc, uint32(len(data)))
-	return c.puts.do(ctx, append(enc, data...))
+	return append(enc, data...)
 }
 
 // Rename renames from to to, replacing to atomically.
 // Renames from concurrent callers travel together (see batcher).
 func (c *Client) Rename(ctx context.Context, from, to string) error {
 	return c.renames.do(ctx, appendString(appendString(nil, from), to))
+}
+
+// RenameLater is Rename that does not wait for the result: l.Wait
+// reports it.
+func (c *Client) RenameLater(ctx context.Context, from, to string, l *Later) error {
+	return c.renames.post(ctx, appendString(appendString(nil, from), to), l, "rename "+from)
+}
+
+// Later collects requests sent without waiting for each one's result
+// (PutLater, RenameLater), over one client or several: the caller goes on
+// at once - no goroutine waits per file - and Wait reports them all. The
+// mover sends a batch of small files this way and waits once per batch.
+type Later struct {
+	mu      sync.Mutex
+	n       int           // requests not answered yet
+	zero    chan struct{} // closed while n is 0
+	err     error         // the first failure
+	clients []*Client
+}
+
+// NewLater returns an empty Later.
+func NewLater() *Later {
+	z := make(chan struct{})
+	close(z)
+	return &Later{zero: z}
+}
+
+func (l *Later) add(c *Client) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n == 0 {
+		l.zero = make(chan struct{})
+	}
+	l.n++
+	if !slices.Contains(l.clients, c) {
+		l.clients = append(l.clients, c)
+	}
+}
+
+func (l *Later) done(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err != nil && l.err == nil {
+		l.err = err
+	}
+	if l.n--; l.n == 0 {
+		close(l.zero)
+	}
+}
+
+// Wait returns when every request sent with l so far has been answered,
+// with the first failure among them; or when one of their helpers is gone
+// (what it had not answered may or may not have been done), or ctx ends.
+func (l *Later) Wait(ctx context.Context) error {
+	l.mu.Lock()
+	zero, clients := l.zero, slices.Clone(l.clients)
+	l.mu.Unlock()
+	stop := make(chan struct{})
+	defer close(stop)
+	gone := make(chan error, len(clients))
+	for _, c := range clients {
+		go func() {
+			select {
+			case <-c.gone:
+				gone <- c.failure()
+			case <-stop:
+			}
+		}()
+	}
+	select {
+	case <-zero:
+	case err := <-gone:
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.n == 0 {
+			return l.err // all answered before the helper went
+		}
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
 }
 
 // batcher sends the items that concurrent callers submit in few requests:
@@ -340,8 +436,10 @@ type batcher struct {
 }
 
 type item struct {
-	enc  []byte
-	done chan error
+	enc   []byte
+	done  chan error // nil: later says it
+	later *Later
+	what  string // names the request in later's error
 }
 
 const (
@@ -375,6 +473,21 @@ func (b *batcher) do(ctx context.Context, enc []byte) error {
 	}
 }
 
+// post queues enc without waiting for its result, which l gets.
+func (b *batcher) post(ctx context.Context, enc []byte, l *Later, what string) error {
+	l.add(b.c)
+	select {
+	case b.queue <- &item{enc: enc, later: l, what: what}:
+		return nil
+	case <-ctx.Done():
+		l.done(nil)
+		return ctx.Err()
+	case <-b.c.gone:
+		l.done(nil)
+		return b.c.failure()
+	}
+}
+
 func (b *batcher) run() {
 	for {
 		var first *item
@@ -405,11 +518,18 @@ func (b *batcher) run() {
 			body, err := b.c.call(context.Background(), b.op, 0, parts...)
 			d := decoder{b: body}
 			for _, it := range items {
-				if err != nil {
-					it.done <- err
+				res := err
+				if err == nil {
+					res = d.result()
+				}
+				if it.later == nil {
+					it.done <- res
 					continue
 				}
-				it.done <- d.result()
+				if res != nil {
+					res = fmt.Errorf("%s: %w", it.what, res)
+				}
+				it.later.done(res)
 			}
 		}()
 	}

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -380,6 +381,62 @@ func TestBatchedCallsFailWhenHelperDies(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatal("a call to a dead helper hangs")
+		}
+	}
+}
+
+// TestLater: puts and renames sent without waiting are all carried out
+// when Wait returns; the first failure is reported with the file it was
+// about; a helper that goes away ends the wait instead of hanging it.
+func TestLater(t *testing.T) {
+	root := t.TempDir()
+	c := pair(t, root)
+	ctx := context.Background()
+	if err := c.MkdirAll(ctx, "objects/ab"); err != nil {
+		t.Fatal(err)
+	}
+	l := NewLater()
+	if err := l.Wait(ctx); err != nil {
+		t.Fatalf("Wait with nothing sent: %v", err)
+	}
+	for i := range 1000 {
+		if err := c.PutLater(ctx, fmt.Sprintf("objects/ab/.tmp-%d", i), []byte(strconv.Itoa(i)), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Wait(ctx); err != nil {
+		t.Fatalf("Wait after 1000 puts: %v", err)
+	}
+	l = NewLater()
+	for i := range 1000 {
+		if err := c.RenameLater(ctx, fmt.Sprintf("objects/ab/.tmp-%d", i), fmt.Sprintf("objects/ab/%d", i), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Wait(ctx); err != nil {
+		t.Fatalf("Wait after 1000 renames: %v", err)
+	}
+	for i := range 1000 {
+		b, err := os.ReadFile(filepath.Join(root, "objects", "ab", strconv.Itoa(i)))
+		if err != nil || string(b) != strconv.Itoa(i) {
+			t.Fatalf("objects/ab/%d: %q, %v", i, b, err)
+		}
+	}
+
+	l = NewLater()
+	c.PutLater(ctx, "objects/ab/.tmp-ok", []byte("ok"), l)
+	c.PutLater(ctx, "missing/dir/.tmp-x", []byte("x"), l)
+	err := l.Wait(ctx)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing/dir/.tmp-x") {
+		t.Fatalf("Wait after a put into a missing directory: %v, want ENOENT naming the file", err)
+	}
+
+	// The helper goes away with requests queued: Wait returns its failure.
+	l = NewLater()
+	c.Close()
+	if err := c.PutLater(ctx, "objects/ab/.tmp-late", []byte("x"), l); err == nil {
+		if err := l.Wait(ctx); err == nil {
+			t.Fatal("Wait after the helper closed: nil, want its failure")
 		}
 	}
 }
