@@ -67,7 +67,9 @@
 //     batches of 2048: all written under their temporary names without
 //     fsync, one syncfs, then all renamed; one more syncfs at the end of
 //     each phase makes the renames durable before the next phase (and so
-//     before the manifest). Otherwise (an account that may not run
+//     before the manifest). Through the helper (LaterWriter) a batch's
+//     writes and renames are queued without a goroutine waiting for each
+//     one; one remote.Later.Wait per batch collects their results. Otherwise (an account that may not run
 //     commands, found out once per run) each file is fsynced before its
 //     rename and directories are fsynced between phases where the backend
 //     can. Large files are always fsynced one by one. A crash or a dropped connection
