@@ -96,7 +96,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	} else {
 		_ = conn.SetDeadline(time.Now().Add(timeout))
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(conn, cfg.Addr(), cc)
+	sc, chans, reqs, err := ssh.NewClientConn(newQuickAckConn(conn), cfg.Addr(), cc)
 	if err != nil {
 		conn.Close()
 		if keyErr != nil {
