@@ -157,38 +157,20 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		}
 	}
 	tmp := tmpName(name)
-	if lw, ok := c.dst.(LaterWriter); ok && batch != nil {
-		switch err := lw.WriteFileLater(ctx, tmp, data, batch); {
-		case errors.Is(err, errNoFileWriter):
-			// through FileWriter or Create below
-		case err != nil:
-			return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
-		default:
-			if c.progress != nil {
-				c.progress.Add(int64(len(data)))
-			}
+	switch err := c.writeWhole(ctx, tmp, data, batch); {
+	case errors.Is(err, errNoFileWriter):
+		// through Create below
+	case err != nil:
+		_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
+		return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
+	default:
+		if c.progress != nil {
+			c.progress.Add(int64(len(data)))
+		}
+		if batch != nil {
 			return true, nil
 		}
-	}
-	if fw, ok := c.dst.(FileWriter); ok {
-		// One request: create, write, fsync (unless batched), close - a
-		// write error that only the close reports (NFS) included.
-		err := fw.WriteFile(ctx, tmp, data, batch == nil)
-		switch {
-		case errors.Is(err, errNoFileWriter):
-			// through Create below
-		case err != nil:
-			_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
-			return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
-		default:
-			if c.progress != nil {
-				c.progress.Add(int64(len(data)))
-			}
-			if batch != nil {
-				return true, nil
-			}
-			return false, c.dst.Rename(ctx, tmp, name)
-		}
+		return false, c.dst.Rename(ctx, tmp, name)
 	}
 	w, err := c.dst.Create(ctx, tmp)
 	if err != nil {
@@ -223,6 +205,22 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		w.Close()
 	}()
 	return false, c.dst.Rename(ctx, tmp, name)
+}
+
+// writeWhole writes data as tmp in one request where dst can: queued for
+// batch (LaterWriter), or created, written, fsynced unless batched and
+// closed, a write error that only the close reports (NFS) included
+// (FileWriter). Where it cannot it returns errNoFileWriter.
+func (c *copier) writeWhole(ctx context.Context, tmp string, data []byte, batch *remote.Later) error {
+	if lw, ok := c.dst.(LaterWriter); ok && batch != nil {
+		if err := lw.WriteFileLater(ctx, tmp, data, batch); !errors.Is(err, errNoFileWriter) {
+			return err
+		}
+	}
+	if fw, ok := c.dst.(FileWriter); ok {
+		return fw.WriteFile(ctx, tmp, data, batch == nil)
+	}
+	return errNoFileWriter
 }
 
 // finish renames a file written with batch set into place. The caller has
