@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 )
 
 // Validate checks one entry of a file list read from an untrusted place.
@@ -148,8 +149,44 @@ func (lw *ListWriter) Flush() error { return lw.w.Flush() }
 // strictly increasing; the first problem stops the read with an error that
 // names the line and wraps ErrInvalid. Memory use does not depend on the
 // list's length. An error returned by fn is returned as is.
+//
+// A file list is also a tree (see TreeShape); a list that is not is refused
+// here, so verify calls such a set corrupt before any stage changes
+// anything.
 func ReadEntries(r io.Reader, fn func(Entry) error) error {
-	return readList(r, (*Entry).Validate, func(e *Entry) string { return e.Path }, fn)
+	var shape TreeShape
+	return readList(r, (*Entry).Validate, func(e *Entry) string { return e.Path }, func(e Entry) error {
+		if err := shape.Check(e); err != nil {
+			return err
+		}
+		return fn(e)
+	})
+}
+
+// TreeShape checks, entry by entry in list order, that a file list is a
+// tree: every entry's parent directory (other than the root) is an earlier
+// entry of type dir. So no entry lies below one of the list's own symlinks
+// or files, and a restore that makes each directory before its children
+// never writes through a link. It keeps only the chain of directories
+// enclosing the current entry (the path's depth), not the list. The zero
+// value is ready to use.
+type TreeShape struct {
+	open []string // directories enclosing the last entry, outermost first
+}
+
+// Check takes the next entry; an error wraps ErrInvalid.
+func (t *TreeShape) Check(e Entry) error {
+	parent := path.Dir(e.Path)
+	for len(t.open) > 0 && t.open[len(t.open)-1] != parent {
+		t.open = t.open[:len(t.open)-1]
+	}
+	if parent != "." && len(t.open) == 0 {
+		return fmt.Errorf("entry %q: its parent %q is not a directory earlier in the list (an entry below a symlink or a file, or a missing directory): %w", e.Path, parent, ErrInvalid)
+	}
+	if e.Type == TypeDir {
+		t.open = append(t.open, e.Path)
+	}
+	return nil
 }
 
 // ReadESFiles streams an Elasticsearch file list like ReadEntries.

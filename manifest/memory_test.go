@@ -41,6 +41,11 @@ func TestVerifyStreamsLists(t *testing.T) {
 	must(t, err)
 	list, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
 		for i := range n {
+			if i%1000 == 0 {
+				if err := lw.WriteEntry(manifest.Entry{Path: fmt.Sprintf("d%02d", i/1000), Type: manifest.TypeDir, Mode: 0o750, MTime: created0}); err != nil {
+					return err
+				}
+			}
 			e := manifest.Entry{Path: fmt.Sprintf("d%02d/%s-%08d.pdf", i/1000, strings.Repeat("x", 40), i), Type: manifest.TypeFile,
 				Mode: 0o640, MTime: created0, Size: obj.Size, Object: obj.SHA256}
 			if err := lw.WriteEntry(e); err != nil {

@@ -17,9 +17,12 @@ package filetree
 //   - a symlink with the same target is unchanged; otherwise it is created
 //     under a temporary name and renamed over.
 // Finally every target path that the set does not have (and that is not
-// excluded) is removed, children before parents. Entries below a path that
-// the set itself makes a symlink are refused, so no write can be redirected
-// through a link.
+// excluded) is removed, children before parents. An entry whose parent is
+// not a directory of the set (below one of its symlinks, say) is refused
+// (manifest.TreeShape), and a symlink or file that the target holds where
+// the set has a directory is removed (never followed) before the directory
+// is made, so no write is redirected through a link the set or the target
+// holds.
 
 import (
 	"context"
@@ -42,7 +45,8 @@ import (
 // hash to its name while it is being applied. The file was not replaced.
 var ErrObjectMismatch = errors.New("object content does not match its SHA-256")
 
-// ErrUnsafePath is returned (wrapped) for an entry below a symlink of the set.
+// ErrUnsafePath is returned (wrapped) for an entry whose parent is not a
+// directory of the set (below one of its symlinks or files, or missing).
 var ErrUnsafePath = errors.New("entry below a symlink")
 
 // Target is the tree being brought to a set's state: a local directory or a
@@ -208,7 +212,7 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 	}
 	gran := t.TimeGranularity()
 	var dirs []manifest.Entry
-	links := map[string]bool{} // symlinks of the set seen so far
+	var shape manifest.TreeShape
 	err := opts.Entries(func(e manifest.Entry) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -216,12 +220,10 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 		if Excluded(e.Path, opts.Exclude) {
 			return nil
 		}
-		// Look up the entry's ancestors rather than scan every link seen:
-		// a tree with many symlinks must not make this quadratic.
-		for l := path.Dir(e.Path); l != "." && l != "/"; l = path.Dir(l) {
-			if links[l] {
-				return fmt.Errorf("%w: %s is below symlink %s in the set; refusing to write through a link", ErrUnsafePath, e.Path, l)
-			}
+		// Every parent is a directory of the set, made (or found to be a
+		// real directory, a link in its way replaced) before its children.
+		if err := shape.Check(e); err != nil {
+			return fmt.Errorf("%w: %v; refusing to write through a link", ErrUnsafePath, err)
 		}
 		h, exists := existing[e.Path]
 		delete(existing, e.Path)
@@ -257,7 +259,6 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 			}
 			return nil
 		case manifest.TypeSymlink:
-			links[e.Path] = true
 			if exists {
 				if cur, err := t.Readlink(e.Path); err == nil && cur == e.Target {
 					st.Unchanged++

@@ -309,3 +309,66 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestApplyNeverEscapes: whatever the target already holds (a symlink left
+// by an earlier set, or put there by someone else), no entry of a set is
+// created, replaced or removed outside the target's root, on every target.
+func TestApplyNeverEscapes(t *testing.T) {
+	sum := sha256.Sum256([]byte("pwned"))
+	sha := hex.EncodeToString(sum[:])
+	objs := memObjects{sha: []byte("pwned")}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	dirE := func(p string) manifest.Entry {
+		return manifest.Entry{Path: p, Type: manifest.TypeDir, Mode: 0o750, MTime: t0}
+	}
+	fileE := func(p string) manifest.Entry {
+		return manifest.Entry{Path: p, Type: manifest.TypeFile, Mode: 0o600, MTime: t0, Size: 5, Object: sha}
+	}
+	tests := []struct {
+		name string
+		ents []manifest.Entry
+		want error // nil: applies, and the link is replaced by what the set has
+	}{
+		{"file below a link the target holds, no entry for its parent", []manifest.Entry{fileE("evil/pwned")}, ErrUnsafePath},
+		{"directory where the target holds a link", []manifest.Entry{dirE("evil"), fileE("evil/pwned")}, nil},
+		{"file where the target holds a link", []manifest.Entry{fileE("evil")}, nil},
+		{"nothing: the link is removed, not what it points to", nil, nil},
+	}
+	for name, mk := range targets(t) {
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.name, func(t *testing.T) {
+				outside := t.TempDir()
+				write(t, filepath.Join(outside, "victim"), "precious", t0)
+				dst := filepath.Join(t.TempDir(), "storage")
+				must(t, os.MkdirAll(dst, 0o750))
+				must(t, os.Symlink(outside, filepath.Join(dst, "evil")))
+				tgt := mk(t, dst)
+				_, err := Apply(context.Background(), ApplyOptions{Target: tgt, Entries: entries(tt.ents), Objects: objs})
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("Apply: %v, want %v", err, tt.want)
+				}
+				ents, _ := os.ReadDir(outside)
+				if len(ents) != 1 || ents[0].Name() != "victim" {
+					t.Fatalf("outside the target now holds %v", ents)
+				}
+				if b, err := os.ReadFile(filepath.Join(outside, "victim")); err != nil || string(b) != "precious" {
+					t.Fatalf("outside file changed: %q, %v", b, err)
+				}
+				if tt.want != nil {
+					return
+				}
+				fi, err := os.Lstat(filepath.Join(dst, "evil"))
+				switch {
+				case len(tt.ents) == 0:
+					if err == nil {
+						t.Fatal("the link is still there")
+					}
+				case err != nil:
+					t.Fatal(err)
+				case fi.Mode()&fs.ModeSymlink != 0:
+					t.Fatal("the link is still there")
+				}
+			})
+		}
+	}
+}
