@@ -22,6 +22,10 @@ var (
 	// ErrStale means the set is not newer than a given sequence: an old or
 	// replayed set (exit code 6).
 	ErrStale = errors.New("set stale or replayed")
+	// ErrFuture means the set was created further in the future (by the
+	// reader's clock) than the allowed clock skew (CheckCreated). It is a
+	// kind of ErrStale: errors.Is(err, ErrStale) holds too (exit code 6).
+	ErrFuture error = futureError{}
 	// ErrUnknownVersion means a manifest has a major format version this
 	// reader does not know; upgrade the reading program (exit code 5).
 	ErrUnknownVersion = errors.New("unknown manifest format version")
@@ -37,3 +41,8 @@ var (
 	// directory; sets are never overwritten.
 	ErrSetExists = errors.New("set already published")
 )
+
+type futureError struct{}
+
+func (futureError) Error() string { return "set created in the future" }
+func (futureError) Unwrap() error { return ErrStale }

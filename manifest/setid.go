@@ -60,3 +60,33 @@ func parseSetID(id string) (uint64, time.Time, error) {
 	}
 	return seq, t, nil
 }
+
+// DefaultMaxClockSkew is how far after the reader's clock a set's creation
+// time may lie before the set is refused (VerifyOptions.MaxClockSkew,
+// CheckCreated): the producer's and the reader's clocks never agree exactly.
+const DefaultMaxClockSkew = 5 * time.Minute
+
+// CheckCreated refuses a set created further after now than maxSkew allows
+// (0: DefaultMaxClockSkew; negative: no check). A validly signed set dated
+// in the future would otherwise stay "newest" and show a negative recovery
+// point age until its date arrives. The error wraps ErrFuture (and so
+// ErrStale, exit code 6) and names the set, its creation time, the local
+// clock and the allowed skew.
+func CheckCreated(id string, created, now time.Time, maxSkew time.Duration) error {
+	if maxSkew == 0 {
+		maxSkew = DefaultMaxClockSkew
+	}
+	ahead := created.Sub(now)
+	if maxSkew < 0 || ahead <= maxSkew {
+		return nil
+	}
+	return fmt.Errorf("set %s was created %s, %s after this host's clock (%s), more than the allowed clock skew of %s (max-clock-skew): %w; "+
+		"check the clocks (NTP) of the producer and of this host", id, created.UTC().Format(time.RFC3339), ahead.Round(time.Second),
+		now.UTC().Format(time.RFC3339), maxSkew, ErrFuture)
+}
+
+// Age is how long before now a set created at created was made; never
+// negative (a set within the allowed clock skew counts as just made).
+func Age(created, now time.Time) time.Duration {
+	return max(now.Sub(created), 0)
+}

@@ -118,8 +118,12 @@ type VerifyOptions struct {
 	Workers int
 	// MaxListed caps Report.Missing and Report.Corrupt (0 = DefaultMaxListed).
 	MaxListed int
-	// Now is the time at which signing keys must be valid (zero = now).
+	// Now is the time at which signing keys must be valid and against
+	// which the set's creation time is checked (zero = now).
 	Now time.Time
+	// MaxClockSkew refuses (ErrFuture, a kind of ErrStale) a set created
+	// more than this after Now (0 = DefaultMaxClockSkew; negative = no check).
+	MaxClockSkew time.Duration
 	// Progress receives progress reports (nil = none).
 	Progress Progress
 }
@@ -160,8 +164,9 @@ type Report struct {
 //  1. the manifest and its signature are there (else incomplete) and the
 //     signature is valid and by a trusted key (else not authentic); nothing
 //     from an unsigned manifest is trusted to drive any reading;
-//  2. the manifest parses and is for the expected channel (not for us) and
-//     newer than opts.After (stale);
+//  2. the manifest parses and is for the expected channel (not for us),
+//     newer than opts.After (stale) and not created in the future beyond
+//     opts.MaxClockSkew (ErrFuture, a kind of stale);
 //  3. every referenced object and repository file exists with the right
 //     size (else incomplete, listing what is missing; a wrong size is corrupt);
 //  4. every file's SHA-256 matches, hashed in parallel (else corrupt).
@@ -305,6 +310,10 @@ func (v *verifier) run(ctx context.Context) error {
 	}
 	if v.opts.After > 0 && m.Sequence <= v.opts.After {
 		return v.fail(StatusStale, "sequence %d is not newer than %d (old or replayed set)", m.Sequence, v.opts.After)
+	}
+	if err := CheckCreated(id, m.Created, v.opts.Now, v.opts.MaxClockSkew); err != nil {
+		v.rep.Status = StatusStale
+		return fmt.Errorf("set %s in %s: %w", id, v.opts.Root, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err

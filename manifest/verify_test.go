@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
@@ -121,7 +122,7 @@ func TestVerifyOutcomes(t *testing.T) {
 		{"signed manifest of an unknown major version", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
 			p := w.Layout.ManifestPath(w.SetID)
 			data, _ := os.ReadFile(p)
-			data = []byte(strings.Replace(string(data), `"version": "1.0"`, `"version": "2.0"`, 1))
+			data = []byte(strings.Replace(string(data), `"version": "`+manifest.Version+`"`, `"version": "2.0"`, 1))
 			must(t, os.WriteFile(p, data, 0o640))
 			sig, err := sshsig.Sign(w.Key.Signer, manifest.Namespace, strings.NewReader(string(data)))
 			must(t, err)
@@ -450,5 +451,59 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"status":"fine"}`), &out); err == nil {
 		t.Fatal("unknown status accepted")
+	}
+}
+
+// TestVerifyFutureSet: a validly signed set created a year after the
+// reader's clock is refused as ErrFuture (a kind of ErrStale, exit 6) with a
+// message naming the set, its creation time, the clock and the skew; one
+// within the skew is accepted.
+func TestVerifyFutureSet(t *testing.T) {
+	k := newKey(t, "ed25519")
+	w := newWorld(t, k, 1<<10)
+	for _, tt := range []struct {
+		name  string
+		ahead time.Duration
+		skew  time.Duration
+		ok    bool
+	}{
+		{"a year ahead", 365 * 24 * time.Hour, 0, false},
+		{"within the default skew", time.Minute, 0, true},
+		{"beyond a small skew", time.Minute, 30 * time.Second, false},
+		{"check off", 365 * 24 * time.Hour, -1, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			created := w.Manifest.Created.Add(2 * time.Minute) // what publish(2) dates it
+			now := created.Add(-tt.ahead)
+			o := w.opts()
+			o.SetID = w.publish(t, 2, k.Signer)
+			defer os.RemoveAll(filepath.Join(w.Root, manifest.SetsDirName, o.SetID))
+			o.Now, o.MaxClockSkew = now, tt.skew
+			rep, err := manifest.Verify(context.Background(), o)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, manifest.ErrFuture) || !errors.Is(err, manifest.ErrStale) || rep == nil || rep.Status != manifest.StatusStale {
+				t.Fatalf("err %v, report %+v; want ErrFuture (stale)", err, rep)
+			}
+			for _, want := range []string{o.SetID, created.Format(time.RFC3339), now.Format(time.RFC3339), "max-clock-skew"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("message does not name %q: %v", want, err)
+				}
+			}
+		})
+	}
+}
+
+func TestAgeNeverNegative(t *testing.T) {
+	now := time.Now()
+	if a := manifest.Age(now.Add(time.Hour), now); a != 0 {
+		t.Fatalf("Age of a future set = %s, want 0", a)
+	}
+	if a := manifest.Age(now.Add(-time.Hour), now); a != time.Hour {
+		t.Fatalf("Age = %s, want 1h", a)
 	}
 }
