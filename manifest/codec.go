@@ -149,6 +149,15 @@ func (m *Manifest) Validate() error {
 	if m.Elasticsearch == nil && m.MySQL == nil && len(m.Trees) == 0 {
 		return fmt.Errorf("set has no elasticsearch, mysql or trees part: %w", ErrInvalid)
 	}
+	if _, minor, _ := ParseVersion(m.Version); minor < 1 {
+		// fields of 1.1 in a manifest that says 1.0 can only be a mistake
+		if m.Elasticsearch != nil && m.Elasticsearch.Scope != nil {
+			return fmt.Errorf("elasticsearch: scope is a field of format 1.1, the manifest says %s: %w", m.Version, ErrInvalid)
+		}
+		if m.MySQL != nil && m.MySQL.AllDatabases {
+			return fmt.Errorf("mysql: all_databases is a field of format 1.1, the manifest says %s: %w", m.Version, ErrInvalid)
+		}
+	}
 	if es := m.Elasticsearch; es != nil {
 		if err := es.validate(); err != nil {
 			return fmt.Errorf("elasticsearch: %w", err)
@@ -227,6 +236,14 @@ func (es *ESSnapshot) validate() error {
 	for i, ix := range es.Indices {
 		if err := checkText(fmt.Sprintf("indices[%d]", i), ix, true); err != nil {
 			return err
+		}
+	}
+	for i, p := range es.Scope {
+		if err := checkText(fmt.Sprintf("scope[%d]", i), p, true); err != nil {
+			return err
+		}
+		if strings.ContainsAny(p, ", ") {
+			return fmt.Errorf("scope[%d] %q: one pattern per element, no comma or space: %w", i, p, ErrInvalid)
 		}
 	}
 	if es.Generation < 0 {

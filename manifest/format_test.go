@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,13 +28,14 @@ func sampleManifest() *manifest.Manifest {
 			Repository: "bcp", Snapshot: "bcp-0000000042", UUID: "Zq3Xbc0mRh2x", State: "SUCCESS",
 			Indices: []string{"squirro_v9_abc", "squirro_v9_def"}, Generation: 84,
 			Files:     manifest.Ref{SHA256: strings.Repeat("ab", 32), Size: 1234},
-			FileCount: 12, Bytes: 987654,
+			FileCount: 12, Bytes: 987654, Scope: []string{"squirro_*", "-squirro_tmp_*"},
 		},
 		MySQL: &manifest.MySQLDump{
 			Object:      manifest.Ref{SHA256: strings.Repeat("cd", 32), Size: 55555},
 			Compression: manifest.CompressionZstd,
 			Databases:   []string{"squirro", "configuration"},
 			Tables:      []manifest.TableCount{{Database: "squirro", Table: "projects", Rows: 7}},
+			AllDatabases: true,
 		},
 		Trees: []manifest.Tree{
 			{Name: "storage", Root: "/var/lib/squirro/storage", List: manifest.Ref{SHA256: strings.Repeat("ef", 32), Size: 400}, Files: 3, Bytes: 3000},
@@ -143,10 +145,13 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty", nil, manifest.ErrInvalid, "malformed JSON"},
 		{"truncated", good[:len(good)/2], manifest.ErrInvalid, "malformed JSON"},
 		{"trailing data", append(bytes.Clone(good), "{}"...), manifest.ErrInvalid, "after the document"},
-		{"unknown major", edit(`"version": "1.0"`, `"version": "2.0"`), manifest.ErrUnknownVersion, "2.0"},
-		{"no version", edit(`"version": "1.0",`, ``), manifest.ErrInvalid, "version"},
-		{"bad version", edit(`"version": "1.0"`, `"version": "1"`), manifest.ErrInvalid, "MAJOR.MINOR"},
-		{"version not a string", edit(`"version": "1.0"`, `"version": 1.0`), manifest.ErrInvalid, "version"},
+		{"unknown major", edit(`"version": "1.1"`, `"version": "2.0"`), manifest.ErrUnknownVersion, "2.0"},
+		{"no version", edit(`"version": "1.1",`, ``), manifest.ErrInvalid, "version"},
+		{"bad version", edit(`"version": "1.1"`, `"version": "1"`), manifest.ErrInvalid, "MAJOR.MINOR"},
+		{"version not a string", edit(`"version": "1.1"`, `"version": 1.1`), manifest.ErrInvalid, "version"},
+		{"1.1 field in a 1.0 manifest", edit(`"version": "1.1"`, `"version": "1.0"`), manifest.ErrInvalid, "format 1.1"},
+		{"scope pattern with a comma", edit(`"-squirro_tmp_*"`, `"a,b"`), manifest.ErrInvalid, "scope[1]"},
+		{"empty scope pattern", edit(`"-squirro_tmp_*"`, `""`), manifest.ErrInvalid, "scope[1]"},
 		{"unknown field", edit(`"sequence": 42`, `"sequence": 42, "extra": 1`), manifest.ErrInvalid, "extra"},
 		{"sequence zero", edit(`"sequence": 42`, `"sequence": 0`), manifest.ErrInvalid, "sequence"},
 		{"negative sequence", edit(`"sequence": 42`, `"sequence": -1`), manifest.ErrInvalid, "malformed"},
@@ -178,7 +183,7 @@ func TestDecodeRejects(t *testing.T) {
 // A newer minor version may add optional fields; this reader reads it.
 func TestDecodeNewerMinor(t *testing.T) {
 	good, _ := manifest.Encode(sampleManifest())
-	data := bytes.Replace(good, []byte(`"version": "1.0"`), []byte(`"version": "1.7", "future": {"x": 1}`), 1)
+	data := bytes.Replace(good, []byte(`"version": "1.1"`), []byte(`"version": "1.7", "future": {"x": 1}`), 1)
 	m, err := manifest.Decode(data)
 	if err != nil || m.Version != "1.7" {
 		t.Fatalf("newer minor: %v", err)
@@ -323,5 +328,92 @@ func TestLayout(t *testing.T) {
 		if got != want {
 			t.Errorf("%s, want %s", got, want)
 		}
+	}
+}
+
+// TestManifest10StillRead: a set written in format 1.0 (no scope, no
+// all_databases) is read by this 1.1 reader, strictly, and says nothing
+// about what the source lacks: no index or database is covered.
+func TestManifest10StillRead(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "manifest-1.0.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Decode(data)
+	if err != nil {
+		t.Fatalf("1.0 manifest: %v", err)
+	}
+	if m.Version != "1.0" || m.Elasticsearch.Scope != nil || m.MySQL.AllDatabases {
+		t.Fatalf("decoded 1.0 manifest: version %s scope %v all_databases %v", m.Version, m.Elasticsearch.Scope, m.MySQL.AllDatabases)
+	}
+	for _, ix := range []string{"squirro_v9_abc", "squirro_v9_gone", "anything"} {
+		if m.Elasticsearch.Covers(ix) {
+			t.Errorf("a 1.0 set covers %s", ix)
+		}
+	}
+	// an unknown field is still refused in a version this reader knows
+	bad := bytes.Replace(data, []byte(`"sequence": 42`), []byte(`"sequence": 42, "extra": 1`), 1)
+	if _, err := manifest.Decode(bad); !errors.Is(err, manifest.ErrInvalid) {
+		t.Fatalf("unknown field in 1.0: %v", err)
+	}
+}
+
+// TestScopeRoundTrip: the 1.1 fields survive Encode and Decode, and a set
+// whose scope is every index covers every non-system name.
+func TestScopeRoundTrip(t *testing.T) {
+	m := sampleManifest()
+	m.Elasticsearch.Scope = manifest.AllIndices
+	data, err := manifest.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`"version": "1.1"`)) || !bytes.Contains(data, []byte(`"all_databases": true`)) {
+		t.Fatalf("encoded:\n%s", data)
+	}
+	back, err := manifest.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back.Elasticsearch.Scope, []string{"*"}) || !back.MySQL.AllDatabases {
+		t.Fatalf("decoded scope %v all_databases %v", back.Elasticsearch.Scope, back.MySQL.AllDatabases)
+	}
+	if !back.Elasticsearch.Covers("squirro_v9_gone") || back.Elasticsearch.Covers(".kibana") {
+		t.Fatal("scope * must cover every name but system indices")
+	}
+	m.MySQL.AllDatabases = false
+	m.Elasticsearch.Scope = nil
+	data, _ = manifest.Encode(m)
+	if bytes.Contains(data, []byte("all_databases")) || bytes.Contains(data, []byte("scope")) {
+		t.Fatalf("empty 1.1 fields are written:\n%s", data)
+	}
+}
+
+func TestInScope(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		patterns []string
+		index    string
+		want     bool
+	}{
+		{"no scope", nil, "a", false},
+		{"all", []string{"*"}, "squirro_v9_x", true},
+		{"system index never", []string{"*"}, ".kibana_1", false},
+		{"system index named", []string{".kibana*"}, ".kibana_1", false},
+		{"prefix", []string{"squirro_*"}, "squirro_v9_x", true},
+		{"other prefix", []string{"squirro_*"}, "logs-1", false},
+		{"exact", []string{"a", "b"}, "b", true},
+		{"excluded", []string{"squirro_*", "-squirro_tmp*"}, "squirro_tmp1", false},
+		{"not excluded", []string{"squirro_*", "-squirro_tmp*"}, "squirro_v9", true},
+		{"added back", []string{"squirro_*", "-squirro_tmp*", "squirro_tmp_keep"}, "squirro_tmp_keep", true},
+		{"leading minus is a name", []string{"-x"}, "-x", true},
+		{"glob characters are literal", []string{"a[b]?"}, "a[b]?", true},
+		{"glob characters do not match", []string{"a[b]?"}, "ab1", false},
+		{"middle star", []string{"a*z"}, "abcz", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := manifest.InScope(tc.patterns, tc.index); got != tc.want {
+				t.Fatalf("InScope(%q, %q) = %v, want %v", tc.patterns, tc.index, got, tc.want)
+			}
+		})
 	}
 }

@@ -1,15 +1,21 @@
 package manifest
 
 import (
+	"path"
+	"strings"
 	"time"
 )
 
 // Format version of the manifest. A reader refuses a manifest whose major
 // version it does not know (ErrUnknownVersion); a newer minor version only
 // adds optional fields and is read.
+//
+// 1.1 added ESSnapshot.Scope and MySQLDump.AllDatabases: what the source
+// had, so that a reader may delete what a set lacks (see DESIGN.md, "What a
+// restore manages").
 const (
 	FormatMajor = 1
-	FormatMinor = 0
+	FormatMinor = 1
 )
 
 // Namespace is the SSHSIG namespace every manifest signature uses. Operators
@@ -76,6 +82,15 @@ type ESSnapshot struct {
 	// FileCount and Bytes summarise Files, for display.
 	FileCount int64 `json:"file_count"`
 	Bytes     int64 `json:"bytes"`
+	// Scope (format 1.1) is the index patterns the snapshot was taken of,
+	// as Elasticsearch reads them ("*" any characters, a leading "-"
+	// excludes what earlier patterns matched), after the producer checked
+	// that Indices holds every index of the source cluster they match, open
+	// or closed. Names starting with "." (system indices) are never in the
+	// scope, whatever the patterns say. An index in the scope but not in
+	// Indices is gone from the source (Covers). Empty (every 1.0 set): the
+	// set does not say which indices the source has.
+	Scope []string `json:"scope,omitempty"`
 }
 
 // ESFile is one line of an ESSnapshot's file list.
@@ -92,6 +107,12 @@ type MySQLDump struct {
 	Compression string       `json:"compression"` // "zstd"
 	Databases   []string     `json:"databases"`
 	Tables      []TableCount `json:"tables"`
+	// AllDatabases (format 1.1) says Databases are all the source's
+	// databases apart from the system schemas (mysql, information_schema,
+	// performance_schema, sys): a database not listed is gone from the
+	// source. False (every 1.0 set, or an explicit database list): the set
+	// speaks only for the databases it lists.
+	AllDatabases bool `json:"all_databases,omitempty"`
 }
 
 // TableCount is the row count of one table at dump time, for the standby to
@@ -134,3 +155,48 @@ type Entry struct {
 	Object string    `json:"object,omitempty"` // files only: SHA-256 of the content = object name
 	Target string    `json:"target,omitempty"` // symlinks only: the link text, kept as is
 }
+
+// AllIndices is the scope of a snapshot of every index of the source apart
+// from system indices.
+var AllIndices = []string{"*"}
+
+// Covers reports whether the snapshot speaks for index: the set says which
+// indices the source has (Scope is set), and index is in the scope. A
+// covered index that is not in Indices is gone from the source. A system
+// index (name starting with ".") is never covered.
+func (s *ESSnapshot) Covers(index string) bool {
+	return s != nil && InScope(s.Scope, index)
+}
+
+// InScope reports whether index is matched by the patterns as Elasticsearch
+// expands an index list: in order, a pattern adds the names it matches, a
+// pattern starting with "-" (after the first) removes them; "*" matches any
+// run of characters, nothing else is special. A name starting with "." is
+// never in a scope.
+func InScope(patterns []string, index string) bool {
+	if index == "" || index[0] == '.' {
+		return false
+	}
+	in := false
+	for i, p := range patterns {
+		if i > 0 && len(p) > 1 && p[0] == '-' {
+			if in && wildcardMatch(p[1:], index) {
+				in = false
+			}
+			continue
+		}
+		if !in && wildcardMatch(p, index) {
+			in = true
+		}
+	}
+	return in
+}
+
+// wildcardMatch matches name against a pattern whose only wildcard is "*"
+// (index names never contain "/", where path.Match's "*" would stop).
+func wildcardMatch(pattern, name string) bool {
+	ok, _ := path.Match(globEscaper.Replace(pattern), name)
+	return ok
+}
+
+var globEscaper = strings.NewReplacer(`\`, `\\`, "?", `\?`, "[", `\[`)
