@@ -95,7 +95,7 @@ func WriteChannel(root string, c Channel) error {
 	}
 	l := Layout{Root: root}
 	for _, d := range []string{root, l.ESDir(), l.ObjectsDir(), l.SetsDir(), l.PinsDir(), l.LocksDir()} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
+		if err := os.MkdirAll(d, DirPerm); err != nil {
 			return fmt.Errorf("create channel %s: %w", root, err)
 		}
 	}
@@ -114,7 +114,7 @@ func WriteChannel(root string, c Channel) error {
 		return err
 	}
 	data = append(data, '\n')
-	err = CreateAtomic(l.ChannelFile(), 0o640, func(w io.Writer) error {
+	err = CreateAtomic(l.ChannelFile(), FilePerm, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})

@@ -1,7 +1,9 @@
 package manifest
 
 import (
+	"io/fs"
 	"path/filepath"
+	"strings"
 )
 
 // Names inside a channel directory. See DESIGN.md, "Channel layout".
@@ -18,6 +20,27 @@ const (
 	// ignore such names.
 	TempPrefix = ".tmp-"
 )
+
+// Permissions of what is written into a channel, by backup and by every
+// mover path alike (DESIGN.md, "Channel layout"): objects hold database
+// dumps, so only their owner reads them; the rest (manifests, signatures,
+// the channel identity, Elasticsearch's repository files, pins) is also
+// readable by the group, as are directories.
+const (
+	ObjectPerm fs.FileMode = 0o600
+	FilePerm   fs.FileMode = 0o640
+	DirPerm    fs.FileMode = 0o750
+)
+
+// PermOf is the permission a file of the channel is created with; rel is
+// its slash-separated path relative to the channel root (a temporary name
+// counts as its directory's kind).
+func PermOf(rel string) fs.FileMode {
+	if rel == ObjectsDirName || strings.HasPrefix(strings.TrimPrefix(rel, "./"), ObjectsDirName+"/") {
+		return ObjectPerm
+	}
+	return FilePerm
+}
 
 // Layout gives the paths of one channel directory. It does no I/O and does
 // not validate its arguments: callers pass set ids from SetID or List and

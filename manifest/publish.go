@@ -63,10 +63,10 @@ func Publish(ctx context.Context, layout Layout, m *Manifest, signer ssh.Signer)
 	}
 	id := SetID(m.Sequence, m.Created)
 	dir := layout.SetDir(id)
-	if err := os.MkdirAll(layout.SetsDir(), 0o750); err != nil {
+	if err := os.MkdirAll(layout.SetsDir(), DirPerm); err != nil {
 		return "", fmt.Errorf("publish: %w", err)
 	}
-	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, DirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("publish: %w", err)
 	} else if err == nil {
 		if err := SyncDir(layout.SetsDir()); err != nil {
@@ -76,13 +76,13 @@ func Publish(ctx context.Context, layout Layout, m *Manifest, signer ssh.Signer)
 	write := func(b []byte) func(io.Writer) error {
 		return func(w io.Writer) error { _, err := w.Write(b); return err }
 	}
-	if err := CreateAtomic(layout.ManifestPath(id), 0o640, write(data)); err != nil {
+	if err := CreateAtomic(layout.ManifestPath(id), FilePerm, write(data)); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return "", fmt.Errorf("publish: %s already holds a manifest; sets are never overwritten: %w", dir, ErrSetExists)
 		}
 		return "", fmt.Errorf("publish: %w", err)
 	}
-	if err := CreateAtomic(layout.SignaturePath(id), 0o640, write(sig)); err != nil {
+	if err := CreateAtomic(layout.SignaturePath(id), FilePerm, write(sig)); err != nil {
 		return "", fmt.Errorf("publish: manifest written but not its signature (the set does not count until signed): %w", err)
 	}
 	return id, nil

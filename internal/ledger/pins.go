@@ -26,7 +26,7 @@ type Pin struct {
 // every other pin. Empty set ids in keep are ignored. Temporary files of other
 // writers (.tmp-*) are left alone.
 func SetPins(dir string, keep map[string]string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, manifest.DirPerm); err != nil {
 		return fmt.Errorf("pins: create %s: %w", dir, err)
 	}
 	host, _ := os.Hostname()
@@ -38,7 +38,7 @@ func SetPins(dir string, keep map[string]string) error {
 			return fmt.Errorf("pins: invalid set id %q", set)
 		}
 		b, _ := json.Marshal(Pin{Set: set, Reason: reason, Host: host, PID: os.Getpid(), Time: time.Now().UTC()})
-		if err := manifest.WriteFileAtomic(filepath.Join(dir, set), append(b, '\n'), 0o644); err != nil {
+		if err := manifest.WriteFileAtomic(filepath.Join(dir, set), append(b, '\n'), manifest.FilePerm); err != nil {
 			return fmt.Errorf("pins: %w", err)
 		}
 	}

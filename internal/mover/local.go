@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // Local is a channel directory on a local or NFS-mounted file system.
@@ -136,11 +137,11 @@ func (f *rawFile) Close() error {
 }
 
 func (l *Local) Create(_ context.Context, name string) (File, error) {
-	return os.OpenFile(l.path(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	return os.OpenFile(l.path(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, manifest.PermOf(name))
 }
 
 func (l *Local) MkdirAll(_ context.Context, dir string) error {
-	return os.MkdirAll(l.path(dir), 0o750)
+	return os.MkdirAll(l.path(dir), manifest.DirPerm)
 }
 
 func (l *Local) Rename(_ context.Context, from, to string) error {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // SFTP is a channel directory on an SFTP server, reached over several SSH
@@ -105,7 +106,9 @@ type SFTPOptions struct {
 	// if the helper cannot be started.
 	Helper string
 	// Notice receives one line when the helper was asked for but cannot
-	// be used, saying why; nil drops it.
+	// be used, saying why; nil drops it. A start cut short because the run
+	// ended first (Close, or the ctx of DialSFTP cancelled) is not
+	// reported: it says nothing about the helper.
 	Notice func(string)
 }
 
@@ -137,7 +140,7 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 		n = 1
 		go func() {
 			defer close(s.first)
-			if !s.startHelper(context.WithoutCancel(ctx), c, true) {
+			if !s.startHelper(ctx, c, true) {
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				if k := min(s.sessions, initialSessions) - len(c.c); k > 0 && slices.Contains(s.open, c) {
@@ -161,20 +164,28 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 }
 
 // startHelper runs the helper on c's connection and publishes it. It
-// reports whether the helper runs.
+// reports whether the helper runs. The first connection's helper starts
+// in the background, beyond the ctx of DialSFTP; it reports (Notice) a
+// helper that could not be started, but not one whose start was cut short
+// because the run ended (Close, or ctx cancelled).
 func (s *SFTP) startHelper(ctx context.Context, c *sftpConn, first bool) bool {
+	run := ctx
+	if first {
+		ctx = context.WithoutCancel(ctx)
+	}
 	ctx, cancel := context.WithTimeout(ctx, helperTimeout)
 	defer cancel()
 	h, err := remote.Start(ctx, c.ssh.Client, s.helper+" serve "+sshx.Quote(s.root))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	closed := !slices.Contains(s.open, c)
 	if err != nil {
-		if s.notice != nil && first {
+		if s.notice != nil && first && !closed && run.Err() == nil {
 			s.notice(fmt.Sprintf("%s: copying over SFTP (slower): %v", s, err))
 		}
 		return false
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !slices.Contains(s.open, c) { // closed meanwhile
+	if closed {
 		h.Close()
 		return false
 	}
@@ -447,6 +458,12 @@ func (s *SFTP) Create(ctx context.Context, name string) (File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", s.path(name), err)
 	}
+	// SFTP's open takes no mode here, so the server makes it 0666 less
+	// its umask; narrow it before any data is written.
+	if err := f.Chmod(manifest.PermOf(rel(name))); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("create %s: set mode: %w", s.path(name), err)
+	}
 	return f, nil
 }
 
@@ -457,8 +474,48 @@ func (s *SFTP) MkdirAll(ctx context.Context, dir string) error {
 		}
 		return nil
 	}
-	if err := s.client().MkdirAll(s.path(dir)); err != nil {
+	if err := s.mkdirAll(rel(dir)); err != nil {
 		return fmt.Errorf("mkdir %s: %w", s.path(dir), err)
+	}
+	return nil
+}
+
+// mkdirAll makes dir and its missing parents below the root (and the root
+// if missing), each with manifest.DirPerm: SFTP's mkdir takes the server's
+// umask, not a mode.
+func (s *SFTP) mkdirAll(dir string) error {
+	c := s.client()
+	if fi, err := c.Stat(s.path(dir)); err == nil && fi.IsDir() {
+		return nil
+	}
+	var missing []string
+	for d := dir; ; d = path.Dir(d) {
+		if fi, err := c.Stat(s.path(d)); err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", s.path(d))
+			}
+			break
+		}
+		missing = append(missing, d)
+		if d == "." || d == "" || d == "/" {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		p := s.path(missing[i])
+		mkdir := c.Mkdir
+		if missing[i] == "." {
+			mkdir = c.MkdirAll // the channel's own parents, as they were
+		}
+		if err := mkdir(p); err != nil {
+			if fi, serr := c.Stat(p); serr == nil && fi.IsDir() {
+				continue // made meanwhile by another worker
+			}
+			return err
+		}
+		if err := c.Chmod(p, manifest.DirPerm); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -611,8 +668,10 @@ func (s *SFTP) shellRun(ctx context.Context, cmd string) error {
 
 const syncFailed = "bcp-syncfs-failed"
 
-// Close closes every connection.
+// Close closes every connection. It returns once the first connection's
+// helper has started or given up, so nothing is reported after it.
 func (s *SFTP) Close() error {
+	defer func() { <-s.first }()
 	s.shellMu.Lock()
 	if s.shell != nil {
 		s.shell.in.Close()

@@ -18,8 +18,8 @@ import (
 // Permissions of what the store creates. Objects hold database dumps, so
 // they are readable by their owner only; directories let the group list.
 const (
-	FilePerm = 0o600
-	DirPerm  = 0o750
+	FilePerm = manifest.ObjectPerm
+	DirPerm  = manifest.DirPerm
 )
 
 // Store is the object store rooted at a channel's objects directory.

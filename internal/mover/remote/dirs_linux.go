@@ -6,6 +6,8 @@ import (
 	"path"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // Creating, renaming and removing go through directories the helper keeps
@@ -102,7 +104,7 @@ func (s *server) at(name string, fn func(dirfd int, base string) error) error {
 func (s *server) create(name string) (*os.File, error) {
 	var f *os.File
 	err := s.at(name, func(dirfd int, base string) error {
-		fd, err := unix.Openat(dirfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+		fd, err := unix.Openat(dirfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(manifest.PermOf(name)))
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // workers bounds the requests the helper carries out at once (creates,
@@ -343,13 +345,13 @@ func (s *server) withRoot(fn func(*os.Root) error) error {
 }
 
 func (s *server) mkdirAll(name string) error {
-	if err := os.MkdirAll(s.rootPath, 0o750); err != nil {
+	if err := os.MkdirAll(s.rootPath, manifest.DirPerm); err != nil {
 		return err
 	}
 	if path.Clean(name) == "." {
 		return s.withRoot(func(*os.Root) error { return nil })
 	}
-	return s.withRoot(func(r *os.Root) error { return r.MkdirAll(name, 0o750) })
+	return s.withRoot(func(r *os.Root) error { return r.MkdirAll(name, manifest.DirPerm) })
 }
 
 func (s *server) put(name string, data []byte, fsync bool) error {

@@ -5,6 +5,8 @@ package remote
 import (
 	"errors"
 	"os"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 var errUnsupported = errors.New("transfer serve needs Linux (fstatat, syncfs)")
@@ -30,7 +32,7 @@ func startWriteback(*os.File, int64, int64) {}
 func (s *server) create(name string) (*os.File, error) {
 	var f *os.File
 	err := s.withRoot(func(r *os.Root) (err error) {
-		f, err = r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+		f, err = r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, manifest.PermOf(name))
 		return err
 	})
 	return f, err
