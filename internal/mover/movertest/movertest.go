@@ -16,6 +16,7 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -120,6 +121,31 @@ func (c *Channel) Publish(spec Spec) string {
 	return c.publish(es, tree)
 }
 
+// PublishFor publishes spec as Publish does, signed by the trusted key,
+// but for channel identity ch, in this channel's directory: a set a
+// misdirected producer would leave there.
+func (c *Channel) PublishFor(ch manifest.Channel, spec Spec) string {
+	c.t.Helper()
+	ours := c.Ch
+	c.writeChannel(ch)
+	c.Ch = ch
+	defer func() {
+		c.Ch = ours
+		c.writeChannel(ours)
+	}()
+	return c.Publish(spec)
+}
+
+func (c *Channel) writeChannel(ch manifest.Channel) {
+	c.t.Helper()
+	if err := os.Remove(filepath.Join(c.Root, manifest.ChannelFileName)); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := manifest.WriteChannel(c.Root, ch); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 func (c *Channel) writeES(p string, b []byte) {
 	full := filepath.Join(c.Root, manifest.ESDirName, filepath.FromSlash(p))
 	if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
@@ -169,6 +195,8 @@ func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
 	}
 	m.Elasticsearch = &manifest.ESSnapshot{Repository: "bcp", Snapshot: fmt.Sprintf("snap-%d", c.seq), UUID: fmt.Sprintf("uuid-%d", c.seq),
 		State: "SUCCESS", Indices: []string{"docs"}, Generation: c.gen, Files: esRef, FileCount: int64(len(es)), Bytes: esBytes}
+	files := int64(len(tree))
+	tree = withDirs(tree)
 	sort.Slice(tree, func(i, j int) bool { return manifest.ComparePaths(tree[i].Path, tree[j].Path) < 0 })
 	var tbytes int64
 	listRef, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
@@ -184,7 +212,7 @@ func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Trees = []manifest.Tree{{Name: "storage", Root: "/var/lib/squirro/storage", List: listRef, Files: int64(len(tree)), Bytes: tbytes}}
+	m.Trees = []manifest.Tree{{Name: "storage", Root: "/var/lib/squirro/storage", List: listRef, Files: files, Bytes: tbytes}}
 	dump, err := store.Put(ctx, strings.NewReader(fmt.Sprintf("-- dump %d\n", c.seq)))
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +223,22 @@ func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// withDirs adds an entry for every directory the files of tree lie in (a
+// file list is a tree: each entry's parent is an earlier dir entry).
+func withDirs(tree []manifest.Entry) []manifest.Entry {
+	have := map[string]bool{}
+	for _, e := range tree {
+		have[e.Path] = true
+	}
+	for _, e := range tree {
+		for d := path.Dir(e.Path); d != "." && !have[d]; d = path.Dir(d) {
+			have[d] = true
+			tree = append(tree, manifest.Entry{Path: d, Type: manifest.TypeDir, Mode: 0o750})
+		}
+	}
+	return tree
 }
 
 // Bulk describes a large generated set: Files tree files of FileSize bytes
