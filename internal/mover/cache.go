@@ -188,6 +188,28 @@ func (c *Checked) okLocked(name string, e Entry, sum string) bool {
 	return ok && s.sum == sum && s.size == e.Size && sameTime(s.mtime, e.ModTime.UnixNano())
 }
 
+// supersededLocked says whether the file e at name is, unchanged, the
+// version verified there before with another SHA-256 than sum, the one
+// the set now wants: the set changed, not the file (es/index.latest, which
+// Elasticsearch rewrites with every snapshot). The caller holds lock.
+func (c *Checked) supersededLocked(name string, e Entry, sum string) bool {
+	s, ok := c.m[name]
+	return ok && s.sum != sum && s.size == e.Size && sameTime(s.mtime, e.ModTime.UnixNano())
+}
+
+// damagedLocked says whether a file at w's name that differs from what w
+// wants is damage rather than an older version: the cache verified w's
+// very content there, or, where it knows nothing of the name, the name is
+// not one that a new set gives new content (only es/index.latest is). A
+// name the cache verified with other content is an update. The caller
+// holds lock.
+func (c *Checked) damagedLocked(w *want) bool {
+	if s, ok := c.m[w.name]; ok {
+		return s.sum == w.content()
+	}
+	return w.name != indexLatest
+}
+
 // sameTime compares modification times in nanoseconds. SFTP reports whole
 // seconds and the helper nanoseconds, so a time without a fraction is
 // compared to the second: a switch between the two does not make every

@@ -43,14 +43,21 @@
 //     files - is present at the source with its size. Presence is decided
 //     from one directory listing per directory. Newer sets that fail are
 //     reported (Result.Skipped) and never forwarded. No such set:
-//     ErrSourceIncomplete.
+//     ErrSourceIncomplete, joined with why the newest set failed (not
+//     signed yet, not authentic, another channel, corrupt), which decides
+//     the exit code.
 //  4. Decide what the destination lacks, again from one listing per
 //     directory (listings run in parallel): a file absent or of another size is copied; one present
 //     with the right size is trusted only if Checked remembers having
 //     verified it, with the SHA-256 this set wants, at the same size and
 //     modification time (es/index.latest keeps its name from set to set),
 //     else it is
-//     hashed at the destination first and copied again if it differs.
+//     hashed at the destination first and copied again if it differs. A
+//     file that Checked remembers, unchanged, with the SHA-256 an older set
+//     wanted is an update, copied without hashing; a differing file counts
+//     as damaged (Result.Replaced) only where the destination was known
+//     (Checked), or without a record supposed, to hold what this set
+//     wants - never for a new version of es/index.latest.
 //     (Times over SFTP have whole seconds; Options.Checksum re-hashes
 //     everything, for bit rot that keeps size and time.)
 //  5. Copy in the write-order phases: objects and Elasticsearch data blobs;

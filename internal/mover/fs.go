@@ -121,7 +121,11 @@ var ErrCorrupt = errors.New("content does not match the manifest")
 
 // ErrSourceIncomplete is returned (wrapped) when no set at the source is
 // complete (every file present with its size, signature valid): nothing is
-// forwarded. Try again once the source's backup has published.
+// forwarded. Try again once the source's backup has published. Where the
+// source has sets, the error also wraps why the newest cannot be forwarded
+// (manifest.ErrIncomplete, ErrNotAuthentic, ErrNotForUs, ErrCorrupt, ...):
+// a caller's exit-code table that checks those first tells a set still
+// arriving from one that never will.
 var ErrSourceIncomplete = errors.New("no complete set at the source")
 
 // ErrSourceChanged is returned (wrapped) when a file the chosen set needs

@@ -89,7 +89,7 @@ type Result struct {
 	Copied      int64     `json:"copied"`   // files copied
 	Bytes       int64     `json:"bytes"`    // bytes copied
 	Present     int64     `json:"present"`  // files already at the destination, intact
-	Replaced    int64     `json:"replaced"` // files at the destination that were damaged and copied again
+	Replaced    int64     `json:"replaced"` // files at the destination that were damaged and copied again (not counting versions the set replaces, like es/index.latest)
 	PrunedSets  []string  `json:"pruned_sets,omitempty"`
 	PrunedFiles int64     `json:"pruned_files"`
 	Kept        []string  `json:"kept,omitempty"` // sets kept at the destination only because a pin needs them
@@ -306,8 +306,12 @@ func setIDs(ctx context.Context, l *dirLister) ([]string, error) {
 // choose returns the newest source set that is complete at the source:
 // signature valid, channel ours, every file present with its size. Newer
 // sets that are not are reported in Result.Skipped; their content is still
-// checked by hash as it is copied.
+// checked by hash as it is copied. When no set is, the error wraps
+// ErrSourceIncomplete and why the newest is not (manifest.ErrIncomplete,
+// ErrNotAuthentic, ErrNotForUs, ErrCorrupt, ...), so that each reason keeps
+// its exit code.
 func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, error) {
+	var newest error
 	for i := len(ids) - 1; i >= 0; i-- {
 		id := ids[i]
 		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature)
@@ -327,9 +331,12 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, er
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
+		if newest == nil {
+			newest = err
+		}
 		r.res.Skipped = append(r.res.Skipped, Skipped{Set: id, Reason: err.Error()})
 	}
-	return nil, nil, fmt.Errorf("%s: none of %d sets is complete (newest: %s): %w", r.opts.Src, len(ids), r.res.Skipped[0].Reason, ErrSourceIncomplete)
+	return nil, nil, fmt.Errorf("%s: none of %d sets is complete (newest: %w): %w", r.opts.Src, len(ids), newest, ErrSourceIncomplete)
 }
 
 // complete checks that every file of s that the destination does not hold
@@ -415,10 +422,15 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 			switch {
 			case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && checked.okLocked(w.name, e, w.content()):
 				p.present++
+			case ok && !e.Dir && checked.supersededLocked(w.name, e, w.content()):
+				// the version verified there before, which this set
+				// replaces (es/index.latest): an update, nothing to hash
+				p.todo[w.phase] = append(p.todo[w.phase], w)
+				p.bytes += w.size
 			case ok && !e.Dir && e.Size == w.size:
 				p.check = append(p.check, w) // there, but not known to be intact
 			default:
-				if ok {
+				if ok && checked.damagedLocked(w) {
 					p.replaced++
 				}
 				p.todo[w.phase] = append(p.todo[w.phase], w)
@@ -483,9 +495,16 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 			}
 		}
 	}
-	// Files present but not known intact are hashed at the destination; a
-	// damaged one joins the copy.
+	// Files present but not known intact are hashed at the destination; one
+	// that differs joins the copy, counted as damaged unless it is a version
+	// this set replaces.
 	if len(check) > 0 {
+		damaged := map[*want]bool{}
+		r.opts.Checked.lock()
+		for _, w := range check {
+			damaged[w] = r.opts.Checked.damagedLocked(w)
+		}
+		r.opts.Checked.unlock()
 		r.opts.Progress.Begin("check files already at the destination", int64(len(check)), "files")
 		var bad atomicList
 		g, gctx := errgroup.WithContext(ctx)
@@ -509,7 +528,9 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 			return err
 		}
 		for _, w := range bad.list() {
-			r.res.Replaced++
+			if damaged[w] {
+				r.res.Replaced++
+			}
 			r.opts.Checked.drop(w.name)
 			todo[w.phase] = append(todo[w.phase], w)
 			bytes += w.size

@@ -537,3 +537,139 @@ func TestSSHDKilledMidTransfer(t *testing.T) {
 		})
 	}
 }
+
+// TestNoCompleteSetSaysWhy: when no set at the source can be forwarded,
+// the error carries why the newest could not (besides ErrSourceIncomplete),
+// so that a program maps it to its own exit code: a set without its
+// signature is incomplete (try later), one signed by an untrusted key is not
+// authentic, one for another channel is not for us.
+func TestNoCompleteSetSaysWhy(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		make  func(t *testing.T, c *movertest.Channel) Options
+		cause error
+	}{
+		{"unsigned", func(t *testing.T, c *movertest.Channel) Options {
+			id := c.Publish(movertest.Small("a", 2))
+			os.Remove(manifest.Layout{Root: c.Root}.SignaturePath(id))
+			return opts(c, NewLocal(c.Root), NewLocal(t.TempDir()))
+		}, manifest.ErrIncomplete},
+		{"untrusted key", func(t *testing.T, c *movertest.Channel) Options {
+			c.Publish(movertest.Small("a", 2))
+			c.Publish(movertest.Small("b", 2))
+			o := opts(c, NewLocal(c.Root), NewLocal(t.TempDir()))
+			o.VerifySignature = SignatureVerifier(movertest.New(t, t.TempDir()).AllowedSigners())
+			return o
+		}, manifest.ErrNotAuthentic},
+		{"another channel", func(t *testing.T, c *movertest.Channel) Options {
+			c.PublishFor(manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}, movertest.Small("a", 2))
+			return opts(c, NewLocal(c.Root), NewLocal(t.TempDir()))
+		}, manifest.ErrNotForUs},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := movertest.New(t, t.TempDir())
+			_, err := Run(context.Background(), tc.make(t, c))
+			if !errors.Is(err, ErrSourceIncomplete) || !errors.Is(err, tc.cause) {
+				t.Fatalf("Run = %v; want ErrSourceIncomplete and %v", err, tc.cause)
+			}
+			for _, other := range []error{manifest.ErrIncomplete, manifest.ErrNotAuthentic, manifest.ErrNotForUs} {
+				if other != tc.cause && errors.Is(err, other) {
+					t.Fatalf("Run = %v; also %v, want only %v", err, other, tc.cause)
+				}
+			}
+		})
+	}
+}
+
+// TestNewSetIsNoDamage: a new set rewrites es/index.latest (Elasticsearch
+// does with every snapshot); the file the destination has there is the
+// older set's version, replaced by an update, not damage. Damage is
+// reported only for a file that differs from the version the set wants and
+// the destination was known (or, without a cache, supposed) to have.
+func TestNewSetIsNoDamage(t *testing.T) {
+	for _, d := range directions() {
+		for _, cached := range []bool{true, false} {
+			name := d.name + "/cache"
+			if !cached {
+				name = d.name + "/no-cache"
+			}
+			t.Run(name, func(t *testing.T) {
+				srcDir, dstDir := t.TempDir(), t.TempDir()
+				c := movertest.New(t, srcDir)
+				c.Publish(movertest.Small("a", 3))
+				src, dst := d.ends(t, srcDir, dstDir)
+				o := opts(c, src, dst)
+				cache := ""
+				if cached {
+					cache = filepath.Join(t.TempDir(), "checked")
+				}
+				rerun := func() *Result {
+					t.Helper()
+					if o.Checked != nil {
+						if err := o.Checked.Save(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					o.Checked, _ = OpenChecked(cache)
+					return run(t, o)
+				}
+				rerun()
+				id2 := c.Publish(movertest.Small("b", 3))
+				if res := rerun(); res.Set != id2 || res.Replaced != 0 || res.Copied == 0 {
+					t.Fatalf("new set: %+v, want %s copied and nothing replaced", res, id2)
+				}
+				verifyDst(t, c, dstDir, id2)
+				// index.latest damaged (another generation, a later write):
+				// the set wants the version the destination had.
+				latest := filepath.Join(dstDir, "es", "index.latest")
+				damage(t, latest)
+				os.Chtimes(latest, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+				if res := rerun(); cached && res.Replaced != 1 || res.Copied != 1 {
+					t.Fatalf("after damage: %+v, want index.latest copied (and, with a cache, reported replaced)", res)
+				}
+				verifyDst(t, c, dstDir, id2)
+			})
+		}
+	}
+}
+
+// TestNoHelperNoticeOnClose: a run that ends (closes the FS) while the
+// helper is still starting did not find the helper missing; only a helper
+// that could not be started is reported.
+func TestNoHelperNoticeOnClose(t *testing.T) {
+	s := testenv.SSHD(t)
+	for _, tc := range []struct {
+		name, helper string
+		notice       bool
+	}{
+		{"closed while starting", "sleep 2; " + helperBin(t), false},
+		{"missing", "/nonexistent/transfer", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			notices := make(chan string, 1)
+			f, err := DialSFTP(context.Background(), s.Config(), t.TempDir(), SFTPOptions{Conns: 1, Sessions: 1, Helper: tc.helper,
+				Notice: func(msg string) { notices <- msg }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.notice {
+				select {
+				case msg := <-notices:
+					if !strings.Contains(msg, "/nonexistent/transfer") {
+						t.Fatalf("notice %q does not name the helper", msg)
+					}
+				case <-time.After(2 * helperTimeout):
+					t.Fatal("no notice for a helper that cannot start")
+				}
+			}
+			time.Sleep(200 * time.Millisecond) // the helper's start is under way
+			f.Close()
+			<-f.first // its start has ended
+			select {
+			case msg := <-notices:
+				t.Fatalf("notice after Close: %s", msg)
+			default:
+			}
+		})
+	}
+}
