@@ -122,6 +122,9 @@ type ApplyStats struct {
 	Bytes                                          int64 // content bytes written
 	Changes                                        []Change
 	ChangesTruncated                               bool
+	// Stale are temporary files (tmpPrefix) an earlier run left behind;
+	// Apply removes them (a dry run only lists them).
+	Stale []string
 }
 
 type have struct {
@@ -198,8 +201,18 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 		}
 	} else if !fi.IsDir() {
 		return st, fmt.Errorf("apply to %s: not a directory", t)
-	} else if err := walk(ctx, t, ".", opts.Exclude, existing); err != nil {
+	} else if err := walk(ctx, t, ".", opts.Exclude, existing, &st.Stale); err != nil {
 		return st, err
+	}
+	// Temporary files of an earlier run that was cut short (a dropped
+	// connection, a kill) are removed first: only this program makes names
+	// with this prefix, and restore runs one at a time.
+	if !opts.DryRun {
+		for _, p := range st.Stale {
+			if err := t.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return st, fmt.Errorf("apply to %s: remove temporary file %s left by an earlier run: %w", t, p, err)
+			}
+		}
 	}
 	// addOrReplace counts an entry that is written and returns its Op.
 	addOrReplace := func(exists bool) string {
@@ -360,10 +373,14 @@ func setMeta(t Target, name string, mode fs.FileMode, e manifest.Entry, owner bo
 	return nil
 }
 
+// tmpPrefix starts the name of every temporary file Apply makes (a kind
+// of manifest.TempPrefix, which the channel's movers ignore).
+const tmpPrefix = manifest.TempPrefix + "bcp-"
+
 func tmpName(p string) string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	return path.Join(path.Dir(p), ".tmp-bcp-"+path.Base(p)+"-"+hex.EncodeToString(b[:]))
+	return path.Join(path.Dir(p), tmpPrefix+path.Base(p)+"-"+hex.EncodeToString(b[:]))
 }
 
 func writeFile(ctx context.Context, t Target, objs Objects, e manifest.Entry, mode fs.FileMode, owner bool) (err error) {
@@ -375,7 +392,7 @@ func writeFile(ctx context.Context, t Target, objs Objects, e manifest.Entry, mo
 	tmp := tmpName(e.Path)
 	w, err := t.Create(tmp, 0o600)
 	if err != nil {
-		return fmt.Errorf("apply to %s: create %s: %w", t, tmp, err)
+		return fmt.Errorf("apply to %s: create %s: %w", t, tmp, noSpace(t, e.Size, err))
 	}
 	defer func() {
 		if err != nil {
@@ -388,7 +405,7 @@ func writeFile(ctx context.Context, t Target, objs Objects, e manifest.Entry, mo
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("apply to %s: write %s: %w", t, e.Path, err)
+		return fmt.Errorf("apply to %s: write %s: %w", t, e.Path, noSpace(t, e.Size, err))
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != e.Object || n != e.Size {
 		return fmt.Errorf("%w: %s: object %s has %d bytes hashing to %s", ErrObjectMismatch, e.Path, e.Object, n, got)
@@ -414,7 +431,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func walk(ctx context.Context, t Target, dir string, exclude []string, out map[string]have) error {
+func walk(ctx context.Context, t Target, dir string, exclude []string, out map[string]have, stale *[]string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -424,14 +441,20 @@ func walk(ctx context.Context, t Target, dir string, exclude []string, out map[s
 	}
 	for _, fi := range fis {
 		rel := path.Join(dir, fi.Name())
-		if strings.HasPrefix(fi.Name(), ".tmp-bcp-") || Excluded(rel, exclude) {
+		if Excluded(rel, exclude) {
+			continue
+		}
+		if strings.HasPrefix(fi.Name(), tmpPrefix) {
+			if fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0 {
+				*stale = append(*stale, rel)
+			}
 			continue
 		}
 		h := have{typ: typeOf(fi.Mode()), size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
 		h.uid, h.gid, h.owner = t.Owner(fi)
 		out[rel] = h
 		if h.typ == manifest.TypeDir {
-			if err := walk(ctx, t, rel, exclude, out); err != nil {
+			if err := walk(ctx, t, rel, exclude, out, stale); err != nil {
 				return err
 			}
 		}

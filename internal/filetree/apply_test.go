@@ -372,3 +372,84 @@ func TestApplyNeverEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyRemovesStaleTemporaries: a temporary file that a run cut short
+// left behind (a dropped SFTP connection, a kill) is removed by the next
+// run; a dry run lists it and leaves it.
+func TestApplyRemovesStaleTemporaries(t *testing.T) {
+	sum := sha256.Sum256([]byte("data"))
+	sha := hex.EncodeToString(sum[:])
+	objs := memObjects{sha: []byte("data")}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ents := []manifest.Entry{
+		{Path: "d", Type: manifest.TypeDir, Mode: 0o750, MTime: t0},
+		{Path: "d/f", Type: manifest.TypeFile, Mode: 0o600, MTime: t0, Size: 4, Object: sha},
+	}
+	for name, mk := range targets(t) {
+		t.Run(name, func(t *testing.T) {
+			dst := filepath.Join(t.TempDir(), "storage")
+			stale := []string{".tmp-bcp-x-0123456789ab", "d/.tmp-bcp-f-ba9876543210"}
+			for _, p := range stale {
+				write(t, filepath.Join(dst, p), "half a file", t0)
+			}
+			tgt := mk(t, dst)
+			st, err := Apply(context.Background(), ApplyOptions{Target: tgt, Entries: entries(ents), Objects: objs, DryRun: true})
+			if err != nil || len(st.Stale) != 2 {
+				t.Fatalf("dry run: %v, stale %v", err, st.Stale)
+			}
+			if _, err := os.Stat(filepath.Join(dst, stale[1])); err != nil {
+				t.Fatal("the dry run removed a temporary file")
+			}
+			if _, err := Apply(context.Background(), ApplyOptions{Target: tgt, Entries: entries(ents), Objects: objs}); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range stale {
+				if _, err := os.Lstat(filepath.Join(dst, p)); err == nil {
+					t.Errorf("%s is still there", p)
+				}
+			}
+			if b, err := os.ReadFile(filepath.Join(dst, "d/f")); err != nil || string(b) != "data" {
+				t.Fatalf("d/f: %q %v", b, err)
+			}
+		})
+	}
+}
+
+// TestApplyNoSpace: a set that does not fit on the target's file system is
+// refused by CheckSpace before anything is written, and a write that fails
+// for want of space says so - also over SFTP, whose server reports only
+// "Failure".
+func TestApplyNoSpace(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 6<<20)
+	sum := sha256.Sum256(big)
+	sha := hex.EncodeToString(sum[:])
+	objs := memObjects{sha: big}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ents := []manifest.Entry{{Path: "big", Type: manifest.TypeFile, Mode: 0o600, MTime: t0, Size: int64(len(big)), Object: sha}}
+	for name, mk := range targets(t) {
+		t.Run(name, func(t *testing.T) {
+			dst := testenv.Tmpfs(t, "4m")
+			tgt := mk(t, dst)
+			opts := ApplyOptions{Target: tgt, Entries: entries(ents), Objects: objs}
+			err := CheckSpace(context.Background(), opts, int64(len(big)))
+			if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "nothing was changed") {
+				t.Fatalf("CheckSpace: %v, want ErrNoSpace", err)
+			}
+			if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+				t.Fatalf("CheckSpace wrote %v", ents)
+			}
+			_, err = Apply(context.Background(), opts)
+			if !errors.Is(err, ErrNoSpace) {
+				t.Fatalf("Apply onto a full file system: %v, want ErrNoSpace", err)
+			}
+			t.Logf("Apply: %v", err)
+			if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+				t.Fatalf("a failed write left %v", ents)
+			}
+			// What fits passes.
+			if err := CheckSpace(context.Background(), opts, 1<<10); err != nil {
+				t.Fatalf("CheckSpace with a small total: %v", err)
+			}
+		})
+	}
+}
