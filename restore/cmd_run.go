@@ -15,6 +15,7 @@ import (
 type runOptions struct {
 	SetID      string
 	From       string
+	FromES     string // --from-es-location
 	DryRun     bool
 	AllowOlder bool
 	JSON       bool
@@ -27,10 +28,16 @@ and site, newer than what is live) before anything changes, then restores: Elast
 MySQL, files and config, Redis flush, restart on all nodes, post-checks. Every run is in the
 ledger (restore status). --from reads the set from any directory, also a read-only snapshot
 of the NFS volume; nothing is written there. --dry-run prints what would be deleted,
-replaced and restarted.`,
+replaced and restarted.
+
+Indices and databases the set does not hold are deleted only when the set says prod no
+longer has them (format 1.1: a snapshot of all indices or of the index patterns covering
+them, a dump of all databases), unless es-keep / mysql-keep name them; system indices
+(".*") and schemas never. A 1.0 set deletes nothing it does not hold.`,
 		[]ucli.Flag{
 			&ucli.StringFlag{Name: "set", Usage: "set id to restore (default: the newest)"},
 			&ucli.PathFlag{Name: "from", Usage: "read the set from this channel directory instead (may be read-only)"},
+			&ucli.PathFlag{Name: "from-es-location", Usage: "with --from: its es/ as the standby's Elasticsearch nodes see it (default <from>/es; es-repository-location is the channel's)"},
 			&ucli.BoolFlag{Name: "dry-run", Usage: "verify and print the plan; change nothing"},
 			&ucli.BoolFlag{Name: "allow-older", Usage: "allow a set that is not newer than what is live (going back by hand)"},
 			cli.JSONFlag(),
@@ -40,7 +47,7 @@ replaced and restarted.`,
 			if err != nil {
 				return err
 			}
-			o := runOptions{SetID: c.String("set"), From: c.Path("from"), DryRun: c.Bool("dry-run"), AllowOlder: c.Bool("allow-older"), JSON: c.Bool("json")}
+			o := runOptions{SetID: c.String("set"), From: c.Path("from"), FromES: c.Path("from-es-location"), DryRun: c.Bool("dry-run"), AllowOlder: c.Bool("allow-older"), JSON: c.Bool("json")}
 			return runRun(c.Context, o, e, c.App.Writer)
 		})
 }
@@ -49,8 +56,11 @@ func runRun(ctx context.Context, o runOptions, e env, out io.Writer) error {
 	if err := e.cfg.validate(o.From == ""); err != nil {
 		return err
 	}
+	if o.FromES != "" && o.From == "" {
+		return cli.Usagef("--from-es-location goes with --from (the channel's own is es-repository-location)")
+	}
 	r := newRestorer(e.cfg, e.log, e.rep)
-	p, err := r.run(ctx, request{SetID: o.SetID, From: o.From, DryRun: o.DryRun, AllowOlder: o.AllowOlder})
+	p, err := r.run(ctx, request{SetID: o.SetID, From: o.From, FromESLocation: o.FromES, DryRun: o.DryRun, AllowOlder: o.AllowOlder})
 	if p != nil {
 		if o.JSON {
 			if perr := cli.PrintJSON(out, p); perr != nil && err == nil {
@@ -84,12 +94,22 @@ func printPlan(w io.Writer, p *plan) {
 		if p.ES.Existing == "close" {
 			verb = "close"
 		}
+		if ip := p.ES.InProgress; ip != nil {
+			fmt.Fprintf(w, "  elasticsearch: a restore of %s/%s left running by an earlier run is in progress: cancel it first (delete %s)\n",
+				ip.Repository, ip.Snapshot, strings.Join(ip.Indices, ", "))
+		}
 		fmt.Fprintf(w, "  elasticsearch: restore %d indices from snapshot %s\n", len(p.ES.Restore), p.ES.Snapshot)
 		list(w, "    "+verb+" first (replaced)", p.ES.Replace)
 		list(w, "    delete (gone from prod)", p.ES.Delete)
+		list(w, "    keep (gone from prod, es-keep)", p.ES.Kept)
+		list(w, "    close after the restore (closed on prod)", p.ES.Close)
+		fmt.Fprintf(w, "    indices not in the set: %s\n", p.ES.Absent)
 	}
 	if p.MySQL != nil {
 		fmt.Fprintf(w, "  mysql: drop and load databases %s (%d tables, dump %d bytes compressed)\n", strings.Join(p.MySQL.Databases, ", "), p.MySQL.Tables, p.MySQL.DumpBytes)
+		list(w, "    drop (gone from prod)", p.MySQL.Drop)
+		list(w, "    keep (gone from prod, mysql-keep)", p.MySQL.Kept)
+		fmt.Fprintf(w, "    databases not in the set: %s\n", p.MySQL.Absent)
 	}
 	for _, t := range p.Trees {
 		if t.Skipped != "" {

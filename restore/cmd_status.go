@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -26,11 +27,63 @@ type statusReport struct {
 	Pending           int            `json:"pending_sets"` // signed sets newer than live in the channel
 	LastFailure       *ledger.Record `json:"last_failure,omitempty"`
 	Running           *ledger.Record `json:"running,omitempty"`
+	// Mixed: a restore since the live one changed some parts of the
+	// standby and not others (it failed or was stopped); Parts says which
+	// set each part holds and Next what makes the standby whole again.
+	Mixed bool        `json:"mixed"`
+	Parts []partState `json:"parts,omitempty"`
+	Next  string      `json:"next,omitempty"`
+}
+
+// partState is the set one part of the standby (a data stage) holds,
+// by the ledger.
+type partState struct {
+	Stage string `json:"stage"`         // elasticsearch, mysql, files
+	Set   string `json:"set,omitempty"` // "" = nothing restored into it yet
+	// Partly: the stage of a later restore failed or was stopped in this
+	// part, which holds some of that set (Partly) and perhaps some of Set.
+	Partly string `json:"partly,omitempty"`
+}
+
+// dataStages are the stages that put a set's data into the standby.
+var dataStages = []string{stageES, stageMySQL, stageFiles}
+
+// standbyParts says which set each part of the standby holds: the live
+// set, unless a restore started after it (failed, stopped or running)
+// touched the part. mixed is true when the parts do not all hold live.
+func standbyParts(recs []ledger.Record, live ledger.Record) (parts []partState, mixed bool) {
+	for _, name := range dataStages {
+		parts = append(parts, partState{Stage: name, Set: live.Set})
+	}
+	for _, rec := range recs {
+		if rec.Outcome == ledger.OK || !rec.Start.After(live.Start) {
+			continue
+		}
+		for _, s := range rec.Stages {
+			i := slices.Index(dataStages, s.Name)
+			if i < 0 {
+				continue
+			}
+			switch s.Outcome {
+			case ledger.OK:
+				parts[i] = partState{Stage: s.Name, Set: rec.Set}
+				mixed = true
+			case ledger.Failed, ledger.Interrupted, ledger.Running:
+				parts[i].Partly = rec.Set
+				mixed = true
+			}
+		}
+	}
+	return parts, mixed
 }
 
 func newStatusCommand() *ucli.Command {
 	return command("status", "what is live on this standby, the recovery point's age, the last failure",
-		`Reads the ledger in the state directory and the channel's set list; changes nothing.`,
+		`Reads the ledger in the state directory and the channel's set list; changes nothing.
+When a restore since the live one failed or was stopped midway, says the standby is MIXED:
+which set each part (elasticsearch, mysql, files) holds, and which run makes it whole.
+The recovery point's age is never negative: a set dated after this host's clock (within
+--max-clock-skew) shows as 0s old, and the difference is named.`,
 		[]ucli.Flag{cli.JSONFlag()},
 		func(c *ucli.Context) error {
 			e, err := newEnv(c)
@@ -58,17 +111,23 @@ func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	now := time.Now()
 	if live.Set != "" {
 		st.Live = &live
-		age := time.Since(live.Created)
+		age := manifest.Age(live.Created, now)
 		st.RecoveryPointAge, st.RecoveryPointSecs = age.Round(time.Second).String(), age.Seconds()
 	}
 	if f, err := l.LastFailure(); err == nil && f.Start.After(live.Start) {
 		st.LastFailure = &f
 	}
-	if recs, err := l.Records(); err == nil && len(recs) > 0 && recs[len(recs)-1].Outcome == ledger.Running {
+	recs, err := l.Records()
+	if err != nil {
+		return err
+	}
+	if len(recs) > 0 && recs[len(recs)-1].Outcome == ledger.Running {
 		st.Running = &recs[len(recs)-1]
 	}
+	st.Parts, st.Mixed = standbyParts(recs, live)
 	if e.cfg.Channel != "" {
 		if sets, err := manifest.List(e.cfg.Channel); err == nil {
 			for _, s := range sets {
@@ -82,6 +141,16 @@ func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
 			}
 		}
 	}
+	if st.Mixed {
+		switch {
+		case st.Pending > 0:
+			st.Next = fmt.Sprintf("the next run (restore run, or the watcher's retry after retry-interval) restores set %s into every part", st.NewestSet)
+		case st.LastFailure != nil && st.LastFailure.From != "" && st.LastFailure.From != e.cfg.Channel:
+			st.Next = fmt.Sprintf("no newer set in the channel: restore run --set %s --from %s makes it whole", st.LastFailure.Set, st.LastFailure.From)
+		case st.LastFailure != nil:
+			st.Next = fmt.Sprintf("no newer set in the channel: restore run --set %s --allow-older makes it whole", st.LastFailure.Set)
+		}
+	}
 	if jsonOut {
 		return cli.PrintJSON(out, st)
 	}
@@ -91,7 +160,30 @@ func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
 		fmt.Fprintln(out, "live:            nothing restored yet")
 	} else {
 		fmt.Fprintf(out, "live:            set %s (sequence %d), restored %s\n", live.Set, live.Sequence, live.End.UTC().Format(time.RFC3339))
-		fmt.Fprintf(out, "recovery point:  %s (%s old)\n", live.Created.UTC().Format(time.RFC3339), st.RecoveryPointAge)
+		ahead := ""
+		if d := live.Created.Sub(now); d > 0 {
+			ahead = fmt.Sprintf("; created %s after this host's clock", d.Round(time.Second))
+		}
+		fmt.Fprintf(out, "recovery point:  %s (%s old%s)\n", live.Created.UTC().Format(time.RFC3339), st.RecoveryPointAge, ahead)
+	}
+	if st.Mixed {
+		fmt.Fprintln(out, "standby:         MIXED - a restore since the live one changed some parts and not others:")
+		for _, pt := range st.Parts {
+			holds := "nothing restored yet"
+			if pt.Set != "" {
+				holds = "set " + pt.Set
+				if pt.Set == live.Set {
+					holds += " (live)"
+				}
+			}
+			if pt.Partly != "" {
+				holds += ", partly set " + pt.Partly + " (its stage did not finish)"
+			}
+			fmt.Fprintf(out, "  %-14s %s\n", pt.Stage+":", holds)
+		}
+		if st.Next != "" {
+			fmt.Fprintf(out, "  %s\n", st.Next)
+		}
 	}
 	if st.NewestSet != "" {
 		fmt.Fprintf(out, "newest in channel: %s (%d newer than live)\n", st.NewestSet, st.Pending)
@@ -100,7 +192,7 @@ func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
 		fmt.Fprintf(out, "running:         set %s since %s\n", st.Running.Set, st.Running.Start.UTC().Format(time.RFC3339))
 	}
 	if f := st.LastFailure; f != nil {
-		fmt.Fprintf(out, "last failure:    set %s at %s: %s\n", f.Set, f.Start.UTC().Format(time.RFC3339), f.Error)
+		fmt.Fprintf(out, "last failure:    set %s at %s, %s: %s\n", f.Set, f.Start.UTC().Format(time.RFC3339), f.Outcome, f.Error)
 	}
 	return nil
 }

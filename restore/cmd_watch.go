@@ -31,7 +31,9 @@ than what is live, newest first: an incomplete one is waited for (nothing is res
 its last piece is there); a complete one is restored; a corrupt, unauthentic or foreign one
 raises an alert and the next older one is considered. Only the leader node acts (--leader-url);
 on an active site the watcher stays idle. A failed restore is retried after --retry-interval.
-Runs until stopped (SIGTERM); see examples/systemd/restore-watch.service.`,
+Runs until stopped (SIGTERM); a restore under way is then recorded as interrupted, with its
+stage, and the next start finishes the job (a snapshot restore Elasticsearch still runs is
+cancelled and started over); see examples/systemd/restore-watch.service.`,
 		[]ucli.Flag{
 			flags.Duration("poll-interval", time.Minute, "safety-net poll interval"),
 			flags.Duration("retry-interval", 10*time.Minute, "wait before retrying a set whose restore failed"),
@@ -171,6 +173,9 @@ func (w *watcher) look(ctx context.Context) {
 			if errors.Is(err, lock.ErrLocked) {
 				r.log.Info("another restore holds the lock; will look again", "err", err)
 				return
+			}
+			if errors.Is(err, ErrInterrupted) {
+				return // stopping; the ledger says where, the next start restores it again
 			}
 			w.failed[s.ID] = time.Now()
 			r.log.Error("restore failed; will retry", "set", s.ID, "retry_after", w.o.Retry.String(), "err", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/es"
 	"github.com/squirro-bcp/bcp/internal/site"
 	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 const program = "restore"
@@ -35,20 +37,24 @@ type settings struct {
 	NodeName       string // this node's name, compared with the leader's
 	LeaderURL      string // Squirro cluster service URL naming the leader ("" = this node leads)
 	VerifyWorkers  int
+	MaxClockSkew   time.Duration // sets created further after this host's clock are refused
 
 	ESURL            string
 	ESRepository     string
-	ESRepoLocation   string // es/ as the ES nodes see it ("" = <channel>/es)
-	ESDeletePatterns []string
+	ESRepoLocation   string   // es/ as the ES nodes see it ("" = <channel>/es)
+	ESKeep           []string // standby-only indices never deleted for being absent from a set
 	ESExisting       string
 	ESGlobalState    bool
 	ESIndexSettings  map[string]any
-	ESTimeout        time.Duration
+	ESTimeout        time.Duration // the wait for restored shards
+	ESRequestTimeout time.Duration // each request
+	esReportInterval time.Duration // how often the shard wait says what it waits for (0: 30s; tests)
 
 	MySQLDefaultsFile   string // local option file: checks, and the client when run here
 	MySQLRemoteDefaults string // option file on the leader when the client runs over SSH
 	MySQLClient         string
 	MySQLViaSSH         bool
+	MySQLKeep           []string // standby-only databases never dropped for being absent from a set
 
 	SSH sshx.Config // the standby leader
 
@@ -85,20 +91,23 @@ func settingsFlags() []ucli.Flag {
 		f.String("node-name", "", "this node's name as the leader URL reports it (default: host name)"),
 		f.String("leader-url", "", "Squirro cluster service URL answering {\"leader\": NAME}; empty: this node is the leader"),
 		f.Int("verify-workers", 0, "parallel hashing workers (0: one per CPU)"),
+		f.Duration("max-clock-skew", manifest.DefaultMaxClockSkew, "refuse (exit 6) a set created more than this after this host's clock"),
 
 		f.String("es-url", "", "Elasticsearch URL of the standby"),
 		f.String("es-repository", "", "name to register the channel's es/ under (default: bcp-<channel name>)"),
 		f.Path("es-repository-location", "", "the channel's es/ directory as the standby's Elasticsearch nodes see it (default: <channel>/es)"),
-		f.Strings("es-delete-patterns", nil, "indices on the standby that are gone from the set are deleted when they match one of these patterns"),
+		f.Strings("es-keep", nil, "standby indices never deleted, though the set says prod no longer has them (patterns, e.g. standby_*)"),
 		f.String("es-existing", es.ExistingDelete, "indices being replaced are first: delete or close"),
 		f.Bool("es-include-global-state", false, "also restore the cluster's global state (templates, persistent settings)"),
 		f.Strings("es-index-settings", nil, "index settings overrides KEY=VALUE, e.g. index.number_of_replicas=0"),
 		f.Duration("es-timeout", time.Hour, "how long to wait for the restored shards"),
+		f.Duration("es-request-timeout", time.Minute, "how long one Elasticsearch request may go unanswered (a hung node)"),
 
 		f.Path("mysql-defaults-file", "", "MySQL option file (user, password, host/port or socket) for the checks and the local client"),
 		f.String("mysql-remote-defaults", "", "option file on the leader, used when the client runs over SSH"),
 		f.String("mysql-client", "mysql", "mysql client program"),
 		f.Bool("mysql-via-ssh", false, "run the mysql client on the leader over SSH"),
+		f.Strings("mysql-keep", nil, "standby databases never dropped, though the set says prod no longer has them (patterns)"),
 
 		f.String("ssh-host", "", "standby leader host for SSH and SFTP"),
 		f.Int("ssh-port", 22, "SSH port"),
@@ -144,8 +153,16 @@ var renamed = map[string]string{
 // checkRenamed refuses former setting names in the config file and the
 // environment (on the command line urfave/cli already refuses them).
 func checkRenamed(configFile string, lookupEnv func(string) (string, bool)) error {
-	return cli.CheckRenamed(program, renamed, "the name backup uses", configFile, lookupEnv)
+	if err := cli.CheckRenamed(program, renamed, "the name backup uses", configFile, lookupEnv); err != nil {
+		return err
+	}
+	return cli.CheckRenamed(program, replaced, "the set now says which indices prod no longer has, and those are deleted; "+
+		"es-keep names standby indices to keep all the same, so the patterns are not the same", configFile, lookupEnv)
 }
+
+// replaced maps settings that are gone to the one that took their place
+// with another meaning.
+var replaced = map[string]string{"es-delete-patterns": "es-keep"}
 
 func readSettings(c *ucli.Context) (settings, error) {
 	if err := checkRenamed(c.Path("config"), os.LookupEnv); err != nil {
@@ -155,14 +172,15 @@ func readSettings(c *ucli.Context) (settings, error) {
 		Channel: c.Path("channel"), ChannelName: c.String("channel-name"), Site: c.String("site"),
 		Source: c.String("source"), RoleFile: c.Path("role-file"), AllowedSigners: c.Path("allowed-signers"),
 		StateDir: c.Path("state-dir"), NodeName: c.String("node-name"), LeaderURL: c.String("leader-url"),
-		VerifyWorkers: c.Int("verify-workers"),
+		VerifyWorkers: c.Int("verify-workers"), MaxClockSkew: c.Duration("max-clock-skew"),
 
 		ESURL: c.String("es-url"), ESRepository: c.String("es-repository"), ESRepoLocation: c.Path("es-repository-location"),
-		ESDeletePatterns: c.StringSlice("es-delete-patterns"), ESExisting: c.String("es-existing"),
+		ESKeep: c.StringSlice("es-keep"), ESExisting: c.String("es-existing"),
 		ESGlobalState: c.Bool("es-include-global-state"), ESTimeout: c.Duration("es-timeout"),
+		ESRequestTimeout: c.Duration("es-request-timeout"),
 
 		MySQLDefaultsFile: c.Path("mysql-defaults-file"), MySQLRemoteDefaults: c.String("mysql-remote-defaults"),
-		MySQLClient: c.String("mysql-client"), MySQLViaSSH: c.Bool("mysql-via-ssh"),
+		MySQLClient: c.String("mysql-client"), MySQLViaSSH: c.Bool("mysql-via-ssh"), MySQLKeep: c.StringSlice("mysql-keep"),
 
 		SSH: cli.SSHConfig(c),
 
@@ -218,6 +236,19 @@ func (s *settings) validate(needChannel bool) error {
 	}
 	if s.StateDir == "" {
 		return cli.Usagef("no state directory configured (--state-dir)")
+	}
+	if s.MaxClockSkew < 0 {
+		return cli.Usagef("--max-clock-skew %s: want 0 or more", s.MaxClockSkew)
+	}
+	for _, k := range []struct {
+		name     string
+		patterns []string
+	}{{"es-keep", s.ESKeep}, {"mysql-keep", s.MySQLKeep}} {
+		for _, p := range k.patterns {
+			if _, err := path.Match(p, ""); err != nil {
+				return cli.Usagef("--%s %q: %v", k.name, p, err)
+			}
+		}
 	}
 	if s.ESExisting != es.ExistingDelete && s.ESExisting != es.ExistingClose {
 		return cli.Usagef("--es-existing %q: want %q or %q", s.ESExisting, es.ExistingDelete, es.ExistingClose)

@@ -24,7 +24,8 @@ var version = "dev"
 
 const exitHelp = `Exit codes: 0 done, 1 failed (a stage; see the report and the ledger), 2 usage or configuration,
 4 set incomplete or no complete set yet, 5 integrity (checksum, signature),
-6 refused for safety (active site, wrong channel or direction, stale set, lock held).`
+6 refused for safety (active site, wrong channel or direction, stale set, set created further
+after this host's clock than --max-clock-skew, lock held).`
 
 func newApp() *ucli.App {
 	return &ucli.App{
@@ -57,6 +58,7 @@ var exitCodes = cli.ExitTable{
 	{Err: manifest.ErrNotAuthentic, Code: 5},
 	{Err: manifest.ErrUnknownVersion, Code: 5},
 	{Err: filetree.ErrObjectMismatch, Code: 5},
+	{Err: filetree.ErrNoSpace, Code: 3},
 	{Err: manifest.ErrIncomplete, Code: 4},
 	{Err: manifest.ErrNoSet, Code: 4},
 	{Err: es.ErrSnapshotMissing, Code: 4},

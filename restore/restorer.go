@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -38,6 +40,11 @@ import (
 // restored; the ledger and the report say which stages ran (exit 1).
 var ErrStageFailed = errors.New("restore stage failed")
 
+// ErrInterrupted is returned (wrapped, with the cancellation) when the run
+// was stopped (SIGTERM, Ctrl-C) during a stage: the ledger records it as
+// interrupted, with the stage; the next run starts over (exit 1).
+var ErrInterrupted = errors.New("restore interrupted")
+
 // ErrNotLeader: this node is not the standby's leader, so it does not restore.
 var ErrNotLeader = errors.New("this node is not the standby's leader")
 
@@ -49,6 +56,9 @@ const (
 	stageRedis     = "redis"
 	stageRestart   = "restart"
 	stagePostcheck = "postcheck"
+	// stagePrepare is recorded, before stageOrder, only when it fails: the
+	// checks before anything changes (plan, snapshot present, SSH set up).
+	stagePrepare = "prepare"
 )
 
 var stageOrder = []string{stageES, stageMySQL, stageFiles, stageRedis, stageRestart, stagePostcheck}
@@ -58,6 +68,8 @@ type restorer struct {
 	cfg settings
 	log *slog.Logger
 	rep ui.Reporter
+	// fromESLocation: the request's FromESLocation, for esOptions.
+	fromESLocation string
 }
 
 func newRestorer(cfg settings, log *slog.Logger, rep ui.Reporter) *restorer {
@@ -76,6 +88,9 @@ type request struct {
 	From       string // "" = the configured channel
 	DryRun     bool
 	AllowOlder bool // restore a set that is not newer than what is live (by hand only)
+	// FromESLocation is From's es/ as the standby's Elasticsearch nodes
+	// see it ("" = From/es).
+	FromESLocation string
 }
 
 func (q request) root(cfg settings) string {
@@ -109,6 +124,10 @@ type mysqlPlan struct {
 	Databases []string `json:"databases"` // dropped and loaded
 	Tables    int      `json:"tables"`
 	DumpBytes int64    `json:"dump_bytes"`
+	Drop      []string `json:"drop,omitempty"` // standby databases no longer in prod, dropped
+	Kept      []string `json:"kept,omitempty"` // no longer in prod, but kept (mysql-keep)
+	// Absent says what happens to standby databases the set does not hold.
+	Absent string `json:"absent"`
 }
 
 type treePlan struct {
@@ -177,6 +196,7 @@ func (r *restorer) verify(ctx context.Context, root, setID string, after uint64)
 	return manifest.Verify(ctx, manifest.VerifyOptions{
 		Root: root, SetID: setID, Expect: r.expect(root), AllowedSigners: as, After: after,
 		Cache: r.cfg.cachePath(), Workers: r.cfg.VerifyWorkers, Progress: &verifyProgress{rep: r.rep},
+		MaxClockSkew: r.cfg.MaxClockSkew,
 	})
 }
 
@@ -248,6 +268,7 @@ func (r *restorer) run(ctx context.Context, q request) (*plan, error) {
 		return nil, err
 	}
 	root := q.root(r.cfg)
+	r.fromESLocation = q.FromESLocation
 	exp := r.expect(root)
 	live, err := r.live(l, exp.Name)
 	if err != nil {
@@ -269,15 +290,24 @@ func (r *restorer) run(ctx context.Context, q request) (*plan, error) {
 	m := rep.Manifest
 	p := &plan{Set: rep.SetID, Sequence: rep.Sequence, Created: m.Created, From: root, DryRun: q.DryRun, Verify: rep}
 	r.log.Info("set verified", "set", rep.SetID, "files", rep.Files, "bytes", rep.Bytes, "hashed", rep.Hashed, "cached", rep.Cached, "signer", rep.Signer)
-	if err := r.prepare(ctx, root, m, p, q.DryRun); err != nil {
-		return p, err
-	}
 	if q.DryRun {
-		return p, nil
+		return p, r.prepare(ctx, root, m, p, true)
 	}
 
+	// Every attempt is in the ledger from here on, one that fails before
+	// changing anything (stage "prepare") too.
 	run, err := l.Begin(ledger.Record{Set: rep.SetID, Sequence: rep.Sequence, Created: m.Created, Channel: m.Channel.Name, From: root})
 	if err != nil {
+		return p, err
+	}
+	if err := r.prepare(ctx, root, m, p, false); err != nil {
+		if lerr := run.StageEnd(stagePrepare, "", err); lerr != nil {
+			r.log.Error("ledger", "err", lerr)
+		}
+		if ferr := run.Finish(err); ferr != nil {
+			r.log.Error("ledger", "err", ferr)
+		}
+		p.Stages = run.Record().Stages
 		return p, err
 	}
 	pins := manifest.Layout{Root: r.cfg.Channel}.PinsDir()
@@ -289,7 +319,11 @@ func (r *restorer) run(ctx context.Context, q request) (*plan, error) {
 	p.Stages = run.Record().Stages
 	if err != nil {
 		r.setPins(pins, map[string]string{live.Set: "live"})
-		r.alert(ctx, err, p)
+		if errors.Is(err, ErrInterrupted) {
+			r.log.Warn("restore interrupted; the next run starts over", "set", rep.SetID, "err", err)
+		} else {
+			r.alert(ctx, err, p)
+		}
 		return p, err
 	}
 	r.setPins(pins, map[string]string{rep.SetID: "live"})
@@ -329,11 +363,27 @@ func (r *restorer) alert(ctx context.Context, err error, p *plan) {
 	}
 }
 
+// esClient is a client whose requests fail when Elasticsearch sends no
+// answer within es-request-timeout (a hung node), instead of waiting as long
+// as the whole stage may take.
 func (r *restorer) esClient() (*elasticsearch.Client, error) {
 	if r.cfg.ESURL == "" {
 		return nil, fmt.Errorf("the set has an Elasticsearch snapshot but no --es-url is configured")
 	}
-	return elasticsearch.NewClient(elasticsearch.Config{Addresses: []string{r.cfg.ESURL}})
+	c, err := es.NewClient(es.Options{URLs: []string{r.cfg.ESURL}, Timeout: r.cfg.ESRequestTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return c.Client, nil
+}
+
+// esHung says what a request timeout means.
+func (r *restorer) esHung(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%w (elasticsearch at %s sent no answer within %s, es-request-timeout: is the node hung or overloaded?)", err, r.cfg.ESURL, r.cfg.ESRequestTimeout)
+	}
+	return err
 }
 
 func (r *restorer) esOptions(root string, m *manifest.Manifest, dry bool) es.RestoreOptions {
@@ -341,16 +391,30 @@ func (r *restorer) esOptions(root string, m *manifest.Manifest, dry bool) es.Res
 	if repo == "" {
 		repo = "bcp-" + m.Channel.Name
 	}
+	// es-repository-location says where Elasticsearch sees the channel's
+	// es/; a set read --from elsewhere has its own (--from-es-location).
 	loc := r.cfg.ESRepoLocation
-	if loc == "" || root != r.cfg.Channel {
+	if root != r.cfg.Channel {
+		loc = r.fromESLocation
+	}
+	if loc == "" {
 		loc = filepath.Join(root, manifest.ESDirName)
 	}
 	return es.RestoreOptions{
 		Repository: repo, Location: loc, Snapshot: m.Elasticsearch.Snapshot, UUID: m.Elasticsearch.UUID,
-		Indices: m.Elasticsearch.Indices, DeletePatterns: r.cfg.ESDeletePatterns, Existing: r.cfg.ESExisting,
-		IncludeGlobalState: r.cfg.ESGlobalState, IndexSettings: r.cfg.ESIndexSettings, WaitTimeout: r.cfg.ESTimeout,
+		Indices: m.Elasticsearch.Indices, Gone: esGone(m.Elasticsearch), Keep: r.cfg.ESKeep, Closed: m.Elasticsearch.Closed, Existing: r.cfg.ESExisting,
+		IncludeGlobalState: r.cfg.ESGlobalState, IndexSettings: r.cfg.ESIndexSettings, WaitTimeout: r.cfg.ESTimeout, ReportInterval: r.cfg.esReportInterval,
 		DryRun: dry, Progress: &esProgress{log: r.log, rep: r.rep},
 	}
+}
+
+// esGone is the set's word on which absent indices prod no longer has: nil
+// when the set does not say (format 1.0).
+func esGone(s *manifest.ESSnapshot) func(string) bool {
+	if len(s.Scope) == 0 {
+		return nil
+	}
+	return s.Covers
 }
 
 type esProgress struct {
@@ -383,7 +447,7 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 		}
 		ep, err := es.PlanRestore(ctx, c, r.esOptions(root, m, true))
 		if err != nil {
-			return err
+			return r.esHung(err)
 		}
 		p.ES = ep
 	}
@@ -392,6 +456,9 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 			return fmt.Errorf("the set has a MySQL dump but no --mysql-defaults-file option file is configured")
 		}
 		p.MySQL = &mysqlPlan{Databases: m.MySQL.Databases, Tables: len(m.MySQL.Tables), DumpBytes: m.MySQL.Object.Size}
+		if err := r.mysqlGone(ctx, m.MySQL, p.MySQL); err != nil {
+			return err
+		}
 	}
 	var ssh []string
 	if r.cfg.FilesViaSSH && slices.ContainsFunc(m.Trees, func(t manifest.Tree) bool { return r.treeDir(t.Name) != "" }) {
@@ -410,12 +477,17 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 		tp := treePlan{Tree: t.Name, Dir: r.treeDir(t.Name)}
 		if tp.Dir == "" {
 			tp.Skipped = "no target directory configured for this tree"
-		} else if dry {
-			st, err := r.applyTree(ctx, root, t, tp.Dir, true)
-			if err != nil {
+		} else {
+			if dry {
+				st, err := r.applyTree(ctx, root, t, tp.Dir, true)
+				if err != nil {
+					return err
+				}
+				tp.fill(st)
+			}
+			if err := r.checkSpace(ctx, root, t, tp.Dir); err != nil {
 				return err
 			}
-			tp.fill(st)
 		}
 		p.Trees = append(p.Trees, tp)
 	}
@@ -474,7 +546,7 @@ func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest
 			}
 			r.rep.End()
 			if err != nil {
-				return "", err
+				return "", r.esHung(err)
 			}
 			return fmt.Sprintf("%d indices (%d primary shards) restored, %d replaced, %d deleted", len(ep.Restore), ep.Shards, len(ep.Replace), len(ep.Delete)), nil
 		},
@@ -559,7 +631,10 @@ func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest
 	}
 	for i, name := range stageOrder {
 		if err := ctx.Err(); err != nil {
-			return err
+			for _, rest := range stageOrder[i:] {
+				_ = run.StageSkipped(rest, "not run: the restore was stopped")
+			}
+			return stageError(i, err)
 		}
 		start := time.Now()
 		_ = run.StageStart(name)
@@ -574,16 +649,34 @@ func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest
 			r.log.Error("ledger", "err", lerr)
 		}
 		if err != nil {
+			why := "not run: stage " + name + " failed"
+			if errors.Is(err, context.Canceled) {
+				why = "not run: the restore was stopped during stage " + name
+			}
 			r.log.Error("stage failed", "stage", name, "err", err)
 			for _, rest := range stageOrder[i+1:] {
-				_ = run.StageSkipped(rest, "not run: stage "+name+" failed")
+				_ = run.StageSkipped(rest, why)
 			}
-			return fmt.Errorf("%w: %s: %w; restored before it: %s; not restored: %s; run restore again to start over",
-				ErrStageFailed, name, err, strings.Join(stageOrder[:i], ", "), strings.Join(stageOrder[i:], ", "))
+			return stageError(i, err)
 		}
 		r.log.Info("stage done", "stage", name, "took", time.Since(start).Round(time.Millisecond).String(), "detail", detail)
 	}
 	return nil
+}
+
+// stageError is the error of a run that stopped at stageOrder[i]: failed,
+// or interrupted when err is a cancellation (the process was stopped).
+func stageError(i int, err error) error {
+	name, before, after := stageOrder[i], strings.Join(stageOrder[:i], ", "), strings.Join(stageOrder[i:], ", ")
+	if before == "" {
+		before = "nothing"
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w during stage %s: %w; restored before it: %s; not restored: %s; the next run starts over",
+			ErrInterrupted, name, err, before, after)
+	}
+	return fmt.Errorf("%w: %s: %w; restored before it: %s; not restored: %s; run restore again to start over",
+		ErrStageFailed, name, err, before, after)
 }
 
 // markSkipped turns the running stage record into a skipped one.
@@ -606,7 +699,11 @@ func (r *restorer) restoreMySQL(ctx context.Context, store *objects.Store, d *ma
 		return "", fmt.Errorf("open dump object: %w", err)
 	}
 	defer f.Close()
-	opts := mysqlx.LoadOptions{Dump: f, Compression: d.Compression, Databases: d.Databases, Client: r.cfg.MySQLClient, DefaultsFile: r.cfg.MySQLDefaultsFile}
+	var gone mysqlPlan
+	if err := r.mysqlGone(ctx, d, &gone); err != nil {
+		return "", err
+	}
+	opts := mysqlx.LoadOptions{Dump: f, Compression: d.Compression, Databases: d.Databases, Drop: gone.Drop, Client: r.cfg.MySQLClient, DefaultsFile: r.cfg.MySQLDefaultsFile}
 	if r.cfg.MySQLViaSSH {
 		c, err := sshx.Dial(ctx, r.cfg.SSH)
 		if err != nil {
@@ -631,43 +728,119 @@ func (r *restorer) restoreMySQL(ctx context.Context, store *objects.Store, d *ma
 	if err := mysqlx.CheckRowCounts(ctx, db, d.Tables); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d databases, %d tables, %d SQL bytes; row counts match", len(d.Databases), len(d.Tables), st.Bytes), nil
+	return fmt.Sprintf("%d databases, %d tables, %d SQL bytes; row counts match; %d dropped (gone from prod), %d kept", len(d.Databases), len(d.Tables), st.Bytes, len(gone.Drop), len(gone.Kept)), nil
+}
+
+// mysqlGone fills p with what happens to the standby's databases that the
+// set does not hold: when the dump holds all of prod's databases, those not
+// named by mysql-keep are dropped (prod no longer has them); otherwise they
+// are left alone. System schemas are never listed.
+func (r *restorer) mysqlGone(ctx context.Context, d *manifest.MySQLDump, p *mysqlPlan) error {
+	if !d.AllDatabases {
+		p.Absent = "left alone: the set holds only the databases it names"
+		return nil
+	}
+	p.Absent = "dropped (the set holds all of prod's databases), unless mysql-keep names them; system schemas never"
+	dsn, err := mysqlx.OptionFileDSN(r.cfg.MySQLDefaultsFile)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	have, err := mysqlx.Databases(ctx, db)
+	if err != nil {
+		return fmt.Errorf("list the standby's databases: %w", err)
+	}
+	for _, name := range have {
+		switch {
+		case slices.Contains(d.Databases, name):
+		case slices.ContainsFunc(r.cfg.MySQLKeep, func(k string) bool { ok, _ := path.Match(k, name); return ok }):
+			p.Kept = append(p.Kept, name)
+		default:
+			p.Drop = append(p.Drop, name)
+		}
+	}
+	return nil
 }
 
 // applyTree brings dir to tree t of the set, locally or over SFTP.
 func (r *restorer) applyTree(ctx context.Context, root string, t manifest.Tree, dir string, dry bool) (filetree.ApplyStats, error) {
 	store := objects.New(manifest.Layout{Root: root}.ObjectsDir())
-	var target filetree.Target
-	if r.cfg.FilesViaSSH {
-		c, err := sshx.Dial(ctx, r.cfg.SSH)
-		if err != nil {
-			return filetree.ApplyStats{}, err
+	if dry && !r.cfg.FilesViaSSH {
+		if _, err := os.Stat(dir); err != nil {
+			// nothing there yet: every entry would be added
+			return r.dryRunEmpty(store, t)
 		}
-		defer c.Close()
-		sc, err := c.SFTP()
-		if err != nil {
-			return filetree.ApplyStats{}, err
-		}
-		defer sc.Close()
-		target = filetree.NewSFTPTarget(sc, dir)
-	} else {
-		if dry {
-			if _, err := os.Stat(dir); err != nil {
-				// nothing there yet: every entry would be added
-				return r.dryRunEmpty(store, t)
+	}
+	var st filetree.ApplyStats
+	err := r.withTarget(ctx, dir, func(target filetree.Target) (err error) {
+		r.rep.Begin("files: "+t.Name, t.Files, "files")
+		defer r.rep.End()
+		o := r.applyOptions(store, t, target)
+		o.DryRun, o.Progress = dry, treeProgress{r.rep}
+		st, err = filetree.Apply(ctx, o)
+		return err
+	})
+	return st, err
+}
+
+// checkSpace refuses, before the first stage, a tree that does not fit on
+// its target (filetree.CheckSpace: what the restore would write against
+// the file system's free space).
+func (r *restorer) checkSpace(ctx context.Context, root string, t manifest.Tree, dir string) error {
+	store := objects.New(manifest.Layout{Root: root}.ObjectsDir())
+	if _, err := os.Stat(dir); err != nil && !r.cfg.FilesViaSSH {
+		// Not made yet: every file is added, onto the file system of the
+		// nearest directory that exists.
+		for dir = filepath.Dir(dir); dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+			if _, err := os.Stat(dir); err == nil {
+				break
 			}
 		}
+		if err := filetree.CheckSpaceAt(dir, t.Bytes); err != nil {
+			return fmt.Errorf("files: tree %s: %w", t.Name, err)
+		}
+		return nil
+	}
+	return r.withTarget(ctx, dir, func(target filetree.Target) error {
+		if err := filetree.CheckSpace(ctx, r.applyOptions(store, t, target), t.Bytes); err != nil {
+			return fmt.Errorf("files: tree %s: %w", t.Name, err)
+		}
+		return nil
+	})
+}
+
+// withTarget opens the target directory of a tree (local, or over SFTP
+// with files-via-ssh) for fn.
+func (r *restorer) withTarget(ctx context.Context, dir string, fn func(filetree.Target) error) error {
+	if !r.cfg.FilesViaSSH {
 		lt, err := filetree.NewLocalTarget(dir)
 		if err != nil {
-			return filetree.ApplyStats{}, err
+			return err
 		}
 		defer lt.Close()
-		target = lt
+		return fn(lt)
 	}
-	r.rep.Begin("files: "+t.Name, t.Files, "files")
-	defer r.rep.End()
-	return filetree.Apply(ctx, filetree.ApplyOptions{
-		Target: target, Objects: storeObjects{store}, Exclude: r.cfg.Exclude, Owner: r.cfg.PreserveOwner, DryRun: dry,
+	c, err := sshx.Dial(ctx, r.cfg.SSH)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	sc, err := c.SFTP()
+	if err != nil {
+		return err
+	}
+	defer sc.Close()
+	return fn(filetree.NewSFTPTarget(sc, dir))
+}
+
+// applyOptions are filetree.Apply's options for tree t onto target.
+func (r *restorer) applyOptions(store *objects.Store, t manifest.Tree, target filetree.Target) filetree.ApplyOptions {
+	return filetree.ApplyOptions{
+		Target: target, Objects: storeObjects{store}, Exclude: r.cfg.Exclude, Owner: r.cfg.PreserveOwner,
 		Entries: func(fn func(manifest.Entry) error) error {
 			f, err := store.Open(t.List.SHA256)
 			if err != nil {
@@ -676,8 +849,7 @@ func (r *restorer) applyTree(ctx context.Context, root string, t manifest.Tree, 
 			defer f.Close()
 			return manifest.ReadEntries(f, fn)
 		},
-		Progress: treeProgress{r.rep},
-	})
+	}
 }
 
 func (r *restorer) dryRunEmpty(store *objects.Store, t manifest.Tree) (filetree.ApplyStats, error) {

@@ -9,13 +9,21 @@ package es
 // last restore); (2) look the set's snapshot up: it must exist, be SUCCESS,
 // have the set's uuid and contain every index the set names - otherwise
 // ErrSnapshotMissing, before any index is touched; (3) plan: standby indices
-// with the name of a restored index are replaced (deleted, or closed), and
-// standby indices that match the configured patterns but are not in the set
-// are deleted (prod no longer has them; dot-indices only match dot-patterns);
+// with the name of a restored index are replaced (deleted, or closed), and a
+// standby index that is not in the set is deleted only when the set says it
+// is gone from prod (its scope covers it, Gone) and no keep pattern matches
+// it; a system (dot) index never;
 // (4) delete/close, then start the restore without waiting, with the index
 // settings overrides (e.g. fewer replicas); (5) poll _cat/shards until every
 // primary of the restored indices is STARTED, reporting progress, failing
 // early on a primary that could not be allocated.
+//
+// A restore that an earlier run started and did not see to the end (the
+// process was stopped) goes on inside Elasticsearch. Step (1) looks for it
+// first: the repository cannot be re-registered while it is in use, so the
+// plan names it (RestorePlan.InProgress) and RestoreSnapshot cancels it, by
+// deleting the indices it restores, before deleting and restoring anything.
+// A restore from another repository is left alone and refused.
 
 import (
 	"bytes"
@@ -71,10 +79,19 @@ type RestoreOptions struct {
 	Snapshot   string
 	UUID       string   // if set, the snapshot found must have this uuid
 	Indices    []string // indices to restore (the manifest's list)
-	// DeletePatterns: standby indices not in Indices whose names match one of
-	// these (path.Match syntax, e.g. "squirro_*") are deleted, since prod no
-	// longer has them. Names starting with "." match only patterns that do.
-	DeletePatterns []string
+	// Gone reports whether a standby index that is not in Indices is gone
+	// from the source (the set covers it: manifest.ESSnapshot.Covers); such
+	// an index is deleted unless Keep matches it. Nil: the set does not say,
+	// and no index is deleted for being absent. A name starting with "." is
+	// never deleted for being absent, whatever Gone says.
+	Gone func(index string) bool
+	// Keep: patterns (path.Match syntax, e.g. "standby_*") of standby
+	// indices never deleted for being absent from the set. Names starting
+	// with "." match only patterns that do.
+	Keep []string
+	// Closed are indices of Indices that are closed on the source:
+	// Elasticsearch restores them open, RestoreSnapshot closes them after.
+	Closed []string
 	// Existing is ExistingDelete (default) or ExistingClose.
 	Existing           string
 	IncludeGlobalState bool
@@ -85,18 +102,55 @@ type RestoreOptions struct {
 	WaitTimeout time.Duration
 	// PollInterval of the shard wait; 1s when zero.
 	PollInterval time.Duration
-	DryRun       bool
-	Progress     RestoreProgress
+	// ReportInterval: while waiting for the shards, say every so often what
+	// is still awaited; 30s when zero.
+	ReportInterval time.Duration
+	DryRun         bool
+	Progress       RestoreProgress
 }
 
 // RestorePlan is what RestoreSnapshot does (or, with DryRun, would do).
 type RestorePlan struct {
 	Snapshot string   `json:"snapshot"`
-	Restore  []string `json:"restore"`  // indices restored from the snapshot
-	Replace  []string `json:"replace"`  // existing indices deleted or closed first
-	Delete   []string `json:"delete"`   // indices no longer in prod, deleted
-	Existing string   `json:"existing"` // what happens to Replace: delete or close
-	Shards   int      `json:"shards"`   // primary shards restored
+	Restore  []string `json:"restore"`         // indices restored from the snapshot
+	Replace  []string `json:"replace"`         // existing indices deleted or closed first
+	Delete   []string `json:"delete"`          // indices no longer in prod, deleted
+	Kept     []string `json:"kept,omitempty"`  // no longer in prod, but kept (es-keep)
+	Close    []string `json:"close,omitempty"` // restored, then closed as on prod
+	// Absent says what happens to standby indices the set does not hold.
+	Absent   string `json:"absent"`
+	Existing string `json:"existing"` // what happens to Replace: delete or close
+	Shards   int    `json:"shards"`   // primary shards restored
+	// InProgress is a restore from this repository still running in the
+	// cluster, left by an earlier run that was stopped; RestoreSnapshot
+	// cancels it first.
+	InProgress *RestoreInProgress `json:"in_progress,omitempty"`
+}
+
+// RestoreInProgress is a snapshot restore the cluster is running.
+type RestoreInProgress struct {
+	Repository string   `json:"repository"`
+	Snapshot   string   `json:"snapshot"`
+	State      string   `json:"state"`
+	Indices    []string `json:"indices"`
+}
+
+// RestoresInProgress returns the snapshot restores the cluster is running
+// (the "restore" part of the cluster state).
+func RestoresInProgress(ctx context.Context, c *elasticsearch.Client) ([]RestoreInProgress, error) {
+	resp, err := c.Cluster.State(c.Cluster.State.WithContext(ctx), c.Cluster.State.WithFilterPath("restore.snapshots"))
+	if err != nil {
+		return nil, fmt.Errorf("elasticsearch: look for restores in progress: %w", err)
+	}
+	var out struct {
+		Restore struct {
+			Snapshots []RestoreInProgress `json:"snapshots"`
+		} `json:"restore"`
+	}
+	if err := rsDecode(resp, "look for restores in progress", &out); err != nil {
+		return nil, err
+	}
+	return out.Restore.Snapshots, nil
 }
 
 // RegisterReadonlyRepository (re-)registers location as an fs repository
@@ -242,14 +296,28 @@ func PlanRestore(ctx context.Context, c *elasticsearch.Client, opts RestoreOptio
 	if opts.Existing != ExistingDelete && opts.Existing != ExistingClose {
 		return nil, fmt.Errorf("elasticsearch restore: existing indices: %q is neither %q nor %q", opts.Existing, ExistingDelete, ExistingClose)
 	}
-	for _, p := range opts.DeletePatterns {
+	for _, p := range opts.Keep {
 		if _, err := path.Match(p, ""); err != nil {
-			return nil, fmt.Errorf("elasticsearch restore: delete pattern %q: %w", p, err)
+			return nil, fmt.Errorf("elasticsearch restore: keep pattern %q: %w", p, err)
 		}
 	}
-	if err := RegisterReadonlyRepository(ctx, c, opts.Repository, opts.Location); err != nil {
+	running, err := RestoresInProgress(ctx, c)
+	if err != nil {
 		return nil, err
 	}
+	var inProgress *RestoreInProgress
+	for _, r := range running {
+		if r.Repository != opts.Repository {
+			return nil, fmt.Errorf("elasticsearch: a restore of snapshot %s/%s (indices %s) is in progress, not from this channel's repository %s; "+
+				"wait for it to end, or cancel it by deleting those indices, then run again", r.Repository, r.Snapshot, strings.Join(r.Indices, ", "), opts.Repository)
+		}
+		inProgress = &r
+	}
+	if inProgress == nil {
+		if err := RegisterReadonlyRepository(ctx, c, opts.Repository, opts.Location); err != nil {
+			return nil, err
+		}
+	} // else the repository is in use and cannot be re-registered; it is already registered
 	info, err := FindSnapshot(ctx, c, opts.Repository, opts.Snapshot)
 	if err != nil {
 		return nil, err
@@ -269,12 +337,26 @@ func PlanRestore(ctx context.Context, c *elasticsearch.Client, opts RestoreOptio
 	if err != nil {
 		return nil, err
 	}
-	plan := &RestorePlan{Snapshot: opts.Snapshot, Restore: slices.Sorted(slices.Values(opts.Indices)), Existing: opts.Existing}
+	plan := &RestorePlan{Snapshot: opts.Snapshot, Restore: slices.Sorted(slices.Values(opts.Indices)), Existing: opts.Existing,
+		Absent: "left alone: the set does not say which indices prod has (format 1.0)"}
+	if opts.Gone != nil {
+		plan.Absent = "deleted when the set's scope covers them (gone from prod), unless es-keep names them; system indices never"
+	}
+	plan.InProgress = inProgress
+	for _, ix := range opts.Closed {
+		if slices.Contains(opts.Indices, ix) {
+			plan.Close = append(plan.Close, ix)
+		}
+	}
 	for _, ii := range existing {
 		switch {
 		case slices.Contains(opts.Indices, ii.Index):
 			plan.Replace = append(plan.Replace, ii.Index)
-		case rsMatch(ii.Index, opts.DeletePatterns):
+		case opts.Gone == nil || strings.HasPrefix(ii.Index, ".") || !opts.Gone(ii.Index):
+			// not the set's to say
+		case rsMatch(ii.Index, opts.Keep):
+			plan.Kept = append(plan.Kept, ii.Index)
+		default:
 			plan.Delete = append(plan.Delete, ii.Index)
 		}
 	}
@@ -293,6 +375,12 @@ func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreO
 	plan, err := PlanRestore(ctx, c, opts)
 	if err != nil || opts.DryRun {
 		return plan, err
+	}
+	if ip := plan.InProgress; ip != nil {
+		p.RestoreStep(fmt.Sprintf("a restore of %s/%s left running by an earlier run is still in progress: cancel it (delete %s)", ip.Repository, ip.Snapshot, strings.Join(ip.Indices, ", ")))
+		if err := rsCancelRestore(ctx, c, *ip, opts); err != nil {
+			return plan, err
+		}
 	}
 	if len(plan.Replace) > 0 {
 		if plan.Existing == ExistingClose {
@@ -338,11 +426,19 @@ func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreO
 	}
 	n, err := rsWaitShards(ctx, c, plan.Restore, opts, p)
 	plan.Shards = n
+	if err == nil && len(plan.Close) > 0 {
+		p.RestoreStep("close (closed on prod) " + strings.Join(plan.Close, ", "))
+		err = rsCloseIndices(ctx, c, plan.Close)
+	}
 	return plan, err
 }
 
 // rsWaitShards polls _cat/shards until every primary shard of indices is
-// STARTED, a primary failed to allocate, or the timeout ends.
+// STARTED, a primary failed to allocate, or the timeout ends. Every
+// ReportInterval it says what it still waits for; a poll that gets no
+// answer (a hung or restarting node) is reported and retried until the
+// timeout. When ctx is cancelled (the process is being stopped) it returns
+// an error wrapping ctx's: the restore goes on inside Elasticsearch.
 func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string, opts RestoreOptions, p RestoreProgress) (int, error) {
 	timeout := opts.WaitTimeout
 	if timeout <= 0 {
@@ -352,19 +448,25 @@ func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string
 	if iv <= 0 {
 		iv = time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	every := opts.ReportInterval
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	want := map[string]bool{}
 	for _, i := range indices {
 		want[i] = true
 	}
-	last := -1
+	p.RestoreStep(fmt.Sprintf("restore started; waiting up to %s (es-timeout) for the primary shards of %d indices", timeout, len(indices)))
+	last, total, started := -1, 0, 0
+	lastReport := start
+	var pending []string
+	var lastErr error
 	for {
-		resp, err := c.Cat.Shards(c.Cat.Shards.WithContext(ctx), c.Cat.Shards.WithFormat("json"),
+		resp, err := c.Cat.Shards(c.Cat.Shards.WithContext(wctx), c.Cat.Shards.WithFormat("json"),
 			c.Cat.Shards.WithH("index", "shard", "prirep", "state", "unassigned.reason", "unassigned.details"))
-		if err != nil {
-			return 0, fmt.Errorf("elasticsearch: wait for restored shards: %w", err)
-		}
 		var rows []struct {
 			Index   string `json:"index"`
 			Shard   string `json:"shard"`
@@ -373,39 +475,104 @@ func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string
 			Reason  string `json:"unassigned.reason"`
 			Details string `json:"unassigned.details"`
 		}
-		if err := rsDecode(resp, "wait for restored shards", &rows); err != nil {
-			return 0, err
+		if err == nil {
+			err = rsDecode(resp, "wait for restored shards", &rows)
 		}
-		total, started := 0, 0
-		var failed []string
-		for _, r := range rows {
-			if !want[r.Index] || r.PriRep != "p" {
-				continue
+		elapsed := time.Since(start).Round(time.Second)
+		switch {
+		case ctx.Err() != nil:
+			return total, fmt.Errorf("elasticsearch: stopped while waiting for restored shards (%d of %d primary shards started after %s); "+
+				"Elasticsearch goes on restoring, the next run cancels that restore and starts over: %w", started, total, elapsed, ctx.Err())
+		case err != nil:
+			lastErr = err
+			if wctx.Err() == nil {
+				p.RestoreStep(fmt.Sprintf("waiting for restored shards: elasticsearch did not answer (%v); still waiting (%d of %d primary shards started, %s of %s)",
+					err, started, total, elapsed, timeout))
+				lastReport = time.Now()
 			}
-			total++
-			switch {
-			case r.State == "STARTED":
-				started++
-			case r.State == "UNASSIGNED" && r.Reason == "ALLOCATION_FAILED":
-				failed = append(failed, fmt.Sprintf("%s[%s]: %s", r.Index, r.Shard, r.Details))
+		default:
+			lastErr = nil
+			total, started, pending = 0, 0, pending[:0]
+			var failed []string
+			for _, r := range rows {
+				if !want[r.Index] || r.PriRep != "p" {
+					continue
+				}
+				total++
+				switch {
+				case r.State == "STARTED":
+					started++
+				case r.State == "UNASSIGNED" && r.Reason == "ALLOCATION_FAILED":
+					failed = append(failed, fmt.Sprintf("%s[%s]: %s", r.Index, r.Shard, r.Details))
+				default:
+					pending = append(pending, fmt.Sprintf("%s[%s] %s", r.Index, r.Shard, r.State))
+				}
 			}
-		}
-		if started != last {
-			p.RestoreShards(started, total)
-			last = started
-		}
-		if len(failed) > 0 {
-			return total, fmt.Errorf("%w: %d primary shards could not be restored: %s", ErrRestoreFailed, len(failed), strings.Join(failed, "; "))
-		}
-		if started == total {
-			return total, nil
+			if started != last {
+				p.RestoreShards(started, total)
+				last = started
+			}
+			if len(failed) > 0 {
+				return total, fmt.Errorf("%w: %d primary shards could not be restored: %s", ErrRestoreFailed, len(failed), strings.Join(failed, "; "))
+			}
+			if started == total {
+				return total, nil
+			}
+			if time.Since(lastReport) >= every {
+				p.RestoreStep(fmt.Sprintf("waiting for restored shards: %d of %d primary shards started (%s of %s); not yet: %s",
+					started, total, elapsed, timeout, rsFirst(pending, 5)))
+				lastReport = time.Now()
+			}
 		}
 		select {
-		case <-ctx.Done():
-			return total, fmt.Errorf("%w: %d of %d primary shards started after %s; see GET _cat/recovery", ErrRestoreFailed, started, total, timeout)
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				continue // reported as stopped above
+			}
+			why := "see GET _cat/recovery"
+			if lastErr != nil {
+				why = fmt.Sprintf("elasticsearch did not answer: %v", lastErr)
+			}
+			return total, fmt.Errorf("%w: %d of %d primary shards started after %s (es-timeout); %s", ErrRestoreFailed, started, total, timeout, why)
 		case <-time.After(iv):
 		}
 	}
+}
+
+// rsFirst joins the first n items and says how many more there are.
+func rsFirst(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
+}
+
+// rsCancelRestore cancels a restore in progress by deleting the indices it
+// restores (Elasticsearch's documented way), waits until the cluster no
+// longer lists it, and registers the repository afresh.
+func rsCancelRestore(ctx context.Context, c *elasticsearch.Client, ip RestoreInProgress, opts RestoreOptions) error {
+	if err := rsDeleteIndices(ctx, c, ip.Indices); err != nil {
+		return fmt.Errorf("cancel the restore of %s/%s: %w", ip.Repository, ip.Snapshot, err)
+	}
+	iv := opts.PollInterval
+	if iv <= 0 {
+		iv = time.Second
+	}
+	for range 60 {
+		running, err := RestoresInProgress(ctx, c)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(running, func(r RestoreInProgress) bool { return r.Repository == ip.Repository }) {
+			return RegisterReadonlyRepository(ctx, c, opts.Repository, opts.Location)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(iv):
+		}
+	}
+	return fmt.Errorf("elasticsearch: the restore of %s/%s is still listed after its indices were deleted; see GET _cluster/state?filter_path=restore", ip.Repository, ip.Snapshot)
 }
 
 // rsChunks splits names so that each request line stays well under

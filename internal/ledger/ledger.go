@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -223,7 +224,8 @@ func (r *Run) StageStart(name string) error {
 	return r.update()
 }
 
-// StageEnd records a stage's end: OK when err is nil, Failed otherwise.
+// StageEnd records a stage's end: OK when err is nil, Interrupted when err
+// is a cancellation (the process was stopped), Failed otherwise.
 func (r *Run) StageEnd(name, detail string, err error) error {
 	s := r.rec.Stage(name)
 	if s == nil {
@@ -232,9 +234,8 @@ func (r *Run) StageEnd(name, detail string, err error) error {
 	}
 	s.End = r.now()
 	s.Detail = detail
-	s.Outcome = OK
+	s.Outcome = outcome(err)
 	if err != nil {
-		s.Outcome = Failed
 		s.Error = err.Error()
 	}
 	return r.update()
@@ -252,13 +253,24 @@ func (r *Run) StageSkipped(name, why string) error {
 	return r.update()
 }
 
-// Finish closes the record: OK when err is nil, Failed otherwise.
+// Finish closes the record: OK when err is nil, Interrupted when err is a
+// cancellation (the process was stopped), Failed otherwise.
 func (r *Run) Finish(err error) error {
 	r.rec.End = r.now()
-	r.rec.Outcome = OK
+	r.rec.Outcome = outcome(err)
 	if err != nil {
-		r.rec.Outcome = Failed
 		r.rec.Error = err.Error()
 	}
 	return r.update()
+}
+
+// outcome classifies how a stage or restore ended.
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return OK
+	case errors.Is(err, context.Canceled):
+		return Interrupted
+	}
+	return Failed
 }

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -102,5 +104,29 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLedgerStoppedRunIsInterrupted: a run whose stage ends with a
+// cancellation (SIGTERM) is recorded as interrupted, with that stage.
+func TestLedgerStoppedRunIsInterrupted(t *testing.T) {
+	l, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := l.Begin(Record{Set: "a", Sequence: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := fmt.Errorf("stopped while waiting: %w", context.Canceled)
+	must(t, r.StageStart("elasticsearch"))
+	must(t, r.StageEnd("elasticsearch", "", stop))
+	must(t, r.Finish(stop))
+	f, err := l.LastFailure()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Outcome != Interrupted || f.Stage("elasticsearch").Outcome != Interrupted {
+		t.Fatalf("got %+v, want the run and its stage interrupted", f)
 	}
 }
