@@ -20,6 +20,8 @@ type statusOptions struct {
 	src, dst string
 	ssh      sshOptions
 	json     bool
+	maxSkew  time.Duration // a newest set created further after the local clock is flagged
+	now      time.Time     // zero: the clock
 }
 
 func newStatusCommand() *ucli.Command {
@@ -29,15 +31,18 @@ func newStatusCommand() *ucli.Command {
 		ArgsUsage: "SRC DST (each a directory or sftp://user@host:port/path)",
 		Description: `Lists the sets on both sides (signature files present; nothing is hashed -
 use verify for that) and prints the newest of each, how many source sets the
-destination lacks, and the lag between their creation times.
+destination lacks, and the lag between their creation times. A newest set
+created further after this host's clock than --max-clock-skew is flagged
+(restore refuses it); no lag or age is ever negative.
 
 ` + exitHelp,
-		Flags: append(sshFlags(), cli.JSONFlag()),
+		Flags: append(sshFlags(), cli.JSONFlag(),
+			flags.Duration("max-clock-skew", manifest.DefaultMaxClockSkew, "flag a newest set created more than this after this host's clock")),
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 2 {
 				return cli.Usagef("status needs SRC and DST (see --help)")
 			}
-			o := statusOptions{src: c.Args().Get(0), dst: c.Args().Get(1), ssh: readSSHOptions(c), json: c.Bool("json")}
+			o := statusOptions{src: c.Args().Get(0), dst: c.Args().Get(1), ssh: readSSHOptions(c), json: c.Bool("json"), maxSkew: c.Duration("max-clock-skew")}
 			return runStatus(c.Context, o, c.App.Writer)
 		},
 	})
@@ -49,7 +54,10 @@ type sideStatus struct {
 	Newest  string    `json:"newest,omitempty"`
 	Created time.Time `json:"created,omitzero"`
 	Sets    int       `json:"sets"`
-	ids     map[string]bool
+	// Future says the newest set was created further after this host's
+	// clock than the allowed skew (restore refuses it).
+	Future string `json:"future,omitempty"`
+	ids    map[string]bool
 }
 
 type statusReport struct {
@@ -79,6 +87,17 @@ func runStatus(ctx context.Context, o statusOptions, out io.Writer) error {
 			return err
 		}
 	}
+	now := o.now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for i := range sides {
+		if sides[i].Newest != "" {
+			if err := manifest.CheckCreated(sides[i].Newest, sides[i].Created, now, o.maxSkew); err != nil {
+				sides[i].Future = err.Error()
+			}
+		}
+	}
 	rep := statusReport{Source: sides[0], Destination: sides[1], LagSeconds: -1}
 	if rep.Destination.Newest != "" {
 		rep.LagSeconds = int64(rep.Source.Created.Sub(rep.Destination.Created).Seconds())
@@ -103,10 +122,15 @@ func runStatus(ctx context.Context, o statusOptions, out io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(out, "%-12s %s: newest %s (created %s), %d sets\n", s.what, s.s.Place, s.s.Newest, s.s.Created.Format(time.RFC3339), s.s.Sets)
+		if s.s.Future != "" {
+			fmt.Fprintf(out, "%-12s WARNING: %s; restore refuses it\n", "", s.s.Future)
+		}
 	}
 	switch {
 	case rep.LagSeconds < 0:
 		fmt.Fprintf(out, "destination has no set yet; %d source sets to copy\n", rep.Behind)
+	case rep.Behind == 0 && (rep.Source.Future != "" || rep.Destination.Future != ""):
+		fmt.Fprintln(out, "in step, but the newest set is dated in the future (see WARNING)")
 	case rep.Behind == 0:
 		fmt.Fprintln(out, "in step")
 	default:
