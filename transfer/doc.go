@@ -3,7 +3,7 @@
 //
 //	transfer push SRC-DIR DST         DST: a directory or sftp://user@host:port/path
 //	transfer pull SRC DST-DIR         SRC: sftp://... or a directory
-//	transfer verify DIR [--set ID]    0 complete, 4 incomplete (lists what is missing), 5 corrupt/unsigned
+//	transfer verify DIR [--set ID]    0 complete, 4 incomplete or not signed yet (lists what is missing), 5 corrupt or not authentic, 6 another channel
 //	transfer wait DIR --timeout D     until a set newer than the last one seen is complete, else 4
 //	transfer status SRC DST           newest set on each side and the lag
 //

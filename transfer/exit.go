@@ -34,5 +34,7 @@ var exitCodes = cli.ExitTable{
 func exitCode(err error) int { return exitCodes.Code(err) }
 
 const exitHelp = `Exit codes: 0 done, 1 failed (network, disk), 2 usage or configuration,
-4 no complete set yet or incomplete (try again later), 5 integrity (checksum,
-signature), 6 refused (host key mismatch, wrong channel, stale set).`
+4 no complete set yet or incomplete, a signature not there yet included (try
+again later), 5 integrity (checksum, bad signature, key not in allowed_signers),
+6 refused (host key mismatch, wrong channel, stale set). When push or pull
+finds no set to forward, the newest set's reason decides.`

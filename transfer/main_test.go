@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/internal/testenv"
@@ -322,5 +323,166 @@ func TestRenamedSettings(t *testing.T) {
 				t.Fatalf("stderr does not mention %q:\nstdout: %s\nstderr: %s", tc.inOutput, out, errs)
 			}
 		})
+	}
+}
+
+// TestPushNoCompleteSetExitCodes: when push can forward no set, its exit
+// code says why the newest could not be, as verify's does for the same
+// directory: not signed yet 4, signed by a key not in allowed_signers 5,
+// meant for another channel 6.
+func TestPushNoCompleteSetExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		make   func(t *testing.T, c *movertest.Channel) (allowed string)
+		code   int
+		reason string
+	}{
+		{"unsigned", func(t *testing.T, c *movertest.Channel) string {
+			id := c.Publish(movertest.Small("a", 2))
+			os.Remove(manifest.Layout{Root: c.Root}.SignaturePath(id))
+			return c.Allowed
+		}, 4, "no signature yet"},
+		{"untrusted key", func(t *testing.T, c *movertest.Channel) string {
+			c.Publish(movertest.Small("a", 2))
+			c.Publish(movertest.Small("b", 2))
+			return movertest.New(t, t.TempDir()).Allowed
+		}, 5, "not in allowed_signers"},
+		{"another channel", func(t *testing.T, c *movertest.Channel) string {
+			c.PublishFor(manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}, movertest.Small("a", 2))
+			return c.Allowed
+		}, 6, "bcp-to-prod"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srcDir := t.TempDir()
+			allowed := tc.make(t, movertest.New(t, srcDir))
+			out, errs, code := transfer(t, nil, "push", "--allowed-signers", allowed, srcDir, t.TempDir())
+			want(t, "push", code, tc.code, out, errs)
+			if !strings.Contains(errs, tc.reason) {
+				t.Fatalf("push does not say why (%q): %s", tc.reason, errs)
+			}
+			out, errs, code = transfer(t, nil, "verify", "--allowed-signers", allowed, srcDir)
+			want(t, "verify", code, tc.code, out, errs)
+		})
+	}
+}
+
+// TestVerifyKeepsPushCache: push and verify read one config file, whose
+// cache names push's verified-file cache; verify keeps its own cache
+// beside it and leaves push's alone, so the next push need not hash
+// everything at the destination again.
+func TestVerifyKeepsPushCache(t *testing.T) {
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	c := movertest.New(t, srcDir)
+	c.Publish(movertest.Small("a", 3))
+	cache := filepath.Join(t.TempDir(), "transfer-cache")
+	cfg := filepath.Join(t.TempDir(), "transfer.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("allowed-signers = %q\ncache = %q\n", c.Allowed, cache)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := transfer(t, nil, "push", "--config", cfg, srcDir, dstDir)
+	want(t, "push", code, 0, out, errs)
+	pushed, err := os.ReadFile(cache)
+	if err != nil {
+		t.Fatalf("push left no cache: %v", err)
+	}
+	for _, cmd := range []string{"verify", "wait"} {
+		out, errs, code = transfer(t, nil, cmd, "--config", cfg, dstDir)
+		want(t, cmd, code, 0, out, errs)
+		if got, err := os.ReadFile(cache); err != nil || !bytes.Equal(got, pushed) {
+			t.Fatalf("%s changed push's cache %s (err %v)", cmd, cache, err)
+		}
+	}
+	if _, err := os.Stat(cache + ".verified"); err != nil {
+		t.Fatalf("verify kept no cache of its own: %v", err)
+	}
+	out, errs, code = transfer(t, nil, "push", "--config", cfg, srcDir, dstDir)
+	want(t, "second push", code, 0, out, errs)
+	if !strings.Contains(out, "up to date") {
+		t.Fatalf("second push: %s", out)
+	}
+}
+
+// TestPushNewSetReportsNoDamage: Elasticsearch rewrites es/index.latest
+// with every snapshot, so each new set brings a new version of it; push
+// reports that as an update, not as a damaged file replaced. A file damaged
+// at the destination is still reported.
+func TestPushNewSetReportsNoDamage(t *testing.T) {
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	c := movertest.New(t, srcDir)
+	c.Publish(movertest.Small("a", 3))
+	s := testenv.SSHD(t)
+	args := append(append([]string{"push", "--allowed-signers", c.Allowed}, sshArgs(s)...), srcDir, sftpURL(s, dstDir))
+	out, errs, code := transfer(t, nil, args...)
+	want(t, "push", code, 0, out, errs)
+	c.Publish(movertest.Small("b", 3))
+	out, errs, code = transfer(t, nil, args...)
+	want(t, "push of a new set", code, 0, out, errs)
+	if strings.Contains(out, "damaged") {
+		t.Fatalf("push of a new set reports damage: %s", out)
+	}
+	obj := filepath.Join(dstDir, manifest.ObjectRel(movertest.Sum(movertest.Content("btree0", 100))))
+	b, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if err := os.WriteFile(obj, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(obj, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+	out, errs, code = transfer(t, nil, args...)
+	want(t, "push after damage", code, 0, out, errs)
+	if !strings.Contains(out, "1 damaged") {
+		t.Fatalf("push after damage does not report it: %s", out)
+	}
+}
+
+// TestPushAbortNoHelperWarning: a push that ends early (here: nothing
+// complete at the source) while the helper on the server is still
+// starting does not claim the helper is missing.
+func TestPushAbortNoHelperWarning(t *testing.T) {
+	srcDir := t.TempDir()
+	c := movertest.New(t, srcDir)
+	id := c.Publish(movertest.Small("a", 2))
+	os.Remove(manifest.Layout{Root: srcDir}.SignaturePath(id))
+	s := testenv.SSHD(t)
+	for range 3 { // it was a race: try a few times
+		args := append(append([]string{"push", "--allowed-signers", c.Allowed}, sshArgs(s)...), srcDir, sftpURL(s, t.TempDir()))
+		out, errs, code := transfer(t, nil, args...)
+		want(t, "push", code, 4, out, errs)
+		if strings.Contains(errs, "copying over SFTP") {
+			t.Fatalf("push that ended early warns of a missing helper: %s", errs)
+		}
+	}
+}
+
+// TestExitCodeDocs: a set whose signature is not there yet is incomplete
+// (4: a mover may still be copying), not an integrity failure (5); the
+// README's exit table and every --help that lists codes say so, as
+// manifest/DESIGN.md does.
+func TestExitCodeDocs(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(code string) string {
+		for _, l := range strings.Split(string(readme), "\n") {
+			if strings.HasPrefix(l, "| "+code+" |") {
+				return l
+			}
+		}
+		t.Fatalf("README has no exit table row for %s", code)
+		return ""
+	}
+	if r4, r5 := row("4"), row("5"); !strings.Contains(r4, "signature") || strings.Contains(r5, "missing") {
+		t.Errorf("README's exit table puts a missing signature under 5:\n%s\n%s", r4, r5)
+	}
+	for _, cmd := range []string{"push", "pull", "verify", "wait"} {
+		out, errs, code := transfer(t, nil, cmd, "--help")
+		want(t, cmd+" --help", code, 0, out, errs)
+		help := strings.Join(strings.Fields(out), " ")
+		if !strings.Contains(help, "4 no complete set yet or incomplete, a signature not there yet included") || strings.Contains(help, "unsigned") {
+			t.Errorf("%s --help does not say a missing signature is 4:\n%s", cmd, out)
+		}
 	}
 }

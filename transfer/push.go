@@ -40,7 +40,8 @@ func copyFlags() []ucli.Flag {
 		flags.Bool("checksum", false, "hash every file already at the destination instead of trusting the verified-file cache"),
 		flags.Bool("no-prune", false, "keep at the destination what the source no longer has"),
 		flags.Bool("dry-run", false, "say what would be copied and pruned, change nothing"),
-		flags.Path("cache", "", "verified-file cache for the destination (default: under the user's cache dir; \"off\" hashes every present file)"),
+		flags.Path("cache", "", "verified-file cache for the destination (default: under the user's cache dir; \"off\" hashes every present file); "+
+			"verify and wait keep theirs apart, in PATH"+verifyCacheSuffix),
 		cli.JSONFlag(),
 	}
 	fl = append(fl, sshFlags()...)
@@ -199,8 +200,12 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	case res.Copied == 0:
 		fmt.Fprintf(out, "set %s: up to date at %s (%d files present)\n", res.Set, dfs, res.Present)
 	default:
-		fmt.Fprintf(out, "set %s: %s %d of %d files (%s) to %s; %d already there, %d damaged ones replaced\n",
-			res.Set, verb, res.Copied, res.Files, ui.Bytes(res.Bytes), dfs, res.Present, res.Replaced)
+		damaged := ""
+		if res.Replaced > 0 {
+			damaged = fmt.Sprintf(", %d damaged ones replaced", res.Replaced)
+		}
+		fmt.Fprintf(out, "set %s: %s %d of %d files (%s) to %s; %d already there%s\n",
+			res.Set, verb, res.Copied, res.Files, ui.Bytes(res.Bytes), dfs, res.Present, damaged)
 	}
 	if len(res.PrunedSets) > 0 {
 		fmt.Fprintf(out, "pruned sets %s and %d files the source no longer has\n", strings.Join(res.PrunedSets, ", "), res.PrunedFiles)

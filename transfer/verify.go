@@ -32,7 +32,8 @@ type verifyOptions struct {
 func verifyFlags() []ucli.Flag {
 	fl := []ucli.Flag{
 		allowedSignersFlag(),
-		flags.Path("cache", "", "file-identity cache so unchanged files are not hashed again (default: under the user's cache dir; \"off\" hashes everything)"),
+		flags.Path("cache", "", "file-identity cache so unchanged files are not hashed again, kept in PATH"+verifyCacheSuffix+
+			" (PATH is push's verified-file cache when one config file serves both; default: under the user's cache dir; \"off\" hashes everything)"),
 		flags.Int("workers", 0, "files hashed in parallel (0: one per CPU)"),
 		cli.JSONFlag(),
 	}
@@ -46,8 +47,9 @@ func newVerifyCommand() *ucli.Command {
 		ArgsUsage: "DIR",
 		Description: `For a job that moved the channel itself (rsync, SnapMirror): every file the
 set's signed manifest names must be there with its size and SHA-256.
-Exit 0 complete, 4 incomplete (what is missing is listed), 5 corrupt or
-unsigned, 6 another channel.
+Exit 0 complete, 4 incomplete: a file or the signature is not there yet
+(what is missing is listed), 5 corrupt or not authentic (bad signature, key
+not in allowed_signers), 6 another channel.
 
 ` + exitHelp,
 		Flags: append(verifyFlags(), &ucli.StringFlag{Name: "set", Usage: "set id to verify (default: the newest signed set)"}),
@@ -66,6 +68,15 @@ unsigned, 6 another channel.
 	})
 }
 
+// verifyCacheSuffix names verify's and wait's file-identity cache after
+// the cache setting, which push and pull read as their verified-file
+// cache: one config file serves every command, and the two caches (of
+// different formats) must not overwrite each other.
+const verifyCacheSuffix = ".verified"
+
+// verifyCachePath is the file-identity cache of verify and wait for DIR:
+// opt (the cache setting) with verifyCacheSuffix, or by default one per
+// directory under the user's cache dir; "" for none.
 func verifyCachePath(dir, opt string) string {
 	switch opt {
 	case "off":
@@ -82,9 +93,9 @@ func verifyCachePath(dir, opt string) string {
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return ""
 		}
-		return strings.TrimSuffix(p, ".checked") + ".verified"
+		return strings.TrimSuffix(p, ".checked") + verifyCacheSuffix
 	}
-	return opt
+	return opt + verifyCacheSuffix
 }
 
 func runVerify(ctx context.Context, o verifyOptions, out io.Writer, log *slog.Logger, progress ui.Reporter) error {

@@ -36,8 +36,9 @@ func newWaitCommand() *ucli.Command {
 		Description: `For a job that runs after rsync or polls a SnapMirror destination: checks DIR
 every --interval until a signed set newer than the last one this command
 reported (remembered in --state, or given with --after) verifies complete,
-prints its id and exits 0. Exit 4 when --timeout passes first; 5 when the new
-set is corrupt or unsigned (an alert, not a wait).
+prints its id and exits 0. A set whose signature is not there yet is still
+arriving. Exit 4 when --timeout passes first; 5 when the new set is corrupt or
+not authentic (bad signature, key not in allowed_signers: an alert, not a wait).
 
 ` + exitHelp,
 		Flags: append(verifyFlags(),

@@ -19,8 +19,8 @@
 #      the repository's root generation files
 #   2. es/index-N   3. es/index.latest   (Elasticsearch's own safe order)
 #   4. sets/ (manifests and signatures) last
-#   5. transfer verify DST: exit 0 complete, 4 incomplete (lists what is
-#      missing; rerun later), 5 corrupt or unsigned (alert).
+#   5. transfer verify DST: exit 0 complete, 4 incomplete or not signed yet
+#      (lists what is missing; rerun later), 5 corrupt or not authentic (alert).
 # rsync writes each file under a temporary name and renames it, so no file is
 # ever half-written under its final name. Never copied: locks/ (the source's
 # backup lock), pins/ (the standby's own), .tmp-* (unfinished files), and

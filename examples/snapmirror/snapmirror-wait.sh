@@ -22,7 +22,7 @@
 #   BCP_TRANSFER_ALLOWED_SIGNERS or BCP_TRANSFER_CONFIG  for `transfer wait`
 #
 # Exit: 0 a new complete set (its id on stdout), 4 none before the timeout,
-# 5 the new set is corrupt or unsigned (alert), 6 another channel.
+# 5 the new set is corrupt or not authentic (alert), 6 another channel.
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
