@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/manifest"
@@ -173,6 +174,24 @@ func targets(t *testing.T) map[string]func(t *testing.T, dir string) Target {
 			}
 			t.Cleanup(func() { sc.Close() })
 			return NewSFTPTarget(sc, dir)
+		},
+		"helper": func(t *testing.T, dir string) Target {
+			srv := testenv.SSHD(t)
+			c, err := sshx.Dial(context.Background(), srv.Config())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			bin, err := filepath.Abs(os.Args[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := remote.Start(context.Background(), c.Client, bin+" serve "+sshx.Quote(dir))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { h.Close() })
+			return NewHelperTarget(h, "helper:"+dir)
 		},
 	}
 }
@@ -449,6 +468,58 @@ func TestApplyNoSpace(t *testing.T) {
 			// What fits passes.
 			if err := CheckSpace(context.Background(), opts, 1<<10); err != nil {
 				t.Fatalf("CheckSpace with a small total: %v", err)
+			}
+		})
+	}
+}
+
+// swapOnCreate stands for someone who can change the target tree while a
+// restore runs: just before the first file is created, the directory it
+// goes into is replaced by a symlink to a directory outside the target.
+type swapOnCreate struct {
+	Target
+	dir, outside string
+	done         bool
+}
+
+func (s *swapOnCreate) Create(name string, perm fs.FileMode) (io.WriteCloser, error) {
+	if !s.done {
+		s.done = true
+		if err := os.Rename(filepath.Join(s.dir, "d"), filepath.Join(s.dir, "d-moved")); err != nil {
+			return nil, err
+		}
+		if err := os.Symlink(s.outside, filepath.Join(s.dir, "d")); err != nil {
+			return nil, err
+		}
+	}
+	return s.Target.Create(name, perm)
+}
+
+// TestApplyRaceNeverEscapes: a directory swapped for a symlink after Apply
+// looked at the tree does not redirect a write outside the target, on the
+// targets that carry out each operation next to the data (the local
+// os.Root and the transfer helper). Plain SFTP cannot promise this: its
+// server follows links, which is why restore uses the helper over SSH.
+func TestApplyRaceNeverEscapes(t *testing.T) {
+	sum := sha256.Sum256([]byte("pwned"))
+	sha := hex.EncodeToString(sum[:])
+	objs := memObjects{sha: []byte("pwned")}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ents := []manifest.Entry{
+		{Path: "d", Type: manifest.TypeDir, Mode: 0o750, MTime: t0},
+		{Path: "d/f", Type: manifest.TypeFile, Mode: 0o600, MTime: t0, Size: 5, Object: sha},
+	}
+	all := targets(t)
+	for _, name := range []string{"local", "helper"} {
+		t.Run(name, func(t *testing.T) {
+			outside := t.TempDir()
+			dst := filepath.Join(t.TempDir(), "storage")
+			must(t, os.MkdirAll(filepath.Join(dst, "d"), 0o750))
+			tgt := &swapOnCreate{Target: all[name](t, dst), dir: dst, outside: outside}
+			_, err := Apply(context.Background(), ApplyOptions{Target: tgt, Entries: entries(ents), Objects: objs})
+			t.Logf("Apply: %v", err)
+			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+				t.Fatalf("written outside the target: %v", ents)
 			}
 		})
 	}

@@ -14,7 +14,7 @@
 // write, fsync, rename and remove files, make directories, list them, and
 // sync the file system. Reading stays on SFTP.
 //
-// Wire format (version 2): after the helper's greeting line (Hello and a
+// Wire format (version 3; 3 added the tree requests of tree.go): after the helper's greeting line (Hello and a
 // newline; anything the account's login shell prints before it is
 // skipped), both directions are frames:
 //
@@ -98,7 +98,7 @@ func (d *digester) sum() (sum [32]byte) {
 // Hello is the line the helper prints when it is ready. The number is the
 // protocol version; a client that does not see its own version does not
 // use the helper.
-const Hello = "bcp-transfer-serve 2"
+const Hello = "bcp-transfer-serve 3"
 
 const (
 	opPutMany    = 1  // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close

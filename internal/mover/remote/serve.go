@@ -297,7 +297,10 @@ func (s *server) do(f frame) []byte {
 		}
 		err = d.err
 	default:
-		err = fmt.Errorf("unknown request %d: %w", f.op, errProtocol)
+		var known bool
+		if body, known, err = s.doTree(f.op, &d); !known {
+			err = fmt.Errorf("unknown request %d: %w", f.op, errProtocol)
+		}
 	}
 	if err != nil {
 		return errorReply(f.id, err)
