@@ -323,7 +323,9 @@ func dumpMySQL(ctx context.Context, cfg *config, dbs []string, store *objects.St
 		}
 		return tables[i].Table < tables[j].Table
 	})
-	return &manifest.MySQLDump{Object: ref, Compression: manifest.CompressionZstd, Databases: dbs, Tables: tables}, nil
+	// without mysql-databases, dbs are all the non-system databases prod has
+	all := len(cfg.MySQLDatabases) == 0
+	return &manifest.MySQLDump{Object: ref, Compression: manifest.CompressionZstd, Databases: dbs, Tables: tables, AllDatabases: all}, nil
 }
 
 // listTables lists the base tables of dbs, through SQL or, over SSH, the
@@ -506,5 +508,7 @@ func snapshotES(ctx context.Context, cfg *config, pre *preflight, id string, pre
 	return &manifest.ESSnapshot{
 		Repository: repo, Snapshot: snap.Name, UUID: snap.UUID, State: snap.State, Indices: indices,
 		Generation: gen, Files: ref, FileCount: int64(len(files)), Bytes: total,
+		Scope:  es.Scope(cfg.ESIndices), // CreateSnapshot checked the snapshot holds every index in it
+		Closed: snap.Closed,
 	}, hashed, nil
 }

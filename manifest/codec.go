@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -151,8 +152,8 @@ func (m *Manifest) Validate() error {
 	}
 	if _, minor, _ := ParseVersion(m.Version); minor < 1 {
 		// fields of 1.1 in a manifest that says 1.0 can only be a mistake
-		if m.Elasticsearch != nil && m.Elasticsearch.Scope != nil {
-			return fmt.Errorf("elasticsearch: scope is a field of format 1.1, the manifest says %s: %w", m.Version, ErrInvalid)
+		if m.Elasticsearch != nil && (m.Elasticsearch.Scope != nil || m.Elasticsearch.Closed != nil) {
+			return fmt.Errorf("elasticsearch: scope and closed are fields of format 1.1, the manifest says %s: %w", m.Version, ErrInvalid)
 		}
 		if m.MySQL != nil && m.MySQL.AllDatabases {
 			return fmt.Errorf("mysql: all_databases is a field of format 1.1, the manifest says %s: %w", m.Version, ErrInvalid)
@@ -244,6 +245,11 @@ func (es *ESSnapshot) validate() error {
 		}
 		if strings.ContainsAny(p, ", ") {
 			return fmt.Errorf("scope[%d] %q: one pattern per element, no comma or space: %w", i, p, ErrInvalid)
+		}
+	}
+	for i, ix := range es.Closed {
+		if !slices.Contains(es.Indices, ix) {
+			return fmt.Errorf("closed[%d] %q is not one of the indices: %w", i, ix, ErrInvalid)
 		}
 	}
 	if es.Generation < 0 {

@@ -28,13 +28,13 @@ func sampleManifest() *manifest.Manifest {
 			Repository: "bcp", Snapshot: "bcp-0000000042", UUID: "Zq3Xbc0mRh2x", State: "SUCCESS",
 			Indices: []string{"squirro_v9_abc", "squirro_v9_def"}, Generation: 84,
 			Files:     manifest.Ref{SHA256: strings.Repeat("ab", 32), Size: 1234},
-			FileCount: 12, Bytes: 987654, Scope: []string{"squirro_*", "-squirro_tmp_*"},
+			FileCount: 12, Bytes: 987654, Scope: []string{"squirro_*", "-squirro_tmp_*"}, Closed: []string{"squirro_v9_def"},
 		},
 		MySQL: &manifest.MySQLDump{
-			Object:      manifest.Ref{SHA256: strings.Repeat("cd", 32), Size: 55555},
-			Compression: manifest.CompressionZstd,
-			Databases:   []string{"squirro", "configuration"},
-			Tables:      []manifest.TableCount{{Database: "squirro", Table: "projects", Rows: 7}},
+			Object:       manifest.Ref{SHA256: strings.Repeat("cd", 32), Size: 55555},
+			Compression:  manifest.CompressionZstd,
+			Databases:    []string{"squirro", "configuration"},
+			Tables:       []manifest.TableCount{{Database: "squirro", Table: "projects", Rows: 7}},
 			AllDatabases: true,
 		},
 		Trees: []manifest.Tree{
@@ -152,6 +152,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"1.1 field in a 1.0 manifest", edit(`"version": "1.1"`, `"version": "1.0"`), manifest.ErrInvalid, "format 1.1"},
 		{"scope pattern with a comma", edit(`"-squirro_tmp_*"`, `"a,b"`), manifest.ErrInvalid, "scope[1]"},
 		{"empty scope pattern", edit(`"-squirro_tmp_*"`, `""`), manifest.ErrInvalid, "scope[1]"},
+		{"closed index not in the set", edit(`"closed": [
+      "squirro_v9_def"`, `"closed": [
+      "squirro_v9_xyz"`), manifest.ErrInvalid, "closed[0]"},
 		{"unknown field", edit(`"sequence": 42`, `"sequence": 42, "extra": 1`), manifest.ErrInvalid, "extra"},
 		{"sequence zero", edit(`"sequence": 42`, `"sequence": 0`), manifest.ErrInvalid, "sequence"},
 		{"negative sequence", edit(`"sequence": 42`, `"sequence": -1`), manifest.ErrInvalid, "malformed"},

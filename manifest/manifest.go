@@ -91,6 +91,9 @@ type ESSnapshot struct {
 	// Indices is gone from the source (Covers). Empty (every 1.0 set): the
 	// set does not say which indices the source has.
 	Scope []string `json:"scope,omitempty"`
+	// Closed (format 1.1) are the indices of Indices that were closed on
+	// the source; Elasticsearch restores them open, the reader closes them.
+	Closed []string `json:"closed,omitempty"`
 }
 
 // ESFile is one line of an ESSnapshot's file list.

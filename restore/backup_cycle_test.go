@@ -44,6 +44,19 @@ func buildBackup(t *testing.T) string {
 // backupRun runs the real `backup run` on prod for this fixture's indices,
 // databases and storage tree, signing with the fixture's key.
 func (f *fixture) backupRun() {
+	f.t.Helper()
+	f.backupRunScope(backupScope{})
+}
+
+// backupScope widens what backupRunScope captures.
+type backupScope struct {
+	allIndices   bool // no es-indices: every index of prod
+	allDatabases bool // no mysql-databases: every database of prod
+}
+
+// backupRunScope is backupRun, of every index or database of prod when the
+// scope says so.
+func (f *fixture) backupRunScope(sc backupScope) {
 	t := f.t
 	t.Helper()
 	bin := buildBackup(t)
@@ -60,23 +73,31 @@ func (f *fixture) backupRun() {
 	pw := filepath.Join(dir, "mysql-password")
 	must(t, os.WriteFile(pw, []byte(m.Password+"\n"), 0o600))
 	cfg := filepath.Join(dir, "backup.toml")
+	indices := fmt.Sprintf("es-indices = [%q]", f.name+"_*")
+	if sc.allIndices {
+		indices = "# es-indices: all"
+	}
+	databases := fmt.Sprintf("mysql-databases = [%s]", quoteList(f.databases(f.prodDB)))
+	if sc.allDatabases {
+		databases = "# mysql-databases: all"
+	}
 	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`channel = %q
 site = "prod"
 role-file = %q
 state-dir = %q
 es-url = [%q]
 es-repository = %q
-es-indices = [%q]
+%s
 mysql-host = %q
 mysql-port = %d
 mysql-user = %q
 mysql-password-file = %q
-mysql-databases = [%s]
+%s
 storage-root = %q
 sign-key = %q
 min-free-bytes = 0
-`, f.prodCh, role, f.backupState, f.w.Prod.ES.URL, "bcp-"+f.name, f.name+"_*", m.Host, m.Port, m.User, pw,
-		quoteList(f.databases(f.prodDB)), f.prodTree, keyFile)), 0o600))
+`, f.prodCh, role, f.backupState, f.w.Prod.ES.URL, "bcp-"+f.name, indices, m.Host, m.Port, m.User, pw,
+		databases, f.prodTree, keyFile)), 0o600))
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	out, err := cmd.CombinedOutput()
 	t.Logf("backup run:\n%s", out)

@@ -33,6 +33,8 @@ func TestCheckRenamed(t *testing.T) {
 		{"old key in file", "storage-dir = \"/s\"\n", nil, `"storage-dir" is now "storage-root"`},
 		{"old bool key in file", "files-over-ssh = true\n", nil, `"files-over-ssh" is now "files-via-ssh"`},
 		{"old env var", "", map[string]string{"BCP_RESTORE_MYSQL_OVER_SSH": "true"}, "BCP_RESTORE_MYSQL_OVER_SSH is now BCP_RESTORE_MYSQL_VIA_SSH"},
+		{"es-delete-patterns is gone", "es-delete-patterns = [\"squirro_*\"]\n", nil, `"es-delete-patterns" is now "es-keep" (the set now says which indices prod no longer has`},
+		{"keep lists", "es-keep = [\"standby_*\"]\nmysql-keep = [\"reports\"]\n", nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

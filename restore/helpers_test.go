@@ -61,6 +61,7 @@ type fixture struct {
 	bcpDB       *sql.DB
 	seq         uint64
 	channel     manifest.Channel
+	format10    bool // publish writes sets of format 1.0 (no scope)
 }
 
 var nonAlnum = regexp.MustCompile(`[^a-z0-9]+`)
@@ -111,7 +112,7 @@ func (f *fixture) settings() settings {
 	return settings{
 		Channel: f.bcpCh, Site: "bcp", Source: "prod", RoleFile: f.role, AllowedSigners: f.allowed, StateDir: f.state,
 		NodeName: "bcp-1",
-		ESURL:    b.ES.URL, ESRepository: "bcp-" + f.name, ESDeletePatterns: []string{f.name + "_*"}, ESExisting: es.ExistingDelete,
+		ESURL:    b.ES.URL, ESRepository: "bcp-" + f.name, ESExisting: es.ExistingDelete,
 		ESIndexSettings: map[string]any{"index.number_of_replicas": 0}, ESTimeout: 5 * time.Minute,
 		MySQLDefaultsFile: b.MariaDB.Defaults(f.t), MySQLClient: "mysql",
 		SSH:         b.SSH.Config(),
@@ -241,7 +242,11 @@ func (f *fixture) publish() string {
 	ctx := context.Background()
 	f.seq++
 	store := objects.New(manifest.Layout{Root: f.prodCh}.ObjectsDir())
-	m := &manifest.Manifest{Version: manifest.Version, Channel: f.channel, Sequence: f.seq,
+	version := manifest.Version
+	if f.format10 {
+		version = "1.0"
+	}
+	m := &manifest.Manifest{Version: version, Channel: f.channel, Sequence: f.seq,
 		Created: time.Now().UTC().Truncate(time.Second), Producer: manifest.Producer{Host: "prod-1", Program: "restore-test", Version: "test"}}
 
 	// Elasticsearch snapshot into the channel's es/ repository
@@ -296,8 +301,12 @@ func (f *fixture) publish() string {
 	})
 	must(t, err)
 	m.Elasticsearch = &manifest.ESSnapshot{Repository: repo, Snapshot: snap, UUID: sr.Snapshot.UUID, State: "SUCCESS",
-		Indices: sr.Snapshot.Indices, Generation: int64(binary.BigEndian.Uint64(gen)), Files: ref, FileCount: int64(len(files)), Bytes: esBytes}
+		Indices: sr.Snapshot.Indices, Generation: int64(binary.BigEndian.Uint64(gen)), Files: ref, FileCount: int64(len(files)), Bytes: esBytes,
+		Scope: []string{f.name + "_*"}} // every index of this fixture
 	sort.Strings(m.Elasticsearch.Indices)
+	if f.format10 {
+		m.Elasticsearch.Scope = nil
+	}
 
 	// MySQL dump, zstd-compressed, as one object
 	dbs := f.databases(f.prodDB)

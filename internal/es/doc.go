@@ -8,7 +8,11 @@
 // CreateSnapshot, which starts a snapshot without waiting, then polls
 // _snapshot/<repo>/<name>/_status for byte progress and _snapshot/<repo>/<name>
 // for the final state; PARTIAL or FAILED gives ErrSnapshotFailed naming every
-// failed shard and why; DeleteSnapshot through the API (never by deleting
+// failed shard and why. It snapshots open and closed indices
+// (expand_wildcards all; Elasticsearch's default leaves closed ones out) and
+// compares a SUCCESS snapshot with the cluster's index list taken before and
+// after it: an index in scope it lacks gives ErrSnapshotLacksIndex, so a set
+// never silently misses an index (the standby would delete it). DeleteSnapshot through the API (never by deleting
 // repository files: the repository's own index must stay consistent).
 //
 // RepoFiles lists the files of an fs repository that a set must carry:

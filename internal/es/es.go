@@ -9,11 +9,14 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/elastic/go-elasticsearch/v7"
 	"github.com/elastic/go-elasticsearch/v7/esapi"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 var (
@@ -23,8 +26,13 @@ var (
 	// ErrOutsidePathRepo: the repository location is not below any of the
 	// nodes' path.repo directories.
 	ErrOutsidePathRepo = errors.New("repository location outside path.repo")
-	// ErrSnapshotFailed: a snapshot ended PARTIAL, FAILED or INCOMPATIBLE.
+	// ErrSnapshotFailed: a snapshot ended PARTIAL, FAILED or INCOMPATIBLE,
+	// or lacks an index it should hold (ErrSnapshotLacksIndex).
 	ErrSnapshotFailed = errors.New("snapshot failed")
+	// ErrSnapshotLacksIndex: a snapshot ended SUCCESS but does not hold an
+	// index of the cluster that its scope covers (one that existed before
+	// and after it); a kind of ErrSnapshotFailed.
+	ErrSnapshotLacksIndex = fmt.Errorf("%w: an index of the cluster is not in the snapshot", ErrSnapshotFailed)
 	// ErrNotFound: the snapshot or repository does not exist.
 	ErrNotFound = errors.New("not found in elasticsearch")
 )
@@ -277,7 +285,10 @@ type Snapshot struct {
 	Indices   []string       `json:"indices"`
 	Failures  []ShardFailure `json:"failures"`
 	StartTime time.Time      `json:"start_time"`
-	Shards    struct {
+	// Closed are the indices of the snapshot that were closed when it
+	// started (CreateSnapshot fills it; Elasticsearch does not say).
+	Closed []string `json:"-"`
+	Shards struct {
 		Total      int `json:"total"`
 		Failed     int `json:"failed"`
 		Successful int `json:"successful"`
@@ -286,18 +297,47 @@ type Snapshot struct {
 
 // SnapshotOptions tune CreateSnapshot.
 type SnapshotOptions struct {
-	Indices            []string // empty: all
+	Indices            []string // index patterns; empty: every index but system ones (Scope)
 	IncludeGlobalState bool
 	Poll               time.Duration // 1s when zero
 	Progress           Progress
 }
 
-// CreateSnapshot takes snapshot name in repo and waits for it to finish.
+// Scope is the scope (manifest.ESSnapshot.Scope) of a snapshot of the
+// index patterns: the patterns one per element, or manifest.AllIndices when
+// there are none.
+func Scope(patterns []string) []string {
+	var out []string
+	for _, p := range patterns {
+		for _, q := range strings.Split(p, ",") {
+			if q = strings.TrimSpace(q); q != "" {
+				out = append(out, q)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return slices.Clone(manifest.AllIndices)
+	}
+	return out
+}
+
+// CreateSnapshot takes snapshot name in repo of the indices in
+// Scope(o.Indices), open and closed (expand_wildcards all; Elasticsearch
+// would otherwise leave closed indices out without a word), and waits for
+// it to finish. System indices (names starting with ".") are left out
+// unless a pattern names them.
+//
 // It asks for partial=true so that a missing primary gives a PARTIAL
 // snapshot whose failures name each shard and why (partial=false only says
-// "indices do not have primary shards"); the caller fails the run either way.
-// Anything but SUCCESS returns the snapshot and an error wrapping
-// ErrSnapshotFailed that names the failed shards.
+// "indices do not have primary shards"); a PARTIAL snapshot is an error, so
+// this never lets an index go missing. Anything but SUCCESS returns the
+// snapshot and an error wrapping ErrSnapshotFailed that names the failed
+// shards.
+//
+// A SUCCESS snapshot is then compared with the cluster's indices, listed
+// before and after it (open and closed): one that existed both times and is
+// in the scope but not in the snapshot gives ErrSnapshotLacksIndex, naming
+// it. An index created or deleted while the snapshot ran is no error.
 func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o SnapshotOptions) (Snapshot, error) {
 	if o.Poll == 0 {
 		o.Poll = time.Second
@@ -306,10 +346,17 @@ func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o Snapsh
 	if p == nil {
 		p = nop{}
 	}
-	req := map[string]any{"include_global_state": o.IncludeGlobalState, "partial": true}
-	if len(o.Indices) > 0 {
-		req["indices"] = strings.Join(o.Indices, ",")
+	scope := Scope(o.Indices)
+	before, err := ListAllIndices(ctx, c.Client)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("elasticsearch at %s: %w", c.Addr, err)
 	}
+	indices := slices.Clone(scope)
+	if !slices.ContainsFunc(scope, func(p string) bool { return strings.HasPrefix(p, ".") }) {
+		indices = append(indices, "-.*")
+	}
+	req := map[string]any{"include_global_state": o.IncludeGlobalState, "partial": true,
+		"indices": strings.Join(indices, ","), "expand_wildcards": "all"}
 	body, _ := json.Marshal(req)
 	wait := false
 	if err := c.do(ctx, "create snapshot "+name, esapi.SnapshotCreateRequest{Repository: repo, Snapshot: name, Body: bytes.NewReader(body), WaitForCompletion: &wait}, nil); err != nil {
@@ -333,7 +380,12 @@ func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o Snapsh
 			if s.State != "SUCCESS" {
 				return s, snapshotError(c.Addr, repo, s)
 			}
-			return s, nil
+			for _, ii := range before {
+				if ii.Status == "close" && slices.Contains(s.Indices, ii.Index) {
+					s.Closed = append(s.Closed, ii.Index)
+				}
+			}
+			return s, c.checkSnapshotHolds(ctx, repo, s, scope, before)
 		}
 		if done, total, err := c.snapshotBytes(ctx, repo, name); err == nil && total > 0 {
 			if !begun {
@@ -351,6 +403,31 @@ func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o Snapsh
 		case <-t.C:
 		}
 	}
+}
+
+// checkSnapshotHolds returns ErrSnapshotLacksIndex when an index in scope
+// that the cluster had before the snapshot, and still has, is not in it.
+func (c *Client) checkSnapshotHolds(ctx context.Context, repo string, s Snapshot, scope []string, before []IndexState) error {
+	after, err := ListAllIndices(ctx, c.Client)
+	if err != nil {
+		return fmt.Errorf("elasticsearch at %s: check snapshot %s/%s against the cluster's indices: %w", c.Addr, repo, s.Name, err)
+	}
+	still := map[string]string{}
+	for _, ii := range after {
+		still[ii.Index] = ii.Status
+	}
+	var missing []string
+	for _, ii := range before {
+		st, ok := still[ii.Index]
+		if ok && manifest.InScope(scope, ii.Index) && !slices.Contains(s.Indices, ii.Index) {
+			missing = append(missing, fmt.Sprintf("%s (%s)", ii.Index, st))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("elasticsearch at %s: snapshot %s/%s ended SUCCESS but lacks %d of the cluster's indices in scope %s: %s: %w; a set without them would make the standby delete them",
+		c.Addr, repo, s.Name, len(missing), strings.Join(scope, ","), strings.Join(missing, ", "), ErrSnapshotLacksIndex)
 }
 
 func snapshotError(addr, repo string, s Snapshot) error {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -151,5 +152,54 @@ func TestPathRepoAndUnassigned(t *testing.T) {
 	un, err := c.UnassignedPrimaries(ctx, []string{"red-*"})
 	if err != nil || len(un) != 1 || un[0].Index != "red-one" {
 		t.Fatalf("UnassignedPrimaries = %+v, %v", un, err)
+	}
+}
+
+// TestSnapshotClosedIndex: a closed index is in the snapshot (Elasticsearch
+// leaves closed indices out unless asked), and the snapshot says it was
+// closed.
+func TestSnapshotClosedIndex(t *testing.T) {
+	c, node := client(t)
+	ctx := context.Background()
+	if err := c.RegisterRepository(ctx, "closedtest", filepath.Join(node.RepoRoot, "es-test-closed"), false); err != nil {
+		t.Fatal(err)
+	}
+	put(t, c, "closedtest-open", `{"a":1}`)
+	put(t, c, "closedtest-hr", `{"a":2}`)
+	res, err := esapi.IndicesCloseRequest{Index: []string{"closedtest-hr"}}.Do(ctx, c)
+	if err != nil || res.IsError() {
+		t.Fatalf("close: %v %v", err, res)
+	}
+	res.Body.Close()
+	s, err := c.CreateSnapshot(ctx, "closedtest", "c1", SnapshotOptions{Indices: []string{"closedtest-*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(s.Indices, "closedtest-hr") || !slices.Contains(s.Indices, "closedtest-open") {
+		t.Fatalf("snapshot indices %v, want the closed index too", s.Indices)
+	}
+	if !slices.Equal(s.Closed, []string{"closedtest-hr"}) {
+		t.Fatalf("closed %v, want [closedtest-hr]", s.Closed)
+	}
+}
+
+// TestSnapshotLacksIndex: a snapshot that does not hold an index of the
+// cluster in its scope is an error naming the index; one created or deleted
+// meanwhile, or outside the scope, is not.
+func TestSnapshotLacksIndex(t *testing.T) {
+	c, _ := client(t)
+	ctx := context.Background()
+	put(t, c, "lacks-a", `{"a":1}`)
+	put(t, c, "lacks-b", `{"a":1}`)
+	before := []IndexState{{Index: "lacks-a", Status: "open"}, {Index: "lacks-b", Status: "close"}, {Index: "lacks-deleted-meanwhile"}, {Index: "other"}}
+	s := Snapshot{Name: "x", Indices: []string{"lacks-a"}}
+	err := c.checkSnapshotHolds(ctx, "repo", s, []string{"lacks-*"}, before)
+	if !errors.Is(err, ErrSnapshotLacksIndex) || !errors.Is(err, ErrSnapshotFailed) || !strings.Contains(err.Error(), "lacks-b") ||
+		strings.Contains(err.Error(), "meanwhile") || strings.Contains(err.Error(), "other") {
+		t.Fatalf("err = %v, want ErrSnapshotLacksIndex naming lacks-b only", err)
+	}
+	s.Indices = append(s.Indices, "lacks-b")
+	if err := c.checkSnapshotHolds(ctx, "repo", s, []string{"lacks-*"}, before); err != nil {
+		t.Fatalf("complete snapshot: %v", err)
 	}
 }

@@ -48,6 +48,9 @@ type LoadOptions struct {
 	// Databases are the set's databases: each is dropped before the dump
 	// recreates it, so tables prod no longer has do not linger.
 	Databases []string
+	// Drop are databases the set says are gone from the source: dropped
+	// before the load, never loaded.
+	Drop []string
 	// SSH runs the client on the leader; nil runs it here.
 	SSH *sshx.Client
 	// Client is the mysql client program; "mysql" when empty.
@@ -64,13 +67,18 @@ type LoadStats struct {
 }
 
 // Load streams the dump, decompressed, into the mysql client. It first drops
-// the set's databases (never a system schema), and stops with
+// the set's databases and Drop (never a system schema), and stops with
 // ErrSystemSchema if the dump itself switches to or creates a system schema.
 func Load(ctx context.Context, opts LoadOptions) (LoadStats, error) {
 	var st LoadStats
 	for _, db := range opts.Databases {
 		if IsSystemSchema(db) {
 			return st, fmt.Errorf("%w: the set lists database %q; nothing was loaded", ErrSystemSchema, db)
+		}
+	}
+	for _, db := range opts.Drop {
+		if IsSystemSchema(db) {
+			return st, fmt.Errorf("%w: asked to drop database %q; nothing was loaded", ErrSystemSchema, db)
 		}
 	}
 	if opts.DefaultsFile == "" {
@@ -91,7 +99,7 @@ func Load(ctx context.Context, opts LoadOptions) (LoadStats, error) {
 	}
 	var pre bytes.Buffer
 	pre.WriteString("SET FOREIGN_KEY_CHECKS=0;\n")
-	for _, db := range opts.Databases {
+	for _, db := range slices.Concat(opts.Databases, opts.Drop) {
 		fmt.Fprintf(&pre, "DROP DATABASE IF EXISTS %s;\n", quoteIdent(db))
 	}
 	g := &guard{br: bufio.NewReaderSize(src, 64<<10)}

@@ -65,3 +65,12 @@ func TestOptionFileDSN(t *testing.T) {
 }
 
 func newBufReader(s string) *bufio.Reader { return bufio.NewReaderSize(strings.NewReader(s), 64<<10) }
+
+// TestLoadNeverDropsSystemSchema: a system schema among the databases to
+// drop stops the load before the client runs.
+func TestLoadNeverDropsSystemSchema(t *testing.T) {
+	_, err := Load(t.Context(), LoadOptions{Dump: strings.NewReader(""), Databases: []string{"app"}, Drop: []string{"old", "MySQL"}, DefaultsFile: "/nonexistent"})
+	if !errors.Is(err, ErrSystemSchema) || !strings.Contains(err.Error(), "MySQL") {
+		t.Fatalf("err = %v, want ErrSystemSchema naming MySQL", err)
+	}
+}

@@ -446,7 +446,6 @@ role-file = %q
 allowed-signers = %q
 state-dir = %q
 es-url = %q
-es-delete-patterns = ["squirro_*"]
 es-index-settings = ["index.number_of_replicas=0"]
 mysql-defaults-file = %q
 ssh-host = %q
