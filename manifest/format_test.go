@@ -198,6 +198,12 @@ func TestReadListRejects(t *testing.T) {
 	line := func(path string) string {
 		return `{"path":"` + path + `","type":"file","mode":420,"uid":0,"gid":0,"mtime":"2026-01-01T00:00:00Z","size":1,"object":"` + obj + `"}` + "\n"
 	}
+	dir := func(path string) string {
+		return `{"path":"` + path + `","type":"dir","mode":493,"uid":0,"gid":0,"mtime":"2026-01-01T00:00:00Z"}` + "\n"
+	}
+	link := func(path string) string {
+		return `{"path":"` + path + `","type":"symlink","mode":511,"uid":0,"gid":0,"mtime":"2026-01-01T00:00:00Z","target":"/tmp"}` + "\n"
+	}
 	tests := []struct {
 		name, list, names string
 	}{
@@ -219,6 +225,12 @@ func TestReadListRejects(t *testing.T) {
 		{"unknown field", strings.Replace(line("a"), `{`, `{"x":1,`, 1), "x"},
 		{"blank line", line("a") + "\n", "malformed"},
 		{"negative size", strings.Replace(line("a"), `"size":1`, `"size":-1`, 1), "size"},
+		// A list is a tree: an entry's parent is an earlier directory.
+		{"below own symlink", link("evil") + line("evil/pwned"), `parent "evil" is not a directory`},
+		{"below a file", line("f") + line("f/x"), `parent "f" is not a directory`},
+		{"parent missing", line("evil/pwned"), `parent "evil" is not a directory`},
+		{"parent of a sibling", dir("a") + line("a/x") + line("b/y"), `parent "b"`},
+		{"grandparent missing", dir("a") + line("a/b/c"), `parent "a/b"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +242,12 @@ func TestReadListRejects(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, tt.names)
 			}
 		})
+	}
+	// A well-formed tree: nested, sibling and top-level entries.
+	good := dir("a") + dir("a/b") + line("a/b/c") + line("a/x") + link("a/y") + dir("a.d") + line("a.d/z") + line("f")
+	var n int
+	if err := manifest.ReadEntries(strings.NewReader(good), func(manifest.Entry) error { n++; return nil }); err != nil || n != 8 {
+		t.Fatalf("well-formed tree: %d entries, %v", n, err)
 	}
 	// The writer refuses what the reader would refuse.
 	lw := manifest.NewListWriter(&bytes.Buffer{})

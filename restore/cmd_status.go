@@ -95,17 +95,21 @@ The recovery point's age is never negative: a set dated after this host's clock 
 }
 
 func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
+	// Status that cannot tell the role, the channel or the ledger would
+	// only look reassuring: say what is missing instead (exit 2).
+	if err := e.cfg.validate(true); err != nil {
+		return err
+	}
+	role, err := site.Read(e.cfg.RoleFile)
+	if err != nil {
+		return err
+	}
 	r := newRestorer(e.cfg, e.log, e.rep)
 	l, err := r.openLedger()
 	if err != nil {
 		return err
 	}
-	st := statusReport{Channel: e.cfg.Channel}
-	if role, err := site.Read(e.cfg.RoleFile); err == nil {
-		st.Role = string(role)
-	} else {
-		st.Role = "unknown: " + err.Error()
-	}
+	st := statusReport{Channel: e.cfg.Channel, Role: string(role)}
 	chName := r.expect(e.cfg.Channel).Name
 	live, err := r.live(l, chName)
 	if err != nil {

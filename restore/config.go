@@ -58,11 +58,14 @@ type settings struct {
 
 	SSH sshx.Config // the standby leader
 
-	StorageRoot   string
-	ConfigRoot    string
-	FilesViaSSH   bool
-	Exclude       []string
-	PreserveOwner bool
+	StorageRoot string
+	ConfigRoot  string
+	FilesViaSSH bool
+	// RemoteTransfer is the transfer program on the leader that applies the
+	// trees with files-via-ssh ("none": SFTP).
+	RemoteTransfer string
+	Exclude        []string
+	PreserveOwner  bool
 
 	RedisAddr         string
 	RedisPasswordFile string
@@ -117,7 +120,10 @@ func settingsFlags() []ucli.Flag {
 
 		f.String("storage-root", "", "the standby's storage directory (tree \"storage\"); on the leader when --files-via-ssh"),
 		f.String("config-root", "", "the standby's config directory (tree \"config\"); empty: config is not restored"),
-		f.Bool("files-via-ssh", false, "apply file trees on the leader over SFTP"),
+		f.Bool("files-via-ssh", false, "apply file trees on the leader over SSH, through its transfer program (remote-transfer)"),
+		f.String("remote-transfer", "transfer", "with files-via-ssh: the transfer program on the leader, started there as `PROGRAM serve DIR`, which makes every change "+
+			"next to the data and never outside DIR; a name the account's shell finds or a path. \"none\": plain SFTP, whose server follows symlinks - "+
+			"safe only while nobody else can change the tree during a restore. If it cannot be started, the restore stops before any change"),
 		f.Strings("exclude", nil, "paths left alone in every tree, storage and config alike (pattern with / matches the path, without matches any name); unlike backup there is no per-tree list"),
 		f.Bool("preserve-owner", false, "set files' owner and group as in the set (needs root on the target)"),
 
@@ -185,7 +191,8 @@ func readSettings(c *ucli.Context) (settings, error) {
 		SSH: cli.SSHConfig(c),
 
 		StorageRoot: c.String("storage-root"), ConfigRoot: c.String("config-root"), FilesViaSSH: c.Bool("files-via-ssh"),
-		Exclude: c.StringSlice("exclude"), PreserveOwner: c.Bool("preserve-owner"),
+		RemoteTransfer: c.String("remote-transfer"),
+		Exclude:        c.StringSlice("exclude"), PreserveOwner: c.Bool("preserve-owner"),
 
 		RedisAddr: c.String("redis-addr"), RedisPasswordFile: c.Path("redis-password-file"),
 

@@ -29,13 +29,25 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/objects"
 )
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
+// TestMain also plays `transfer serve` when a files-via-ssh test starts
+// this test binary over SSH as "restore.test serve DIR" (remote-transfer).
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "serve" {
+		if err := remote.Serve(os.Args[2], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "serve:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(testenv.Main(m))
+}
 
 // fixture is one test's slice of the shared two-site world: its own channel
 // on each side, index and database names, storage trees, keys and state.

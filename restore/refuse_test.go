@@ -172,6 +172,8 @@ func TestBinaryExitCodes(t *testing.T) {
 		{"no set yet", []string{"run", "--config", cfg}, 4, "no set"},
 		{"bad flag", []string{"run", "--config", cfg, "--no-such-flag"}, 2, "no-such-flag"},
 		{"status", []string{"status", "--config", cfg}, 0, "nothing restored yet"},
+		{"status, nothing configured", []string{"status", "--state-dir", filepath.Join(dir, "state")}, 2, "no channel directory configured"},
+		{"status, no role file", []string{"status", "--config", cfg, "--role-file", filepath.Join(dir, "no-role")}, 2, "no-role does not exist"},
 		{"promote dry run", []string{"promote", "--config", cfg, "--dry-run"}, 0, "standby -> active"},
 		{"promote", []string{"promote", "--config", cfg}, 0, "now active"},
 		{"active site refuses", []string{"run", "--config", cfg}, 6, role},

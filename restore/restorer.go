@@ -23,6 +23,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/filetree"
 	"github.com/squirro-bcp/bcp/internal/ledger"
 	"github.com/squirro-bcp/bcp/internal/lock"
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/mysqlx"
 	"github.com/squirro-bcp/bcp/internal/postcheck"
 	"github.com/squirro-bcp/bcp/internal/redisx"
@@ -829,12 +830,21 @@ func (r *restorer) withTarget(ctx context.Context, dir string, fn func(filetree.
 		return err
 	}
 	defer c.Close()
-	sc, err := c.SFTP()
-	if err != nil {
-		return err
+	if r.cfg.RemoteTransfer == "none" {
+		sc, err := c.SFTP()
+		if err != nil {
+			return err
+		}
+		defer sc.Close()
+		return fn(filetree.NewSFTPTarget(sc, dir))
 	}
-	defer sc.Close()
-	return fn(filetree.NewSFTPTarget(sc, dir))
+	h, err := remote.Start(ctx, c.Client, r.cfg.RemoteTransfer+" serve "+sshx.Quote(dir))
+	if err != nil {
+		return fmt.Errorf("files-via-ssh: %s on %s: %w; install transfer there (every standby node needs it) or name it with remote-transfer; "+
+			"remote-transfer = \"none\" writes over plain SFTP instead, whose server follows symlinks", r.cfg.RemoteTransfer, r.cfg.SSH.Host, err)
+	}
+	defer h.Close()
+	return fn(filetree.NewHelperTarget(h, fmt.Sprintf("ssh:%s:%s", r.cfg.SSH.Host, dir)))
 }
 
 // applyOptions are filetree.Apply's options for tree t onto target.

@@ -437,7 +437,8 @@ channel = "prod-to-bcp"
 source = "prod"
 target = "bcp"
 cache = %q
-`, b.SSH.KeyFile, b.SSH.KnownHosts, d.path("allowed_signers"), d.path("transfer-cache")),
+remote-transfer = %q
+`, b.SSH.KeyFile, b.SSH.KnownHosts, d.path("allowed_signers"), d.path("transfer-cache"), filepath.Join(d.root, "bin", "transfer")),
 		"restore.toml": fmt.Sprintf(`# restore on the bcp leader
 channel = %q
 site = "bcp"
@@ -456,13 +457,14 @@ ssh-known-hosts = %q
 storage-root = %q
 config-root = %q
 files-via-ssh = true
+remote-transfer = %q
 redis-addr = %q
 restart-command = %q
 restart-nodes = ["%s:%d", "%s:%d"]
 health-urls = [%q]
 `, bcpCh, d.path("bcp-role"), d.path("allowed_signers"), d.path("restore-state"), b.ES.URL, b.MariaDB.DefaultsFile,
 			b.SSH.Host, b.SSH.Port, b.SSH.User, b.SSH.KeyFile, b.SSH.KnownHosts, d.path("bcp-storage"), d.path("bcp-etc-squirro"),
-			b.Redis.Addr, d.path("squirro-restart.sh"), b.SSH.Host, b.SSH.Port, b.SSH.Host, b.SSH.Port, d.healthURL),
+			filepath.Join(d.root, "bin", "transfer"), b.Redis.Addr, d.path("squirro-restart.sh"), b.SSH.Host, b.SSH.Port, b.SSH.Host, b.SSH.Port, d.healthURL),
 	}
 	for name, c := range configs {
 		if err := os.WriteFile(d.path(name), []byte(c), 0o600); err != nil {
