@@ -79,11 +79,12 @@ func Decode(data []byte) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
-	if major != FormatMajor {
-		return nil, fmt.Errorf("manifest has format version %s, this program reads %d.x; upgrade it: %w", version, FormatMajor, ErrUnknownVersion)
+	known, ok := newestMinor[major]
+	if !ok {
+		return nil, fmt.Errorf("manifest has format version %s, this program reads 1.x and %d.x; upgrade it: %w", version, FormatMajor, ErrUnknownVersion)
 	}
 	m := new(Manifest)
-	if err := decodeStrict(data, m, minor <= FormatMinor); err != nil {
+	if err := decodeStrict(data, m, minor <= known); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	if err := m.Validate(); err != nil {
@@ -126,7 +127,7 @@ func (m *Manifest) Validate() error {
 	if err != nil {
 		return err
 	}
-	if major != FormatMajor {
+	if _, ok := newestMinor[major]; !ok {
 		return fmt.Errorf("format version %s: %w", m.Version, ErrUnknownVersion)
 	}
 	if err := m.Channel.Validate(); err != nil {
@@ -150,13 +151,22 @@ func (m *Manifest) Validate() error {
 	if m.Elasticsearch == nil && m.MySQL == nil && len(m.Trees) == 0 {
 		return fmt.Errorf("set has no elasticsearch, mysql or trees part: %w", ErrInvalid)
 	}
-	if _, minor, _ := ParseVersion(m.Version); minor < 1 {
-		// fields of 1.1 in a manifest that says 1.0 can only be a mistake
+	// A field of a newer format in a manifest that says an older one can
+	// only be a mistake.
+	if !m.AtLeast(1, 1) {
 		if m.Elasticsearch != nil && (m.Elasticsearch.Scope != nil || m.Elasticsearch.Closed != nil) {
 			return fmt.Errorf("elasticsearch: scope and closed are fields of format 1.1, the manifest says %s: %w", m.Version, ErrInvalid)
 		}
 		if m.MySQL != nil && m.MySQL.AllDatabases {
 			return fmt.Errorf("mysql: all_databases is a field of format 1.1, the manifest says %s: %w", m.Version, ErrInvalid)
+		}
+	}
+	if !m.AtLeast(2, 0) {
+		if m.Epoch != 0 {
+			return fmt.Errorf("epoch is a field of format 2.0, the manifest says %s: %w", m.Version, ErrInvalid)
+		}
+		if m.Elasticsearch != nil && m.Elasticsearch.Fingerprints != nil {
+			return fmt.Errorf("elasticsearch: fingerprints are a field of format 2.0, the manifest says %s: %w", m.Version, ErrInvalid)
 		}
 	}
 	if es := m.Elasticsearch; es != nil {
@@ -252,6 +262,14 @@ func (es *ESSnapshot) validate() error {
 			return fmt.Errorf("closed[%d] %q is not one of the indices: %w", i, ix, ErrInvalid)
 		}
 	}
+	for i, f := range es.Fingerprints {
+		if err := f.validate(); err != nil {
+			return fmt.Errorf("fingerprints[%d]: %w", i, err)
+		}
+		if !slices.Contains(es.Indices, f.Index) {
+			return fmt.Errorf("fingerprints[%d]: index %q is not one of the indices: %w", i, f.Index, ErrInvalid)
+		}
+	}
 	if es.Generation < 0 {
 		return fmt.Errorf("generation %d: must not be negative: %w", es.Generation, ErrInvalid)
 	}
@@ -262,6 +280,30 @@ func (es *ESSnapshot) validate() error {
 		return err
 	}
 	return checkSize("bytes", es.Bytes)
+}
+
+func (f *IndexFingerprint) validate() error {
+	if err := checkText("index", f.Index, true); err != nil {
+		return err
+	}
+	if err := checkText("uuid", f.UUID, true); err != nil {
+		return err
+	}
+	if len(f.Shards) == 0 {
+		return fmt.Errorf("index %q: no shards: %w", f.Index, ErrInvalid)
+	}
+	for i, s := range f.Shards {
+		if s.Shard != i {
+			return fmt.Errorf("index %q: shards[%d] is shard %d: shards must be listed 0, 1, ... in order: %w", f.Index, i, s.Shard, ErrInvalid)
+		}
+		if err := checkText("history_uuid", s.HistoryUUID, true); err != nil {
+			return err
+		}
+		if s.MaxSeqNo < -1 {
+			return fmt.Errorf("index %q shard %d: max_seq_no %d: %w", f.Index, i, s.MaxSeqNo, ErrInvalid)
+		}
+	}
+	return nil
 }
 
 func (d *MySQLDump) validate() error {

@@ -24,11 +24,14 @@ func sampleManifest() *manifest.Manifest {
 		Sequence: 42,
 		Created:  time.Date(2026, 11, 25, 17, 30, 0, 123000000, time.FixedZone("CET", 3600)),
 		Producer: manifest.Producer{Host: "prod-leader.example", Program: "backup", Version: "1.0.0"},
+		Epoch:    3,
 		Elasticsearch: &manifest.ESSnapshot{
 			Repository: "bcp", Snapshot: "bcp-0000000042", UUID: "Zq3Xbc0mRh2x", State: "SUCCESS",
 			Indices: []string{"squirro_v9_abc", "squirro_v9_def"}, Generation: 84,
 			Files:     manifest.Ref{SHA256: strings.Repeat("ab", 32), Size: 1234},
 			FileCount: 12, Bytes: 987654, Scope: []string{"squirro_*", "-squirro_tmp_*"}, Closed: []string{"squirro_v9_def"},
+			Fingerprints: []manifest.IndexFingerprint{{Index: "squirro_v9_abc", UUID: "xH3kq9TtQ8mW0Bq2aQx1Yw",
+				Shards: []manifest.ShardFingerprint{{Shard: 0, HistoryUUID: "b2TfXv5GRyq6o3HqzZ1wJg", MaxSeqNo: 1041}, {Shard: 1, HistoryUUID: "Qm9x4f2sS0q2H1c7yUeA8g", MaxSeqNo: -1}}}},
 		},
 		MySQL: &manifest.MySQLDump{
 			Object:       manifest.Ref{SHA256: strings.Repeat("cd", 32), Size: 55555},
@@ -145,11 +148,14 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty", nil, manifest.ErrInvalid, "malformed JSON"},
 		{"truncated", good[:len(good)/2], manifest.ErrInvalid, "malformed JSON"},
 		{"trailing data", append(bytes.Clone(good), "{}"...), manifest.ErrInvalid, "after the document"},
-		{"unknown major", edit(`"version": "1.1"`, `"version": "2.0"`), manifest.ErrUnknownVersion, "2.0"},
-		{"no version", edit(`"version": "1.1",`, ``), manifest.ErrInvalid, "version"},
-		{"bad version", edit(`"version": "1.1"`, `"version": "1"`), manifest.ErrInvalid, "MAJOR.MINOR"},
-		{"version not a string", edit(`"version": "1.1"`, `"version": 1.1`), manifest.ErrInvalid, "version"},
-		{"1.1 field in a 1.0 manifest", edit(`"version": "1.1"`, `"version": "1.0"`), manifest.ErrInvalid, "format 1.1"},
+		{"unknown major", edit(`"version": "2.0"`, `"version": "3.0"`), manifest.ErrUnknownVersion, "3.0"},
+		{"no version", edit(`"version": "2.0",`, ``), manifest.ErrInvalid, "version"},
+		{"bad version", edit(`"version": "2.0"`, `"version": "1"`), manifest.ErrInvalid, "MAJOR.MINOR"},
+		{"version not a string", edit(`"version": "2.0"`, `"version": 2.0`), manifest.ErrInvalid, "version"},
+		{"1.1 field in a 1.0 manifest", edit(`"version": "2.0"`, `"version": "1.0"`), manifest.ErrInvalid, "format 1.1"},
+		{"2.0 field in a 1.1 manifest", edit(`"version": "2.0"`, `"version": "1.1"`), manifest.ErrInvalid, "format 2.0"},
+		{"shards out of order", edit(`"shard": 1,`, `"shard": 2,`), manifest.ErrInvalid, "shards must be listed"},
+		{"fingerprint of an index not in the set", edit(`"index": "squirro_v9_abc"`, `"index": "other"`), manifest.ErrInvalid, "not one of the indices"},
 		{"scope pattern with a comma", edit(`"-squirro_tmp_*"`, `"a,b"`), manifest.ErrInvalid, "scope[1]"},
 		{"empty scope pattern", edit(`"-squirro_tmp_*"`, `""`), manifest.ErrInvalid, "scope[1]"},
 		{"closed index not in the set", edit(`"closed": [
@@ -186,9 +192,9 @@ func TestDecodeRejects(t *testing.T) {
 // A newer minor version may add optional fields; this reader reads it.
 func TestDecodeNewerMinor(t *testing.T) {
 	good, _ := manifest.Encode(sampleManifest())
-	data := bytes.Replace(good, []byte(`"version": "1.1"`), []byte(`"version": "1.7", "future": {"x": 1}`), 1)
+	data := bytes.Replace(good, []byte(`"version": "2.0"`), []byte(`"version": "2.7", "future": {"x": 1}`), 1)
 	m, err := manifest.Decode(data)
-	if err != nil || m.Version != "1.7" {
+	if err != nil || m.Version != "2.7" {
 		t.Fatalf("newer minor: %v", err)
 	}
 }
@@ -388,7 +394,7 @@ func TestScopeRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(data, []byte(`"version": "1.1"`)) || !bytes.Contains(data, []byte(`"all_databases": true`)) {
+	if !bytes.Contains(data, []byte(`"version": "`+manifest.Version+`"`)) || !bytes.Contains(data, []byte(`"all_databases": true`)) {
 		t.Fatalf("encoded:\n%s", data)
 	}
 	back, err := manifest.Decode(data)

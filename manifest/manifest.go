@@ -13,10 +13,25 @@ import (
 // 1.1 added ESSnapshot.Scope and MySQLDump.AllDatabases: what the source
 // had, so that a reader may delete what a set lacks (see DESIGN.md, "What a
 // restore manages").
+//
+// 2.0 is one step for three changes (DESIGN.md, "Format 2.0"): the fencing
+// Epoch, per-index Fingerprints of the snapshot, and file trees listed per
+// directory. This package reads 1.0, 1.1 and 2.0 and writes 2.0.
 const (
-	FormatMajor = 1
-	FormatMinor = 1
+	FormatMajor = 2
+	FormatMinor = 0
 )
+
+// newestMinor is, for each major version this package reads, the newest
+// minor version it knows: a manifest of a newer minor is read leniently
+// (unknown fields ignored), one of a known minor strictly.
+var newestMinor = map[int]int{1: 1, FormatMajor: FormatMinor}
+
+// AtLeast reports whether m's format version is major.minor or newer.
+func (m *Manifest) AtLeast(major, minor int) bool {
+	ma, mi, err := ParseVersion(m.Version)
+	return err == nil && (ma > major || ma == major && mi >= minor)
+}
 
 // Namespace is the SSHSIG namespace every manifest signature uses. Operators
 // pin it in allowed_signers with namespaces="...".
@@ -36,6 +51,12 @@ type Manifest struct {
 	Sequence uint64    `json:"sequence"`
 	Created  time.Time `json:"created"`
 	Producer Producer  `json:"producer"`
+	// Epoch (format 2.0) is the fencing epoch of the source site when it
+	// made the set: a promotion of the other site raises the epoch of both
+	// channels, and a standby refuses a set from an epoch older than the
+	// one its channel records (DESIGN.md, "Fencing"). 0: not recorded
+	// (format 1.x).
+	Epoch uint64 `json:"epoch,omitempty"`
 
 	Elasticsearch *ESSnapshot `json:"elasticsearch,omitempty"`
 	MySQL         *MySQLDump  `json:"mysql,omitempty"`
@@ -82,6 +103,12 @@ type ESSnapshot struct {
 	// FileCount and Bytes summarise Files, for display.
 	FileCount int64 `json:"file_count"`
 	Bytes     int64 `json:"bytes"`
+	// Fingerprints (format 2.0) name, per index of the snapshot, what its
+	// content was when the snapshot was taken, so a restore can tell an
+	// index that did not change since the copy live on the standby and
+	// skip it (DESIGN.md, "Index fingerprints"). Absent: restore every
+	// index.
+	Fingerprints []IndexFingerprint `json:"fingerprints,omitempty"`
 	// Scope (format 1.1) is the index patterns the snapshot was taken of,
 	// as Elasticsearch reads them ("*" any characters, a leading "-"
 	// excludes what earlier patterns matched), after the producer checked
@@ -94,6 +121,24 @@ type ESSnapshot struct {
 	// Closed (format 1.1) are the indices of Indices that were closed on
 	// the source; Elasticsearch restores them open, the reader closes them.
 	Closed []string `json:"closed,omitempty"`
+}
+
+// IndexFingerprint is what one index held when the snapshot was taken:
+// its UUID on the source and, per shard, the primary's history UUID and
+// highest sequence number. Two snapshots of an index with the same UUID
+// whose every shard has the same history UUID and max_seq_no hold the same
+// operations, hence the same documents.
+type IndexFingerprint struct {
+	Index  string             `json:"index"`
+	UUID   string             `json:"uuid"`
+	Shards []ShardFingerprint `json:"shards"`
+}
+
+// ShardFingerprint is one shard of an IndexFingerprint.
+type ShardFingerprint struct {
+	Shard       int    `json:"shard"`
+	HistoryUUID string `json:"history_uuid"`
+	MaxSeqNo    int64  `json:"max_seq_no"`
 }
 
 // ESFile is one line of an ESSnapshot's file list.

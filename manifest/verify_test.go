@@ -122,7 +122,7 @@ func TestVerifyOutcomes(t *testing.T) {
 		{"signed manifest of an unknown major version", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
 			p := w.Layout.ManifestPath(w.SetID)
 			data, _ := os.ReadFile(p)
-			data = []byte(strings.Replace(string(data), `"version": "`+manifest.Version+`"`, `"version": "2.0"`, 1))
+			data = []byte(strings.Replace(string(data), `"version": "`+manifest.Version+`"`, `"version": "9.0"`, 1))
 			must(t, os.WriteFile(p, data, 0o640))
 			sig, err := sshsig.Sign(w.Key.Signer, manifest.Namespace, strings.NewReader(string(data)))
 			must(t, err)
