@@ -104,7 +104,7 @@ func TestMirrorEverything(t *testing.T) {
 
 	f.backupRunScope(backupScope{allIndices: true, allDatabases: true})
 	m := f.newestManifest()
-	if m.Version != "1.1" || !slices.Equal(m.Elasticsearch.Scope, []string{"*"}) || !m.MySQL.AllDatabases {
+	if m.Version != manifest.Version || !slices.Equal(m.Elasticsearch.Scope, []string{"*"}) || !m.MySQL.AllDatabases {
 		t.Fatalf("set %s: scope %v, all_databases %v", m.Version, m.Elasticsearch.Scope, m.MySQL.AllDatabases)
 	}
 	if !slices.Contains(m.Elasticsearch.Indices, f.index("closed")) {
