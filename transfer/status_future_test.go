@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -41,5 +42,24 @@ func TestStatusFutureSet(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "lags -") {
 		t.Errorf("negative lag:\n%s", out.String())
+	}
+}
+
+// TestVerifyFutureSet: verify and wait refuse (exit 6) a validly signed
+// set created further after this host's clock than --max-clock-skew,
+// naming the skew; a wider --max-clock-skew accepts it.
+func TestVerifyFutureSet(t *testing.T) {
+	dir := t.TempDir()
+	c := movertest.New(t, dir)
+	c.Created = time.Now().Add(time.Hour)
+	c.Publish(movertest.Small("a", 2))
+	for _, cmd := range []string{"verify", "wait"} {
+		_, stderr, code := transfer(t, nil, cmd, "--allowed-signers", c.Allowed, dir)
+		if code != 6 || !strings.Contains(stderr, "max-clock-skew") {
+			t.Fatalf("%s of a set an hour ahead: exit %d, %s; want 6 naming max-clock-skew", cmd, code, stderr)
+		}
+		if _, stderr, code := transfer(t, nil, cmd, "--allowed-signers", c.Allowed, "--max-clock-skew", "2h", dir); code != 0 {
+			t.Fatalf("%s --max-clock-skew 2h: exit %d, %s", cmd, code, stderr)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -27,6 +28,7 @@ type verifyOptions struct {
 	cache          string
 	workers        int
 	json           bool
+	maxSkew        time.Duration // a set created further after now is refused (0: the default)
 }
 
 func verifyFlags() []ucli.Flag {
@@ -35,6 +37,7 @@ func verifyFlags() []ucli.Flag {
 		flags.Path("cache", "", "file-identity cache so unchanged files are not hashed again, kept in PATH"+verifyCacheSuffix+
 			" (PATH is push's verified-file cache when one config file serves both; default: under the user's cache dir; \"off\" hashes everything)"),
 		flags.Int("workers", 0, "files hashed in parallel (0: one per CPU)"),
+		flags.Duration("max-clock-skew", manifest.DefaultMaxClockSkew, "refuse (exit 6) a set created more than this after this host's clock"),
 		cli.JSONFlag(),
 	}
 	return append(fl, channelFlags()...)
@@ -62,7 +65,7 @@ not in allowed_signers), 6 another channel.
 				return err
 			}
 			o := verifyOptions{dir: c.Args().First(), set: c.String("set"), allowedSigners: c.String("allowed-signers"),
-				expect: readChannel(c), cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json")}
+				expect: readChannel(c), cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json"), maxSkew: c.Duration("max-clock-skew")}
 			return runVerify(c.Context, o, c.App.Writer, log, cli.Progress(c, log, 0))
 		},
 	})
@@ -106,7 +109,7 @@ func runVerify(ctx context.Context, o verifyOptions, out io.Writer, log *slog.Lo
 	vp := &verifyProgress{r: progress}
 	rep, err := manifest.Verify(ctx, manifest.VerifyOptions{
 		Root: o.dir, SetID: o.set, Expect: o.expect, AllowedSigners: allowed,
-		Cache: verifyCachePath(o.dir, o.cache), Workers: o.workers, Progress: vp,
+		Cache: verifyCachePath(o.dir, o.cache), Workers: o.workers, Progress: vp, MaxClockSkew: o.maxSkew,
 	})
 	vp.end()
 	if rep != nil {

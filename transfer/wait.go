@@ -57,7 +57,7 @@ not authentic (bad signature, key not in allowed_signers: an alert, not a wait).
 			}
 			o := waitOptions{
 				verifyOptions: verifyOptions{dir: c.Args().First(), allowedSigners: c.String("allowed-signers"),
-					expect: readChannel(c), cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json")},
+					expect: readChannel(c), cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json"), maxSkew: c.Duration("max-clock-skew")},
 				timeout: c.Duration("timeout"), interval: c.Duration("interval"), after: c.String("after"), state: c.String("state"),
 			}
 			return runWait(c.Context, o, c.App.Writer, log, ui.Nop{})
@@ -155,7 +155,7 @@ func newestComplete(ctx context.Context, o waitOptions, a *sshsig.AllowedSigners
 			continue
 		}
 		_, err := manifest.Verify(ctx, manifest.VerifyOptions{Root: o.dir, SetID: s.ID, Expect: o.expect, AllowedSigners: a,
-			After: after, Cache: verifyCachePath(o.dir, o.cache), Workers: o.workers})
+			After: after, Cache: verifyCachePath(o.dir, o.cache), Workers: o.workers, MaxClockSkew: o.maxSkew})
 		switch {
 		case err == nil:
 			return s.ID, nil

@@ -39,8 +39,19 @@ type Channel struct {
 	Signer  ssh.Signer
 	Allowed string // allowed_signers file trusting Signer
 	Ch      manifest.Channel
+	// Created, when set, dates the next sets (a second apart per sequence)
+	// instead of 2026-11-25T12:00:00Z.
+	Created time.Time
 	seq     uint64
 	gen     int64
+}
+
+func (c *Channel) created() time.Time {
+	base := c.Created
+	if base.IsZero() {
+		base = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	}
+	return base.Add(time.Duration(c.seq) * time.Second)
 }
 
 // Identity is the test channel identity.
@@ -169,7 +180,7 @@ func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
 	m := &manifest.Manifest{
 		Channel:  c.Ch,
 		Sequence: c.seq,
-		Created:  time.Date(2026, 11, 25, 12, 0, int(c.seq), 0, time.UTC),
+		Created:  c.created(),
 		Producer: manifest.Producer{Host: "test", Program: "movertest"},
 	}
 	gen := []byte(fmt.Sprintf(`{"generation":%d}`, c.gen))
