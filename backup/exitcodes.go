@@ -10,7 +10,7 @@ import (
 
 const exitHelp = `Exit codes: 0 done (also: not the leader, nothing to do), 1 a stage failed (no set published),
 2 usage or configuration, 3 preflight failed (every failed check listed; nothing changed),
-4 no complete set, 5 integrity (checksum, signature), 6 refused for safety (standby site,
+4 no complete set, 5 integrity (checksum mismatch, bad or untrusted signature), 6 refused for safety (standby site,
 channel of the other direction, lock held, untrusted host key).`
 
 // exitCodes is backup's one error -> exit code table; the first match wins.

@@ -23,7 +23,9 @@ import (
 var version = "dev"
 
 const exitHelp = `Exit codes: 0 done, 1 failed (a stage; see the report and the ledger), 2 usage or configuration,
-4 set incomplete or no complete set yet, 5 integrity (checksum, signature),
+3 refused before any change (the files do not fit on the storage's file system),
+4 set incomplete (a file or the signature not there yet) or no complete set yet,
+5 integrity (checksum mismatch, bad or untrusted signature),
 6 refused for safety (active site, wrong channel or direction, stale set, set created further
 after this host's clock than --max-clock-skew, lock held).`
 
