@@ -1,8 +1,9 @@
 package main
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/alert"
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/mysqlx"
 	"github.com/squirro-bcp/bcp/internal/sshx"
 )
@@ -30,12 +32,8 @@ type config struct {
 	Site     string // this site's name; the channel's source must be it
 	RoleFile string
 	StateDir string // local state: capture caches
-	NodeName string // this node, for leader detection
 
-	LeaderMode  string // none, static, mysql, http
-	LeaderHost  string // static: the leader's node name
-	LeaderURL   string // http: the cluster service URL
-	LeaderField string // http: dotted JSON field naming the leader
+	Leader leader.Options // which node works; Leader.NodeName is this node
 
 	Stages []string // which stages run (all by default)
 
@@ -82,17 +80,11 @@ func (c *config) has(stage string) bool {
 
 func configFlags() []ucli.Flag {
 	f := cli.Flags{Program: program}
-	host, _ := os.Hostname()
 	flags := []ucli.Flag{
 		f.Path("channel", "", "channel directory on NFS, e.g. /mnt/bcp/prod-to-bcp"),
 		f.String("site", "", "this site's name; the channel's source must be it"),
 		f.Path("role-file", "/etc/squirro-bcp/role", "file holding this site's role: active or standby"),
 		f.Path("state-dir", "/var/lib/squirro-bcp/backup", "local state (capture caches)"),
-		f.String("node-name", host, "this node's name, compared with the leader"),
-		f.String("leader-mode", "none", "how to find the cluster leader: none (this host always works), static, mysql (writable MySQL), http"),
-		f.String("leader-host", "", "static: the leader's node name"),
-		f.String("leader-url", "", "http: URL of the cluster service that names the leader"),
-		f.String("leader-json-field", "leader", "http: dotted JSON field holding the leader's node name"),
 		f.Strings("stages", []string{stageMySQL, stageFiles, stageES}, "stages to run: mysql, files, elasticsearch"),
 		f.Strings("es-url", []string{"http://127.0.0.1:9200"}, "Elasticsearch URLs"),
 		f.String("es-username", "", "Elasticsearch user"),
@@ -130,15 +122,14 @@ func configFlags() []ucli.Flag {
 		f.Path("metrics-file", "", "Prometheus textfile to write (node_exporter textfile collector)"),
 		f.Duration("log-interval", 30*time.Second, "progress log line interval when not on a terminal"),
 	}
+	flags = append(flags, leader.Flags(f)...)
 	return append(flags, alert.Flags(f)...)
 }
 
 func configFromContext(c *ucli.Context) (*config, error) {
 	cfg := &config{
 		Channel: c.Path("channel"), Site: c.String("site"), RoleFile: c.Path("role-file"),
-		StateDir: c.Path("state-dir"), NodeName: c.String("node-name"),
-		LeaderMode: c.String("leader-mode"), LeaderHost: c.String("leader-host"),
-		LeaderURL: c.String("leader-url"), LeaderField: c.String("leader-json-field"),
+		StateDir: c.Path("state-dir"), Leader: leader.FromContext(c),
 		Stages: c.StringSlice("stages"),
 		ES: es.Options{URLs: c.StringSlice("es-url"), Username: c.String("es-username"),
 			PasswordFile: c.Path("es-password-file"), CACertFile: c.Path("es-ca-file")},
@@ -179,20 +170,12 @@ func (c *config) validate() error {
 			return cli.Usagef("--stages: unknown stage %q (want mysql, files, elasticsearch)", s)
 		}
 	}
-	switch c.LeaderMode {
-	case "none", "":
-		c.LeaderMode = "none"
-	case "static":
-		if c.LeaderHost == "" {
-			return cli.Usagef("--leader-mode static needs --leader-host")
-		}
-	case "mysql":
-	case "http":
-		if c.LeaderURL == "" || c.LeaderField == "" {
-			return cli.Usagef("--leader-mode http needs --leader-url and --leader-json-field")
-		}
-	default:
-		return cli.Usagef("--leader-mode %q: want none, static, mysql or http", c.LeaderMode)
+	if c.Leader.Mode == leader.ModeMySQL && c.Leader.MySQL == nil {
+		my := c.MySQL
+		c.Leader.MySQL = func(ctx context.Context) (*sql.DB, error) { return mysqlx.Open(ctx, my) }
+	}
+	if err := c.Leader.Validate(); err != nil {
+		return err
 	}
 	if (c.MySQLViaSSH || c.FilesViaSSH) && c.SSH.Host == "" {
 		return cli.Usagef("--mysql-via-ssh / --files-via-ssh need --ssh-host")

@@ -127,8 +127,8 @@ func runBackup(ctx context.Context, o runOptions) (*runResult, error) {
 	created := o.now().UTC().Truncate(time.Second)
 	id := manifest.SetID(seq, created)
 	host, _ := os.Hostname()
-	if cfg.NodeName != "" {
-		host = cfg.NodeName
+	if cfg.Leader.NodeName != "" {
+		host = cfg.Leader.NodeName
 	}
 	m := &manifest.Manifest{
 		Version: manifest.Version, Channel: pre.Channel, Sequence: seq, Created: created,

@@ -14,6 +14,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v7/esapi"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
@@ -79,8 +80,8 @@ func newWorld(t *testing.T) *world {
 	res.Body.Close()
 	t.Cleanup(func() { esapi.IndicesDeleteRequest{Index: []string{w.index}}.Do(context.Background(), c) })
 	w.cfg = &config{
-		Channel: w.channel, Site: "prod", RoleFile: w.roleFile, StateDir: filepath.Join(w.dir, "state"), NodeName: "node1",
-		LeaderMode: "none", Stages: []string{stageMySQL, stageFiles, stageES},
+		Channel: w.channel, Site: "prod", RoleFile: w.roleFile, StateDir: filepath.Join(w.dir, "state"),
+		Leader: leader.Options{Mode: leader.ModeNone, NodeName: "node1"}, Stages: []string{stageMySQL, stageFiles, stageES},
 		ESIndices: []string{w.index}, StorageRoot: w.storage, SignKey: w.keyFile, SpaceMargin: 50,
 	}
 	w.cfg.ES.URLs = []string{node.URL}

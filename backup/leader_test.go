@@ -23,15 +23,15 @@ func TestLeader(t *testing.T) {
 		setup  func(c *config)
 		leader bool
 	}{
-		{"static leader", func(c *config) { c.LeaderMode, c.LeaderHost = "static", "node1" }, true},
-		{"static other", func(c *config) { c.LeaderMode, c.LeaderHost = "static", "node2" }, false},
-		{"http leader", func(c *config) { c.LeaderMode, c.LeaderURL, c.LeaderField = "http", svc.URL, "cluster.leader" }, true},
+		{"static leader", func(c *config) { c.Leader.Mode, c.Leader.Host = "static", "node1" }, true},
+		{"static other", func(c *config) { c.Leader.Mode, c.Leader.Host = "static", "node2" }, false},
+		{"http leader", func(c *config) { c.Leader.Mode, c.Leader.URL, c.Leader.Field = "http", svc.URL, "cluster.leader" }, true},
 		{"http other", func(c *config) {
-			c.LeaderMode, c.LeaderURL, c.LeaderField, c.NodeName = "http", svc.URL, "cluster.leader", "node3"
+			c.Leader.Mode, c.Leader.URL, c.Leader.Field, c.Leader.NodeName = "http", svc.URL, "cluster.leader", "node3"
 		}, false},
-		{"mysql writable", func(c *config) { c.LeaderMode = "mysql" }, true},
+		{"mysql writable", func(c *config) { c.Leader.Mode = "mysql" }, true},
 		{"mysql read-only", func(c *config) {
-			c.LeaderMode = "mysql"
+			c.Leader.Mode = "mysql"
 			if _, err := db.Exec("SET GLOBAL read_only = 1"); err != nil {
 				t.Fatal(err)
 			}
@@ -42,6 +42,9 @@ func TestLeader(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := *w.cfg
 			tt.setup(&cfg)
+			if err := cfg.validate(); err != nil {
+				t.Fatal(err)
+			}
 			pre, err := runPreflight(context.Background(), &cfg)
 			if err != nil {
 				t.Fatal(err)

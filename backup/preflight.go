@@ -5,17 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/mysqlx"
 	"github.com/squirro-bcp/bcp/internal/site"
 	"github.com/squirro-bcp/bcp/internal/sshx"
@@ -118,18 +116,18 @@ func runPreflight(ctx context.Context, cfg *config) (*preflight, error) {
 		p.add(Check{Name: "site role", Detail: "active"})
 	}
 
-	leader, note, err := findLeader(ctx, cfg)
+	lr, err := leader.Find(ctx, cfg.Leader)
 	if err != nil {
 		p.add(Check{Name: "cluster leader", Err: err, Fix: "check the leader-mode settings and that the leader source answers"})
 	} else {
-		p.Leader, p.LeaderNote = leader, note
-		if !leader {
+		p.Leader, p.LeaderNote = lr.Leader, lr.Note
+		if !lr.Leader {
 			if f := p.failed(); len(f) > 0 {
 				return p, &PreflightError{Failed: f}
 			}
 			return p, nil
 		}
-		p.add(Check{Name: "cluster leader", Detail: note})
+		p.add(Check{Name: "cluster leader", Detail: lr.Note})
 	}
 
 	checkChannel(ctx, cfg, p)
@@ -159,68 +157,6 @@ func loadSigner(cfg *config) (ssh.Signer, error) {
 		return sshsig.AgentSigner(cfg.SignAgent)
 	}
 	return sshsig.LoadSigner(cfg.SignKey)
-}
-
-// findLeader says whether this node is the one that works.
-func findLeader(ctx context.Context, cfg *config) (bool, string, error) {
-	switch cfg.LeaderMode {
-	case "static":
-		return cfg.NodeName == cfg.LeaderHost, "leader is " + cfg.LeaderHost + " (static)", nil
-	case "mysql":
-		db, err := mysqlx.Open(ctx, cfg.MySQL)
-		if err != nil {
-			return false, "", fmt.Errorf("leader by writable MySQL: %w", err)
-		}
-		defer db.Close()
-		ro, err := mysqlx.ReadOnly(ctx, db)
-		if err != nil {
-			return false, "", fmt.Errorf("leader by writable MySQL: read @@read_only: %w", err)
-		}
-		if ro {
-			return false, "MySQL on this node is read-only (a replica): not the leader", nil
-		}
-		return true, "MySQL on this node is writable: this node is the leader", nil
-	case "http":
-		name, err := leaderFromHTTP(ctx, cfg.LeaderURL, cfg.LeaderField)
-		if err != nil {
-			return false, "", err
-		}
-		return name == cfg.NodeName, fmt.Sprintf("leader is %s (from %s)", name, cfg.LeaderURL), nil
-	}
-	return true, "leader-mode none: this host works", nil
-}
-
-func leaderFromHTTP(ctx context.Context, url, field string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", fmt.Errorf("leader URL %s: %w", url, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("leader URL %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("leader URL %s answered %s", url, resp.Status)
-	}
-	var v any
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&v); err != nil {
-		return "", fmt.Errorf("leader URL %s: not JSON: %w", url, err)
-	}
-	for _, k := range strings.Split(field, ".") {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return "", fmt.Errorf("leader URL %s: no field %q in the answer", url, field)
-		}
-		v = m[k]
-	}
-	s, ok := v.(string)
-	if !ok || s == "" {
-		return "", fmt.Errorf("leader URL %s: field %q is not a non-empty string", url, field)
-	}
-	return s, nil
 }
 
 func checkChannel(ctx context.Context, cfg *config, p *preflight) {

@@ -104,13 +104,13 @@ func (w *watcher) look(ctx context.Context) {
 		w.setIdle("this site is " + string(role) + " (promoted); restore changes only a standby")
 		return
 	}
-	leader, name, err := r.isLeader(ctx)
+	lr, err := r.isLeader(ctx)
 	if err != nil {
 		w.setIdle(err.Error())
 		return
 	}
-	if !leader {
-		w.setIdle(fmt.Sprintf("the leader is %s, this node is %s", name, r.cfg.NodeName))
+	if !lr.Leader {
+		w.setIdle(lr.Note)
 		return
 	}
 	w.setIdle("")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +17,8 @@ import (
 	"github.com/squirro-bcp/bcp/internal/alert"
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/leader"
+	"github.com/squirro-bcp/bcp/internal/mysqlx"
 	"github.com/squirro-bcp/bcp/internal/site"
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/manifest"
@@ -33,9 +37,8 @@ type settings struct {
 	Source         string // expected source site ("" = not checked)
 	RoleFile       string
 	AllowedSigners string
-	StateDir       string // ledger, verification cache, lock
-	NodeName       string // this node's name, compared with the leader's
-	LeaderURL      string // Squirro cluster service URL naming the leader ("" = this node leads)
+	StateDir       string         // ledger, verification cache, lock
+	Leader         leader.Options // which standby node acts; Leader.NodeName is this node
 	VerifyWorkers  int
 	MaxClockSkew   time.Duration // sets created further after this host's clock are refused
 
@@ -91,8 +94,6 @@ func settingsFlags() []ucli.Flag {
 		f.Path("role-file", site.DefaultPath, "site role file (active or standby); restore changes only a standby"),
 		f.Path("allowed-signers", "", "OpenSSH allowed_signers file with the keys that may sign sets (required)"),
 		f.Path("state-dir", "/var/lib/squirro-bcp/restore", "local state: ledger, verification cache, lock"),
-		f.String("node-name", "", "this node's name as the leader URL reports it (default: host name)"),
-		f.String("leader-url", "", "Squirro cluster service URL answering {\"leader\": NAME}; empty: this node is the leader"),
 		f.Int("verify-workers", 0, "parallel hashing workers (0: one per CPU)"),
 		f.Duration("max-clock-skew", manifest.DefaultMaxClockSkew, "refuse (exit 6) a set created more than this after this host's clock"),
 
@@ -138,6 +139,7 @@ func settingsFlags() []ucli.Flag {
 		f.Strings("health-urls", nil, "URLs that must answer 2xx after the restart"),
 		f.Duration("postcheck-timeout", 5*time.Minute, "how long post-checks may take to pass"),
 	}
+	fl = append(fl, leader.Flags(f)...)
 	return append(fl, alert.Flags(f)...)
 }
 
@@ -177,7 +179,7 @@ func readSettings(c *ucli.Context) (settings, error) {
 	s := settings{
 		Channel: c.Path("channel"), ChannelName: c.String("channel-name"), Site: c.String("site"),
 		Source: c.String("source"), RoleFile: c.Path("role-file"), AllowedSigners: c.Path("allowed-signers"),
-		StateDir: c.Path("state-dir"), NodeName: c.String("node-name"), LeaderURL: c.String("leader-url"),
+		StateDir: c.Path("state-dir"), Leader: leader.FromContext(c),
 		VerifyWorkers: c.Int("verify-workers"), MaxClockSkew: c.Duration("max-clock-skew"),
 
 		ESURL: c.String("es-url"), ESRepository: c.String("es-repository"), ESRepoLocation: c.Path("es-repository-location"),
@@ -223,10 +225,17 @@ func readSettings(c *ucli.Context) (settings, error) {
 			s.ESIndexSettings[strings.TrimSpace(k)] = val
 		}
 	}
-	if s.NodeName == "" {
-		s.NodeName, _ = os.Hostname()
+	if s.Leader.Mode == leader.ModeMySQL {
+		defaults := s.MySQLDefaultsFile
+		s.Leader.MySQL = func(ctx context.Context) (*sql.DB, error) {
+			dsn, err := mysqlx.OptionFileDSN(defaults)
+			if err != nil {
+				return nil, err
+			}
+			return sql.Open("mysql", dsn)
+		}
 	}
-	return s, nil
+	return s, s.Leader.Validate()
 }
 
 // validate checks what every command needs: a channel (or --from), a site

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/internal/ui"
@@ -123,8 +124,8 @@ func (f *fixture) settings() settings {
 	host := b.SSH.Host + ":" + fmt.Sprint(b.SSH.Port)
 	return settings{
 		Channel: f.bcpCh, Site: "bcp", Source: "prod", RoleFile: f.role, AllowedSigners: f.allowed, StateDir: f.state,
-		NodeName: "bcp-1",
-		ESURL:    b.ES.URL, ESRepository: "bcp-" + f.name, ESExisting: es.ExistingDelete,
+		Leader: leader.Options{Mode: leader.ModeNone, NodeName: "bcp-1"},
+		ESURL:  b.ES.URL, ESRepository: "bcp-" + f.name, ESExisting: es.ExistingDelete,
 		ESIndexSettings: map[string]any{"index.number_of_replicas": 0}, ESTimeout: 5 * time.Minute,
 		MySQLDefaultsFile: b.MariaDB.Defaults(f.t), MySQLClient: "mysql",
 		SSH:         b.SSH.Config(),

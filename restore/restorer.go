@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/alert"
 	"github.com/squirro-bcp/bcp/internal/es"
 	"github.com/squirro-bcp/bcp/internal/filetree"
+	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/ledger"
 	"github.com/squirro-bcp/bcp/internal/lock"
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
@@ -219,32 +218,16 @@ func (r *restorer) checkRole() error {
 	return site.Require(r.cfg.RoleFile, site.Standby, "restore")
 }
 
-// isLeader asks the leader URL whether this node leads the standby.
-func (r *restorer) isLeader(ctx context.Context) (bool, string, error) {
-	if r.cfg.LeaderURL == "" {
-		return true, r.cfg.NodeName, nil
+// isLeader asks the leader source (leader-mode) whether this node leads
+// the standby.
+func (r *restorer) isLeader(ctx context.Context) (leader.Result, error) {
+	o := r.cfg.Leader
+	if o.Mode == "" {
+		if err := o.Validate(); err != nil {
+			return leader.Result{}, err
+		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.cfg.LeaderURL, nil)
-	if err != nil {
-		return false, "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false, "", fmt.Errorf("leader URL %s: %w", r.cfg.LeaderURL, err)
-	}
-	defer resp.Body.Close()
-	var v struct {
-		Leader string `json:"leader"`
-	}
-	if resp.StatusCode/100 != 2 {
-		return false, "", fmt.Errorf("leader URL %s: %s", r.cfg.LeaderURL, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&v); err != nil || v.Leader == "" {
-		return false, "", fmt.Errorf("leader URL %s: answer has no \"leader\": %v", r.cfg.LeaderURL, err)
-	}
-	return v.Leader == r.cfg.NodeName, v.Leader, nil
+	return leader.Find(ctx, o)
 }
 
 // run restores one set: role check, lock, full verification, then stages

@@ -11,21 +11,22 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/ui"
 )
 
 // TestWatchIdle: the watcher does not look at sets on an active site or on a
 // node that is not the leader.
 func TestWatchIdle(t *testing.T) {
-	leader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, `{"leader": "bcp-2"}`)
 	}))
-	defer leader.Close()
+	defer svc.Close()
 	tests := []struct {
 		name, role, node, says string
 	}{
 		{"active site", "active", "bcp-2", "promoted"},
-		{"not the leader", "standby", "bcp-1", "the leader is bcp-2"},
+		{"not the leader", "standby", "bcp-1", "leader is bcp-2"},
 		{"no role file", "", "bcp-2", "role file missing"},
 	}
 	for _, tt := range tests {
@@ -35,7 +36,7 @@ func TestWatchIdle(t *testing.T) {
 			if tt.role != "" {
 				must(t, os.WriteFile(role, []byte(tt.role+"\n"), 0o644))
 			}
-			cfg := settings{Channel: filepath.Join(dir, "no-such-channel"), RoleFile: role, LeaderURL: leader.URL, NodeName: tt.node, StateDir: filepath.Join(dir, "state")}
+			cfg := settings{Channel: filepath.Join(dir, "no-such-channel"), RoleFile: role, Leader: leader.Options{URL: svc.URL, NodeName: tt.node}, StateDir: filepath.Join(dir, "state")}
 			w := &watcher{r: newRestorer(cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)), ui.Nop{}), failed: nil, alerted: nil}
 			w.look(context.Background())
 			if !strings.Contains(w.idle, tt.says) {
