@@ -109,6 +109,11 @@ type VerifyOptions struct {
 	AllowedSigners *sshsig.AllowedSigners
 	// After refuses (ErrStale) a set whose sequence is not above it; 0 = no check.
 	After uint64
+	// MinEpoch is the highest fencing epoch the reader has seen on its own
+	// (kept outside the channel, so deleting records cannot lower it). A
+	// set whose epoch is below it or below the channel's recorded epoch
+	// (ReadEpoch, with AllowedSigners) is refused: ErrSuperseded.
+	MinEpoch uint64
 	// Cache is the path of the file-identity cache ("" = none). It must not
 	// be inside Root.
 	Cache string
@@ -152,6 +157,12 @@ type Report struct {
 	Bytes  int64 `json:"bytes"`
 	Hashed int64 `json:"hashed"`
 	Cached int64 `json:"cached"`
+	// Epoch is the channel's epoch the set was checked against: the
+	// highest of its trusted epoch records and MinEpoch. EpochRecord is
+	// that record (nil: none); EpochIgnored lists records not accepted.
+	Epoch        uint64       `json:"epoch,omitempty"`
+	EpochRecord  *EpochRecord `json:"epoch_record,omitempty"`
+	EpochIgnored []string     `json:"epoch_ignored,omitempty"`
 	// Superseded counts Elasticsearch repository metadata files of this set
 	// that a newer repository generation replaced (see esGeneration); they
 	// are not checked.
@@ -315,6 +326,9 @@ func (v *verifier) run(ctx context.Context) error {
 		v.rep.Status = StatusStale
 		return fmt.Errorf("set %s in %s: %w", id, v.opts.Root, err)
 	}
+	if err := v.checkEpoch(m); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -331,6 +345,27 @@ func (v *verifier) run(ctx context.Context) error {
 	}
 	v.rep.Status = StatusComplete
 	return nil
+}
+
+// checkEpoch refuses a set made in an epoch older than the channel's
+// (DESIGN.md, "Fencing").
+func (v *verifier) checkEpoch(m *Manifest) error {
+	ce, err := readEpoch(v.root, v.opts.Root, m.Channel, v.opts.AllowedSigners, v.opts.Now)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	v.rep.EpochRecord, v.rep.EpochIgnored = ce.Record, ce.Ignored
+	v.rep.Epoch = max(ce.Epoch(), v.opts.MinEpoch)
+	if m.Epoch >= v.rep.Epoch {
+		return nil
+	}
+	v.rep.Status = StatusStale
+	why := fmt.Sprintf("this reader has seen epoch %d", v.opts.MinEpoch)
+	if ce.Epoch() == v.rep.Epoch {
+		why = "the channel records " + ce.Record.String()
+	}
+	return fmt.Errorf("set %s in %s: made in epoch %d, but %s: a set from a site that was superseded (a late set from the old active site) is never restored; the active site's next set will be: %w",
+		v.rep.SetID, v.opts.Root, m.Epoch, why, ErrSuperseded)
 }
 
 func (v *verifier) summary(list []string, n int64) string {
@@ -574,6 +609,7 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 		f    file
 		es   bool
 		tree string
+		t    *Tree // a 2.0 tree: f is its root directory's list
 	}
 	var tops []file
 	var lists []list
@@ -588,8 +624,13 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 		totalFiles += es.FileCount
 		totalBytes += es.Bytes
 	}
-	for _, t := range m.Trees {
-		lists = append(lists, list{f: objFile(t.List.SHA256, t.List.Size, "tree "+t.Name+" file list"), tree: t.Name})
+	for i, t := range m.Trees {
+		if t.Dir.SHA256 != "" {
+			lists = append(lists, list{f: objFile(t.Dir.SHA256, t.Dir.Size, "tree "+t.Name+" root directory list"), tree: t.Name, t: &m.Trees[i]})
+			totalFiles += t.Dirs
+		} else {
+			lists = append(lists, list{f: objFile(t.List.SHA256, t.List.Size, "tree "+t.Name+" file list"), tree: t.Name})
+		}
 		totalFiles += t.Files
 		totalBytes += t.Bytes
 	}
@@ -624,6 +665,12 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 	// each streams the files of every good list.
 	each := func(fn func(file) error) error {
 		for _, l := range good {
+			if l.t != nil {
+				if err := v.eachInTree(ctx, *l.t, fn); err != nil {
+					return err
+				}
+				continue
+			}
 			fh, err := v.open(l.f.rel)
 			if err != nil {
 				return err
@@ -712,6 +759,38 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 	}, 1<<20)
 	if err != nil {
 		return fmt.Errorf("verify: set %s in %s: %w", v.rep.SetID, v.opts.Root, err)
+	}
+	return nil
+}
+
+// eachInTree calls fn for every file of a 2.0 tree and for every directory
+// list below its root (the root's list was checked with the manifest's
+// other lists). Walk checks each list's hash before reading its lines; a
+// missing list is reported missing, a damaged one corrupt, and the walk
+// of that tree stops there.
+func (v *verifier) eachInTree(ctx context.Context, t Tree, fn func(file) error) error {
+	r := TreeReader{
+		Open: func(ref Ref) (io.ReadCloser, error) { return v.open(ObjectRel(ref.SHA256)) },
+		List: func(ref Ref) error {
+			if ref == t.Dir {
+				return nil
+			}
+			return fn(objFile(ref.SHA256, ref.Size, "tree "+t.Name+" directory list"))
+		},
+	}
+	err := r.Walk(ctx, t, func(e Entry) error {
+		if e.Type != TypeFile {
+			return nil
+		}
+		return fn(objFile(e.Object, e.Size, "tree "+t.Name+": "+e.Path))
+	})
+	switch {
+	case errors.Is(err, ErrIncomplete):
+		v.addMissing(err.Error())
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrInvalid):
+		v.addCorrupt(err.Error())
+	default:
+		return err
 	}
 	return nil
 }
