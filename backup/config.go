@@ -60,6 +60,11 @@ type config struct {
 	SignKey   string // private key file; empty: ssh-agent
 	SignAgent string // ssh-agent key fingerprint (SHA256:...)
 
+	// Fencing (manifest/DESIGN.md): the reverse channel's epoch records
+	// and the keys that may sign them.
+	ReverseChannel string
+	AllowedSigners string
+
 	SpaceMargin int   // percent added to the estimate
 	MinFree     int64 // bytes that must stay free in any case
 
@@ -67,6 +72,7 @@ type config struct {
 	Alert       alert.Options
 
 	LogInterval time.Duration
+	LockLease   time.Duration // the channel lock expires when not renewed for this long
 }
 
 func (c *config) has(stage string) bool {
@@ -116,11 +122,14 @@ func configFlags() []ucli.Flag {
 		f.Bool("files-via-ssh", false, "read the roots on the leader over SFTP"),
 		f.Int("workers", 4, "files read in parallel"),
 		f.Path("sign-key", "", "SSH private key that signs manifests (default: ssh-agent)"),
+		f.Path("reverse-channel", "", "the channel of the other direction on this site's NFS (e.g. /mnt/bcp/bcp-to-prod): its epoch records tell backup when another site was promoted"),
+		f.Path("allowed-signers", "", "OpenSSH allowed_signers file trusting the keys that sign epoch records (needed once a channel has any)"),
 		f.String("sign-agent-key", "", "fingerprint (SHA256:...) of the ssh-agent key to sign with"),
 		f.Int("space-margin-percent", 50, "free space needed on the channel: estimate from the last set plus this percentage"),
 		f.Int64("min-free-bytes", 1<<30, "free bytes the channel must keep in any case"),
 		f.Path("metrics-file", "", "Prometheus textfile to write (node_exporter textfile collector)"),
 		f.Duration("log-interval", 30*time.Second, "progress log line interval when not on a terminal"),
+		f.Duration("lock-lease", 15*time.Minute, "the channel lock is renewed every third of this while a run lives; a lock not renewed for this long (its node died) is taken over by the next run"),
 	}
 	flags = append(flags, leader.Flags(f)...)
 	return append(flags, alert.Flags(f)...)
@@ -144,8 +153,10 @@ func configFromContext(c *ucli.Context) (*config, error) {
 		ConfigRoot: c.String("config-root"), ConfigInclude: c.StringSlice("config-include"),
 		ConfigExclude: c.StringSlice("config-exclude"), FilesViaSSH: c.Bool("files-via-ssh"),
 		Workers: c.Int("workers"), SignKey: c.Path("sign-key"), SignAgent: c.String("sign-agent-key"),
+		ReverseChannel: c.Path("reverse-channel"), AllowedSigners: c.Path("allowed-signers"),
 		SpaceMargin: c.Int("space-margin-percent"), MinFree: c.Int64("min-free-bytes"),
 		MetricsFile: c.Path("metrics-file"), Alert: alert.FromContext(c), LogInterval: c.Duration("log-interval"),
+		LockLease: c.Duration("lock-lease"),
 	}
 	return cfg, cfg.validate()
 }
@@ -185,6 +196,12 @@ func (c *config) validate() error {
 	}
 	if c.ESRepoLocation == "" {
 		c.ESRepoLocation = filepath.Join(c.Channel, "es")
+	}
+	if c.LockLease == 0 {
+		c.LockLease = 15 * time.Minute
+	}
+	if c.LockLease < 3*time.Second {
+		return cli.Usagef("--lock-lease %s: want at least 3s (it is renewed every third of it)", c.LockLease)
 	}
 	if c.Workers <= 0 {
 		c.Workers = 4

@@ -105,7 +105,7 @@ func runBackup(ctx context.Context, o runOptions) (*runResult, error) {
 	if o.dryRun {
 		return &runResult{DryRun: true, Checks: pre.Checks, Plan: plan(cfg, pre)}, nil
 	}
-	lk, err := lock.Acquire(layout.LocksDir(), "backup", program)
+	lk, err := lock.AcquireWith(layout.LocksDir(), "backup", lock.Options{Program: program, Host: cfg.Leader.NodeName, Lease: cfg.LockLease})
 	if err != nil {
 		return nil, err
 	}
@@ -114,6 +114,9 @@ func runBackup(ctx context.Context, o runOptions) (*runResult, error) {
 			o.log.Warn("release lock", "err", err)
 		}
 	}()
+	// Renewed while the run lives; lost (taken over after the lease
+	// expired) cancels the run before it publishes.
+	ctx = lk.Keep(ctx)
 	// Under the lock, the newest set is final.
 	sets, err := manifest.List(cfg.Channel)
 	if err != nil {
@@ -131,7 +134,7 @@ func runBackup(ctx context.Context, o runOptions) (*runResult, error) {
 		host = cfg.Leader.NodeName
 	}
 	m := &manifest.Manifest{
-		Version: manifest.Version, Channel: pre.Channel, Sequence: seq, Created: created,
+		Version: manifest.Version, Channel: pre.Channel, Sequence: seq, Created: created, Epoch: pre.Epoch,
 		Producer: manifest.Producer{Host: host, Program: program, Version: version},
 	}
 	store := objects.New(layout.ObjectsDir())
@@ -194,6 +197,9 @@ func runBackup(ctx context.Context, o runOptions) (*runResult, error) {
 		}
 	}
 	st := o.now()
+	if err := context.Cause(ctx); err != nil {
+		return nil, fmt.Errorf("no set was published: %w", err)
+	}
 	if _, err := manifest.Publish(ctx, layout, m, pre.Signer); err != nil {
 		return nil, fmt.Errorf("publish set %s: %w", id, err)
 	}
@@ -508,7 +514,8 @@ func snapshotES(ctx context.Context, cfg *config, pre *preflight, id string, pre
 	return &manifest.ESSnapshot{
 		Repository: repo, Snapshot: snap.Name, UUID: snap.UUID, State: snap.State, Indices: indices,
 		Generation: gen, Files: ref, FileCount: int64(len(files)), Bytes: total,
-		Scope:  es.Scope(cfg.ESIndices), // CreateSnapshot checked the snapshot holds every index in it
-		Closed: snap.Closed,
+		Scope:        es.Scope(cfg.ESIndices), // CreateSnapshot checked the snapshot holds every index in it
+		Closed:       snap.Closed,
+		Fingerprints: snap.Fingerprints, // the indices no operation reached while the snapshot was taken
 	}, hashed, nil
 }

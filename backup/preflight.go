@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -77,6 +78,7 @@ type preflight struct {
 	Repo       string
 	RepoExists bool
 	Databases  []string
+	Epoch      uint64 // the fencing epoch this site's sets carry
 }
 
 func (p *preflight) add(c Check) *Check {
@@ -131,6 +133,7 @@ func runPreflight(ctx context.Context, cfg *config) (*preflight, error) {
 	}
 
 	checkChannel(ctx, cfg, p)
+	checkEpoch(cfg, p)
 	if cfg.has(stageES) {
 		checkES(ctx, cfg, p)
 	}
@@ -150,6 +153,53 @@ func runPreflight(ctx context.Context, cfg *config) (*preflight, error) {
 		return p, &PreflightError{Failed: f}
 	}
 	return p, nil
+}
+
+// checkEpoch finds the epoch this site's sets carry, and fails when another
+// site was promoted after it (manifest/DESIGN.md, "Fencing"): the channel's
+// epoch records and, when configured, the reverse channel's (which the
+// other site's mover fills) name the active site.
+func checkEpoch(cfg *config, p *preflight) {
+	if p.Channel.Name == "" {
+		return // no channel: already a failed check
+	}
+	var chans []manifest.ChannelEpoch
+	var as *sshsig.AllowedSigners
+	for _, root := range []string{cfg.Channel, cfg.ReverseChannel} {
+		if root == "" {
+			continue
+		}
+		ch, err := manifest.ReadChannel(root)
+		if err != nil {
+			p.add(Check{Name: "fencing epoch", Err: fmt.Errorf("channel %s: %w", root, err),
+				Fix: "create both channels on day one (backup init), or fix reverse-channel"})
+			return
+		}
+		if ents, _ := os.ReadDir(manifest.Layout{Root: root}.EpochsDir()); len(ents) > 0 && as == nil {
+			if cfg.AllowedSigners == "" {
+				p.add(Check{Name: "fencing epoch", Err: fmt.Errorf("channel %s holds epoch records but allowed-signers is not set, so backup cannot tell whether another site was promoted", root),
+					Fix: "set allowed-signers (the file trusting both sites' keys for epoch@squirro-bcp) in backup.toml"})
+				return
+			}
+			if as, err = sshsig.LoadAllowedSigners(cfg.AllowedSigners); err != nil {
+				p.add(Check{Name: "fencing epoch", Err: err, Fix: "fix allowed-signers"})
+				return
+			}
+		}
+		ce, err := manifest.ReadEpoch(root, ch, as, time.Now())
+		if err != nil {
+			p.add(Check{Name: "fencing epoch", Err: err, Fix: "check the channel is mounted and readable"})
+			return
+		}
+		chans = append(chans, ce)
+	}
+	epoch, err := site.ProducerEpoch(cfg.Site, chans...)
+	if err != nil {
+		p.add(Check{Name: "fencing epoch", Err: err, Fix: "this site was replaced as the active one: run `restore demote` here and disable this backup (doc/runbook.md)"})
+		return
+	}
+	p.Epoch = epoch
+	p.add(Check{Name: "fencing epoch", Detail: fmt.Sprintf("epoch %d", epoch)})
 }
 
 func loadSigner(cfg *config) (ssh.Signer, error) {
