@@ -289,6 +289,14 @@ func (f *IndexFingerprint) validate() error {
 	if err := checkText("uuid", f.UUID, true); err != nil {
 		return err
 	}
+	for _, v := range []struct {
+		what string
+		n    int64
+	}{{"mapping_version", f.MappingVersion}, {"settings_version", f.SettingsVersion}, {"aliases_version", f.AliasesVersion}} {
+		if v.n < 1 {
+			return fmt.Errorf("index %q: %s %d: must be at least 1: %w", f.Index, v.what, v.n, ErrInvalid)
+		}
+	}
 	if len(f.Shards) == 0 {
 		return fmt.Errorf("index %q: no shards: %w", f.Index, ErrInvalid)
 	}

@@ -31,6 +31,7 @@ func sampleManifest() *manifest.Manifest {
 			Files:     manifest.Ref{SHA256: strings.Repeat("ab", 32), Size: 1234},
 			FileCount: 12, Bytes: 987654, Scope: []string{"squirro_*", "-squirro_tmp_*"}, Closed: []string{"squirro_v9_def"},
 			Fingerprints: []manifest.IndexFingerprint{{Index: "squirro_v9_abc", UUID: "xH3kq9TtQ8mW0Bq2aQx1Yw",
+				MappingVersion: 4, SettingsVersion: 2, AliasesVersion: 1,
 				Shards: []manifest.ShardFingerprint{{Shard: 0, HistoryUUID: "b2TfXv5GRyq6o3HqzZ1wJg", MaxSeqNo: 1041}, {Shard: 1, HistoryUUID: "Qm9x4f2sS0q2H1c7yUeA8g", MaxSeqNo: -1}}}},
 		},
 		MySQL: &manifest.MySQLDump{

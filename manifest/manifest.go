@@ -124,14 +124,21 @@ type ESSnapshot struct {
 }
 
 // IndexFingerprint is what one index held when the snapshot was taken:
-// its UUID on the source and, per shard, the primary's history UUID and
-// highest sequence number. Two snapshots of an index with the same UUID
-// whose every shard has the same history UUID and max_seq_no hold the same
-// operations, hence the same documents.
+// its UUID on the source, the versions of its mapping, settings and
+// aliases, and, per shard, the primary's history UUID and highest sequence
+// number. Two snapshots of an index with the same UUID, versions and
+// per-shard history UUID and max_seq_no hold the same operations, hence the
+// same documents, under the same mapping, settings and aliases.
 type IndexFingerprint struct {
-	Index  string             `json:"index"`
-	UUID   string             `json:"uuid"`
-	Shards []ShardFingerprint `json:"shards"`
+	Index string `json:"index"`
+	UUID  string `json:"uuid"`
+	// MappingVersion, SettingsVersion and AliasesVersion are the index
+	// metadata's versions (cluster state): each grows with every change of
+	// the mapping, settings or aliases, which assign no sequence number.
+	MappingVersion  int64              `json:"mapping_version"`
+	SettingsVersion int64              `json:"settings_version"`
+	AliasesVersion  int64              `json:"aliases_version"`
+	Shards          []ShardFingerprint `json:"shards"`
 }
 
 // ShardFingerprint is one shard of an IndexFingerprint.

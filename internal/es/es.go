@@ -288,7 +288,11 @@ type Snapshot struct {
 	// Closed are the indices of the snapshot that were closed when it
 	// started (CreateSnapshot fills it; Elasticsearch does not say).
 	Closed []string `json:"-"`
-	Shards struct {
+	// Fingerprints are those of the snapshot's indices that no operation
+	// reached while it was taken (CreateSnapshot fills it, sorted by index;
+	// see StableFingerprints).
+	Fingerprints []manifest.IndexFingerprint `json:"-"`
+	Shards       struct {
 		Total      int `json:"total"`
 		Failed     int `json:"failed"`
 		Successful int `json:"successful"`
@@ -351,6 +355,10 @@ func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o Snapsh
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("elasticsearch at %s: %w", c.Addr, err)
 	}
+	fpBefore, err := Fingerprints(ctx, c.Client, nil, true)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("elasticsearch at %s: %w", c.Addr, err)
+	}
 	indices := slices.Clone(scope)
 	if !slices.ContainsFunc(scope, func(p string) bool { return strings.HasPrefix(p, ".") }) {
 		indices = append(indices, "-.*")
@@ -385,6 +393,11 @@ func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o Snapsh
 					s.Closed = append(s.Closed, ii.Index)
 				}
 			}
+			fpAfter, err := Fingerprints(ctx, c.Client, nil, true)
+			if err != nil {
+				return s, fmt.Errorf("elasticsearch at %s: %w", c.Addr, err)
+			}
+			s.Fingerprints = StableFingerprints(slices.Sorted(slices.Values(s.Indices)), fpBefore, fpAfter)
 			return s, c.checkSnapshotHolds(ctx, repo, s, scope, before)
 		}
 		if done, total, err := c.snapshotBytes(ctx, repo, name); err == nil && total > 0 {
