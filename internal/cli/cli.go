@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -85,20 +87,39 @@ func (f Flags) Duration(name string, value time.Duration, usage string) ucli.Fla
 	return altsrc.NewDurationFlag(&ucli.DurationFlag{Name: name, Value: value, Usage: usage, EnvVars: f.env(name)})
 }
 
+// DefaultConfigDir holds each program's default config file,
+// <dir>/<program>.toml (a variable only so that tests can point it
+// elsewhere).
+var DefaultConfigDir = "/etc/squirro-bcp"
+
+// DefaultConfig is the config file a program reads when --config (or
+// BCP_<PROGRAM>_CONFIG) does not name one: /etc/squirro-bcp/<program>.toml.
+// It may be absent; a file named explicitly must exist.
+func DefaultConfig(program string) string {
+	return filepath.Join(DefaultConfigDir, program+".toml")
+}
+
 // Common returns --config, --log-format and --log-level.
 func (f Flags) Common() []ucli.Flag {
 	return []ucli.Flag{
-		&ucli.PathFlag{Name: "config", Usage: "TOML config file; keys are the flag names", EnvVars: f.env("config")},
+		&ucli.PathFlag{Name: "config", Value: DefaultConfig(f.Program), Usage: "TOML config file; keys are the flag names (read only if it exists when not given)", EnvVars: f.env("config")},
 		&ucli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json", EnvVars: f.env("log-format")},
 		&ucli.StringFlag{Name: "log-level", Value: "info", Usage: "log level: debug, info, warn or error", EnvVars: f.env("log-level")},
 	}
 }
 
 // WithConfig appends the common flags to cmd and loads the TOML file named by
-// --config before cmd's own Before and Action. It returns cmd.
+// --config (default DefaultConfig(program), skipped when that does not
+// exist) before cmd's own Before and Action. It returns cmd.
 func WithConfig(program string, cmd *ucli.Command) *ucli.Command {
 	cmd.Flags = append(cmd.Flags, Flags{Program: program}.Common()...)
-	load := altsrc.InitInputSourceWithContext(cmd.Flags, altsrc.NewTomlSourceFromFlagFunc("config"))
+	load := altsrc.InitInputSourceWithContext(cmd.Flags, func(c *ucli.Context) (altsrc.InputSourceContext, error) {
+		p := c.String("config")
+		if p == "" || !c.IsSet("config") && notExist(p) {
+			return altsrc.NewMapInputSource("", map[any]any{}), nil
+		}
+		return altsrc.NewTomlSourceFromFile(p)
+	})
 	before := cmd.Before
 	cmd.Before = func(c *ucli.Context) error {
 		if err := load(c); err != nil {
@@ -113,6 +134,11 @@ func WithConfig(program string, cmd *ucli.Command) *ucli.Command {
 		cmd.OnUsageError = OnUsageError
 	}
 	return cmd
+}
+
+func notExist(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // OnUsageError wraps urfave/cli's flag parsing errors with ErrUsage.

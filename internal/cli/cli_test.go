@@ -97,3 +97,47 @@ func TestEnvVar(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestDefaultConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	old := DefaultConfigDir
+	DefaultConfigDir = dir
+	t.Cleanup(func() { DefaultConfigDir = old })
+	other := filepath.Join(t.TempDir(), "other.toml")
+	if err := os.WriteFile(other, []byte("name = \"from-other\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(t *testing.T, args ...string) (string, error) {
+		t.Helper()
+		var got string
+		cmd := WithConfig("testprog", &ucli.Command{
+			Name:   "x",
+			Flags:  []ucli.Flag{Flags{Program: "testprog"}.String("name", "def", "")},
+			Action: func(c *ucli.Context) error { got = c.String("name"); return nil },
+		})
+		app := &ucli.App{Name: "testprog", Commands: []*ucli.Command{cmd}}
+		err := app.Run(append([]string{"testprog", "x"}, args...))
+		return got, err
+	}
+	// No default file: the defaults, no error.
+	if got, err := run(t); err != nil || got != "def" {
+		t.Fatalf("without a default file: %q, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "testprog.toml"), []byte("name = \"from-default\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := run(t); err != nil || got != "from-default" {
+		t.Fatalf("default file: %q, %v; want from-default", got, err)
+	}
+	if got, err := run(t, "--config", other); err != nil || got != "from-other" {
+		t.Fatalf("--config beats the default file: %q, %v", got, err)
+	}
+	t.Setenv("BCP_TESTPROG_CONFIG", other)
+	if got, err := run(t); err != nil || got != "from-other" {
+		t.Fatalf("BCP_TESTPROG_CONFIG beats the default file: %q, %v", got, err)
+	}
+	// A file named explicitly must exist.
+	if _, err := run(t, "--config", filepath.Join(dir, "missing.toml")); !errors.Is(err, ErrUsage) {
+		t.Fatalf("missing explicit config: %v, want ErrUsage", err)
+	}
+}
