@@ -57,7 +57,9 @@ func readCopyOptions(c *ucli.Context) copyOptions {
 	}
 }
 
-const copyHelp = `Brings DST up to the newest complete set at SRC: only what DST lacks is
+const copyHelp = `Brings DST up to the newest complete set at SRC, then copies every older
+complete set SRC holds and DST lacks, oldest first, so DST holds the same
+history (what SRC's retention keeps). Only what DST lacks is
 sent (objects by name, Elasticsearch files by name and size), data first, the
 manifest and its signature last; every file is written under a temporary name,
 hashed, compared with the manifest, made durable (fsync, or for a batch of
@@ -74,7 +76,7 @@ sftp://user@host[:port]/path (ssh-key or ssh-agent; host key checked in ssh-know
 func newPushCommand() *ucli.Command {
 	return withConfig(&ucli.Command{
 		Name:        "push",
-		Usage:       "copy the newest complete set from a local channel directory to another place",
+		Usage:       "copy the complete sets (newest first, then the history) from a local channel directory to another place",
 		ArgsUsage:   "SRC-DIR DST (a directory or sftp://user@host:port/path)",
 		Description: copyHelp + exitHelp,
 		Flags:       copyFlags(),
@@ -94,7 +96,7 @@ func newPushCommand() *ucli.Command {
 func newPullCommand() *ucli.Command {
 	return withConfig(&ucli.Command{
 		Name:        "pull",
-		Usage:       "copy the newest complete set from another place into a local channel directory",
+		Usage:       "copy the complete sets (newest first, then the history) from another place into a local channel directory",
 		ArgsUsage:   "SRC (sftp://user@host:port/path or a directory) DST-DIR",
 		Description: copyHelp + exitHelp,
 		Flags:       copyFlags(),
@@ -183,6 +185,11 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 		for _, s := range res.Skipped {
 			log.Warn("newer set at the source not forwarded", "set", s.Set, "reason", s.Reason)
 		}
+		for _, s := range res.Older {
+			if s.Reason != "" {
+				log.Warn("older set at the source not forwarded", "set", s.Set, "reason", s.Reason)
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%s -> %s: %w", sfs, dfs, err)
@@ -206,6 +213,11 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 		}
 		fmt.Fprintf(out, "set %s: %s %d of %d files (%s) to %s; %d already there%s\n",
 			res.Set, verb, res.Copied, res.Files, ui.Bytes(res.Bytes), dfs, res.Present, damaged)
+	}
+	for _, s := range res.Older {
+		if s.Reason == "" {
+			fmt.Fprintf(out, "older set %s: %s %d of %d files (%s)\n", s.Set, verb, s.Copied, s.Files, ui.Bytes(s.Bytes))
+		}
 	}
 	if len(res.PrunedSets) > 0 {
 		fmt.Fprintf(out, "pruned sets %s and %d files the source no longer has\n", strings.Join(res.PrunedSets, ", "), res.PrunedFiles)

@@ -82,7 +82,16 @@
 //     can. Large files are always fsynced one by one. A crash or a dropped connection
 //     at any point leaves at most temporary files (overwritten by the rerun,
 //     removed by the next prune) and complete files that a rerun keeps.
-//  6. Prune: destination sets the source no longer has are removed
+//  6. Older sets (history.go): every set older than the newest that the
+//     source holds and the destination lacks (no signature there) is
+//     copied the same way, oldest first, after the newest - the one the
+//     standby restores, whose repository generation makes the older ones
+//     whole. An older set is copied without the repository metadata that
+//     generation superseded (manifest.IsESMetadata; Elasticsearch deleted
+//     it at the source) and never with index.latest. One that is not
+//     complete and trusted at the source is left out (Result.Older says
+//     why). Finding nothing lacking costs one listing per set directory.
+//  7. Prune: destination sets the source no longer has are removed
 //     (signature first) unless the destination's pins/ names them; then
 //     every object and Elasticsearch file that no kept set references and
 //     the source no longer has. Nothing is copied from pending-*, tests-*,

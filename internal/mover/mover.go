@@ -93,6 +93,9 @@ type Result struct {
 	PrunedSets  []string  `json:"pruned_sets,omitempty"`
 	PrunedFiles int64     `json:"pruned_files"`
 	Kept        []string  `json:"kept,omitempty"` // sets kept at the destination only because a pin needs them
+	// Older are the sets older than Set that the source holds and the
+	// destination lacked, oldest first: copied, or why not (history.go).
+	Older []OlderSet `json:"older,omitempty"`
 }
 
 // Run brings the destination up to the newest complete set of the source.
@@ -233,6 +236,9 @@ func (r *runner) run(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := r.copyOlder(ctx, set, srcSets, dstSets, chData); err != nil {
+		return err
+	}
 	if r.opts.NoPrune {
 		return nil
 	}
@@ -268,7 +274,13 @@ func (r *runner) record(ctx context.Context, s *setFiles) error {
 	for name := range s.files {
 		seen[dirOf(name)] = true
 	}
-	rec := &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: int64(len(s.files)), dirs: sortedKeys(seen)}
+	return r.recordDirs(ctx, &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: int64(len(s.files)), dirs: sortedKeys(seen)})
+}
+
+// recordDirs takes the digest of each of rec's directories as listed now
+// and keeps rec as the set verified at the destination.
+func (r *runner) recordDirs(ctx context.Context, rec *setRecord) error {
+	rec.digests = nil
 	if err := r.dst.prefetchDirs(ctx, rec.dirs, listWorkers); err != nil {
 		return err
 	}
@@ -593,8 +605,8 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 			r.opts.Checked.set(name, e, w.content())
 		}
 	}
-	if _, ok := dst.(Digester); ok {
-		return r.record(ctx, s)
+	if _, ok := dst.(Digester); ok && s.id == r.res.Set {
+		return r.record(ctx, s) // the newest set only (see copyOlder)
 	}
 	return nil
 }
