@@ -524,3 +524,88 @@ func TestApplyRaceNeverEscapes(t *testing.T) {
 		})
 	}
 }
+
+// killingObjects hands out objects whose reader kills the SSH server's
+// sessions (a dropped connection) once after bytes bytes were read.
+type killingObjects struct {
+	memObjects
+	srv   *testenv.SSHServer
+	after int
+	done  bool
+}
+
+func (k *killingObjects) Open(sha string) (io.ReadCloser, error) {
+	b := k.memObjects[sha]
+	if k.done {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	}
+	k.done = true
+	return io.NopCloser(io.MultiReader(bytes.NewReader(b[:k.after]), readerFunc(func(p []byte) (int, error) {
+		k.srv.KillSessions()
+		time.Sleep(200 * time.Millisecond) // let the client see the connection go
+		return copy(p, b[k.after:]), io.EOF
+	}))), nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestApplyConnectionDropped: sshd's sessions killed while a file is being
+// written over SSH leave its temporary file behind and nothing under its
+// final name; the next run, on a new connection, removes the temporary file
+// and completes the tree.
+func TestApplyConnectionDropped(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
+	sum := sha256.Sum256(big)
+	sha := hex.EncodeToString(sum[:])
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	ents := []manifest.Entry{
+		{Path: "d", Type: manifest.TypeDir, Mode: 0o750, MTime: t0},
+		{Path: "d/big", Type: manifest.TypeFile, Mode: 0o600, MTime: t0, Size: int64(len(big)), Object: sha},
+	}
+	bin, err := filepath.Abs(os.Args[0])
+	must(t, err)
+	dial := func(t *testing.T, srv *testenv.SSHServer, kind, dir string) Target {
+		c, err := sshx.Dial(context.Background(), srv.Config())
+		must(t, err)
+		t.Cleanup(func() { c.Close() })
+		if kind == "sftp" {
+			sc, err := c.SFTP()
+			must(t, err)
+			return NewSFTPTarget(sc, dir)
+		}
+		h, err := remote.Start(context.Background(), c.Client, bin+" serve "+sshx.Quote(dir))
+		must(t, err)
+		return NewHelperTarget(h, "helper:"+dir)
+	}
+	for _, kind := range []string{"sftp", "helper"} {
+		t.Run(kind, func(t *testing.T) {
+			srv := testenv.SSHD(t)
+			dst := filepath.Join(t.TempDir(), "storage")
+			objs := &killingObjects{memObjects: memObjects{sha: big}, srv: srv, after: 6 << 20}
+			_, err := Apply(context.Background(), ApplyOptions{Target: dial(t, srv, kind, dst), Entries: entries(ents), Objects: objs})
+			if err == nil {
+				t.Fatal("Apply survived the connection being dropped")
+			}
+			left, _ := filepath.Glob(filepath.Join(dst, "d", tmpPrefix+"*"))
+			if _, err := os.Stat(filepath.Join(dst, "d/big")); err == nil {
+				t.Fatal("the file is in place although its write broke off")
+			}
+			t.Logf("Apply: %v; left behind: %v", err, left)
+			st, err := Apply(context.Background(), ApplyOptions{Target: dial(t, srv, kind, dst), Entries: entries(ents), Objects: objs})
+			if err != nil {
+				t.Fatalf("rerun: %v", err)
+			}
+			if len(left) > 0 && len(st.Stale) == 0 {
+				t.Fatalf("the rerun did not see %v", left)
+			}
+			if now, _ := filepath.Glob(filepath.Join(dst, "d", tmpPrefix+"*")); len(now) != 0 {
+				t.Fatalf("temporary files left after the rerun: %v", now)
+			}
+			if b, err := os.ReadFile(filepath.Join(dst, "d/big")); err != nil || !bytes.Equal(b, big) {
+				t.Fatalf("d/big after the rerun: %d bytes, %v", len(b), err)
+			}
+		})
+	}
+}

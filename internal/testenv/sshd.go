@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,4 +182,19 @@ func sshBanner(ctx context.Context, addr string) error {
 		return fmt.Errorf("unexpected banner %q", line)
 	}
 	return nil
+}
+
+// KillSessions kills (SIGKILL) every process the server started for its
+// connections - the per-connection sshd, sftp-server, commands - as a
+// dropped connection would end them; the listening sshd stays up.
+func (s *SSHServer) KillSessions() { killTree(s.Pid()) }
+
+func killTree(pid int) {
+	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(pid)).Output()
+	for _, f := range strings.Fields(string(out)) {
+		if p, err := strconv.Atoi(f); err == nil {
+			killTree(p)
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	}
 }
