@@ -81,6 +81,8 @@ type settings struct {
 	HealthURLs       []string
 	PostcheckTimeout time.Duration
 
+	LockLease time.Duration // the restore lock expires when not renewed for this long (its node died)
+
 	Alert alert.Options
 }
 
@@ -93,7 +95,7 @@ func settingsFlags() []ucli.Flag {
 		f.String("source", "", "expected source site of the channel (empty: not checked)"),
 		f.Path("role-file", site.DefaultPath, "site role file (active or standby); restore changes only a standby"),
 		f.Path("allowed-signers", "", "OpenSSH allowed_signers file with the keys that may sign sets (required)"),
-		f.Path("state-dir", "/var/lib/squirro-bcp/restore", "local state: ledger, verification cache, lock"),
+		f.Path("state-dir", "/var/lib/squirro-bcp/restore", "the standby's memory: ledger (what is live), verification cache, lock; on a standby of several nodes a directory every node mounts (shared storage), so a new leader knows what is live"),
 		f.Int("verify-workers", 0, "parallel hashing workers (0: one per CPU)"),
 		f.Duration("max-clock-skew", manifest.DefaultMaxClockSkew, "refuse (exit 6) a set created more than this after this host's clock"),
 
@@ -138,6 +140,7 @@ func settingsFlags() []ucli.Flag {
 
 		f.Strings("health-urls", nil, "URLs that must answer 2xx after the restart"),
 		f.Duration("postcheck-timeout", 5*time.Minute, "how long post-checks may take to pass"),
+		f.Duration("lock-lease", 15*time.Minute, "the restore lock in state-dir is renewed every third of this while a restore runs; a lock not renewed for this long (its node died) is taken over by the next leader"),
 	}
 	fl = append(fl, leader.Flags(f)...)
 	return append(fl, alert.Flags(f)...)
@@ -201,7 +204,7 @@ func readSettings(c *ucli.Context) (settings, error) {
 		RestartCommand: c.String("restart-command"), RestartNodes: c.StringSlice("restart-nodes"),
 		RestartTimeout: c.Duration("restart-timeout"),
 
-		HealthURLs: c.StringSlice("health-urls"), PostcheckTimeout: c.Duration("postcheck-timeout"),
+		HealthURLs: c.StringSlice("health-urls"), PostcheckTimeout: c.Duration("postcheck-timeout"), LockLease: c.Duration("lock-lease"),
 		Alert: alert.FromContext(c),
 	}
 	for _, d := range c.StringSlice("redis-dbs") {
@@ -252,6 +255,9 @@ func (s *settings) validate(needChannel bool) error {
 	}
 	if s.StateDir == "" {
 		return cli.Usagef("no state directory configured (--state-dir)")
+	}
+	if s.LockLease != 0 && s.LockLease < 3*time.Second {
+		return cli.Usagef("--lock-lease %s: want at least 3s (it is renewed every third of it)", s.LockLease)
 	}
 	if s.MaxClockSkew < 0 {
 		return cli.Usagef("--max-clock-skew %s: want 0 or more", s.MaxClockSkew)

@@ -242,11 +242,15 @@ func (r *restorer) run(ctx context.Context, q request) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	lk, err := lock.Acquire(dir, "restore", program)
+	// The state directory may be shared by every standby node (see
+	// doc/architecture.md): the lock names this node and carries a lease,
+	// so a leader that died mid-restore does not block the next one.
+	lk, err := lock.AcquireWith(dir, "restore", lock.Options{Program: program, Host: r.cfg.Leader.NodeName, Lease: r.cfg.LockLease})
 	if err != nil {
 		return nil, err
 	}
 	defer lk.Release()
+	ctx = lk.Keep(ctx)
 	l, err := r.openLedger()
 	if err != nil {
 		return nil, err
