@@ -33,4 +33,6 @@ require (
 
 require github.com/squirro-bcp/bcp/manifest v0.0.0
 
+require gopkg.in/yaml.v3 v3.0.1
+
 replace github.com/squirro-bcp/bcp/manifest => ../manifest

@@ -33,20 +33,57 @@ type Options struct {
 // Enabled reports whether any alert channel is configured.
 func (o Options) Enabled() bool { return o.SMTPAddr != "" || o.WebhookURL != "" }
 
-// Alert is one failure report.
+// Alert is one report: a failed run, or a condition that began or ended.
 type Alert struct {
 	Program  string    `json:"program"`
 	Command  string    `json:"command"`
 	Host     string    `json:"host"`
 	Time     time.Time `json:"time"`
+	Status   Status    `json:"status"`
 	ExitCode int       `json:"exit_code"`
 	Summary  string    `json:"summary"` // one line: what failed
 	Detail   string    `json:"detail,omitempty"`
 }
 
+// Status says what an alert reports.
+type Status string
+
+const (
+	// Failed (the zero value, sent as "failed"): a run failed; ExitCode says how.
+	Failed Status = ""
+	// Firing: a condition that needs a person began (e.g. the standby's
+	// recovery point is older than allowed).
+	Firing Status = "firing"
+	// Resolved: a condition reported Firing before is over.
+	Resolved Status = "resolved"
+)
+
+// MarshalText names the zero value.
+func (s Status) MarshalText() ([]byte, error) {
+	if s == Failed {
+		return []byte("failed"), nil
+	}
+	return []byte(s), nil
+}
+
 // Subject is the mail subject and the webhook's text head.
 func (a Alert) Subject() string {
+	if a.Status != Failed {
+		return fmt.Sprintf("[bcp] %s %s %s on %s", a.Program, a.Command, strings.ToUpper(string(a.Status)), a.Host)
+	}
 	return fmt.Sprintf("[bcp] %s %s FAILED on %s (exit %d)", a.Program, a.Command, a.Host, a.ExitCode)
+}
+
+// Failure is the alert for a run of program's command that failed with
+// err (exit code code): the error's first line is the summary, the rest
+// and detail the body.
+func Failure(program, command string, code int, err error, detail string) Alert {
+	host, _ := os.Hostname()
+	summary, rest, _ := strings.Cut(err.Error(), "\n")
+	if rest != "" && detail != "" {
+		rest += "\n"
+	}
+	return Alert{Program: program, Command: command, Host: host, Time: time.Now(), ExitCode: code, Summary: summary, Detail: rest + detail}
 }
 
 // Text is the plain-text body.

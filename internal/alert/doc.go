@@ -1,4 +1,6 @@
-// Package alert tells a person that an unattended run failed: by email
+// Package alert tells a person that an unattended run failed, or that a
+// condition began or ended (Status: restore watch's recovery point that is
+// too old, and the notice when it is not any more): by email
 // (SMTP, STARTTLS when the server offers it, PLAIN auth with a password read
 // from a file) and/or by an HTTP webhook (a JSON POST whose "text" field
 // suits Slack/Mattermost-style incoming hooks). Every configured channel is
