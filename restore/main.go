@@ -19,8 +19,9 @@ import (
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
-// version is set at build time: -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time:
+// -ldflags "-X main.version=... -X main.commit=..." (make build, make package).
+var version, commit = "dev", ""
 
 const exitHelp = `Exit codes: 0 done, 1 failed (a stage; see the report and the ledger), 2 usage or configuration,
 3 refused before any change (the files do not fit on the storage's file system),
@@ -31,12 +32,13 @@ after this host's clock than --max-clock-skew, lock held).`
 
 func newApp() *ucli.App {
 	return &ucli.App{
-		Name:    program,
-		Usage:   "standby side: verify and restore complete sets from the NFS channel",
-		Version: version,
+		Name:                 program,
+		Usage:                "standby side: verify and restore complete sets from the NFS channel",
+		Version:              cli.Version(version, commit),
+		EnableBashCompletion: true,
 		Commands: []*ucli.Command{
 			newListCommand(), newVerifyCommand(), newRunCommand(), newWatchCommand(),
-			newStatusCommand(), newPromoteCommand(),
+			newStatusCommand(), newPromoteCommand(), newDemoteCommand(), cli.GenerateCommand(),
 		},
 		Description: exitHelp,
 	}

@@ -75,7 +75,7 @@ func TestRefusals(t *testing.T) {
 		}, 5, manifest.ErrCorrupt},
 		{"object missing", func(t *testing.T, cfg *settings) {
 			cfg.Channel = channel(t, func(dir string, m *manifest.Manifest) {
-				must(t, os.Remove(manifest.Layout{Root: dir}.ObjectPath(m.Trees[0].List.SHA256)))
+				must(t, os.Remove(manifest.Layout{Root: dir}.ObjectPath(m.Trees[0].Dir.SHA256)))
 			})
 		}, 4, manifest.ErrIncomplete},
 		{"no set yet", func(t *testing.T, cfg *settings) {
@@ -146,9 +146,19 @@ func TestBinaryExitCodes(t *testing.T) {
 	must(t, manifest.WriteChannel(ch, manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}))
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	s, _ := ssh.NewSignerFromKey(priv)
+	// promote records the fencing epoch in both channels with bcp's key
+	rev := filepath.Join(dir, "bcp-to-prod")
+	must(t, manifest.WriteChannel(rev, manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}))
+	bcpKey, bcp := siteKey(t, dir, "bcp")
+	allowed := writeAllowed(t, s.PublicKey())
+	f, err := os.OpenFile(allowed, os.O_APPEND|os.O_WRONLY, 0)
+	must(t, err)
+	_, err = fmt.Fprintf(f, "bcp-backup namespaces=%q %s", manifest.EpochNamespace, ssh.MarshalAuthorizedKey(bcp.PublicKey()))
+	must(t, err)
+	must(t, f.Close())
 	cfg := filepath.Join(dir, "restore.toml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\n",
-		ch, role, writeAllowed(t, s.PublicKey()), filepath.Join(dir, "state"))), 0o644))
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nreverse-channel = %q\nsign-key = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\n",
+		ch, rev, bcpKey, role, allowed, filepath.Join(dir, "state"))), 0o644))
 	old := filepath.Join(dir, "restore-old-names.toml")
 	must(t, os.WriteFile(old, []byte(fmt.Sprintf("channel = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\nfiles-over-ssh = true\n",
 		ch, role, writeAllowed(t, s.PublicKey()), filepath.Join(dir, "state"))), 0o644))

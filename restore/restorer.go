@@ -70,6 +70,8 @@ type restorer struct {
 	rep ui.Reporter
 	// fromESLocation: the request's FromESLocation, for esOptions.
 	fromESLocation string
+	// full: the request's Full, for esUnchanged.
+	full bool
 }
 
 func newRestorer(cfg settings, log *slog.Logger, rep ui.Reporter) *restorer {
@@ -91,6 +93,9 @@ type request struct {
 	// FromESLocation is From's es/ as the standby's Elasticsearch nodes
 	// see it ("" = From/es).
 	FromESLocation string
+	// Full restores every index of the set, also those the standby holds
+	// unchanged.
+	Full bool
 }
 
 func (q request) root(cfg settings) string {
@@ -118,6 +123,8 @@ type plan struct {
 	Stages     []ledger.Stage     `json:"stages,omitempty"`
 	Restarts   []restart.Result   `json:"restart_results,omitempty"`
 	PostChecks []postcheck.Result `json:"post_check_results,omitempty"`
+	// ESWhy says why the indices of ES.Restore are restored: reason -> indices.
+	ESWhy map[string][]string `json:"elasticsearch_restore_why,omitempty"`
 }
 
 type mysqlPlan struct {
@@ -193,11 +200,19 @@ func (r *restorer) verify(ctx context.Context, root, setID string, after uint64)
 	if _, err := r.cfg.stateDir(); err != nil {
 		return nil, err
 	}
-	return manifest.Verify(ctx, manifest.VerifyOptions{
-		Root: root, SetID: setID, Expect: r.expect(root), AllowedSigners: as, After: after,
+	seen, err := site.ReadSeenEpoch(r.cfg.seenEpochPath())
+	if err != nil {
+		return nil, err
+	}
+	rep, err := manifest.Verify(ctx, manifest.VerifyOptions{
+		Root: root, SetID: setID, Expect: r.expect(root), AllowedSigners: as, After: after, MinEpoch: seen,
 		Cache: r.cfg.cachePath(), Workers: r.cfg.VerifyWorkers, Progress: &verifyProgress{rep: r.rep},
 		MaxClockSkew: r.cfg.MaxClockSkew,
 	})
+	if err == nil {
+		err = r.raiseSeenEpoch(rep)
+	}
+	return rep, err
 }
 
 // verifyProgress feeds manifest verification progress to the UI.
@@ -256,7 +271,7 @@ func (r *restorer) run(ctx context.Context, q request) (*plan, error) {
 		return nil, err
 	}
 	root := q.root(r.cfg)
-	r.fromESLocation = q.FromESLocation
+	r.fromESLocation, r.full = q.FromESLocation, q.Full
 	exp := r.expect(root)
 	live, err := r.live(l, exp.Name)
 	if err != nil {
@@ -433,7 +448,11 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 		if err != nil {
 			return err
 		}
-		ep, err := es.PlanRestore(ctx, c, r.esOptions(root, m, true))
+		opts := r.esOptions(root, m, true)
+		if opts.Unchanged, p.ESWhy, err = r.esUnchanged(ctx, c, m); err != nil {
+			return r.esHung(err)
+		}
+		ep, err := es.PlanRestore(ctx, c, opts)
 		if err != nil {
 			return r.esHung(err)
 		}
@@ -528,7 +547,16 @@ func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest
 			if err != nil {
 				return "", err
 			}
-			ep, err := es.RestoreSnapshot(ctx, c, r.esOptions(root, m, false))
+			opts := r.esOptions(root, m, false)
+			if opts.Unchanged, p.ESWhy, err = r.esUnchanged(ctx, c, m); err != nil {
+				return "", r.esHung(err)
+			}
+			l, err := r.openLedger()
+			if err != nil {
+				return "", err
+			}
+			opts.Changing = esForget(l)
+			ep, err := es.RestoreSnapshot(ctx, c, opts)
 			if ep != nil {
 				p.ES = ep
 			}
@@ -536,7 +564,11 @@ func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest
 			if err != nil {
 				return "", r.esHung(err)
 			}
-			return fmt.Sprintf("%d indices (%d primary shards) restored, %d replaced, %d deleted", len(ep.Restore), ep.Shards, len(ep.Replace), len(ep.Delete)), nil
+			if err := r.esRecord(ctx, c, m, ep); err != nil {
+				r.log.Warn("could not record the restored indices' fingerprints; the next restore restores them again", "err", err)
+			}
+			return fmt.Sprintf("%d indices (%d primary shards) restored, %d unchanged, %d replaced, %d deleted",
+				len(ep.Restore), ep.Shards, len(ep.Unchanged), len(ep.Replace), len(ep.Delete)), nil
 		},
 		stageMySQL: func() (string, error) {
 			if m.MySQL == nil {
@@ -839,24 +871,14 @@ func (r *restorer) applyOptions(store *objects.Store, t manifest.Tree, target fi
 	return filetree.ApplyOptions{
 		Target: target, Objects: storeObjects{store}, Exclude: r.cfg.Exclude, Owner: r.cfg.PreserveOwner,
 		Entries: func(fn func(manifest.Entry) error) error {
-			f, err := store.Open(t.List.SHA256)
-			if err != nil {
-				return fmt.Errorf("open file list of tree %s: %w", t.Name, err)
-			}
-			defer f.Close()
-			return manifest.ReadEntries(f, fn)
+			return store.Trees().Walk(context.Background(), t, fn)
 		},
 	}
 }
 
 func (r *restorer) dryRunEmpty(store *objects.Store, t manifest.Tree) (filetree.ApplyStats, error) {
 	var st filetree.ApplyStats
-	f, err := store.Open(t.List.SHA256)
-	if err != nil {
-		return st, err
-	}
-	defer f.Close()
-	err = manifest.ReadEntries(f, func(e manifest.Entry) error {
+	err := store.Trees().Walk(context.Background(), t, func(e manifest.Entry) error {
 		st.Added++
 		st.Bytes += e.Size
 		if len(st.Changes) < 1000 {

@@ -16,6 +16,9 @@ import (
 // uses". On the command line urfave/cli already refuses an old flag.
 func CheckRenamed(program string, renamed map[string]string, why, configFile string, lookupEnv func(string) (string, bool)) error {
 	var keys map[string]any
+	if configFile == DefaultConfig(program) && notExist(configFile) {
+		configFile = "" // the default file is optional
+	}
 	if configFile != "" {
 		if _, err := toml.DecodeFile(configFile, &keys); err != nil {
 			return Usagef("config file %s: %v", configFile, err)

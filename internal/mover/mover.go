@@ -490,6 +490,9 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 			return err
 		}
 	}
+	if err := r.copyEpochs(ctx); err != nil {
+		return err
+	}
 	for _, p := range todo {
 		sort.Slice(p, func(i, j int) bool { return p[i].name < p[j].name })
 	}

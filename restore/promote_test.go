@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/squirro-bcp/bcp/internal/site"
+	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/objects"
+	"github.com/squirro-bcp/bcp/manifest/sshsig"
+)
+
+// siteKey writes a private key file for a site and returns it with its
+// signer.
+func siteKey(t *testing.T, dir, name string) (string, ssh.Signer) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	must(t, err)
+	blk, err := ssh.MarshalPrivateKey(priv, name)
+	must(t, err)
+	p := filepath.Join(dir, name+"_sign")
+	must(t, os.WriteFile(p, pem.EncodeToMemory(blk), 0o600))
+	s, err := ssh.NewSignerFromKey(priv)
+	must(t, err)
+	return p, s
+}
+
+// publishEpoch publishes a small MySQL-only set of the given epoch.
+func publishEpoch(t *testing.T, root string, ch manifest.Channel, seq, epoch uint64, s ssh.Signer) string {
+	t.Helper()
+	ref, err := objects.New(manifest.Layout{Root: root}.ObjectsDir()).Put(context.Background(), strings.NewReader(fmt.Sprintf("-- dump %d\n", seq)))
+	must(t, err)
+	m := &manifest.Manifest{Channel: ch, Sequence: seq, Epoch: epoch, Created: time.Now().Add(-time.Hour).Add(time.Duration(seq) * time.Minute),
+		Producer: manifest.Producer{Host: "prod-leader", Program: "backup", Version: "test"},
+		MySQL:    &manifest.MySQLDump{Object: ref, Compression: manifest.CompressionNone, Databases: []string{"app"}}}
+	id, err := manifest.Publish(context.Background(), manifest.Layout{Root: root}, m, s)
+	must(t, err)
+	return id
+}
+
+// TestPromoteFences: promote records a new epoch in both channels and makes
+// the site active; a set the old active site makes afterwards is refused
+// (exit 6) by verify, also when someone deletes the records; a set of a
+// later epoch (prod promoted again) is accepted; demote makes the site a
+// standby again.
+func TestPromoteFences(t *testing.T) {
+	dir := t.TempDir()
+	fwd := manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}
+	rev := manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}
+	fwdDir, revDir := filepath.Join(dir, "prod-to-bcp"), filepath.Join(dir, "bcp-to-prod")
+	must(t, manifest.WriteChannel(fwdDir, fwd))
+	must(t, manifest.WriteChannel(revDir, rev))
+	_, prod := siteKey(t, dir, "prod")
+	bcpKeyFile, bcp := siteKey(t, dir, "bcp")
+	line := func(name string, k ssh.Signer, ns string) string {
+		return fmt.Sprintf("%s namespaces=%q %s", name, ns, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.PublicKey()))))
+	}
+	allowed := filepath.Join(dir, "allowed_signers")
+	must(t, os.WriteFile(allowed, []byte(line("prod-backup", prod, manifest.Namespace+","+manifest.EpochNamespace)+"\n"+
+		line("bcp-backup", bcp, manifest.EpochNamespace)+"\n"), 0o644))
+	role := filepath.Join(dir, "role")
+	must(t, os.WriteFile(role, []byte("standby\n"), 0o644))
+	state := filepath.Join(dir, "state")
+	cfg := filepath.Join(dir, "restore.toml")
+	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nreverse-channel = %q\nsite = \"bcp\"\nsource = \"prod\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\nsign-key = %q\n",
+		fwdDir, revDir, role, allowed, state, bcpKeyFile)), 0o600))
+	run := func(args ...string) (int, string) {
+		t.Helper()
+		var out bytes.Buffer
+		app := newApp()
+		app.Writer, app.ErrWriter = &out, &out
+		err := app.Run(append([]string{"restore"}, args...))
+		if err != nil {
+			fmt.Fprintln(&out, err)
+		}
+		return exitCode(err), out.String()
+	}
+	expect := func(what string, wantCode int, wantSays string, args ...string) {
+		t.Helper()
+		code, out := run(args...)
+		if code != wantCode || !strings.Contains(out, wantSays) {
+			t.Fatalf("%s: exit %d, output:\n%s\nwant exit %d and %q", what, code, out, wantCode, wantSays)
+		}
+	}
+
+	publishEpoch(t, fwdDir, fwd, 1, 1, prod)
+	expect("verify before the failover", 0, "", "verify", "--config", cfg)
+	expect("promote dry run", 0, "would record epoch 2 (bcp active) in "+revDir, "promote", "--config", cfg, "--dry-run")
+	if r, _ := site.Read(role); r != site.Standby {
+		t.Fatalf("dry run changed the role: %s", r)
+	}
+	expect("promote", 0, "now active (epoch 2)", "promote", "--config", cfg)
+	for _, c := range []struct {
+		root string
+		ch   manifest.Channel
+	}{{fwdDir, fwd}, {revDir, rev}} {
+		as := mustAllowed(t, allowed)
+		ce, err := manifest.ReadEpoch(c.root, c.ch, as, time.Now())
+		must(t, err)
+		if ce.Epoch() != 2 || ce.Record.Active != "bcp" {
+			t.Fatalf("%s records %s, want epoch 2 bcp active", c.root, ce.Record)
+		}
+	}
+	if r, _ := site.Read(role); r != site.Active {
+		t.Fatalf("role after promote: %s", r)
+	}
+
+	// prod comes back with its cron on: a late set, newer sequence, epoch 1.
+	late := publishEpoch(t, fwdDir, fwd, 2, 1, prod)
+	expect("late set", 6, "superseded", "verify", "--config", cfg, "--set", late)
+	// Deleting the records does not help: the reader remembers epoch 2.
+	must(t, os.RemoveAll(filepath.Join(fwdDir, manifest.EpochsDirName)))
+	expect("late set, records deleted", 6, "this reader has seen epoch 2", "verify", "--config", cfg, "--set", late)
+
+	// Failback: prod promoted at epoch 3; its next set is accepted.
+	must(t, manifest.WriteEpoch(fwdDir, &manifest.EpochRecord{Channel: fwd, Epoch: 3, Active: "prod", Created: time.Now(), Host: "prod-leader"}, prod))
+	next := publishEpoch(t, fwdDir, fwd, 3, 3, prod)
+	expect("demote dry run", 0, "would change "+role+": active -> standby", "demote", "--config", cfg, "--dry-run")
+	expect("demote", 0, "active -> standby", "demote", "--config", cfg)
+	expect("set after failback", 0, "", "verify", "--config", cfg, "--set", next)
+	expect("late set after failback", 6, "epoch 3 (prod active", "verify", "--config", cfg, "--set", late)
+	if n, _ := site.ReadSeenEpoch(filepath.Join(state, site.SeenEpochFile)); n != 3 {
+		t.Fatalf("seen epoch %d, want 3", n)
+	}
+	// Without reverse-channel a promotion cannot fence: exit 2.
+	expect("promote without reverse-channel", 2, "reverse-channel", "promote", "--config", cfg, "--reverse-channel", "")
+}
+
+func mustAllowed(t *testing.T, path string) *sshsig.AllowedSigners {
+	t.Helper()
+	a, err := sshsig.LoadAllowedSigners(path)
+	must(t, err)
+	return a
+}
