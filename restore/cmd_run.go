@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ type runOptions struct {
 	FromES     string // --from-es-location
 	DryRun     bool
 	AllowOlder bool
+	Full       bool // every index of the set, also those the standby holds unchanged
 	JSON       bool
 }
 
@@ -33,13 +36,18 @@ replaced and restarted.
 Indices and databases the set does not hold are deleted only when the set says prod no
 longer has them (format 1.1: a snapshot of all indices or of the index patterns covering
 them, a dump of all databases), unless es-keep / mysql-keep name them; system indices
-(".*") and schemas never. A 1.0 set deletes nothing it does not hold.`,
+(".*") and schemas never. A 1.0 set deletes nothing it does not hold.
+
+An index the standby holds as the set has it is kept, not restored: the set's fingerprint of
+it (format 2.0) equals the one this standby restored it from, from the same channel, and the
+standby's index has not changed since. --full restores every index all the same.`,
 		[]ucli.Flag{
 			&ucli.StringFlag{Name: "set", Usage: "set id to restore (default: the newest)"},
 			&ucli.PathFlag{Name: "from", Usage: "read the set from this channel directory instead (may be read-only)"},
 			&ucli.PathFlag{Name: "from-es-location", Usage: "with --from: its es/ as the standby's Elasticsearch nodes see it (default <from>/es; es-repository-location is the channel's)"},
 			&ucli.BoolFlag{Name: "dry-run", Usage: "verify and print the plan; change nothing"},
 			&ucli.BoolFlag{Name: "allow-older", Usage: "allow a set that is not newer than what is live (going back by hand)"},
+			&ucli.BoolFlag{Name: "full", Usage: "restore every index of the set, also those the standby holds unchanged"},
 			cli.JSONFlag(),
 		},
 		func(c *ucli.Context) error {
@@ -47,7 +55,7 @@ them, a dump of all databases), unless es-keep / mysql-keep name them; system in
 			if err != nil {
 				return err
 			}
-			o := runOptions{SetID: c.String("set"), From: c.Path("from"), FromES: c.Path("from-es-location"), DryRun: c.Bool("dry-run"), AllowOlder: c.Bool("allow-older"), JSON: c.Bool("json")}
+			o := runOptions{SetID: c.String("set"), From: c.Path("from"), FromES: c.Path("from-es-location"), DryRun: c.Bool("dry-run"), AllowOlder: c.Bool("allow-older"), Full: c.Bool("full"), JSON: c.Bool("json")}
 			return runRun(c.Context, o, e, c.App.Writer)
 		})
 }
@@ -60,7 +68,8 @@ func runRun(ctx context.Context, o runOptions, e env, out io.Writer) error {
 		return cli.Usagef("--from-es-location goes with --from (the channel's own is es-repository-location)")
 	}
 	r := newRestorer(e.cfg, e.log, e.rep)
-	p, err := r.run(ctx, request{SetID: o.SetID, From: o.From, FromESLocation: o.FromES, DryRun: o.DryRun, AllowOlder: o.AllowOlder})
+	q := request{SetID: o.SetID, From: o.From, FromESLocation: o.FromES, DryRun: o.DryRun, AllowOlder: o.AllowOlder, Full: o.Full}
+	p, err := r.run(ctx, q)
 	if p != nil {
 		if o.JSON {
 			if perr := cli.PrintJSON(out, p); perr != nil && err == nil {
@@ -98,7 +107,17 @@ func printPlan(w io.Writer, p *plan) {
 			fmt.Fprintf(w, "  elasticsearch: a restore of %s/%s left running by an earlier run is in progress: cancel it first (delete %s)\n",
 				ip.Repository, ip.Snapshot, strings.Join(ip.Indices, ", "))
 		}
-		fmt.Fprintf(w, "  elasticsearch: restore %d indices from snapshot %s\n", len(p.ES.Restore), p.ES.Snapshot)
+		fmt.Fprintf(w, "  elasticsearch: restore %d indices from snapshot %s, keep %d unchanged\n", len(p.ES.Restore), p.ES.Snapshot, len(p.ES.Unchanged))
+		list(w, "    unchanged (the standby holds them as the set has them)", p.ES.Unchanged)
+		for _, why := range slices.Sorted(maps.Keys(p.ESWhy)) {
+			var ixs []string
+			for _, ix := range p.ESWhy[why] {
+				if slices.Contains(p.ES.Restore, ix) {
+					ixs = append(ixs, ix)
+				}
+			}
+			list(w, "    restore ("+why+")", ixs)
+		}
 		list(w, "    "+verb+" first (replaced)", p.ES.Replace)
 		list(w, "    delete (gone from prod)", p.ES.Delete)
 		list(w, "    keep (gone from prod, es-keep)", p.ES.Kept)

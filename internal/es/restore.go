@@ -92,6 +92,15 @@ type RestoreOptions struct {
 	// Closed are indices of Indices that are closed on the source:
 	// Elasticsearch restores them open, RestoreSnapshot closes them after.
 	Closed []string
+	// Unchanged are indices of Indices that the standby holds as the
+	// snapshot has them (the caller proved it: manifest DESIGN.md, "Index
+	// fingerprints"): they are kept as they are, neither replaced nor
+	// restored. One the standby lacks, one closed on the source or one an
+	// interrupted restore was restoring is restored all the same.
+	Unchanged []string
+	// Changing, if set, is called with the plan after it is made and
+	// before the first index is changed; an error stops the restore.
+	Changing func(*RestorePlan) error
 	// Existing is ExistingDelete (default) or ExistingClose.
 	Existing           string
 	IncludeGlobalState bool
@@ -117,6 +126,9 @@ type RestorePlan struct {
 	Delete   []string `json:"delete"`          // indices no longer in prod, deleted
 	Kept     []string `json:"kept,omitempty"`  // no longer in prod, but kept (es-keep)
 	Close    []string `json:"close,omitempty"` // restored, then closed as on prod
+	// Unchanged are indices of the snapshot the standby holds as it has
+	// them: kept as they are, not restored.
+	Unchanged []string `json:"unchanged,omitempty"`
 	// Absent says what happens to standby indices the set does not hold.
 	Absent   string `json:"absent"`
 	Existing string `json:"existing"` // what happens to Replace: delete or close
@@ -337,8 +349,9 @@ func PlanRestore(ctx context.Context, c *elasticsearch.Client, opts RestoreOptio
 	if err != nil {
 		return nil, err
 	}
-	plan := &RestorePlan{Snapshot: opts.Snapshot, Restore: slices.Sorted(slices.Values(opts.Indices)), Existing: opts.Existing,
+	plan := &RestorePlan{Snapshot: opts.Snapshot, Existing: opts.Existing,
 		Absent: "left alone: the set does not say which indices prod has (format 1.0)"}
+	plan.Restore, plan.Unchanged = rsUnchanged(opts, existing, inProgress)
 	if opts.Gone != nil {
 		plan.Absent = "deleted when the set's scope covers them (gone from prod), unless es-keep names them; system indices never"
 	}
@@ -348,10 +361,13 @@ func PlanRestore(ctx context.Context, c *elasticsearch.Client, opts RestoreOptio
 			plan.Close = append(plan.Close, ix)
 		}
 	}
+	restore, inSet := rsSet(plan.Restore), rsSet(opts.Indices)
 	for _, ii := range existing {
 		switch {
-		case slices.Contains(opts.Indices, ii.Index):
+		case restore[ii.Index]:
 			plan.Replace = append(plan.Replace, ii.Index)
+		case inSet[ii.Index]:
+			// unchanged: kept as it is
 		case opts.Gone == nil || strings.HasPrefix(ii.Index, ".") || !opts.Gone(ii.Index):
 			// not the set's to say
 		case rsMatch(ii.Index, opts.Keep):
@@ -375,6 +391,11 @@ func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreO
 	plan, err := PlanRestore(ctx, c, opts)
 	if err != nil || opts.DryRun {
 		return plan, err
+	}
+	if opts.Changing != nil {
+		if err := opts.Changing(plan); err != nil {
+			return plan, err
+		}
 	}
 	if ip := plan.InProgress; ip != nil {
 		p.RestoreStep(fmt.Sprintf("a restore of %s/%s left running by an earlier run is still in progress: cancel it (delete %s)", ip.Repository, ip.Snapshot, strings.Join(ip.Indices, ", ")))
@@ -431,6 +452,42 @@ func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreO
 		err = rsCloseIndices(ctx, c, plan.Close)
 	}
 	return plan, err
+}
+
+// rsUnchanged splits the snapshot's indices (sorted) into those to restore
+// and those opts.Unchanged keeps: an index is kept only when the standby has
+// it open, it was not closed on the source and no interrupted restore was
+// restoring it.
+func rsUnchanged(opts RestoreOptions, existing []IndexState, inProgress *RestoreInProgress) (restore, unchanged []string) {
+	keep := rsSet(opts.Unchanged)
+	open := map[string]bool{}
+	for _, ii := range existing {
+		open[ii.Index] = ii.Status == "open"
+	}
+	for _, ix := range opts.Closed {
+		delete(keep, ix)
+	}
+	if inProgress != nil {
+		for _, ix := range inProgress.Indices {
+			delete(keep, ix)
+		}
+	}
+	for _, ix := range slices.Sorted(slices.Values(opts.Indices)) {
+		if keep[ix] && open[ix] {
+			unchanged = append(unchanged, ix)
+		} else {
+			restore = append(restore, ix)
+		}
+	}
+	return restore, unchanged
+}
+
+func rsSet(names []string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
 }
 
 // rsWaitShards polls _cat/shards until every primary shard of indices is
