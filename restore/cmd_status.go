@@ -132,19 +132,8 @@ func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
 		st.Running = &recs[len(recs)-1]
 	}
 	st.Parts, st.Mixed = standbyParts(recs, live)
-	if e.cfg.Channel != "" {
-		if sets, err := manifest.List(e.cfg.Channel); err == nil {
-			for _, s := range sets {
-				if !s.HasSignature {
-					continue
-				}
-				st.NewestSet, st.NewestSequence = s.ID, s.Sequence
-				if s.Sequence > live.Sequence {
-					st.Pending++
-				}
-			}
-		}
-	}
+	newest, pending := channelSets(e.cfg.Channel, live.Sequence)
+	st.NewestSet, st.NewestSequence, st.Pending = newest.ID, newest.Sequence, pending
 	if st.Mixed {
 		switch {
 		case st.Pending > 0:

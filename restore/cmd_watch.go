@@ -21,6 +21,8 @@ type watchOptions struct {
 	// AfterLook, if set, is called after each look at the channel (tests
 	// use it to know the watcher has seen a change).
 	AfterLook func()
+	// Now, if set, is the clock of the recovery point check (tests).
+	Now func() time.Time
 }
 
 func newWatchCommand() *ucli.Command {
@@ -56,6 +58,8 @@ type watcher struct {
 	alerted map[string]bool      // sets already reported as bad
 	waiting string               // the incomplete set last reported
 	idle    string               // why the watcher was idle last time
+	acting  bool                 // the last look got past the role and leader checks
+	started time.Time
 }
 
 func runWatch(ctx context.Context, o watchOptions, e env, out io.Writer) error {
@@ -66,6 +70,7 @@ func runWatch(ctx context.Context, o watchOptions, e env, out io.Writer) error {
 		o.Retry = 10 * time.Minute
 	}
 	w := &watcher{r: newRestorer(e.cfg, e.log, e.rep), o: o, out: out, failed: map[string]time.Time{}, alerted: map[string]bool{}}
+	w.started = w.now()
 	triggers, err := watch.Watch(ctx, watch.Options{Dir: e.cfg.Channel, Poll: o.Poll, Logf: func(f string, a ...any) { e.log.Warn(fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		return err
@@ -74,6 +79,9 @@ func runWatch(ctx context.Context, o watchOptions, e env, out io.Writer) error {
 	for reason := range triggers {
 		e.log.Debug("look", "reason", reason)
 		w.look(ctx)
+		if w.acting {
+			w.monitor(ctx, w.now())
+		}
 		if o.AfterLook != nil {
 			o.AfterLook()
 		}
@@ -85,7 +93,15 @@ func runWatch(ctx context.Context, o watchOptions, e env, out io.Writer) error {
 	return ctx.Err()
 }
 
+func (w *watcher) now() time.Time {
+	if w.o.Now != nil {
+		return w.o.Now()
+	}
+	return time.Now()
+}
+
 func (w *watcher) setIdle(why string) {
+	w.acting = why == ""
 	if why != w.idle && why != "" {
 		w.r.log.Info("not restoring: " + why)
 	}
@@ -168,7 +184,9 @@ func (w *watcher) look(ctx context.Context) {
 			return
 		}
 		r.log.Info("set complete; restore starting", "set", s.ID, "sequence", s.Sequence)
-		p, err := r.run(ctx, request{SetID: s.ID})
+		q := request{SetID: s.ID}
+		p, err := r.run(ctx, q)
+		r.reportRun(q, p, err)
 		if err != nil {
 			if errors.Is(err, lock.ErrLocked) {
 				r.log.Info("another restore holds the lock; will look again", "err", err)

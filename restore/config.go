@@ -84,6 +84,11 @@ type settings struct {
 	LockLease time.Duration // the restore lock expires when not renewed for this long (its node died)
 
 	Alert alert.Options
+	// MetricsFile is the Prometheus textfile to write ("" = none).
+	MetricsFile string
+	// MaxRecoveryPointAge: restore watch alerts when the standby's
+	// recovery point is older (0 = never), and once when it is not again.
+	MaxRecoveryPointAge time.Duration
 }
 
 func settingsFlags() []ucli.Flag {
@@ -141,6 +146,9 @@ func settingsFlags() []ucli.Flag {
 		f.Strings("health-urls", nil, "URLs that must answer 2xx after the restart"),
 		f.Duration("postcheck-timeout", 5*time.Minute, "how long post-checks may take to pass"),
 		f.Duration("lock-lease", 15*time.Minute, "the restore lock in state-dir is renewed every third of this while a restore runs; a lock not renewed for this long (its node died) is taken over by the next leader"),
+
+		f.Path("metrics-file", "", "Prometheus textfile to write (node_exporter textfile collector): recovery point, last restore, sets waiting"),
+		f.Duration("max-recovery-point-age", 2*time.Hour, "restore watch alerts (alert-*) when the standby's recovery point is older than this, and once when it is not again; 0: never"),
 	}
 	fl = append(fl, leader.Flags(f)...)
 	return append(fl, alert.Flags(f)...)
@@ -205,7 +213,8 @@ func readSettings(c *ucli.Context) (settings, error) {
 		RestartTimeout: c.Duration("restart-timeout"),
 
 		HealthURLs: c.StringSlice("health-urls"), PostcheckTimeout: c.Duration("postcheck-timeout"), LockLease: c.Duration("lock-lease"),
-		Alert: alert.FromContext(c),
+		Alert:       alert.FromContext(c),
+		MetricsFile: c.Path("metrics-file"), MaxRecoveryPointAge: c.Duration("max-recovery-point-age"),
 	}
 	for _, d := range c.StringSlice("redis-dbs") {
 		n, err := strconv.Atoi(strings.TrimSpace(d))
@@ -258,6 +267,9 @@ func (s *settings) validate(needChannel bool) error {
 	}
 	if s.LockLease != 0 && s.LockLease < 3*time.Second {
 		return cli.Usagef("--lock-lease %s: want at least 3s (it is renewed every third of it)", s.LockLease)
+	}
+	if s.MaxRecoveryPointAge < 0 {
+		return cli.Usagef("--max-recovery-point-age %s: want 0 (never alert) or more", s.MaxRecoveryPointAge)
 	}
 	if s.MaxClockSkew < 0 {
 		return cli.Usagef("--max-clock-skew %s: want 0 or more", s.MaxClockSkew)
