@@ -70,6 +70,7 @@ func runRun(ctx context.Context, o runOptions, e env, out io.Writer) error {
 	r := newRestorer(e.cfg, e.log, e.rep)
 	q := request{SetID: o.SetID, From: o.From, FromESLocation: o.FromES, DryRun: o.DryRun, AllowOlder: o.AllowOlder, Full: o.Full}
 	p, err := r.run(ctx, q)
+	r.reportRun(q, p, err)
 	if p != nil {
 		if o.JSON {
 			if perr := cli.PrintJSON(out, p); perr != nil && err == nil {
