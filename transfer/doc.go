@@ -8,7 +8,8 @@
 //	transfer status SRC DST           newest set on each side and the lag
 //
 // push and pull hand both ends to internal/mover, which picks the newest
-// set that is complete and signed at the source, copies only what the
+// set that is complete and signed at the source (then, the same way, every
+// older one the destination lacks, oldest first), copies only what the
 // destination lacks in the channel's write order (data, index-N,
 // index.latest, manifest, signature last), each file under a temporary
 // name, hashed, compared, made durable and renamed (small files in batches
@@ -22,6 +23,10 @@
 // first, keep-alives; SSH connections (one per two CPUs here, at most four:
 // --connections) with several SFTP sessions each, the rest opened only when
 // there is work.
+//
+// After each push or pull, the Prometheus textfile (metrics-file) and, on
+// failure other than "no complete set yet" (exit 4), an alert (alert-*),
+// as backup run does (report.go).
 //
 // verify and wait are manifest.Verify over a directory (every file's size
 // and SHA-256, with a file-identity cache so unchanged files are not read

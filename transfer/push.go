@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/squirro-bcp/bcp/internal/alert"
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/mover"
 	"github.com/squirro-bcp/bcp/internal/ui"
@@ -29,6 +31,9 @@ type copyOptions struct {
 	dryRun         bool
 	cache          string
 	json           bool
+	command        string // push or pull, for the alert
+	metricsFile    string
+	alert          alert.Options
 }
 
 func copyFlags() []ucli.Flag {
@@ -43,7 +48,9 @@ func copyFlags() []ucli.Flag {
 		flags.Path("cache", "", "verified-file cache for the destination (default: under the user's cache dir; \"off\" hashes every present file); "+
 			"verify and wait keep theirs apart, in PATH"+verifyCacheSuffix),
 		cli.JSONFlag(),
+		flags.Path("metrics-file", "", "Prometheus textfile to write (node_exporter textfile collector): last run, its result, bytes, the newest set forwarded"),
 	}
+	fl = append(fl, alert.Flags(flags)...)
 	fl = append(fl, sshFlags()...)
 	return append(fl, channelFlags()...)
 }
@@ -54,6 +61,7 @@ func readCopyOptions(c *ucli.Context) copyOptions {
 		ssh: readSSHOptions(c), allowedSigners: c.String("allowed-signers"), expect: readChannel(c),
 		workers: c.Int("workers"), bigWorkers: c.Int("big-workers"), bwlimit: c.String("bwlimit"), checksum: c.Bool("checksum"),
 		noPrune: c.Bool("no-prune"), dryRun: c.Bool("dry-run"), cache: c.String("cache"), json: c.Bool("json"),
+		command: c.Command.Name, metricsFile: c.Path("metrics-file"), alert: alert.FromContext(c),
 	}
 }
 
@@ -122,8 +130,11 @@ func runCopyCommand(c *ucli.Context, o copyOptions) error {
 	return runCopy(c.Context, o, c.App.Writer, log, progress)
 }
 
-// runCopy validates o, connects both ends and runs the mover.
-func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger, progress mover.Progress) error {
+// runCopy validates o, connects both ends, runs the mover and reports
+// the run (metrics, alert).
+func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger, progress mover.Progress) (err error) {
+	var res *mover.Result
+	defer func(start time.Time) { report(ctx, o, res, err, start, log) }(time.Now())
 	src, err := parseEndpoint(o.src)
 	if err != nil {
 		return err
@@ -171,7 +182,7 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	res, err := mover.Run(ctx, mover.Options{
+	res, err = mover.Run(ctx, mover.Options{
 		Src: sfs, Dst: dfs, VerifySignature: mover.SignatureVerifier(allowed), Expect: o.expect,
 		Workers: o.workers, BigWorkers: o.bigWorkers, BandwidthLimit: limit, Checked: checked, Checksum: o.checksum,
 		NoPrune: o.noPrune, DryRun: o.dryRun, Progress: progress,
