@@ -2,12 +2,14 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -21,6 +23,7 @@ type ES struct {
 	Port     int
 	RepoRoot string // path.repo: every fs repository location must be below it
 	Dir      string // node home (data, logs) and elasticsearch.log
+	Name     string // node.name
 	proc     *Proc
 }
 
@@ -87,10 +90,126 @@ func LauncherDir() string {
 
 // StartElasticsearch starts a node in dir with path.repo = repo.
 func StartElasticsearch(ctx context.Context, dir, repo string, o StartOptions) (*ES, error) {
-	return retryPorts(func() (*ES, error) { return startElasticsearchOnce(ctx, dir, repo, o) })
+	return retryPorts(func() (*ES, error) {
+		httpPort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		tport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cluster := o.Name
+		if cluster == "" {
+			cluster = "testenv"
+		}
+		n := esNode{name: cluster + "-1", cluster: cluster, httpPort: httpPort, transportPort: tport, heap: os.Getenv("BCP_TESTENV_ES_HEAP")}
+		e, err := startESNode(dir, repo, n, o)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.waitHealth(ctx, "yellow", 1); err != nil {
+			e.Stop()
+			return nil, err
+		}
+		return e, nil
+	})
 }
 
-func startElasticsearchOnce(ctx context.Context, dir, repo string, o StartOptions) (*ES, error) {
+// esNode is one node's part of a cluster.
+type esNode struct {
+	name, cluster           string
+	httpPort, transportPort int
+	seeds, masters          []string // several nodes: every transport address, the master-eligible names
+	heap                    string   // "" = 512m
+}
+
+// StartESCluster starts n nodes of one Elasticsearch cluster (cluster
+// name o.Name) in dir/node-1 .. dir/node-N, every node master-eligible and
+// a data node, every node's path.repo = repo (a shared-filesystem
+// repository must be the same directory on every node). The nodes start
+// in parallel; it returns once the cluster has n nodes and is green. Heap
+// per node: BCP_TESTENV_ES_CLUSTER_HEAP, default 256m.
+func StartESCluster(ctx context.Context, dir, repo string, n int, o StartOptions) ([]*ES, error) {
+	return retryPorts(func() ([]*ES, error) { return startESClusterOnce(ctx, dir, repo, n, o) })
+}
+
+func startESClusterOnce(ctx context.Context, dir, repo string, n int, o StartOptions) ([]*ES, error) {
+	cluster := o.Name
+	if cluster == "" {
+		cluster = "testenv"
+	}
+	heap := os.Getenv("BCP_TESTENV_ES_CLUSTER_HEAP")
+	if heap == "" {
+		heap = "256m"
+	}
+	nodes := make([]esNode, n)
+	var seeds, masters []string
+	for i := range nodes {
+		hp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		tp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		nodes[i] = esNode{name: fmt.Sprintf("%s-%d", cluster, i+1), cluster: cluster, httpPort: hp, transportPort: tp, heap: heap}
+		seeds = append(seeds, fmt.Sprintf("127.0.0.1:%d", tp))
+		masters = append(masters, nodes[i].name)
+	}
+	es := make([]*ES, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		nodes[i].seeds, nodes[i].masters = seeds, masters
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			es[i], errs[i] = startESNode(filepath.Join(dir, fmt.Sprintf("node-%d", i+1)), repo, nodes[i], o)
+		}()
+	}
+	wg.Wait()
+	stopAll := func() {
+		for _, e := range es {
+			if e != nil {
+				e.Stop()
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		stopAll()
+		return nil, err
+	}
+	for _, e := range es {
+		if err := e.waitHealth(ctx, "green", n); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	return es, nil
+}
+
+// waitHealth waits until the node answers with the cluster at least
+// status and nodes nodes.
+func (e *ES) waitHealth(ctx context.Context, status string, nodes int) error {
+	return e.proc.waitReady(ctx, e.Port, func(ctx context.Context) error {
+		url := fmt.Sprintf("%s/_cluster/health?wait_for_status=%s&wait_for_nodes=%d&timeout=2s", e.URL, status, nodes)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("cluster health (want %s, %d nodes): %s", status, nodes, resp.Status)
+		}
+		return nil
+	})
+}
+
+// startESNode starts one node; it does not wait for it.
+func startESNode(dir, repo string, n esNode, o StartOptions) (*ES, error) {
 	java, err := lookBin("openjdk-17-jre-headless", "java")
 	if err != nil {
 		return nil, err
@@ -111,21 +230,9 @@ func startElasticsearchOnce(ctx context.Context, dir, repo string, o StartOption
 			return nil, err
 		}
 	}
-	httpPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	tport, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	heap := os.Getenv("BCP_TESTENV_ES_HEAP")
+	heap := n.heap
 	if heap == "" {
 		heap = "512m"
-	}
-	cluster := o.Name
-	if cluster == "" {
-		cluster = "testenv"
 	}
 	cp := filepath.Join(ld, "lib", "*")
 	main := "Launcher"
@@ -154,10 +261,13 @@ func startElasticsearchOnce(ctx context.Context, dir, repo string, o StartOption
 		"-cp", cp, main,
 		"--home", filepath.Join(dir, "home"),
 		"--repo", repo,
-		"--http-port", strconv.Itoa(httpPort),
-		"--transport-port", strconv.Itoa(tport),
-		"--cluster", cluster,
-		"--name", cluster + "-1",
+		"--http-port", strconv.Itoa(n.httpPort),
+		"--transport-port", strconv.Itoa(n.transportPort),
+		"--cluster", n.cluster,
+		"--name", n.name,
+	}
+	if len(n.seeds) > 0 {
+		args = append(args, "--seeds", strings.Join(n.seeds, ","), "--masters", strings.Join(n.masters, ","))
 	}
 	if !o.Detached {
 		args = append(args, "--watch-stdin")
@@ -167,24 +277,7 @@ func startElasticsearchOnce(ctx context.Context, dir, repo string, o StartOption
 	if err != nil {
 		return nil, err
 	}
-	e := &ES{URL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), Port: httpPort, RepoRoot: repo, Dir: dir, proc: p}
-	err = p.waitReady(ctx, httpPort, func(ctx context.Context) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/_cluster/health?wait_for_status=yellow&timeout=2s", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("cluster health: %s", resp.Status)
-		}
-		return nil
-	})
-	if err != nil {
-		p.Stop()
-		return nil, err
-	}
-	return e, nil
+	return &ES{URL: fmt.Sprintf("http://127.0.0.1:%d", n.httpPort), Port: n.httpPort, RepoRoot: repo, Dir: dir, Name: n.name, proc: p}, nil
 }
 
 func newer(path string, than int64) bool {

@@ -218,6 +218,7 @@ func startMariaDBOnce(ctx context.Context, dir string, o StartOptions) (*MariaDB
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
+	args = append(args, o.ExtraArgs...)
 	p, err := startProc(procSpec{Name: "mariadb", Path: bin, Args: args, Dir: dir, Detached: o.Detached})
 	if err != nil {
 		return nil, err

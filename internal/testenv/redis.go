@@ -55,10 +55,10 @@ func startRedisOnce(ctx context.Context, dir string, o StartOptions) (*RedisServ
 		return nil, err
 	}
 	r := &RedisServer{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Dir: dir}
-	p, err := startProc(procSpec{Name: "redis", Path: bin, Dir: dir, Detached: o.Detached, Args: []string{
+	p, err := startProc(procSpec{Name: "redis", Path: bin, Dir: dir, Detached: o.Detached, Args: append([]string{
 		"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", dir, "--daemonize", "no", "--logfile", "",
-	}})
+	}, o.ExtraArgs...)})
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,9 @@ type StartOptions struct {
 	// Elasticsearch cluster (its node is Name-1). StartWorld uses the site
 	// name. Empty means "testenv".
 	Name string
+	// ExtraArgs are added to the server's command line (MariaDB, Redis):
+	// a replica's settings, binary logging.
+	ExtraArgs []string
 }
 
 // Main runs a package's tests and then stops the services the package

@@ -5,7 +5,12 @@
 //
 // Usage: java -cp 'lib/*:classes' Launcher --home DIR --repo DIR
 //            --http-port N --transport-port N [--name NAME] [--cluster NAME]
-//            [--watch-stdin]
+//            [--watch-stdin] [--seeds HOST:PORT,... --masters NAME,...]
+//
+// With --seeds the node joins a cluster of several nodes: discovery.seed_hosts
+// lists every node's transport address and cluster.initial_master_nodes
+// names the master-eligible nodes for the first bootstrap (ignored once the
+// cluster formed). Without it the node is a single-node cluster.
 //
 // With --watch-stdin the node stops when standard input closes, so that a
 // test binary that dies never leaves a node behind. It also stops on SIGTERM.
@@ -59,7 +64,7 @@ public class Launcher {
         Files.createDirectories(repo);
         Files.deleteIfExists(home.resolve("ready"));
 
-        Settings settings = Settings.builder()
+        Settings.Builder b = Settings.builder()
             .put("cluster.name", a.getOrDefault("cluster", "bcp-test"))
             .put("node.name", name)
             .put("path.home", home.toString())
@@ -69,10 +74,15 @@ public class Launcher {
             .put("network.host", "127.0.0.1")
             .put("http.port", a.get("http-port"))
             .put("transport.port", a.get("transport-port"))
-            .put("discovery.type", "single-node")
             .put("cluster.routing.allocation.disk.threshold_enabled", false)
-            .put("action.auto_create_index", true)
-            .build();
+            .put("action.auto_create_index", true);
+        if (a.containsKey("seeds")) {
+            b.putList("discovery.seed_hosts", java.util.Arrays.asList(a.get("seeds").split(",")));
+            b.putList("cluster.initial_master_nodes", java.util.Arrays.asList(a.getOrDefault("masters", name).split(",")));
+        } else {
+            b.put("discovery.type", "single-node");
+        }
+        Settings settings = b.build();
 
         LogConfigurator.registerErrorListener();
         LogConfigurator.configureWithoutConfig(settings);
