@@ -192,32 +192,23 @@ func setObjects(ctx context.Context, l manifest.Layout, id string, refs map[stri
 		return err
 	}
 	store := objects.New(l.ObjectsDir())
-	readList := func(ref manifest.Ref, read func(io.Reader) error) error {
-		refs[ref.SHA256] = true
-		f, err := store.Open(ref.SHA256)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return read(f)
-	}
 	if m.MySQL != nil {
 		refs[m.MySQL.Object.SHA256] = true
 	}
 	if m.Elasticsearch != nil {
 		refs[m.Elasticsearch.Files.SHA256] = true
 	}
+	trees := store.Trees()
+	trees.List = func(ref manifest.Ref) error { refs[ref.SHA256] = true; return nil }
 	for _, t := range m.Trees {
-		err := readList(t.List, func(r io.Reader) error {
-			return manifest.ReadEntries(r, func(e manifest.Entry) error {
-				if e.Type == manifest.TypeFile {
-					refs[e.Object] = true
-				}
-				return ctx.Err()
-			})
+		err := trees.Walk(ctx, t, func(e manifest.Entry) error {
+			if e.Type == manifest.TypeFile {
+				refs[e.Object] = true
+			}
+			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("tree %s list: %w", t.Name, err)
+			return fmt.Errorf("tree %s: %w", t.Name, err)
 		}
 	}
 	return nil

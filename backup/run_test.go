@@ -78,8 +78,8 @@ func TestRunFullThenIncremental(t *testing.T) {
 	if opens.Load() != 0 || read.Load() != 0 {
 		t.Fatalf("second run opened %d files and read %d bytes; want none", opens.Load(), read.Load())
 	}
-	if second.Manifest.Sequence != 2 || second.Manifest.Trees[0].List != m.Trees[0].List {
-		t.Errorf("second set: seq %d, list %v (first %v)", second.Manifest.Sequence, second.Manifest.Trees[0].List, m.Trees[0].List)
+	if second.Manifest.Sequence != 2 || second.Manifest.Trees[0] != m.Trees[0] {
+		t.Errorf("second set: seq %d, tree %+v (first %+v)", second.Manifest.Sequence, second.Manifest.Trees[0], m.Trees[0])
 	}
 
 	// backup list --json shows both, signed.

@@ -62,7 +62,7 @@ func benchSet(b *testing.B, n int, size int64) (*world, []string) {
 		b.Fatal(err)
 	}
 	w.Manifest = &manifest.Manifest{
-		Channel: testChannel, Sequence: 1, Created: created0,
+		Version: "1.1", Channel: testChannel, Sequence: 1, Created: created0,
 		Producer: manifest.Producer{Host: "h", Program: "bench"},
 		Trees:    []manifest.Tree{{Name: "storage", List: list, Files: int64(n), Bytes: int64(n) * size}},
 	}

@@ -181,7 +181,7 @@ func (m *Manifest) Validate() error {
 	}
 	seen := make(map[string]bool, len(m.Trees))
 	for i, t := range m.Trees {
-		if err := t.validate(); err != nil {
+		if err := t.validate(m.AtLeast(2, 0)); err != nil {
 			return fmt.Errorf("trees[%d]: %w", i, err)
 		}
 		if seen[t.Name] {
@@ -342,15 +342,32 @@ func (d *MySQLDump) validate() error {
 	return nil
 }
 
-func (t *Tree) validate() error {
+// validate checks t; v2 says the manifest is of format 2.0 or newer, whose
+// trees are listed per directory (Dir), where a 1.x tree has one List.
+func (t *Tree) validate(v2 bool) error {
 	if err := checkName("name", t.Name); err != nil {
 		return err
 	}
 	if err := checkText("root", t.Root, false); err != nil {
 		return err
 	}
-	if err := t.List.Validate(); err != nil {
-		return fmt.Errorf("tree %q list: %w", t.Name, err)
+	if v2 {
+		if t.List != (Ref{}) {
+			return fmt.Errorf("tree %q: list is a field of format 1.x; a 2.0 tree is listed per directory (dir): %w", t.Name, ErrInvalid)
+		}
+		if err := t.Dir.Validate(); err != nil {
+			return fmt.Errorf("tree %q dir: %w", t.Name, err)
+		}
+		if err := checkCount("dirs", t.Dirs); err != nil {
+			return err
+		}
+	} else {
+		if t.Dir != (Ref{}) || t.Dirs != 0 {
+			return fmt.Errorf("tree %q: dir and dirs are fields of format 2.0, the manifest says 1.x: %w", t.Name, ErrInvalid)
+		}
+		if err := t.List.Validate(); err != nil {
+			return fmt.Errorf("tree %q list: %w", t.Name, err)
+		}
 	}
 	if err := checkCount("files", t.Files); err != nil {
 		return err

@@ -42,8 +42,8 @@ func sampleManifest() *manifest.Manifest {
 			AllDatabases: true,
 		},
 		Trees: []manifest.Tree{
-			{Name: "storage", Root: "/var/lib/squirro/storage", List: manifest.Ref{SHA256: strings.Repeat("ef", 32), Size: 400}, Files: 3, Bytes: 3000},
-			{Name: "config", Root: "/etc/squirro", List: manifest.Ref{SHA256: strings.Repeat("01", 32), Size: 300}, Files: 2, Bytes: 200},
+			{Name: "storage", Root: "/var/lib/squirro/storage", Dir: manifest.Ref{SHA256: strings.Repeat("ef", 32), Size: 400}, Files: 3, Bytes: 3000, Dirs: 2},
+			{Name: "config", Root: "/etc/squirro", Dir: manifest.Ref{SHA256: strings.Repeat("01", 32), Size: 300}, Files: 2, Bytes: 200},
 		},
 	}
 }
@@ -155,6 +155,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"version not a string", edit(`"version": "2.0"`, `"version": 2.0`), manifest.ErrInvalid, "version"},
 		{"1.1 field in a 1.0 manifest", edit(`"version": "2.0"`, `"version": "1.0"`), manifest.ErrInvalid, "format 1.1"},
 		{"2.0 field in a 1.1 manifest", edit(`"version": "2.0"`, `"version": "1.1"`), manifest.ErrInvalid, "format 2.0"},
+		{"a 1.x list in a 2.0 tree", edit(`"dir": {`, `"list": {`), manifest.ErrInvalid, "list is a field of format 1.x"},
 		{"shards out of order", edit(`"shard": 1,`, `"shard": 2,`), manifest.ErrInvalid, "shards must be listed"},
 		{"fingerprint of an index not in the set", edit(`"index": "squirro_v9_abc"`, `"index": "other"`), manifest.ErrInvalid, "not one of the indices"},
 		{"scope pattern with a comma", edit(`"-squirro_tmp_*"`, `"a,b"`), manifest.ErrInvalid, "scope[1]"},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,6 +77,29 @@ type world struct {
 	Big      manifest.Ref // the MySQL dump object
 	Files    map[string]manifest.Ref
 	ESFiles  []manifest.ESFile
+	Entries  []manifest.Entry // of the tree, in walk order
+}
+
+// dirList returns the reference of the list of directory dir of the
+// world's tree (the list Walk reads right after dir's entry).
+func (w *world) dirList(t testing.TB, dir string) manifest.Ref {
+	t.Helper()
+	var last string
+	lists := map[string]manifest.Ref{}
+	r := manifest.TreeReader{
+		Open: func(ref manifest.Ref) (io.ReadCloser, error) { return w.Store.Open(ref.SHA256) },
+		List: func(ref manifest.Ref) error { lists[last] = ref; return nil },
+	}
+	err := r.Walk(context.Background(), w.Manifest.Trees[0], func(e manifest.Entry) error {
+		if e.Type == manifest.TypeDir {
+			last = e.Path
+		}
+		return nil
+	})
+	if err != nil || lists[dir].SHA256 == "" {
+		t.Fatalf("list of %q: %v (%v)", dir, err, lists)
+	}
+	return lists[dir]
 }
 
 var created0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -116,16 +140,14 @@ func newWorld(t *testing.T, k key, bigSize int) *world {
 		{Path: "dir/link", Type: manifest.TypeSymlink, Mode: 0o777, MTime: mt, Target: "../a.txt"},
 		{Path: "z", Type: manifest.TypeFile, Mode: 0o644, MTime: mt, Size: 0, Object: w.Files["z"].SHA256},
 	}
-	var files, bytes_ int64
-	list, err := manifest.PutList(ctx, w.Store, func(lw *manifest.ListWriter) error {
-		for _, e := range entries {
-			if err := lw.WriteEntry(e); err != nil {
-				return err
-			}
+	w.Entries = entries
+	tw := manifest.NewTreeWriter(ctx, w.Store)
+	for _, e := range entries {
+		if err := tw.WriteEntry(e); err != nil {
+			t.Fatal(err)
 		}
-		files, bytes_ = lw.Count(), lw.Bytes()
-		return nil
-	})
+	}
+	tree, err := tw.Tree("storage", "/var/lib/squirro/storage")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +184,7 @@ func newWorld(t *testing.T, k key, bigSize int) *world {
 		},
 		MySQL: &manifest.MySQLDump{Object: w.Big, Compression: manifest.CompressionZstd,
 			Databases: []string{"squirro"}, Tables: []manifest.TableCount{{Database: "squirro", Table: "projects", Rows: 3}}},
-		Trees: []manifest.Tree{{Name: "storage", Root: "/var/lib/squirro/storage", List: list, Files: files, Bytes: bytes_}},
+		Trees: []manifest.Tree{tree},
 	}
 	w.Allowed = allowed(t, allowedLine(k))
 	if w.SetID, err = manifest.Publish(ctx, w.Layout, w.Manifest, k.Signer); err != nil {

@@ -179,14 +179,32 @@ type TableCount struct {
 }
 
 // Tree is one captured file tree (e.g. "storage" for /var/lib/squirro/storage,
-// "config" for /etc/squirro). Its entries are in an object: JSON Lines of
-// Entry sorted by path.
+// "config" for /etc/squirro). Read its entries with TreeReader.Walk.
 type Tree struct {
-	Name  string `json:"name"`
-	Root  string `json:"root"` // where it was captured from (informational)
-	List  Ref    `json:"list"`
-	Files int64  `json:"files"`
-	Bytes int64  `json:"bytes"`
+	Name string `json:"name"`
+	Root string `json:"root"` // where it was captured from (informational)
+	// List (format 1.x) is one object holding every entry: JSON Lines of
+	// Entry sorted by path.
+	List Ref `json:"list,omitzero"`
+	// Dir (format 2.0, instead of List) is the root directory's list: a
+	// zstd frame of JSON Lines of DirEntry sorted by name, each
+	// subdirectory naming its own list (DESIGN.md, "Trees listed per
+	// directory").
+	Dir   Ref   `json:"dir,omitzero"`
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Dirs (format 2.0) is the number of directories below the root, so
+	// the number of list objects is Dirs+1.
+	Dirs int64 `json:"dirs,omitempty"`
+}
+
+// Lists is the number of list objects of t: 1 for a 1.x tree, one per
+// directory (the root included) for a 2.0 tree.
+func (t *Tree) Lists() int64 {
+	if t.Dir.SHA256 != "" {
+		return t.Dirs + 1
+	}
+	return 1
 }
 
 // Entry types in a file list.

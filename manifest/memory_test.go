@@ -55,7 +55,7 @@ func TestVerifyStreamsLists(t *testing.T) {
 		return nil
 	})
 	must(t, err)
-	m := &manifest.Manifest{Channel: testChannel, Sequence: 1, Created: created0,
+	m := &manifest.Manifest{Version: "1.1", Channel: testChannel, Sequence: 1, Created: created0,
 		Producer: manifest.Producer{Host: "h", Program: "test"},
 		Trees:    []manifest.Tree{{Name: "storage", List: list, Files: n, Bytes: n * obj.Size}}}
 	_, err = manifest.Publish(ctx, l, m, k.Signer)

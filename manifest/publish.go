@@ -103,7 +103,11 @@ func topRefs(m *Manifest) []namedRef {
 		refs = append(refs, namedRef{"elasticsearch file list", m.Elasticsearch.Files})
 	}
 	for _, t := range m.Trees {
-		refs = append(refs, namedRef{"tree " + t.Name + " file list", t.List})
+		if t.Dir.SHA256 != "" {
+			refs = append(refs, namedRef{"tree " + t.Name + " root directory list", t.Dir})
+		} else {
+			refs = append(refs, namedRef{"tree " + t.Name + " file list", t.List})
+		}
 	}
 	return refs
 }

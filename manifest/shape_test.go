@@ -35,7 +35,7 @@ func TestVerifyRefusesEntryBelowSymlink(t *testing.T) {
 		return nil
 	})
 	must(t, err)
-	m := &manifest.Manifest{Channel: testChannel, Sequence: 1, Created: created0,
+	m := &manifest.Manifest{Version: "1.1", Channel: testChannel, Sequence: 1, Created: created0,
 		Producer: manifest.Producer{Host: "h", Program: "test"},
 		Trees:    []manifest.Tree{{Name: "storage", List: list, Files: 1, Bytes: obj.Size}}}
 	_, err = manifest.Publish(ctx, l, m, k.Signer)

@@ -28,8 +28,9 @@ func TestVerifyComplete(t *testing.T) {
 	if rep.Status != manifest.StatusComplete || rep.SetID != w.SetID || rep.Signer != "prod-backup" {
 		t.Fatalf("report %+v", rep)
 	}
-	// 1 dump + 2 lists + 4 tree files (two share content) + 4 es files
-	if rep.Files != 1+2+4+4 || rep.Hashed+rep.Cached > rep.Files || rep.Hashed < rep.Files-1 {
+	// 1 dump + es list + 2 directory lists (root, dir) + 4 tree files (two
+	// share content) + 4 es files
+	if rep.Files != 1+1+2+4+4 || rep.Hashed+rep.Cached > rep.Files || rep.Hashed < rep.Files-1 {
 		t.Errorf("files %d hashed %d cached %d", rep.Files, rep.Hashed, rep.Cached)
 	}
 }
@@ -99,10 +100,16 @@ func TestVerifyOutcomes(t *testing.T) {
 			must(t, os.Remove(p))
 			must(t, syscall.Mkfifo(p, 0o600))
 		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "not a regular file"},
-		{"list object corrupt", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
-			p := w.Layout.ObjectPath(w.Manifest.Trees[0].List.SHA256)
+		{"root directory list corrupt", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			p := w.Layout.ObjectPath(w.Manifest.Trees[0].Dir.SHA256)
 			flipByte(t, p, 3)
-		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "tree storage file list"},
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "tree storage root directory list"},
+		{"subdirectory list corrupt", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			flipByte(t, w.Layout.ObjectPath(w.dirList(t, "dir").SHA256), 3)
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, `list of directory "dir"`},
+		{"subdirectory list missing", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			must(t, os.Remove(w.Layout.ObjectPath(w.dirList(t, "dir").SHA256)))
+		}, manifest.StatusIncomplete, manifest.ErrIncomplete, `list of directory "dir"`},
 		{"list object missing", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
 			must(t, os.Remove(w.Layout.ObjectPath(w.Manifest.Elasticsearch.Files.SHA256)))
 		}, manifest.StatusIncomplete, manifest.ErrIncomplete, "elasticsearch file list"},
@@ -430,7 +437,7 @@ func TestVerifyWithoutSpool(t *testing.T) {
 	k := newKey(t, "ed25519")
 	w := newWorld(t, k, 1024)
 	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "missing"))
-	if rep, err := manifest.Verify(context.Background(), w.opts()); err != nil || rep.Files != 11 {
+	if rep, err := manifest.Verify(context.Background(), w.opts()); err != nil || rep.Files != 12 {
 		t.Fatalf("%v %+v", err, rep)
 	}
 	flipByte(t, w.Layout.ObjectPath(w.Files["a.txt"].SHA256), 0)

@@ -81,7 +81,12 @@ var nonAlnum = regexp.MustCompile(`[^a-z0-9]+`)
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	w := testenv.SharedWorld(t)
+	return newFixtureOn(t, testenv.SharedWorld(t))
+}
+
+// newFixtureOn is newFixture on another world (the cluster profile's view).
+func newFixtureOn(t *testing.T, w *testenv.World) *fixture {
+	t.Helper()
 	name := strings.Trim(nonAlnum.ReplaceAllString(strings.ToLower(t.Name()), "_"), "_")
 	f := &fixture{t: t, w: w, name: name,
 		prodCh:   filepath.Join(testenv.ChannelDir(t, w.Prod), "prod-to-bcp"),
@@ -370,16 +375,13 @@ func (f *fixture) publish() string {
 		return nil
 	}))
 	sort.Slice(entries, func(i, j int) bool { return manifest.ComparePaths(entries[i].Path, entries[j].Path) < 0 })
-	lref, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
-		for _, e := range entries {
-			if err := lw.WriteEntry(e); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	tw := manifest.NewTreeWriter(ctx, store)
+	for _, e := range entries {
+		must(t, tw.WriteEntry(e))
+	}
+	mt, err := tw.Tree("storage", f.prodTree)
 	must(t, err)
-	m.Trees = []manifest.Tree{{Name: "storage", Root: f.prodTree, List: lref, Files: int64(len(entries)), Bytes: treeBytes}}
+	m.Trees = []manifest.Tree{mt}
 
 	id, err := manifest.Publish(ctx, manifest.Layout{Root: f.prodCh}, m, f.signer)
 	must(t, err)

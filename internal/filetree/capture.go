@@ -77,6 +77,7 @@ type CaptureStats struct {
 	Bytes                          int64 // of all files
 	ReadFiles, ReadBytes           int64 // files opened and bytes read
 	Reused                         int64 // files whose object came from the cache
+	Lists, ListBytes               int64 // directory lists stored (new or already there) and their size
 }
 
 // CaptureCache maps a path to the identity and object of the file there.
@@ -207,11 +208,20 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 	c := &capturer{o: o, old: old, next: next, sem: make(chan struct{}, o.Workers)}
 	o.Progress.Begin("files "+o.Name, 0, "files")
 	defer o.Progress.End()
-	ref, err := manifest.PutList(ctx, o.Store, c.fill(ctx))
+	// The tree is listed per directory (format 2.0): each directory's
+	// list is stored as soon as the walk leaves it, so only the lists of
+	// the directories enclosing the walk are held.
+	tw := manifest.NewTreeWriter(ctx, o.Store)
+	err := c.fill(ctx)(tw)
+	var t manifest.Tree
+	if err == nil {
+		t, err = tw.Tree(o.Name, o.Root)
+	}
 	if err != nil {
 		return manifest.Tree{}, nil, c.st, fmt.Errorf("capture %s (%s): %w", o.Name, o.Source, err)
 	}
-	t := manifest.Tree{Name: o.Name, Root: o.Root, List: ref, Files: c.st.Files, Bytes: c.st.Bytes}
+	c.st.Lists, c.st.ListBytes = tw.Lists, tw.ListBytes
+	t.Files, t.Bytes = c.st.Files, c.st.Bytes
 	return t, next, c.st, nil
 }
 
@@ -230,8 +240,8 @@ type pending struct {
 	id   CacheEntry
 }
 
-func (c *capturer) fill(ctx context.Context) func(*manifest.ListWriter) error {
-	return func(lw *manifest.ListWriter) error {
+func (c *capturer) fill(ctx context.Context) func(*manifest.TreeWriter) error {
+	return func(lw *manifest.TreeWriter) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		jobs := make(chan *pending, c.o.Workers*4)

@@ -63,18 +63,22 @@ func makeTree(t *testing.T) string {
 	return dir
 }
 
-func readList(t *testing.T, st *objects.Store, ref manifest.Ref) map[string]manifest.Entry {
+func readList(t *testing.T, st *objects.Store, tree manifest.Tree) map[string]manifest.Entry {
 	t.Helper()
-	f, err := st.Open(ref.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	out := map[string]manifest.Entry{}
-	if err := manifest.ReadEntries(f, func(e manifest.Entry) error { out[e.Path] = e; return nil }); err != nil {
+	if err := st.Trees().Walk(context.Background(), tree, func(e manifest.Entry) error { out[e.Path] = e; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func countObjects(t *testing.T, st *objects.Store) int {
+	t.Helper()
+	n := 0
+	if err := st.Walk(func(string) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestCapture(t *testing.T) {
@@ -109,7 +113,7 @@ func TestCapture(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			list := readList(t, store, tree.List)
+			list := readList(t, store, tree)
 			if _, ok := list["skip.tmp"]; ok {
 				t.Error("excluded file captured")
 			}
@@ -136,8 +140,8 @@ func TestCapture(t *testing.T) {
 			if src.opens.Load() != 0 || src.bytes.Load() != 0 || st2.Reused != 4 {
 				t.Fatalf("unchanged tree: %d opens, %d bytes read, stats %+v; want none", src.opens.Load(), src.bytes.Load(), st2)
 			}
-			if tree2.List != tree.List {
-				t.Errorf("list changed: %v -> %v", tree.List, tree2.List)
+			if tree2 != tree {
+				t.Errorf("tree changed: %+v -> %+v", tree, tree2)
 			}
 
 			// One file changed (new size and mtime): only it is read.
@@ -148,15 +152,24 @@ func TestCapture(t *testing.T) {
 			future := time.Now().Add(time.Hour)
 			os.Chtimes(p, future, future)
 			o.Cache = cache2
-			tree3, _, _, err := Capture(ctx, o)
+			before := countObjects(t, store)
+			tree3, _, st3, err := Capture(ctx, o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if src.opens.Load() != 1 {
 				t.Errorf("one changed file: %d opens, want 1", src.opens.Load())
 			}
-			if e := readList(t, store, tree3.List)["sub/deeper/c"]; e.Size != 7 {
+			if n := countObjects(t, store) - before; n != 1+3 {
+				t.Errorf("one changed file added %d objects, want 4 (its content, the lists of root, sub, sub/deeper)", n)
+			}
+			if e := readList(t, store, tree3)["sub/deeper/c"]; e.Size != 7 {
 				t.Errorf("changed entry %+v", e)
+			}
+			// Per-directory lists: the change adds the lists on its path
+			// (root, sub, sub/deeper), every other directory's is shared.
+			if tree3.Dir == tree.Dir || st3.Lists != tree.Dirs+1 {
+				t.Errorf("tree after one change %+v, %d lists", tree3, st3.Lists)
 			}
 		})
 	}

@@ -138,6 +138,25 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 		obj(d.Object)
 	}
 	for _, t := range m.Trees {
+		if t.Dir.SHA256 != "" {
+			// Format 2.0: a list per directory, each checked against its
+			// name before its lines are used; the lists are objects to
+			// copy like the files they name.
+			r := manifest.TreeReader{
+				Open: func(ref manifest.Ref) (io.ReadCloser, error) { return f.Open(ctx, manifest.ObjectRel(ref.SHA256)) },
+				List: func(ref manifest.Ref) error { obj(ref); return nil },
+			}
+			err := r.Walk(ctx, t, func(e manifest.Entry) error {
+				if e.Type == manifest.TypeFile {
+					addObj(e.Object, e.Size)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("set %s at %s: %w", id, f, err)
+			}
+			continue
+		}
 		obj(t.List)
 		err := readList(ctx, f, t.List, func(r io.Reader) error {
 			// Only what the copy needs, checked cheaply: the list's hash

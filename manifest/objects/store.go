@@ -243,3 +243,8 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// Trees returns a reader of the file trees whose lists are in s.
+func (s *Store) Trees() manifest.TreeReader {
+	return manifest.TreeReader{Open: func(ref manifest.Ref) (io.ReadCloser, error) { return s.Open(ref.SHA256) }}
+}

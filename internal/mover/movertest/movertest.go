@@ -209,21 +209,19 @@ func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
 	files := int64(len(tree))
 	tree = withDirs(tree)
 	sort.Slice(tree, func(i, j int) bool { return manifest.ComparePaths(tree[i].Path, tree[j].Path) < 0 })
-	var tbytes int64
-	listRef, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
-		for _, e := range tree {
-			e.MTime = m.Created
-			tbytes += e.Size
-			if err := lw.WriteEntry(e); err != nil {
-				return err
-			}
+	tw := manifest.NewTreeWriter(ctx, store)
+	for _, e := range tree {
+		e.MTime = m.Created
+		if err := tw.WriteEntry(e); err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
+	}
+	mt, err := tw.Tree("storage", "/var/lib/squirro/storage")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Trees = []manifest.Tree{{Name: "storage", Root: "/var/lib/squirro/storage", List: listRef, Files: files, Bytes: tbytes}}
+	mt.Files = files
+	m.Trees = []manifest.Tree{mt}
 	dump, err := store.Put(ctx, strings.NewReader(fmt.Sprintf("-- dump %d\n", c.seq)))
 	if err != nil {
 		t.Fatal(err)

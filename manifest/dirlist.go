@@ -1,0 +1,370 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Format 2.0 lists a file tree per directory (DESIGN.md, "Trees listed per
+// directory"): every directory, the root included, has one list object, a
+// zstd frame of JSON Lines of DirEntry sorted by name, and each
+// subdirectory's line names that subdirectory's list (Tree). Objects are
+// addressed by their compressed bytes, so `sha256sum` checks them; a
+// directory whose content did not change gives the same bytes, hence the
+// same object, and a set adds only the lists of the directories on changed
+// paths.
+
+// MaxDirList bounds one directory list, compressed and uncompressed: a
+// reader holds one directory's list at a time per level of depth.
+const MaxDirList = 256 << 20
+
+// DirEntry is one line of a directory list (format 2.0): an Entry of the
+// directory, named by its last path element, and for a subdirectory the
+// reference of its own list.
+type DirEntry struct {
+	Name   string    `json:"name"`
+	Type   string    `json:"type"`
+	Mode   uint32    `json:"mode"`
+	UID    int       `json:"uid"`
+	GID    int       `json:"gid"`
+	User   string    `json:"user,omitempty"`
+	Group  string    `json:"group,omitempty"`
+	MTime  time.Time `json:"mtime"`
+	Size   int64     `json:"size,omitempty"`
+	Object string    `json:"object,omitempty"`
+	Target string    `json:"target,omitempty"`
+	// Tree is, for a dir, the reference of its list object.
+	Tree *Ref `json:"tree,omitempty"`
+}
+
+func (d *DirEntry) entry(dir string) Entry {
+	p := d.Name
+	if dir != "" {
+		p = dir + "/" + d.Name
+	}
+	return Entry{Path: p, Type: d.Type, Mode: d.Mode, UID: d.UID, GID: d.GID, User: d.User, Group: d.Group,
+		MTime: d.MTime, Size: d.Size, Object: d.Object, Target: d.Target}
+}
+
+func dirEntryOf(e Entry) DirEntry {
+	return DirEntry{Name: path.Base(e.Path), Type: e.Type, Mode: e.Mode, UID: e.UID, GID: e.GID, User: e.User, Group: e.Group,
+		MTime: e.MTime.UTC(), Size: e.Size, Object: e.Object, Target: e.Target}
+}
+
+// validate checks a line read from a list of directory dir.
+func (d *DirEntry) validate(dir string) error {
+	if d.Name == "" || strings.Contains(d.Name, "/") {
+		return fmt.Errorf("directory %q: name %q: want one path element: %w", dir, d.Name, ErrInvalid)
+	}
+	e := d.entry(dir)
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if (d.Type == TypeDir) != (d.Tree != nil) {
+		return fmt.Errorf("entry %q: a dir, and only a dir, names its list (tree): %w", e.Path, ErrInvalid)
+	}
+	if d.Tree != nil {
+		if err := d.Tree.Validate(); err != nil {
+			return fmt.Errorf("entry %q: tree: %w", e.Path, err)
+		}
+	}
+	return nil
+}
+
+var (
+	// One encoder and decoder for everything (EncodeAll and DecodeAll are
+	// safe for concurrent use). The encoder's output depends only on its
+	// input and these settings, so an unchanged directory gives the same
+	// object.
+	dirEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	dirDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxDirList), zstd.WithDecoderMaxWindow(8<<20))
+)
+
+// TreeWriter builds a 2.0 tree from entries given in walk order, as
+// ListWriter takes them: it keeps the lines of the directories enclosing the
+// last entry (one list per level of depth, never the whole tree), and when a
+// directory ends, stores its list (compressed) through the Putter and puts
+// the reference into the parent's line.
+type TreeWriter struct {
+	ctx   context.Context
+	p     Putter
+	shape TreeShape
+	last  string
+	n     int64
+	stack []*openDir // root first
+
+	files, bytes, dirs int64
+	// Lists counts the directory lists stored, ListBytes their size.
+	Lists, ListBytes int64
+}
+
+type openDir struct {
+	path  string
+	lines []DirEntry
+	buf   bytes.Buffer
+}
+
+// NewTreeWriter returns a writer storing lists in p.
+func NewTreeWriter(ctx context.Context, p Putter) *TreeWriter {
+	return &TreeWriter{ctx: ctx, p: p, stack: []*openDir{{}}}
+}
+
+// WriteEntry appends the next entry in walk order.
+func (tw *TreeWriter) WriteEntry(e Entry) error {
+	if err := e.Validate(); err != nil {
+		return err
+	}
+	if tw.n > 0 && ComparePaths(tw.last, e.Path) >= 0 {
+		return fmt.Errorf("tree writer: %q after %q: paths must be strictly increasing (manifest.ComparePaths order, no duplicates): %w", e.Path, tw.last, ErrInvalid)
+	}
+	if err := tw.shape.Check(e); err != nil {
+		return err
+	}
+	parent := path.Dir(e.Path)
+	if parent == "." {
+		parent = ""
+	}
+	for tw.stack[len(tw.stack)-1].path != parent {
+		if err := tw.pop(); err != nil {
+			return err
+		}
+	}
+	top := tw.stack[len(tw.stack)-1]
+	top.lines = append(top.lines, dirEntryOf(e))
+	if e.Type == TypeDir {
+		tw.stack = append(tw.stack, &openDir{path: e.Path})
+	}
+	tw.last = e.Path
+	tw.n++
+	switch e.Type {
+	case TypeFile:
+		tw.files++
+		tw.bytes += e.Size
+	case TypeDir:
+		tw.dirs++
+	}
+	return nil
+}
+
+// pop stores the innermost open directory's list.
+func (tw *TreeWriter) pop() error {
+	d := tw.stack[len(tw.stack)-1]
+	ref, err := tw.store(d)
+	if err != nil {
+		return err
+	}
+	tw.stack = tw.stack[:len(tw.stack)-1]
+	parent := tw.stack[len(tw.stack)-1]
+	parent.lines[len(parent.lines)-1].Tree = &ref
+	return nil
+}
+
+func (tw *TreeWriter) store(d *openDir) (Ref, error) {
+	d.buf.Reset()
+	enc := json.NewEncoder(&d.buf)
+	enc.SetEscapeHTML(false)
+	for i := range d.lines {
+		start := d.buf.Len()
+		if err := enc.Encode(&d.lines[i]); err != nil {
+			return Ref{}, err
+		}
+		if d.buf.Len()-start > MaxListLine {
+			return Ref{}, fmt.Errorf("tree writer: line for %q in %q is longer than %d bytes: %w", d.lines[i].Name, d.path, MaxListLine, ErrInvalid)
+		}
+	}
+	if d.buf.Len() > MaxDirList {
+		return Ref{}, fmt.Errorf("tree writer: the list of directory %q is %d bytes, more than %d: %w", d.path, d.buf.Len(), MaxDirList, ErrInvalid)
+	}
+	z := dirEncoder.EncodeAll(d.buf.Bytes(), nil)
+	ref, err := tw.p.Put(tw.ctx, bytes.NewReader(z))
+	if err != nil {
+		return Ref{}, fmt.Errorf("store list of directory %q: %w", d.path, err)
+	}
+	tw.Lists++
+	tw.ListBytes += ref.Size
+	return ref, nil
+}
+
+// Close stores the lists still open and returns the root's.
+func (tw *TreeWriter) Close() (Ref, error) {
+	for len(tw.stack) > 1 {
+		if err := tw.pop(); err != nil {
+			return Ref{}, err
+		}
+	}
+	return tw.store(tw.stack[0])
+}
+
+// Tree stores the lists still open and returns the 2.0 tree: its root
+// list, and the number of files, their bytes and the directories written.
+func (tw *TreeWriter) Tree(name, root string) (Tree, error) {
+	ref, err := tw.Close()
+	if err != nil {
+		return Tree{}, err
+	}
+	return Tree{Name: name, Root: root, Dir: ref, Files: tw.files, Bytes: tw.bytes, Dirs: tw.dirs}, nil
+}
+
+// Count is the number of entries written.
+func (tw *TreeWriter) Count() int64 { return tw.n }
+
+// TreeReader streams a tree's entries, 1.x (one list) or 2.0 (a list per
+// directory), in walk order.
+type TreeReader struct {
+	// Open opens an object (a list) by reference; an error wrapping
+	// fs.ErrNotExist means it is missing.
+	Open func(ref Ref) (io.ReadCloser, error)
+	// List, if set, is called with every list object of the tree (for a
+	// 2.0 tree, every directory's list) before its lines are used: a 2.0
+	// list once it was read and its hash checked, a 1.x list before it is
+	// streamed.
+	List func(ref Ref) error
+}
+
+// Walk calls fn for every entry of t in walk order (ComparePaths), checking
+// what ReadEntries checks. Every list's size and SHA-256 are checked before
+// its lines are used (a 1.x list, read as a stream, at its end): a mismatch
+// wraps ErrCorrupt, a missing list ErrIncomplete, a malformed one
+// ErrInvalid. Memory: a 2.0 tree holds the lists of the directories
+// enclosing the entry being read, one per level; a 1.x list is streamed.
+func (r TreeReader) Walk(ctx context.Context, t Tree, fn func(Entry) error) error {
+	if t.Dir.SHA256 == "" {
+		return r.walkList(t, fn)
+	}
+	var shape TreeShape
+	var walk func(dir string, ref Ref) error
+	walk = func(dir string, ref Ref) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		lines, err := r.readDir(t, dir, ref)
+		if err != nil {
+			return err
+		}
+		for i := range lines {
+			d := &lines[i]
+			e := d.entry(dir)
+			if err := shape.Check(e); err != nil {
+				return fmt.Errorf("tree %s: %w", t.Name, err)
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			if d.Tree != nil {
+				if err := walk(e.Path, *d.Tree); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return walk("", t.Dir)
+}
+
+// readDir reads, checks and parses one directory list.
+func (r TreeReader) readDir(t Tree, dir string, ref Ref) ([]DirEntry, error) {
+	what := fmt.Sprintf("tree %s: list of directory %q (object %s)", t.Name, dir, ref.SHA256)
+	if dir == "" {
+		what = fmt.Sprintf("tree %s: list of the root directory (object %s)", t.Name, ref.SHA256)
+	}
+	if ref.Size > MaxDirList {
+		return nil, fmt.Errorf("%s: %d bytes, more than %d: %w", what, ref.Size, MaxDirList, ErrInvalid)
+	}
+	f, err := r.Open(ref)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", what, ErrIncomplete, err)
+	}
+	z, err := io.ReadAll(io.LimitReader(f, ref.Size+1))
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if sum := sha256.Sum256(z); int64(len(z)) != ref.Size || hex.EncodeToString(sum[:]) != ref.SHA256 {
+		return nil, fmt.Errorf("%s: content does not match its name and size: %w", what, ErrCorrupt)
+	}
+	if r.List != nil {
+		if err := r.List(ref); err != nil {
+			return nil, err
+		}
+	}
+	data, err := dirDecoder.DecodeAll(z, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a zstd frame: %v: %w", what, err, ErrInvalid)
+	}
+	var lines []DirEntry
+	err = readLines(data, func(n int, line []byte) error {
+		var d DirEntry
+		if err := decodeStrict(line, &d, true); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if err := d.validate(dir); err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if len(lines) > 0 && lines[len(lines)-1].Name >= d.Name {
+			return fmt.Errorf("line %d: %q after %q: names must be strictly increasing: %w", n, d.Name, lines[len(lines)-1].Name, ErrInvalid)
+		}
+		lines = append(lines, d)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return lines, nil
+}
+
+// walkList streams a 1.x tree's one list, hashing it on the way: the hash
+// is checked at its end.
+func (r TreeReader) walkList(t Tree, fn func(Entry) error) error {
+	what := fmt.Sprintf("tree %s: file list (object %s)", t.Name, t.List.SHA256)
+	if r.List != nil {
+		if err := r.List(t.List); err != nil {
+			return err
+		}
+	}
+	f, err := r.Open(t.List)
+	if err != nil {
+		return fmt.Errorf("%s: %w: %w", what, ErrIncomplete, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if err := ReadEntries(io.TeeReader(f, h), fn); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return err
+	}
+	if hex.EncodeToString(h.Sum(nil)) != t.List.SHA256 { // the same hash, the same size
+		return fmt.Errorf("%s: content does not match its name and size: %w", what, ErrCorrupt)
+	}
+	return nil
+}
+
+// readLines calls fn for every line of data (1-based numbers), bounded by
+// MaxListLine, each ending in a newline.
+func readLines(data []byte, fn func(n int, line []byte) error) error {
+	for n := 1; len(data) > 0; n++ {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return fmt.Errorf("line %d: truncated (no newline at the end): %w", n, ErrInvalid)
+		}
+		if i+1 > MaxListLine {
+			return fmt.Errorf("line %d: longer than %d bytes: %w", n, MaxListLine, ErrInvalid)
+		}
+		if err := fn(n, data[:i+1]); err != nil {
+			return err
+		}
+		data = data[i+1:]
+	}
+	return nil
+}
