@@ -43,6 +43,10 @@ type settings struct {
 	MaxClockSkew   time.Duration // sets created further after this host's clock are refused
 
 	ESURL            string
+	ESUsername       string // with ESPasswordFile: basic auth, as backup's
+	ESPasswordFile   string
+	ESCAFile         string           // PEM CA for https
+	ESReplicas       []es.ReplicaRule // number_of_replicas per index pattern after the restore (a reduced standby)
 	ESRepository     string
 	ESRepoLocation   string   // es/ as the ES nodes see it ("" = <channel>/es)
 	ESKeep           []string // standby-only indices never deleted for being absent from a set
@@ -105,6 +109,10 @@ func settingsFlags() []ucli.Flag {
 		f.Duration("max-clock-skew", manifest.DefaultMaxClockSkew, "refuse (exit 6) a set created more than this after this host's clock"),
 
 		f.String("es-url", "", "Elasticsearch URL of the standby"),
+		f.String("es-username", "", "Elasticsearch user"),
+		f.Path("es-password-file", "", "file holding the Elasticsearch password"),
+		f.Path("es-ca-file", "", "PEM CA certificate for Elasticsearch over TLS"),
+		f.Strings("es-replicas", nil, "number_of_replicas per index pattern after the restore, PATTERN=N, first match wins; e.g. \"*=0\" on a 1-node standby (prod's count can never be assigned there); unmatched indices keep prod's"),
 		f.String("es-repository", "", "name to register the channel's es/ under (default: bcp-<channel name>)"),
 		f.Path("es-repository-location", "", "the channel's es/ directory as the standby's Elasticsearch nodes see it (default: <channel>/es)"),
 		f.Strings("es-keep", nil, "standby indices never deleted, though the set says prod no longer has them (patterns, e.g. standby_*)"),
@@ -193,7 +201,8 @@ func readSettings(c *ucli.Context) (settings, error) {
 		StateDir: c.Path("state-dir"), Leader: leader.FromContext(c),
 		VerifyWorkers: c.Int("verify-workers"), MaxClockSkew: c.Duration("max-clock-skew"),
 
-		ESURL: c.String("es-url"), ESRepository: c.String("es-repository"), ESRepoLocation: c.Path("es-repository-location"),
+		ESURL: c.String("es-url"), ESUsername: c.String("es-username"), ESPasswordFile: c.Path("es-password-file"), ESCAFile: c.Path("es-ca-file"),
+		ESRepository: c.String("es-repository"), ESRepoLocation: c.Path("es-repository-location"),
 		ESKeep: c.StringSlice("es-keep"), ESExisting: c.String("es-existing"),
 		ESGlobalState: c.Bool("es-include-global-state"), ESTimeout: c.Duration("es-timeout"),
 		ESRequestTimeout: c.Duration("es-request-timeout"),
@@ -223,6 +232,11 @@ func readSettings(c *ucli.Context) (settings, error) {
 		}
 		s.RedisDBs = append(s.RedisDBs, n)
 	}
+	rules, err := es.ParseReplicaRules(c.StringSlice("es-replicas"))
+	if err != nil {
+		return s, cli.Usagef("%v", err)
+	}
+	s.ESReplicas = rules
 	if kv := c.StringSlice("es-index-settings"); len(kv) > 0 {
 		s.ESIndexSettings = map[string]any{}
 		for _, p := range kv {

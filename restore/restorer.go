@@ -373,7 +373,8 @@ func (r *restorer) esClient() (*elasticsearch.Client, error) {
 	if r.cfg.ESURL == "" {
 		return nil, fmt.Errorf("the set has an Elasticsearch snapshot but no --es-url is configured")
 	}
-	c, err := es.NewClient(es.Options{URLs: []string{r.cfg.ESURL}, Timeout: r.cfg.ESRequestTimeout})
+	c, err := es.NewClient(es.Options{URLs: []string{r.cfg.ESURL}, Username: r.cfg.ESUsername, PasswordFile: r.cfg.ESPasswordFile,
+		CACertFile: r.cfg.ESCAFile, Timeout: r.cfg.ESRequestTimeout})
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +407,7 @@ func (r *restorer) esOptions(root string, m *manifest.Manifest, dry bool) es.Res
 	return es.RestoreOptions{
 		Repository: repo, Location: loc, Snapshot: m.Elasticsearch.Snapshot, UUID: m.Elasticsearch.UUID,
 		Indices: m.Elasticsearch.Indices, Gone: esGone(m.Elasticsearch), Keep: r.cfg.ESKeep, Closed: m.Elasticsearch.Closed, Existing: r.cfg.ESExisting,
-		IncludeGlobalState: r.cfg.ESGlobalState, IndexSettings: r.cfg.ESIndexSettings, WaitTimeout: r.cfg.ESTimeout, ReportInterval: r.cfg.esReportInterval,
+		IncludeGlobalState: r.cfg.ESGlobalState, IndexSettings: r.cfg.ESIndexSettings, Replicas: r.cfg.ESReplicas, WaitTimeout: r.cfg.ESTimeout, ReportInterval: r.cfg.esReportInterval,
 		DryRun: dry, Progress: &esProgress{log: r.log, rep: r.rep},
 	}
 }

@@ -107,6 +107,9 @@ type RestoreOptions struct {
 	// IndexSettings override the snapshot's index settings, e.g.
 	// {"index.number_of_replicas": 0} on a standby with fewer nodes.
 	IndexSettings map[string]any
+	// Replicas set number_of_replicas per index pattern once the primaries
+	// are restored (es-replicas); indices no rule matches keep prod's.
+	Replicas []ReplicaRule
 	// WaitTimeout bounds the wait for the restored shards; 1 hour when zero.
 	WaitTimeout time.Duration
 	// PollInterval of the shard wait; 1s when zero.
@@ -133,6 +136,8 @@ type RestorePlan struct {
 	Absent   string `json:"absent"`
 	Existing string `json:"existing"` // what happens to Replace: delete or close
 	Shards   int    `json:"shards"`   // primary shards restored
+	// Replicas: restored indices whose number_of_replicas a rule sets.
+	Replicas map[string]int `json:"replicas,omitempty"`
 	// InProgress is a restore from this repository still running in the
 	// cluster, left by an earlier run that was stopped; RestoreSnapshot
 	// cancels it first.
@@ -352,6 +357,7 @@ func PlanRestore(ctx context.Context, c *elasticsearch.Client, opts RestoreOptio
 	plan := &RestorePlan{Snapshot: opts.Snapshot, Existing: opts.Existing,
 		Absent: "left alone: the set does not say which indices prod has (format 1.0)"}
 	plan.Restore, plan.Unchanged = rsUnchanged(opts, existing, inProgress)
+	plan.Replicas = replicasFor(plan.Restore, opts.Replicas)
 	if opts.Gone != nil {
 		plan.Absent = "deleted when the set's scope covers them (gone from prod), unless es-keep names them; system indices never"
 	}
@@ -447,6 +453,9 @@ func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreO
 	}
 	n, err := rsWaitShards(ctx, c, plan.Restore, opts, p)
 	plan.Shards = n
+	if err == nil && len(plan.Replicas) > 0 {
+		err = rsSetReplicas(ctx, c, plan.Replicas, p)
+	}
 	if err == nil && len(plan.Close) > 0 {
 		p.RestoreStep("close (closed on prod) " + strings.Join(plan.Close, ", "))
 		err = rsCloseIndices(ctx, c, plan.Close)
