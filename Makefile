@@ -13,7 +13,7 @@ GOTEST_FLAGS ?= -count=1 -p 2 -timeout 40m
 PKGS := $(patsubst %,./%/...,$(MODULES))
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all setup build test lint env-up env-down demo bench clean
+.PHONY: all setup build test lint env-up env-down demo drill bench bench-es bench-scale clean
 
 all: build
 
@@ -48,6 +48,21 @@ env-down:
 demo: setup
 	@cd internal && go run ./cmd/demo
 
+# Failover and failback on the local two-site world: runs every command of
+# doc/runbook.md as written, on the site it names, and proves both sites
+# equal after each step (internal/cmd/demo/drill.go).
+drill: setup
+	@cd internal && go run ./cmd/demo -drill $(CURDIR)/doc/runbook.md
+
+# Elasticsearch at scale (bench/es.md): 10 indices, 1 GB of documents on
+# prod (BCP_BENCH_SCALE=0.1: 100 MB); first cycle, one index changed, nothing
+# changed; each restore beside restore --full of the same set, in one run.
+bench-es: setup
+	@mkdir -p bench/out
+	@set -o pipefail; cd internal && BCP_TESTENV_ES_HEAP=$${BCP_TESTENV_ES_HEAP:-1g} go run ./cmd/demo \
+	  -es-bench-mb $$(awk "BEGIN{print int(1024*$${BCP_BENCH_SCALE:-1})}") -docs 2000 -files 100 2>&1 | \
+	  tee ../bench/out/es-$$(date -u +%Y%m%dT%H%M%SZ).txt
+
 # Side by side with rsync, sha256sum and mysqldump | gzip in one run; ratios
 # in each line. BCP_BENCH_SCALE=0.1 for a quick look. Raw output in bench/out.
 bench: setup build
@@ -59,6 +74,11 @@ bench: setup build
 	  (cd backup && go test -run '^$$' -bench . -benchtime 1x -timeout 60m .); \
 	} 2>&1 | tee bench/out/bench-$$(date -u +%Y%m%dT%H%M%SZ).txt
 	@./bench/transfer.sh
+
+# A million-file storage, files stage of each program beside rsync -a, with
+# peak RSS (bench/scale.md). BCP_SCALE_FILES=100000 for a quick look.
+bench-scale: setup
+	@./bench/scale.sh
 
 clean:
 	rm -rf bin

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"sort"
 
 	"github.com/BurntSushi/toml"
@@ -38,4 +39,14 @@ func CheckRenamed(program string, renamed map[string]string, why, configFile str
 		}
 	}
 	return nil
+}
+
+// ReadConfigKeys reads a program's TOML config file into a map of its keys
+// (for checks that look at another program's settings).
+func ReadConfigKeys(path string) (map[string]any, error) {
+	keys := map[string]any{}
+	if _, err := toml.DecodeFile(path, &keys); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return keys, nil
 }

@@ -3,19 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,7 +25,6 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v7"
 	_ "github.com/go-sql-driver/mysql"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/squirro-bcp/bcp/internal/es"
 	"github.com/squirro-bcp/bcp/internal/filetree"
@@ -57,20 +53,37 @@ type demo struct {
 	bcpDB     *sql.DB
 	health    *http.Server
 	healthURL string
+	runbook   string            // -drill: the runbook to run
+	memory    map[string]string // -drill: a site's state remembered
+	writes    int               // -drill: write steps so far
+	// benchBytes > 0: make bench-es (esbench.go) with this much document
+	// JSON instead of the demo's one cycle.
+	benchBytes int64
+	lastRSS    int64 // peak RSS (KiB) of the last program d.on ran
 }
 
 func run() int {
 	keep := flag.Bool("keep", false, "keep the world's directory (logs, configs, channels) after the demo")
 	docs := flag.Int("docs", 5000, "documents in the largest sample index")
 	files := flag.Int("files", 300, "files in the sample storage tree")
+	drill := flag.String("drill", "", "instead of one cycle, run this runbook's commands (make drill: doc/runbook.md): failover and failback")
+	benchMB := flag.Int64("es-bench-mb", 0, "make bench-es: fill prod with this many MB of documents in 10 indices and time replication cycles (esbench.go)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d := &demo{}
+	d := &demo{runbook: *drill, benchBytes: *benchMB << 20}
 	err := d.main(ctx, *docs, *files, *keep)
+	name := "demo"
+	if d.runbook != "" {
+		name = "drill"
+	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "\ndemo: FAILED: %v\n", err)
+		fmt.Fprintf(os.Stderr, "\n%s: FAILED: %v\n", name, err)
 		return 1
+	}
+	if d.runbook != "" {
+		fmt.Printf("\ndrill: OK - every command of %s ran as written, with the exit code it names, and the sites were equal at every check\n", d.runbook)
+		return 0
 	}
 	fmt.Println("\ndemo: OK - bcp holds the same data as prod")
 	return 0
@@ -155,22 +168,34 @@ func (d *demo) main(ctx context.Context, nDocs, nFiles int, keep bool) (err erro
 	if err := d.configure(); err != nil {
 		return err
 	}
+	if d.runbook != "" {
+		return d.drill(ctx, total)
+	}
+	if err := d.step("backup init on both sites: both channels on each site's NFS, and every day-one check", func() error {
+		if err := d.on("prod", os.Stdout, "backup", "init", "--target", "bcp"); err != nil {
+			return err
+		}
+		return d.on("bcp", os.Stdout, "backup", "init", "--target", "prod")
+	}); err != nil {
+		return err
+	}
+	if d.benchBytes > 0 {
+		return d.esBench(ctx, d.benchBytes)
+	}
 	cycle := time.Now()
 	if err := d.step("backup run (prod): preflight, ES snapshot, mysqldump, file capture, signed publish", func() error {
-		return d.program("backup", "run", "--config", d.path("backup.toml"))
+		return d.on("prod", os.Stdout, "backup", "run")
 	}); err != nil {
 		return err
 	}
 	if err := d.step("transfer push (prod channel -> bcp NFS over SFTP)", func() error {
-		b := d.info.Sites["bcp"].SSH
-		dst := fmt.Sprintf("sftp://%s@%s:%d%s", b.User, b.Host, b.Port, filepath.Join(d.w.BCP.NFS, "prod-to-bcp"))
-		return d.program("transfer", "push", "--config", d.path("transfer.toml"), filepath.Join(d.w.Prod.NFS, "prod-to-bcp"), dst)
+		return d.on("prod", os.Stdout, "transfer", "push", d.channel("prod", "prod"), d.sftpURL("bcp", d.channel("bcp", "prod")))
 	}); err != nil {
 		return err
 	}
 	var out bytes.Buffer
 	if err := d.step("restore run (bcp): verify, then stages 6-11", func() error {
-		return d.programOut(&out, "restore", "run", "--config", d.path("restore.toml"), "--json")
+		return d.on("bcp", &out, "restore", "run", "--json")
 	}); err != nil {
 		return err
 	}
@@ -222,18 +247,22 @@ func (d *demo) build() error {
 	return nil
 }
 
-func (d *demo) program(name string, args ...string) error {
-	return d.programOut(os.Stdout, name, args...)
-}
-
-func (d *demo) programOut(stdout io.Writer, name string, args ...string) error {
-	fmt.Printf("    $ bin/%s %s\n", name, strings.Join(args, " "))
+// on runs bin/<name> with args on site (its config files, see sites.go),
+// its stdout to stdout and its log lines indented.
+func (d *demo) on(site string, stdout io.Writer, name string, args ...string) error {
+	fmt.Printf("    %s$ %s %s\n", site, name, strings.Join(args, " "))
 	cmd := exec.Command(filepath.Join(d.root, "bin", name), args...)
+	cmd.Env = d.siteEnv(site)
 	cmd.Stdout = stdout
-	var stderr bytes.Buffer
-	cmd.Stderr = io.MultiWriter(&stderr, indent{os.Stderr})
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("bin/%s %s: %w", name, args[0], err)
+	cmd.Stderr = indent{os.Stderr}
+	err := cmd.Run()
+	if ps := cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			d.lastRSS = ru.Maxrss
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%s$ %s %s: %w", site, name, args[0], err)
 	}
 	return nil
 }
@@ -361,116 +390,6 @@ func (d *demo) fill(ctx context.Context, nDocs, nFiles int) error {
 		}
 	}
 	fmt.Printf("    storage: %d files, %d bytes; config: 3 .ini files\n", nFiles+2, bytesTotal)
-	return nil
-}
-
-// ---- configuration of the three programs ----
-
-func (d *demo) configure() error {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	blk, err := ssh.MarshalPrivateKey(priv, "prod-backup")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(d.path("signing-key"), pem.EncodeToMemory(blk), 0o600); err != nil {
-		return err
-	}
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		return err
-	}
-	allowed := fmt.Sprintf("prod-backup namespaces=\"manifest@squirro-bcp\" %s", ssh.MarshalAuthorizedKey(signer.PublicKey()))
-	if err := os.WriteFile(d.path("allowed_signers"), []byte(allowed), 0o644); err != nil {
-		return err
-	}
-	for site, role := range map[string]string{"prod": "active", "bcp": "standby"} {
-		if err := os.WriteFile(d.path(site+"-role"), []byte(role+"\n"), 0o644); err != nil {
-			return err
-		}
-	}
-	// Squirro's restart script and health page, stood in for on loopback
-	script := d.path("squirro-restart.sh")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$(date -u +%FT%TZ) squirro services restarted on $(hostname)\" >> "+d.path("restarts.log")+"\n"), 0o755); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	d.health = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })}
-	go d.health.Serve(ln)
-	d.healthURL = "http://" + ln.Addr().String() + "/api/health"
-
-	p, b := d.info.Sites["prod"], d.info.Sites["bcp"]
-	prodCh := filepath.Join(p.NFS, "prod-to-bcp")
-	bcpCh := filepath.Join(b.NFS, "prod-to-bcp")
-	if err := os.MkdirAll(bcpCh, 0o750); err != nil {
-		return err
-	}
-	if err := d.program("backup", "init", "--channel", prodCh, "--site", "prod", "--target", "bcp"); err != nil {
-		return err
-	}
-	configs := map[string]string{
-		"backup.toml": fmt.Sprintf(`# backup on the prod leader
-channel = %q
-site = "prod"
-role-file = %q
-state-dir = %q
-es-url = [%q]
-mysql-host = %q
-mysql-port = %d
-mysql-user = %q
-mysql-password-file = %q
-storage-root = %q
-config-root = %q
-sign-key = %q
-min-free-bytes = 0
-`, prodCh, d.path("prod-role"), d.path("backup-state"), p.ES.URL, p.MariaDB.Host, p.MariaDB.Port, p.MariaDB.User, p.MariaDB.PasswordFile, d.path("prod-storage"), d.path("prod-etc-squirro"), d.path("signing-key")),
-		"transfer.toml": fmt.Sprintf(`# transfer prod -> bcp over SFTP
-ssh-key = %q
-ssh-known-hosts = %q
-allowed-signers = %q
-channel = "prod-to-bcp"
-source = "prod"
-target = "bcp"
-cache = %q
-remote-transfer = %q
-`, b.SSH.KeyFile, b.SSH.KnownHosts, d.path("allowed_signers"), d.path("transfer-cache"), filepath.Join(d.root, "bin", "transfer")),
-		"restore.toml": fmt.Sprintf(`# restore on the bcp leader
-channel = %q
-site = "bcp"
-source = "prod"
-role-file = %q
-allowed-signers = %q
-state-dir = %q
-es-url = %q
-es-index-settings = ["index.number_of_replicas=0"]
-mysql-defaults-file = %q
-ssh-host = %q
-ssh-port = %d
-ssh-user = %q
-ssh-key = %q
-ssh-known-hosts = %q
-storage-root = %q
-config-root = %q
-files-via-ssh = true
-remote-transfer = %q
-redis-addr = %q
-restart-command = %q
-restart-nodes = ["%s:%d", "%s:%d"]
-health-urls = [%q]
-`, bcpCh, d.path("bcp-role"), d.path("allowed_signers"), d.path("restore-state"), b.ES.URL, b.MariaDB.DefaultsFile,
-			b.SSH.Host, b.SSH.Port, b.SSH.User, b.SSH.KeyFile, b.SSH.KnownHosts, d.path("bcp-storage"), d.path("bcp-etc-squirro"),
-			filepath.Join(d.root, "bin", "transfer"), b.Redis.Addr, d.path("squirro-restart.sh"), b.SSH.Host, b.SSH.Port, b.SSH.Host, b.SSH.Port, d.healthURL),
-	}
-	for name, c := range configs {
-		if err := os.WriteFile(d.path(name), []byte(c), 0o600); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
