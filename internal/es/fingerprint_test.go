@@ -3,6 +3,7 @@ package es
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,17 @@ func TestSnapshotFingerprints(t *testing.T) {
 		Producer: manifest.Producer{Host: "h", Program: "p", Version: "v"}, Elasticsearch: es}
 	if err := m.Validate(); err != nil {
 		t.Fatalf("a set with these fingerprints is invalid: %v", err)
+	}
+}
+
+// TestRestoreUnchanged: an index the caller says is unchanged is kept only
+// when the standby has it open, it was not closed on the source and no
+// interrupted restore was restoring it; everything else is restored.
+func TestRestoreUnchanged(t *testing.T) {
+	opts := RestoreOptions{Indices: []string{"e", "d", "c", "b", "a", "f"}, Unchanged: []string{"a", "b", "c", "d", "e", "x"}, Closed: []string{"c"}}
+	existing := []IndexState{{Index: "a", Status: "open"}, {Index: "b", Status: "close"}, {Index: "c", Status: "open"}, {Index: "d", Status: "open"}, {Index: "f", Status: "open"}}
+	restore, unchanged := rsUnchanged(opts, existing, &RestoreInProgress{Indices: []string{"d"}})
+	if !slices.Equal(unchanged, []string{"a"}) || !slices.Equal(restore, []string{"b", "c", "d", "e", "f"}) {
+		t.Fatalf("restore %v, unchanged %v; want a kept (b closed on the standby, c closed on prod, d being restored, e missing, f not unchanged)", restore, unchanged)
 	}
 }
