@@ -356,3 +356,13 @@ func (w *ClusterWorld) Stop() {
 	}
 	wg.Wait()
 }
+
+// World is a two-site World view of the cluster world, for fixtures
+// written against World: each site's first Elasticsearch node, primary
+// MariaDB and Redis, and first application node's sshd.
+func (w *ClusterWorld) World() *World {
+	view := func(s *ClusterSite) *Site {
+		return &Site{Name: s.Name, Dir: s.Dir, NFS: s.NFS, ES: s.ES[0], MariaDB: s.MariaDB, Redis: s.Redis, SSH: s.Apps[0].SSH}
+	}
+	return &World{Dir: w.Dir, Prod: view(w.Prod), BCP: view(w.BCP)}
+}
