@@ -147,7 +147,7 @@ func settingsFlags() []ucli.Flag {
 		f.Path("redis-password-file", "", "file holding the Redis password"),
 		f.Strings("redis-dbs", nil, "Redis databases to flush (empty: all)"),
 
-		f.String("restart-command", "", "command that restarts Squirro on a node, run over SSH; empty: no restart"),
+		f.String("restart-command", "", "command that restarts Squirro on every standby node (restart-nodes), run over SSH, in parallel; required for a restore: \"none\" restarts nothing on purpose"),
 		f.Strings("restart-nodes", nil, "standby nodes host[:port] to restart"),
 		f.Duration("restart-timeout", 10*time.Minute, "per-node restart timeout"),
 
@@ -309,11 +309,18 @@ func (s *settings) validate(needChannel bool) error {
 	if s.MySQLViaSSH && s.MySQLRemoteDefaults == "" {
 		return cli.Usagef("--mysql-via-ssh needs --mysql-remote-defaults (the option file on the leader)")
 	}
-	if s.RestartCommand != "" && len(s.RestartNodes) == 0 {
+	if s.restarts() && len(s.RestartNodes) == 0 {
 		return cli.Usagef("--restart-command needs --restart-nodes")
 	}
 	return nil
 }
+
+// restartNone as restart-command restarts nothing, on purpose; an empty
+// restart-command is a configuration error when a restore runs.
+const restartNone = "none"
+
+// restarts reports whether stage 10 runs a restart command.
+func (s *settings) restarts() bool { return s.RestartCommand != "" && s.RestartCommand != restartNone }
 
 // checkKnownHosts fails when SSH is needed (for what) and the known_hosts
 // file is not configured or cannot be read, before anything is changed:

@@ -17,6 +17,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v7"
 
 	"github.com/squirro-bcp/bcp/internal/alert"
+	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/es"
 	"github.com/squirro-bcp/bcp/internal/filetree"
 	"github.com/squirro-bcp/bcp/internal/leader"
@@ -475,7 +476,11 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 	if r.cfg.MySQLViaSSH && m.MySQL != nil {
 		ssh = append(ssh, "mysql-via-ssh")
 	}
-	if r.cfg.RestartCommand != "" {
+	if r.cfg.RestartCommand == "" {
+		return cli.Usagef("no restart-command configured: stage 10 restarts Squirro on every standby node (restart-command, restart-nodes); "+
+			"set restart-command = %q to restart nothing on purpose", restartNone)
+	}
+	if r.cfg.restarts() {
 		ssh = append(ssh, "restart-command")
 	}
 	if err := r.cfg.checkKnownHosts(ssh); err != nil {
@@ -508,7 +513,7 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 			}
 		}
 	}
-	if r.cfg.RestartCommand != "" {
+	if r.cfg.restarts() {
 		p.Restart = r.cfg.RestartNodes
 	}
 	p.Checks = append(p.Checks, r.cfg.HealthURLs...)
@@ -609,8 +614,8 @@ func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest
 			return "flushed " + strings.Join(dbs, ","), err
 		},
 		stageRestart: func() (string, error) {
-			if r.cfg.RestartCommand == "" {
-				return "", errSkip("no restart command configured")
+			if !r.cfg.restarts() {
+				return "", errSkip("restart-command = \"none\": no restart, on purpose")
 			}
 			var nodes []restart.Node
 			for _, n := range r.cfg.RestartNodes {
