@@ -168,6 +168,9 @@ func (m *Manifest) Validate() error {
 		if m.Elasticsearch != nil && m.Elasticsearch.Fingerprints != nil {
 			return fmt.Errorf("elasticsearch: fingerprints are a field of format 2.0, the manifest says %s: %w", m.Version, ErrInvalid)
 		}
+		if m.Elasticsearch != nil && m.Elasticsearch.Source != nil {
+			return fmt.Errorf("elasticsearch: source is a field of format 2.0, the manifest says %s: %w", m.Version, ErrInvalid)
+		}
 	}
 	if es := m.Elasticsearch; es != nil {
 		if err := es.validate(); err != nil {
@@ -268,6 +271,14 @@ func (es *ESSnapshot) validate() error {
 		}
 		if !slices.Contains(es.Indices, f.Index) {
 			return fmt.Errorf("fingerprints[%d]: index %q is not one of the indices: %w", i, f.Index, ErrInvalid)
+		}
+	}
+	if s := es.Source; s != nil {
+		if err := checkText("source.version", s.Version, true); err != nil {
+			return err
+		}
+		if s.Nodes < 1 {
+			return fmt.Errorf("source.nodes %d: at least 1: %w", s.Nodes, ErrInvalid)
 		}
 	}
 	if es.Generation < 0 {

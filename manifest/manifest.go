@@ -121,6 +121,16 @@ type ESSnapshot struct {
 	// Closed (format 1.1) are the indices of Indices that were closed on
 	// the source; Elasticsearch restores them open, the reader closes them.
 	Closed []string `json:"closed,omitempty"`
+	// Source (format 2.0) is the source cluster when the snapshot was
+	// taken: a reader checks before restoring that its own version can
+	// read the snapshot, and sees how much smaller it is. Optional.
+	Source *ESSource `json:"source,omitempty"`
+}
+
+// ESSource describes the source Elasticsearch cluster of a snapshot.
+type ESSource struct {
+	Version string `json:"version"` // version.number, e.g. 7.17.29
+	Nodes   int    `json:"nodes"`   // nodes in the cluster, at least 1
 }
 
 // IndexFingerprint is what one index held when the snapshot was taken:
