@@ -517,5 +517,6 @@ func snapshotES(ctx context.Context, cfg *config, pre *preflight, id string, pre
 		Scope:        es.Scope(cfg.ESIndices), // CreateSnapshot checked the snapshot holds every index in it
 		Closed:       snap.Closed,
 		Fingerprints: snap.Fingerprints, // the indices no operation reached while the snapshot was taken
+		Source:       esSource(pre),
 	}, hashed, nil
 }

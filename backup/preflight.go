@@ -75,6 +75,7 @@ type preflight struct {
 	Free       int64
 	Signer     ssh.Signer
 	ES         *es.Client
+	ESInfo     *es.ClusterInfo // the source cluster's version and size, recorded in the set
 	Repo       string
 	RepoExists bool
 	Databases  []string
@@ -346,6 +347,9 @@ func checkES(ctx context.Context, cfg *config, p *preflight) {
 	} else {
 		p.add(Check{Name: "elasticsearch master", Detail: name + " on " + host})
 	}
+	if info, err := c.Info(ctx); err == nil {
+		p.ESInfo = &info
+	}
 	if n, err := c.MasterEligible(ctx); err == nil {
 		c := Check{Name: "elasticsearch quorum", Detail: fmt.Sprintf("%d master-eligible node(s)", n)}
 		if n > 1 && n%2 == 0 {
@@ -382,6 +386,14 @@ func checkES(ctx context.Context, cfg *config, p *preflight) {
 		p.RepoExists = true
 		p.add(Check{Name: "elasticsearch repository", Detail: p.Repo + " at " + r.Location})
 	}
+}
+
+// esSource is what the set records of the source cluster (nil: unknown).
+func esSource(p *preflight) *manifest.ESSource {
+	if p.ESInfo == nil || p.ESInfo.Version == "" || p.ESInfo.Nodes < 1 {
+		return nil
+	}
+	return &manifest.ESSource{Version: p.ESInfo.Version, Nodes: p.ESInfo.Nodes}
 }
 
 func under(p string, roots []string) bool {
