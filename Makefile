@@ -2,8 +2,14 @@
 SHELL := /bin/bash
 MODULES := manifest internal backup transfer restore
 PROGRAMS := backup transfer restore
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+# The package version (VERSION file; a build from a commit other than the
+# tag vX.Y.Z is X.Y.Z~dev.N, N commits in: it sorts before the release and
+# after every earlier build) and the commit; --version prints both.
+VERSION ?= $(shell v=$$(cat VERSION); if git describe --tags --exact-match --match "v$$v" >/dev/null 2>&1; then echo $$v; else echo "$$v~dev.$$(git rev-list --count HEAD 2>/dev/null || echo 0)"; fi)
+COMMIT ?= $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); git diff --quiet HEAD 2>/dev/null || c=$$c+dirty; echo $$c)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# Architectures of make package.
+PACKAGE_ARCH ?= amd64,arm64
 WORLD ?= $(CURDIR)/.world
 # -count=1: the tests talk to real servers, so a cached result proves nothing.
 # -p 2: two test packages at a time (2 cores); a package that uses the shared
@@ -11,9 +17,12 @@ WORLD ?= $(CURDIR)/.world
 GOTEST_FLAGS ?= -count=1 -p 2 -timeout 40m
 # Every module's packages, as go.work patterns from the repository root.
 PKGS := $(patsubst %,./%/...,$(MODULES))
+# make lint also covers the packaging module (its test is make package-test).
+LINT_MODULES := $(MODULES) packaging
+LINT_PKGS := $(PKGS) ./packaging/...
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all setup build test lint env-up env-down demo drill bench bench-es bench-scale clean
+.PHONY: all setup build test lint env-up env-down demo drill bench bench-es bench-scale clean package package-test
 
 all: build
 
@@ -29,12 +38,12 @@ test: setup build
 	go test $(GOTEST_FLAGS) $(PKGS)
 
 lint:
-	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
-	go vet $(PKGS)
+	@out=$$(gofmt -l $(LINT_MODULES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	go vet $(LINT_PKGS)
 	@sc=$$(go env GOPATH)/bin/staticcheck; \
 	if [ ! -x "$$sc" ] && ! go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); then \
 		echo "lint: staticcheck could not be installed from the Go module proxy; skipped"; exit 0; fi; \
-	echo "$$sc $(PKGS)"; "$$sc" $(PKGS)
+	echo "$$sc $(LINT_PKGS)"; "$$sc" $(LINT_PKGS)
 
 env-up: setup
 	@cd internal && go run ./cmd/testworld up -dir $(WORLD)
@@ -80,5 +89,16 @@ bench: setup build
 bench-scale: setup
 	@./bench/scale.sh
 
+# .deb and .rpm into dist/ (packaging/: nFPM as a library; layout in
+# packaging/nfpm.yaml).
+package:
+	go run ./packaging -version '$(VERSION)' -commit '$(COMMIT)' -arch $(PACKAGE_ARCH) -out dist
+
+# Builds two versions of the packages, installs, upgrades, removes and
+# purges them in private roots (dpkg --root, rpm --root; as root), and
+# compares the .rpm's layout with the .deb's. Run by .ci/run.
+package-test: setup
+	go test -count=1 -timeout 15m ./packaging/
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -8,17 +8,19 @@ import (
 	"github.com/squirro-bcp/bcp/internal/cli"
 )
 
-// version is set at build time: -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time:
+// -ldflags "-X main.version=... -X main.commit=..." (make build, make package).
+var version, commit = "dev", ""
 
 func newApp() *ucli.App {
 	return &ucli.App{
-		Name:        program,
-		Usage:       "prod side: snapshot Elasticsearch, dump MySQL, capture files into the NFS channel and publish a signed manifest",
-		Version:     version,
-		Description: exitHelp,
+		Name:                 program,
+		Usage:                "prod side: snapshot Elasticsearch, dump MySQL, capture files into the NFS channel and publish a signed manifest",
+		Version:              cli.Version(version, commit),
+		EnableBashCompletion: true,
+		Description:          exitHelp,
 		Commands: []*ucli.Command{
-			newCheckCommand(), newRunCommand(), newListCommand(), newPruneCommand(), newInitCommand(),
+			newCheckCommand(), newRunCommand(), newListCommand(), newPruneCommand(), newInitCommand(), cli.GenerateCommand(),
 		},
 	}
 }

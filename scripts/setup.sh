@@ -6,10 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: the servers of the test world and their clients, and the
-# JDK and Maven that fetch and run the Elasticsearch node.
+# Debian packages: the servers of the test world and their clients, the
+# JDK and Maven that fetch and run the Elasticsearch node, and man-db and rpm
+# for make package-test (man finds the packaged pages, rpm -qpl reads the .rpm).
 pkgs=(mariadb-server mariadb-client redis-server openssh-server openssh-client rsync zstd procps
-	openjdk-17-jdk-headless maven)
+	openjdk-17-jdk-headless maven
+	man-db rpm)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

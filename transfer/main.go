@@ -9,14 +9,16 @@ import (
 	"github.com/squirro-bcp/bcp/internal/cli"
 )
 
-// version is set at build time: -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time:
+// -ldflags "-X main.version=... -X main.commit=..." (make build, make package).
+var version, commit = "dev", ""
 
 func newApp() *ucli.App {
 	return &ucli.App{
-		Name:    "transfer",
-		Usage:   "move a channel to the standby over SSH/SFTP, or check what rsync / SnapMirror moved",
-		Version: version,
+		Name:                 "transfer",
+		Usage:                "move a channel to the standby over SSH/SFTP, or check what rsync / SnapMirror moved",
+		Version:              cli.Version(version, commit),
+		EnableBashCompletion: true,
 		Commands: []*ucli.Command{
 			newPushCommand(),
 			newPullCommand(),
@@ -24,6 +26,7 @@ func newApp() *ucli.App {
 			newWaitCommand(),
 			newStatusCommand(),
 			newServeCommand(),
+			cli.GenerateCommand(),
 		},
 	}
 }
