@@ -30,7 +30,7 @@ type standbyState struct {
 	Newest  manifest.SetInfo // newest signed set in the channel (ID "": none)
 	Pending int              // signed sets newer than Live
 	Created time.Time        // Newest's creation time
-	Last    *ledger.Record   // the last restore run, if any
+	Failed  *ledger.Record   // the last failed restore, if after Live's
 }
 
 // channelSets says which signed set of the channel is the newest and how
@@ -66,12 +66,8 @@ func (r *restorer) standby() (standbyState, error) {
 	if st.Live, err = r.live(l, r.expect(r.cfg.Channel).Name); err != nil {
 		return st, err
 	}
-	recs, err := l.Records()
-	if err != nil {
-		return st, err
-	}
-	if len(recs) > 0 {
-		st.Last = &recs[len(recs)-1]
+	if f, err := l.LastFailure(); err == nil && f.Start.After(st.Live.Start) {
+		st.Failed = &f
 	}
 	st.Newest, st.Pending = channelSets(r.cfg.Channel, st.Live.Sequence)
 	if st.Newest.ID != "" {
@@ -254,8 +250,8 @@ func (w *watcher) staleDetail(st standbyState) string {
 	default:
 		b.WriteString("the channel holds no signed set: check backup on the active site and transfer.\n")
 	}
-	if l := st.Last; l != nil && l.Outcome != ledger.OK {
-		fmt.Fprintf(&b, "last restore: set %s, %s: %s\n", l.Set, l.Outcome, l.Error)
+	if f := st.Failed; f != nil {
+		fmt.Fprintf(&b, "last failed restore: set %s at %s, %s: %s\n", f.Set, f.Start.UTC().Format(time.RFC3339), f.Outcome, f.Error)
 	}
 	return b.String()
 }
