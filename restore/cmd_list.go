@@ -86,6 +86,9 @@ func runList(ctx context.Context, o listOptions, e env, out io.Writer) error {
 			switch {
 			case err == nil:
 				row.Status = "complete"
+			case errors.Is(err, manifest.ErrSuperseded):
+				// made in an epoch before the last promotion (fencing)
+				row.Status, row.Detail = "superseded", err.Error()
 			case rep != nil && rep.Status.Err() != nil:
 				row.Status, row.Detail = rep.Status.String(), err.Error()
 			default:

@@ -27,6 +27,10 @@ type statusReport struct {
 	Pending           int            `json:"pending_sets"` // signed sets newer than live in the channel
 	LastFailure       *ledger.Record `json:"last_failure,omitempty"`
 	Running           *ledger.Record `json:"running,omitempty"`
+	// Fencing: the highest epoch this standby has seen and the channel's
+	// newest trusted epoch record (manifest/DESIGN.md, "Fencing").
+	SeenEpoch   uint64                `json:"seen_epoch,omitempty"`
+	EpochRecord *manifest.EpochRecord `json:"epoch_record,omitempty"`
 	// Mixed: a restore since the live one changed some parts of the
 	// standby and not others (it failed or was stopped); Parts says which
 	// set each part holds and Next what makes the standby whole again.
@@ -132,6 +136,16 @@ func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
 		st.Running = &recs[len(recs)-1]
 	}
 	st.Parts, st.Mixed = standbyParts(recs, live)
+	if st.SeenEpoch, err = site.ReadSeenEpoch(e.cfg.seenEpochPath()); err != nil {
+		return err
+	}
+	if as, err := r.allowedSigners(); err == nil {
+		if ch, err := manifest.ReadChannel(e.cfg.Channel); err == nil {
+			if ce, err := manifest.ReadEpoch(e.cfg.Channel, ch, as, now); err == nil {
+				st.EpochRecord = ce.Record
+			}
+		}
+	}
 	newest, pending := channelSets(e.cfg.Channel, live.Sequence)
 	st.NewestSet, st.NewestSequence, st.Pending = newest.ID, newest.Sequence, pending
 	if st.Mixed {
@@ -149,6 +163,9 @@ func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "role:            %s\n", st.Role)
 	fmt.Fprintf(out, "channel:         %s\n", st.Channel)
+	if st.EpochRecord != nil || st.SeenEpoch > 0 {
+		fmt.Fprintf(out, "fencing:         channel at %s; seen here: epoch %d\n", st.EpochRecord, st.SeenEpoch)
+	}
 	if st.Live == nil {
 		fmt.Fprintln(out, "live:            nothing restored yet")
 	} else {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,7 @@ func TestPromoteFences(t *testing.T) {
 	if r, _ := site.Read(role); r != site.Active {
 		t.Fatalf("role after promote: %s", r)
 	}
+	expect("status names the epoch", 0, "fencing:         channel at epoch 2 (bcp active since", "status", "--config", cfg)
 
 	// prod comes back with its cron on: a late set, newer sequence, epoch 1.
 	late := publishEpoch(t, fwdDir, fwd, 2, 1, prod)
@@ -130,6 +132,9 @@ func TestPromoteFences(t *testing.T) {
 	expect("demote", 0, "active -> standby", "demote", "--config", cfg)
 	expect("set after failback", 0, "", "verify", "--config", cfg, "--set", next)
 	expect("late set after failback", 6, "epoch 3 (prod active", "verify", "--config", cfg, "--set", late)
+	if code, out := run("list", "--config", cfg); code != 0 || !regexp.MustCompile(late+` +2 .* superseded`).MatchString(out) {
+		t.Fatalf("restore list: exit %d, does not call the late set superseded:\n%s", code, out)
+	}
 	if n, _ := site.ReadSeenEpoch(filepath.Join(state, site.SeenEpochFile)); n != 3 {
 		t.Fatalf("seen epoch %d, want 3", n)
 	}
