@@ -74,7 +74,8 @@ type fixture struct {
 	bcpDB       *sql.DB
 	seq         uint64
 	channel     manifest.Channel
-	format10    bool // publish writes sets of format 1.0 (no scope)
+	format10    bool               // publish writes sets of format 1.0 (no scope)
+	esSource    *manifest.ESSource // publish records it as elasticsearch.source
 }
 
 var nonAlnum = regexp.MustCompile(`[^a-z0-9]+`)
@@ -320,7 +321,7 @@ func (f *fixture) publish() string {
 	must(t, err)
 	m.Elasticsearch = &manifest.ESSnapshot{Repository: repo, Snapshot: snap, UUID: sr.Snapshot.UUID, State: "SUCCESS",
 		Indices: sr.Snapshot.Indices, Generation: int64(binary.BigEndian.Uint64(gen)), Files: ref, FileCount: int64(len(files)), Bytes: esBytes,
-		Scope: []string{f.name + "_*"}} // every index of this fixture
+		Scope: []string{f.name + "_*"}, Source: f.esSource} // every index of this fixture
 	sort.Strings(m.Elasticsearch.Indices)
 	if f.format10 {
 		m.Elasticsearch.Scope = nil

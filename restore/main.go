@@ -63,6 +63,7 @@ var exitCodes = cli.ExitTable{
 	{Err: manifest.ErrUnknownVersion, Code: 5},
 	{Err: filetree.ErrObjectMismatch, Code: 5},
 	{Err: filetree.ErrNoSpace, Code: 3},
+	{Err: ErrPreflight, Code: 3},
 	{Err: manifest.ErrIncomplete, Code: 4},
 	{Err: manifest.ErrNoSet, Code: 4},
 	{Err: es.ErrSnapshotMissing, Code: 4},

@@ -371,15 +371,20 @@ func (r *restorer) alert(ctx context.Context, err error, p *plan) {
 // answer within es-request-timeout (a hung node), instead of waiting as long
 // as the whole stage may take.
 func (r *restorer) esClient() (*elasticsearch.Client, error) {
-	if r.cfg.ESURL == "" {
-		return nil, fmt.Errorf("the set has an Elasticsearch snapshot but no --es-url is configured")
-	}
-	c, err := es.NewClient(es.Options{URLs: []string{r.cfg.ESURL}, Username: r.cfg.ESUsername, PasswordFile: r.cfg.ESPasswordFile,
-		CACertFile: r.cfg.ESCAFile, Timeout: r.cfg.ESRequestTimeout})
+	c, err := r.esAPI()
 	if err != nil {
 		return nil, err
 	}
 	return c.Client, nil
+}
+
+// esAPI is esClient with internal/es's own calls and typed errors.
+func (r *restorer) esAPI() (*es.Client, error) {
+	if r.cfg.ESURL == "" {
+		return nil, fmt.Errorf("the set has an Elasticsearch snapshot but no --es-url is configured")
+	}
+	return es.NewClient(es.Options{URLs: []string{r.cfg.ESURL}, Username: r.cfg.ESUsername, PasswordFile: r.cfg.ESPasswordFile,
+		CACertFile: r.cfg.ESCAFile, Timeout: r.cfg.ESRequestTimeout})
 }
 
 // esHung says what a request timeout means.
@@ -445,6 +450,9 @@ func (e *esProgress) RestoreShards(started, total int) {
 // is in the repository, the tree targets are configured, the known_hosts
 // file is readable when a stage needs SSH.
 func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifest, p *plan, dry bool) error {
+	if err := r.preflight(ctx, root, m); err != nil {
+		return err
+	}
 	if m.Elasticsearch != nil {
 		c, err := r.esClient()
 		if err != nil {

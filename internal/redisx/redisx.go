@@ -18,9 +18,8 @@ type Options struct {
 	DBs []int
 }
 
-// Flush empties the configured databases. It returns which were flushed
-// ("all" for FLUSHALL).
-func Flush(ctx context.Context, opts Options) ([]string, error) {
+// dialer returns a function that connects to database db.
+func dialer(opts Options) (func(db int) *redis.Client, error) {
 	if opts.Addr == "" {
 		return nil, fmt.Errorf("redis: no address configured")
 	}
@@ -32,9 +31,33 @@ func Flush(ctx context.Context, opts Options) ([]string, error) {
 		}
 		pw = strings.TrimRight(string(b), "\r\n")
 	}
-	dial := func(db int) *redis.Client {
+	return func(db int) *redis.Client {
 		return redis.NewClient(&redis.Options{Addr: opts.Addr, Username: opts.Username, Password: pw, DB: db,
 			MaxRetries: 2, DisableIdentity: true})
+	}, nil
+}
+
+// Ping checks that Redis answers with these credentials (a restore's
+// preflight), changing nothing.
+func Ping(ctx context.Context, opts Options) error {
+	dial, err := dialer(opts)
+	if err != nil {
+		return err
+	}
+	c := dial(0)
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis %s: PING: %w (is it running, are redis-addr and the password right?)", opts.Addr, err)
+	}
+	return nil
+}
+
+// Flush empties the configured databases. It returns which were flushed
+// ("all" for FLUSHALL).
+func Flush(ctx context.Context, opts Options) ([]string, error) {
+	dial, err := dialer(opts)
+	if err != nil {
+		return nil, err
 	}
 	if len(opts.DBs) == 0 {
 		c := dial(0)
