@@ -65,8 +65,12 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	// Absolute: go build runs in each program's directory.
 	root, err := filepath.Abs(o.Root)
 	if err != nil {
+		return nil, err
+	}
+	if o.Out, err = filepath.Abs(o.Out); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
