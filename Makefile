@@ -45,8 +45,10 @@ lint:
 		echo "lint: staticcheck could not be installed from the Go module proxy; skipped"; exit 0; fi; \
 	echo "$$sc $(LINT_PKGS)"; "$$sc" $(LINT_PKGS)
 
+# PROFILE=cluster: a 3-node prod and a 1-node bcp; PROFILE=cluster3: 3 nodes on both.
+PROFILE ?= single
 env-up: setup
-	@cd internal && go run ./cmd/testworld up -dir $(WORLD)
+	@cd internal && go run ./cmd/testworld up -dir $(WORLD) -profile $(PROFILE)
 
 env-down:
 	@cd internal && go run ./cmd/testworld down -dir $(WORLD)

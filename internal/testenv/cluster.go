@@ -366,3 +366,46 @@ func (w *ClusterWorld) World() *World {
 	}
 	return &World{Dir: w.Dir, Prod: view(w.Prod), BCP: view(w.BCP)}
 }
+
+// ClusterSiteInfo is what world.json says of a cluster site beyond the
+// first node of everything (SiteInfo).
+type ClusterSiteInfo struct {
+	ESNodes        []string      `json:"es_nodes"`
+	Apps           []AppNodeInfo `json:"apps"`
+	KeyFile        string        `json:"key_file"`
+	KnownHosts     string        `json:"known_hosts"`
+	MariaDBReplica string        `json:"mariadb_replica"`
+	RedisReplica   string        `json:"redis_replica"`
+	Shared         string        `json:"shared"`
+}
+
+// AppNodeInfo is one application node in world.json.
+type AppNodeInfo struct {
+	Name     string `json:"name"`
+	SSHPort  int    `json:"ssh_port"`
+	Home     string `json:"home"`
+	RoleFile string `json:"role_file"`
+	StateDir string `json:"state_dir"`
+}
+
+// Info describes the cluster world (make env-up -profile cluster).
+func (w *ClusterWorld) Info() (WorldInfo, error) {
+	wi, err := w.World().Info()
+	if err != nil {
+		return wi, err
+	}
+	for _, s := range w.Sites() {
+		c := &ClusterSiteInfo{KeyFile: s.KeyFile, KnownHosts: s.KnownHosts, Shared: s.Shared,
+			MariaDBReplica: s.MariaDBReplica.Addr(), RedisReplica: s.RedisReplica.Addr}
+		for _, e := range s.ES {
+			c.ESNodes = append(c.ESNodes, e.URL)
+		}
+		for _, n := range s.Apps {
+			c.Apps = append(c.Apps, AppNodeInfo{Name: n.Name, SSHPort: n.SSH.Port, Home: n.Home, RoleFile: n.RoleFile, StateDir: n.StateDir})
+		}
+		si := wi.Sites[s.Name]
+		si.Cluster = c
+		wi.Sites[s.Name] = si
+	}
+	return wi, nil
+}

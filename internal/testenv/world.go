@@ -220,6 +220,8 @@ type SiteInfo struct {
 		KnownHosts string `json:"known_hosts"`
 		Log        string `json:"log"`
 	} `json:"ssh"`
+	// Cluster is set in the cluster profiles (several nodes).
+	Cluster *ClusterSiteInfo `json:"cluster,omitempty"`
 }
 
 // WorldInfo describes a running world; the testworld command writes it to

@@ -19,8 +19,12 @@ import (
 var errAlreadyUp = errors.New("a world is already running there")
 
 type upOptions struct {
-	Dir string
+	Dir     string
+	Profile string // single (default), cluster, cluster3
 }
+
+// profiles are the cluster profiles of `up -profile`.
+var profiles = map[string]testenv.ClusterProfile{"cluster": testenv.ProfileCluster, "cluster3": testenv.ProfileCluster3}
 
 func newUpCommand() *cli.Command {
 	var o upOptions
@@ -33,6 +37,8 @@ func newUpCommand() *cli.Command {
 			"Exit codes: 0 started, 1 failed, 2 usage, 6 a world already runs in DIR.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Usage: "directory of the world (required)", EnvVars: []string{"BCP_TESTWORLD_DIR"}, Destination: &o.Dir},
+			&cli.StringFlag{Name: "profile", Value: "single", Usage: "single: one node of everything per site; cluster: a 3-node prod (3 Elasticsearch JVMs, 3 app nodes, MariaDB and Redis replicas) and a 1-node bcp; cluster3: 3 nodes on both sites",
+				EnvVars: []string{"BCP_TESTWORLD_PROFILE"}, Destination: &o.Profile},
 		},
 		Action: func(c *cli.Context) error { return runUp(c.Context, o, c.App.Writer) },
 	}
@@ -41,6 +47,9 @@ func newUpCommand() *cli.Command {
 func runUp(ctx context.Context, o upOptions, out io.Writer) error {
 	if o.Dir == "" {
 		return fmt.Errorf("%w: -dir is required", errUsage)
+	}
+	if _, ok := profiles[o.Profile]; !ok && o.Profile != "single" && o.Profile != "" {
+		return fmt.Errorf("%w: -profile %q: want single, cluster or cluster3", errUsage, o.Profile)
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
@@ -61,8 +70,16 @@ func runUp(ctx context.Context, o upOptions, out io.Writer) error {
 		return err
 	}
 	defer testenv.Shutdown()
-	fmt.Fprintf(out, "starting the two-site world in %s (Elasticsearch takes up to a minute or two)...\n", dir)
-	w, err := testenv.StartWorld(ctx, dir, testenv.StartOptions{Detached: true})
+	fmt.Fprintf(out, "starting the two-site world (profile %s) in %s (Elasticsearch takes up to a minute or two)...\n", o.Profile, dir)
+	var w interface {
+		Info() (testenv.WorldInfo, error)
+		Stop()
+	}
+	if p, ok := profiles[o.Profile]; ok {
+		w, err = testenv.StartClusterWorld(ctx, dir, p, testenv.StartOptions{Detached: true})
+	} else {
+		w, err = testenv.StartWorld(ctx, dir, testenv.StartOptions{Detached: true})
+	}
 	if err != nil {
 		return fmt.Errorf("start world in %s: %w", dir, err)
 	}
@@ -90,6 +107,13 @@ func runUp(ctx context.Context, o upOptions, out io.Writer) error {
 		fmt.Fprintf(out, "%s:\n  nfs            %s\n  elasticsearch  %s (path.repo %s)\n  mariadb        %s:%d user %s, password in %s (mysql --defaults-extra-file=%s)\n  redis          %s\n  ssh            ssh -i %s -o UserKnownHostsFile=%s -p %d %s@%s\n",
 			name, s.NFS, s.ES.URL, s.ES.PathRepo, s.MariaDB.Host, s.MariaDB.Port, s.MariaDB.User, s.MariaDB.PasswordFile,
 			s.MariaDB.DefaultsFile, s.Redis.Addr, s.SSH.KeyFile, s.SSH.KnownHosts, s.SSH.Port, s.SSH.User, s.SSH.Host)
+		if c := s.Cluster; c != nil {
+			fmt.Fprintf(out, "  es nodes       %s\n  mariadb replica %s\n  redis replica  %s\n  shared state   %s\n",
+				strings.Join(c.ESNodes, " "), c.MariaDBReplica, c.RedisReplica, c.Shared)
+			for _, a := range c.Apps {
+				fmt.Fprintf(out, "  app node %-12s ssh -p %d (key %s, known_hosts %s), role %s, state %s\n", a.Name, a.SSHPort, c.KeyFile, c.KnownHosts, a.RoleFile, a.StateDir)
+			}
+		}
 	}
 	fmt.Fprintf(out, "connection details: %s (shell: source %s)\nstop with: make env-down\n", jsonPath, envPath)
 	return nil
@@ -118,6 +142,18 @@ func envFile(wi testenv.WorldInfo) string {
 			"SSH_KNOWN_HOSTS":     s.SSH.KnownHosts,
 		} {
 			vars[p+k] = v
+		}
+		if c := s.Cluster; c != nil {
+			vars[p+"ES_NODES"] = strings.Join(c.ESNodes, " ")
+			vars[p+"MYSQL_REPLICA"] = c.MariaDBReplica
+			vars[p+"REDIS_REPLICA_ADDR"] = c.RedisReplica
+			vars[p+"SHARED"] = c.Shared
+			vars[p+"CLUSTER_SSH_KEY"] = c.KeyFile
+			vars[p+"CLUSTER_SSH_KNOWN_HOSTS"] = c.KnownHosts
+			for i, a := range c.Apps {
+				q := fmt.Sprintf("%sAPP_%d_", p, i+1)
+				vars[q+"NAME"], vars[q+"SSH_PORT"], vars[q+"ROLE_FILE"], vars[q+"STATE_DIR"] = a.Name, fmt.Sprint(a.SSHPort), a.RoleFile, a.StateDir
+			}
 		}
 	}
 	keys := make([]string, 0, len(vars))
