@@ -140,6 +140,20 @@ func afterKill(t *testing.T, w *world, bin, cfgFile string, killed *liveRun, ear
 	return string(out)
 }
 
+// largeFile adds a 256 MiB file to the storage tree, which makes the
+// files stage last long enough to be killed in.
+func (w *world) largeFile(t *testing.T) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(w.storage, "docs", "large.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(256 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
 // tempObjects lists the .tmp-* files in the object store: an object being
 // written.
 func tempObjects(t *testing.T, channel string) []string {
@@ -160,15 +174,7 @@ func TestKill9Files(t *testing.T) {
 	w := newWorld(t)
 	cfgFile := w.configFile(t)
 	first := w.mustRun(t)
-	// A large file makes the files stage last long enough to be killed in.
-	f, err := os.Create(filepath.Join(w.storage, "docs", "large.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(256 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	w.largeFile(t)
 	r := startRun(t, bin, cfgFile)
 	r.waitLine(t, "start files storage")
 	r.kill9(t)

@@ -40,14 +40,7 @@ func TestLeaderKilledMidRun(t *testing.T) {
 	if out, code := run(node1); code != 0 {
 		t.Fatalf("node1's first run: exit %d\n%s", code, out)
 	}
-	f, err := os.Create(filepath.Join(w.storage, "docs", "large.bin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(256 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	w.largeFile(t)
 	r := startRun(t, bin, cfgFile, node1...)
 	r.waitLine(t, "start files storage")
 	r.kill9(t)

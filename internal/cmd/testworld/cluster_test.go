@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -17,32 +16,12 @@ import (
 // and the 1-node bcp detached, world.json and world.env describe every
 // node, and down stops all of them.
 func TestUpDownCluster(t *testing.T) {
-	root, err := os.MkdirTemp("", "bcp-twc-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
-	dir := filepath.Join(root, "world")
 	ctx := context.Background()
 	var out bytes.Buffer
-	if err := runUp(ctx, upOptions{Dir: dir, Profile: "tiny"}, &out); !errors.Is(err, errUsage) {
+	if err := runUp(ctx, upOptions{Dir: filepath.Join(t.TempDir(), "world"), Profile: "tiny"}, &out); !errors.Is(err, errUsage) {
 		t.Fatalf("up -profile tiny: %v, want a usage error", err)
 	}
-	if err := runUp(ctx, upOptions{Dir: dir, Profile: "cluster"}, &out); err != nil {
-		if errors.Is(err, testenv.ErrMissing) {
-			testenv.RequireCI(t, "a service of the world", err.Error())
-		}
-		t.Fatalf("up: %v\n%s", err, out.String())
-	}
-	t.Cleanup(func() { _, _ = testenv.StopDir(dir) })
-	b, err := os.ReadFile(filepath.Join(dir, "world.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wi testenv.WorldInfo
-	if err := json.Unmarshal(b, &wi); err != nil {
-		t.Fatal(err)
-	}
+	dir, wi := upWorld(t, "cluster")
 	prod, bcp := wi.Sites["prod"].Cluster, wi.Sites["bcp"].Cluster
 	if prod == nil || bcp == nil || len(prod.ESNodes) != 3 || len(prod.Apps) != 3 || len(bcp.ESNodes) != 1 || len(bcp.Apps) != 1 {
 		t.Fatalf("world.json clusters: prod %+v, bcp %+v; want 3 and 3, 1 and 1", prod, bcp)

@@ -17,27 +17,25 @@ import (
 	"github.com/squirro-bcp/bcp/internal/testenv"
 )
 
-// TestUpDown starts a detached world the way make env-up does, checks that
-// world.json describes services that answer, that a second up is refused,
-// and that down leaves no process behind.
-func TestUpDown(t *testing.T) {
+// upWorld runs `up` with profile in a fresh directory and returns the
+// directory and its world.json; the services are stopped when the test
+// ends, whatever happens (detached services outlive the test binary).
+func upWorld(t *testing.T, profile string) (string, testenv.WorldInfo) {
+	t.Helper()
 	root, err := os.MkdirTemp("", "bcp-tw-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(root) })
 	dir := filepath.Join(root, "world")
-	ctx := context.Background()
 	var out bytes.Buffer
-	if err := runUp(ctx, upOptions{Dir: dir}, &out); err != nil {
+	if err := runUp(context.Background(), upOptions{Dir: dir, Profile: profile}, &out); err != nil {
 		if errors.Is(err, testenv.ErrMissing) {
 			testenv.RequireCI(t, "a service of the world", err.Error())
 		}
 		t.Fatalf("up: %v\n%s", err, out.String())
 	}
-	// Detached services outlive the test binary: stop them whatever happens.
 	t.Cleanup(func() { _, _ = testenv.StopDir(dir) })
-
 	b, err := os.ReadFile(filepath.Join(dir, "world.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +44,16 @@ func TestUpDown(t *testing.T) {
 	if err := json.Unmarshal(b, &wi); err != nil {
 		t.Fatal(err)
 	}
+	return dir, wi
+}
+
+// TestUpDown starts a detached world the way make env-up does, checks that
+// world.json describes services that answer, that a second up is refused,
+// and that down leaves no process behind.
+func TestUpDown(t *testing.T) {
+	dir, wi := upWorld(t, "")
+	ctx := context.Background()
+	var out bytes.Buffer
 	for _, name := range []string{"prod", "bcp"} {
 		s, ok := wi.Sites[name]
 		if !ok {
