@@ -22,7 +22,8 @@
 #   5. transfer verify DST: exit 0 complete, 4 incomplete or not signed yet
 #      (lists what is missing; rerun later), 5 corrupt or not authentic (alert).
 # rsync writes each file under a temporary name and renames it, so no file is
-# ever half-written under its final name. Never copied: locks/ (the source's
+# ever half-written under its final name. epochs/ (signed records of each
+# promotion) are copied before sets/ and never overwritten. Never copied: locks/ (the source's
 # backup lock), pins/ (the standby's own), .tmp-* (unfinished files), and
 # Elasticsearch's pending-* and tests-* temporary blobs.
 #
@@ -46,8 +47,10 @@ if [ -n "${RSYNC_BWLIMIT:-}" ]; then
 fi
 mkdir -p "$dst"
 
-# 1. data
-rsync "${opts[@]}" --exclude=/sets/ --exclude='/es/index-*' --exclude=/es/index.latest "$src/" "$dst/"
+# 1. data; fencing epoch records are added, never replaced: the
+# destination may hold its own site's promotion record of the same epoch
+rsync "${opts[@]}" --exclude=/sets/ --exclude=/epochs/ --exclude='/es/index-*' --exclude=/es/index.latest "$src/" "$dst/"
+rsync "${opts[@]}" --ignore-existing --include='/epochs/***' --exclude='*' "$src/" "$dst/"
 # 2. repository generations, 3. the pointer to the newest one
 rsync "${opts[@]}" --include=/es/ --include='/es/index-*' --exclude='*' "$src/" "$dst/"
 rsync "${opts[@]}" --include=/es/ --include=/es/index.latest --exclude='*' "$src/" "$dst/"
