@@ -33,7 +33,8 @@ type config struct {
 	RoleFile string
 	StateDir string // local state: capture caches
 
-	Leader leader.Options // which node works; Leader.NodeName is this node
+	Leader       leader.Options // which node works; Leader.NodeName is this node
+	ClusterNodes []string       // the site's application nodes, for the odd-node check
 
 	Stages []string // which stages run (all by default)
 
@@ -131,6 +132,7 @@ func configFlags() []ucli.Flag {
 		f.Duration("log-interval", 30*time.Second, "progress log line interval when not on a terminal"),
 		f.Duration("lock-lease", 15*time.Minute, "the channel lock is renewed every third of this while a run lives; a lock not renewed for this long (its node died) is taken over by the next run"),
 	}
+	flags = append(flags, f.Strings("cluster-nodes", nil, "the prod cluster's application nodes (names), to warn when their number is even"))
 	flags = append(flags, leader.Flags(f)...)
 	return append(flags, alert.Flags(f)...)
 }
@@ -138,7 +140,7 @@ func configFlags() []ucli.Flag {
 func configFromContext(c *ucli.Context) (*config, error) {
 	cfg := &config{
 		Channel: c.Path("channel"), Site: c.String("site"), RoleFile: c.Path("role-file"),
-		StateDir: c.Path("state-dir"), Leader: leader.FromContext(c),
+		StateDir: c.Path("state-dir"), Leader: leader.FromContext(c), ClusterNodes: c.StringSlice("cluster-nodes"),
 		Stages: c.StringSlice("stages"),
 		ES: es.Options{URLs: c.StringSlice("es-url"), Username: c.String("es-username"),
 			PasswordFile: c.Path("es-password-file"), CACertFile: c.Path("es-ca-file")},

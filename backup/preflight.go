@@ -133,6 +133,13 @@ func runPreflight(ctx context.Context, cfg *config) (*preflight, error) {
 		p.add(Check{Name: "cluster leader", Detail: lr.Note})
 	}
 
+	if n := len(cfg.ClusterNodes); n > 0 {
+		c := Check{Name: "application nodes", Detail: fmt.Sprintf("%d node(s): %s", n, strings.Join(cfg.ClusterNodes, ", "))}
+		if w := leader.EvenWarning("application nodes (cluster-nodes)", n); w != "" {
+			c.Warn, c.Detail = true, w
+		}
+		p.add(c)
+	}
 	checkChannel(ctx, cfg, p)
 	checkEpoch(cfg, p)
 	if cfg.has(stageES) {
@@ -352,9 +359,8 @@ func checkES(ctx context.Context, cfg *config, p *preflight) {
 	}
 	if n, err := c.MasterEligible(ctx); err == nil {
 		c := Check{Name: "elasticsearch quorum", Detail: fmt.Sprintf("%d master-eligible node(s)", n)}
-		if n > 1 && n%2 == 0 {
-			c.Warn = true
-			c.Detail += ": an even number cannot break a tied vote; use an odd number of master-eligible nodes"
+		if w := leader.EvenWarning("master-eligible Elasticsearch nodes", n); w != "" {
+			c.Warn, c.Detail = true, w
 		}
 		p.add(c)
 	}

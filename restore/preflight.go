@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/mysqlx"
 	"github.com/squirro-bcp/bcp/internal/redisx"
 	"github.com/squirro-bcp/bcp/manifest"
@@ -55,8 +56,9 @@ func (r *restorer) preflight(ctx context.Context, root string, m *manifest.Manif
 		}
 	}
 	if r.cfg.restarts() {
-		if n := len(slices.Compact(slices.Sorted(slices.Values(r.cfg.RestartNodes)))); n > 1 && n%2 == 0 {
-			r.log.Warn("the standby has an even number of application nodes (restart-nodes): a cluster of an even number cannot break a tied vote; use an odd number", "nodes", n)
+		n := len(slices.Compact(slices.Sorted(slices.Values(r.cfg.RestartNodes))))
+		if w := leader.EvenWarning("standby application nodes (restart-nodes)", n); w != "" {
+			r.log.Warn(w)
 		}
 	}
 	if len(failed) > 0 {
@@ -85,8 +87,8 @@ func (r *restorer) preflightES(ctx context.Context, root string, m *manifest.Man
 				"source_nodes", src.Nodes, "standby_nodes", info.Nodes, "es_replicas", len(r.cfg.ESReplicas))
 		}
 	}
-	if n := info.MasterEligible; n > 1 && n%2 == 0 {
-		r.log.Warn("the standby's Elasticsearch has an even number of master-eligible nodes: it cannot break a tied vote; use an odd number", "nodes", n)
+	if w := leader.EvenWarning("master-eligible Elasticsearch nodes on the standby", info.MasterEligible); w != "" {
+		r.log.Warn(w)
 	}
 	o := r.esOptions(root, m, true)
 	if err := es.RegisterReadonlyRepository(ctx, c.Client, o.Repository, o.Location); err != nil {

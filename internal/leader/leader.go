@@ -259,3 +259,14 @@ func FromContext(c *ucli.Context) Options {
 		Username: c.String("leader-username"), PasswordFile: c.Path("leader-password-file"), CAFile: c.Path("leader-ca-file"),
 	}
 }
+
+// EvenWarning says why n voting members (master-eligible Elasticsearch
+// nodes, application nodes) is a poor cluster size: an even number cannot
+// break a tied vote, so it survives no more failures than one node fewer.
+// It is "" for 0, 1 or an odd number. what names the members.
+func EvenWarning(what string, n int) string {
+	if n <= 1 || n%2 == 1 {
+		return ""
+	}
+	return fmt.Sprintf("%d %s: an even number cannot break a tied vote and survives no more failures than %d; use an odd number (a reduced site may run 1)", n, what, n-1)
+}

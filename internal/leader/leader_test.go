@@ -147,3 +147,11 @@ func TestStaticAndMySQL(t *testing.T) {
 		t.Fatalf("read-only MySQL: %+v, %v; want not the leader", r, err)
 	}
 }
+
+func TestEvenWarning(t *testing.T) {
+	for n, warn := range map[int]bool{0: false, 1: false, 2: true, 3: false, 4: true, 5: false} {
+		if got := EvenWarning("nodes", n); (got != "") != warn {
+			t.Errorf("EvenWarning(%d) = %q, want a warning: %v", n, got, warn)
+		}
+	}
+}

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/squirro-bcp/bcp/internal/ui"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// TestEvenStandbyWarning: the restore preflight warns about an even number
+// of standby application nodes (restart-nodes; the same node twice counts
+// once) and refuses nothing for it.
+func TestEvenStandbyWarning(t *testing.T) {
+	for _, tt := range []struct {
+		nodes []string
+		warn  bool
+	}{{[]string{"bcp-1:22", "bcp-2:22"}, true}, {[]string{"bcp-1:22", "bcp-2:22", "bcp-3:22"}, false}, {[]string{"bcp-1:22", "bcp-1:22"}, false}} {
+		var log bytes.Buffer
+		cfg := settings{RestartCommand: "true", RestartNodes: tt.nodes}
+		r := newRestorer(cfg, slog.New(slog.NewTextHandler(&log, nil)), ui.Nop{})
+		if err := r.preflight(context.Background(), "", &manifest.Manifest{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(log.String(), "even number"); got != tt.warn {
+			t.Errorf("%v: warned %v, want %v:\n%s", tt.nodes, got, tt.warn, log.String())
+		}
+	}
+}
