@@ -97,8 +97,8 @@ package:
 	go run ./packaging -version '$(VERSION)' -commit '$(COMMIT)' -arch $(PACKAGE_ARCH) -out dist
 
 # Builds two versions of the packages, installs, upgrades, removes and
-# purges them in private roots (dpkg --root, rpm --root; as root), and
-# compares the .rpm's layout with the .deb's. Run by .ci/run.
+# purges them on this machine seen through an overlay (as root; / is never
+# changed), and compares the .rpm's layout with the .deb's. Run by .ci/run.
 package-test: setup
 	go test -count=1 -timeout 15m ./packaging/
 

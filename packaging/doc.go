@@ -4,7 +4,10 @@
 // /etc/squirro-bcp/{backup,transfer,restore}.toml that an upgrade never
 // overwrites, every example under /usr/share/squirro-bcp/examples (the cron
 // files there, disabled), and /var/lib/squirro-bcp and /var/log/squirro-bcp.
-// The layout is nfpm.yaml beside this file.
+// The configs and those directories belong to root and the group
+// squirro-bcp, which the one maintainer script (preinstall.sh) creates; the
+// account that runs transfer from cron joins it. The layout is nfpm.yaml
+// beside this file.
 //
 // How. For each architecture the programs are built with CGO_ENABLED=0 (one
 // static binary runs on Debian and RHEL alike) and -X main.version,

@@ -14,10 +14,12 @@ import (
 	"testing"
 )
 
-// The packages are installed into private roots (dpkg --root, rpm --root),
-// never into this machine's /: other tests running meanwhile must not find
-// a /usr/bin/transfer they did not ask for, and nothing is left behind. The
-// programs are static, so `chroot ROOT /usr/bin/backup` runs them there.
+// The packages are installed into this machine as seen through an overlay
+// (a sandbox): dpkg, rpm, groupadd, man and bash run as they would on the
+// machine, in a chroot of an overlay mount whose lower layer is / and whose
+// upper layer is a test directory, in a mount namespace of their own. So /
+// is never changed (other tests running meanwhile must not find a
+// /usr/bin/transfer they did not ask for), and nothing is left behind.
 
 const (
 	oldVersion, oldCommit = "0.0.1~test1", "1111111test1"
@@ -49,8 +51,8 @@ type pkgs struct{ deb, rpm string }
 // buildBoth builds the packages of two versions for this machine.
 func buildBoth(t *testing.T) (old, new pkgs) {
 	t.Helper()
-	need(t, os.Geteuid() == 0, "not root", "run make package-test as root (dpkg and rpm install as root, also into a private root)")
-	for _, tool := range []string{"go", "dpkg", "dpkg-deb", "dpkg-query", "rpm", "man", "chroot", "bash"} {
+	need(t, os.Geteuid() == 0, "not root", "run make package-test as root (it mounts the sandbox the packages are installed in)")
+	for _, tool := range []string{"go", "dpkg", "dpkg-deb", "rpm", "man", "unshare", "chroot", "mount"} {
 		_, err := exec.LookPath(tool)
 		need(t, err == nil, tool+" is missing", "scripts/setup.sh installs it (apt-get install man-db rpm)")
 	}
@@ -106,87 +108,115 @@ func TestPackages(t *testing.T) {
 	t.Run("layout", func(t *testing.T) { testLayout(t, new) })
 }
 
-// testDeb installs, upgrades, removes and purges the .deb in a private root.
-func testDeb(t *testing.T, old, new pkgs) {
-	root := t.TempDir()
-	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+// sandbox is this machine with the changes of the commands run in it kept
+// in its upper layer.
+type sandbox struct{ dir string }
+
+func newSandbox(t *testing.T) *sandbox {
+	t.Helper()
+	sb := &sandbox{dir: t.TempDir()}
+	for _, d := range []string{"upper", "work", "merged"} {
+		if err := os.Mkdir(filepath.Join(sb.dir, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	dpkg := func(args ...string) string { return run(t, "dpkg", append([]string{"--root=" + root}, args...)...) }
+	// man-db's trigger would rebuild the whole man index on every dpkg
+	// call; man -w and man need no index.
+	sb.run(t, "rm", "-f", "/var/lib/man-db/auto-update")
+	return sb
+}
 
-	dpkg("-i", old.deb)
-	checkInstalled(t, root, debZsh, oldVersion, oldCommit)
-	if v := run(t, "dpkg-query", "--root="+root, "-W", "-f=${Version}", "squirro-bcp"); v != oldVersion {
+// mountScript mounts the overlay, /dev and /proc in a new mount namespace
+// and runs "$@" chrooted there; the namespace and its mounts end with it.
+const mountScript = `set -e
+d=$1; shift
+mount -t overlay overlay -o lowerdir=/,upperdir=$d/upper,workdir=$d/work $d/merged
+mount --rbind /dev $d/merged/dev
+mount -t proc proc $d/merged/proc
+exec chroot $d/merged "$@"`
+
+// run runs a command in the sandbox and returns its stdout.
+func (sb *sandbox) run(t *testing.T, args ...string) string {
+	t.Helper()
+	return run(t, "unshare", append([]string{"--mount", "--propagation", "private", "sh", "-c", mountScript, "sh", sb.dir}, args...)...)
+}
+
+// path is where a file the sandbox created or changed is on the machine.
+func (sb *sandbox) path(p string) string { return filepath.Join(sb.dir, "upper", p) }
+
+func (sb *sandbox) exists(p string) bool {
+	_, err := os.Lstat(sb.path(p))
+	return err == nil
+}
+
+// testDeb installs, upgrades, removes and purges the .deb.
+func testDeb(t *testing.T, old, new pkgs) {
+	sb := newSandbox(t)
+	sb.run(t, "dpkg", "-i", old.deb)
+	checkInstalled(t, sb, debZsh, oldVersion, oldCommit)
+	if v := sb.run(t, "dpkg-query", "-W", "-f=${Version}", "squirro-bcp"); v != oldVersion {
 		t.Errorf("dpkg says version %q, want %q (the one --version prints)", v, oldVersion)
 	}
 
-	edited := editConfig(t, root)
-	pristine := readFile(t, filepath.Join(root, configs[2]))
-	dpkg("-i", new.deb)
-	checkInstalled(t, root, debZsh, newVersion, newCommit)
-	if got := readFile(t, filepath.Join(root, configs[0])); got != edited {
+	edited := editConfig(t, sb)
+	pristine := readFile(t, sb.path(configs[2]))
+	sb.run(t, "dpkg", "-i", new.deb)
+	checkInstalled(t, sb, debZsh, newVersion, newCommit)
+	if got := readFile(t, sb.path(configs[0])); got != edited {
 		t.Errorf("upgrade changed the edited %s:\n%s", configs[0], got)
 	}
-	if got := readFile(t, filepath.Join(root, configs[2])); got != pristine {
+	if got := readFile(t, sb.path(configs[2])); got != pristine {
 		t.Errorf("upgrade changed %s, which nobody edited", configs[2])
 	}
 
-	dpkg("-r", "squirro-bcp")
-	if _, err := os.Stat(filepath.Join(root, "usr/bin/backup")); !os.IsNotExist(err) {
-		t.Errorf("after removal /usr/bin/backup: %v, want it gone", err)
+	sb.run(t, "dpkg", "-r", "squirro-bcp")
+	if sb.exists("/usr/bin/backup") {
+		t.Error("after removal /usr/bin/backup is still there")
 	}
-	if got := readFile(t, filepath.Join(root, configs[0])); got != edited {
+	if got := readFile(t, sb.path(configs[0])); got != edited {
 		t.Errorf("removal (not purge) did not leave the edited %s:\n%s", configs[0], got)
 	}
 	for _, c := range configs[1:] {
-		if _, err := os.Stat(filepath.Join(root, c)); err != nil {
-			t.Errorf("removal (not purge) did not leave %s: %v", c, err)
+		if !sb.exists(c) {
+			t.Errorf("removal (not purge) did not leave %s", c)
 		}
 	}
-	if s := run(t, "dpkg-query", "--root="+root, "-W", "-f=${Status}", "squirro-bcp"); s != "deinstall ok config-files" {
+	if s := sb.run(t, "dpkg-query", "-W", "-f=${Status}", "squirro-bcp"); s != "deinstall ok config-files" {
 		t.Errorf("after removal dpkg says %q, want deinstall ok config-files", s)
 	}
 
-	dpkg("--purge", "squirro-bcp")
-	if _, err := os.Stat(filepath.Join(root, "etc/squirro-bcp")); !os.IsNotExist(err) {
-		t.Errorf("after purge /etc/squirro-bcp: %v, want it gone", err)
+	sb.run(t, "dpkg", "--purge", "squirro-bcp")
+	if sb.exists("/etc/squirro-bcp") {
+		t.Error("after purge /etc/squirro-bcp is still there")
 	}
 }
 
 // testRPM does the same with the .rpm: %config(noreplace) keeps the edited
 // file on upgrade and saves it as .rpmsave on removal.
 func testRPM(t *testing.T, old, new pkgs) {
-	root := t.TempDir()
-	rpm := func(args ...string) string {
-		return run(t, "rpm", append([]string{"--root", root, "--dbpath", "/var/lib/rpm", "--nodeps"}, args...)...)
-	}
-	run(t, "rpm", "--root", root, "--dbpath", "/var/lib/rpm", "--initdb")
-	rpm("-i", old.rpm)
-	checkInstalled(t, root, rpmZsh, oldVersion, oldCommit)
-	edited := editConfig(t, root)
-	rpm("-U", new.rpm)
-	checkInstalled(t, root, rpmZsh, newVersion, newCommit)
-	if got := readFile(t, filepath.Join(root, configs[0])); got != edited {
+	sb := newSandbox(t)
+	sb.run(t, "rpm", "--initdb")
+	sb.run(t, "rpm", "-i", "--nodeps", old.rpm)
+	checkInstalled(t, sb, rpmZsh, oldVersion, oldCommit)
+	edited := editConfig(t, sb)
+	sb.run(t, "rpm", "-U", "--nodeps", new.rpm)
+	checkInstalled(t, sb, rpmZsh, newVersion, newCommit)
+	if got := readFile(t, sb.path(configs[0])); got != edited {
 		t.Errorf("rpm upgrade changed the edited %s:\n%s", configs[0], got)
 	}
-	rpm("-e", "squirro-bcp")
-	if _, err := os.Stat(filepath.Join(root, "usr/bin/backup")); !os.IsNotExist(err) {
-		t.Errorf("after rpm -e /usr/bin/backup: %v, want it gone", err)
+	sb.run(t, "rpm", "-e", "--nodeps", "squirro-bcp")
+	if sb.exists("/usr/bin/backup") {
+		t.Error("after rpm -e /usr/bin/backup is still there")
 	}
-	if got := readFile(t, filepath.Join(root, configs[0]+".rpmsave")); got != edited {
+	if got := readFile(t, sb.path(configs[0]+".rpmsave")); got != edited {
 		t.Errorf("rpm -e did not keep the edited %s as .rpmsave:\n%s", configs[0], got)
 	}
 }
 
 // editConfig changes backup.toml as an operator would and returns it.
-func editConfig(t *testing.T, root string) string {
+func editConfig(t *testing.T, sb *sandbox) string {
 	t.Helper()
-	path := filepath.Join(root, configs[0])
+	path := sb.path(configs[0])
 	edited := readFile(t, path) + "\n# edited by the operator\nsite = \"prod-edited\"\n"
 	if err := os.WriteFile(path, []byte(edited), 0o640); err != nil {
 		t.Fatal(err)
@@ -194,33 +224,30 @@ func editConfig(t *testing.T, root string) string {
 	return edited
 }
 
-// checkInstalled checks an installed root: --version, the man pages, the
-// completion, the configs' modes, the units' programs.
-func checkInstalled(t *testing.T, root, zshDir, version, commit string) {
+// checkInstalled checks an installed sandbox: --version, the man pages, the
+// completion, owners and modes, the units' programs, no cron job.
+func checkInstalled(t *testing.T, sb *sandbox, zshDir, version, commit string) {
 	t.Helper()
 	for _, p := range programs {
-		// chroot: the static program runs in a root without a libc.
-		got := run(t, "chroot", root, "/usr/bin/"+p, "--version")
+		got := sb.run(t, p, "--version")
 		if want := p + " version " + version + " (commit " + commit + ")\n"; got != want {
 			t.Errorf("%s --version printed %q, want %q", p, got, want)
 		}
-		man := filepath.Join(root, "usr/share/man")
-		if got := strings.TrimSpace(run(t, "man", "--manpath="+man, "-w", p)); got != filepath.Join(man, "man1", p+".1.gz") {
+		if got := strings.TrimSpace(sb.run(t, "man", "-w", p)); got != "/usr/share/man/man1/"+p+".1.gz" {
 			t.Errorf("man -w %s found %q, want the packaged page", p, got)
 		}
-		page := run(t, "env", "MANPAGER=cat", "MANWIDTH=100", "man", "--manpath="+man, p)
+		page := sb.run(t, "env", "MANPAGER=cat", "MANWIDTH=100", "man", p)
 		if words := strings.Join(strings.Fields(page), " "); !strings.Contains(words, "NAME "+p+" - ") {
 			t.Errorf("man %s does not show the page:\n%s", p, page)
 		}
 		// Every command the program offers (it lists them for completion)
 		// has its section in the page.
-		cmds := run(t, "chroot", root, "/usr/bin/"+p, "--generate-bash-completion")
-		for _, c := range strings.Fields(cmds) {
+		for _, c := range strings.Fields(sb.run(t, p, "--generate-bash-completion")) {
 			if c != "help" && c != "h" && !strings.Contains(page, "\n"+c+"\n") {
 				t.Errorf("man %s has no section for the command %s", p, c)
 			}
 		}
-		zsh := readFile(t, filepath.Join(root, zshDir, "_"+p))
+		zsh := readFile(t, sb.path(filepath.Join(zshDir, "_"+p)))
 		if !strings.HasPrefix(zsh, "#compdef "+p+"\n") {
 			t.Errorf("zsh completion of %s starts %q, want #compdef %s", p, strings.SplitN(zsh, "\n", 2)[0], p)
 		}
@@ -232,30 +259,25 @@ func checkInstalled(t *testing.T, root, zshDir, version, commit string) {
 		{"restore", "pro", "promote"},
 	} {
 		words := append(strings.Fields(c.words), c.cur)
-		script := `source "$1"; COMP_WORDS=(` + strings.Join(words, " ") + `); COMP_CWORD=` + strconv.Itoa(len(words)-1) + `; _squirro_bcp_complete; printf '%s\n' "${COMPREPLY[@]}"`
-		cmd := exec.Command("bash", "-c", script, "bash", filepath.Join(root, "usr/share/bash-completion/completions", words[0]))
-		cmd.Env = append(os.Environ(), "PATH="+filepath.Join(root, "usr/bin")+":/usr/bin:/bin")
-		out, err := cmd.CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != c.want {
-			t.Errorf("bash completion of %q %q: %q (%v), want %q", c.words, c.cur, out, err, c.want)
+		script := `source /usr/share/bash-completion/completions/` + words[0] + `; COMP_WORDS=(` + strings.Join(words, " ") +
+			`); COMP_CWORD=` + strconv.Itoa(len(words)-1) + `; _squirro_bcp_complete; printf '%s\n' "${COMPREPLY[@]}"`
+		if got := strings.TrimSpace(sb.run(t, "bash", "-c", script)); got != c.want {
+			t.Errorf("bash completion of %q %q: %q, want %q", c.words, c.cur, got, c.want)
 		}
 	}
-	for path, mode := range map[string]os.FileMode{
-		"/etc/squirro-bcp": os.ModeDir | 0o750, "/var/lib/squirro-bcp": os.ModeDir | 0o750,
-		configs[0]: 0o640, configs[1]: 0o640, configs[2]: 0o640,
-		"/usr/bin/backup": 0o755, "/usr/bin/transfer": 0o755, "/usr/bin/restore": 0o755,
-	} {
-		fi, err := os.Stat(filepath.Join(root, path))
-		if err != nil {
-			t.Error(err)
-			continue
-		}
-		if fi.Mode() != mode {
-			t.Errorf("%s has mode %v, want %v", path, fi.Mode(), mode)
+	// Owners and modes.
+	want := map[string]string{
+		"/etc/squirro-bcp": "750 root:squirro-bcp", "/var/lib/squirro-bcp": "770 root:squirro-bcp", "/var/log/squirro-bcp": "770 root:squirro-bcp",
+		configs[0]: "640 root:squirro-bcp", configs[1]: "640 root:squirro-bcp", configs[2]: "640 root:squirro-bcp",
+		"/usr/bin/backup": "755 root:root", "/usr/bin/transfer": "755 root:root", "/usr/bin/restore": "755 root:root",
+	}
+	for path, w := range want {
+		if got := strings.TrimSpace(sb.run(t, "stat", "-c", "%a %U:%G", path)); got != w {
+			t.Errorf("%s: %s, want %s", path, got, w)
 		}
 	}
 	// The units run the packaged programs; the cron examples are not active.
-	units, _ := filepath.Glob(filepath.Join(root, "usr/lib/systemd/system/squirro-bcp-*"))
+	units, _ := filepath.Glob(sb.path("/usr/lib/systemd/system/squirro-bcp-*"))
 	if len(units) != 3 {
 		t.Errorf("units %v, want 3", units)
 	}
@@ -263,18 +285,17 @@ func checkInstalled(t *testing.T, root, zshDir, version, commit string) {
 		sc := bufio.NewScanner(strings.NewReader(readFile(t, u)))
 		for sc.Scan() {
 			if exe, ok := strings.CutPrefix(sc.Text(), "ExecStart="); ok {
-				exe = strings.Fields(exe)[0]
-				if fi, err := os.Stat(filepath.Join(root, exe)); err != nil || fi.Mode()&0o111 == 0 {
-					t.Errorf("%s runs %s, which the package does not install: %v", filepath.Base(u), exe, err)
+				if exe = strings.Fields(exe)[0]; !sb.exists(exe) {
+					t.Errorf("%s runs %s, which the package does not install", filepath.Base(u), exe)
 				}
 			}
 		}
 	}
-	if _, err := os.Stat(filepath.Join(root, "usr/share/squirro-bcp/examples/cron/backup")); err != nil {
-		t.Errorf("cron example: %v", err)
+	if !sb.exists("/usr/share/squirro-bcp/examples/cron/backup") {
+		t.Error("no cron example in /usr/share/squirro-bcp/examples/cron")
 	}
-	if _, err := os.Stat(filepath.Join(root, "etc/cron.d")); !os.IsNotExist(err) {
-		t.Errorf("the package installs into /etc/cron.d (%v): cron jobs must stay disabled examples", err)
+	if sb.exists("/etc/cron.d") {
+		t.Error("the package installs into /etc/cron.d: cron jobs must stay disabled examples")
 	}
 }
 
