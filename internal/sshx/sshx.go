@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -32,6 +34,10 @@ type Config struct {
 	// KeepAlive is the interval of keep-alive requests; 15s when zero,
 	// negative to disable.
 	KeepAlive time.Duration
+	// KeepAliveCountMax is how many intervals may pass without an answer
+	// from the server before the link counts as stalled and the connection
+	// is closed (OpenSSH's ServerAliveCountMax); 3 when zero.
+	KeepAliveCountMax int
 }
 
 // Addr is host:port.
@@ -48,7 +54,15 @@ type Client struct {
 	*ssh.Client
 	cfg  Config
 	stop chan struct{}
+
+	mu  sync.Mutex
+	err error // why the keep-alive closed the connection
 }
+
+// ErrStalled is returned (wrapped, by Client.Err) when the server stopped
+// answering keep-alives: the link carries no bytes any more, though the TCP
+// connection may still look open.
+var ErrStalled = errors.New("ssh link stalled")
 
 // fast ciphers first: AES-GCM is hardware accelerated on amd64 and arm64.
 var ciphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr", "aes256-ctr"}
@@ -155,20 +169,60 @@ func authMethod(cfg Config) (ssh.AuthMethod, func(), error) {
 	return ssh.PublicKeysCallback(agent.NewClient(conn).Signers), func() { conn.Close() }, nil
 }
 
+// keepAlive sends a keep-alive request every iv and closes the connection
+// when the server has not answered for KeepAliveCountMax intervals: on a
+// link that stalled (no bytes pass, no RST arrives) every read and write of
+// the connection would otherwise wait forever. The request is sent from
+// its own goroutine, since on such a link the write itself can block.
 func (c *Client) keepAlive(iv time.Duration) {
+	count := c.cfg.KeepAliveCountMax
+	if count <= 0 {
+		count = 3
+	}
 	t := time.NewTicker(iv)
 	defer t.Stop()
+	answered := make(chan error, 1)
+	waiting := false
+	last := time.Now() // of the last answer
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-t.C:
-			if _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+		case err := <-answered:
+			waiting = false
+			if err != nil {
 				c.Client.Close()
 				return
 			}
+			last = time.Now()
+		case <-t.C:
+			if silent := time.Since(last); silent >= time.Duration(count)*iv {
+				err := fmt.Errorf("%w: ssh %s sent nothing for %v (%d keep-alives every %v unanswered); closed the connection: check the network between here and %s, then run again (what was copied is kept)",
+					ErrStalled, c.cfg.Addr(), silent.Round(time.Millisecond), count, iv, c.cfg.Host)
+				c.mu.Lock()
+				c.err = err
+				c.mu.Unlock()
+				slog.Error(err.Error())
+				c.Client.Close()
+				return
+			}
+			if !waiting {
+				waiting = true
+				go func() {
+					_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+					answered <- err
+				}()
+			}
 		}
 	}
+}
+
+// Err says why the connection was closed by this side because the link
+// stalled (wrapping ErrStalled), or nil.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // Close closes the connection.
