@@ -72,8 +72,9 @@ func (f *fixture) replicas(c *elasticsearch.Client) map[string]string {
 	return out
 }
 
-// TestClusterReducedStandby restores a 3-node prod's indices (2 shards, 1
-// replica each) onto the reduced 1-node standby: with es-replicas "*=0"
+// TestClusterReducedStandby backs up a 3-node prod with the backup
+// program (the set records 3 source nodes) and restores its indices (2
+// shards, 1 replica each) onto the reduced 1-node standby: with es-replicas "*=0"
 // for them they come up green with prod's document counts (without it a
 // replica could never be assigned: yellow). After the restore the
 // standby's MySQL replica and Redis replica hold what their primaries hold
@@ -89,7 +90,7 @@ func TestClusterReducedStandby(t *testing.T) {
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY, v TEXT)")
 	f.exec(f.prodDB, "INSERT INTO "+f.db("app")+".t VALUES (1,'a'),(2,'b')")
 	writeFile(t, f.prodTree+"/a.txt", "alpha")
-	f.publish()
+	f.backupRun() // the real backup program against the 3-node cluster
 	f.transfer()
 
 	ctx := context.Background()
@@ -103,6 +104,9 @@ func TestClusterReducedStandby(t *testing.T) {
 	p, err := newRestorer(e.cfg, e.log, e.rep).run(ctx, request{})
 	if err != nil {
 		t.Fatalf("restore onto 1 node: %v", err)
+	}
+	if src := p.Verify.Manifest.Elasticsearch.Source; src == nil || src.Nodes != 3 {
+		t.Fatalf("the set's elasticsearch.source = %+v, want 3 nodes", src)
 	}
 	if len(p.ES.Replicas) != 2 {
 		t.Fatalf("plan's replica overrides %v, want both indices", p.ES.Replicas)
