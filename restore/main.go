@@ -24,7 +24,8 @@ import (
 var version, commit = "dev", ""
 
 const exitHelp = `Exit codes: 0 done, 1 failed (a stage; see the report and the ledger), 2 usage or configuration,
-3 refused before any change (the files do not fit on the storage's file system),
+3 refused before any change (preflight: the standby's Elasticsearch cannot read the snapshot or the repository on every node,
+MySQL or Redis do not answer, the files do not fit on the storage's file system; every failure is listed),
 4 set incomplete (a file or the signature not there yet) or no complete set yet,
 5 integrity (checksum mismatch, bad or untrusted signature),
 6 refused for safety (active site, wrong channel or direction, stale set, set created further
