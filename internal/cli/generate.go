@@ -49,6 +49,9 @@ func GenerateCommand() *ucli.Command {
 				if err != nil {
 					return fmt.Errorf("generate: man page of %s: %w", app.Name, err)
 				}
+				// The footer says which version the page describes.
+				th := fmt.Sprintf(".TH %s 1 \"\" \"%s %s\" \"Squirro BCP\"\n", app.Name, app.Name, app.Version)
+				page = strings.Replace(page, ".TH "+app.Name+" 1\n", th, 1)
 				if err := writeGenerated(filepath.Join(dir, app.Name+".1"), page); err != nil {
 					return err
 				}

@@ -42,7 +42,7 @@ func TestGenerate(t *testing.T) {
 		written[p] = string(b)
 	}
 	page := written[filepath.Join(dir, "genprog.1")]
-	for _, want := range []string{".TH genprog 1", "genprog \\- a program to document", ".SH sync", "copy the channel", "--ssh-key", "SSH private key file", "--config"} {
+	for _, want := range []string{`.TH genprog 1 "" "genprog 1.2.3~dev.4 (commit abc1234)" "Squirro BCP"`, "genprog \\- a program to document", ".SH sync", "copy the channel", "--ssh-key", "SSH private key file", "--config"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("man page lacks %q:\n%s", want, page)
 		}
