@@ -1,0 +1,75 @@
+#!/bin/bash
+# A million-file storage, files stage only, each step beside `rsync -a`
+# doing the same job, in one run (issue 15). Prints wall time and peak RSS
+# (GNU time's %M) of every program as its own process.
+#
+#   backup     = scalebench capture: filetree.Capture with the capture cache
+#                into the channel's objects, then a signed manifest.Publish
+#                (backup's files stage and publish, without ES and MySQL)
+#   transfer   = the real `transfer push` (dir to dir) and `transfer verify`
+#   restore    = scalebench restore: filetree.Apply of the newest set onto
+#                a local directory (restore's files stage)
+#
+# Usage: bench/scale.sh            (BCP_SCALE_FILES=1000000 by default;
+#        BCP_SCALE_FILES=100000 bench/scale.sh for a quick look)
+# Environment: BCP_SCALE_DIR (default $TMPDIR/bcp-scale, removed first),
+#              BENCH_OUT (default bench/out) where the output is kept.
+# Needs: rsync, GNU time (/usr/bin/time), ssh-keygen; ~3 GiB free per
+# million files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${BCP_SCALE_FILES:-1000000}
+w=${BCP_SCALE_DIR:-${TMPDIR:-/tmp}/bcp-scale}
+out=${BENCH_OUT:-bench/out}
+mkdir -p "$out"
+log="$out/scale-$n-$(date -u +%Y%m%dT%H%M%SZ).txt"
+rm -rf "$w"
+mkdir -p "$w/bin"
+go build -o "$w/bin/scalebench" ./internal/cmd/scalebench
+go build -o "$w/bin/transfer" ./transfer
+ssh-keygen -q -t ed25519 -N '' -f "$w/key"
+echo "bench namespaces=\"manifest@squirro-bcp\" $(cut -d' ' -f1,2 "$w/key.pub")" > "$w/allowed_signers"
+sb="$w/bin/scalebench"
+tr="$w/bin/transfer"
+: >"$w/transfer.toml"
+tc=(--config "$w/transfer.toml" --allowed-signers "$w/allowed_signers")
+
+# measure LABEL CMD...: one line "LABEL seconds peak-RSS-MiB"
+measure() {
+	local label=$1
+	shift
+	/usr/bin/time -f '%e %M' -o "$w/time" "$@" >>"$w/cmd.log" 2>&1 || { echo "$label FAILED (see $w/cmd.log)"; tail -5 "$w/cmd.log"; exit 1; }
+	read -r secs kb <"$w/time"
+	printf '%-44s %8.1f s %8.1f MiB\n' "$label" "$secs" "$(echo "$kb/1024" | bc -l)"
+}
+chsize() { du -sb "$w/ch/objects" | cut -f1; }
+
+{
+	echo "# $(date -u) files=$n load: $(cut -d' ' -f1-3 /proc/loadavg) cpus: $(nproc) $(rsync --version | head -1)"
+	echo "# generating $n files of ~900 bytes, 1000 per directory, in $w/tree"
+	"$sb" gen "$w/tree" "$n"
+	echo "step                                          wall          peak RSS"
+	measure "backup, first capture" "$sb" capture "$w/ch" "$w/tree" "$w/cache" "$w/key"
+	measure "  rsync -a, first copy" rsync -a "$w/tree/" "$w/rsync-copy/"
+	before=$(chsize)
+	measure "backup, nothing changed" "$sb" capture "$w/ch" "$w/tree" "$w/cache" "$w/key"
+	echo "  channel grew by $(($(chsize) - before)) bytes of objects (plus the manifest); lists of the set: $("$sb" lists "$w/ch")"
+	measure "  rsync -a, nothing to do" rsync -a "$w/tree/" "$w/rsync-copy/"
+	measure "transfer push dir to dir, first" "$tr" push "${tc[@]}" --cache "$w/push-cache" "$w/ch" "$w/dst"
+	measure "  rsync -a of the channel, first" rsync -a "$w/ch/" "$w/rsync-ch/"
+	measure "transfer push, nothing to do" "$tr" push "${tc[@]}" --cache "$w/push-cache" "$w/ch" "$w/dst"
+	measure "  rsync -a of the channel, nothing to do" rsync -a "$w/ch/" "$w/rsync-ch/"
+	measure "transfer verify, no cache (page cache warm)" "$tr" verify "${tc[@]}" --cache off "$w/dst"
+	measure "restore, first into an empty dir" "$sb" restore "$w/dst" "$w/restored"
+	measure "  rsync -a, first into an empty dir" rsync -a "$w/tree/" "$w/rsync-restored/"
+	"$sb" change "$w/tree" 100
+	echo "# changed 1% of the files (the first ones: new documents arrive together)"
+	before=$(chsize)
+	measure "backup, 1% changed" "$sb" capture "$w/ch" "$w/tree" "$w/cache" "$w/key"
+	echo "  channel grew by $(($(chsize) - before)) bytes of objects; lists of the set: $("$sb" lists "$w/ch") (count bytes)"
+	measure "transfer push, 1% changed" "$tr" push "${tc[@]}" --cache "$w/push-cache" "$w/ch" "$w/dst"
+	measure "restore, 1% changed" "$sb" restore "$w/dst" "$w/restored"
+	measure "  rsync -a, the same 1% change" rsync -a "$w/tree/" "$w/rsync-restored/"
+	if diff -r -q "$w/tree" "$w/restored" >/dev/null; then echo "# restored tree equals the source"; else echo "# RESTORED TREE DIFFERS"; fi
+} 2>&1 | tee "$log"
+echo "raw output: $log; work dir $w (remove it when done)"

@@ -1,0 +1,235 @@
+// Command scalebench runs the files stage of backup and of restore on
+// their own, so that bench/scale.sh can measure each as a separate process
+// (wall time and peak RSS from /usr/bin/time) beside rsync -a. It calls the
+// same code the programs call: filetree.Capture with the capture cache
+// into the channel's object store and a signed manifest.Publish (backup's
+// files stage and publish), filetree.Apply onto a local directory from a
+// verified set (restore's files stage). Transfer is measured with the real
+// `transfer` program.
+//
+//	scalebench gen DIR N             N files of ~900 bytes, 1000 per directory
+//	scalebench change DIR PER        rewrite one file in PER (100: 1%), the
+//	                                 first ones, as new documents arrive
+//	                                 together in a few directories
+//	scalebench capture CHANNEL TREE CACHE KEY     capture TREE, publish the next set
+//	scalebench restore CHANNEL TARGET             apply the newest set's tree onto TARGET
+//	scalebench lists CHANNEL                      sizes of the newest set's lists
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/squirro-bcp/bcp/internal/filetree"
+	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/objects"
+	"github.com/squirro-bcp/bcp/manifest/sshsig"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "scalebench:", err)
+		os.Exit(1)
+	}
+}
+
+var channel = manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return fmt.Errorf("usage: scalebench gen|change|capture|restore|lists ...")
+	}
+	need := func(n int) error {
+		if len(args)-1 != n {
+			return fmt.Errorf("%s wants %d arguments", args[0], n)
+		}
+		return nil
+	}
+	switch args[0] {
+	case "gen":
+		if err := need(2); err != nil {
+			return err
+		}
+		n, err := strconv.Atoi(args[2])
+		if err != nil {
+			return err
+		}
+		return gen(args[1], n)
+	case "change":
+		if err := need(2); err != nil {
+			return err
+		}
+		every, err := strconv.Atoi(args[2])
+		if err != nil {
+			return err
+		}
+		return change(args[1], every)
+	case "capture":
+		if err := need(4); err != nil {
+			return err
+		}
+		return capture(ctx, args[1], args[2], args[3], args[4])
+	case "restore":
+		if err := need(2); err != nil {
+			return err
+		}
+		return restore(ctx, args[1], args[2])
+	case "lists":
+		if err := need(1); err != nil {
+			return err
+		}
+		return lists(ctx, args[1])
+	}
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func fileName(dir string, i int) string {
+	return filepath.Join(dir, fmt.Sprintf("d%04d", i/1000), fmt.Sprintf("f%07d.pdf", i))
+}
+
+func content(i, gen int) []byte {
+	b := bytes.Repeat([]byte(fmt.Sprintf("document %d generation %d ", i, gen)), 40)
+	return b[:880+i%40]
+}
+
+func gen(dir string, n int) error {
+	for i := 0; i < n; i++ {
+		p := fileName(dir, i)
+		if i%1000 == 0 {
+			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+				return err
+			}
+		}
+		if err := os.WriteFile(p, content(i, 0), 0o640); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func change(dir string, every int) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, d := range ents {
+		fs, err := os.ReadDir(filepath.Join(dir, d.Name()))
+		if err != nil {
+			return err
+		}
+		n += len(fs)
+	}
+	later := time.Now().Add(time.Minute)
+	for i := 0; i < n/every; i++ {
+		p := fileName(dir, i)
+		if err := os.WriteFile(p, content(i, int(later.Unix())), 0o640); err != nil {
+			return err
+		}
+		if err := os.Chtimes(p, later, later); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func capture(ctx context.Context, ch, tree, cacheFile, key string) error {
+	if _, err := manifest.ReadChannel(ch); err != nil {
+		if err := manifest.WriteChannel(ch, channel); err != nil {
+			return err
+		}
+	}
+	l := manifest.Layout{Root: ch}
+	store := objects.New(l.ObjectsDir())
+	cache, err := filetree.LoadCaptureCache(cacheFile)
+	if err != nil {
+		return err
+	}
+	t, next, st, err := filetree.Capture(ctx, filetree.CaptureOptions{Name: "storage", Root: tree, Source: &filetree.LocalSource{Dir: tree}, Store: store, Cache: cache})
+	if err != nil {
+		return err
+	}
+	sets, err := manifest.List(ch)
+	if err != nil {
+		return err
+	}
+	seq := uint64(1)
+	if len(sets) > 0 {
+		seq = sets[len(sets)-1].Sequence + 1
+	}
+	signer, err := sshsig.LoadSigner(key)
+	if err != nil {
+		return err
+	}
+	m := &manifest.Manifest{Channel: channel, Sequence: seq, Created: time.Now().UTC(),
+		Producer: manifest.Producer{Host: "bench", Program: "scalebench", Version: "1"}, Epoch: 1, Trees: []manifest.Tree{t}}
+	id, err := manifest.Publish(ctx, l, m, signer)
+	if err != nil {
+		return err
+	}
+	next.SetID = id
+	if err := next.Save(cacheFile); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "set %s: %d files, %d read, %d reused, %d lists (%d bytes)\n", id, st.Files, st.ReadFiles, st.Reused, st.Lists, st.ListBytes)
+	return nil
+}
+
+func newest(ch string) (*manifest.Manifest, error) {
+	sets, err := manifest.List(ch)
+	if err != nil || len(sets) == 0 {
+		return nil, fmt.Errorf("no set in %s: %v", ch, err)
+	}
+	data, err := os.ReadFile(manifest.Layout{Root: ch}.ManifestPath(sets[len(sets)-1].ID))
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Decode(data)
+}
+
+func restore(ctx context.Context, ch, target string) error {
+	m, err := newest(ch)
+	if err != nil {
+		return err
+	}
+	store := objects.New(manifest.Layout{Root: ch}.ObjectsDir())
+	tgt, err := filetree.NewLocalTarget(target)
+	if err != nil {
+		return err
+	}
+	defer tgt.Close()
+	t := m.Trees[0]
+	st, err := filetree.Apply(ctx, filetree.ApplyOptions{Target: tgt, Objects: storeObjects{store},
+		Entries: func(fn func(manifest.Entry) error) error { return store.Trees().Walk(ctx, t, fn) }})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "restored: %d added, %d replaced, %d unchanged, %d bytes\n", st.Added, st.Replaced, st.Unchanged, st.Bytes)
+	return nil
+}
+
+type storeObjects struct{ s *objects.Store }
+
+func (o storeObjects) Open(sha string) (io.ReadCloser, error) { return o.s.Open(sha) }
+
+func lists(ctx context.Context, ch string) error {
+	m, err := newest(ch)
+	if err != nil {
+		return err
+	}
+	store := objects.New(manifest.Layout{Root: ch}.ObjectsDir())
+	r := store.Trees()
+	var n, size int64
+	r.List = func(ref manifest.Ref) error { n++; size += ref.Size; return nil }
+	if err := r.Walk(ctx, m.Trees[0], func(manifest.Entry) error { return nil }); err != nil {
+		return err
+	}
+	fmt.Printf("%d %d\n", n, size)
+	return nil
+}
