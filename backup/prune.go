@@ -63,11 +63,14 @@ func runPrune(ctx context.Context, o pruneOptions) (*pruneResult, error) {
 	if _, err := manifest.ReadChannel(root); err != nil {
 		return nil, fmt.Errorf("prune %s: %w", root, err)
 	}
-	lk, err := lock.Acquire(l.LocksDir(), "backup", program+" prune")
+	// The channel's one lock, with the node and a lease like a run's, so a
+	// prune whose node died does not block the next backup for good.
+	lk, err := lock.AcquireWith(l.LocksDir(), "backup", lock.Options{Program: program + " prune", Host: o.cfg.Leader.NodeName, Lease: o.cfg.LockLease})
 	if err != nil {
 		return nil, err
 	}
 	defer lk.Release()
+	ctx = lk.Keep(ctx)
 
 	sets, err := manifest.List(root)
 	if err != nil {
