@@ -1,7 +1,10 @@
 // Package ledger keeps the standby's restore ledger and the channel's pins.
 //
-// The ledger is one small JSON file in the standby's local state directory
+// The ledger is one small JSON file in the standby's state directory
 // (never on the channel: a read-only --from directory must stay untouched).
+// On a standby of several nodes that directory is on storage every node
+// mounts, so whichever node leads next knows what is live
+// (doc/architecture.md, "The standby's memory on a cluster").
 // Every restore appends a Record when it starts (outcome "running") and
 // rewrites that record as each stage starts and ends, so that after a crash
 // the ledger still says which stages ran. Every write goes to a temporary
