@@ -61,10 +61,29 @@ func (r *restorer) preflight(ctx context.Context, root string, m *manifest.Manif
 			r.log.Warn(w)
 		}
 	}
+	r.warnLocalState()
 	if len(failed) > 0 {
 		return &PreflightError{Failed: failed}
 	}
 	return nil
+}
+
+// warnLocalState warns when a standby of several nodes (a leader mode is
+// set) keeps its memory on a local file system: a node that becomes
+// leader would not know what is live and would accept an older set.
+func (r *restorer) warnLocalState() {
+	mode := r.cfg.Leader.Mode
+	if mode == "" && r.cfg.Leader.URL != "" {
+		mode = leader.ModeHTTP
+	}
+	if mode == "" || mode == leader.ModeNone || r.cfg.StateDir == "" {
+		return
+	}
+	if shared, fstype, ok := sharedFS(r.cfg.StateDir); ok && !shared {
+		r.log.Warn(fmt.Sprintf("state-dir %s is on a local file system (type %#x) while the standby has several nodes (leader-mode %s): "+
+			"a node that becomes leader would not know what is live; put state-dir on storage every standby node mounts (doc/architecture.md)",
+			r.cfg.StateDir, fstype, mode))
+	}
 }
 
 func (r *restorer) preflightES(ctx context.Context, root string, m *manifest.Manifest, fail func(string, ...any)) {
