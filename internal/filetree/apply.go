@@ -3,12 +3,18 @@ package filetree
 // Restore side of filetree (stage 8): bring a directory tree to exactly a
 // set's file list.
 //
-// Algorithm: walk the target once (excluded paths are neither listed nor
-// descended), keeping each path's type, size, mtime, mode and owner. Then
-// stream the set's entries in order (parents before children):
+// Algorithm: a merge, one directory at a time, as rsync's incremental
+// recursion does. The set's entries stream in walk order (parents before
+// children, names of a directory in byte order); each directory of the set
+// that the target has is listed (sorted by name; excluded names are
+// neither listed nor descended) when its entry comes, and its names are
+// compared with the set's names of that directory as they come. Only the
+// listings of the directories on the current path are held, so memory
+// follows the depth and the widest directory, never the number of files.
 //   - a directory is created if missing (a non-directory in its way is
-//     removed); its mode, owner and mtime are set at the end, deepest first,
-//     so that writing into it does not disturb its mtime;
+//     removed); its mode, owner and mtime are set when the last of its
+//     entries is done (children before parents), so that writing into it
+//     does not disturb its mtime;
 //   - a file whose size and mtime (to the target's time granularity) match
 //     is unchanged and not touched, except for mode/owner fixes; otherwise
 //     its object is copied to .tmp-bcp-* beside it, checked against its
@@ -16,8 +22,10 @@ package filetree
 //     the old one, so a reader sees the old or the new file, never half;
 //   - a symlink with the same target is unchanged; otherwise it is created
 //     under a temporary name and renamed over.
-// Finally every target path that the set does not have (and that is not
-// excluded) is removed, children before parents. An entry whose parent is
+// A name of the target that the set does not have in that directory (and
+// that is not excluded) is removed when the directory is done, a
+// directory's content before the directory. Temporary files of an earlier run are
+// removed when their directory is listed. An entry whose parent is
 // not a directory of the set (below one of its symlinks, say) is refused
 // (manifest.TreeShape), and a symlink or file that the target holds where
 // the set has a directory is removed (never followed) before the directory
@@ -174,188 +182,283 @@ func fileMode(e manifest.Entry) fs.FileMode {
 
 // Apply brings opts.Target to exactly the set's tree.
 func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
-	var st ApplyStats
-	t := opts.Target
-	if opts.MaxChanges <= 0 {
-		opts.MaxChanges = 1000
+	a := &applier{ctx: ctx, opts: opts, t: opts.Target, gran: opts.Target.TimeGranularity()}
+	if a.opts.MaxChanges <= 0 {
+		a.opts.MaxChanges = 1000
 	}
-	record := func(c Change) {
-		if len(st.Changes) < opts.MaxChanges {
-			st.Changes = append(st.Changes, c)
-		} else {
-			st.ChangesTruncated = true
-		}
-		if opts.Progress != nil {
-			opts.Progress.Applied(c)
-		}
-	}
-	existing := map[string]have{}
+	t := a.t
+	root := &frame{dir: "."}
 	if fi, err := t.Lstat("."); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			return st, fmt.Errorf("apply to %s: %w", t, err)
+			return a.st, fmt.Errorf("apply to %s: %w", t, err)
 		}
 		if !opts.DryRun {
 			if err := t.Mkdir(".", 0o750); err != nil {
-				return st, fmt.Errorf("apply to %s: create root: %w", t, err)
+				return a.st, fmt.Errorf("apply to %s: create root: %w", t, err)
 			}
 		}
 	} else if !fi.IsDir() {
-		return st, fmt.Errorf("apply to %s: not a directory", t)
-	} else if err := walk(ctx, t, ".", opts.Exclude, existing, &st.Stale); err != nil {
-		return st, err
+		return a.st, fmt.Errorf("apply to %s: not a directory", t)
+	} else if root.have, err = a.list("."); err != nil {
+		return a.st, err
 	}
-	// Temporary files of an earlier run that was cut short (a dropped
-	// connection, a kill) are removed first: only this program makes names
-	// with this prefix, and restore runs one at a time.
-	if !opts.DryRun {
-		for _, p := range st.Stale {
-			if err := t.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return st, fmt.Errorf("apply to %s: remove temporary file %s left by an earlier run: %w", t, p, err)
-			}
+	a.stack = []*frame{root}
+	err := opts.Entries(a.entry)
+	if err == nil {
+		// the last directory chain, root included, is complete
+		for len(a.stack) > 0 && err == nil {
+			err = a.close()
 		}
 	}
-	// addOrReplace counts an entry that is written and returns its Op.
-	addOrReplace := func(exists bool) string {
-		if exists {
-			st.Replaced++
-			return OpReplace
-		}
-		st.Added++
-		return OpAdd
+	return a.st, err
+}
+
+// applier merges the set's entries (walk order) with the target, one
+// directory at a time: it holds the listings of the directories on the
+// current path only, so its memory follows the depth and the widest
+// directory, never the number of files.
+type applier struct {
+	ctx   context.Context
+	opts  ApplyOptions
+	t     Target
+	gran  time.Duration
+	st    ApplyStats
+	shape manifest.TreeShape
+	stack []*frame // the directory chain of the last entry, root first
+}
+
+// frame is one directory of the set being merged with the target's listing.
+type frame struct {
+	dir   string          // relative path, "." for the root
+	entry *manifest.Entry // the set's entry (nil for the root): its metadata is set when the frame closes
+	have  []fs.FileInfo   // the target's listing, sorted by name; excluded names and temporaries left out
+	next  int             // have[:next] are merged
+	gone  []fs.FileInfo   // merged names the set lacks, removed when the frame closes
+	last  string          // the set's last name in this directory
+}
+
+func (a *applier) record(c Change) {
+	if len(a.st.Changes) < a.opts.MaxChanges {
+		a.st.Changes = append(a.st.Changes, c)
+	} else {
+		a.st.ChangesTruncated = true
 	}
-	gran := t.TimeGranularity()
-	var dirs []manifest.Entry
-	var shape manifest.TreeShape
-	err := opts.Entries(func(e manifest.Entry) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if Excluded(e.Path, opts.Exclude) {
-			return nil
-		}
-		// Every parent is a directory of the set, made (or found to be a
-		// real directory, a link in its way replaced) before its children.
-		if err := shape.Check(e); err != nil {
-			return fmt.Errorf("%w: %v; refusing to write through a link", ErrUnsafePath, err)
-		}
-		h, exists := existing[e.Path]
-		delete(existing, e.Path)
-		if exists && h.typ != e.Type {
-			// a directory where a file must go, or the reverse: remove first
-			if !opts.DryRun {
-				if err := t.RemoveAll(e.Path); err != nil {
-					return fmt.Errorf("apply to %s: remove %s (%s in the way of a %s): %w", t, e.Path, h.typ, e.Type, err)
-				}
-			}
-			if h.typ == manifest.TypeDir {
-				for p := range existing {
-					if strings.HasPrefix(p, e.Path+"/") {
-						delete(existing, p)
-					}
-				}
-			}
-			exists = false
-		}
-		switch e.Type {
-		case manifest.TypeDir:
-			dirs = append(dirs, e)
-			if !exists {
-				record(Change{Op: OpAdd, Path: e.Path, Type: e.Type})
-				st.Added++
-				if !opts.DryRun {
-					if err := t.Mkdir(e.Path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-						return fmt.Errorf("apply to %s: mkdir %s: %w", t, e.Path, err)
-					}
-				}
-			} else {
-				st.Unchanged++
-			}
-			return nil
-		case manifest.TypeSymlink:
-			if exists {
-				if cur, err := t.Readlink(e.Path); err == nil && cur == e.Target {
-					st.Unchanged++
-					return nil
-				}
-			}
-			record(Change{Op: addOrReplace(exists), Path: e.Path, Type: e.Type})
-			if opts.DryRun {
-				return nil
-			}
-			tmp := tmpName(e.Path)
-			if err := t.Symlink(e.Target, tmp); err != nil {
-				return fmt.Errorf("apply to %s: symlink %s: %w", t, e.Path, err)
-			}
-			if opts.Owner {
-				_ = t.Lchown(tmp, e.UID, e.GID)
-			}
-			if err := t.Rename(tmp, e.Path); err != nil {
-				_ = t.Remove(tmp)
-				return fmt.Errorf("apply to %s: rename symlink into place %s: %w", t, e.Path, err)
-			}
-			return nil
-		case manifest.TypeFile:
-			mode := fileMode(e)
-			if exists && h.size == e.Size && h.mtime.Truncate(gran).Equal(e.MTime.Truncate(gran)) {
-				st.Unchanged++
-				ownerDiff := opts.Owner && h.owner && (h.uid != e.UID || h.gid != e.GID)
-				if h.mode != mode || ownerDiff {
-					st.MetaFixed++
-					record(Change{Op: OpMeta, Path: e.Path, Type: e.Type})
-					if !opts.DryRun {
-						if err := setMeta(t, e.Path, mode, e, opts.Owner); err != nil {
-							return err
-						}
-					}
-				}
-				return nil
-			}
-			record(Change{Op: addOrReplace(exists), Path: e.Path, Type: e.Type, Bytes: e.Size})
-			st.Bytes += e.Size
-			if opts.DryRun {
-				return nil
-			}
-			return writeFile(ctx, t, opts.Objects, e, mode, opts.Owner)
-		}
-		return fmt.Errorf("apply to %s: %s: unknown entry type %q", t, e.Path, e.Type)
-	})
+	if a.opts.Progress != nil {
+		a.opts.Progress.Applied(c)
+	}
+}
+
+// list reads a directory of the target, sorted by name, without excluded
+// names. Temporary files of an earlier run that was cut short (a dropped
+// connection, a kill) are left out and removed: only this program makes
+// names with this prefix, and restore runs one at a time.
+func (a *applier) list(dir string) ([]fs.FileInfo, error) {
+	if err := a.ctx.Err(); err != nil {
+		return nil, err
+	}
+	fis, err := a.t.ReadDir(dir)
 	if err != nil {
-		return st, err
+		return nil, fmt.Errorf("apply to %s: read directory %s: %w", a.t, dir, err)
 	}
-	// remove what the set does not have, children first
-	var gone []string
-	for p := range existing {
-		gone = append(gone, p)
-	}
-	sort.Slice(gone, func(i, j int) bool {
-		di, dj := strings.Count(gone[i], "/"), strings.Count(gone[j], "/")
-		if di != dj {
-			return di > dj
-		}
-		return gone[i] > gone[j]
-	})
-	for _, p := range gone {
-		h := existing[p]
-		record(Change{Op: OpRemove, Path: p, Type: h.typ})
-		st.Removed++
-		if opts.DryRun {
+	sort.Slice(fis, func(i, j int) bool { return fis[i].Name() < fis[j].Name() })
+	out := fis[:0]
+	for _, fi := range fis {
+		rel := path.Join(dir, fi.Name())
+		if Excluded(rel, a.opts.Exclude) {
 			continue
 		}
-		if err := t.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return st, fmt.Errorf("apply to %s: remove %s (no longer in the set): %w", t, p, err)
+		if strings.HasPrefix(fi.Name(), tmpPrefix) {
+			if fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0 {
+				a.st.Stale = append(a.st.Stale, rel)
+				if !a.opts.DryRun {
+					if err := a.t.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+						return nil, fmt.Errorf("apply to %s: remove temporary file %s left by an earlier run: %w", a.t, rel, err)
+					}
+				}
+			}
+			continue
+		}
+		out = append(out, fi)
+	}
+	return out, nil
+}
+
+func (a *applier) haveOf(fi fs.FileInfo) have {
+	h := have{typ: typeOf(fi.Mode()), size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
+	h.uid, h.gid, h.owner = a.t.Owner(fi)
+	return h
+}
+
+// close ends the innermost directory: what the target has there and the
+// set lacks is removed, then the directory's own metadata is set (after
+// its children's, so writing into it does not disturb its mtime).
+func (a *applier) close() error {
+	f := a.stack[len(a.stack)-1]
+	a.stack = a.stack[:len(a.stack)-1]
+	for _, fi := range append(f.gone, f.have[f.next:]...) {
+		if err := a.remove(f.dir, fi); err != nil {
+			return err
 		}
 	}
-	if opts.DryRun {
-		return st, nil
+	if a.opts.DryRun || f.entry == nil {
+		return nil
 	}
-	// directory metadata last, deepest first
-	for i := len(dirs) - 1; i >= 0; i-- {
-		e := dirs[i]
-		if err := setMeta(t, e.Path, fileMode(e), e, opts.Owner); err != nil {
-			return st, err
+	return setMeta(a.t, f.dir, fileMode(*f.entry), *f.entry, a.opts.Owner)
+}
+
+// remove removes dir/fi, which the set does not have, children first.
+func (a *applier) remove(dir string, fi fs.FileInfo) error {
+	rel := path.Join(dir, fi.Name())
+	h := a.haveOf(fi)
+	if h.typ == manifest.TypeDir {
+		kids, err := a.list(rel)
+		if err != nil {
+			return err
+		}
+		for _, k := range kids {
+			if err := a.remove(rel, k); err != nil {
+				return err
+			}
 		}
 	}
-	return st, nil
+	a.record(Change{Op: OpRemove, Path: rel, Type: h.typ})
+	a.st.Removed++
+	if a.opts.DryRun {
+		return nil
+	}
+	if err := a.t.Remove(rel); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("apply to %s: remove %s (no longer in the set): %w", a.t, rel, err)
+	}
+	return nil
+}
+
+// addOrReplace counts an entry that is written and returns its Op.
+func (a *applier) addOrReplace(exists bool) string {
+	if exists {
+		a.st.Replaced++
+		return OpReplace
+	}
+	a.st.Added++
+	return OpAdd
+}
+
+// entry merges the set's next entry.
+func (a *applier) entry(e manifest.Entry) error {
+	if err := a.ctx.Err(); err != nil {
+		return err
+	}
+	opts, t := a.opts, a.t
+	if Excluded(e.Path, opts.Exclude) {
+		return nil
+	}
+	// Every parent is a directory of the set, made (or found to be a
+	// real directory, a link in its way replaced) before its children.
+	if err := a.shape.Check(e); err != nil {
+		return fmt.Errorf("%w: %v; refusing to write through a link", ErrUnsafePath, err)
+	}
+	// The shape holds, so the parent is on the chain. The order is checked
+	// before anything below it is closed (a close removes what the set lacks).
+	parent, name := path.Dir(e.Path), path.Base(e.Path)
+	i := len(a.stack) - 1
+	for i > 0 && a.stack[i].dir != parent {
+		i--
+	}
+	f := a.stack[i]
+	if f.dir != parent || (f.last != "" && name <= f.last) {
+		return fmt.Errorf("apply to %s: %s: the set's list is not in walk order (manifest.ComparePaths): %w", t, e.Path, manifest.ErrInvalid)
+	}
+	for len(a.stack) > i+1 {
+		if err := a.close(); err != nil {
+			return err
+		}
+	}
+	f.last = name
+	// what the target has before name in this directory, the set lacks
+	for ; f.next < len(f.have) && f.have[f.next].Name() < name; f.next++ {
+		f.gone = append(f.gone, f.have[f.next])
+	}
+	var h have
+	exists := f.next < len(f.have) && f.have[f.next].Name() == name
+	if exists {
+		h = a.haveOf(f.have[f.next])
+		f.next++
+	}
+	if exists && h.typ != e.Type {
+		// a directory where a file must go, or the reverse: remove first
+		if !opts.DryRun {
+			if err := t.RemoveAll(e.Path); err != nil {
+				return fmt.Errorf("apply to %s: remove %s (%s in the way of a %s): %w", t, e.Path, h.typ, e.Type, err)
+			}
+		}
+		exists = false
+	}
+	switch e.Type {
+	case manifest.TypeDir:
+		sub := &frame{dir: e.Path, entry: &e}
+		if !exists {
+			a.record(Change{Op: OpAdd, Path: e.Path, Type: e.Type})
+			a.st.Added++
+			if !opts.DryRun {
+				if err := t.Mkdir(e.Path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+					return fmt.Errorf("apply to %s: mkdir %s: %w", t, e.Path, err)
+				}
+			}
+		} else {
+			a.st.Unchanged++
+			var err error
+			if sub.have, err = a.list(e.Path); err != nil {
+				return err
+			}
+		}
+		a.stack = append(a.stack, sub)
+		return nil
+	case manifest.TypeSymlink:
+		if exists {
+			if cur, err := t.Readlink(e.Path); err == nil && cur == e.Target {
+				a.st.Unchanged++
+				return nil
+			}
+		}
+		a.record(Change{Op: a.addOrReplace(exists), Path: e.Path, Type: e.Type})
+		if opts.DryRun {
+			return nil
+		}
+		tmp := tmpName(e.Path)
+		if err := t.Symlink(e.Target, tmp); err != nil {
+			return fmt.Errorf("apply to %s: symlink %s: %w", t, e.Path, err)
+		}
+		if opts.Owner {
+			_ = t.Lchown(tmp, e.UID, e.GID)
+		}
+		if err := t.Rename(tmp, e.Path); err != nil {
+			_ = t.Remove(tmp)
+			return fmt.Errorf("apply to %s: rename symlink into place %s: %w", t, e.Path, err)
+		}
+		return nil
+	case manifest.TypeFile:
+		mode := fileMode(e)
+		if exists && h.size == e.Size && h.mtime.Truncate(a.gran).Equal(e.MTime.Truncate(a.gran)) {
+			a.st.Unchanged++
+			ownerDiff := opts.Owner && h.owner && (h.uid != e.UID || h.gid != e.GID)
+			if h.mode != mode || ownerDiff {
+				a.st.MetaFixed++
+				a.record(Change{Op: OpMeta, Path: e.Path, Type: e.Type})
+				if !opts.DryRun {
+					if err := setMeta(t, e.Path, mode, e, opts.Owner); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+		a.record(Change{Op: a.addOrReplace(exists), Path: e.Path, Type: e.Type, Bytes: e.Size})
+		a.st.Bytes += e.Size
+		if opts.DryRun {
+			return nil
+		}
+		return writeFile(a.ctx, t, opts.Objects, e, mode, opts.Owner)
+	}
+	return fmt.Errorf("apply to %s: %s: unknown entry type %q", t, e.Path, e.Type)
 }
 
 func setMeta(t Target, name string, mode fs.FileMode, e manifest.Entry, owner bool) error {
@@ -429,35 +532,4 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-func walk(ctx context.Context, t Target, dir string, exclude []string, out map[string]have, stale *[]string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fis, err := t.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("apply to %s: read directory %s: %w", t, dir, err)
-	}
-	for _, fi := range fis {
-		rel := path.Join(dir, fi.Name())
-		if Excluded(rel, exclude) {
-			continue
-		}
-		if strings.HasPrefix(fi.Name(), tmpPrefix) {
-			if fi.Mode().IsRegular() || fi.Mode()&fs.ModeSymlink != 0 {
-				*stale = append(*stale, rel)
-			}
-			continue
-		}
-		h := have{typ: typeOf(fi.Mode()), size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
-		h.uid, h.gid, h.owner = t.Owner(fi)
-		out[rel] = h
-		if h.typ == manifest.TypeDir {
-			if err := walk(ctx, t, rel, exclude, out, stale); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }

@@ -609,3 +609,111 @@ func TestApplyConnectionDropped(t *testing.T) {
 		})
 	}
 }
+
+// opLog is a Target that logs the calls Apply makes ("readdir a", "create
+// a/.tmp-bcp-...", "remove a/x").
+type opLog struct {
+	Target
+	ops []string
+}
+
+func (o *opLog) ReadDir(name string) ([]fs.FileInfo, error) {
+	o.ops = append(o.ops, "readdir "+name)
+	return o.Target.ReadDir(name)
+}
+
+func (o *opLog) Create(name string, perm fs.FileMode) (io.WriteCloser, error) {
+	o.ops = append(o.ops, "create "+name)
+	return o.Target.Create(name, perm)
+}
+
+func (o *opLog) Remove(name string) error {
+	o.ops = append(o.ops, "remove "+name)
+	return o.Target.Remove(name)
+}
+
+func (o *opLog) index(t *testing.T, prefix string) int {
+	t.Helper()
+	i := slices.IndexFunc(o.ops, func(s string) bool { return strings.HasPrefix(s, prefix) })
+	if i < 0 {
+		t.Fatalf("no %q in %v", prefix, o.ops)
+	}
+	return i
+}
+
+// TestApplyMergesPerDirectory: Apply lists a directory of the target only
+// when the set's entries reach it, and is done with a directory (writes,
+// removals of what the set lacks, children before parents) before it
+// lists the next one, so it never holds the whole target's listing.
+func TestApplyMergesPerDirectory(t *testing.T) {
+	ctx := context.Background()
+	src, dst := t.TempDir(), t.TempDir()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, p := range []string{"a/1", "a/2", "b/1", "b/2", "c/1"} {
+		write(t, filepath.Join(src, p), "v1 "+p, t0)
+	}
+	objs := memObjects{}
+	lt, err := NewLocalTarget(dst)
+	must(t, err)
+	defer lt.Close()
+	if _, err := Apply(ctx, ApplyOptions{Target: lt, Entries: entries(snapshot(t, src, objs)), Objects: objs}); err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(time.Hour)
+	write(t, filepath.Join(src, "a/2"), "v2 a/2", t1)
+	write(t, filepath.Join(src, "b/2"), "v2 b/2", t1)
+	must(t, os.Remove(filepath.Join(src, "a/1")))
+	must(t, os.RemoveAll(filepath.Join(src, "c")))
+	write(t, filepath.Join(dst, "a/old/x"), "only on the target", t0)
+	log := &opLog{Target: lt}
+	var changes changeLog
+	if _, err := Apply(ctx, ApplyOptions{Target: log, Entries: entries(snapshot(t, src, objs)), Objects: objs, Progress: &changes}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ops: %v", log.ops)
+	readB := log.index(t, "readdir b")
+	for _, op := range []string{"create a/", "remove a/1", "remove a/old/x", "remove a/old"} {
+		if i := log.index(t, op); i > readB {
+			t.Errorf("%q came after listing b: the target was not merged per directory", op)
+		}
+	}
+	if log.index(t, "readdir a") > log.index(t, "create a/") || log.index(t, "remove a/old/x") > log.index(t, "remove a/old") {
+		t.Errorf("wrong order: %v", log.ops)
+	}
+	if log.index(t, "create b/") < readB || log.index(t, "remove c/1") < log.index(t, "create b/") {
+		t.Errorf("b and c not merged in turn: %v", log.ops)
+	}
+	want := []string{"remove a/1", "remove a/old", "remove a/old/x", "remove c", "remove c/1", "replace a/2", "replace b/2"}
+	if got := changes.strings(); !slices.Equal(got, want) {
+		t.Fatalf("changes %v, want %v", got, want)
+	}
+	if got, want := state(t, dst, nil), state(t, src, nil); !mapsEqual(got, want) {
+		t.Fatalf("target:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestApplyRefusesUnsortedList: a list out of walk order cannot be merged
+// with the target's listing; Apply refuses it instead of removing what it
+// took for missing.
+func TestApplyRefusesUnsortedList(t *testing.T) {
+	sum := sha256.Sum256([]byte("data"))
+	sha := hex.EncodeToString(sum[:])
+	objs := memObjects{sha: []byte("data")}
+	dst := t.TempDir()
+	write(t, filepath.Join(dst, "a"), "data", time.Now())
+	write(t, filepath.Join(dst, "b"), "data", time.Now())
+	lt, err := NewLocalTarget(dst)
+	must(t, err)
+	defer lt.Close()
+	ents := []manifest.Entry{
+		{Path: "b", Type: manifest.TypeFile, Mode: 0o600, Size: 4, Object: sha},
+		{Path: "a", Type: manifest.TypeFile, Mode: 0o600, Size: 4, Object: sha},
+	}
+	_, err = Apply(context.Background(), ApplyOptions{Target: lt, Entries: entries(ents), Objects: objs})
+	if !errors.Is(err, manifest.ErrInvalid) {
+		t.Fatalf("Apply of an unsorted list: %v, want manifest.ErrInvalid", err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, "a")); err != nil {
+		t.Fatalf("a was removed: %v", err)
+	}
+}
