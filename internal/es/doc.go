@@ -23,5 +23,12 @@
 // same path and size keeps its known SHA-256 and is not read again; only
 // index.latest (rewritten in place each generation) is always hashed.
 //
+// Fingerprints (fingerprint.go) name what an index holds - its UUID and
+// mapping/settings/aliases versions, each shard's history_uuid and
+// max_seq_no - in two requests whatever the number of indices;
+// CreateSnapshot reads them before and after the snapshot and keeps those
+// of the indices nothing reached meanwhile (manifest DESIGN.md, "Index
+// fingerprints").
+//
 // The restore side adds restore.go to this package (names Restore*).
 package es

@@ -13,6 +13,13 @@
 // record still "running" when the next restore starts was interrupted and is
 // marked "interrupted".
 //
+// Beside the ledger, es-indices.json holds what the ledger knows of each
+// index a restore put on the standby (ESIndex: channel, set, the set's
+// fingerprint of the index and the standby's own, read right after the
+// restore), so a later restore can keep an index that neither side changed.
+// A restore forgets an index (ForgetESIndices) before it deletes or
+// replaces it. One entry per index, rewritten whole per restore.
+//
 // Pins tell movers (transfer's prune, backup's retention) which sets must not
 // be deleted: <channel>/pins/<set-id>. SetPins writes a pin for the set being
 // restored and for the set that is live, and removes every other pin, so at
