@@ -553,16 +553,18 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 		r.res.Present += int64(len(check) - len(bad.list()))
 	}
 	// Directories the copy needs.
+	var missing []string
 	for _, d := range sortedKeys(dirs) {
 		dd, err := r.dst.dir(ctx, d)
 		if err != nil {
 			return err
 		}
 		if dd == nil {
-			if err := dst.MkdirAll(ctx, d); err != nil {
-				return fmt.Errorf("create %s at %s: %w", d, dst, err)
-			}
+			missing = append(missing, d)
 		}
+	}
+	if err := mkdirs(ctx, dst, missing, r.opts.Workers); err != nil {
+		return err
 	}
 	r.opts.Progress.Begin("copy "+s.id, bytes, "bytes")
 	defer r.opts.Progress.End()
