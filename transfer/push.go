@@ -203,7 +203,7 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("%s -> %s: %w", sfs, dfs, err)
+		return fmt.Errorf("%s -> %s: %w", sfs, dfs, withLinkErr(err, sfs, dfs))
 	}
 	if o.json {
 		return cli.PrintJSON(out, res)
@@ -237,4 +237,18 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 		fmt.Fprintf(out, "kept sets %s: pinned at the destination\n", strings.Join(res.Kept, ", "))
 	}
 	return nil
+}
+
+// withLinkErr puts first in err why a connection was given up (the link
+// stalled), where an end knows it: what failed then is only its
+// consequence.
+func withLinkErr(err error, ends ...mover.FS) error {
+	for _, e := range ends {
+		if s, ok := e.(*mover.SFTP); ok {
+			if lerr := s.LinkErr(); lerr != nil {
+				return fmt.Errorf("%w; so: %w", lerr, err)
+			}
+		}
+	}
+	return err
 }

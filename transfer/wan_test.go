@@ -86,8 +86,8 @@ func TestPushLinkFaults(t *testing.T) {
 						t.Fatalf("push over a broken link (%s): %v, want exit 1\nstderr: %s", fault, err, stderr.String())
 					}
 					t.Logf("push ended %v after the %s: %s", took.Round(time.Millisecond), fault, lastLine(stderr.String()))
-					if fault == "stall" && !strings.Contains(stderr.String(), "stalled") {
-						t.Fatalf("push over a stalled link did not say the link stalled:\n%s", stderr.String())
+					if fault == "stall" && !strings.Contains(lastLine(stderr.String()), "link stalled") {
+						t.Fatalf("push over a stalled link: its error does not say the link stalled:\n%s", stderr.String())
 					}
 					checkNothingPartial(t, srcDir, dstDir)
 					if _, err := os.Stat(filepath.Join(dstDir, manifest.SetsDirName, id, manifest.SignatureFileName)); err == nil {

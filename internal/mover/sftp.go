@@ -81,6 +81,21 @@ var (
 	_ LaterWriter = (*SFTP)(nil)
 )
 
+// LinkErr says why a connection to the server was given up because the
+// link stalled (wrapping sshx.ErrStalled), or nil: what a failed operation
+// reports then ("connection lost", "the helper exited") is only the
+// consequence.
+func (s *SFTP) LinkErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.open {
+		if err := c.ssh.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Expander is implemented by backends that start small - enough to list
 // and decide - and open more connections only when there is work.
 type Expander interface {
