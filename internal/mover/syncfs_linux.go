@@ -2,32 +2,17 @@ package mover
 
 import (
 	"context"
-	"fmt"
-	"os"
 
-	"golang.org/x/sys/unix"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
-// SyncFS calls syncfs(2) once per file system among dirs: every file
-// written there so far, and every rename, is durable when it returns (Linux
-// 5.8 and later also report write-back errors).
+// SyncFS calls syncfs(2) once per file system among dirs
+// (manifest.SyncFS): every file written there so far, and every rename, is
+// durable when it returns.
 func (l *Local) SyncFS(_ context.Context, dirs []string) error {
-	done := map[uint64]bool{}
-	for _, d := range dirs {
-		f, err := os.Open(l.path(d))
-		if err != nil {
-			return fmt.Errorf("syncfs %s: %w", l.path(d), err)
-		}
-		var st unix.Stat_t
-		err = unix.Fstat(int(f.Fd()), &st)
-		if err == nil && !done[st.Dev] {
-			done[st.Dev] = true
-			err = unix.Syncfs(int(f.Fd()))
-		}
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("syncfs %s: %w", l.path(d), err)
-		}
+	paths := make([]string, len(dirs))
+	for i, d := range dirs {
+		paths[i] = l.path(d)
 	}
-	return nil
+	return manifest.SyncFS(paths...)
 }

@@ -10,6 +10,12 @@
 // durable, and it is never modified afterwards. Storing content that is
 // already there just removes the temporary file (deduplication across sets).
 //
+// A Batch (NewBatch) stores many small objects at the cost of one
+// syncfs(2) per batch instead of two fsyncs per object: the temporary
+// files of a batch are written unsynced, made durable together, and only
+// then renamed; Flush syncs the last batch and the renames. Backup's
+// capture writes through a Batch and flushes before the set is published.
+//
 // Readers (Open, Has, Stat) refuse names that are not 64 lower-case hex
 // digits, so an untrusted name can never reach outside the store.
 package objects

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/squirro-bcp/bcp/manifest"
 )
@@ -102,50 +103,20 @@ func (s *Store) Open(sha string) (*os.File, error) {
 // Put stores the content of r and returns its reference. See the package
 // documentation for the write order.
 func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err error) {
-	if err := os.MkdirAll(s.root, DirPerm); err != nil {
-		return ref, fmt.Errorf("object store: %w", err)
+	tmp, ref, err := s.writeTemp(ctx, r, true)
+	if err != nil || tmp == "" {
+		return ref, err
 	}
-	f, err := os.CreateTemp(s.root, manifest.TempPrefix+"put-*")
-	if err != nil {
-		return ref, fmt.Errorf("object store: %w", err)
-	}
-	tmp := f.Name()
 	defer func() {
 		if err != nil {
-			f.Close()
 			os.Remove(tmp)
 		}
 	}()
-	h := sha256.New()
-	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, buf)
-	if err != nil {
-		return ref, fmt.Errorf("object store: write %s: %w", tmp, err)
-	}
-	if err = f.Chmod(FilePerm); err != nil {
-		return ref, fmt.Errorf("object store: %w", err)
-	}
-	if err = f.Sync(); err != nil {
-		return ref, fmt.Errorf("object store: sync %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return ref, fmt.Errorf("object store: close %s: %w", tmp, err)
-	}
-	ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	final := s.Path(ref.SHA256)
 	dir := filepath.Dir(final)
-	if fi, err := os.Lstat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
-		// Same name, same content: objects are never replaced. (One whose
-		// size is wrong is damaged; the atomic rename below repairs it.)
-		os.Remove(tmp)
-		return ref, nil
-	}
-	created := false
-	if _, err = os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err = os.Mkdir(dir, DirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
-			return ref, fmt.Errorf("object store: %w", err)
-		}
-		created = true
+	created, err := s.fanOut(dir)
+	if err != nil {
+		return ref, err
 	}
 	if err = os.Rename(tmp, final); err != nil {
 		return ref, fmt.Errorf("object store: %w", err)
@@ -159,6 +130,68 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err err
 		}
 	}
 	return ref, nil
+}
+
+// copyBufs are the buffers objects are copied through (1 MiB each, reused:
+// most objects of a file tree are a few KiB).
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+
+// writeTemp streams r into a temporary file in the store's root while
+// hashing it, fsynced when sync is set, and returns its name, or "" when
+// the object is already there (same name, same size: objects are never
+// replaced; one whose size is wrong is damaged, and the atomic rename of
+// the caller repairs it).
+func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp string, ref manifest.Ref, err error) {
+	if err := os.MkdirAll(s.root, DirPerm); err != nil {
+		return "", ref, fmt.Errorf("object store: %w", err)
+	}
+	f, err := os.CreateTemp(s.root, manifest.TempPrefix+"put-*")
+	if err != nil {
+		return "", ref, fmt.Errorf("object store: %w", err)
+	}
+	name := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(name)
+		}
+	}()
+	h := sha256.New()
+	bp := copyBufs.Get().(*[]byte)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, *bp)
+	copyBufs.Put(bp)
+	if err != nil {
+		return "", ref, fmt.Errorf("object store: write %s: %w", name, err)
+	}
+	if err = f.Chmod(FilePerm); err != nil {
+		return "", ref, fmt.Errorf("object store: %w", err)
+	}
+	if sync {
+		if err = f.Sync(); err != nil {
+			return "", ref, fmt.Errorf("object store: sync %s: %w", name, err)
+		}
+	}
+	if err = f.Close(); err != nil {
+		return "", ref, fmt.Errorf("object store: close %s: %w", name, err)
+	}
+	ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
+	if fi, err := os.Lstat(s.Path(ref.SHA256)); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
+		os.Remove(name)
+		return "", ref, nil
+	}
+	return name, ref, nil
+}
+
+// fanOut makes the fan-out directory dir if it is missing and says whether
+// it did.
+func (s *Store) fanOut(dir string) (created bool, err error) {
+	if _, err = os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err = os.Mkdir(dir, DirPerm); err != nil && !errors.Is(err, fs.ErrExist) {
+			return false, fmt.Errorf("object store: %w", err)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // PutFile stores the content of the file at path.

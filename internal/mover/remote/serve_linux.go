@@ -1,13 +1,14 @@
 package remote
 
 import (
-	"fmt"
 	"os"
 	"sync"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // pipeSize is what growPipe asks for: sshd hands a session's data to the
@@ -69,26 +70,7 @@ func readNames(d *os.File) ([]string, error) {
 
 // syncFS calls syncfs(2) once per file system among dirs.
 func (s *server) syncFS(dirs []string) error {
-	return s.withRoot(func(r *os.Root) error {
-		done := map[uint64]bool{}
-		for _, dir := range dirs {
-			d, err := r.Open(dir)
-			if err != nil {
-				return fmt.Errorf("syncfs %s: %w", dir, err)
-			}
-			var st unix.Stat_t
-			err = unix.Fstat(int(d.Fd()), &st)
-			if err == nil && !done[st.Dev] {
-				done[st.Dev] = true
-				err = unix.Syncfs(int(d.Fd()))
-			}
-			d.Close()
-			if err != nil {
-				return fmt.Errorf("syncfs %s: %w", dir, err)
-			}
-		}
-		return nil
-	})
+	return s.withRoot(func(r *os.Root) error { return manifest.SyncFSAt(r.Open, dirs) })
 }
 
 // directAlign is the alignment O_DIRECT needs of buffers, sizes and

@@ -1,0 +1,109 @@
+package objects_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/objects"
+)
+
+// temporaries lists the .tmp-* files in the store's root.
+func temporaries(t *testing.T, s *objects.Store) []string {
+	t.Helper()
+	ents, err := os.ReadDir(s.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), manifest.TempPrefix) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// TestBatch: objects put through a Batch from several goroutines appear
+// under their names only batch by batch, once the batch was synced, and
+// all of them (duplicates and objects already there included) after
+// Flush, each with its content and no temporary file left.
+func TestBatch(t *testing.T) {
+	ctx := context.Background()
+	s := objects.New(filepath.Join(t.TempDir(), "objects"))
+	there, err := s.Put(ctx, strings.NewReader("object 7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	n := 2*objects.BatchObjects + 5
+	refs := make([]manifest.Ref, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 4 {
+				ref, err := b.Put(ctx, strings.NewReader(fmt.Sprintf("object %d", i%(n-1)))) // the last one is a duplicate of the first
+				if err != nil {
+					errs <- err
+					return
+				}
+				refs[i] = ref
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if refs[7] != there {
+		t.Fatalf("object 7: %v, want %v", refs[7], there)
+	}
+	var named int
+	for _, r := range refs {
+		if ok, _ := s.Has(r.SHA256); ok {
+			named++
+		}
+	}
+	if named < 2*objects.BatchObjects || named == n {
+		t.Fatalf("before Flush %d of %d objects have their names, want the two full batches only", named, n)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range refs {
+		if err := s.Check(ctx, r.SHA256, r.Size); err != nil {
+			t.Fatalf("object %d: %v", i, err)
+		}
+	}
+	if tmp := temporaries(t, s); len(tmp) != 0 {
+		t.Fatalf("temporary files left: %v", tmp)
+	}
+}
+
+// TestBatchDiscard: what a failed producer put but did not flush leaves
+// no temporary file and no object.
+func TestBatchDiscard(t *testing.T) {
+	ctx := context.Background()
+	s := objects.New(filepath.Join(t.TempDir(), "objects"))
+	b := s.NewBatch()
+	ref, err := b.Put(ctx, strings.NewReader("never published"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Discard()
+	if ok, _ := s.Has(ref.SHA256); ok {
+		t.Fatal("a discarded object exists")
+	}
+	if tmp := temporaries(t, s); len(tmp) != 0 {
+		t.Fatalf("temporary files left: %v", tmp)
+	}
+}
