@@ -94,7 +94,7 @@ func (r *restorer) preflightES(ctx context.Context, root string, m *manifest.Man
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
-		fail("elasticsearch at %s: %v", r.cfg.ESURL, r.esHung(err))
+		fail("%v", r.esHung(err))
 		return
 	}
 	if src := m.Elasticsearch.Source; src != nil {
@@ -110,6 +110,17 @@ func (r *restorer) preflightES(ctx context.Context, root string, m *manifest.Man
 		r.log.Warn(w)
 	}
 	o := r.esOptions(root, m, true)
+	running, err := es.RestoresInProgress(ctx, c.Client)
+	if err != nil {
+		fail("elasticsearch at %s: %v", r.cfg.ESURL, r.esHung(err))
+		return
+	}
+	// A restore left running by a stopped run holds the repository: it
+	// cannot be registered again (stage 6 cancels that restore first), and
+	// the nodes are reading it, so there is nothing to verify.
+	if slices.ContainsFunc(running, func(ip es.RestoreInProgress) bool { return ip.Repository == o.Repository }) {
+		return
+	}
 	if err := es.RegisterReadonlyRepository(ctx, c.Client, o.Repository, o.Location); err != nil {
 		fail("elasticsearch at %s: repository %s at %s: %v: the location must be below path.repo of every node", r.cfg.ESURL, o.Repository, o.Location, err)
 		return

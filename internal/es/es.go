@@ -122,7 +122,7 @@ func (e *errCause) chain() string {
 func (c *Client) do(ctx context.Context, what string, req esapi.Request, out any) error {
 	res, err := req.Do(ctx, c.Client)
 	if err != nil {
-		return fmt.Errorf("elasticsearch at %s: %s: %w: %v (is it running and is es-url right?)", c.Addr, what, ErrUnavailable, err)
+		return fmt.Errorf("elasticsearch at %s: %s: %w: %w (is it running and is es-url right?)", c.Addr, what, ErrUnavailable, err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)
