@@ -324,7 +324,7 @@ func (f *fixture) publish() string {
 		Scope: []string{f.name + "_*"}, Source: f.esSource} // every index of this fixture
 	sort.Strings(m.Elasticsearch.Indices)
 	if f.format10 {
-		m.Elasticsearch.Scope = nil
+		m.Elasticsearch.Scope, m.Elasticsearch.Source = nil, nil
 	}
 
 	// MySQL dump, zstd-compressed, as one object
@@ -376,13 +376,27 @@ func (f *fixture) publish() string {
 		return nil
 	}))
 	sort.Slice(entries, func(i, j int) bool { return manifest.ComparePaths(entries[i].Path, entries[j].Path) < 0 })
-	tw := manifest.NewTreeWriter(ctx, store)
-	for _, e := range entries {
-		must(t, tw.WriteEntry(e))
+	if f.format10 {
+		// format 1.x: one list object for the whole tree
+		ref, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
+			for _, e := range entries {
+				if err := lw.WriteEntry(e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		must(t, err)
+		m.Trees = []manifest.Tree{{Name: "storage", Root: f.prodTree, List: ref, Files: int64(len(entries)), Bytes: treeBytes}}
+	} else {
+		tw := manifest.NewTreeWriter(ctx, store)
+		for _, e := range entries {
+			must(t, tw.WriteEntry(e))
+		}
+		mt, err := tw.Tree("storage", f.prodTree)
+		must(t, err)
+		m.Trees = []manifest.Tree{mt}
 	}
-	mt, err := tw.Tree("storage", f.prodTree)
-	must(t, err)
-	m.Trees = []manifest.Tree{mt}
 
 	id, err := manifest.Publish(ctx, manifest.Layout{Root: f.prodCh}, m, f.signer)
 	must(t, err)
