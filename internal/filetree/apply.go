@@ -22,6 +22,11 @@ package filetree
 //     the old one, so a reader sees the old or the new file, never half;
 //   - a symlink with the same target is unchanged; otherwise it is created
 //     under a temporary name and renamed over.
+// On a target that can sync its whole file system (BatchSyncer: the local
+// directory, the transfer helper) files up to 1 MiB are written without
+// an fsync each; one syncfs per batch of 2048 makes them durable before
+// any of them is renamed, and one more before Apply returns makes the
+// renames durable (as the mover does with small files).
 // A name of the target that the set does not have in that directory (and
 // that is not excluded) is removed when the directory is done, a
 // directory's content before the directory. Temporary files of an earlier run are
@@ -80,6 +85,25 @@ type Target interface {
 	TimeGranularity() time.Duration
 	String() string
 }
+
+// BatchSyncer is implemented by targets that can make many files durable
+// at once (syncfs(2) next to the data): Apply then writes a small file
+// with CreateUnsynced (no fsync when it is closed), and renames a batch of
+// them into place only after one SyncFS made the batch durable, so a file
+// never has its name before its content is durable; a last SyncFS makes
+// the renames durable before Apply returns.
+type BatchSyncer interface {
+	CreateUnsynced(name string, perm fs.FileMode) (io.WriteCloser, error)
+	SyncFS() error
+}
+
+// Batch limits, as the mover's: files up to batchFile bytes are batched,
+// batchFiles of them or batchBytes at most per SyncFS.
+const (
+	batchFile        = 1 << 20
+	batchFiles       = 2048
+	batchBytes int64 = 256 << 20
+)
 
 // Objects opens objects by SHA-256.
 type Objects interface {
@@ -202,6 +226,9 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 	} else if root.have, err = a.list("."); err != nil {
 		return a.st, err
 	}
+	if bs, ok := t.(BatchSyncer); ok && !opts.DryRun {
+		a.bs = bs
+	}
 	a.stack = []*frame{root}
 	err := opts.Entries(a.entry)
 	if err == nil {
@@ -210,7 +237,45 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 			err = a.close()
 		}
 	}
+	if err == nil {
+		err = a.flush()
+	}
+	if err == nil && a.renamed {
+		if err = a.bs.SyncFS(); err != nil {
+			err = fmt.Errorf("apply to %s: make the tree durable: %w", t, err)
+		}
+	}
+	if err != nil {
+		for _, p := range a.pending {
+			_ = t.Remove(p.tmp)
+		}
+	}
 	return a.st, err
+}
+
+// flush makes the batch's files durable, renames them into place, then
+// sets the metadata of the directories that were done meanwhile.
+func (a *applier) flush() error {
+	if len(a.pending) > 0 {
+		if err := a.bs.SyncFS(); err != nil {
+			return fmt.Errorf("apply to %s: make a batch of files durable: %w", a.t, err)
+		}
+		for len(a.pending) > 0 {
+			p := a.pending[0]
+			if err := a.t.Rename(p.tmp, p.final); err != nil {
+				return fmt.Errorf("apply to %s: rename into place %s: %w", a.t, p.final, err)
+			}
+			a.pending = a.pending[1:]
+		}
+		a.pending, a.pendingBytes, a.renamed = nil, 0, true
+	}
+	for _, e := range a.dirMeta {
+		if err := setMeta(a.t, e.Path, fileMode(e), e, a.opts.Owner); err != nil {
+			return err
+		}
+	}
+	a.dirMeta = a.dirMeta[:0]
+	return nil
 }
 
 // applier merges the set's entries (walk order) with the target, one
@@ -225,7 +290,18 @@ type applier struct {
 	st    ApplyStats
 	shape manifest.TreeShape
 	stack []*frame // the directory chain of the last entry, root first
+
+	// Batched writes (bs not nil): files written, durable after the next
+	// SyncFS, then renamed; the directories done meanwhile, whose metadata
+	// is set after those renames.
+	bs           BatchSyncer
+	pending      []pendingFile
+	pendingBytes int64
+	dirMeta      []manifest.Entry
+	renamed      bool // files were renamed since the last SyncFS
 }
+
+type pendingFile struct{ tmp, final string }
 
 // frame is one directory of the set being merged with the target's listing.
 type frame struct {
@@ -301,6 +377,14 @@ func (a *applier) close() error {
 		}
 	}
 	if a.opts.DryRun || f.entry == nil {
+		return nil
+	}
+	if len(a.pending) > 0 {
+		// files of this directory (or below) wait for their rename
+		a.dirMeta = append(a.dirMeta, *f.entry)
+		if len(a.dirMeta) >= batchFiles {
+			return a.flush()
+		}
 		return nil
 	}
 	return setMeta(a.t, f.dir, fileMode(*f.entry), *f.entry, a.opts.Owner)
@@ -456,7 +540,19 @@ func (a *applier) entry(e manifest.Entry) error {
 		if opts.DryRun {
 			return nil
 		}
-		return writeFile(a.ctx, t, opts.Objects, e, mode, opts.Owner)
+		if a.bs == nil || e.Size > batchFile {
+			return writeFile(a.ctx, t, t.Create, opts.Objects, e, mode, opts.Owner)
+		}
+		tmp, err := writeTemp(a.ctx, t, a.bs.CreateUnsynced, opts.Objects, e, mode, opts.Owner)
+		if err != nil {
+			return err
+		}
+		a.pending = append(a.pending, pendingFile{tmp: tmp, final: e.Path})
+		a.pendingBytes += e.Size
+		if len(a.pending) >= batchFiles || a.pendingBytes >= batchBytes {
+			return a.flush()
+		}
+		return nil
 	}
 	return fmt.Errorf("apply to %s: %s: unknown entry type %q", t, e.Path, e.Type)
 }
@@ -486,20 +582,40 @@ func tmpName(p string) string {
 	return path.Join(path.Dir(p), tmpPrefix+path.Base(p)+"-"+hex.EncodeToString(b[:]))
 }
 
-func writeFile(ctx context.Context, t Target, objs Objects, e manifest.Entry, mode fs.FileMode, owner bool) (err error) {
+// createFunc creates a new file exclusively (Target.Create, or
+// BatchSyncer.CreateUnsynced).
+type createFunc func(name string, perm fs.FileMode) (io.WriteCloser, error)
+
+// writeFile writes e's content beside its final name and renames it into place.
+func writeFile(ctx context.Context, t Target, create createFunc, objs Objects, e manifest.Entry, mode fs.FileMode, owner bool) error {
+	tmp, err := writeTemp(ctx, t, create, objs, e, mode, owner)
+	if err != nil {
+		return err
+	}
+	if err := t.Rename(tmp, e.Path); err != nil {
+		_ = t.Remove(tmp)
+		return fmt.Errorf("apply to %s: rename into place %s: %w", t, e.Path, err)
+	}
+	return nil
+}
+
+// writeTemp writes e's content to a temporary name beside its final one,
+// checked against its SHA-256, with e's mode, owner and mtime, and
+// returns that name. On an error nothing is left behind.
+func writeTemp(ctx context.Context, t Target, create createFunc, objs Objects, e manifest.Entry, mode fs.FileMode, owner bool) (tmp string, err error) {
 	src, err := objs.Open(e.Object)
 	if err != nil {
-		return fmt.Errorf("apply to %s: %s: open object %s: %w", t, e.Path, e.Object, err)
+		return "", fmt.Errorf("apply to %s: %s: open object %s: %w", t, e.Path, e.Object, err)
 	}
 	defer src.Close()
-	tmp := tmpName(e.Path)
-	w, err := t.Create(tmp, 0o600)
+	name := tmpName(e.Path)
+	w, err := create(name, 0o600)
 	if err != nil {
-		return fmt.Errorf("apply to %s: create %s: %w", t, tmp, noSpace(t, e.Size, err))
+		return "", fmt.Errorf("apply to %s: create %s: %w", t, name, noSpace(t, e.Size, err))
 	}
 	defer func() {
 		if err != nil {
-			_ = t.Remove(tmp)
+			_ = t.Remove(name)
 		}
 	}()
 	h := sha256.New()
@@ -508,18 +624,15 @@ func writeFile(ctx context.Context, t Target, objs Objects, e manifest.Entry, mo
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("apply to %s: write %s: %w", t, e.Path, noSpace(t, e.Size, err))
+		return "", fmt.Errorf("apply to %s: write %s: %w", t, e.Path, noSpace(t, e.Size, err))
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != e.Object || n != e.Size {
-		return fmt.Errorf("%w: %s: object %s has %d bytes hashing to %s", ErrObjectMismatch, e.Path, e.Object, n, got)
+		return "", fmt.Errorf("%w: %s: object %s has %d bytes hashing to %s", ErrObjectMismatch, e.Path, e.Object, n, got)
 	}
-	if err := setMeta(t, tmp, mode, e, owner); err != nil {
-		return err
+	if err := setMeta(t, name, mode, e, owner); err != nil {
+		return "", err
 	}
-	if err := t.Rename(tmp, e.Path); err != nil {
-		return fmt.Errorf("apply to %s: rename into place %s: %w", t, e.Path, err)
-	}
-	return nil
+	return name, nil
 }
 
 type ctxReader struct {

@@ -20,7 +20,10 @@ type HelperTarget struct {
 	desc string
 }
 
-var _ Target = (*HelperTarget)(nil)
+var (
+	_ Target      = (*HelperTarget)(nil)
+	_ BatchSyncer = (*HelperTarget)(nil)
+)
 
 // NewHelperTarget returns a Target served by c; desc names it in messages
 // (e.g. "ssh:bcp-2:/var/lib/squirro/storage").
@@ -48,6 +51,16 @@ func (h *HelperTarget) Mkdir(name string, perm fs.FileMode) error {
 func (h *HelperTarget) Create(name string, _ fs.FileMode) (io.WriteCloser, error) {
 	return syncingFile{h.c.Create(name)}, nil
 }
+
+// CreateUnsynced writes name through the helper without an fsync; SyncFS
+// makes it durable.
+func (h *HelperTarget) CreateUnsynced(name string, _ fs.FileMode) (io.WriteCloser, error) {
+	return h.c.Create(name), nil
+}
+
+// SyncFS makes everything written below the helper's directory durable
+// (syncfs(2) next to the data).
+func (h *HelperTarget) SyncFS() error { return h.c.SyncFS(context.Background(), []string{"."}) }
 
 // syncingFile makes the content durable before Close returns, as
 // LocalTarget does, so a rename publishes durable content.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // LocalTarget is a Target in a local directory. All access goes through
@@ -17,7 +19,10 @@ type LocalTarget struct {
 	root *os.Root
 }
 
-var _ Target = (*LocalTarget)(nil)
+var (
+	_ Target      = (*LocalTarget)(nil)
+	_ BatchSyncer = (*LocalTarget)(nil)
+)
 
 // NewLocalTarget opens dir (created 0750 if missing). Close it when done.
 func NewLocalTarget(dir string) (*LocalTarget, error) {
@@ -75,6 +80,14 @@ func (l *LocalTarget) Create(name string, perm fs.FileMode) (io.WriteCloser, err
 	}
 	return syncCloser{f}, nil
 }
+
+// CreateUnsynced creates a new file whose content SyncFS makes durable.
+func (l *LocalTarget) CreateUnsynced(name string, perm fs.FileMode) (io.WriteCloser, error) {
+	return l.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+}
+
+// SyncFS makes everything written below the target durable (syncfs(2)).
+func (l *LocalTarget) SyncFS() error { return manifest.SyncFSAt(l.root.Open, []string{"."}) }
 
 // syncCloser syncs a file before closing it, so a rename publishes durable content.
 type syncCloser struct{ *os.File }

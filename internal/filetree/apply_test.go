@@ -483,17 +483,34 @@ type swapOnCreate struct {
 }
 
 func (s *swapOnCreate) Create(name string, perm fs.FileMode) (io.WriteCloser, error) {
-	if !s.done {
-		s.done = true
-		if err := os.Rename(filepath.Join(s.dir, "d"), filepath.Join(s.dir, "d-moved")); err != nil {
-			return nil, err
-		}
-		if err := os.Symlink(s.outside, filepath.Join(s.dir, "d")); err != nil {
-			return nil, err
-		}
+	if err := s.swap(); err != nil {
+		return nil, err
 	}
 	return s.Target.Create(name, perm)
 }
+
+func (s *swapOnCreate) swap() error {
+	if !s.done {
+		s.done = true
+		if err := os.Rename(filepath.Join(s.dir, "d"), filepath.Join(s.dir, "d-moved")); err != nil {
+			return err
+		}
+		if err := os.Symlink(s.outside, filepath.Join(s.dir, "d")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// swapOnCreateBatched is swapOnCreate on a target that writes in batches.
+type swapOnCreateBatched struct{ *swapOnCreate }
+
+func (s swapOnCreateBatched) CreateUnsynced(name string, perm fs.FileMode) (io.WriteCloser, error) {
+	s.swap()
+	return s.Target.(BatchSyncer).CreateUnsynced(name, perm)
+}
+
+func (s swapOnCreateBatched) SyncFS() error { return s.Target.(BatchSyncer).SyncFS() }
 
 // TestApplyRaceNeverEscapes: a directory swapped for a symlink after Apply
 // looked at the tree does not redirect a write outside the target, on the
@@ -510,12 +527,16 @@ func TestApplyRaceNeverEscapes(t *testing.T) {
 		{Path: "d/f", Type: manifest.TypeFile, Mode: 0o600, MTime: t0, Size: 5, Object: sha},
 	}
 	all := targets(t)
-	for _, name := range []string{"local", "helper"} {
+	for _, name := range []string{"local", "helper", "local batched", "helper batched"} {
 		t.Run(name, func(t *testing.T) {
 			outside := t.TempDir()
 			dst := filepath.Join(t.TempDir(), "storage")
 			must(t, os.MkdirAll(filepath.Join(dst, "d"), 0o750))
-			tgt := &swapOnCreate{Target: all[name](t, dst), dir: dst, outside: outside}
+			swap := &swapOnCreate{Target: all[strings.TrimSuffix(name, " batched")](t, dst), dir: dst, outside: outside}
+			var tgt Target = swap
+			if strings.HasSuffix(name, " batched") {
+				tgt = swapOnCreateBatched{swap}
+			}
 			_, err := Apply(context.Background(), ApplyOptions{Target: tgt, Entries: entries(ents), Objects: objs})
 			t.Logf("Apply: %v", err)
 			if ents, _ := os.ReadDir(outside); len(ents) != 0 {
@@ -715,5 +736,85 @@ func TestApplyRefusesUnsortedList(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dst, "a")); err != nil {
 		t.Fatalf("a was removed: %v", err)
+	}
+}
+
+// batchLog is an opLog whose target writes in batches.
+type batchLog struct{ *opLog }
+
+func (b batchLog) CreateUnsynced(name string, perm fs.FileMode) (io.WriteCloser, error) {
+	b.ops = append(b.ops, "create-unsynced "+name)
+	return b.Target.(BatchSyncer).CreateUnsynced(name, perm)
+}
+
+func (b batchLog) SyncFS() error {
+	b.ops = append(b.ops, "syncfs")
+	return b.Target.(BatchSyncer).SyncFS()
+}
+
+func (b batchLog) Rename(oldname, newname string) error {
+	b.ops = append(b.ops, "rename "+newname)
+	return b.Target.Rename(oldname, newname)
+}
+
+func (b batchLog) Chtimes(name string, mtime time.Time) error {
+	b.ops = append(b.ops, "chtimes "+name)
+	return b.Target.Chtimes(name, mtime)
+}
+
+// TestApplyBatches: on a target that can sync its file system at once,
+// small files are written without an fsync each and renamed into place
+// only after one syncfs made them durable; a last syncfs makes the
+// renames durable; the directories' mtimes are set after their files'
+// renames, so they are the set's.
+func TestApplyBatches(t *testing.T) {
+	for _, name := range []string{"local", "helper"} {
+		t.Run(name, func(t *testing.T) {
+			src, dst := t.TempDir(), filepath.Join(t.TempDir(), "storage")
+			t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+			for _, p := range []string{"a/1", "a/2", "b/c/3", "4"} {
+				write(t, filepath.Join(src, p), "content of "+p, t0)
+			}
+			for _, d := range []string{"a", "b/c", "b"} {
+				must(t, os.Chtimes(filepath.Join(src, d), t0, t0))
+			}
+			objs := memObjects{}
+			log := batchLog{&opLog{Target: targets(t)[name](t, dst)}}
+			if _, err := Apply(context.Background(), ApplyOptions{Target: log, Entries: entries(snapshot(t, src, objs)), Objects: objs}); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("ops: %v", log.ops)
+			var creates, renames, syncs []int
+			for i, op := range log.ops {
+				switch {
+				case strings.HasPrefix(op, "create"):
+					if !strings.HasPrefix(op, "create-unsynced ") {
+						t.Errorf("%s: a small file created with an fsync", op)
+					}
+					creates = append(creates, i)
+				case strings.HasPrefix(op, "rename "):
+					renames = append(renames, i)
+				case op == "syncfs":
+					syncs = append(syncs, i)
+				}
+			}
+			if len(creates) != 4 || len(renames) != 4 || len(syncs) != 2 {
+				t.Fatalf("%d creates, %d renames, %d syncfs: %v", len(creates), len(renames), len(syncs), log.ops)
+			}
+			if !(creates[3] < syncs[0] && syncs[0] < renames[0] && renames[3] < syncs[1] && syncs[1] == len(log.ops)-1) {
+				t.Fatalf("want creates, syncfs, renames, ..., syncfs: %v", log.ops)
+			}
+			if i := slices.Index(log.ops, "chtimes a"); i < renames[2] {
+				t.Fatalf("a's mtime set before its files were renamed: %v", log.ops)
+			}
+			if got, want := state(t, dst, nil), state(t, src, nil); !mapsEqual(got, want) {
+				t.Fatalf("target:\n got %v\nwant %v", got, want)
+			}
+			for _, d := range []string{"a", "b", "b/c"} {
+				if fi, err := os.Stat(filepath.Join(dst, d)); err != nil || !fi.ModTime().Equal(t0) {
+					t.Fatalf("%s: mtime %v, want %v (%v)", d, fi.ModTime(), t0, err)
+				}
+			}
+		})
 	}
 }

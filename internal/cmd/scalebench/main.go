@@ -19,10 +19,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -33,7 +35,20 @@ import (
 )
 
 func main() {
+	// BCP_CPUPROFILE=FILE writes a CPU profile of the run (go tool pprof).
+	if f := os.Getenv("BCP_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err == nil {
+			err = pprof.StartCPUProfile(out)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scalebench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		os.Exit(1)
 	}
@@ -43,7 +58,7 @@ var channel = manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: scalebench gen|change|capture|restore|lists ...")
+		return errors.New("usage: scalebench gen|change|capture|restore|lists ARGS")
 	}
 	need := func(n int) error {
 		if len(args)-1 != n {
