@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -170,6 +169,11 @@ func runBackup(ctx context.Context, o runOptions) (*runResult, error) {
 		}
 	}
 	var caches []*savedCache
+	defer func() {
+		for _, c := range caches {
+			c.cache.Remove() // not saved: the set was not published
+		}
+	}()
 	if cfg.has(stageFiles) {
 		if err := stage(stageFiles, func() (int64, error) {
 			trees, cs, read, err := captureFiles(ctx, cfg, pre.Channel.Name, sets, store, o.progress, o.log)
@@ -388,9 +392,6 @@ func captureFiles(ctx context.Context, cfg *config, channel string, sets []manif
 	if len(roots) == 0 {
 		return nil, nil, 0, nil
 	}
-	// The stage keeps two path maps of every file (old and new cache):
-	// collecting garbage less often halves its CPU time on large trees.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	published := map[string]bool{}
 	for _, s := range sets {
 		published[s.ID] = s.HasManifest && s.HasSignature
@@ -427,10 +428,13 @@ func captureFiles(ctx context.Context, cfg *config, channel string, sets []manif
 		}
 		tree, next, st, err := filetree.Capture(ctx, filetree.CaptureOptions{
 			Name: r.Name, Root: r.Path, Source: captureSeam(mkSource(r.Path)), Store: store,
-			Include: r.Include, Exclude: r.Exclude, Cache: cache, Workers: cfg.Workers, Progress: p,
+			Include: r.Include, Exclude: r.Exclude, Cache: cache, CacheDir: cfg.StateDir, Workers: cfg.Workers, Progress: p,
 		})
 		if err != nil {
 			return nil, nil, 0, err
+		}
+		if st.CacheErr != nil {
+			log.Warn("capture cache damaged; files after the damage were read again", "err", st.CacheErr)
 		}
 		log.Info("captured", "tree", r.Name, "files", st.Files, "bytes", st.Bytes, "read_files", st.ReadFiles, "read_bytes", st.ReadBytes, "reused", st.Reused, "skipped", st.Skipped)
 		trees = append(trees, tree)

@@ -1,19 +1,13 @@
 package filetree
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/squirro-bcp/bcp/manifest"
@@ -66,8 +60,13 @@ type CaptureOptions struct {
 	Store   Putter
 	Include []string // if set, only files matching one (see Excluded) are captured
 	Exclude []string // paths matching one are skipped (with their subtree)
-	// Cache is the previous run's cache (nil: read every file).
-	Cache    *CaptureCache
+	// Cache is the previous run's cache (nil: read every file); it is
+	// read alongside the walk.
+	Cache *CaptureCache
+	// CacheDir is where the next run's cache is written during the walk:
+	// the directory its file is saved in, so that Save is a rename (the
+	// system's temporary directory when empty).
+	CacheDir string
 	Workers  int // parallel readers; 4 when zero
 	Progress CaptureProgress
 }
@@ -79,117 +78,9 @@ type CaptureStats struct {
 	ReadFiles, ReadBytes           int64 // files opened and bytes read
 	Reused                         int64 // files whose object came from the cache
 	Lists, ListBytes               int64 // directory lists stored (new or already there) and their size
-}
-
-// CaptureCache maps a path to the identity and object of the file there.
-type CaptureCache struct {
-	SetID   string // the set the cache was made for ("" until published)
-	Entries map[string]CacheEntry
-}
-
-// CacheEntry is one file's identity and object.
-type CacheEntry struct {
-	Size    int64
-	MTimeNs int64
-	Inode   uint64
-	Object  string
-}
-
-// NewCaptureCache returns an empty cache.
-func NewCaptureCache() *CaptureCache { return &CaptureCache{Entries: map[string]CacheEntry{}} }
-
-// cacheMagic starts a cache file (format version 1).
-const cacheMagic = "bcp-capture-cache 1\n"
-
-// LoadCaptureCache reads a cache file; a missing file gives (nil, nil).
-// The format is compact and quick to read (a 100k-file cache loads in tens
-// of milliseconds): the magic line, the set id line, the entry count, then
-// per entry the path, size, mtime, inode (varints) and the 32-byte SHA-256.
-func LoadCaptureCache(file string) (*CaptureCache, error) {
-	f, err := os.Open(file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	c, err := readCache(bufio.NewReaderSize(f, 1<<20))
-	if err != nil {
-		return nil, fmt.Errorf("capture cache %s: %w (delete it; the next run reads every file once)", file, err)
-	}
-	return c, nil
-}
-
-func readCache(r *bufio.Reader) (*CaptureCache, error) {
-	magic := make([]byte, len(cacheMagic))
-	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != cacheMagic {
-		return nil, errors.New("not a capture cache of this version")
-	}
-	id, err := r.ReadString('\n')
-	if err != nil {
-		return nil, err
-	}
-	n, err := binary.ReadUvarint(r)
-	if err != nil || n > 1<<32 {
-		return nil, errors.New("bad entry count")
-	}
-	c := &CaptureCache{SetID: strings.TrimSuffix(id, "\n"), Entries: make(map[string]CacheEntry, n)}
-	var sum [sha256.Size]byte
-	var buf []byte
-	for i := uint64(0); i < n; i++ {
-		l, err := binary.ReadUvarint(r)
-		if err != nil || l > manifest.MaxPathLen {
-			return nil, errors.New("bad path length")
-		}
-		if uint64(cap(buf)) < l {
-			buf = make([]byte, l)
-		}
-		buf = buf[:l]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return nil, err
-		}
-		var e CacheEntry
-		if e.Size, err = binary.ReadVarint(r); err != nil {
-			return nil, err
-		}
-		if e.MTimeNs, err = binary.ReadVarint(r); err != nil {
-			return nil, err
-		}
-		if e.Inode, err = binary.ReadUvarint(r); err != nil {
-			return nil, err
-		}
-		if _, err := io.ReadFull(r, sum[:]); err != nil {
-			return nil, err
-		}
-		e.Object = hex.EncodeToString(sum[:])
-		c.Entries[string(buf)] = e
-	}
-	return c, nil
-}
-
-// Save writes the cache atomically (0600).
-func (c *CaptureCache) Save(file string) error {
-	return manifest.WriteAtomic(file, 0o600, func(w io.Writer) error {
-		bw := bufio.NewWriterSize(w, 1<<20)
-		bw.WriteString(cacheMagic)
-		bw.WriteString(c.SetID + "\n")
-		var tmp [binary.MaxVarintLen64]byte
-		bw.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(c.Entries)))])
-		for p, e := range c.Entries {
-			sum, err := hex.DecodeString(e.Object)
-			if err != nil || len(sum) != sha256.Size {
-				return fmt.Errorf("capture cache: entry %q has no valid object name", p)
-			}
-			bw.Write(tmp[:binary.PutUvarint(tmp[:], uint64(len(p)))])
-			bw.WriteString(p)
-			bw.Write(tmp[:binary.PutVarint(tmp[:], e.Size)])
-			bw.Write(tmp[:binary.PutVarint(tmp[:], e.MTimeNs)])
-			bw.Write(tmp[:binary.PutUvarint(tmp[:], e.Inode)])
-			bw.Write(sum)
-		}
-		return bw.Flush()
-	})
+	// CacheErr: the previous cache could not be read to its end (the
+	// files after the damage were read again).
+	CacheErr error
 }
 
 // Capture captures o.Source into objects and returns the tree (its list
@@ -201,10 +92,16 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 	if o.Progress == nil {
 		o.Progress = noCaptureProgress{}
 	}
-	old := o.Cache
-	if old == nil {
-		old = NewCaptureCache()
+	old, err := openCacheReader(o.Cache)
+	if err != nil {
+		return manifest.Tree{}, nil, CaptureStats{}, fmt.Errorf("capture %s: %w", o.Name, err)
 	}
+	defer old.close()
+	next, err := newCacheWriter(o.CacheDir)
+	if err != nil {
+		return manifest.Tree{}, nil, CaptureStats{}, fmt.Errorf("capture %s: %w", o.Name, err)
+	}
+	defer next.abort()
 	// A store is written in batches: one syncfs per batch instead of two
 	// fsyncs per file; everything is durable when Capture returns.
 	var batch *objects.Batch
@@ -212,7 +109,6 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 		batch = s.NewBatch()
 		o.Store = batch
 	}
-	next := &CaptureCache{Entries: make(map[string]CacheEntry, len(old.Entries))}
 	c := &capturer{o: o, old: old, next: next, sem: make(chan struct{}, o.Workers)}
 	o.Progress.Begin("files "+o.Name, 0, "files")
 	defer o.Progress.End()
@@ -220,10 +116,14 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 	// list is stored as soon as the walk leaves it, so only the lists of
 	// the directories enclosing the walk are held.
 	tw := manifest.NewTreeWriter(ctx, o.Store)
-	err := c.fill(ctx)(tw)
+	err = c.fill(ctx)(tw)
 	var t manifest.Tree
 	if err == nil {
 		t, err = tw.Tree(o.Name, o.Root)
+	}
+	var cache *CaptureCache
+	if err == nil {
+		cache, err = next.finish()
 	}
 	if err == nil && batch != nil {
 		err = batch.Flush(ctx)
@@ -232,19 +132,22 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 		if batch != nil {
 			batch.Discard()
 		}
+		cache.Remove()
 		return manifest.Tree{}, nil, c.st, fmt.Errorf("capture %s (%s): %w", o.Name, o.Source, err)
 	}
 	c.st.Lists, c.st.ListBytes = tw.Lists, tw.ListBytes
+	c.st.CacheErr = old.err
 	t.Files, t.Bytes = c.st.Files, c.st.Bytes
-	return t, next, c.st, nil
+	return t, cache, c.st, nil
 }
 
 type capturer struct {
-	o         CaptureOptions
-	old, next *CaptureCache
-	sem       chan struct{} // bounds directory listings in flight
-	mu        sync.Mutex
-	st        CaptureStats
+	o    CaptureOptions
+	old  *cacheReader  // looked up in walk order, by the walking goroutine
+	next *cacheWriter  // written in walk order, by the ordering goroutine
+	sem  chan struct{} // bounds directory listings in flight
+	mu   sync.Mutex
+	st   CaptureStats
 }
 
 // pending is an entry waiting for its content to be stored.
@@ -298,7 +201,11 @@ func (c *capturer) fill(ctx context.Context) func(*manifest.TreeWriter) error {
 				continue
 			}
 			if p.e.Type == manifest.TypeFile {
-				c.next.Entries[p.e.Path] = CacheEntry{Size: p.e.Size, MTimeNs: p.id.MTimeNs, Inode: p.id.Inode, Object: p.e.Object}
+				if err := c.next.add(p.e.Path, CacheEntry{Size: p.e.Size, MTimeNs: p.id.MTimeNs, Inode: p.id.Inode, Object: p.e.Object}); err != nil {
+					first = err
+					cancel()
+					continue
+				}
 			}
 			c.o.Progress.Add(1)
 		}
@@ -438,7 +345,7 @@ func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs, order
 			}
 			p.e.Type, p.e.Size = manifest.TypeFile, fi.Size()
 			p.id = CacheEntry{Size: fi.Size(), MTimeNs: fi.ModTime().UnixNano(), Inode: m.Inode}
-			if prev, ok := c.old.Entries[rel]; ok && prev.Size == p.id.Size && prev.MTimeNs == p.id.MTimeNs && prev.Inode == p.id.Inode && prev.Object != "" {
+			if prev, ok := c.old.lookup(rel); ok && prev.Size == p.id.Size && prev.MTimeNs == p.id.MTimeNs && prev.Inode == p.id.Inode && prev.Object != "" {
 				p.e.Object = prev.Object
 				c.count(func(s *CaptureStats) { s.Reused++ })
 			} else {

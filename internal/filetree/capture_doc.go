@@ -10,13 +10,22 @@ package filetree
 // content (= the object's name), for symlinks the link text. Sockets,
 // devices and FIFOs are skipped and counted.
 //
-// Incremental: a CaptureCache maps each path to the identity it had when it
-// was last read (size, mtime to the nanosecond, inode) and the object that
-// holds its content. A file whose identity is unchanged reuses that object
-// and is not opened at all; only new or changed files are read, by a few
-// workers in parallel (I/O bound on NFS/SFTP), and stored with Store.Put,
-// which hashes while it writes, so a file is read once. Entries are still
-// written in walk order: the writer waits for each file's worker.
+// Incremental: a CaptureCache holds each file's identity when it was last
+// read (size, mtime to the nanosecond, inode) and the object that holds
+// its content, in a file sorted in walk order. Capture reads it alongside
+// the walk, as a merge (the walk's paths come in the same order), and
+// writes the next one beside it (CacheDir) as entries come out of the
+// walk, so neither cache is held in memory. A file whose identity is
+// unchanged reuses that object and is not opened at all; only new or
+// changed files are read, by a few workers in parallel (I/O bound on
+// NFS/SFTP), and stored through an objects.Batch, which hashes while it
+// writes (a file is read once) and makes a batch of objects durable with
+// one syncfs. Entries are still written in walk order: the writer waits
+// for each file's worker.
+//
+// Memory: the listings and lists of the directories on the walk's path,
+// the read-ahead of a few sibling directories and the queue of entries
+// waiting for their workers; never a structure per file of the tree.
 //
 // The cache belongs to the set it was made for: backup saves it only after
 // that set is published and ignores a cache whose set is gone (pruned, or

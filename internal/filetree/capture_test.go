@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,20 +175,61 @@ func TestCapture(t *testing.T) {
 }
 
 func TestCaptureCacheSaveLoad(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "cache")
-	c := NewCaptureCache()
+	ctx := context.Background()
+	dir := makeTree(t)
+	state := t.TempDir()
+	p := filepath.Join(state, "cache")
+	store := objects.New(filepath.Join(t.TempDir(), "objects"))
+	o := CaptureOptions{Name: "storage", Root: dir, Source: &LocalSource{Dir: dir}, Store: store, CacheDir: state}
+	_, c, _, err := Capture(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.SetID = "0000000001-20260101T000000Z"
-	c.Entries["a"] = CacheEntry{Size: 1, MTimeNs: -2, Inode: 3, Object: strings.Repeat("ab", 32)}
-	c.Entries["dir/b c"] = CacheEntry{Size: 1 << 40, MTimeNs: 1764000000123456789, Object: strings.Repeat("0f", 32)}
 	if err := c.Save(p); err != nil {
 		t.Fatal(err)
 	}
+	if left, _ := filepath.Glob(filepath.Join(state, manifest.TempPrefix+"*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
 	got, err := LoadCaptureCache(p)
-	if err != nil || got.SetID != c.SetID || len(got.Entries) != 2 || got.Entries["a"] != c.Entries["a"] || got.Entries["dir/b c"] != c.Entries["dir/b c"] {
+	if err != nil || got.SetID != c.SetID {
 		t.Fatalf("load = %+v, %v", got, err)
+	}
+	// The loaded cache serves the next capture: nothing is read again.
+	src := &countingSource{Source: &LocalSource{Dir: dir}}
+	o.Source, o.Cache = src, got
+	_, c2, st, err := Capture(ctx, o)
+	if err != nil || st.Reused != st.Files || src.opens.Load() != 0 || st.CacheErr != nil {
+		t.Fatalf("capture with the loaded cache: %+v, %d opens, %v", st, src.opens.Load(), err)
+	}
+	// Saved elsewhere (another directory: copied, not renamed).
+	c2.SetID = "0000000002-20260101T000000Z"
+	p2 := filepath.Join(t.TempDir(), "cache")
+	if err := c2.Save(p2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadCaptureCache(p2); err != nil || got.SetID != c2.SetID {
+		t.Fatalf("load copy = %+v, %v", got, err)
 	}
 	if got, err := LoadCaptureCache(p + "-missing"); got != nil || err != nil {
 		t.Fatalf("missing = %v, %v", got, err)
+	}
+	// A truncated cache: the files after the damage are read again, and
+	// the capture says why.
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(p, b[:len(b)-40], 0o600))
+	trunc, err := LoadCaptureCache(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.opens.Store(0)
+	o.Cache = trunc
+	if _, _, st, err := Capture(ctx, o); err != nil || st.CacheErr == nil || src.opens.Load() == 0 || st.Reused+st.ReadFiles != st.Files {
+		t.Fatalf("truncated cache: %+v, %d opens, %v", st, src.opens.Load(), err)
 	}
 	if err := os.WriteFile(p, []byte("garbage"), 0o600); err != nil {
 		t.Fatal(err)

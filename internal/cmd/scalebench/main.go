@@ -166,7 +166,7 @@ func capture(ctx context.Context, ch, tree, cacheFile, key string) error {
 	if err != nil {
 		return err
 	}
-	t, next, st, err := filetree.Capture(ctx, filetree.CaptureOptions{Name: "storage", Root: tree, Source: &filetree.LocalSource{Dir: tree}, Store: store, Cache: cache})
+	t, next, st, err := filetree.Capture(ctx, filetree.CaptureOptions{Name: "storage", Root: tree, Source: &filetree.LocalSource{Dir: tree}, Store: store, Cache: cache, CacheDir: filepath.Dir(cacheFile)})
 	if err != nil {
 		return err
 	}
