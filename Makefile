@@ -22,7 +22,7 @@ LINT_MODULES := $(MODULES) packaging
 LINT_PKGS := $(PKGS) ./packaging/...
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all setup build test lint env-up env-down demo drill bench bench-es bench-scale clean package package-test
+.PHONY: all setup build test lint env-up env-down demo drill bench bench-es bench-scale bench-wan clean package package-test
 
 all: build
 
@@ -85,6 +85,12 @@ bench: setup build
 	  (cd backup && go test -run '^$$' -bench . -benchtime 1x -timeout 60m .); \
 	} 2>&1 | tee bench/out/bench-$$(date -u +%Y%m%dT%H%M%SZ).txt
 	@./bench/transfer.sh
+
+# Between two data centres: push (helper and SFTP) beside rsync -a over the
+# same toxiproxy link at 50 ms / 100 Mbit/s and 10 ms / 1 Gbit/s
+# (bench/wan.md). BCP_BENCH_SCALE=0.05 for a quick look.
+bench-wan: setup
+	@./bench/wan.sh
 
 # A million-file storage, files stage of each program beside rsync -a, with
 # peak RSS (bench/scale.md). BCP_SCALE_FILES=100000 for a quick look.

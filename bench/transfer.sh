@@ -14,10 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${BENCH_OUT:-bench/out}
 mkdir -p "$out"
-pattern=${1:-.}
-log="$out/transfer-$(date -u +%Y%m%dT%H%M%SZ).txt"
+pattern=${1:-'LargeBlobs|SmallFiles|Noop'} # BenchmarkWAN: bench/wan.sh
+log="$out/${BENCH_NAME:-transfer}-$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
 	echo "# $(date -u) scale=${BCP_BENCH_SCALE:-1} load: $(cut -d' ' -f1-3 /proc/loadavg) cpus: $(nproc)"
-	(cd transfer && go test -run '^$' -bench "$pattern" -benchtime 1x -timeout 60m .)
+	(cd transfer && go test -run '^$' -bench "$pattern" -benchtime 1x -timeout 120m .)
 } 2>&1 | tee "$log"
 echo "raw output: $log"

@@ -67,10 +67,18 @@ func (w *benchWorld) rsync(b *testing.B, dst string) time.Duration {
 
 func (w *benchWorld) push(b *testing.B, cache, dst string) time.Duration {
 	b.Helper()
+	return w.pushWith(b, cache, dst, helper())
+}
+
+// pushWith pushes with --remote-transfer remote ("none": SFTP only) and
+// the extra flags.
+func (w *benchWorld) pushWith(b *testing.B, cache, dst, remote string, extra ...string) time.Duration {
+	b.Helper()
 	settle(b)
 	start := time.Now()
-	cmd := exec.Command(bin, "push", "--allowed-signers", w.allowed, "--ssh-key", w.sshd.KeyFile, "--ssh-known-hosts", w.sshd.KnownHosts,
-		"--remote-transfer", helper(), "--log-level", "warn", w.src, sftpURL(w.sshd, dst))
+	args := append([]string{"push", "--allowed-signers", w.allowed, "--ssh-key", w.sshd.KeyFile, "--ssh-known-hosts", w.sshd.KnownHosts,
+		"--remote-transfer", remote, "--log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, append(args, w.src, sftpURL(w.sshd, dst))...)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("transfer push: %v\n%s", err, out)

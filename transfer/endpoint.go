@@ -76,7 +76,7 @@ func sshFlags() []ucli.Flag {
 		flags.Int("connections", defaultConnections(), "SSH connections to an sftp:// end (each its own sshd process, helper and cipher stream); "+
 			"the default is one per two CPUs here, at most 4"),
 		flags.Int("sessions", 8, "SFTP sessions per SSH connection (each its own sftp-server: more fsyncs at once)"),
-		flags.Duration("keepalive", 15*time.Second, "interval of SSH keep-alive requests"),
+		flags.Duration("keepalive", 15*time.Second, "interval of SSH keep-alive requests; when 3 in a row go unanswered the link counts as stalled: the connection is closed and the run fails (exit 1) saying so"),
 		flags.String("remote-transfer", "transfer", "this program on an sftp:// destination, started there as `PROGRAM serve DIR` to stream files "+
 			"(several times faster than SFTP for many small files); a name the account's shell finds or a path; \"none\": SFTP only. "+
 			"If it cannot be started, the copy goes over SFTP and says so"),

@@ -1,0 +1,17 @@
+#!/bin/bash
+# transfer between two data centres: push through the helper, push over
+# SFTP alone (--remote-transfer none) and `rsync -a`, side by side in one
+# run, over the same link - an in-process toxiproxy (testenv.WAN) in front
+# of the same loopback sshd - at 50 ms RTT / 100 Mbit/s (far) and
+# 10 ms / 1 Gbit/s (near) (BenchmarkWAN in transfer/wan_bench_test.go):
+#   blobs   2 GiB of 128 MiB blobs, first copy    (target, far: >= 0.9x the link, >= 1.0x rsync; SFTP >= 0.8x rsync)
+#   small   100k files of 4 KiB, first copy,      (target: >= 1.0x rsync; SFTP >= 0.8x rsync)
+#           then nothing to do (median of 3 each)
+# Figures and what limits each case: bench/wan.md.
+#
+# Usage: bench/wan.sh [sub-benchmark regexp, e.g. 'far/blobs']
+# Environment: BCP_BENCH_SCALE (default 1, about 30 minutes; 0.05 for a
+#              quick look), BENCH_OUT (default bench/out) for the raw output.
+# Needs: rsync, openssh-server (sshd), ~7 GiB free in $TMPDIR.
+set -euo pipefail
+BENCH_NAME=wan exec "$(dirname "$0")/transfer.sh" "BenchmarkWAN/${1:-.}"
