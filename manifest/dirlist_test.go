@@ -173,6 +173,10 @@ func TestTreeRejects(t *testing.T) {
 		{"unknown field", zst(line("a", "file", `,"size":1,"object":"`+obj+`","extra":1`)), manifest.ErrInvalid, "extra"},
 		{"no newline at the end", zst(strings.TrimSuffix(file("a"), "\n")), manifest.ErrInvalid, "truncated"},
 		{"a path field of 1.x", zst(`{"path":"a","type":"file"}` + "\n"), manifest.ErrInvalid, "path"},
+		{"blank line", zst(file("a") + "\n" + file("b")), manifest.ErrInvalid, "line 2"},
+		{"two documents on a line", zst(strings.TrimSuffix(file("a"), "\n") + " " + file("b")), manifest.ErrInvalid, "after the document"},
+		{"a document over two lines", zst(strings.Replace(file("a"), `,"type"`, "\n"+`,"type"`, 1) + file("b")), manifest.ErrInvalid, "line 1"},
+		{"spaces around a document", zst(" " + strings.TrimSuffix(file("a"), "\n") + " \n" + file("b")), nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
