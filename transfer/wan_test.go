@@ -173,3 +173,23 @@ func lastLine(s string) string {
 	}
 	return s
 }
+
+// TestPullSlowLinkNotStalled: a pull over a slow link keeps the link busy
+// from the server's side, and the answers to keep-alives queue behind
+// the data; the link is slow, not stalled, and the pull must complete
+// with a keep-alive far shorter than the time a keep-alive's answer waits.
+func TestPullSlowLinkNotStalled(t *testing.T) {
+	s := testenv.SSHD(t)
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	c := movertest.New(t, srcDir)
+	id := c.PublishBulk(movertest.Bulk{Seed: "wanpull", Blobs: 1, BlobSize: 6 << 20})
+	far, _ := s.OverWAN(t, testenv.Link{RTT: 10 * time.Millisecond, Bandwidth: 1 << 20})
+	args := append([]string{"pull", "--allowed-signers", c.Allowed, "--keepalive", "200ms"}, sshArgs(far)...)
+	out, errs, code := transfer(t, nil, append(args, sftpURL(far, srcDir), dstDir)...)
+	want(t, "pull over a slow link", code, 0, out, errs)
+	out, errs, code = transfer(t, nil, "verify", "--allowed-signers", c.Allowed, dstDir)
+	want(t, "verify", code, 0, out, errs)
+	if !strings.Contains(out, id) {
+		t.Fatalf("verify after the pull does not show %s: %s", id, out)
+	}
+}

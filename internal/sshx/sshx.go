@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -55,8 +56,24 @@ type Client struct {
 	cfg  Config
 	stop chan struct{}
 
+	heard *heardConn
+
 	mu  sync.Mutex
 	err error // why the keep-alive closed the connection
+}
+
+// heardConn remembers when the server last sent anything.
+type heardConn struct {
+	net.Conn
+	last atomic.Int64 // unix nanoseconds
+}
+
+func (c *heardConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // ErrStalled is returned (wrapped, by Client.Err) when the server stopped
@@ -110,7 +127,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	} else {
 		_ = conn.SetDeadline(time.Now().Add(timeout))
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(newQuickAckConn(conn), cfg.Addr(), cc)
+	heard := &heardConn{Conn: newQuickAckConn(conn)}
+	sc, chans, reqs, err := ssh.NewClientConn(heard, cfg.Addr(), cc)
 	if err != nil {
 		conn.Close()
 		if keyErr != nil {
@@ -119,7 +137,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("ssh %s@%s: handshake: %w", cfg.User, cfg.Addr(), err)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	c := &Client{Client: ssh.NewClient(sc, chans, reqs), cfg: cfg, stop: make(chan struct{})}
+	c := &Client{Client: ssh.NewClient(sc, chans, reqs), cfg: cfg, stop: make(chan struct{}), heard: heard}
 	if cfg.KeepAlive >= 0 {
 		iv := cfg.KeepAlive
 		if iv == 0 {
@@ -170,7 +188,10 @@ func authMethod(cfg Config) (ssh.AuthMethod, func(), error) {
 }
 
 // keepAlive sends a keep-alive request every iv and closes the connection
-// when the server has not answered for KeepAliveCountMax intervals: on a
+// when the server has sent nothing - no answer, no data - for
+// KeepAliveCountMax intervals. Data counts: on a slow link busy carrying
+// what the server sends (a pull), the answer to a keep-alive queues behind
+// megabytes of channel data, and the link is anything but stalled. On a
 // link that stalled (no bytes pass, no RST arrives) every read and write of
 // the connection would otherwise wait forever. The request is sent from
 // its own goroutine, since on such a link the write itself can block.
@@ -183,7 +204,7 @@ func (c *Client) keepAlive(iv time.Duration) {
 	defer t.Stop()
 	answered := make(chan error, 1)
 	waiting := false
-	last := time.Now() // of the last answer
+	last := time.Now() // the server was last heard from
 	for {
 		select {
 		case <-c.stop:
@@ -196,6 +217,9 @@ func (c *Client) keepAlive(iv time.Duration) {
 			}
 			last = time.Now()
 		case <-t.C:
+			if h := time.Unix(0, c.heard.last.Load()); h.After(last) {
+				last = h
+			}
 			if silent := time.Since(last); silent >= time.Duration(count)*iv {
 				err := fmt.Errorf("%w: ssh %s sent nothing for %v (%d keep-alives every %v unanswered); closed the connection: check the network between here and %s, then run again (what was copied is kept)",
 					ErrStalled, c.cfg.Addr(), silent.Round(time.Millisecond), count, iv, c.cfg.Host)
