@@ -40,13 +40,7 @@ import (
 // TestMain also plays `transfer serve` when a files-via-ssh test starts
 // this test binary over SSH as "restore.test serve DIR" (remote-transfer).
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == "serve" {
-		if err := remote.Serve(os.Args[2], os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "serve:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	remote.ServeIfAsked()
 	os.Exit(testenv.Main(m))
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -21,13 +20,7 @@ import (
 // TestMain also plays `transfer serve` when the helper tests start this
 // test binary over SSH as "mover.test serve ROOT".
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == "serve" {
-		if err := remote.Serve(os.Args[2], os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "serve:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
+	remote.ServeIfAsked()
 	os.Exit(testenv.Main(m))
 }
 
