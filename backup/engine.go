@@ -415,6 +415,13 @@ func captureFiles(ctx context.Context, cfg *config, channel string, sets []manif
 	var trees []manifest.Tree
 	var caches []*savedCache
 	var read int64
+	// A run killed while capturing left its next cache half-written; this
+	// run holds the lock, and a capture writes its own all the time.
+	if gone, err := filetree.RemoveStaleCacheTemps(cfg.StateDir, time.Hour); err != nil {
+		log.Warn("stale capture cache", "err", err)
+	} else if len(gone) > 0 {
+		log.Info("removed capture caches a killed run left half-written", "files", gone)
+	}
 	for _, r := range roots {
 		cp := filepath.Join(cfg.StateDir, cacheFile(channel, r.Name))
 		cache, err := filetree.LoadCaptureCache(cp)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/squirro-bcp/bcp/manifest"
 )
@@ -45,6 +46,32 @@ const (
 	cacheIDSlot = 64
 	cacheHeader = len(cacheMagic) + cacheIDSlot + 1
 )
+
+// cacheTempPattern names the next cache while a capture writes it.
+const cacheTempPattern = manifest.TempPrefix + "capture-cache-*"
+
+// RemoveStaleCacheTemps removes, in dir (a backup's state dir), the caches
+// that captures left half-written when they were killed: those not
+// modified for olderThan. A capture running meanwhile writes its own
+// continuously, so it is never taken for stale. It returns what it removed.
+func RemoveStaleCacheTemps(dir string, olderThan time.Duration) ([]string, error) {
+	names, err := filepath.Glob(filepath.Join(dir, cacheTempPattern))
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, n := range names {
+		fi, err := os.Lstat(n)
+		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < olderThan {
+			continue
+		}
+		if err := os.Remove(n); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return removed, fmt.Errorf("remove stale capture cache %s: %w", n, err)
+		}
+		removed = append(removed, n)
+	}
+	return removed, nil
+}
 
 // LoadCaptureCache opens a cache file and reads its set id; a missing file
 // gives (nil, nil). Its entries are read by the next Capture.
@@ -231,7 +258,7 @@ func newCacheWriter(dir string) (*cacheWriter, error) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("capture cache: %w", err)
 	}
-	f, err := os.CreateTemp(dir, manifest.TempPrefix+"capture-cache-*")
+	f, err := os.CreateTemp(dir, cacheTempPattern)
 	if err != nil {
 		return nil, fmt.Errorf("capture cache: %w", err)
 	}

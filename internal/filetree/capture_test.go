@@ -238,3 +238,29 @@ func TestCaptureCacheSaveLoad(t *testing.T) {
 		t.Fatal("garbage cache loaded")
 	}
 }
+
+// TestRemoveStaleCacheTemps: the half-written next cache of a capture that
+// was killed is removed by a later run once it is old enough; one being
+// written now, another file and a directory of that name are left alone.
+func TestRemoveStaleCacheTemps(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, ".tmp-capture-cache-111")
+	fresh := filepath.Join(dir, ".tmp-capture-cache-222")
+	other := filepath.Join(dir, "capture-prod-to-bcp-storage.cache")
+	for _, p := range []string{old, fresh, other} {
+		must(t, os.WriteFile(p, []byte("x"), 0o600))
+	}
+	must(t, os.Mkdir(filepath.Join(dir, ".tmp-capture-cache-dir"), 0o700))
+	hourAgo := time.Now().Add(-2 * time.Hour)
+	must(t, os.Chtimes(old, hourAgo, hourAgo))
+	must(t, os.Chtimes(other, hourAgo, hourAgo))
+	gone, err := RemoveStaleCacheTemps(dir, time.Hour)
+	if err != nil || len(gone) != 1 || gone[0] != old {
+		t.Fatalf("removed %v, %v; want only %s", gone, err, old)
+	}
+	for _, p := range []string{fresh, other, filepath.Join(dir, ".tmp-capture-cache-dir")} {
+		if _, err := os.Lstat(p); err != nil {
+			t.Errorf("%s was removed", p)
+		}
+	}
+}
