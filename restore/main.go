@@ -12,11 +12,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/es"
 	"github.com/squirro-bcp/bcp/internal/filetree"
-	"github.com/squirro-bcp/bcp/internal/lock"
 	"github.com/squirro-bcp/bcp/internal/mysqlx"
-	"github.com/squirro-bcp/bcp/internal/site"
-	"github.com/squirro-bcp/bcp/internal/sshx"
-	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // version and commit are set at build time:
@@ -49,26 +45,15 @@ func main() {
 	os.Exit(cli.Run(newApp(), os.Args, exitCode))
 }
 
-// exitCodes is restore's one error -> exit code table (see README).
-var exitCodes = cli.ExitTable{
-	{Err: site.ErrNoRole, Code: 2},
-	{Err: site.ErrBadRole, Code: 2},
-	{Err: site.ErrWrongRole, Code: 6},
-	{Err: lock.ErrLocked, Code: 6},
-	{Err: manifest.ErrNotForUs, Code: 6},
-	{Err: manifest.ErrStale, Code: 6},
-	{Err: sshx.ErrHostKey, Code: 6},
-	{Err: mysqlx.ErrSystemSchema, Code: 6},
-	{Err: manifest.ErrCorrupt, Code: 5},
-	{Err: manifest.ErrNotAuthentic, Code: 5},
-	{Err: manifest.ErrUnknownVersion, Code: 5},
-	{Err: filetree.ErrObjectMismatch, Code: 5},
-	{Err: filetree.ErrNoSpace, Code: 3},
-	{Err: ErrPreflight, Code: 3},
-	{Err: manifest.ErrIncomplete, Code: 4},
-	{Err: manifest.ErrNoSet, Code: 4},
-	{Err: es.ErrSnapshotMissing, Code: 4},
-}
+// exitCodes is restore's one error -> exit code table: the codes every
+// program shares (cli.BaseExitRules) and restore's own (see README).
+var exitCodes = cli.NewExitTable(
+	cli.ExitRule{Err: mysqlx.ErrSystemSchema, Code: cli.ExitRefused},
+	cli.ExitRule{Err: filetree.ErrObjectMismatch, Code: cli.ExitIntegrity},
+	cli.ExitRule{Err: filetree.ErrNoSpace, Code: cli.ExitPreflight},
+	cli.ExitRule{Err: ErrPreflight, Code: cli.ExitPreflight},
+	cli.ExitRule{Err: es.ErrSnapshotMissing, Code: cli.ExitIncomplete},
+)
 
 // exitCode maps an error to the documented exit codes.
 func exitCode(err error) int { return exitCodes.Code(err) }

@@ -5,31 +5,21 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/mover"
-	"github.com/squirro-bcp/bcp/internal/sshx"
-	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // errTimeout is returned by wait when no newer complete set arrived in time.
 var errTimeout = errors.New("no newer complete set before the timeout")
 
 // exitCodes is the one error -> exit code table of transfer (see README and
-// each command's help). The first matching rule wins, so refusals and
-// integrity failures come before "try again later".
-var exitCodes = cli.ExitTable{
-	{Err: cli.ErrUsage, Code: 2},
-	{Err: sshx.ErrHostKey, Code: 6},
-	{Err: manifest.ErrNotForUs, Code: 6},
-	{Err: manifest.ErrStale, Code: 6},
-	{Err: manifest.ErrCorrupt, Code: 5},
-	{Err: manifest.ErrNotAuthentic, Code: 5},
-	{Err: manifest.ErrUnknownVersion, Code: 5},
-	{Err: mover.ErrCorrupt, Code: 5},
-	{Err: manifest.ErrIncomplete, Code: 4},
-	{Err: manifest.ErrNoSet, Code: 4},
-	{Err: mover.ErrSourceIncomplete, Code: 4},
-	{Err: mover.ErrSourceChanged, Code: 4},
-	{Err: errTimeout, Code: 4},
-}
+// each command's help): the codes every program shares (cli.BaseExitRules)
+// and transfer's own. Refusals and integrity failures come before "try
+// again later" (cli.NewExitTable orders them).
+var exitCodes = cli.NewExitTable(
+	cli.ExitRule{Err: mover.ErrCorrupt, Code: cli.ExitIntegrity},
+	cli.ExitRule{Err: mover.ErrSourceIncomplete, Code: cli.ExitIncomplete},
+	cli.ExitRule{Err: mover.ErrSourceChanged, Code: cli.ExitIncomplete},
+	cli.ExitRule{Err: errTimeout, Code: cli.ExitIncomplete},
+)
 
 func exitCode(err error) int { return exitCodes.Code(err) }
 

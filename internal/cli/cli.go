@@ -200,6 +200,7 @@ func Progress(c *ucli.Context, log *slog.Logger, interval time.Duration) ui.Repo
 type ExitRule struct {
 	Err  error
 	Code int
+	tier int // order in a table made by NewExitTable; 0: by Code
 }
 
 // ExitTable is a program's error -> exit code table; the first rule that

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
+
+	"github.com/squirro-bcp/bcp/internal/site"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 func TestConfigPrecedence(t *testing.T) {
@@ -63,7 +66,7 @@ func TestConfigPrecedence(t *testing.T) {
 
 func TestExitTable(t *testing.T) {
 	errA := errors.New("a")
-	table := ExitTable{{errA, 6}}
+	table := ExitTable{{Err: errA, Code: 6}}
 	tests := []struct {
 		name string
 		err  error
@@ -139,5 +142,38 @@ func TestDefaultConfigFile(t *testing.T) {
 	// A file named explicitly must exist.
 	if _, err := run(t, "--config", filepath.Join(dir, "missing.toml")); !errors.Is(err, ErrUsage) {
 		t.Fatalf("missing explicit config: %v, want ErrUsage", err)
+	}
+}
+
+// TestNewExitTable: a program's table maps every shared sentinel to its
+// code, and an error matching several takes the code of the first tier: a
+// refusal before a role error before a failed preflight before another
+// usage error before integrity before "try again later".
+func TestNewExitTable(t *testing.T) {
+	errPre := errors.New("preflight failed")
+	errMine := errors.New("mine")
+	table := NewExitTable(ExitRule{Err: errPre, Code: ExitPreflight}, ExitRule{Err: errMine, Code: ExitIncomplete})
+	for _, r := range BaseExitRules {
+		if got := table.Code(fmt.Errorf("wrapped: %w", r.Err)); got != r.Code {
+			t.Errorf("%v: exit %d, want %d", r.Err, got, r.Code)
+		}
+	}
+	both := func(a, b error) error { return errors.Join(a, b) }
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"refusal and incomplete", both(manifest.ErrIncomplete, manifest.ErrStale), ExitRefused},
+		{"untrusted and incomplete", both(errMine, manifest.ErrNotAuthentic), ExitIntegrity},
+		{"preflight with a usage error in it", both(ErrUsage, errPre), ExitPreflight},
+		{"preflight with a corrupt set in it", both(manifest.ErrCorrupt, errPre), ExitPreflight},
+		{"role file missing in a preflight", both(errPre, site.ErrNoRole), ExitUsage},
+		{"program's own", errMine, ExitIncomplete},
+	}
+	for _, tt := range tests {
+		if got := table.Code(tt.err); got != tt.want {
+			t.Errorf("%s: exit %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }

@@ -17,8 +17,11 @@
 // --json. Commands whose output a script reads take JSONFlag() and print with
 // PrintJSON.
 //
-// Exit codes. Each program has one ExitTable in its main package mapping
-// sentinel errors (errors.Is) to the documented codes; Run runs the app,
+// Exit codes. The codes are named (ExitUsage ... ExitRefused); each program
+// has one ExitTable in its main package, made by NewExitTable from the
+// rules every program shares (BaseExitRules: the manifest's sentinels, the
+// site role, the lock, the host key) and its own, mapping sentinel errors
+// (errors.Is) to the documented codes in one precedence; Run runs the app,
 // prints the error once on stderr and returns the code for os.Exit. Usage and
 // configuration errors are wrapped with ErrUsage (code 2) - including the
 // ones urfave/cli itself detects (unknown flag, bad value).
