@@ -39,6 +39,7 @@ test: setup build
 
 lint:
 	@out=$$(gofmt -l $(LINT_MODULES)); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@for m in $(LINT_MODULES); do (cd $$m && go mod tidy -diff >/dev/null) || { echo "lint: $$m/go.mod is not tidy: run (cd $$m && go mod tidy)"; exit 1; }; done
 	go vet $(LINT_PKGS)
 	@sc=$$(go env GOPATH)/bin/staticcheck; \
 	if [ ! -x "$$sc" ] && ! go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); then \
