@@ -499,14 +499,16 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 		if tp.Dir == "" {
 			tp.Skipped = "no target directory configured for this tree"
 		} else {
+			need := t.Bytes // at most every file of the tree
 			if dry {
 				st, err := r.applyTree(ctx, root, t, tp.Dir, true)
 				if err != nil {
 					return err
 				}
 				tp.fill(st)
+				need = st.Bytes // what the plan writes: no second walk when it fits
 			}
-			if err := r.checkSpace(ctx, root, t, tp.Dir); err != nil {
+			if err := r.checkSpace(ctx, root, t, tp.Dir, need); err != nil {
 				return err
 			}
 		}
@@ -823,8 +825,8 @@ func (r *restorer) applyTree(ctx context.Context, root string, t manifest.Tree, 
 
 // checkSpace refuses, before the first stage, a tree that does not fit on
 // its target (filetree.CheckSpace: what the restore would write against
-// the file system's free space).
-func (r *restorer) checkSpace(ctx context.Context, root string, t manifest.Tree, dir string) error {
+// the file system's free space); need bounds what it writes.
+func (r *restorer) checkSpace(ctx context.Context, root string, t manifest.Tree, dir string, need int64) error {
 	store := objects.New(manifest.Layout{Root: root}.ObjectsDir())
 	if _, err := os.Stat(dir); err != nil && !r.cfg.FilesViaSSH {
 		// Not made yet: every file is added, onto the file system of the
@@ -834,13 +836,13 @@ func (r *restorer) checkSpace(ctx context.Context, root string, t manifest.Tree,
 				break
 			}
 		}
-		if err := filetree.CheckSpaceAt(dir, t.Bytes); err != nil {
+		if err := filetree.CheckSpaceAt(dir, need); err != nil {
 			return fmt.Errorf("files: tree %s: %w", t.Name, err)
 		}
 		return nil
 	}
 	return r.withTarget(ctx, dir, func(target filetree.Target) error {
-		if err := filetree.CheckSpace(ctx, r.applyOptions(store, t, target), t.Bytes); err != nil {
+		if err := filetree.CheckSpace(ctx, r.applyOptions(store, t, target), need); err != nil {
 			return fmt.Errorf("files: tree %s: %w", t.Name, err)
 		}
 		return nil

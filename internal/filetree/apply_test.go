@@ -161,39 +161,30 @@ func targets(t *testing.T) map[string]func(t *testing.T, dir string) Target {
 			t.Cleanup(func() { lt.Close() })
 			return lt
 		},
-		"sftp": func(t *testing.T, dir string) Target {
-			srv := testenv.SSHD(t)
-			c, err := sshx.Dial(context.Background(), srv.Config())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			sc, err := c.SFTP()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { sc.Close() })
-			return NewSFTPTarget(sc, dir)
-		},
-		"helper": func(t *testing.T, dir string) Target {
-			srv := testenv.SSHD(t)
-			c, err := sshx.Dial(context.Background(), srv.Config())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			bin, err := filepath.Abs(os.Args[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := remote.Start(context.Background(), c.Client, bin+" serve "+sshx.Quote(dir))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { h.Close() })
-			return NewHelperTarget(h, "helper:"+dir)
-		},
+		"sftp":   func(t *testing.T, dir string) Target { return sshTarget(t, testenv.SSHD(t), "sftp", dir) },
+		"helper": func(t *testing.T, dir string) Target { return sshTarget(t, testenv.SSHD(t), "helper", dir) },
 	}
+}
+
+// sshTarget is a Target at dir reached through srv: plain SFTP ("sftp")
+// or this test binary playing transfer serve ("helper").
+func sshTarget(t *testing.T, srv *testenv.SSHServer, kind, dir string) Target {
+	t.Helper()
+	c, err := sshx.Dial(context.Background(), srv.Config())
+	must(t, err)
+	t.Cleanup(func() { c.Close() })
+	if kind == "sftp" {
+		sc, err := c.SFTP()
+		must(t, err)
+		t.Cleanup(func() { sc.Close() })
+		return NewSFTPTarget(sc, dir)
+	}
+	bin, err := filepath.Abs(os.Args[0])
+	must(t, err)
+	h, err := remote.Start(context.Background(), c.Client, bin+" serve "+sshx.Quote(dir))
+	must(t, err)
+	t.Cleanup(func() { h.Close() })
+	return NewHelperTarget(h, "helper:"+dir)
 }
 
 func TestApply(t *testing.T) {
@@ -585,27 +576,12 @@ func TestApplyConnectionDropped(t *testing.T) {
 		{Path: "d", Type: manifest.TypeDir, Mode: 0o750, MTime: t0},
 		{Path: "d/big", Type: manifest.TypeFile, Mode: 0o600, MTime: t0, Size: int64(len(big)), Object: sha},
 	}
-	bin, err := filepath.Abs(os.Args[0])
-	must(t, err)
-	dial := func(t *testing.T, srv *testenv.SSHServer, kind, dir string) Target {
-		c, err := sshx.Dial(context.Background(), srv.Config())
-		must(t, err)
-		t.Cleanup(func() { c.Close() })
-		if kind == "sftp" {
-			sc, err := c.SFTP()
-			must(t, err)
-			return NewSFTPTarget(sc, dir)
-		}
-		h, err := remote.Start(context.Background(), c.Client, bin+" serve "+sshx.Quote(dir))
-		must(t, err)
-		return NewHelperTarget(h, "helper:"+dir)
-	}
 	for _, kind := range []string{"sftp", "helper"} {
 		t.Run(kind, func(t *testing.T) {
 			srv := testenv.SSHD(t)
 			dst := filepath.Join(t.TempDir(), "storage")
 			objs := &killingObjects{memObjects: memObjects{sha: big}, srv: srv, after: 6 << 20}
-			_, err := Apply(context.Background(), ApplyOptions{Target: dial(t, srv, kind, dst), Entries: entries(ents), Objects: objs})
+			_, err := Apply(context.Background(), ApplyOptions{Target: sshTarget(t, srv, kind, dst), Entries: entries(ents), Objects: objs})
 			if err == nil {
 				t.Fatal("Apply survived the connection being dropped")
 			}
@@ -614,7 +590,7 @@ func TestApplyConnectionDropped(t *testing.T) {
 				t.Fatal("the file is in place although its write broke off")
 			}
 			t.Logf("Apply: %v; left behind: %v", err, left)
-			st, err := Apply(context.Background(), ApplyOptions{Target: dial(t, srv, kind, dst), Entries: entries(ents), Objects: objs})
+			st, err := Apply(context.Background(), ApplyOptions{Target: sshTarget(t, srv, kind, dst), Entries: entries(ents), Objects: objs})
 			if err != nil {
 				t.Fatalf("rerun: %v", err)
 			}

@@ -230,7 +230,7 @@ func TestSFTPSyncFS(t *testing.T) {
 		t.Run("connection dropped mid-batch/"+v.name, func(t *testing.T) {
 			dstDir := t.TempDir()
 			o := opts(c, NewLocal(srcDir), v.dial(t, s, dstDir))
-			k := &killer{pid: s.Pid(), after: 300 * 700}
+			k := &killer{srv: s, after: 300 * 700}
 			o.Progress = k
 			if _, err := Run(context.Background(), o); err == nil {
 				t.Fatal("copy survived the connection dropping")

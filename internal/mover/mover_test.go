@@ -476,7 +476,7 @@ func TestWrongHostKey(t *testing.T) {
 // bytes went through, like a dropped connection.
 type killer struct {
 	nopProgress
-	pid   int
+	srv   *testenv.SSHServer
 	after int64
 	n     atomic.Int64
 	done  atomic.Bool
@@ -484,17 +484,7 @@ type killer struct {
 
 func (k *killer) Add(n int64) {
 	if k.n.Add(n) >= k.after && !k.done.Swap(true) {
-		killChildren(k.pid)
-	}
-}
-
-func killChildren(pid int) {
-	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(pid)).Output()
-	for _, f := range strings.Fields(string(out)) {
-		if p, err := strconv.Atoi(f); err == nil {
-			killChildren(p)
-			exec.Command("kill", "-9", strconv.Itoa(p)).Run()
-		}
+		k.srv.KillSessions()
 	}
 }
 
@@ -516,7 +506,7 @@ func TestSSHDKilledMidTransfer(t *testing.T) {
 			// One large file at a time: the first is in place (fsynced,
 			// renamed) before the kill at 6 MiB.
 			o.BigWorkers = 1
-			k := &killer{pid: s.Pid(), after: 6 << 20}
+			k := &killer{srv: s, after: 6 << 20}
 			o.Progress = k
 			_, err := Run(context.Background(), o)
 			if err == nil {

@@ -500,10 +500,7 @@ func (s *SFTP) MkdirAll(ctx context.Context, dir string) error {
 // umask, not a mode.
 func (s *SFTP) mkdirAll(dir string) error {
 	c := s.client()
-	if fi, err := c.Stat(s.path(dir)); err == nil && fi.IsDir() {
-		return nil
-	}
-	var missing []string
+	var missing []string // dir first, then its missing parents
 	for d := dir; ; d = path.Dir(d) {
 		if fi, err := c.Stat(s.path(d)); err == nil {
 			if !fi.IsDir() {
