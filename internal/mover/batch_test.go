@@ -214,10 +214,10 @@ func TestSFTPSyncFS(t *testing.T) {
 			dstDir := t.TempDir()
 			dst := dialSFTP(t, s, dstDir)
 			if tc.cmd != "" {
-				dst.syncCmd = tc.cmd
+				dst.viaSFTP.syncCmd = tc.cmd
 			}
 			run(t, opts(c, NewLocal(srcDir), dst))
-			if got := dst.syncState.Load(); got != tc.want {
+			if got := dst.viaSFTP.syncState.Load(); got != tc.want {
 				t.Fatalf("sync state %d, want %d", got, tc.want)
 			}
 			verifyDst(t, c, dstDir, id)

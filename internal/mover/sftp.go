@@ -1,13 +1,10 @@
 package mover
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"path"
 	"slices"
 	"sync"
@@ -15,12 +12,10 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
-	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/sshx"
-	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // SFTP is a channel directory on an SFTP server, reached over several SSH
@@ -31,40 +26,29 @@ import (
 // so many sessions let many small files be synced at once (the file system
 // commits concurrent fsyncs together). Requests are spread over the
 // sessions round robin; a file's requests stay on the session that opened it.
+//
+// SFTP holds the connections; what goes over them is one of two ways,
+// chosen in one place (way): through the helper on each connection
+// (helperFS, helperfs.go) where it starts, else SFTP alone (sftpFS,
+// sftpfs.go).
 type SFTP struct {
-	cfg      sshx.Config
-	root     string
-	conns    int // wanted
-	sessions int // wanted per connection
-	helper   string
-	notice   func(string)
-	next     atomic.Uint64
-	clients  atomic.Pointer[[]*sftp.Client] // in use, round robin
-	helpers  atomic.Pointer[[]*remote.Client]
-	nextH    atomic.Uint64
-	first    chan struct{} // closed when the first connection's helper started or failed
-	mu       sync.Mutex    // guards open and expanded
-	open     []*sftpConn
-	expanded bool
-	// syncCmd runs syncfs(2) on the server (coreutils sync -f); tests
-	// replace it to play an account that may not run commands.
-	syncCmd   string
-	syncState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
-	shellMu   sync.Mutex   // guards shell
-	shell     *remoteShell // nil until SyncFS needs it
+	cfg       sshx.Config
+	root      string
+	conns     int // wanted
+	sessions  int // wanted per connection
+	helper    string
+	notice    func(string)
+	next      atomic.Uint64
+	clients   atomic.Pointer[[]*sftp.Client] // in use, round robin
+	helpers   atomic.Pointer[[]*remote.Client]
+	nextH     atomic.Uint64
+	first     chan struct{} // closed when the first connection's helper started or failed
+	mu        sync.Mutex    // guards open and expanded
+	open      []*sftpConn
+	expanded  bool
+	viaSFTP   *sftpFS
+	viaHelper *helperFS
 }
-
-const (
-	syncUnknown int32 = iota
-	syncWorks
-	syncUnavailable
-)
-
-// syncOK is what the server's shell prints after sync -f succeeded. An
-// account restricted to SFTP (ForceCommand internal-sftp, a forced command
-// in authorized_keys, a restricted shell) may exit 0 without running our
-// command, so the exit status alone proves nothing.
-const syncOK = "bcp-syncfs-ok"
 
 type sftpConn struct {
 	ssh    *sshx.Client
@@ -136,8 +120,10 @@ const helperTimeout = 10 * time.Second
 // opts.Conns connections with opts.Sessions SFTP sessions each. A host key
 // mismatch is returned wrapping sshx.ErrHostKey.
 func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOptions) (*SFTP, error) {
-	s := &SFTP{cfg: cfg, root: root, conns: max(opts.Conns, 1), sessions: max(opts.Sessions, 1), syncCmd: "sync -f --",
+	s := &SFTP{cfg: cfg, root: root, conns: max(opts.Conns, 1), sessions: max(opts.Sessions, 1),
 		helper: opts.Helper, notice: opts.Notice, first: make(chan struct{})}
+	s.viaSFTP = &sftpFS{s: s, syncCmd: "sync -f --"}
+	s.viaHelper = &helperFS{s: s, viaSFTP: s.viaSFTP}
 	s.helpers.Store(&[]*remote.Client{})
 	cl, err := sshx.Dial(ctx, s.cfg)
 	if err != nil {
@@ -339,15 +325,6 @@ func (s *SFTP) client() *sftp.Client {
 	return all[s.next.Add(1)%uint64(len(all))]
 }
 
-// rel is name as the helper takes it: relative to the root, "." for the
-// root itself.
-func rel(name string) string {
-	if name == "" {
-		return "."
-	}
-	return name
-}
-
 func (s *SFTP) path(name string) string {
 	if name == "" {
 		return s.root
@@ -355,342 +332,82 @@ func (s *SFTP) path(name string) string {
 	return path.Join(s.root, name)
 }
 
-// ReadDir lists a directory with READDIR requests: sizes and times come
-// with the names, so no per-file stat is needed.
+// access is what each of the two ways to the server does: every
+// operation of the FS and of the optional interfaces SFTP implements. A
+// way that cannot do one (WriteFile, DirDigests over SFTP alone) says so
+// with the error the interface documents.
+type access interface {
+	ReadDir(ctx context.Context, dir string) ([]Entry, error)
+	Open(ctx context.Context, name string) (io.ReadCloser, error)
+	Create(ctx context.Context, name string) (File, error)
+	MkdirAll(ctx context.Context, dir string) error
+	Rename(ctx context.Context, from, to string) error
+	Remove(ctx context.Context, name string) error
+	FSSyncer
+	FileWriter
+	LaterWriter
+	Digester
+}
+
+// way is the one place that chooses between the helper and SFTP alone:
+// the helpers once the first connection's helper has started, SFTP if it
+// could not (or ctx ended while waiting for it).
+func (s *SFTP) way(ctx context.Context) access {
+	if s.remote(ctx) != nil {
+		return s.viaHelper
+	}
+	return s.viaSFTP
+}
+
 func (s *SFTP) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
-	if h := s.remote(ctx); h != nil {
-		ents, err := h.List(ctx, rel(dir))
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", s.path(dir), err)
-		}
-		return ents, nil
-	}
-	infos, err := s.client().ReadDirContext(ctx, s.path(dir))
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", s.path(dir), err)
-	}
-	out := make([]Entry, 0, len(infos))
-	for _, fi := range infos {
-		out = append(out, Entry{Name: fi.Name(), Size: fi.Size(), Dir: fi.IsDir(), ModTime: fi.ModTime()})
-	}
-	return out, nil
+	return s.way(ctx).ReadDir(ctx, dir)
 }
 
-// WriteFile writes a whole file in one helper request (batched with other
-// callers'). Without a helper it returns errNoFileWriter: the copier then
-// writes over SFTP, where the close need not hold up the rename.
-func (s *SFTP) WriteFile(ctx context.Context, name string, data []byte, fsync bool) error {
-	h := s.remote(ctx)
-	if h == nil {
-		return errNoFileWriter
-	}
-	if err := h.Put(ctx, rel(name), data, fsync); err != nil {
-		return fmt.Errorf("write %s: %w", s.path(name), err)
-	}
-	return nil
+func (s *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
+	return s.way(ctx).Open(ctx, name)
 }
 
-// WriteFileLater queues a whole-file write (no fsync) through a helper;
-// l.Wait reports it. Without a helper it returns errNoFileWriter.
-func (s *SFTP) WriteFileLater(ctx context.Context, name string, data []byte, l *remote.Later) error {
-	h := s.remote(ctx)
-	if h == nil {
-		return errNoFileWriter
-	}
-	return h.PutLater(ctx, rel(name), data, l)
-}
-
-// RenameLater queues a rename through a helper; l.Wait reports it. Without
-// a helper it returns errNoFileWriter.
-func (s *SFTP) RenameLater(ctx context.Context, from, to string, l *remote.Later) error {
-	h := s.remote(ctx)
-	if h == nil {
-		return errNoFileWriter
-	}
-	return h.RenameLater(ctx, rel(from), rel(to), l)
-}
-
-// DirDigests has the helper fingerprint each directory next to the data;
-// without a helper it returns ErrNoDigest (listing over SFTP to compute them
-// here would cost what they save).
-func (s *SFTP) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error) {
-	if s.remote(ctx) == nil {
-		return nil, fmt.Errorf("%s: no helper: %w", s, ErrNoDigest)
-	}
-	out := make([][32]byte, len(dirs))
-	g, gctx := errgroup.WithContext(ctx)
-	// A few requests, each a share of the directories, keep the server's
-	// cores busy without many threads contending for them.
-	per := min(max((len(dirs)+digestRequests-1)/digestRequests, 1), 1<<16-1)
-	for lo := 0; lo < len(dirs); lo += per {
-		part := dirs[lo:min(lo+per, len(dirs))]
-		g.Go(func() error {
-			h := s.remote(gctx)
-			if h == nil {
-				return fmt.Errorf("%s: helper gone: %w", s, ErrNoDigest)
-			}
-			rels := make([]string, len(part))
-			for i, d := range part {
-				rels[i] = rel(d)
-			}
-			res, err := h.Digests(gctx, rels)
-			if err != nil {
-				return fmt.Errorf("%s: %w", s, err)
-			}
-			for i, r := range res {
-				if r.Err != nil {
-					return fmt.Errorf("fingerprint %s: %w", s.path(part[i]), r.Err)
-				}
-				out[lo+i] = r.Sum
-			}
-			return nil
-		})
-	}
-	return out, g.Wait()
-}
-
-// digestRequests is how many shares of the directories DirDigests sends to
-// the helper at once.
-const digestRequests = 4
-
-// Open opens a file for reading. *sftp.File implements io.WriterTo with
-// many read requests in flight.
-func (s *SFTP) Open(_ context.Context, name string) (io.ReadCloser, error) {
-	f, err := s.client().Open(s.path(name))
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", s.path(name), err)
-	}
-	return f, nil
-}
-
-// Create creates or truncates a file. *sftp.File implements io.ReaderFrom
-// with concurrent writes when the reader tells its size.
 func (s *SFTP) Create(ctx context.Context, name string) (File, error) {
-	if h := s.remote(ctx); h != nil {
-		return h.Create(rel(name)), nil
-	}
-	f, err := s.client().OpenFile(s.path(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
-	if err != nil {
-		return nil, fmt.Errorf("create %s: %w", s.path(name), err)
-	}
-	// SFTP's open takes no mode here, so the server makes it 0666 less
-	// its umask; narrow it before any data is written.
-	if err := f.Chmod(manifest.PermOf(rel(name))); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("create %s: set mode: %w", s.path(name), err)
-	}
-	return f, nil
+	return s.way(ctx).Create(ctx, name)
 }
 
 func (s *SFTP) MkdirAll(ctx context.Context, dir string) error {
-	if h := s.remote(ctx); h != nil {
-		if err := h.MkdirAll(ctx, rel(dir)); err != nil {
-			return fmt.Errorf("mkdir %s: %w", s.path(dir), err)
-		}
-		return nil
-	}
-	if err := s.mkdirAll(rel(dir)); err != nil {
-		return fmt.Errorf("mkdir %s: %w", s.path(dir), err)
-	}
-	return nil
+	return s.way(ctx).MkdirAll(ctx, dir)
 }
 
-// mkdirAll makes dir and its missing parents below the root (and the root
-// if missing), each with manifest.DirPerm: SFTP's mkdir takes the server's
-// umask, not a mode.
-func (s *SFTP) mkdirAll(dir string) error {
-	c := s.client()
-	var missing []string // dir first, then its missing parents
-	for d := dir; ; d = path.Dir(d) {
-		if fi, err := c.Stat(s.path(d)); err == nil {
-			if !fi.IsDir() {
-				return fmt.Errorf("%s is not a directory", s.path(d))
-			}
-			break
-		}
-		missing = append(missing, d)
-		if d == "." || d == "" || d == "/" {
-			break
-		}
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		p := s.path(missing[i])
-		mkdir := c.Mkdir
-		if missing[i] == "." {
-			mkdir = c.MkdirAll // the channel's own parents, as they were
-		}
-		if err := mkdir(p); err != nil {
-			if fi, serr := c.Stat(p); serr == nil && fi.IsDir() {
-				continue // made meanwhile by another worker
-			}
-			return err
-		}
-		if err := c.Chmod(p, manifest.DirPerm); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Rename uses posix-rename@openssh.com, which replaces the target
-// atomically (plain SFTP rename refuses an existing target).
 func (s *SFTP) Rename(ctx context.Context, from, to string) error {
-	if h := s.remote(ctx); h != nil {
-		if err := h.Rename(ctx, rel(from), rel(to)); err != nil {
-			return fmt.Errorf("rename %s to %s: %w", s.path(from), s.path(to), err)
-		}
-		return nil
-	}
-	if err := s.client().PosixRename(s.path(from), s.path(to)); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", s.path(from), s.path(to), err)
-	}
-	return nil
+	return s.way(ctx).Rename(ctx, from, to)
 }
 
 func (s *SFTP) Remove(ctx context.Context, name string) error {
-	if h := s.remote(ctx); h != nil {
-		if err := h.Remove(ctx, rel(name)); err != nil {
-			return fmt.Errorf("remove %s: %w", s.path(name), err)
-		}
-		return nil
-	}
-	if err := s.client().Remove(s.path(name)); err != nil {
-		return fmt.Errorf("remove %s: %w", s.path(name), err)
-	}
-	return nil
+	return s.way(ctx).Remove(ctx, name)
 }
 
-// SyncFS runs "sync -f DIR..." in a shell that stays open on the first SSH
-// connection for the whole run: one syncfs(2) per directory on the server
-// (after the first, a file system with nothing dirty costs next to nothing),
-// instead of an fsync@openssh.com request per file, which one sftp-server
-// answers one at a time. Keeping the shell open matters: starting a
-// command costs the account's login shell start-up each time. If the account
-// cannot run commands (no shell, a forced command, no coreutils sync -f)
-// the first call returns an error wrapping ErrNoSyncFS and so does every
-// later one; once it has worked, a failure is a real error.
 func (s *SFTP) SyncFS(ctx context.Context, dirs []string) error {
-	if h := s.remote(ctx); h != nil {
-		rels := make([]string, len(dirs))
-		for i, d := range dirs {
-			rels[i] = rel(d)
-		}
-		if err := h.SyncFS(ctx, rels); err != nil {
-			return fmt.Errorf("syncfs at %s: %w", s, err)
-		}
-		return nil
-	}
-	if s.syncState.Load() == syncUnavailable {
-		return ErrNoSyncFS
-	}
-	s.shellMu.Lock()
-	defer s.shellMu.Unlock()
-	cmd := s.syncCmd
-	for _, d := range dirs {
-		cmd += " " + sshx.Quote(s.path(d))
-	}
-	err := s.shellRun(ctx, cmd)
-	if err == nil {
-		s.syncState.Store(syncWorks)
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if s.syncState.CompareAndSwap(syncUnknown, syncUnavailable) {
-		return fmt.Errorf("sync -f at %s: %w: %w", s, err, ErrNoSyncFS)
-	}
-	return fmt.Errorf("sync -f at %s: %w", s, err)
+	return s.way(ctx).SyncFS(ctx, dirs)
 }
 
-// remoteShell is a shell on the server that reads commands from stdin.
-type remoteShell struct {
-	sess   *ssh.Session
-	in     io.WriteCloser
-	lines  chan string // stdout, line by line; closed at EOF
-	stderr *sshx.Tail
+func (s *SFTP) WriteFile(ctx context.Context, name string, data []byte, fsync bool) error {
+	return s.way(ctx).WriteFile(ctx, name, data, fsync)
 }
 
-// shellRun runs cmd in the remote shell (started on first use) and waits
-// for the line that confirms it succeeded. Callers hold shellMu.
-func (s *SFTP) shellRun(ctx context.Context, cmd string) error {
-	if s.shell == nil {
-		s.mu.Lock()
-		if len(s.open) == 0 {
-			s.mu.Unlock()
-			return net.ErrClosed
-		}
-		cl := s.open[0].ssh
-		s.mu.Unlock()
-		sess, err := cl.NewSession()
-		if err != nil {
-			return fmt.Errorf("open session: %w", err)
-		}
-		sh := &remoteShell{sess: sess, lines: make(chan string, 16), stderr: &sshx.Tail{}}
-		sess.Stderr = sh.stderr
-		out, err := sess.StdoutPipe()
-		if err == nil {
-			sh.in, err = sess.StdinPipe()
-		}
-		if err == nil {
-			err = sess.Start("exec /bin/sh")
-		}
-		if err != nil {
-			sess.Close()
-			return fmt.Errorf("start a shell: %w", err)
-		}
-		go func() {
-			defer close(sh.lines)
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				sh.lines <- sc.Text()
-			}
-		}()
-		s.shell = sh
-	}
-	sh := s.shell
-	fail := func(err error) error {
-		sh.sess.Close()
-		s.shell = nil
-		if msg := sh.stderr.String(); msg != "" {
-			err = fmt.Errorf("%w: %s", err, msg)
-		}
-		return err
-	}
-	if _, err := io.WriteString(sh.in, cmd+" && echo "+syncOK+" || echo "+syncFailed+"\n"); err != nil {
-		return fail(fmt.Errorf("send command: %w", err))
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return fail(ctx.Err())
-		case line, ok := <-sh.lines:
-			switch {
-			case !ok:
-				return fail(errors.New("the server closed the shell without confirming (may this account run commands?)"))
-			case line == syncOK:
-				return nil
-			case line == syncFailed:
-				return fail(errors.New("command failed"))
-			}
-			// anything else is the login shell's chatter
-		}
-	}
+func (s *SFTP) WriteFileLater(ctx context.Context, name string, data []byte, l *remote.Later) error {
+	return s.way(ctx).WriteFileLater(ctx, name, data, l)
 }
 
-const syncFailed = "bcp-syncfs-failed"
+func (s *SFTP) RenameLater(ctx context.Context, from, to string, l *remote.Later) error {
+	return s.way(ctx).RenameLater(ctx, from, to, l)
+}
+
+func (s *SFTP) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error) {
+	return s.way(ctx).DirDigests(ctx, dirs)
+}
 
 // Close closes every connection. It returns once the first connection's
 // helper has started or given up, so nothing is reported after it.
 func (s *SFTP) Close() error {
 	defer func() { <-s.first }()
-	s.shellMu.Lock()
-	if s.shell != nil {
-		s.shell.in.Close()
-		s.shell.sess.Close()
-		s.shell = nil
-	}
-	s.shellMu.Unlock()
+	s.viaSFTP.closeShell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error

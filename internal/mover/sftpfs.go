@@ -1,0 +1,290 @@
+package mover
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// sftpFS is the channel directory on the server reached over SFTP alone
+// (the sessions of s, round robin), with syncfs(2) through a shell on the
+// server where the account may run commands. It writes no whole files in
+// one request and fingerprints no directories: the mover takes the long
+// way (Create, a listing per directory).
+type sftpFS struct {
+	s *SFTP
+	// syncCmd runs syncfs(2) on the server (coreutils sync -f); tests
+	// replace it to play an account that may not run commands.
+	syncCmd   string
+	syncState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
+	shellMu   sync.Mutex   // guards shell
+	shell     *remoteShell // nil until SyncFS needs it
+}
+
+var _ access = (*sftpFS)(nil)
+
+const (
+	syncUnknown int32 = iota
+	syncWorks
+	syncUnavailable
+)
+
+// syncOK is what the server's shell prints after sync -f succeeded. An
+// account restricted to SFTP (ForceCommand internal-sftp, a forced command
+// in authorized_keys, a restricted shell) may exit 0 without running our
+// command, so the exit status alone proves nothing.
+const syncOK = "bcp-syncfs-ok"
+
+// ReadDir lists a directory with READDIR requests: sizes and times come
+// with the names, so no per-file stat is needed.
+func (f *sftpFS) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
+	infos, err := f.s.client().ReadDirContext(ctx, f.s.path(dir))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", f.s.path(dir), err)
+	}
+	out := make([]Entry, 0, len(infos))
+	for _, fi := range infos {
+		out = append(out, Entry{Name: fi.Name(), Size: fi.Size(), Dir: fi.IsDir(), ModTime: fi.ModTime()})
+	}
+	return out, nil
+}
+
+// Open opens a file for reading. *sftp.File implements io.WriterTo with
+// many read requests in flight.
+func (f *sftpFS) Open(_ context.Context, name string) (io.ReadCloser, error) {
+	r, err := f.s.client().Open(f.s.path(name))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", f.s.path(name), err)
+	}
+	return r, nil
+}
+
+// Create creates or truncates a file. *sftp.File implements io.ReaderFrom
+// with concurrent writes when the reader tells its size.
+func (f *sftpFS) Create(_ context.Context, name string) (File, error) {
+	w, err := f.s.client().OpenFile(f.s.path(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", f.s.path(name), err)
+	}
+	// SFTP's open takes no mode here, so the server makes it 0666 less
+	// its umask; narrow it before any data is written.
+	if err := w.Chmod(manifest.PermOf(rel(name))); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("create %s: set mode: %w", f.s.path(name), err)
+	}
+	return w, nil
+}
+
+func (f *sftpFS) MkdirAll(_ context.Context, dir string) error {
+	if err := f.mkdirAll(rel(dir)); err != nil {
+		return fmt.Errorf("mkdir %s: %w", f.s.path(dir), err)
+	}
+	return nil
+}
+
+// mkdirAll makes dir and its missing parents below the root (and the root
+// if missing), each with manifest.DirPerm: SFTP's mkdir takes the server's
+// umask, not a mode.
+func (f *sftpFS) mkdirAll(dir string) error {
+	c := f.s.client()
+	var missing []string // dir first, then its missing parents
+	for d := dir; ; d = path.Dir(d) {
+		if fi, err := c.Stat(f.s.path(d)); err == nil {
+			if !fi.IsDir() {
+				return fmt.Errorf("%s is not a directory", f.s.path(d))
+			}
+			break
+		}
+		missing = append(missing, d)
+		if d == "." || d == "" || d == "/" {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		p := f.s.path(missing[i])
+		mkdir := c.Mkdir
+		if missing[i] == "." {
+			mkdir = c.MkdirAll // the channel's own parents, as they were
+		}
+		if err := mkdir(p); err != nil {
+			if fi, serr := c.Stat(p); serr == nil && fi.IsDir() {
+				continue // made meanwhile by another worker
+			}
+			return err
+		}
+		if err := c.Chmod(p, manifest.DirPerm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Rename uses posix-rename@openssh.com, which replaces the target
+// atomically (plain SFTP rename refuses an existing target).
+func (f *sftpFS) Rename(_ context.Context, from, to string) error {
+	if err := f.s.client().PosixRename(f.s.path(from), f.s.path(to)); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", f.s.path(from), f.s.path(to), err)
+	}
+	return nil
+}
+
+func (f *sftpFS) Remove(_ context.Context, name string) error {
+	if err := f.s.client().Remove(f.s.path(name)); err != nil {
+		return fmt.Errorf("remove %s: %w", f.s.path(name), err)
+	}
+	return nil
+}
+
+// SyncFS runs "sync -f DIR..." in a shell that stays open on the first SSH
+// connection for the whole run: one syncfs(2) per directory on the server
+// (after the first, a file system with nothing dirty costs next to nothing),
+// instead of an fsync@openssh.com request per file, which one sftp-server
+// answers one at a time. Keeping the shell open matters: starting a
+// command costs the account's login shell start-up each time. If the account
+// cannot run commands (no shell, a forced command, no coreutils sync -f)
+// the first call returns an error wrapping ErrNoSyncFS and so does every
+// later one; once it has worked, a failure is a real error.
+func (f *sftpFS) SyncFS(ctx context.Context, dirs []string) error {
+	if f.syncState.Load() == syncUnavailable {
+		return ErrNoSyncFS
+	}
+	f.shellMu.Lock()
+	defer f.shellMu.Unlock()
+	cmd := f.syncCmd
+	for _, d := range dirs {
+		cmd += " " + sshx.Quote(f.s.path(d))
+	}
+	err := f.shellRun(ctx, cmd)
+	if err == nil {
+		f.syncState.Store(syncWorks)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if f.syncState.CompareAndSwap(syncUnknown, syncUnavailable) {
+		return fmt.Errorf("sync -f at %s: %w: %w", f.s, err, ErrNoSyncFS)
+	}
+	return fmt.Errorf("sync -f at %s: %w", f.s, err)
+}
+
+// WriteFile returns errNoFileWriter: the copier writes through Create,
+// where the close need not hold up the rename.
+func (f *sftpFS) WriteFile(context.Context, string, []byte, bool) error { return errNoFileWriter }
+
+// WriteFileLater returns errNoFileWriter.
+func (f *sftpFS) WriteFileLater(context.Context, string, []byte, *remote.Later) error {
+	return errNoFileWriter
+}
+
+// RenameLater returns errNoFileWriter.
+func (f *sftpFS) RenameLater(context.Context, string, string, *remote.Later) error {
+	return errNoFileWriter
+}
+
+// DirDigests returns ErrNoDigest: listing over SFTP to compute them here
+// would cost what they save.
+func (f *sftpFS) DirDigests(context.Context, []string) ([][32]byte, error) {
+	return nil, fmt.Errorf("%s: no helper: %w", f.s, ErrNoDigest)
+}
+
+// remoteShell is a shell on the server that reads commands from stdin.
+type remoteShell struct {
+	sess   *ssh.Session
+	in     io.WriteCloser
+	lines  chan string // stdout, line by line; closed at EOF
+	stderr *sshx.Tail
+}
+
+// shellRun runs cmd in the remote shell (started on first use) and waits
+// for the line that confirms it succeeded. Callers hold f.shellMu.
+func (f *sftpFS) shellRun(ctx context.Context, cmd string) error {
+	if f.shell == nil {
+		f.s.mu.Lock()
+		if len(f.s.open) == 0 {
+			f.s.mu.Unlock()
+			return net.ErrClosed
+		}
+		cl := f.s.open[0].ssh
+		f.s.mu.Unlock()
+		sess, err := cl.NewSession()
+		if err != nil {
+			return fmt.Errorf("open session: %w", err)
+		}
+		sh := &remoteShell{sess: sess, lines: make(chan string, 16), stderr: &sshx.Tail{}}
+		sess.Stderr = sh.stderr
+		out, err := sess.StdoutPipe()
+		if err == nil {
+			sh.in, err = sess.StdinPipe()
+		}
+		if err == nil {
+			err = sess.Start("exec /bin/sh")
+		}
+		if err != nil {
+			sess.Close()
+			return fmt.Errorf("start a shell: %w", err)
+		}
+		go func() {
+			defer close(sh.lines)
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				sh.lines <- sc.Text()
+			}
+		}()
+		f.shell = sh
+	}
+	sh := f.shell
+	fail := func(err error) error {
+		sh.sess.Close()
+		f.shell = nil
+		if msg := sh.stderr.String(); msg != "" {
+			err = fmt.Errorf("%w: %s", err, msg)
+		}
+		return err
+	}
+	if _, err := io.WriteString(sh.in, cmd+" && echo "+syncOK+" || echo "+syncFailed+"\n"); err != nil {
+		return fail(fmt.Errorf("send command: %w", err))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return fail(ctx.Err())
+		case line, ok := <-sh.lines:
+			switch {
+			case !ok:
+				return fail(errors.New("the server closed the shell without confirming (may this account run commands?)"))
+			case line == syncOK:
+				return nil
+			case line == syncFailed:
+				return fail(errors.New("command failed"))
+			}
+			// anything else is the login shell's chatter
+		}
+	}
+}
+
+const syncFailed = "bcp-syncfs-failed"
+
+// closeShell ends the shell, if one was started.
+func (f *sftpFS) closeShell() {
+	f.shellMu.Lock()
+	defer f.shellMu.Unlock()
+	if f.shell != nil {
+		f.shell.in.Close()
+		f.shell.sess.Close()
+		f.shell = nil
+	}
+}
