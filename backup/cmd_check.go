@@ -11,7 +11,7 @@ import (
 )
 
 func newCheckCommand() *ucli.Command {
-	return cli.WithConfig(program, &ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:        "check",
 		Usage:       "run the preflight checks only (changes nothing) and list every failed one",
 		Description: exitHelp,

@@ -13,13 +13,12 @@ import (
 )
 
 func newInitCommand() *ucli.Command {
-	f := cli.Flags{Program: program}
 	own := []ucli.Flag{
-		f.String("target", "", "the other site's name (the channel's target)"),
-		f.String("channel-name", "", "channel name (default: the directory's name)"),
-		f.String("reverse-channel-name", "", "reverse channel name (default: its directory's name)"),
+		flags.String("target", "", "the other site's name (the channel's target)"),
+		flags.String("channel-name", "", "channel name (default: the directory's name)"),
+		flags.String("reverse-channel-name", "", "reverse channel name (default: its directory's name)"),
 	}
-	return cli.WithConfig(program, &ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:  "init",
 		Usage: "day one: create both channels of the pair on this site's NFS and check everything a failover and a failback need; idempotent",
 		Description: `Creates channel (source = site, target = --target) and reverse-channel (the other

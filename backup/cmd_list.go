@@ -17,13 +17,12 @@ import (
 )
 
 func newListCommand() *ucli.Command {
-	f := cli.Flags{Program: program}
-	return cli.WithConfig(program, &ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:  "list",
 		Usage: "list the sets in the channel: sequence, time, size, status",
 		Flags: []ucli.Flag{
-			f.Path("channel", "", "channel directory on NFS"),
-			f.Path("allowed-signers", "", "allowed_signers file: verify each set fully (hashes everything) instead of only looking at which files are there"),
+			flags.Path("channel", "", "channel directory on NFS"),
+			flags.Path("allowed-signers", "", "allowed_signers file: verify each set fully (hashes everything) instead of only looking at which files are there"),
 			cli.JSONFlag(),
 		},
 		Action: func(c *ucli.Context) error {

@@ -18,7 +18,7 @@ import (
 )
 
 func newRunCommand() *ucli.Command {
-	return cli.WithConfig(program, &ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:  "run",
 		Usage: "preflight, dump MySQL, capture files, snapshot Elasticsearch, publish a signed set",
 		Description: "Safe to run from cron on every prod node: a node that is not the leader exits 0 with one line.\n" +
@@ -34,12 +34,13 @@ func newRunCommand() *ucli.Command {
 				return err
 			}
 			rep := cli.Progress(c, log, cfg.LogInterval)
-			return runCmd(c.Context, runCmdOptions{cfg: cfg, dryRun: c.Bool("dry-run"), json: c.Bool("json"), log: log, progress: rep}, c.App.Writer)
+			return runRun(c.Context, runOptions{cfg: cfg, dryRun: c.Bool("dry-run"), json: c.Bool("json"), log: log, progress: rep}, c.App.Writer)
 		},
 	})
 }
 
-type runCmdOptions struct {
+// runOptions are the settings of `backup run`.
+type runOptions struct {
 	cfg      *config
 	dryRun   bool
 	json     bool
@@ -47,10 +48,10 @@ type runCmdOptions struct {
 	progress progress
 }
 
-// runCmd runs a backup and reports it: stdout, metrics, alert.
-func runCmd(ctx context.Context, o runCmdOptions, stdout io.Writer) error {
+// runRun runs a backup and reports it: stdout, metrics, alert.
+func runRun(ctx context.Context, o runOptions, stdout io.Writer) error {
 	start := time.Now()
-	res, err := runBackup(ctx, runOptions{cfg: o.cfg, dryRun: o.dryRun, progress: o.progress, log: o.log})
+	res, err := runBackup(ctx, backupOptions{cfg: o.cfg, dryRun: o.dryRun, progress: o.progress, log: o.log})
 	if err == nil && (res.Skipped || res.DryRun) {
 		if o.json {
 			return cli.PrintJSON(stdout, res)
@@ -81,7 +82,7 @@ func runCmd(ctx context.Context, o runCmdOptions, stdout io.Writer) error {
 
 // report writes the metrics textfile and sends an alert on failure. Their
 // own failures are logged, never hide the run's result.
-func report(ctx context.Context, o runCmdOptions, res *runResult, runErr error, start time.Time) {
+func report(ctx context.Context, o runOptions, res *runResult, runErr error, start time.Time) {
 	cfg := o.cfg
 	channel := filepath.Base(cfg.Channel)
 	if cfg.MetricsFile != "" {

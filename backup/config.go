@@ -17,8 +17,6 @@ import (
 	"github.com/squirro-bcp/bcp/internal/sshx"
 )
 
-const program = "backup"
-
 // Stage names (also the metric labels and --stages values).
 const (
 	stageMySQL = "mysql"
@@ -86,8 +84,8 @@ func (c *config) has(stage string) bool {
 }
 
 func configFlags() []ucli.Flag {
-	f := cli.Flags{Program: program}
-	flags := []ucli.Flag{
+	f := flags
+	fl := []ucli.Flag{
 		f.Path("channel", "", "channel directory on NFS, e.g. /mnt/bcp/prod-to-bcp"),
 		f.String("site", "", "this site's name; the channel's source must be it"),
 		f.Path("role-file", "/etc/squirro-bcp/role", "file holding this site's role: active or standby"),
@@ -132,9 +130,9 @@ func configFlags() []ucli.Flag {
 		f.Duration("log-interval", 30*time.Second, "progress log line interval when not on a terminal"),
 		f.Duration("lock-lease", 15*time.Minute, "the channel lock is renewed every third of this while a run lives; a lock not renewed for this long (its node died) is taken over by the next run"),
 	}
-	flags = append(flags, f.Strings("cluster-nodes", nil, "the prod cluster's application nodes (names), to warn when their number is even"))
-	flags = append(flags, leader.Flags(f)...)
-	return append(flags, alert.Flags(f)...)
+	fl = append(fl, f.Strings("cluster-nodes", nil, "the prod cluster's application nodes (names), to warn when their number is even"))
+	fl = append(fl, leader.Flags(f)...)
+	return append(fl, alert.Flags(f)...)
 }
 
 func configFromContext(c *ucli.Context) (*config, error) {

@@ -42,8 +42,8 @@ func (noProgress) End()                        {}
 // ErrStage wraps a failure inside a stage (exit 1): the message says which.
 var ErrStage = errors.New("backup stage failed")
 
-// runOptions is what `backup run` needs.
-type runOptions struct {
+// backupOptions is what runBackup needs (`backup run` fills it).
+type backupOptions struct {
 	cfg      *config
 	dryRun   bool
 	progress progress
@@ -76,7 +76,7 @@ func cacheFile(channel, tree string) string {
 }
 
 // runBackup runs stages 1-4 and publishes the set.
-func runBackup(ctx context.Context, o runOptions) (*runResult, error) {
+func runBackup(ctx context.Context, o backupOptions) (*runResult, error) {
 	cfg := o.cfg
 	if o.progress == nil {
 		o.progress = noProgress{}

@@ -77,7 +77,7 @@ func TestRefusalsAndPreflight(t *testing.T) {
 			cfg := good
 			tt.setup(t, &cfg)
 			before := w.sets(t)
-			_, err := runBackup(context.Background(), runOptions{cfg: &cfg})
+			_, err := runBackup(context.Background(), backupOptions{cfg: &cfg})
 			if got := exitCodes.Code(err); got != tt.wantCode {
 				t.Fatalf("exit code %d, want %d; err = %v", got, tt.wantCode, err)
 			}

@@ -149,7 +149,7 @@ func (w *world) sets(t *testing.T) []manifest.SetInfo {
 
 func (w *world) run(t *testing.T) (*runResult, error) {
 	t.Helper()
-	return runBackup(context.Background(), runOptions{cfg: w.cfg})
+	return runBackup(context.Background(), backupOptions{cfg: w.cfg})
 }
 
 func (w *world) mustRun(t *testing.T) *runResult {

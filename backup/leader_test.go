@@ -53,7 +53,7 @@ func TestLeader(t *testing.T) {
 				t.Fatalf("leader = %v (%s), want %v", pre.Leader, pre.LeaderNote, tt.leader)
 			}
 			if !tt.leader {
-				res, err := runBackup(context.Background(), runOptions{cfg: &cfg})
+				res, err := runBackup(context.Background(), backupOptions{cfg: &cfg})
 				if err != nil || !res.Skipped {
 					t.Fatalf("run on a non-leader = %+v, %v; want skipped, exit 0", res, err)
 				}

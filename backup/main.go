@@ -8,6 +8,15 @@ import (
 	"github.com/squirro-bcp/bcp/internal/cli"
 )
 
+const program = "backup"
+
+// prog builds every command of backup (cli.Program.Command): the common
+// flags, the config file, usage errors.
+var prog = cli.Program{Name: program}
+
+// flags builds backup's settings: flag, BCP_BACKUP_<NAME>, config file key.
+var flags = prog.Flags()
+
 // version and commit are set at build time:
 // -ldflags "-X main.version=... -X main.commit=..." (make build, make package).
 var version, commit = "dev", ""

@@ -41,14 +41,14 @@ type pruneResult struct {
 	DryRun      bool     `json:"dry_run,omitempty"`
 }
 
-// runPrune applies retention. Sets are deleted signature first (the set
+// prune applies retention. Sets are deleted signature first (the set
 // stops existing), then manifest and directory; then objects that no
 // retained or pinned set references and that are older than the grace
 // period. Elasticsearch snapshots of deleted sets are deleted through the
 // API by the next run, right before its own snapshot, so that the newest
 // set always lists the repository generation that is on disk; --es-now
 // deletes them at once (the newest set then waits for the next run).
-func runPrune(ctx context.Context, o pruneOptions) (*pruneResult, error) {
+func prune(ctx context.Context, o pruneOptions) (*pruneResult, error) {
 	if o.keep < 1 {
 		return nil, fmt.Errorf("%w: --keep must be at least 1 (the newest set is always kept)", errUsage)
 	}

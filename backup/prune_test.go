@@ -29,11 +29,11 @@ func TestPrune(t *testing.T) {
 		return n
 	}
 	before := count()
-	dry, err := runPrune(ctx, pruneOptions{cfg: w.cfg, keep: 1, dryRun: true})
+	dry, err := prune(ctx, pruneOptions{cfg: w.cfg, keep: 1, dryRun: true})
 	if err != nil || len(dry.Deleted) != 1 || dry.Deleted[0] != second.SetID || count() != before {
 		t.Fatalf("dry run = %+v, %v (objects %d -> %d)", dry, err, before, count())
 	}
-	res, err := runPrune(ctx, pruneOptions{cfg: w.cfg, keep: 1})
+	res, err := prune(ctx, pruneOptions{cfg: w.cfg, keep: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestPrune(t *testing.T) {
 	if have[snapshotName(second.SetID)] || !have[snapshotName(first.SetID)] || !have[snapshotName(fourth.SetID)] || len(snaps) != 3 {
 		t.Fatalf("snapshots after prune and run: %v", have)
 	}
-	if _, err := runPrune(ctx, pruneOptions{cfg: w.cfg, keep: 0}); exitCodes.Code(err) != 2 {
+	if _, err := prune(ctx, pruneOptions{cfg: w.cfg, keep: 0}); exitCodes.Code(err) != 2 {
 		t.Fatalf("keep 0: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ func TestMetricsAndAlert(t *testing.T) {
 	w.cfg.Alert.WebhookURL = hook.URL
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var out bytes.Buffer
-	if err := runCmd(context.Background(), runCmdOptions{cfg: w.cfg, log: log, progress: noProgress{}}, &out); err != nil {
+	if err := runRun(context.Background(), runOptions{cfg: w.cfg, log: log, progress: noProgress{}}, &out); err != nil {
 		t.Fatal(err)
 	}
 	prom, _ := os.ReadFile(w.cfg.MetricsFile)
@@ -42,7 +42,7 @@ func TestMetricsAndAlert(t *testing.T) {
 		t.Fatalf("alert on success: %v", alerts)
 	}
 	w.cfg.ES.URLs = []string{"http://127.0.0.1:1"}
-	if err := runCmd(context.Background(), runCmdOptions{cfg: w.cfg, log: log, progress: noProgress{}}, &out); exitCodes.Code(err) != 3 {
+	if err := runRun(context.Background(), runOptions{cfg: w.cfg, log: log, progress: noProgress{}}, &out); exitCodes.Code(err) != 3 {
 		t.Fatalf("failed run: %v", err)
 	}
 	prom, _ = os.ReadFile(w.cfg.MetricsFile)

@@ -30,18 +30,23 @@ type listedSet struct {
 }
 
 func newListCommand() *ucli.Command {
-	return command("list", "list the sets of the channel (or of DIR) with their status",
-		`Status is one of: live (what the standby holds now), restored (restored earlier), complete,
+	return prog.Command(&ucli.Command{
+		Name:  "list",
+		Usage: "list the sets of the channel (or of DIR) with their status",
+		Description: `Status is one of: live (what the standby holds now), restored (restored earlier), complete,
 incomplete (still arriving), corrupt, not-authentic, not-for-us. Every set with a signature
-is verified (unchanged files are vouched for by the cache in the state directory).`,
-		[]ucli.Flag{cli.JSONFlag()},
-		func(c *ucli.Context) error {
+is verified (unchanged files are vouched for by the cache in the state directory).
+
+` + exitHelp,
+		Flags: append([]ucli.Flag{cli.JSONFlag()}, settingsFlags()...),
+		Action: func(c *ucli.Context) error {
 			e, err := newEnv(c)
 			if err != nil {
 				return err
 			}
 			return runList(c.Context, listOptions{Dir: c.Args().First(), JSON: c.Bool("json")}, e, c.App.Writer)
-		})
+		},
+	})
 }
 
 func runList(ctx context.Context, o listOptions, e env, out io.Writer) error {

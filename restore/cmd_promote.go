@@ -32,38 +32,48 @@ func promoteFlags() []ucli.Flag {
 }
 
 func newPromoteCommand() *ucli.Command {
-	return command("promote", "failover: make this site active, fencing the old active site's late sets",
-		`Raises the pair's fencing epoch and records it, signed with this site's key, in both
+	return prog.Command(&ucli.Command{
+		Name:  "promote",
+		Usage: "failover: make this site active, fencing the old active site's late sets",
+		Description: `Raises the pair's fencing epoch and records it, signed with this site's key, in both
 channels (channel and reverse-channel), then writes "active" into the role file. From then on
 restore refuses to change this site (exit 6) and the watcher stays idle; a set the old active
 site makes after this is refused by every reader (exit 6, "superseded"), and the old site's
 backup refuses once it sees the record. Refused while a restore holds the lock. The role file
 is the site's one role: keep it on storage every node of the site shares (doc/architecture.md).
-See doc/runbook.md for the whole failover and failback.`,
-		promoteFlags(),
-		func(c *ucli.Context) error {
+See doc/runbook.md for the whole failover and failback.
+
+` + exitHelp,
+		Flags: append(promoteFlags(), settingsFlags()...),
+		Action: func(c *ucli.Context) error {
 			e, err := newEnv(c)
 			if err != nil {
 				return err
 			}
 			return runPromote(c.Context, promoteOptions{dry: c.Bool("dry-run"), reverse: c.Path("reverse-channel"),
 				signKey: c.Path("sign-key"), signAgent: c.String("sign-agent-key")}, e, c.App.Writer)
-		})
+		},
+	})
 }
 
 func newDemoteCommand() *ucli.Command {
-	return command("demote", "make this site a standby (the old active site after a failover, or before a failback)",
-		`Writes "standby" into the role file: backup then refuses to run on this site (exit 6) and
+	return prog.Command(&ucli.Command{
+		Name:  "demote",
+		Usage: "make this site a standby (the old active site after a failover, or before a failback)",
+		Description: `Writes "standby" into the role file: backup then refuses to run on this site (exit 6) and
 restore may change it again. The role file is the site's one role: keep it on storage every
-node of the site shares (doc/architecture.md). Refused while a restore holds the lock.`,
-		[]ucli.Flag{&ucli.BoolFlag{Name: "dry-run", Usage: "show what would change"}},
-		func(c *ucli.Context) error {
+node of the site shares (doc/architecture.md). Refused while a restore holds the lock.
+
+` + exitHelp,
+		Flags: append([]ucli.Flag{&ucli.BoolFlag{Name: "dry-run", Usage: "show what would change"}}, settingsFlags()...),
+		Action: func(c *ucli.Context) error {
 			e, err := newEnv(c)
 			if err != nil {
 				return err
 			}
 			return runDemote(c.Bool("dry-run"), e, c.App.Writer)
-		})
+		},
+	})
 }
 
 type promoteOptions struct {

@@ -25,8 +25,10 @@ type runOptions struct {
 }
 
 func newRunCommand() *ucli.Command {
-	return command("run", "restore the newest complete set (or --set ID) into this standby site",
-		`Verifies the set completely (present, intact, signed by an allowed key, for this channel
+	return prog.Command(&ucli.Command{
+		Name:  "run",
+		Usage: "restore the newest complete set (or --set ID) into this standby site",
+		Description: `Verifies the set completely (present, intact, signed by an allowed key, for this channel
 and site, newer than what is live) before anything changes, then restores: Elasticsearch,
 MySQL, files and config, Redis flush, restart on all nodes, post-checks. Every run is in the
 ledger (restore status). --from reads the set from any directory, also a read-only snapshot
@@ -40,8 +42,10 @@ them, a dump of all databases), unless es-keep / mysql-keep name them; system in
 
 An index the standby holds as the set has it is kept, not restored: the set's fingerprint of
 it (format 2.0) equals the one this standby restored it from, from the same channel, and the
-standby's index has not changed since. --full restores every index all the same.`,
-		[]ucli.Flag{
+standby's index has not changed since. --full restores every index all the same.
+
+` + exitHelp,
+		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "set", Usage: "set id to restore (default: the newest)"},
 			&ucli.PathFlag{Name: "from", Usage: "read the set from this channel directory instead (may be read-only)"},
 			&ucli.PathFlag{Name: "from-es-location", Usage: "with --from: its es/ as the standby's Elasticsearch nodes see it (default <from>/es; es-repository-location is the channel's)"},
@@ -49,15 +53,16 @@ standby's index has not changed since. --full restores every index all the same.
 			&ucli.BoolFlag{Name: "allow-older", Usage: "allow a set that is not newer than what is live (going back by hand)"},
 			&ucli.BoolFlag{Name: "full", Usage: "restore every index of the set, also those the standby holds unchanged"},
 			cli.JSONFlag(),
-		},
-		func(c *ucli.Context) error {
+		}, settingsFlags()...),
+		Action: func(c *ucli.Context) error {
 			e, err := newEnv(c)
 			if err != nil {
 				return err
 			}
 			o := runOptions{SetID: c.String("set"), From: c.Path("from"), FromES: c.Path("from-es-location"), DryRun: c.Bool("dry-run"), AllowOlder: c.Bool("allow-older"), Full: c.Bool("full"), JSON: c.Bool("json")}
 			return runRun(c.Context, o, e, c.App.Writer)
-		})
+		},
+	})
 }
 
 func runRun(ctx context.Context, o runOptions, e env, out io.Writer) error {

@@ -82,20 +82,25 @@ func standbyParts(recs []ledger.Record, live ledger.Record) (parts []partState, 
 }
 
 func newStatusCommand() *ucli.Command {
-	return command("status", "what is live on this standby, the recovery point's age, the last failure",
-		`Reads the ledger in the state directory and the channel's set list; changes nothing.
+	return prog.Command(&ucli.Command{
+		Name:  "status",
+		Usage: "what is live on this standby, the recovery point's age, the last failure",
+		Description: `Reads the ledger in the state directory and the channel's set list; changes nothing.
 When a restore since the live one failed or was stopped midway, says the standby is MIXED:
 which set each part (elasticsearch, mysql, files) holds, and which run makes it whole.
 The recovery point's age is never negative: a set dated after this host's clock (within
---max-clock-skew) shows as 0s old, and the difference is named.`,
-		[]ucli.Flag{cli.JSONFlag()},
-		func(c *ucli.Context) error {
+--max-clock-skew) shows as 0s old, and the difference is named.
+
+` + exitHelp,
+		Flags: append([]ucli.Flag{cli.JSONFlag()}, settingsFlags()...),
+		Action: func(c *ucli.Context) error {
 			e, err := newEnv(c)
 			if err != nil {
 				return err
 			}
 			return runStatus(c.Context, c.Bool("json"), e, c.App.Writer)
-		})
+		},
+	})
 }
 
 func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {

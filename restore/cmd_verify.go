@@ -19,24 +19,29 @@ type verifyOptions struct {
 }
 
 func newVerifyCommand() *ucli.Command {
-	return command("verify", "verify a set (default: the newest) without restoring it",
-		`Checks that the set is complete, intact, signed by an allowed key, for this channel and
+	return prog.Command(&ucli.Command{
+		Name:  "verify",
+		Usage: "verify a set (default: the newest) without restoring it",
+		Description: `Checks that the set is complete, intact, signed by an allowed key, for this channel and
 site, and newer than what is live (unless --allow-older). Changes nothing; the verification
-cache lives in the state directory, never in the channel.`,
-		[]ucli.Flag{
+cache lives in the state directory, never in the channel.
+
+` + exitHelp,
+		Flags: append([]ucli.Flag{
 			&ucli.StringFlag{Name: "set", Usage: "set id (default: the newest)"},
 			&ucli.PathFlag{Name: "from", Usage: "verify a set in this channel directory instead (may be read-only)"},
 			&ucli.BoolFlag{Name: "allow-older", Usage: "do not refuse a set that is not newer than what is live"},
 			cli.JSONFlag(),
-		},
-		func(c *ucli.Context) error {
+		}, settingsFlags()...),
+		Action: func(c *ucli.Context) error {
 			e, err := newEnv(c)
 			if err != nil {
 				return err
 			}
 			o := verifyOptions{SetID: c.String("set"), From: c.Path("from"), AllowOlder: c.Bool("allow-older"), JSON: c.Bool("json")}
 			return runVerify(c.Context, o, e, c.App.Writer)
-		})
+		},
+	})
 }
 
 func runVerify(ctx context.Context, o verifyOptions, e env, out io.Writer) error {

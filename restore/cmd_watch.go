@@ -26,8 +26,10 @@ type watchOptions struct {
 }
 
 func newWatchCommand() *ucli.Command {
-	return command("watch", "wait for new complete sets and restore the newest as it arrives",
-		`Watches the channel with fsnotify, and polls every --poll-interval as a safety net (NFS
+	return prog.Command(&ucli.Command{
+		Name:  "watch",
+		Usage: "wait for new complete sets and restore the newest as it arrives",
+		Description: `Watches the channel with fsnotify, and polls every --poll-interval as a safety net (NFS
 does not deliver events from other clients). On each look it considers the signed sets newer
 than what is live, newest first: an incomplete one is waited for (nothing is restored until
 its last piece is there); a complete one is restored; a corrupt, unauthentic or foreign one
@@ -35,18 +37,21 @@ raises an alert and the next older one is considered. Only the leader node acts 
 on an active site the watcher stays idle. A failed restore is retried after --retry-interval.
 Runs until stopped (SIGTERM); a restore under way is then recorded as interrupted, with its
 stage, and the next start finishes the job (a snapshot restore Elasticsearch still runs is
-cancelled and started over); see examples/systemd/restore-watch.service.`,
-		[]ucli.Flag{
+cancelled and started over); see examples/systemd/restore-watch.service.
+
+` + exitHelp,
+		Flags: append([]ucli.Flag{
 			flags.Duration("poll-interval", time.Minute, "safety-net poll interval"),
 			flags.Duration("retry-interval", 10*time.Minute, "wait before retrying a set whose restore failed"),
-		},
-		func(c *ucli.Context) error {
+		}, settingsFlags()...),
+		Action: func(c *ucli.Context) error {
 			e, err := newEnv(c)
 			if err != nil {
 				return err
 			}
 			return runWatch(c.Context, watchOptions{Poll: c.Duration("poll-interval"), Retry: c.Duration("retry-interval")}, e, c.App.Writer)
-		})
+		},
+	})
 }
 
 // watcher is the state restore watch keeps between looks.

@@ -9,17 +9,9 @@ import (
 	"github.com/squirro-bcp/bcp/internal/ui"
 )
 
-// command builds a command with the shared settings, its own flags, and
-// config-file loading.
-func command(name, usage, help string, own []ucli.Flag, action ucli.ActionFunc) *ucli.Command {
-	return cli.WithConfig(program, &ucli.Command{
-		Name: name, Usage: usage, Description: help + "\n\n" + exitHelp,
-		Flags:  append(own, settingsFlags()...),
-		Action: action,
-	})
-}
-
-// env is what every command's action gives its run function.
+// env is what every command's action gives its run function: the settings
+// every command shares (settingsFlags), the logger and the progress
+// reporter.
 type env struct {
 	cfg settings
 	log *slog.Logger

@@ -24,10 +24,6 @@ import (
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
-const program = "restore"
-
-var flags = cli.Flags{Program: program}
-
 // settings is the restore configuration shared by every command: where the
 // channel is, what to trust, and how to reach the standby's stores.
 type settings struct {
@@ -162,12 +158,20 @@ func settingsFlags() []ucli.Flag {
 	return append(fl, alert.Flags(f)...)
 }
 
-// renamed maps restore's former setting names to backup's, which restore now
-// uses too. Neither is kept as an alias: urfave/cli lists aliases in --help,
-// and the config file would then accept both spellings. An old name in the
-// config file or the environment is refused (exit 2) instead of being
-// ignored, which would silently skip a tree or apply it locally.
-var renamed = map[string]string{
+// renamed are restore's former setting names. Neither spelling is kept as
+// an alias: urfave/cli lists aliases in --help, and the config file would
+// then accept both. An old name in the config file or the environment is
+// refused (exit 2, cli.Program.Command) instead of being ignored, which
+// would silently skip a tree or apply it locally.
+var renamed = []cli.Renamed{
+	{Names: backupNames, Why: "the name backup uses"},
+	{Names: replaced, Why: "the set now says which indices prod no longer has, and those are deleted; " +
+		"es-keep names standby indices to keep all the same, so the patterns are not the same"},
+}
+
+// backupNames maps restore's former setting names to backup's, which
+// restore now uses too.
+var backupNames = map[string]string{
 	"es-location":     "es-repository-location",
 	"es-global-state": "es-include-global-state",
 	"mysql-defaults":  "mysql-defaults-file",
@@ -177,24 +181,11 @@ var renamed = map[string]string{
 	"files-over-ssh":  "files-via-ssh",
 }
 
-// checkRenamed refuses former setting names in the config file and the
-// environment (on the command line urfave/cli already refuses them).
-func checkRenamed(configFile string, lookupEnv func(string) (string, bool)) error {
-	if err := cli.CheckRenamed(program, renamed, "the name backup uses", configFile, lookupEnv); err != nil {
-		return err
-	}
-	return cli.CheckRenamed(program, replaced, "the set now says which indices prod no longer has, and those are deleted; "+
-		"es-keep names standby indices to keep all the same, so the patterns are not the same", configFile, lookupEnv)
-}
-
 // replaced maps settings that are gone to the one that took their place
 // with another meaning.
 var replaced = map[string]string{"es-delete-patterns": "es-keep"}
 
 func readSettings(c *ucli.Context) (settings, error) {
-	if err := checkRenamed(c.Path("config"), os.LookupEnv); err != nil {
-		return settings{}, err
-	}
 	s := settings{
 		Channel: c.Path("channel"), ChannelName: c.String("channel-name"), Site: c.String("site"),
 		Source: c.String("source"), RoleFile: c.Path("role-file"), AllowedSigners: c.Path("allowed-signers"),

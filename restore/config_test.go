@@ -46,7 +46,7 @@ func TestCheckRenamed(t *testing.T) {
 			if tt.env != nil {
 				env = func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 			}
-			err := checkRenamed(cfg, env)
+			err := prog.CheckRenamed(cfg, env)
 			if tt.says == "" {
 				if err != nil {
 					t.Fatalf("got %v, want nil", err)

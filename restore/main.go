@@ -15,6 +15,16 @@ import (
 	"github.com/squirro-bcp/bcp/internal/mysqlx"
 )
 
+const program = "restore"
+
+// prog builds every command of restore (cli.Program.Command): the common
+// flags, the config file, usage errors, and the former setting names
+// refused.
+var prog = cli.Program{Name: program, Renamed: renamed}
+
+// flags builds restore's settings: flag, BCP_RESTORE_<NAME>, config file key.
+var flags = prog.Flags()
+
 // version and commit are set at build time:
 // -ldflags "-X main.version=... -X main.commit=..." (make build, make package).
 var version, commit = "dev", ""

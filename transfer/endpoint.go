@@ -15,46 +15,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/mover"
 	"github.com/squirro-bcp/bcp/internal/sshx"
-	"github.com/squirro-bcp/bcp/manifest"
-	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
-
-const program = "transfer"
-
-var flags = cli.Flags{Program: program}
-
-// renamed maps transfer's former setting names to the ones backup and
-// restore use. Neither is kept as an alias (urfave/cli lists aliases in
-// --help, and the config file would then accept both spellings); an old key
-// in the config file or BCP_TRANSFER_<OLD> in the environment is refused
-// (exit 2) instead of being ignored, which would drop the key or known_hosts
-// file the operator meant.
-var renamed = map[string]string{
-	"identity":    "ssh-key",
-	"known-hosts": "ssh-known-hosts",
-}
-
-// checkRenamed refuses former setting names in the config file and the
-// environment (on the command line urfave/cli already refuses them).
-func checkRenamed(configFile string, lookupEnv func(string) (string, bool)) error {
-	return cli.CheckRenamed(program, renamed, "the name backup and restore use", configFile, lookupEnv)
-}
-
-// withConfig is cli.WithConfig for transfer's commands, which also refuses
-// the former setting names once the config file is loaded.
-func withConfig(cmd *ucli.Command) *ucli.Command {
-	before := cmd.Before
-	cmd.Before = func(c *ucli.Context) error {
-		if err := checkRenamed(c.Path("config"), os.LookupEnv); err != nil {
-			return err
-		}
-		if before != nil {
-			return before(c)
-		}
-		return nil
-	}
-	return cli.WithConfig(program, cmd)
-}
 
 // defaultKnownHosts is the known_hosts file backup and restore default to.
 const defaultKnownHosts = "/etc/squirro-bcp/known_hosts"
@@ -154,55 +115,4 @@ func (e endpoint) open(ctx context.Context, so sshOptions, destination bool, not
 		o.Helper = so.helper
 	}
 	return mover.DialSFTP(ctx, cfg, e.path, o)
-}
-
-// channelFlags are --channel, --source and --target: the channel the
-// program expects (empty fields are not checked).
-func channelFlags() []ucli.Flag {
-	return []ucli.Flag{
-		flags.String("channel", "", "expected channel name (e.g. prod-to-bcp); empty: not checked"),
-		flags.String("source", "", "expected source site of the channel; empty: not checked"),
-		flags.String("target", "", "expected target site of the channel; empty: not checked"),
-	}
-}
-
-func readChannel(c *ucli.Context) manifest.Channel {
-	return manifest.Channel{Name: c.String("channel"), Source: c.String("source"), Target: c.String("target")}
-}
-
-func allowedSignersFlag() ucli.Flag {
-	return flags.Path("allowed-signers", "", "OpenSSH allowed_signers file naming the keys that may sign manifests (required)")
-}
-
-func loadAllowed(path string) (*sshsig.AllowedSigners, error) {
-	if path == "" {
-		return nil, cli.Usagef("--allowed-signers is required: without it no set can be trusted (BCP_TRANSFER_ALLOWED_SIGNERS or allowed-signers in the config file)")
-	}
-	a, err := sshsig.LoadAllowedSigners(path)
-	if err != nil {
-		return nil, cli.Usagef("allowed signers %s: %v", path, err)
-	}
-	return a, nil
-}
-
-// parseBytes reads "0", "500K", "20M", "1G" (powers of 1024) as bytes.
-func parseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(strings.ToUpper(s))
-	if s == "" || s == "0" {
-		return 0, nil
-	}
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "K"):
-		mult, s = 1<<10, s[:len(s)-1]
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1<<20, s[:len(s)-1]
-	case strings.HasSuffix(s, "G"):
-		mult, s = 1<<30, s[:len(s)-1]
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q: want bytes per second like 500K, 20M or 1G", s)
-	}
-	return n * mult, nil
 }

@@ -108,10 +108,11 @@ func (f Flags) Common() []ucli.Flag {
 	}
 }
 
-// WithConfig appends the common flags to cmd and loads the TOML file named by
+// withConfig appends the common flags to cmd and loads the TOML file named by
 // --config (default DefaultConfig(program), skipped when that does not
-// exist) before cmd's own Before and Action. It returns cmd.
-func WithConfig(program string, cmd *ucli.Command) *ucli.Command {
+// exist) before cmd's own Before and Action. It returns cmd. Programs use it
+// through Program.Command.
+func withConfig(program string, cmd *ucli.Command) *ucli.Command {
 	cmd.Flags = append(cmd.Flags, Flags{Program: program}.Common()...)
 	load := altsrc.InitInputSourceWithContext(cmd.Flags, func(c *ucli.Context) (altsrc.InputSourceContext, error) {
 		p := c.String("config")
@@ -227,7 +228,8 @@ func (t ExitTable) Code(err error) int {
 	return 1
 }
 
-// Run runs app with args under a context cancelled by SIGINT and SIGTERM,
+// Run runs app with args (flags may follow the arguments: FlagsFirst) under
+// a context cancelled by SIGINT and SIGTERM,
 // prints a returned error once on stderr as "<program>: <error>", and
 // returns the exit code from codes. main does os.Exit(cli.Run(...)).
 func Run(app *ucli.App, args []string, codes ExitCodeFunc) int {
@@ -236,7 +238,7 @@ func Run(app *ucli.App, args []string, codes ExitCodeFunc) int {
 	if app.OnUsageError == nil {
 		app.OnUsageError = OnUsageError
 	}
-	err := app.RunContext(ctx, args)
+	err := app.RunContext(ctx, FlagsFirst(app, args))
 	if err != nil {
 		fmt.Fprintf(Stderr(app), "%s: %v\n", app.Name, err)
 	}

@@ -42,7 +42,7 @@ func TestConfigPrecedence(t *testing.T) {
 			var gotCount int
 			var gotWait time.Duration
 			var gotRoots []string
-			cmd := WithConfig("testprog", &ucli.Command{
+			cmd := Program{Name: "testprog"}.Command(&ucli.Command{
 				Name:  "x",
 				Flags: []ucli.Flag{f.String("name", "def", ""), f.Int("count", 1, ""), f.Duration("wait", 0, ""), f.Strings("roots", nil, "")},
 				Action: func(c *ucli.Context) error {
@@ -87,7 +87,7 @@ func TestExitTable(t *testing.T) {
 }
 
 func TestUnknownFlagIsUsage(t *testing.T) {
-	cmd := WithConfig("p", &ucli.Command{Name: "x", Action: func(*ucli.Context) error { return nil }})
+	cmd := Program{Name: "p"}.Command(&ucli.Command{Name: "x", Action: func(*ucli.Context) error { return nil }})
 	app := &ucli.App{Name: "p", Commands: []*ucli.Command{cmd}, Writer: os.Stderr}
 	err := app.Run([]string{"p", "x", "--nope"})
 	if !errors.Is(err, ErrUsage) {
@@ -113,7 +113,7 @@ func TestDefaultConfigFile(t *testing.T) {
 	run := func(t *testing.T, args ...string) (string, error) {
 		t.Helper()
 		var got string
-		cmd := WithConfig("testprog", &ucli.Command{
+		cmd := Program{Name: "testprog"}.Command(&ucli.Command{
 			Name:   "x",
 			Flags:  []ucli.Flag{Flags{Program: "testprog"}.String("name", "def", "")},
 			Action: func(c *ucli.Context) error { got = c.String("name"); return nil },

@@ -6,10 +6,14 @@
 // BCP_<PROGRAM>_<NAME> (upper case, '-' and '.' become '_') and a key of the
 // TOML file named by --config (the flag name is the key, e.g.
 // `es-url = "http://127.0.0.1:9200"`). Precedence, highest first: the command
-// line, the environment, the config file, the default. Build flags with a
-// Flags value (Flags{Program: "backup"}.String(...)) and wrap each command
-// with WithConfig, which adds --config, --log-format and --log-level and
-// loads the TOML file before the action runs (altsrc).
+// line, the environment, the config file, the default. Each program declares
+// one Program (its name and the former setting names it refuses), builds its
+// flags with Program.Flags (prog.Flags().String(...)) and every command with
+// Program.Command, which adds --config, --log-format and --log-level, loads
+// the TOML file before the action runs (altsrc) and refuses former setting
+// names (CheckRenamed). Run lets flags follow a command's arguments
+// (FlagsFirst), the same in every program. doc/architecture.md, "How a
+// command is written", shows the template of a command file.
 //
 // Logging. Logger(c) builds the log/slog logger the flags ask for, writing
 // to stderr (text or JSON). Data goes to stdout, diagnostics to stderr.

@@ -18,7 +18,7 @@ func genApp(completion bool) *ucli.App {
 		Version:              Version("1.2.3~dev.4", "abc1234"),
 		EnableBashCompletion: completion,
 		Commands: []*ucli.Command{
-			WithConfig("genprog", &ucli.Command{Name: "sync", Usage: "copy the channel", Flags: []ucli.Flag{f.String("ssh-key", "", "SSH private key file")}}),
+			Program{Name: "genprog"}.Command(&ucli.Command{Name: "sync", Usage: "copy the channel", Flags: []ucli.Flag{f.String("ssh-key", "", "SSH private key file")}}),
 			{Name: "hidden-one", Hidden: true},
 			GenerateCommand(),
 		},

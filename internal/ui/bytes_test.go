@@ -19,3 +19,26 @@ func TestBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{"", 0, false},
+		{"0", 0, false},
+		{"512", 512, false},
+		{"500K", 500 << 10, false},
+		{"20m", 20 << 20, false},
+		{" 1G ", 1 << 30, false},
+		{"-1", 0, true},
+		{"1T", 0, true},
+		{"x", 0, true},
+	} {
+		got, err := ParseBytes(c.in)
+		if (err != nil) != c.bad || got != c.want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d, error %v", c.in, got, err, c.want, c.bad)
+		}
+	}
+}

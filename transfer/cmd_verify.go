@@ -44,7 +44,7 @@ func verifyFlags() []ucli.Flag {
 }
 
 func newVerifyCommand() *ucli.Command {
-	return withConfig(&ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:      "verify",
 		Usage:     "check that the newest (or a named) set in a channel directory is complete, intact and signed",
 		ArgsUsage: "DIR",

@@ -82,7 +82,7 @@ sftp://user@host[:port]/path (ssh-key or ssh-agent; host key checked in ssh-know
 `
 
 func newPushCommand() *ucli.Command {
-	return withConfig(&ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:        "push",
 		Usage:       "copy the complete sets (newest first, then the history) from a local channel directory to another place",
 		ArgsUsage:   "SRC-DIR DST (a directory or sftp://user@host:port/path)",
@@ -102,7 +102,7 @@ func newPushCommand() *ucli.Command {
 }
 
 func newPullCommand() *ucli.Command {
-	return withConfig(&ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:        "pull",
 		Usage:       "copy the complete sets (newest first, then the history) from another place into a local channel directory",
 		ArgsUsage:   "SRC (sftp://user@host:port/path or a directory) DST-DIR",
@@ -146,9 +146,9 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	if src.remote() && dst.remote() {
 		return cli.Usagef("both ends are servers; run transfer on one of them (push from the source or pull at the destination)")
 	}
-	limit, err := parseBytes(o.bwlimit)
+	limit, err := ui.ParseBytes(o.bwlimit)
 	if err != nil {
-		return cli.Usagef("--bwlimit %v", err)
+		return cli.Usagef("--bwlimit %v (bytes per second)", err)
 	}
 	if o.workers < 1 || o.bigWorkers < 1 || o.ssh.connections < 1 || o.ssh.sessions < 1 {
 		return cli.Usagef("--workers, --big-workers, --connections and --sessions must be at least 1")

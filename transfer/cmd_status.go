@@ -25,7 +25,7 @@ type statusOptions struct {
 }
 
 func newStatusCommand() *ucli.Command {
-	return withConfig(&ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:      "status",
 		Usage:     "show the newest signed set on each side and how far the destination lags",
 		ArgsUsage: "SRC DST (each a directory or sftp://user@host:port/path)",

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"strings"
@@ -6,11 +6,12 @@ import (
 	ucli "github.com/urfave/cli/v2"
 )
 
-// flagsFirst lets flags follow the positional arguments, as in
-// `transfer wait DIR --timeout 10m`: urfave/cli v2 stops parsing flags at
-// the first argument, so the flags of a known command are moved in front
-// of its arguments. "--" ends the reordering.
-func flagsFirst(app *ucli.App, args []string) []string {
+// FlagsFirst lets flags follow the positional arguments, as in
+// `transfer wait DIR --timeout 10m` or `restore list DIR --json`: urfave/cli
+// v2 stops parsing flags at the first argument, so the flags of a known
+// command are moved in front of its arguments. "--" ends the reordering.
+// Run applies it, so every program parses a command line the same way.
+func FlagsFirst(app *ucli.App, args []string) []string {
 	if len(args) < 3 {
 		return args
 	}

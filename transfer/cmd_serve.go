@@ -10,6 +10,10 @@ import (
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 )
 
+// newServeCommand is the one command not built with prog.Command: it is
+// started by push on the far end, and reads no config file there (a
+// malformed or outdated transfer.toml on the destination must not stop a
+// push), so it has no settings to load.
 func newServeCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:      "serve",
@@ -23,6 +27,7 @@ starts it as "transfer serve DIR" over each SSH connection (--remote-transfer)
 and streams files through it instead of SFTP. It runs with the rights of the
 SSH account, the same as that account's SFTP server.
 `,
+		OnUsageError: cli.OnUsageError,
 		Action: func(c *ucli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Usagef("serve needs DIR")

@@ -29,7 +29,7 @@ type waitOptions struct {
 }
 
 func newWaitCommand() *ucli.Command {
-	return withConfig(&ucli.Command{
+	return prog.Command(&ucli.Command{
 		Name:      "wait",
 		Usage:     "block until a set newer than the last one seen is complete in a channel directory",
 		ArgsUsage: "DIR",
