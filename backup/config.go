@@ -108,11 +108,6 @@ func configFlags() []ucli.Flag {
 		f.Strings("mysql-databases", nil, "databases to dump (default all non-system ones, and then the standby drops databases prod no longer has)"),
 		f.String("mysqldump", "mysqldump", "mysqldump program"),
 		f.Bool("mysql-via-ssh", false, "run mysqldump on the leader over SSH"),
-		f.String("ssh-host", "", "leader host for SSH (mysqldump, SFTP roots)"),
-		f.Int("ssh-port", 22, "leader SSH port"),
-		f.String("ssh-user", "root", "leader SSH user"),
-		f.Path("ssh-key", "", "SSH private key (default: ssh-agent)"),
-		f.Path("ssh-known-hosts", "/etc/squirro-bcp/known_hosts", "known_hosts with the leader's host key"),
 		f.String("storage-root", "/var/lib/squirro/storage", "storage directory to capture (empty: none)"),
 		f.Strings("storage-exclude", nil, "patterns to leave out of storage"),
 		f.String("config-root", "", "config directory to capture, e.g. /etc/squirro (empty: none)"),
@@ -130,6 +125,7 @@ func configFlags() []ucli.Flag {
 		f.Duration("log-interval", 30*time.Second, "progress log line interval when not on a terminal"),
 		f.Duration("lock-lease", 15*time.Minute, "the channel lock is renewed every third of this while a run lives; a lock not renewed for this long (its node died) is taken over by the next run"),
 	}
+	fl = append(fl, cli.SSHFlags(f, "leader host for SSH (mysql-via-ssh, files-via-ssh)")...)
 	fl = append(fl, f.Strings("cluster-nodes", nil, "the prod cluster's application nodes (names), to warn when their number is even"))
 	fl = append(fl, leader.Flags(f)...)
 	return append(fl, alert.Flags(f)...)

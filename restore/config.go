@@ -124,12 +124,6 @@ func settingsFlags() []ucli.Flag {
 		f.Bool("mysql-via-ssh", false, "run the mysql client on the leader over SSH"),
 		f.Strings("mysql-keep", nil, "standby databases never dropped, though the set says prod no longer has them (patterns)"),
 
-		f.String("ssh-host", "", "standby leader host for SSH and SFTP"),
-		f.Int("ssh-port", 22, "SSH port"),
-		f.String("ssh-user", "", "SSH user"),
-		f.Path("ssh-key", "", "SSH private key (empty: ssh-agent)"),
-		f.Path("ssh-known-hosts", "/etc/squirro-bcp/known_hosts", "known_hosts file with the standby nodes' host keys (needed for files-via-ssh, mysql-via-ssh, restart-command)"),
-
 		f.String("storage-root", "", "the standby's storage directory (tree \"storage\"); on the leader when --files-via-ssh"),
 		f.String("config-root", "", "the standby's config directory (tree \"config\"); empty: config is not restored"),
 		f.Bool("files-via-ssh", false, "apply file trees on the leader over SSH, through its transfer program (remote-transfer)"),
@@ -154,6 +148,7 @@ func settingsFlags() []ucli.Flag {
 		f.Path("metrics-file", "", "Prometheus textfile to write (node_exporter textfile collector): recovery point, last restore, sets waiting"),
 		f.Duration("max-recovery-point-age", 2*time.Hour, "restore watch alerts (alert-*) when the standby's recovery point is older than this, and once when it is not again; 0: never"),
 	}
+	fl = append(fl, cli.SSHFlags(f, "standby leader host for SSH and SFTP (files-via-ssh, mysql-via-ssh); restart-nodes use the same port, user, key and known_hosts")...)
 	fl = append(fl, leader.Flags(f)...)
 	return append(fl, alert.Flags(f)...)
 }
@@ -320,15 +315,7 @@ func (s *settings) checkKnownHosts(what []string) error {
 	if len(what) == 0 {
 		return nil
 	}
-	need := strings.Join(what, ", ")
-	if s.SSH.KnownHosts == "" {
-		return cli.Usagef("%s need SSH, but no known_hosts file is configured (--ssh-known-hosts)", need)
-	}
-	if _, err := os.Stat(s.SSH.KnownHosts); err != nil {
-		return fmt.Errorf("%s need SSH to the standby nodes, but the known_hosts file cannot be read: %w; "+
-			"add the nodes' host keys there (ssh-keyscan, verified out of band) or point ssh-known-hosts at the right file", need, err)
-	}
-	return nil
+	return cli.CheckKnownHosts(strings.Join(what, ", ")+" need", s.SSH.KnownHosts)
 }
 
 // stateDir creates and returns the state directory.

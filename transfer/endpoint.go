@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/url"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -17,9 +15,6 @@ import (
 	"github.com/squirro-bcp/bcp/internal/sshx"
 )
 
-// defaultKnownHosts is the known_hosts file backup and restore default to.
-const defaultKnownHosts = "/etc/squirro-bcp/known_hosts"
-
 // sshOptions say how to reach an sftp:// end.
 type sshOptions struct {
 	keyFile     string
@@ -31,9 +26,7 @@ type sshOptions struct {
 }
 
 func sshFlags() []ucli.Flag {
-	return []ucli.Flag{
-		flags.Path("ssh-key", "", "SSH private key file; empty uses ssh-agent (SSH_AUTH_SOCK)"),
-		flags.Path("ssh-known-hosts", defaultKnownHosts, "OpenSSH known_hosts file with the sftp:// hosts' keys; host keys are always verified"),
+	return append(cli.SSHKeyFlags(flags),
 		flags.Int("connections", defaultConnections(), "SSH connections to an sftp:// end (each its own sshd process, helper and cipher stream); "+
 			"the default is one per two CPUs here, at most 4"),
 		flags.Int("sessions", 8, "SFTP sessions per SSH connection (each its own sftp-server: more fsyncs at once)"),
@@ -41,7 +34,7 @@ func sshFlags() []ucli.Flag {
 		flags.String("remote-transfer", "transfer", "this program on an sftp:// destination, started there as `PROGRAM serve DIR` to stream files "+
 			"(several times faster than SFTP for many small files); a name the account's shell finds or a path; \"none\": SFTP only. "+
 			"If it cannot be started, the copy goes over SFTP and says so"),
-	}
+	)
 }
 
 // defaultConnections is one SSH connection per two CPUs, at most four.
@@ -101,12 +94,8 @@ func (e endpoint) open(ctx context.Context, so sshOptions, destination bool, not
 	if !e.remote() {
 		return mover.NewLocal(e.dir), nil
 	}
-	if so.knownHosts == "" {
-		return nil, cli.Usagef("%s needs SSH, but no known_hosts file is configured (--ssh-known-hosts)", e.raw)
-	}
-	if _, err := os.Stat(so.knownHosts); err != nil {
-		return nil, fmt.Errorf("%s needs SSH, but the known_hosts file cannot be read: %w; "+
-			"add the host's key there (ssh-keyscan, verified out of band) or point ssh-known-hosts at the right file", e.raw, err)
+	if err := cli.CheckKnownHosts(e.raw+" needs", so.knownHosts); err != nil {
+		return nil, err
 	}
 	cfg := e.ssh
 	cfg.KeyFile, cfg.KnownHosts, cfg.KeepAlive = so.keyFile, so.knownHosts, so.keepAlive

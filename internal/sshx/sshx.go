@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,7 @@ var ErrHostKey = errors.New("ssh host key not trusted")
 type Config struct {
 	Host       string // host name or IP (loopback in tests)
 	Port       int    // 22 when zero
-	User       string
+	User       string // empty: the user running this program, as ssh(1) does
 	KeyFile    string // private key; empty means ssh-agent via SSH_AUTH_SOCK
 	KnownHosts string // OpenSSH known_hosts file; required
 	Timeout    time.Duration
@@ -89,6 +90,13 @@ var ciphers = []string{"aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chac
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.KnownHosts == "" {
 		return nil, fmt.Errorf("ssh %s: no known_hosts file configured: host keys are always verified; add the host's key with ssh-keyscan -p PORT HOST >> known_hosts after checking its fingerprint", cfg.Addr())
+	}
+	if cfg.User == "" {
+		u, err := user.Current()
+		if err != nil {
+			return nil, fmt.Errorf("ssh %s: no SSH user configured (ssh-user) and the user running this program is unknown: %w", cfg.Addr(), err)
+		}
+		cfg.User = u.Username
 	}
 	hk, err := knownhosts.New(cfg.KnownHosts)
 	if err != nil {
