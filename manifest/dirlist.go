@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -103,16 +104,80 @@ type TreeWriter struct {
 	last  string
 	n     int64
 	stack []*openDir // root first
+	enc   []byte     // a directory's lines, encoded for LinesDigest
+
+	// Reusable, if set, says whether the list object of a memo given to
+	// WriteEntryMemo or SetRootMemo may be used as it is (it must still be
+	// there, with its size). Without it no memo is used.
+	Reusable func(Ref) bool
+	// OnList, if set, is called when a directory's list is known (stored
+	// or reused), innermost first, with the memo to give the next writer.
+	OnList func(dir string, m ListMemo) error
 
 	files, bytes, dirs int64
-	// Lists counts the directory lists stored, ListBytes their size.
-	Lists, ListBytes int64
+	// Lists counts the directory lists stored or reused, ListBytes their
+	// size; Reused counts those taken from a memo (not encoded, not stored).
+	Lists, ListBytes, Reused int64
 }
 
 type openDir struct {
 	path  string
 	lines []DirEntry
+	memo  *ListMemo
 	buf   bytes.Buffer
+}
+
+// ListMemo remembers a directory list: the digest of its lines
+// (LinesDigest) and the reference of its list object. A directory whose
+// lines have the same digest has the same list, so a writer given the memo
+// reuses the object without encoding, hashing or storing the list again.
+type ListMemo struct {
+	Lines [sha256.Size]byte
+	List  Ref
+}
+
+// linesVersion starts the encoding LinesDigest hashes. Change it whenever
+// DirEntry or the list's encoding (JSON, zstd settings) changes in a way
+// that lines with the same digest could give another list.
+const linesVersion = "bcp-dir-lines 1\n"
+
+// LinesDigest is the SHA-256 of an unambiguous binary encoding of a
+// directory's lines (every field of DirEntry, each length-prefixed, the
+// mtime as UTC seconds and nanoseconds, which is what its JSON says).
+func LinesDigest(lines []DirEntry) [sha256.Size]byte {
+	return sha256.Sum256(appendLines(nil, lines))
+}
+
+func appendLines(b []byte, lines []DirEntry) []byte {
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = append(b, linesVersion...)
+	for i := range lines {
+		d := &lines[i]
+		str(d.Name)
+		str(d.Type)
+		b = binary.AppendUvarint(b, uint64(d.Mode))
+		b = binary.AppendVarint(b, int64(d.UID))
+		b = binary.AppendVarint(b, int64(d.GID))
+		str(d.User)
+		str(d.Group)
+		t := d.MTime.UTC()
+		b = binary.AppendVarint(b, t.Unix())
+		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+		b = binary.AppendVarint(b, d.Size)
+		str(d.Object)
+		str(d.Target)
+		if d.Tree == nil {
+			b = append(b, 0)
+		} else {
+			b = append(b, 1)
+			str(d.Tree.SHA256)
+			b = binary.AppendVarint(b, d.Tree.Size)
+		}
+	}
+	return b
 }
 
 // NewTreeWriter returns a writer storing lists in p.
@@ -121,7 +186,14 @@ func NewTreeWriter(ctx context.Context, p Putter) *TreeWriter {
 }
 
 // WriteEntry appends the next entry in walk order.
-func (tw *TreeWriter) WriteEntry(e Entry) error {
+func (tw *TreeWriter) WriteEntry(e Entry) error { return tw.WriteEntryMemo(e, nil) }
+
+// SetRootMemo gives the memo of the root directory's list (nil: none).
+func (tw *TreeWriter) SetRootMemo(m *ListMemo) { tw.stack[0].memo = m }
+
+// WriteEntryMemo appends the next entry in walk order; for a directory,
+// memo (if not nil) is what its list was in the last tree written.
+func (tw *TreeWriter) WriteEntryMemo(e Entry, memo *ListMemo) error {
 	if err := e.Validate(); err != nil {
 		return err
 	}
@@ -143,7 +215,7 @@ func (tw *TreeWriter) WriteEntry(e Entry) error {
 	top := tw.stack[len(tw.stack)-1]
 	top.lines = append(top.lines, dirEntryOf(e))
 	if e.Type == TypeDir {
-		tw.stack = append(tw.stack, &openDir{path: e.Path})
+		tw.stack = append(tw.stack, &openDir{path: e.Path, memo: memo})
 	}
 	tw.last = e.Path
 	tw.n++
@@ -171,6 +243,33 @@ func (tw *TreeWriter) pop() error {
 }
 
 func (tw *TreeWriter) store(d *openDir) (Ref, error) {
+	if tw.OnList == nil && (d.memo == nil || tw.Reusable == nil) {
+		return tw.encode(d)
+	}
+	tw.enc = appendLines(tw.enc[:0], d.lines)
+	m := ListMemo{Lines: sha256.Sum256(tw.enc)}
+	if d.memo != nil && d.memo.Lines == m.Lines && tw.Reusable != nil && tw.Reusable(d.memo.List) {
+		m.List = d.memo.List
+		tw.Lists++
+		tw.ListBytes += m.List.Size
+		tw.Reused++
+	} else {
+		ref, err := tw.encode(d)
+		if err != nil {
+			return Ref{}, err
+		}
+		m.List = ref
+	}
+	if tw.OnList != nil {
+		if err := tw.OnList(d.path, m); err != nil {
+			return Ref{}, err
+		}
+	}
+	return m.List, nil
+}
+
+// encode encodes, compresses and stores d's list.
+func (tw *TreeWriter) encode(d *openDir) (Ref, error) {
 	d.buf.Reset()
 	enc := json.NewEncoder(&d.buf)
 	enc.SetEscapeHTML(false)

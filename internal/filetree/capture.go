@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/squirro-bcp/bcp/manifest"
@@ -78,6 +78,7 @@ type CaptureStats struct {
 	ReadFiles, ReadBytes           int64 // files opened and bytes read
 	Reused                         int64 // files whose object came from the cache
 	Lists, ListBytes               int64 // directory lists stored (new or already there) and their size
+	ReusedLists                    int64 // lists named by the cache, not encoded again
 	// CacheErr: the previous cache could not be read to its end (the
 	// files after the damage were read again).
 	CacheErr error
@@ -105,9 +106,16 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 	// A store is written in batches: one syncfs per batch instead of two
 	// fsyncs per file; everything is durable when Capture returns.
 	var batch *objects.Batch
+	var reusable func(manifest.Ref) bool
 	if s, ok := o.Store.(*objects.Store); ok {
 		batch = s.NewBatch()
 		o.Store = batch
+		// A list named in the cache is reused only if it is still there
+		// (prune, or a damaged channel, may have removed it) with its size.
+		reusable = func(ref manifest.Ref) bool {
+			fi, err := s.Stat(ref.SHA256)
+			return err == nil && fi.Size() == ref.Size
+		}
 	}
 	c := &capturer{o: o, old: old, next: next, sem: make(chan struct{}, o.Workers)}
 	o.Progress.Begin("files "+o.Name, 0, "files")
@@ -116,6 +124,8 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 	// list is stored as soon as the walk leaves it, so only the lists of
 	// the directories enclosing the walk are held.
 	tw := manifest.NewTreeWriter(ctx, o.Store)
+	tw.Reusable, tw.OnList = reusable, next.setMemo
+	tw.SetRootMemo(old.rootMemo())
 	err = c.fill(ctx)(tw)
 	var t manifest.Tree
 	if err == nil {
@@ -128,6 +138,8 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 	if err == nil && batch != nil {
 		err = batch.Flush(ctx)
 	}
+	c.st.Files, c.st.Dirs, c.st.Symlinks, c.st.Skipped, c.st.Reused = c.ws.Files, c.ws.Dirs, c.ws.Symlinks, c.ws.Skipped, c.ws.Reused
+	c.st.Bytes += c.ws.Bytes
 	if err != nil {
 		if batch != nil {
 			batch.Discard()
@@ -135,7 +147,7 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 		cache.Remove()
 		return manifest.Tree{}, nil, c.st, fmt.Errorf("capture %s (%s): %w", o.Name, o.Source, err)
 	}
-	c.st.Lists, c.st.ListBytes = tw.Lists, tw.ListBytes
+	c.st.Lists, c.st.ListBytes, c.st.ReusedLists = tw.Lists, tw.ListBytes, tw.Reused
 	c.st.CacheErr = old.err
 	t.Files, t.Bytes = c.st.Files, c.st.Bytes
 	return t, cache, c.st, nil
@@ -147,7 +159,8 @@ type capturer struct {
 	next *cacheWriter  // written in walk order, by the ordering goroutine
 	sem  chan struct{} // bounds directory listings in flight
 	mu   sync.Mutex
-	st   CaptureStats
+	st   CaptureStats // what the readers count, under mu
+	ws   CaptureStats // what the walk counts (its goroutine only)
 }
 
 // pending is an entry waiting for its content to be stored.
@@ -155,6 +168,48 @@ type pending struct {
 	e    manifest.Entry
 	done chan error // nil: nothing to read
 	id   CacheEntry
+	memo *manifest.ListMemo // a directory's list in the previous capture
+}
+
+// chunkLen is how many entries the walk hands to the ordering goroutine
+// at a time: one allocation and one channel hop per chunk, not per entry.
+const chunkLen = 256
+
+// chunker collects the walk's entries into chunks. Entries live in an
+// array of chunkLen that is never grown, so a worker may hold a pointer
+// to one while the walk fills the rest.
+type chunker struct {
+	ctx     context.Context
+	ordered chan<- []pending
+	buf     []pending
+	sent    int
+}
+
+// add returns the next entry to fill in; send hands it over later.
+func (k *chunker) add(e manifest.Entry) *pending {
+	if len(k.buf) == cap(k.buf) {
+		k.buf, k.sent = make([]pending, 0, chunkLen), 0
+	}
+	k.buf = append(k.buf, pending{e: e})
+	return &k.buf[len(k.buf)-1]
+}
+
+// drop takes back the last entry added (not to be captured).
+func (k *chunker) drop() { k.buf = k.buf[:len(k.buf)-1] }
+
+// flush hands over the entries added since the last flush, at once if
+// the chunk is full or force is set.
+func (k *chunker) flush(force bool) error {
+	if len(k.buf) == k.sent || (!force && len(k.buf) < cap(k.buf)) {
+		return nil
+	}
+	select {
+	case k.ordered <- k.buf[k.sent:len(k.buf):len(k.buf)]:
+		k.sent = len(k.buf)
+		return nil
+	case <-k.ctx.Done():
+		return k.ctx.Err()
+	}
 }
 
 func (c *capturer) fill(ctx context.Context) func(*manifest.TreeWriter) error {
@@ -162,7 +217,7 @@ func (c *capturer) fill(ctx context.Context) func(*manifest.TreeWriter) error {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		jobs := make(chan *pending, c.o.Workers*4)
-		ordered := make(chan *pending, 4096)
+		ordered := make(chan []pending, 16)
 		var wg sync.WaitGroup
 		for i := 0; i < c.o.Workers; i++ {
 			wg.Add(1)
@@ -175,39 +230,50 @@ func (c *capturer) fill(ctx context.Context) func(*manifest.TreeWriter) error {
 		}
 		walkErr := make(chan error, 1)
 		go func() {
-			err := c.walk(ctx, "", c.list(ctx, ""), jobs, ordered)
+			k := &chunker{ctx: ctx, ordered: ordered}
+			err := c.walk(ctx, "", c.list(ctx, ""), jobs, k)
+			if err == nil {
+				err = k.flush(true)
+			}
 			close(jobs)
 			close(ordered)
 			walkErr <- err
 		}()
 		var first error
-		for p := range ordered {
-			if first != nil {
+		for chunk := range ordered {
+			for i := range chunk {
+				p := &chunk[i]
+				if first != nil {
+					if p.done != nil {
+						<-p.done
+					}
+					continue
+				}
 				if p.done != nil {
-					<-p.done
+					if err := <-p.done; err != nil {
+						first = err
+						cancel()
+						continue
+					}
 				}
-				continue
-			}
-			if p.done != nil {
-				if err := <-p.done; err != nil {
+				// WriteEntry may end directories, whose memos go into
+				// records written before; a directory's record comes after.
+				err := lw.WriteEntryMemo(p.e, p.memo)
+				if err == nil {
+					switch p.e.Type {
+					case manifest.TypeFile:
+						err = c.next.add(p.e.Path, CacheEntry{Size: p.e.Size, MTimeNs: p.id.MTimeNs, Inode: p.id.Inode, Object: p.e.Object})
+					case manifest.TypeDir:
+						err = c.next.addDir(p.e.Path)
+					}
+				}
+				if err != nil {
 					first = err
 					cancel()
 					continue
 				}
 			}
-			if err := lw.WriteEntry(p.e); err != nil {
-				first = err
-				cancel()
-				continue
-			}
-			if p.e.Type == manifest.TypeFile {
-				if err := c.next.add(p.e.Path, CacheEntry{Size: p.e.Size, MTimeNs: p.id.MTimeNs, Inode: p.id.Inode, Object: p.e.Object}); err != nil {
-					first = err
-					cancel()
-					continue
-				}
-			}
-			c.o.Progress.Add(1)
+			c.o.Progress.Add(int64(len(chunk)))
 		}
 		wg.Wait()
 		if err := <-walkErr; first == nil {
@@ -262,12 +328,15 @@ func (c *capturer) list(ctx context.Context, dir string) *dirList {
 		}
 		d.infos, d.err = c.o.Source.ReadDir(dir)
 		<-c.sem
-		sort.Slice(d.infos, func(i, j int) bool { return d.infos[i].Name() < d.infos[j].Name() })
+		byName := func(a, b fs.FileInfo) int { return strings.Compare(a.Name(), b.Name()) }
+		if !slices.IsSortedFunc(d.infos, byName) {
+			slices.SortFunc(d.infos, byName)
+		}
 	}()
 	return d
 }
 
-func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs, ordered chan<- *pending) error {
+func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs chan<- *pending, k *chunker) error {
 	select {
 	case <-d.done:
 	case <-ctx.Done():
@@ -280,16 +349,15 @@ func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs, order
 		return fmt.Errorf("read directory %q of %s: %w", dir, c.o.Source, d.err)
 	}
 	infos := d.infos
-	relOf := func(fi fs.FileInfo) string {
-		if dir == "" {
-			return fi.Name()
-		}
-		return path.Join(dir, fi.Name())
+	prefix := ""
+	if dir != "" {
+		prefix = dir + "/"
 	}
+	excluded := func(rel string) bool { return len(c.o.Exclude) > 0 && Excluded(rel, c.o.Exclude) }
 	// Subdirectories, listed up to readAhead ahead of the one walked.
 	var subs []int
 	for i, fi := range infos {
-		if fi.IsDir() && !Excluded(relOf(fi), c.o.Exclude) {
+		if fi.IsDir() && !excluded(prefix+fi.Name()) {
 			subs = append(subs, i)
 		}
 	}
@@ -297,40 +365,41 @@ func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs, order
 	started := 0
 	readUpTo := func(n int) {
 		for ; started < len(subs) && started < n; started++ {
-			ahead[subs[started]] = c.list(ctx, relOf(infos[subs[started]]))
+			ahead[subs[started]] = c.list(ctx, prefix+infos[subs[started]].Name())
 		}
 	}
 	readUpTo(readAhead)
 	walked := 0
 	for i, fi := range infos {
-		rel := relOf(fi)
-		if Excluded(rel, c.o.Exclude) {
+		rel := prefix + fi.Name()
+		if excluded(rel) {
 			continue
 		}
 		m := c.o.Source.Meta(fi)
-		e := manifest.Entry{
+		p := k.add(manifest.Entry{
 			Path: rel, UID: m.UID, GID: m.GID, User: m.User, Group: m.Group,
 			Mode:  uint32(fi.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)),
 			MTime: fi.ModTime(),
-		}
-		p := &pending{e: e}
+		})
 		switch {
 		case fi.IsDir():
 			p.e.Type = manifest.TypeDir
-			c.count(func(s *CaptureStats) { s.Dirs++ })
-			if err := send(ctx, ordered, p); err != nil {
+			p.memo = c.old.lookupDir(rel)
+			c.ws.Dirs++
+			if err := k.flush(false); err != nil {
 				return err
 			}
 			walked++
 			readUpTo(walked + readAhead)
 			sub := ahead[i]
 			delete(ahead, i)
-			if err := c.walk(ctx, rel, sub, jobs, ordered); err != nil {
+			if err := c.walk(ctx, rel, sub, jobs, k); err != nil {
 				return err
 			}
 			continue
 		case fi.Mode()&fs.ModeSymlink != 0:
 			if len(c.o.Include) > 0 && !Excluded(rel, c.o.Include) {
+				k.drop()
 				continue
 			}
 			t, err := c.o.Source.Readlink(rel)
@@ -338,45 +407,35 @@ func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs, order
 				return fmt.Errorf("read link %s: %w", rel, err)
 			}
 			p.e.Type, p.e.Target = manifest.TypeSymlink, t
-			c.count(func(s *CaptureStats) { s.Symlinks++ })
+			c.ws.Symlinks++
 		case fi.Mode().IsRegular():
 			if len(c.o.Include) > 0 && !Excluded(rel, c.o.Include) {
+				k.drop()
 				continue
 			}
 			p.e.Type, p.e.Size = manifest.TypeFile, fi.Size()
 			p.id = CacheEntry{Size: fi.Size(), MTimeNs: fi.ModTime().UnixNano(), Inode: m.Inode}
 			if prev, ok := c.old.lookup(rel); ok && prev.Size == p.id.Size && prev.MTimeNs == p.id.MTimeNs && prev.Inode == p.id.Inode && prev.Object != "" {
 				p.e.Object = prev.Object
-				c.count(func(s *CaptureStats) { s.Reused++ })
+				c.ws.Reused++
 			} else {
 				p.done = make(chan error, 1)
-				if err := send(ctx, jobs, p); err != nil {
-					return err
+				select {
+				case jobs <- p:
+				case <-ctx.Done():
+					return ctx.Err()
 				}
 			}
-			c.count(func(s *CaptureStats) { s.Files++; s.Bytes += fi.Size() })
+			c.ws.Files++
+			c.ws.Bytes += fi.Size()
 		default:
-			c.count(func(s *CaptureStats) { s.Skipped++ })
+			k.drop()
+			c.ws.Skipped++
 			continue
 		}
-		if err := send(ctx, ordered, p); err != nil {
+		if err := k.flush(false); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func (c *capturer) count(f func(*CaptureStats)) {
-	c.mu.Lock()
-	f(&c.st)
-	c.mu.Unlock()
-}
-
-func send(ctx context.Context, ch chan<- *pending, p *pending) error {
-	select {
-	case ch <- p:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

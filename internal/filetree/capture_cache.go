@@ -22,11 +22,26 @@ import (
 // capture reads it alongside its walk, as a merge, and writes its own
 // beside it as it goes: neither is held in memory.
 //
-// File format (version 2): the line "bcp-capture-cache 2", a slot of
+// It also keeps, for every directory, the memo of its list
+// (manifest.ListMemo: the digest of its lines and the list object), so
+// that a directory whose lines did not change reuses its list object
+// without encoding, hashing or storing it again. A memo is used only if
+// its object is still in the store with its size (Capture checks), and
+// backup uses a cache only while its set is published: that set holds the
+// lists and files named in the cache, so prune has not removed them.
+//
+// File format (version 3): the line "bcp-capture-cache 3", a slot of
 // cacheIDSlot bytes holding the set id padded with spaces and a newline
-// (filled in by Save once the set is published), then per file the path
-// length and path, size, mtime in ns, inode (varints) and the 32-byte
-// SHA-256, in walk order, then a zero path length that ends the file.
+// (filled in by Save once the set is published), the root directory's
+// memo slot (cacheMemoSlot bytes, written when the capture ends), then a
+// record per file and per directory in walk order: the path length and
+// path, a kind byte, and for a file ('f') its size, mtime in ns, inode
+// (varints) and the 32-byte SHA-256; for a directory ('d') its memo slot,
+// written once the directory's list is stored. A zero path length ends
+// the file. A memo slot is a flag byte (1: set), the 32-byte digest of
+// the lines, the list's 32-byte SHA-256 and its size (8 bytes, little
+// endian). Version 2 (files only, no kind byte, no root slot) is still
+// read: its files are reused, every list is encoded again.
 type CaptureCache struct {
 	SetID string // the set the cache was made for ("" until published)
 	file  string
@@ -42,9 +57,12 @@ type CacheEntry struct {
 }
 
 const (
-	cacheMagic  = "bcp-capture-cache 2\n"
-	cacheIDSlot = 64
-	cacheHeader = len(cacheMagic) + cacheIDSlot + 1
+	cacheMagic    = "bcp-capture-cache 3\n"
+	cacheMagicV2  = "bcp-capture-cache 2\n"
+	cacheIDSlot   = 64
+	cacheMemoSlot = 1 + 2*sha256.Size + 8
+	cacheHeaderV2 = len(cacheMagic) + cacheIDSlot + 1
+	cacheHeader   = cacheHeaderV2 + cacheMemoSlot
 )
 
 // cacheTempPattern names the next cache while a capture writes it.
@@ -84,22 +102,44 @@ func LoadCaptureCache(file string) (*CaptureCache, error) {
 		return nil, err
 	}
 	defer f.Close()
-	id, err := readCacheHeader(f)
+	h, err := readCacheHeader(bufio.NewReader(f))
 	if err != nil {
 		return nil, fmt.Errorf("capture cache %s: %w (delete it; the next run reads every file once)", file, err)
 	}
-	return &CaptureCache{SetID: id, file: file}, nil
+	return &CaptureCache{SetID: h.id, file: file}, nil
 }
 
-func readCacheHeader(r io.Reader) (string, error) {
-	h := make([]byte, cacheHeader)
-	if _, err := io.ReadFull(r, h); err != nil || string(h[:len(cacheMagic)]) != cacheMagic || h[cacheHeader-1] != '\n' {
-		return "", errors.New("not a capture cache of this version")
+// cacheHead is what a cache file starts with.
+type cacheHead struct {
+	id   string
+	v2   bool               // version 2: file records only
+	root *manifest.ListMemo // nil: none
+}
+
+func readCacheHeader(r *bufio.Reader) (cacheHead, error) {
+	h := make([]byte, cacheHeaderV2)
+	if _, err := io.ReadFull(r, h); err != nil || h[cacheHeaderV2-1] != '\n' {
+		return cacheHead{}, errors.New("not a capture cache")
 	}
-	return strings.TrimRight(string(h[len(cacheMagic):cacheHeader-1]), " "), nil
+	var c cacheHead
+	switch string(h[:len(cacheMagic)]) {
+	case cacheMagic:
+		slot := make([]byte, cacheMemoSlot)
+		if _, err := io.ReadFull(r, slot); err != nil {
+			return cacheHead{}, errors.New("not a capture cache: truncated header")
+		}
+		c.root = decodeMemo(slot)
+	case cacheMagicV2:
+		c.v2 = true
+	default:
+		return cacheHead{}, errors.New("not a capture cache of a version this program reads")
+	}
+	c.id = strings.TrimRight(string(h[len(cacheMagic):cacheHeaderV2-1]), " ")
+	return c, nil
 }
 
-func cacheHeaderBytes(id string) ([]byte, error) {
+// cacheIDBytes is the header's first part: magic, set id slot, newline.
+func cacheIDBytes(id string) ([]byte, error) {
 	if len(id) > cacheIDSlot || strings.ContainsAny(id, " \n") {
 		return nil, fmt.Errorf("capture cache: set id %q does not fit", id)
 	}
@@ -107,11 +147,44 @@ func cacheHeaderBytes(id string) ([]byte, error) {
 	return h, nil
 }
 
+// encodeMemo fills a memo slot (m nil: an empty slot).
+func encodeMemo(slot []byte, m *manifest.ListMemo) error {
+	clear(slot)
+	if m == nil {
+		return nil
+	}
+	sum, err := hex.DecodeString(m.List.SHA256)
+	if err != nil || len(sum) != sha256.Size || m.List.Size < 0 {
+		return fmt.Errorf("capture cache: list %q is not a valid object", m.List.SHA256)
+	}
+	slot[0] = 1
+	copy(slot[1:], m.Lines[:])
+	copy(slot[1+sha256.Size:], sum)
+	binary.LittleEndian.PutUint64(slot[1+2*sha256.Size:], uint64(m.List.Size))
+	return nil
+}
+
+// decodeMemo reads a memo slot (nil: empty or not valid).
+func decodeMemo(slot []byte) *manifest.ListMemo {
+	if slot[0] != 1 {
+		return nil
+	}
+	m := &manifest.ListMemo{List: manifest.Ref{
+		SHA256: hex.EncodeToString(slot[1+sha256.Size : 1+2*sha256.Size]),
+		Size:   int64(binary.LittleEndian.Uint64(slot[1+2*sha256.Size:])),
+	}}
+	copy(m.Lines[:], slot[1:1+sha256.Size])
+	if m.List.Size < 0 || m.List.Size > manifest.MaxDirList {
+		return nil
+	}
+	return m
+}
+
 // Save puts the cache at file (0600) with its SetID, atomically: the file
 // Capture wrote is completed and renamed there when it can be, otherwise
 // copied.
 func (c *CaptureCache) Save(file string) error {
-	h, err := cacheHeaderBytes(c.SetID)
+	h, err := cacheIDBytes(c.SetID)
 	if err != nil {
 		return err
 	}
@@ -141,7 +214,14 @@ func (c *CaptureCache) Save(file string) error {
 		return fmt.Errorf("capture cache: %w", err)
 	}
 	defer src.Close()
-	if _, err := src.Seek(int64(cacheHeader), io.SeekStart); err != nil {
+	head := make([]byte, len(cacheMagic))
+	if _, err := io.ReadFull(src, head); err != nil {
+		return fmt.Errorf("capture cache: %w", err)
+	}
+	if string(head) == cacheMagicV2 { // a loaded version 2 cache keeps its version
+		copy(h, cacheMagicV2)
+	}
+	if _, err := src.Seek(int64(len(h)), io.SeekStart); err != nil {
 		return fmt.Errorf("capture cache: %w", err)
 	}
 	return manifest.WriteAtomic(file, 0o600, func(w io.Writer) error {
@@ -161,14 +241,19 @@ func (c *CaptureCache) Remove() {
 	}
 }
 
-// cacheReader reads a cache's entries for lookups in walk order. A
+// cacheReader reads a cache's records for lookups in walk order. A
 // damaged cache stops matching where the damage starts (err says why).
 type cacheReader struct {
 	f    *os.File
 	r    *bufio.Reader
+	head cacheHead
 	done bool
 	cur  string
-	e    CacheEntry
+	dir  bool               // cur is a directory
+	e    CacheEntry         // cur's entry, a file
+	memo *manifest.ListMemo // cur's memo, a directory (nil: none)
+	buf  []byte
+	slot [cacheMemoSlot]byte
 	err  error
 }
 
@@ -182,7 +267,7 @@ func openCacheReader(c *CaptureCache) (*cacheReader, error) {
 		return nil, fmt.Errorf("capture cache: %w", err)
 	}
 	r := &cacheReader{f: f, r: bufio.NewReaderSize(f, 256<<10)}
-	if _, err := readCacheHeader(r.r); err != nil {
+	if r.head, err = readCacheHeader(r.r); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("capture cache %s: %w", c.file, err)
 	}
@@ -196,7 +281,10 @@ func (r *cacheReader) close() {
 	}
 }
 
-// next reads the next entry into cur and e.
+// rootMemo is the root directory's memo (nil: none).
+func (r *cacheReader) rootMemo() *manifest.ListMemo { return r.head.root }
+
+// next reads the next record.
 func (r *cacheReader) next() {
 	if r.done {
 		return
@@ -216,9 +304,24 @@ func (r *cacheReader) next() {
 		r.done = true
 		return
 	}
-	buf := make([]byte, l)
-	var sum [sha256.Size]byte
-	if _, err = io.ReadFull(r.r, buf); err == nil {
+	if uint64(cap(r.buf)) < l {
+		r.buf = make([]byte, l, max(l, 256))
+	}
+	buf := r.buf[:l]
+	if _, err = io.ReadFull(r.r, buf); err != nil {
+		fail(err)
+		return
+	}
+	kind := byte('f')
+	if !r.head.v2 {
+		if kind, err = r.r.ReadByte(); err != nil {
+			fail(err)
+			return
+		}
+	}
+	switch kind {
+	case 'f':
+		var sum [sha256.Size]byte
 		if r.e.Size, err = binary.ReadVarint(r.r); err == nil {
 			if r.e.MTimeNs, err = binary.ReadVarint(r.r); err == nil {
 				if r.e.Inode, err = binary.ReadUvarint(r.r); err == nil {
@@ -226,31 +329,71 @@ func (r *cacheReader) next() {
 				}
 			}
 		}
-	}
-	if err != nil {
-		fail(err)
+		if err != nil {
+			fail(err)
+			return
+		}
+		r.dir, r.e.Object, r.memo = false, hex.EncodeToString(sum[:]), nil
+	case 'd':
+		if _, err := io.ReadFull(r.r, r.slot[:]); err != nil {
+			fail(err)
+			return
+		}
+		r.dir, r.e, r.memo = true, CacheEntry{}, decodeMemo(r.slot[:])
+	default:
+		fail(fmt.Errorf("unknown record kind %q", kind))
 		return
 	}
-	r.cur, r.e.Object = string(buf), hex.EncodeToString(sum[:])
+	if r.cur != string(buf) {
+		r.cur = string(buf)
+	}
 }
 
-// lookup returns the entry of path p; calls come in walk order.
-func (r *cacheReader) lookup(p string) (CacheEntry, bool) {
+// seek moves to the record of path p or past it; calls come in walk
+// order. It reports whether the current record is p's.
+func (r *cacheReader) seek(p string) bool {
 	for !r.done && manifest.ComparePaths(r.cur, p) < 0 {
 		r.next()
 	}
-	if !r.done && r.cur == p {
+	return !r.done && r.cur == p
+}
+
+// lookup returns the entry of file p; calls come in walk order.
+func (r *cacheReader) lookup(p string) (CacheEntry, bool) {
+	if r.seek(p) && !r.dir {
 		return r.e, true
 	}
 	return CacheEntry{}, false
 }
 
-// cacheWriter writes the next cache during the walk, in walk order.
-type cacheWriter struct {
-	f   *os.File
-	w   *bufio.Writer
-	tmp [binary.MaxVarintLen64]byte
+// lookupDir returns the memo of directory p's list (nil: none).
+func (r *cacheReader) lookupDir(p string) *manifest.ListMemo {
+	if r.seek(p) && r.dir {
+		return r.memo
+	}
+	return nil
 }
+
+// cacheWriter writes the next cache during the walk, in walk order. A
+// directory's record gets its memo when its list is known, after the
+// records below it: the writer keeps its own buffer so that the slot can
+// be filled in there or, once written out, in the file.
+type cacheWriter struct {
+	f    *os.File
+	buf  []byte
+	off  int64 // file offset of buf[0]
+	err  error
+	open []openSlot // directories written whose memo is not known yet
+	root *manifest.ListMemo
+	slot [cacheMemoSlot]byte
+}
+
+type openSlot struct {
+	path string
+	at   int64
+}
+
+const cacheWriteBuf = 256 << 10
 
 func newCacheWriter(dir string) (*cacheWriter, error) {
 	if dir == "" {
@@ -262,34 +405,104 @@ func newCacheWriter(dir string) (*cacheWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture cache: %w", err)
 	}
-	w := &cacheWriter{f: f, w: bufio.NewWriterSize(f, 256<<10)}
-	h, _ := cacheHeaderBytes("")
-	w.w.Write(h)
+	w := &cacheWriter{f: f, buf: make([]byte, 0, cacheWriteBuf+4096)}
+	h, _ := cacheIDBytes("")
+	w.buf = append(w.buf, h...)
+	w.buf = append(w.buf, make([]byte, cacheMemoSlot)...)
 	return w, nil
 }
 
-func (w *cacheWriter) varint(v int64)   { w.w.Write(w.tmp[:binary.PutVarint(w.tmp[:], v)]) }
-func (w *cacheWriter) uvarint(v uint64) { w.w.Write(w.tmp[:binary.PutUvarint(w.tmp[:], v)]) }
+func (w *cacheWriter) flushIfFull() {
+	if len(w.buf) < cacheWriteBuf || w.err != nil {
+		return
+	}
+	w.flush()
+}
+
+func (w *cacheWriter) flush() {
+	if w.err != nil {
+		return
+	}
+	if _, err := w.f.Write(w.buf); err != nil {
+		w.err = err
+	}
+	w.off += int64(len(w.buf))
+	w.buf = w.buf[:0]
+}
+
+func (w *cacheWriter) path(p string) {
+	w.buf = binary.AppendUvarint(w.buf, uint64(len(p)))
+	w.buf = append(w.buf, p...)
+}
 
 func (w *cacheWriter) add(p string, e CacheEntry) error {
 	sum, err := hex.DecodeString(e.Object)
 	if err != nil || len(sum) != sha256.Size || p == "" {
 		return fmt.Errorf("capture cache: entry %q has no valid object name", p)
 	}
-	w.uvarint(uint64(len(p)))
-	w.w.WriteString(p)
-	w.varint(e.Size)
-	w.varint(e.MTimeNs)
-	w.uvarint(e.Inode)
-	_, err = w.w.Write(sum)
-	return err
+	w.path(p)
+	w.buf = append(w.buf, 'f')
+	w.buf = binary.AppendVarint(w.buf, e.Size)
+	w.buf = binary.AppendVarint(w.buf, e.MTimeNs)
+	w.buf = binary.AppendUvarint(w.buf, e.Inode)
+	w.buf = append(w.buf, sum...)
+	w.flushIfFull()
+	return w.err
+}
+
+// addDir writes directory p's record; its memo follows with setMemo.
+func (w *cacheWriter) addDir(p string) error {
+	if p == "" {
+		return errors.New("capture cache: a directory without a name")
+	}
+	w.path(p)
+	w.buf = append(w.buf, 'd')
+	w.open = append(w.open, openSlot{path: p, at: w.off + int64(len(w.buf))})
+	w.buf = append(w.buf, make([]byte, cacheMemoSlot)...)
+	w.flushIfFull()
+	return w.err
+}
+
+// setMemo fills in directory dir's memo ("" is the root). Directories end
+// innermost first, so dir is the last one added and still open.
+func (w *cacheWriter) setMemo(dir string, m manifest.ListMemo) error {
+	if w.err != nil {
+		return w.err
+	}
+	if dir == "" {
+		w.root = &m
+		return nil
+	}
+	n := len(w.open)
+	if n == 0 || w.open[n-1].path != dir {
+		return fmt.Errorf("capture cache: the list of %q ends out of walk order", dir)
+	}
+	at := w.open[n-1].at
+	w.open = w.open[:n-1]
+	if err := encodeMemo(w.slot[:], &m); err != nil {
+		return err
+	}
+	if at >= w.off {
+		copy(w.buf[at-w.off:], w.slot[:])
+		return nil
+	}
+	if _, err := w.f.WriteAt(w.slot[:], at); err != nil {
+		w.err = err
+	}
+	return w.err
 }
 
 // finish ends the file and returns it as a cache to Save (or to give the
 // next Capture as it is).
 func (w *cacheWriter) finish() (*CaptureCache, error) {
-	w.uvarint(0)
-	err := w.w.Flush()
+	w.buf = binary.AppendUvarint(w.buf, 0)
+	w.flush()
+	err := w.err
+	if err == nil && w.root != nil {
+		if err = encodeMemo(w.slot[:], w.root); err == nil {
+			_, err = w.f.WriteAt(w.slot[:], int64(cacheHeaderV2))
+		}
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 
 	"github.com/pkg/sftp"
 )
@@ -33,31 +32,14 @@ func (l *LocalSource) Open(name string) (io.ReadCloser, error) {
 }
 func (l *LocalSource) Readlink(name string) (string, error) { return os.Readlink(l.p(name)) }
 
-func (l *LocalSource) ReadDir(name string) ([]fs.FileInfo, error) {
-	ents, err := os.ReadDir(l.p(name))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fs.FileInfo, 0, len(ents))
-	for _, e := range ents {
-		fi, err := e.Info()
-		if err != nil {
-			if os.IsNotExist(err) {
-				continue // vanished between readdir and lstat
-			}
-			return nil, err
-		}
-		out = append(out, fi)
-	}
-	return out, nil
-}
+func (l *LocalSource) ReadDir(name string) ([]fs.FileInfo, error) { return readDir(l.p(name)) }
 
 func (l *LocalSource) Meta(fi fs.FileInfo) Meta {
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	uid, gid, ino, ok := ownerOf(fi)
 	if !ok {
 		return Meta{}
 	}
-	m := Meta{UID: int(st.Uid), GID: int(st.Gid), Inode: st.Ino}
+	m := Meta{UID: int(uid), GID: int(gid), Inode: ino}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.users == nil {

@@ -3,6 +3,8 @@ package filetree
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -263,4 +265,131 @@ func TestRemoveStaleCacheTemps(t *testing.T) {
 			t.Errorf("%s was removed", p)
 		}
 	}
+}
+
+// TestCaptureReusesLists: with the cache, a directory whose lines did not
+// change keeps its list object without encoding it again, and the tree is
+// always the one a capture without a cache makes; a list gone from the
+// store (pruned) or a version 2 cache (no memos) is encoded again.
+func TestCaptureReusesLists(t *testing.T) {
+	ctx := context.Background()
+	dir := makeTree(t)
+	store := objects.New(filepath.Join(t.TempDir(), "objects"))
+	o := CaptureOptions{Name: "storage", Root: dir, Source: &LocalSource{Dir: dir}, Store: store, CacheDir: t.TempDir()}
+	capture := func(cache *CaptureCache) (manifest.Tree, *CaptureCache, CaptureStats) {
+		t.Helper()
+		o.Cache = cache
+		tree, next, st, err := Capture(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(next.Remove)
+		// The same tree as a capture that reads everything and encodes
+		// every list.
+		o.Cache = nil
+		fresh, c, _, err := Capture(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Remove()
+		if tree != fresh {
+			t.Fatalf("tree with the cache %+v, without %+v", tree, fresh)
+		}
+		return tree, next, st
+	}
+	tree1, c1, st1 := capture(nil)
+	if st1.ReusedLists != 0 || st1.Lists != tree1.Dirs+1 {
+		t.Fatalf("first capture: %+v", st1)
+	}
+	before := countObjects(t, store)
+	tree2, c2, st2 := capture(c1)
+	if st2.ReusedLists != st2.Lists || st2.Lists != st1.Lists || tree2 != tree1 || countObjects(t, store) != before {
+		t.Fatalf("nothing changed: %+v, tree %+v -> %+v", st2, tree1, tree2)
+	}
+
+	// A file's content changes: the lists on its path are encoded again,
+	// the others reused.
+	p := filepath.Join(dir, "sub", "deeper", "c")
+	must(t, os.WriteFile(p, []byte("gamma-2"), 0o640))
+	future := time.Now().Add(time.Hour)
+	must(t, os.Chtimes(p, future, future))
+	tree3, c3, st3 := capture(c2)
+	if st3.ReusedLists != st3.Lists-3 || tree3.Dir == tree2.Dir {
+		t.Fatalf("one file changed: %+v", st3)
+	}
+
+	// Only a directory's mode changes: its parent's list is encoded again.
+	must(t, os.Chmod(filepath.Join(dir, "a.b"), 0o700))
+	tree4, c4, st4 := capture(c3)
+	if st4.ReusedLists != st4.Lists-1 || tree4.Dir == tree3.Dir {
+		t.Fatalf("a directory's mode changed: %+v", st4)
+	}
+
+	// A list pruned from the store is stored again, not named.
+	var sub manifest.Ref
+	r := store.Trees()
+	r.List = func(ref manifest.Ref) error {
+		if ref != tree4.Dir && sub.SHA256 == "" {
+			sub = ref
+		}
+		return nil
+	}
+	must(t, r.Walk(ctx, tree4, func(manifest.Entry) error { return nil }))
+	must(t, store.Remove(sub.SHA256))
+	_, c5, st5 := capture(c4)
+	if st5.ReusedLists != st5.Lists-1 {
+		t.Fatalf("a pruned list: %+v", st5)
+	}
+	if ok, err := store.Has(sub.SHA256); !ok || err != nil {
+		t.Fatalf("the pruned list is not there again: %v %v", ok, err)
+	}
+
+	// A version 2 cache (files only): every file reused, every list
+	// encoded again.
+	c5.SetID = "0000000005-20260101T000000Z"
+	v2 := filepath.Join(t.TempDir(), "cache-v2")
+	writeCacheV2(t, c5, v2)
+	old, err := LoadCaptureCache(v2)
+	if err != nil || old.SetID != c5.SetID {
+		t.Fatalf("load version 2: %+v, %v", old, err)
+	}
+	_, _, st6 := capture(old)
+	if st6.Reused != st6.Files || st6.ReadFiles != 0 || st6.ReusedLists != 0 {
+		t.Fatalf("version 2 cache: %+v", st6)
+	}
+}
+
+// writeCacheV2 writes c's file records in the version 2 format.
+func writeCacheV2(t *testing.T, c *CaptureCache, file string) {
+	t.Helper()
+	r, err := openCacheReader(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	h, err := cacheIDBytes(c.SetID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := append([]byte(cacheMagicV2), h[len(cacheMagic):]...)
+	for ; !r.done; r.next() {
+		if r.dir {
+			continue
+		}
+		sum, err := hex.DecodeString(r.e.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = binary.AppendUvarint(b, uint64(len(r.cur)))
+		b = append(b, r.cur...)
+		b = binary.AppendVarint(b, r.e.Size)
+		b = binary.AppendVarint(b, r.e.MTimeNs)
+		b = binary.AppendUvarint(b, r.e.Inode)
+		b = append(b, sum...)
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	b = binary.AppendUvarint(b, 0)
+	must(t, os.WriteFile(file, b, 0o600))
 }

@@ -192,7 +192,7 @@ func capture(ctx context.Context, ch, tree, cacheFile, key string) error {
 	if err := next.Save(cacheFile); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "set %s: %d files, %d read, %d reused, %d lists (%d bytes)\n", id, st.Files, st.ReadFiles, st.Reused, st.Lists, st.ListBytes)
+	fmt.Fprintf(os.Stderr, "set %s: %d files, %d read, %d reused, %d lists (%d bytes, %d reused)\n", id, st.Files, st.ReadFiles, st.Reused, st.Lists, st.ListBytes, st.ReusedLists)
 	return nil
 }
 
