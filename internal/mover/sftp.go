@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path"
 	"slices"
 	"sync"
@@ -43,9 +44,12 @@ type SFTP struct {
 	helpers   atomic.Pointer[[]*remote.Client]
 	nextH     atomic.Uint64
 	first     chan struct{} // closed when the first connection's helper started or failed
-	mu        sync.Mutex    // guards open and expanded
+	mu        sync.Mutex    // guards open, expanded and closed
 	open      []*sftpConn
 	expanded  bool
+	closed    bool
+	bg        context.Context // what Expand opens in the background; ends at Close
+	stopBg    context.CancelFunc
 	viaSFTP   *sftpFS
 	viaHelper *helperFS
 }
@@ -105,7 +109,8 @@ type SFTPOptions struct {
 	// if the helper cannot be started.
 	Helper string
 	// Notice receives one line when the helper was asked for but cannot
-	// be used, saying why; nil drops it. A start cut short because the run
+	// be used, saying why, and one when Expand could not open every
+	// connection; nil drops it. A start cut short because the run
 	// ended first (Close, or the ctx of DialSFTP cancelled) is not
 	// reported: it says nothing about the helper.
 	Notice func(string)
@@ -123,10 +128,12 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 	s := &SFTP{cfg: cfg, root: root, conns: max(opts.Conns, 1), sessions: max(opts.Sessions, 1),
 		helper: opts.Helper, notice: opts.Notice, first: make(chan struct{})}
 	s.viaSFTP = &sftpFS{s: s, syncCmd: "sync -f --"}
+	s.bg, s.stopBg = context.WithCancel(context.WithoutCancel(ctx))
 	s.viaHelper = &helperFS{s: s, viaSFTP: s.viaSFTP}
 	s.helpers.Store(&[]*remote.Client{})
 	cl, err := sshx.Dial(ctx, s.cfg)
 	if err != nil {
+		s.stopBg()
 		return nil, err
 	}
 	c := &sftpConn{ssh: cl}
@@ -145,15 +152,17 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				if k := min(s.sessions, initialSessions) - len(c.c); k > 0 && slices.Contains(s.open, c) {
-					if c.openSessions(k) == nil {
+					if opened, err := c.openSessions(k); err == nil {
+						c.c = append(c.c, opened...)
 						s.publish()
 					}
 				}
 			}
 		}()
 	}
-	err = c.openSessions(n)
+	opened, err := c.openSessions(n)
 	if err == nil {
+		c.c = opened
 		s.publish()
 	}
 	s.mu.Unlock()
@@ -212,23 +221,10 @@ func (s *SFTP) remote(ctx context.Context) *remote.Client {
 	return hs[s.nextH.Add(1)%uint64(len(hs))]
 }
 
-func (s *SFTP) dial(ctx context.Context, sessions int) (*sftpConn, error) {
-	cl, err := sshx.Dial(ctx, s.cfg)
-	if err != nil {
-		return nil, err
-	}
-	sc := &sftpConn{ssh: cl}
-	if err := sc.openSessions(sessions); err != nil {
-		cl.Close()
-		return nil, err
-	}
-	return sc, nil
-}
-
 // openSessions opens n more SFTP sessions on c's connection, all at once
-// (each is a round trip and a process on the server). On error the ones
-// opened here are closed again.
-func (c *sftpConn) openSessions(n int) error {
+// (each is a round trip and a process on the server), and returns them.
+// On error the ones opened here are closed again.
+func (c *sftpConn) openSessions(n int) ([]*sftp.Client, error) {
 	opened := make([]*sftp.Client, n)
 	var g errgroup.Group
 	for i := range opened {
@@ -244,10 +240,9 @@ func (c *sftpConn) openSessions(n int) error {
 				sc.Close()
 			}
 		}
-		return err
+		return nil, err
 	}
-	c.c = append(c.c, opened...)
-	return nil
+	return opened, nil
 }
 
 // publish makes the open sessions available, interleaved so that
@@ -270,50 +265,110 @@ func (s *SFTP) publish() {
 	s.clients.Store(&all)
 }
 
-// Expand opens the remaining connections and sessions (once). If that
-// fails the FS keeps working with what it has.
-func (s *SFTP) Expand(ctx context.Context) error {
+// helperSessions is how many SFTP sessions a connection with a helper
+// has: the helper writes, lists and syncs; SFTP only reads (files checked
+// at the destination), and each session is an sftp-server the server
+// forks.
+const helperSessions = 2
+
+// Expand opens the remaining connections and sessions (once) in the
+// background and returns at once: the copy starts on the first connection
+// and spreads over the others as each comes up (connecting, opening
+// sessions and starting a helper are several round trips each: close to a
+// second on a far link). Each new connection starts its helper as soon as
+// it is up. Without a helper every connection has Sessions SFTP sessions;
+// with one, helperSessions (and the rest where a connection's helper does
+// not start). A connection that cannot be opened is reported to Notice;
+// the FS keeps working with what it has.
+func (s *SFTP) Expand(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.expanded || len(s.open) == 0 {
+	if s.expanded || s.closed {
 		return nil
 	}
 	s.expanded = true
-	first := s.open[0]
-	if n := s.sessions - len(first.c); n > 0 {
-		if err := first.openSessions(n); err != nil {
-			return err
+	go func() {
+		err := s.expand(s.bg)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil && !s.closed && s.notice != nil {
+			s.notice(fmt.Sprintf("%s: working with fewer connections: %v", s, err))
 		}
+	}()
+	return nil
+}
+
+// expand opens what Expand promises, all at once, and returns the first
+// error.
+func (s *SFTP) expand(ctx context.Context) error {
+	s.mu.Lock()
+	first := s.open[0]
+	s.mu.Unlock()
+	useHelper := s.helper != "" && s.remote(ctx) != nil
+	per := s.sessions
+	if useHelper {
+		per = min(per, helperSessions)
 	}
-	more := make([]*sftpConn, s.conns-1)
 	g, gctx := errgroup.WithContext(ctx)
-	for i := range more {
+	if n := per - s.sessionCount(first); n > 0 {
+		g.Go(func() error { return s.addSessions(first, n) })
+	}
+	for range s.conns - 1 {
 		g.Go(func() error {
-			c, err := s.dial(gctx, s.sessions)
-			more[i] = c
-			return err
+			cl, err := sshx.Dial(gctx, s.cfg)
+			if err != nil {
+				return err
+			}
+			c := &sftpConn{ssh: cl}
+			s.mu.Lock()
+			if s.closed {
+				s.mu.Unlock()
+				cl.Close()
+				return net.ErrClosed
+			}
+			s.open = append(s.open, c)
+			s.mu.Unlock()
+			var cg errgroup.Group
+			cg.Go(func() error { return s.addSessions(c, per) })
+			if useHelper {
+				cg.Go(func() error {
+					if !s.startHelper(ctx, c, false) && per < s.sessions {
+						return s.addSessions(c, s.sessions-per)
+					}
+					return nil
+				})
+			}
+			return cg.Wait()
 		})
 	}
-	err := g.Wait()
-	var added []*sftpConn
-	for _, c := range more {
-		if c != nil {
-			s.open = append(s.open, c)
-			added = append(added, c)
-		}
+	return g.Wait()
+}
+
+// sessionCount is how many SFTP sessions c has.
+func (s *SFTP) sessionCount(c *sftpConn) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(c.c)
+}
+
+// addSessions opens n more SFTP sessions on c and publishes them (or
+// closes them if s was closed meanwhile).
+func (s *SFTP) addSessions(c *sftpConn, n int) error {
+	opened, err := c.openSessions(n)
+	if err != nil {
+		return err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !slices.Contains(s.open, c) {
+		for _, sc := range opened {
+			sc.Close()
+		}
+		return net.ErrClosed
+	}
+	c.c = append(c.c, opened...)
 	s.publish()
-	if s.helper != "" && len(*s.helpers.Load()) > 0 {
-		// The first helper works: one on each new connection too.
-		s.mu.Unlock()
-		var wg sync.WaitGroup
-		for _, c := range added {
-			wg.Go(func() { s.startHelper(ctx, c, false) })
-		}
-		wg.Wait()
-		s.mu.Lock()
-	}
-	return err
+	return nil
 }
 
 func (s *SFTP) String() string {
@@ -403,23 +458,43 @@ func (s *SFTP) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error
 	return s.way(ctx).DirDigests(ctx, dirs)
 }
 
-// Close closes every connection. It returns once the first connection's
-// helper has started or given up, so nothing is reported after it.
+// Close closes every connection, all at once: an SFTP session's close
+// waits for the server to end it (a round trip), so one after the other
+// 32 of them would take 32 round trips. It returns once the first
+// connection's helper has started or given up, so nothing is reported
+// after it.
 func (s *SFTP) Close() error {
 	defer func() { <-s.first }()
+	s.stopBg()
 	s.viaSFTP.closeShell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
+	var emu sync.Mutex
 	var errs []error
+	var wg sync.WaitGroup
 	for _, c := range s.open {
-		if c.helper != nil {
-			c.helper.Close()
-		}
-		for _, sc := range c.c {
-			errs = append(errs, sc.Close())
-		}
-		errs = append(errs, c.ssh.Close())
+		wg.Go(func() {
+			if c.helper != nil {
+				c.helper.Close()
+			}
+			var cwg sync.WaitGroup
+			for _, sc := range c.c {
+				cwg.Go(func() {
+					err := sc.Close()
+					emu.Lock()
+					errs = append(errs, err)
+					emu.Unlock()
+				})
+			}
+			cwg.Wait()
+			err := c.ssh.Close()
+			emu.Lock()
+			errs = append(errs, err)
+			emu.Unlock()
+		})
 	}
+	wg.Wait()
 	s.open = nil
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, io.EOF) {
