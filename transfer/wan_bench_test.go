@@ -20,8 +20,15 @@ import (
 // bench/wan.sh runs it; figures in bench/wan.md. BCP_BENCH_SCALE scales
 // the data. Targets (issue 18, far link): blobs at >= 0.9x the link,
 // helper >= 1.0x rsync and SFTP >= 0.8x rsync on every case.
+//
+// BCP_BENCH_BIN, where set, is the transfer program to push with (and to
+// start on the server) instead of this build: an older build beside a
+// newer one, alternating runs.
 func BenchmarkWAN(b *testing.B) {
 	sc := benchScale(b)
+	if p := os.Getenv("BCP_BENCH_BIN"); p != "" {
+		bin = p
+	}
 	for _, l := range []struct {
 		name string
 		link testenv.Link

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/stream"
+	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/ssh"
@@ -54,7 +56,8 @@ func (l Link) String() string {
 // is not what limits a connection through it; everything above TCP that
 // waits for an answer - SSH channel windows, SFTP requests, the transfer
 // helper's replies, rsync's own exchanges - pays the full round trip, and
-// the bandwidth is shared by everything on the link, as on a real one.
+// the bandwidth is shared by everything on the link, as on a real one
+// (sharedBandwidth: one schedule for all connections in a direction).
 // Linux's default TCP buffers (tcp_rmem max 6 MiB) hold the
 // bandwidth-delay products measured here (0.6 and 1.25 MB), so a real link
 // of the same figures is limited by the same layers.
@@ -145,14 +148,83 @@ func (w *WAN) shape(l Link) error {
 			}
 		}
 		if l.Bandwidth > 0 {
-			// toxiproxy's rate is in KB/s (1000 bytes).
-			if err := w.add(fmt.Sprintf(`{"name":"bandwidth_%s","type":"bandwidth","stream":%q,"attributes":{"rate":%d}}`,
-				dir, dir, max(1, l.Bandwidth/1000))); err != nil {
+			if err := w.add(fmt.Sprintf(`{"name":"bandwidth_%s","type":%q,"stream":%q,"attributes":{"rate":%d}}`,
+				dir, sharedBandwidthType, dir, l.Bandwidth)); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// sharedBandwidthType is the toxic that limits a direction of the link as
+// a whole. toxiproxy's own "bandwidth" toxic paces each connection on its
+// own: four SSH connections would then have four times the link's
+// bandwidth between them, which no real link gives.
+const sharedBandwidthType = "bcp_shared_bandwidth"
+
+func init() { toxics.Register(sharedBandwidthType, new(sharedBandwidth)) }
+
+// sharedBandwidth passes data at Rate bytes per second in total over every
+// connection through the proxy in its direction: each piece of at most
+// linkPiece bytes waits for its turn on the link (one schedule for all
+// connections), so connections share the link as on a real one.
+type sharedBandwidth struct {
+	Rate int64 `json:"rate"` // bytes per second
+
+	mu   sync.Mutex
+	free time.Time // when the link has sent everything scheduled so far
+}
+
+// linkPiece is what goes out at once: small enough that connections
+// interleave (1.3 ms at 100 Mbit/s), large enough for the timers.
+const linkPiece = 16 << 10
+
+// linkSlack is how late a sender may come back for its next piece and
+// still be scheduled right after the last one: timers wake a little late,
+// and without it a single connection would lose that much per piece. A
+// link idle for longer starts afresh (no burst is saved up).
+const linkSlack = 10 * time.Millisecond
+
+// reserve schedules n bytes on the link and returns when they have passed.
+func (t *sharedBandwidth) reserve(n int) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	start := time.Now()
+	if start.Sub(t.free) < linkSlack {
+		start = t.free // busy, or just woken late: no time lost
+	}
+	t.free = start.Add(time.Duration(int64(n) * int64(time.Second) / max(t.Rate, 1)))
+	return t.free
+}
+
+func (t *sharedBandwidth) Pipe(stub *toxics.ToxicStub) {
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case p := <-stub.Input:
+			if p == nil {
+				stub.Close()
+				return
+			}
+			for len(p.Data) > 0 {
+				n := min(len(p.Data), linkPiece)
+				timer := time.NewTimer(time.Until(t.reserve(n)))
+				select {
+				case <-timer.C:
+				case <-stub.Interrupt:
+					// Replaced (a fault added or healed): pass on what is
+					// left, drop nothing.
+					timer.Stop()
+					_ = stub.WriteOutput(p, 5*time.Second)
+					return
+				}
+				stub.Output <- &stream.StreamChunk{Data: p.Data[:n], Timestamp: p.Timestamp}
+				p.Data = p.Data[n:]
+			}
+		}
+	}
 }
 
 func (w *WAN) add(js string) error {
