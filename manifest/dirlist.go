@@ -12,6 +12,7 @@ import (
 	"io"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -369,6 +370,76 @@ func (r TreeReader) Walk(ctx context.Context, t Tree, fn func(Entry) error) erro
 		return nil
 	}
 	return walk("", t.Dir)
+}
+
+// walkDirs calls fn for every entry of t, like Walk, but reads, checks
+// and decodes up to n directory lists of a 2.0 tree at a time (decoding is
+// most of a walk's CPU): the entries of one directory come in order, the
+// directories in no set order, and fn and List are called by one
+// goroutine at a time. The first error stops the walk. Memory: the lists
+// being decoded and the references of the directories listed but not
+// read yet (a stack, taken depth first).
+func (r TreeReader) walkDirs(ctx context.Context, t Tree, n int, fn func(Entry) error) error {
+	if t.Dir.SHA256 == "" || n <= 1 {
+		return r.Walk(ctx, t, fn)
+	}
+	type job struct {
+		dir string
+		ref Ref
+	}
+	list := r.List
+	r.List = nil // called below, under mu
+	var (
+		mu      sync.Mutex
+		more    = sync.NewCond(&mu)
+		stack   = []job{{"", t.Dir}}
+		pending = 1 // directories not done
+		first   error
+	)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			mu.Lock()
+			defer mu.Unlock()
+			for {
+				for len(stack) == 0 && pending > 0 && first == nil {
+					more.Wait()
+				}
+				if first != nil || pending == 0 {
+					return
+				}
+				j := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				mu.Unlock()
+				err := ctx.Err()
+				var lines []DirEntry
+				if err == nil {
+					lines, err = r.readDir(t, j.dir, j.ref)
+				}
+				mu.Lock()
+				if err == nil && list != nil {
+					err = list(j.ref)
+				}
+				for i := 0; err == nil && i < len(lines); i++ {
+					d := &lines[i]
+					e := d.entry(j.dir)
+					if err = fn(e); err == nil && d.Tree != nil {
+						stack = append(stack, job{e.Path, *d.Tree})
+						pending++
+						more.Signal()
+					}
+				}
+				if err != nil && first == nil {
+					first = err
+				}
+				if pending--; pending == 0 || first != nil {
+					more.Broadcast()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }
 
 // readDir reads, checks and parses one directory list.

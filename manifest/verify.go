@@ -233,15 +233,16 @@ type verifier struct {
 	cache *idCache
 
 	mu      sync.Mutex
-	seenSHA map[string]bool // objects hashed in this run (bounded)
+	seenSHA map[[sha256.Size]byte]struct{} // objects hashed in this run (bounded)
 
 	dirMu   sync.Mutex
-	objDirs map[string]*os.Root // objects/<aa>, opened on first use
+	objDirs map[string]*os.File // objects/<aa>, opened on first use
 }
 
-// maxSeen bounds the set of object names remembered to avoid hashing a
-// deduplicated object twice.
-const maxSeen = 1 << 18
+// maxSeen bounds the set of objects remembered to avoid hashing a
+// deduplicated object twice (about 3 MiB): past it, another reference to
+// an object already hashed is hashed again.
+const maxSeen = 1 << 16
 
 func (v *verifier) fail(st Status, format string, a ...any) error {
 	v.rep.Status = st
@@ -403,17 +404,21 @@ func (v *verifier) open(rel string) (*os.File, error) {
 	return f, err
 }
 
-// openFile opens f, objects through their fan-out directory's root (one
-// openat per object instead of one per path element).
-func (v *verifier) openFile(f file) (*os.File, fs.FileInfo, error) {
+// openFile opens f: an object as one name below its fan-out directory
+// (objDir), anything else through the channel's root.
+func (v *verifier) openFile(f file) (readStatCloser, fs.FileInfo, error) {
 	if !f.object {
-		return v.openIn(v.root, f.rel)
+		fh, fi, err := v.openIn(v.root, f.rel)
+		if err != nil {
+			return nil, nil, err
+		}
+		return fh, fi, nil
 	}
 	d, err := v.objDir(f.sha)
 	if err != nil {
 		return nil, nil, err
 	}
-	return v.openIn(d, f.sha)
+	return openAt(d, f.sha)
 }
 
 func (v *verifier) statFileInfo(f file) (fs.FileInfo, error) {
@@ -424,26 +429,34 @@ func (v *verifier) statFileInfo(f file) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.Stat(f.sha)
+	return LstatAt(d, f.sha)
 }
 
-// objDir returns the root of objects/<aa> for object sha, opened once.
-func (v *verifier) objDir(sha string) (*os.Root, error) {
+// objDir returns the descriptor of objects/<aa> for object sha, opened
+// once through the channel's root (so neither it nor a directory above
+// it may lead out of the channel). An object is then one name below it,
+// opened and stat'ed without following a symbolic link: one system call
+// each, not one per path element.
+func (v *verifier) objDir(sha string) (int, error) {
 	aa := sha[:2]
 	v.dirMu.Lock()
 	defer v.dirMu.Unlock()
 	if d, ok := v.objDirs[aa]; ok {
-		return d, nil
+		return int(d.Fd()), nil
 	}
-	d, err := v.root.OpenRoot(ObjectsDirName + "/" + aa)
+	d, err := v.root.Open(ObjectsDirName + "/" + aa)
 	if err != nil {
-		return nil, err
+		return -1, err
+	}
+	if fi, err := d.Stat(); err != nil || !fi.IsDir() {
+		d.Close()
+		return -1, fmt.Errorf("%s/%s is not a directory: %w", ObjectsDirName, aa, ErrInvalid)
 	}
 	if v.objDirs == nil {
-		v.objDirs = make(map[string]*os.Root)
+		v.objDirs = make(map[string]*os.File)
 	}
 	v.objDirs[aa] = d
-	return d, nil
+	return int(d.Fd()), nil
 }
 
 func (v *verifier) closeDirs() {
@@ -452,21 +465,36 @@ func (v *verifier) closeDirs() {
 	}
 }
 
+// readStatCloser is an open file: *os.File or a rawFile.
+type readStatCloser interface {
+	io.ReadCloser
+	Stat() (fs.FileInfo, error)
+}
+
 func (v *verifier) openIn(root *os.Root, rel string) (*os.File, fs.FileInfo, error) {
 	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	fi, err := f.Stat()
+	fi, err := statRegular(f, rel)
 	if err != nil {
-		f.Close()
 		return nil, nil, err
 	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s is a %v, not a regular file: %w", rel, fi.Mode().Type(), ErrInvalid)
-	}
 	return f, fi, nil
+}
+
+// statRegular stats an open file; anything but a regular file is an error
+// wrapping ErrInvalid. f is closed on any error.
+func statRegular(f readStatCloser, name string) (fs.FileInfo, error) {
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is a %v, not a regular file: %w", name, fi.Mode().Type(), ErrInvalid)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return fi, nil
 }
 
 func (v *verifier) addMissing(what string) {
@@ -532,7 +560,14 @@ func (v *verifier) statFile(f file) (bool, error) {
 // hashFile checks f's content, using the identity cache. It reports a
 // mismatch as corrupt and returns I/O errors.
 func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
-	if f.object && v.seen(f.sha) {
+	var sum [sha256.Size]byte
+	if f.object {
+		if _, err := hex.Decode(sum[:], []byte(f.sha)); err != nil {
+			v.addCorrupt(fmt.Sprintf("%s: not an object name", f.describe()))
+			return nil
+		}
+	}
+	if f.object && v.seen(sum) {
 		// Deduplicated content, verified already in this run.
 		v.mu.Lock()
 		v.rep.Files++
@@ -554,17 +589,37 @@ func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
 	}
 	defer fh.Close()
 	if v.cache != nil && v.cache.lookup(before, f.sha) {
-		v.count(f, true, true)
+		v.count(f, sum, true, true)
 		return nil
 	}
+	if before.Size() != f.size {
+		v.count(f, sum, false, false)
+		v.addCorrupt(fmt.Sprintf("%s: %d bytes, manifest says %d", f.describe(), before.Size(), f.size))
+		return nil
+	}
+	// The size is known: read exactly that much, no read to find the end.
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, ctxReader{ctx, fh}, buf)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", f.rel, err)
+	var n int64
+	for n < f.size {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m, err := fh.Read(buf[:min(int64(len(buf)), f.size-n)])
+		if m == 0 && err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				break // shorter than its stat said: the hash tells
+			}
+			return fmt.Errorf("read %s: %w", f.rel, err)
+		}
+		h.Write(buf[:m])
+		n += int64(m)
 	}
 	got := hex.EncodeToString(h.Sum(nil))
 	ok := got == f.sha && n == f.size
-	v.count(f, false, ok)
+	v.count(f, sum, false, ok)
 	if !ok {
 		v.addCorrupt(fmt.Sprintf("%s: content has SHA-256 %s and %d bytes, manifest says %s and %d", f.describe(), got, n, f.sha, f.size))
 		return nil
@@ -577,13 +632,14 @@ func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
 	return nil
 }
 
-func (v *verifier) seen(sha string) bool {
+func (v *verifier) seen(sum [sha256.Size]byte) bool {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return v.seenSHA[sha]
+	_, ok := v.seenSHA[sum]
+	return ok
 }
 
-func (v *verifier) count(f file, cached, ok bool) {
+func (v *verifier) count(f file, sum [sha256.Size]byte, cached, ok bool) {
 	v.mu.Lock()
 	v.rep.Files++
 	v.rep.Bytes += f.size
@@ -593,7 +649,7 @@ func (v *verifier) count(f file, cached, ok bool) {
 		v.rep.Hashed++
 	}
 	if ok && f.object && len(v.seenSHA) < maxSeen {
-		v.seenSHA[f.sha] = true
+		v.seenSHA[sum] = struct{}{}
 	}
 	v.mu.Unlock()
 	v.opts.Progress.Done(1, f.size)
@@ -604,7 +660,7 @@ func (v *verifier) count(f file, cached, ok bool) {
 // trusted, then streamed once per phase, so memory does not depend on how
 // many files a set has.
 func (v *verifier) check(ctx context.Context, m *Manifest) error {
-	v.seenSHA = make(map[string]bool)
+	v.seenSHA = make(map[[sha256.Size]byte]struct{})
 	type list struct {
 		f    file
 		es   bool
@@ -765,7 +821,7 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 
 // eachInTree calls fn for every file of a 2.0 tree and for every directory
 // list below its root (the root's list was checked with the manifest's
-// other lists). Walk checks each list's hash before reading its lines; a
+// other lists), decoding Workers lists at a time (walkDirs). Walk checks each list's hash before reading its lines; a
 // missing list is reported missing, a damaged one corrupt, and the walk
 // of that tree stops there.
 func (v *verifier) eachInTree(ctx context.Context, t Tree, fn func(file) error) error {
@@ -778,7 +834,7 @@ func (v *verifier) eachInTree(ctx context.Context, t Tree, fn func(file) error) 
 			return fn(objFile(ref.SHA256, ref.Size, "tree "+t.Name+" directory list"))
 		},
 	}
-	err := r.Walk(ctx, t, func(e Entry) error {
+	err := r.walkDirs(ctx, t, v.opts.Workers, func(e Entry) error {
 		if e.Type != TypeFile {
 			return nil
 		}
@@ -862,10 +918,12 @@ func (v *verifier) esGeneration(gen int64) (superseded, skipLatest bool) {
 
 // pool runs work on every file that produce feeds, on n goroutines, each
 // with its own buffer of bufSize bytes. The first error stops everything.
+// Files go to the workers poolBatch at a time: one channel hop per batch,
+// not per file.
 func pool(ctx context.Context, n int, produce func(feed func(file) error) error, work func(context.Context, file, []byte) error, bufSize int) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	jobs := make(chan file, 4*n)
+	jobs := make(chan []file, 2*n)
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
@@ -873,24 +931,38 @@ func pool(ctx context.Context, n int, produce func(feed func(file) error) error,
 			if bufSize > 0 {
 				buf = make([]byte, bufSize)
 			}
-			for f := range jobs {
-				if ctx.Err() != nil {
-					continue // drain
-				}
-				if err := work(ctx, f, buf); err != nil {
-					cancel(err)
+			for fs := range jobs {
+				for _, f := range fs {
+					if ctx.Err() != nil {
+						break // drain
+					}
+					if err := work(ctx, f, buf); err != nil {
+						cancel(err)
+					}
 				}
 			}
 		})
 	}
-	err := produce(func(f file) error {
+	batch := make([]file, 0, poolBatch)
+	send := func() error {
 		select {
-		case jobs <- f:
+		case jobs <- batch:
+			batch = make([]file, 0, poolBatch)
 			return nil
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+	}
+	err := produce(func(f file) error {
+		batch = append(batch, f)
+		if len(batch) < poolBatch {
+			return nil
+		}
+		return send()
 	})
+	if err == nil && len(batch) > 0 {
+		err = send()
+	}
 	close(jobs)
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil && err == nil {
@@ -898,6 +970,8 @@ func pool(ctx context.Context, n int, produce func(feed func(file) error) error,
 	}
 	return err
 }
+
+const poolBatch = 64
 
 func objFile(sha string, size int64, ref string) file {
 	return file{rel: ObjectRel(sha), size: size, sha: sha, object: true, ref: ref}

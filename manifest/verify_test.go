@@ -100,6 +100,13 @@ func TestVerifyOutcomes(t *testing.T) {
 			must(t, os.Remove(p))
 			must(t, syscall.Mkfifo(p, 0o600))
 		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "not a regular file"},
+		{"object replaced by a symlink to a good copy", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
+			// Objects are regular files: a link is not followed, even to
+			// the right content inside the channel.
+			p := w.Layout.ObjectPath(w.Files["a.txt"].SHA256)
+			must(t, os.Rename(p, filepath.Join(w.Layout.Root, "a-copy")))
+			must(t, os.Symlink(filepath.Join(w.Layout.Root, "a-copy"), p))
+		}, manifest.StatusCorrupt, manifest.ErrCorrupt, "not a regular file"},
 		{"root directory list corrupt", func(t *testing.T, w *world, o *manifest.VerifyOptions) {
 			p := w.Layout.ObjectPath(w.Manifest.Trees[0].Dir.SHA256)
 			flipByte(t, p, 3)

@@ -14,6 +14,8 @@
 //	scalebench capture CHANNEL TREE CACHE KEY     capture TREE, publish the next set
 //	scalebench restore CHANNEL TARGET             apply the newest set's tree onto TARGET
 //	scalebench lists CHANNEL                      sizes of the newest set's lists
+//	scalebench verify CHANNEL ALLOWED_SIGNERS     manifest.Verify of the newest set, no cache
+//	                                              (what transfer verify --cache off runs; for profiles)
 package main
 
 import (
@@ -100,6 +102,11 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return lists(ctx, args[1])
+	case "verify":
+		if err := need(2); err != nil {
+			return err
+		}
+		return verify(ctx, args[1], args[2])
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
@@ -248,3 +255,26 @@ func lists(ctx context.Context, ch string) error {
 	fmt.Printf("%d %d\n", n, size)
 	return nil
 }
+
+func verify(ctx context.Context, ch, allowedSigners string) error {
+	allowed, err := sshsig.LoadAllowedSigners(allowedSigners)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	rep, err := manifest.Verify(ctx, manifest.VerifyOptions{Root: ch, AllowedSigners: allowed, Progress: phases{start}})
+	fmt.Fprintf(os.Stderr, "%.2fs done\n", time.Since(start).Seconds())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "set %s: %s, %d files, %d hashed\n", rep.SetID, rep.Status, rep.Files, rep.Hashed)
+	return nil
+}
+
+// phases prints when each phase of Verify starts.
+type phases struct{ start time.Time }
+
+func (p phases) Phase(name string, files, bytes int64) {
+	fmt.Fprintf(os.Stderr, "%.2fs %s (%d files)\n", time.Since(p.start).Seconds(), name, files)
+}
+func (phases) Done(int64, int64) {}
