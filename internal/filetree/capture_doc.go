@@ -23,9 +23,18 @@ package filetree
 // one syncfs. Entries are still written in walk order: the writer waits
 // for each file's worker.
 //
+// The cache also keeps each directory's list memo (the digest of its
+// lines and its list object): a directory whose lines are the same reuses
+// its list without encoding, hashing or storing it, once Capture has
+// checked the object is still in the store. With nothing changed, a
+// capture costs an lstat per file (fstatat relative to the open directory
+// on Linux), a merge with the cache, and one stat per directory.
+//
 // Memory: the listings and lists of the directories on the walk's path,
-// the read-ahead of a few sibling directories and the queue of entries
-// waiting for their workers; never a structure per file of the tree.
+// the read-ahead of a few sibling directories, a chunk of entries on its
+// way to the writer (one channel hop per 256 entries) and the queue of
+// files waiting for their workers; never a structure per file of the
+// tree.
 //
 // The cache belongs to the set it was made for: backup saves it only after
 // that set is published and ignores a cache whose set is gone (pruned, or
