@@ -253,6 +253,7 @@ type cacheReader struct {
 	e    CacheEntry         // cur's entry, a file
 	memo *manifest.ListMemo // cur's memo, a directory (nil: none)
 	buf  []byte
+	sum  [sha256.Size]byte
 	slot [cacheMemoSlot]byte
 	err  error
 }
@@ -321,11 +322,10 @@ func (r *cacheReader) next() {
 	}
 	switch kind {
 	case 'f':
-		var sum [sha256.Size]byte
 		if r.e.Size, err = binary.ReadVarint(r.r); err == nil {
 			if r.e.MTimeNs, err = binary.ReadVarint(r.r); err == nil {
 				if r.e.Inode, err = binary.ReadUvarint(r.r); err == nil {
-					_, err = io.ReadFull(r.r, sum[:])
+					_, err = io.ReadFull(r.r, r.sum[:])
 				}
 			}
 		}
@@ -333,7 +333,7 @@ func (r *cacheReader) next() {
 			fail(err)
 			return
 		}
-		r.dir, r.e.Object, r.memo = false, hex.EncodeToString(sum[:]), nil
+		r.dir, r.e.Object, r.memo = false, hex.EncodeToString(r.sum[:]), nil
 	case 'd':
 		if _, err := io.ReadFull(r.r, r.slot[:]); err != nil {
 			fail(err)
