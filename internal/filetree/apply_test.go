@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/objects"
 )
 
 // memObjects is an object store in memory, filled by snapshot.
@@ -535,6 +537,34 @@ func TestApplyRaceNeverEscapes(t *testing.T) {
 			}
 		})
 	}
+	// The local target writes through its open directories: the swap,
+	// made when the object is opened (after the directory was, before the
+	// file is created), cannot redirect the file either.
+	t.Run("local, through open directories", func(t *testing.T) {
+		outside := t.TempDir()
+		dst := filepath.Join(t.TempDir(), "storage")
+		must(t, os.MkdirAll(filepath.Join(dst, "d"), 0o750))
+		lt := all["local"](t, dst)
+		swap := &swapOnCreate{Target: lt, dir: dst, outside: outside}
+		_, err := Apply(context.Background(), ApplyOptions{Target: lt, Entries: entries(ents), Objects: swappingObjects{objs, swap}})
+		t.Logf("Apply: %v", err)
+		if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+			t.Fatalf("written outside the target: %v", ents)
+		}
+	})
+}
+
+// swappingObjects swaps the directory (swapOnCreate) when an object is opened.
+type swappingObjects struct {
+	memObjects
+	swap *swapOnCreate
+}
+
+func (s swappingObjects) Open(sha string) (io.ReadCloser, error) {
+	if err := s.swap.swap(); err != nil {
+		return nil, err
+	}
+	return s.memObjects.Open(sha)
 }
 
 // killingObjects hands out objects whose reader kills the SSH server's
@@ -792,5 +822,73 @@ func TestApplyBatches(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// storeObjects is a local object store (manifest/objects) as restore
+// hands it to Apply: with ObjectsDir, so that objects are opened relative
+// to their fan-out directory.
+type storeObjects struct{ s *objects.Store }
+
+func (o storeObjects) Open(sha string) (io.ReadCloser, error) { return o.s.Open(sha) }
+func (o storeObjects) ObjectsDir() string                     { return o.s.Root() }
+
+// TestApplyThroughOpenDirectories: on a local target, small files are
+// written by workers through their open directory, from objects opened in
+// their fan-out directory: the tree, modes and mtimes are the set's; an
+// object whose content does not match its name fails the run, leaves no
+// temporary file and does not replace the file already there.
+func TestApplyThroughOpenDirectories(t *testing.T) {
+	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "storage")
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC)
+	for i := range 300 {
+		write(t, filepath.Join(src, fmt.Sprintf("d%d/e/f%03d", i%3, i)), fmt.Sprintf("content %d", i), t0.Add(time.Duration(i)*time.Second))
+	}
+	must(t, os.Chmod(filepath.Join(src, "d1/e/f001"), 0o2751))
+	mem := memObjects{}
+	ents := snapshot(t, src, mem)
+	store := objects.New(t.TempDir())
+	for _, b := range mem {
+		if _, err := store.Put(context.Background(), bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lt := targets(t)["local"](t, dst)
+	st, err := Apply(context.Background(), ApplyOptions{Target: lt, Entries: entries(ents), Objects: storeObjects{store}})
+	if err != nil || st.Added != int64(len(ents)) {
+		t.Fatalf("Apply: %+v %v", st, err)
+	}
+	if got, want := state(t, dst, nil), state(t, src, nil); !mapsEqual(got, want) {
+		t.Fatalf("target:\n got %v\nwant %v", got, want)
+	}
+	for _, p := range []string{"d1/e/f001", "d2/e/f299"} {
+		a, _ := os.Stat(filepath.Join(src, p))
+		b, _ := os.Stat(filepath.Join(dst, p))
+		if !a.ModTime().Equal(b.ModTime()) || a.Mode() != b.Mode() {
+			t.Fatalf("%s: %v %v, want %v %v", p, b.Mode(), b.ModTime(), a.Mode(), a.ModTime())
+		}
+	}
+	// one object rotten in the store, its file changed in the set
+	var e *manifest.Entry
+	for i := range ents {
+		if ents[i].Path == "d0/e/f000" {
+			e = &ents[i]
+		}
+	}
+	bad := []byte("content X")
+	must(t, os.Chmod(store.Path(e.Object), 0o600))
+	must(t, os.WriteFile(store.Path(e.Object), bad, 0o600))
+	e.MTime = e.MTime.Add(time.Hour)
+	_, err = Apply(context.Background(), ApplyOptions{Target: lt, Entries: entries(ents), Objects: storeObjects{store}})
+	if !errors.Is(err, ErrObjectMismatch) {
+		t.Fatalf("Apply with a rotten object: %v, want ErrObjectMismatch", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dst, "d0/e/f000")); string(b) != "content 0" {
+		t.Fatalf("d0/e/f000 replaced by %q", b)
+	}
+	for rel := range state(t, dst, nil) {
+		if strings.Contains(rel, tmpPrefix) {
+			t.Fatalf("temporary left: %s", rel)
+		}
 	}
 }
