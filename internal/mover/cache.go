@@ -28,15 +28,28 @@ import (
 // is written again.
 // It also keeps the setRecord of the last run. The cache lives on the
 // machine that runs transfer, one file per destination: the record's lines
-// ("@set", "@dir") first, then one line per file ("size mtime sha256 name").
+// ("@set", "@dir") first, then one line per file ("size mtime sha256
+// name"), sorted by bucket (bucketOf) and by name within a bucket.
+//
+// Memory: the record only. A run reads the stamps of one bucket at a time
+// (view), from its section of the file as found at open plus what this run
+// changed (a journal of lines per bucket, spooled to a temporary file when
+// large); Save writes the merge, bucket by bucket. A file whose lines are
+// not in that order (written by an older version) is read once into the
+// journal, and written sorted by the next Save.
 type Checked struct {
-	path   string
-	rec    *setRecord
-	rest   []byte    // the per-file lines, parsed on first use
-	parsed sync.Once // parses rest into m
-	mu     sync.Mutex
-	m      map[string]stamp
-	dirty  bool
+	path string
+
+	mu    sync.Mutex
+	rec   *setRecord
+	dirty bool
+
+	file    *os.File // the cache file as found at open; nil if none
+	body    int64    // offset of its first per-file line
+	indexed sync.Once
+	idxErr  error
+	off     [numBuckets + 1]int64 // bucket k's lines are at off[k]:off[k+1]
+	journal bucketFiles           // lines of this run's changes ("-"+name drops)
 }
 
 type stamp struct {
@@ -60,27 +73,54 @@ type setRecord struct {
 	digests  [][32]byte
 }
 
-// OpenChecked reads the cache file at path; a missing file is an empty
-// cache. An empty path is a cache that forgets everything (every present
-// file is hashed). The per-file lines (100k take ~0.1 s) are parsed only when
-// a run needs them: one whose set is unchanged does not.
+// OpenChecked opens the cache file at path and reads its record; a missing
+// file is an empty cache. An empty path is a cache that forgets everything
+// (every present file is hashed). The per-file lines are read only when a
+// run needs them (one whose set is unchanged does not), a bucket at a time.
 func OpenChecked(path string) (*Checked, error) {
-	c := &Checked{path: path, m: map[string]stamp{}}
+	c := &Checked{path: path}
 	if path == "" {
 		return c, nil
 	}
-	data, err := os.ReadFile(path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := c.open(); err != nil {
 		return nil, fmt.Errorf("verified-file cache %s: %w", path, err)
 	}
-	c.rest = c.loadRecord(data)
 	return c, nil
 }
 
-// loadRecord reads the record's lines at the start of data and returns the
-// rest. A record it cannot read whole is dropped (the run then checks
-// everything), never trusted.
-func (c *Checked) loadRecord(data []byte) []byte {
+func (c *Checked) open() error {
+	f, err := os.Open(c.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	c.file = f
+	br := bufio.NewReader(f)
+	var head []byte
+	for {
+		b, err := br.Peek(1)
+		if err != nil || b[0] != '@' {
+			break
+		}
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			break // not a record line; the record is dropped below
+		}
+		head = append(head, line...)
+		if err != nil {
+			break
+		}
+	}
+	c.body = int64(len(head))
+	c.loadRecord(head)
+	return nil
+}
+
+// loadRecord reads the record's lines in data. A record it cannot read
+// whole is dropped (the run then checks everything), never trusted.
+func (c *Checked) loadRecord(data []byte) {
 	rec := &setRecord{}
 	ok := true
 	for bytes.HasPrefix(data, []byte("@")) {
@@ -112,28 +152,135 @@ func (c *Checked) loadRecord(data []byte) []byte {
 	if ok && rec.set != "" && len(rec.dirs) > 0 && slices.IsSorted(rec.dirs) {
 		c.rec = rec
 	}
-	return data
 }
 
-// load parses the per-file lines once, when first needed.
-func (c *Checked) load() {
-	c.parsed.Do(func() {
-		c.parse(c.rest)
-		c.rest = nil
+// lineName is the name on a per-file line, "" if it has none.
+func lineName(line []byte) string {
+	for range 3 {
+		i := bytes.IndexByte(line, ' ')
+		if i < 0 {
+			return ""
+		}
+		line = line[i+1:]
+	}
+	return string(line)
+}
+
+// index finds each bucket's section of the file, once. A file out of
+// order goes whole into the journal.
+func (c *Checked) index() error {
+	c.indexed.Do(func() {
+		if c.file == nil {
+			return
+		}
+		sr := io.NewSectionReader(c.file, c.body, 1<<62)
+		br := bufio.NewReaderSize(sr, 256<<10)
+		pos, prev, sorted := c.body, 0, true
+		c.off[0] = c.body
+		for {
+			line, err := br.ReadSlice('\n')
+			if errors.Is(err, bufio.ErrBufferFull) {
+				c.idxErr = fmt.Errorf("verified-file cache %s: a line longer than %d bytes", c.path, br.Size())
+				return
+			}
+			if len(line) > 0 && err == nil {
+				if name := lineName(line[:len(line)-1]); name != "" {
+					k := bucketOf(name)
+					if k < prev {
+						sorted = false
+						break
+					}
+					for ; prev < k; prev++ {
+						c.off[prev+1] = pos
+					}
+				}
+				pos += int64(len(line))
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				c.idxErr = fmt.Errorf("verified-file cache %s: %w", c.path, err)
+				return
+			}
+		}
+		if sorted {
+			for k := prev + 1; k <= numBuckets; k++ {
+				c.off[k] = pos
+			}
+			return
+		}
+		// An older version's file, in no order: every line to the journal.
+		for k := range c.off {
+			c.off[k] = c.body
+		}
+		br.Reset(io.NewSectionReader(c.file, c.body, 1<<62))
+		for {
+			line, err := br.ReadSlice('\n')
+			if len(line) > 0 && err == nil {
+				if name := lineName(line[:len(line)-1]); name != "" {
+					if c.idxErr = c.journal.add(bucketOf(name), line); c.idxErr != nil {
+						return
+					}
+				}
+			}
+			if err != nil {
+				if err != io.EOF {
+					c.idxErr = fmt.Errorf("verified-file cache %s: %w", c.path, err)
+				}
+				return
+			}
+		}
 	})
+	return c.idxErr
 }
 
-// preload parses the per-file lines in the background, for a run that
-// will need them.
-func (c *Checked) preload() { go c.load() }
+// preload finds the buckets in the background, for a run that will need
+// them.
+func (c *Checked) preload() { go c.index() }
 
-// parse reads the per-file lines; a line it cannot read is left out (that
-// file is then hashed again), never trusted.
-func (c *Checked) parse(data []byte) {
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
+// view returns the stamps of bucket k: the file's section and this run's
+// changes. A line it cannot read is left out (that file is then hashed
+// again), never trusted.
+func (c *Checked) view(k int) (map[string]stamp, error) {
+	m := map[string]stamp{}
+	if c.path == "" {
+		return m, nil
+	}
+	if err := c.index(); err != nil {
+		return nil, err
+	}
+	if c.file != nil && c.off[k+1] > c.off[k] {
+		data := make([]byte, c.off[k+1]-c.off[k])
+		if _, err := c.file.ReadAt(data, c.off[k]); err != nil {
+			return nil, fmt.Errorf("verified-file cache %s: %w", c.path, err)
+		}
+		parseStamps(data, m)
+	}
+	data, err := c.journal.read(k)
+	if err != nil {
+		return nil, err
+	}
+	parseStamps(data, m)
+	return m, nil
+}
+
+// parseStamps reads per-file lines into m, later lines winning; "-name"
+// removes name.
+func parseStamps(data []byte, m map[string]stamp) {
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if name, ok := bytes.CutPrefix(line, []byte("-")); ok {
+			delete(m, string(name))
+			continue
+		}
 		// size mtime sha256 name
-		parts := strings.SplitN(sc.Text(), " ", 4)
+		parts := strings.SplitN(string(line), " ", 4)
 		if len(parts) != 4 || !manifest.ValidSHA256(parts[2]) {
 			continue
 		}
@@ -142,8 +289,18 @@ func (c *Checked) parse(data []byte) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		c.m[parts[3]] = stamp{size, mt, parts[2]}
+		m[parts[3]] = stamp{size, mt, parts[2]}
 	}
+}
+
+// lookup returns the stamp of one name (loading its bucket).
+func (c *Checked) lookup(name string) (stamp, bool, error) {
+	m, err := c.view(bucketOf(name))
+	if err != nil {
+		return stamp{}, false, err
+	}
+	s, ok := m[name]
+	return s, ok, nil
 }
 
 // record returns the last run's setRecord, nil if there is none.
@@ -172,39 +329,28 @@ func DefaultCachePath(dst string) (string, error) {
 	return filepath.Join(dir, "squirro-bcp", "transfer", sum[:24]+".checked"), nil
 }
 
-// lock waits until the cache is loaded and locks it, for a caller that
-// looks up many names (okLocked).
-func (c *Checked) lock() {
-	c.load()
-	c.mu.Lock()
-}
-
-func (c *Checked) unlock() { c.mu.Unlock() }
-
-// okLocked says whether name was verified to have content sum with the
-// size and time e shows. The caller holds lock.
-func (c *Checked) okLocked(name string, e Entry, sum string) bool {
-	s, ok := c.m[name]
+// okStamp says whether s (found: ok) records name verified to have content
+// sum with the size and time e shows.
+func okStamp(s stamp, ok bool, e Entry, sum string) bool {
 	return ok && s.sum == sum && s.size == e.Size && sameTime(s.mtime, e.ModTime.UnixNano())
 }
 
-// supersededLocked says whether the file e at name is, unchanged, the
-// version verified there before with another SHA-256 than sum, the one
-// the set now wants: the set changed, not the file (es/index.latest, which
-// Elasticsearch rewrites with every snapshot). The caller holds lock.
-func (c *Checked) supersededLocked(name string, e Entry, sum string) bool {
-	s, ok := c.m[name]
+// supersededStamp says whether the file e is, unchanged, the version
+// verified there before (s, found: ok) with another SHA-256 than sum, the
+// one the set now wants: the set changed, not the file (es/index.latest,
+// which Elasticsearch rewrites with every snapshot).
+func supersededStamp(s stamp, ok bool, e Entry, sum string) bool {
 	return ok && s.sum != sum && s.size == e.Size && sameTime(s.mtime, e.ModTime.UnixNano())
 }
 
-// damagedLocked says whether a file at w's name that differs from what w
-// wants is damage rather than an older version: the cache verified w's
-// very content there, or, where it knows nothing of the name, the name is
-// not one that a new set gives new content (only es/index.latest is). A
-// name the cache verified with other content is an update. The caller
-// holds lock.
-func (c *Checked) damagedLocked(w *want) bool {
-	if s, ok := c.m[w.name]; ok {
+// damagedStamp says whether a file at w's name that differs from what w
+// wants is damage rather than an older version: the cache (s, found: ok)
+// verified w's very content there, or, where it knows nothing of the name,
+// the name is not one that a new set gives new content (only
+// es/index.latest is). A name the cache verified with other content is an
+// update.
+func damagedStamp(s stamp, ok bool, w *want) bool {
+	if ok {
 		return s.sum == w.content()
 	}
 	return w.name != indexLatest
@@ -221,28 +367,43 @@ func sameTime(a, b int64) bool {
 	return (a%1e9 == 0 || b%1e9 == 0) && a/1e9 == b/1e9
 }
 
+func stampLine(b []byte, name string, s stamp) []byte {
+	b = strconv.AppendInt(b, s.size, 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, s.mtime, 10)
+	b = append(b, ' ')
+	b = append(b, s.sum...)
+	b = append(b, ' ')
+	b = append(b, name...)
+	return append(b, '\n')
+}
+
 // set remembers that name, as e shows it, was verified to have content sum.
-func (c *Checked) set(name string, e Entry, sum string) {
-	c.load()
-	c.mu.Lock()
-	if st := (stamp{e.Size, e.ModTime.UnixNano(), sum}); c.m[name] != st {
-		c.m[name] = st
-		c.dirty = true
+// The caller compares with what the cache holds (view) first: set always
+// marks the cache changed.
+func (c *Checked) set(name string, e Entry, sum string) error {
+	if c.path == "" {
+		return nil
 	}
+	c.mu.Lock()
+	c.dirty = true
 	c.mu.Unlock()
+	return c.journal.add(bucketOf(name), stampLine(nil, name, stamp{e.Size, e.ModTime.UnixNano(), sum}))
 }
 
-func (c *Checked) drop(name string) {
-	c.load()
-	c.mu.Lock()
-	if _, ok := c.m[name]; ok {
-		delete(c.m, name)
-		c.dirty = true
+// drop forgets name.
+func (c *Checked) drop(name string) error {
+	if c.path == "" {
+		return nil
 	}
+	c.mu.Lock()
+	c.dirty = true
 	c.mu.Unlock()
+	return c.journal.add(bucketOf(name), []byte("-"+name+"\n"))
 }
 
-// Save writes the cache atomically if it changed.
+// Save writes the cache atomically if it changed: the record, then each
+// bucket's stamps sorted by name.
 func (c *Checked) Save() error {
 	c.mu.Lock()
 	dirty := c.dirty
@@ -250,27 +411,56 @@ func (c *Checked) Save() error {
 	if c.path == "" || !dirty {
 		return nil
 	}
-	c.load()
+	if err := c.index(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	rec := c.rec
+	c.mu.Unlock()
 	err := manifest.WriteAtomic(c.path, 0o600, func(w io.Writer) error {
-		bw := bufio.NewWriter(w)
-		if r := c.rec; r != nil {
+		bw := bufio.NewWriterSize(w, 256<<10)
+		if r := rec; r != nil {
 			fmt.Fprintf(bw, "@set %s %s %d\n", r.set, r.manifest, r.files)
 			for i, d := range r.dirs {
 				fmt.Fprintf(bw, "@dir %x %s\n", r.digests[i], d)
 			}
 		}
-		for name, s := range c.m {
-			fmt.Fprintf(bw, "%d %d %s %s\n", s.size, s.mtime, s.sum, name)
+		var line []byte
+		for k := range numBuckets {
+			m, err := c.view(k)
+			if err != nil {
+				return err
+			}
+			names := make([]string, 0, len(m))
+			for name := range m {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			for _, name := range names {
+				line = stampLine(line[:0], name, m[name])
+				bw.Write(line)
+			}
 		}
 		return bw.Flush()
 	})
-	if err == nil {
-		c.dirty = false
+	if err != nil {
+		return err
 	}
-	return err
+	// What was written is now the file a further run reads.
+	if c.file != nil {
+		c.file.Close()
+	}
+	c.journal.close()
+	c.file, c.body, c.off, c.idxErr, c.indexed = nil, 0, [numBuckets + 1]int64{}, nil, sync.Once{}
+	rec = c.rec
+	if err := c.open(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.rec, c.dirty = rec, false
+	c.mu.Unlock()
+	return nil
 }

@@ -82,7 +82,7 @@ func (c *copier) copyFile(ctx context.Context, name string, size int64, sum stri
 // smallBufs hold small files while they are checked and written (writeData
 // keeps nothing of its data): 100k small files are then not 100k buffers
 // for the garbage collector.
-var smallBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
 // copyStream copies a large file from r: many requests in flight, fsynced
 // on its own (its data dominates the cost, not the fsync's latency).

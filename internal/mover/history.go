@@ -63,6 +63,8 @@ func (r *runner) copyOlder(ctx context.Context, newest *setFiles, srcSets, dstSe
 		keep := *r.res
 		r.res.Files, r.res.Copied, r.res.Bytes, r.res.Present, r.res.Replaced = 0, 0, 0, 0, 0
 		err = r.copySet(ctx, s, p, chData)
+		s.close()
+		p.close()
 		o := OlderSet{Set: id, Files: r.res.Files, Copied: r.res.Copied, Bytes: r.res.Bytes}
 		r.res.Files, r.res.Copied, r.res.Bytes, r.res.Present, r.res.Replaced = keep.Files, keep.Copied, keep.Bytes, keep.Present, keep.Replaced
 		if err != nil {
@@ -75,7 +77,7 @@ func (r *runner) copyOlder(ctx context.Context, newest *setFiles, srcSets, dstSe
 	// of its directories before these copies wrote into some of them.
 	if _, ok := r.opts.Dst.(Digester); ok && copied && !r.opts.DryRun {
 		if rec := r.opts.Checked.record(); rec != nil && rec.set == r.res.Set {
-			return r.recordDirs(ctx, rec)
+			return r.recordDirs(ctx, rec, nil)
 		}
 	}
 	return nil
@@ -136,27 +138,28 @@ func (r *runner) generation(ctx context.Context, newest *setFiles) (int64, error
 // newest generation gen supersedes, and checks that the rest is complete
 // at the source.
 func (r *runner) olderSet(ctx context.Context, id string, gen int64) (*setFiles, *plan, error) {
-	s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature)
+	keep := func(m *manifest.Manifest, name string) bool {
+		if name == indexLatest {
+			return false // the newest set's alone
+		}
+		if es := m.Elasticsearch; es != nil && es.Generation < gen {
+			if rest, ok := strings.CutPrefix(name, manifest.ESDirName+"/"); ok && manifest.IsESMetadata(rest) {
+				return false
+			}
+		}
+		return true
+	}
+	s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, keep, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !s.m.Channel.Matches(r.channel) {
+		s.close()
 		return nil, nil, fmt.Errorf("set %s is for channel %s, the source is %s: %w", id, s.m.Channel, r.channel, manifest.ErrNotForUs)
-	}
-	delete(s.files, indexLatest) // the newest set's alone
-	if es := s.m.Elasticsearch; es != nil && es.Generation < gen {
-		prefix := manifest.ESDirName + "/"
-		for name := range s.files {
-			if rest, ok := strings.CutPrefix(name, prefix); ok && manifest.IsESMetadata(rest) {
-				delete(s.files, name)
-			}
-		}
 	}
 	p, err := r.planSet(ctx, s)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := r.complete(ctx, s, p); err != nil {
+		s.close()
 		return nil, nil, err
 	}
 	return s, p, nil

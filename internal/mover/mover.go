@@ -12,7 +12,6 @@ import (
 	"path"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -162,23 +161,14 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	r.channel = ch
 	// A set verified at the end of an earlier run may still be all there
-	// is to do (unchanged); otherwise listing the destination's object store
-	// is most of a run with little to do, so it starts at once, while the
-	// source's lists are read.
+	// is to do (unchanged); otherwise the verified-file cache is indexed
+	// while the source's lists are read.
 	rec := r.opts.Checked.record()
 	if _, ok := dst.(Digester); !ok || r.opts.Checksum {
 		rec = nil
 	}
-	bg, cancel := context.WithCancel(ctx)
-	var listing sync.WaitGroup
-	defer listing.Wait()
-	defer cancel()
-	prefetch := func() {
-		r.opts.Checked.preload()
-		listing.Go(func() { _ = r.dst.prefetchTree(bg, manifest.ObjectsDirName, listWorkers) })
-	}
 	if rec == nil {
-		prefetch()
+		r.opts.Checked.preload()
 	}
 	dch, err := readSmall(ctx, dst, manifest.ChannelFileName, 64<<10)
 	if err == nil {
@@ -212,13 +202,15 @@ func (r *runner) run(ctx context.Context) error {
 		if unchanged {
 			r.res.Set, r.res.Files, r.res.Present = rec.set, rec.files, rec.files
 		} else {
-			prefetch()
+			r.opts.Checked.preload()
 		}
 	}
 	if r.res.Set == "" {
 		if set, p, err = r.choose(ctx, srcSets); err != nil {
 			return err
 		}
+		defer set.close()
+		defer p.close()
 		r.res.Set = set.id
 	}
 	dstSets, err := setIDs(ctx, r.dst)
@@ -266,39 +258,6 @@ func (r *runner) unchanged(ctx context.Context, rec *setRecord, newest string) (
 	return slices.Equal(sums, rec.digests), nil
 }
 
-// record remembers s as verified at the destination, with the digest of
-// each directory holding its files as listed during this run (after the
-// copy, where it wrote).
-func (r *runner) record(ctx context.Context, s *setFiles) error {
-	seen := map[string]bool{}
-	for name := range s.files {
-		seen[dirOf(name)] = true
-	}
-	return r.recordDirs(ctx, &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: int64(len(s.files)), dirs: sortedKeys(seen)})
-}
-
-// recordDirs takes the digest of each of rec's directories as listed now
-// and keeps rec as the set verified at the destination.
-func (r *runner) recordDirs(ctx context.Context, rec *setRecord) error {
-	rec.digests = nil
-	if err := r.dst.prefetchDirs(ctx, rec.dirs, listWorkers); err != nil {
-		return err
-	}
-	for _, d := range rec.dirs {
-		ents, err := r.dst.dir(ctx, d)
-		if err != nil {
-			return err
-		}
-		list := make([]Entry, 0, len(ents))
-		for _, e := range ents {
-			list = append(list, e)
-		}
-		rec.digests = append(rec.digests, remote.Digest(list))
-	}
-	r.opts.Checked.setRecord(rec)
-	return nil
-}
-
 // setIDs lists the set directories at f, oldest first.
 func setIDs(ctx context.Context, l *dirLister) ([]string, error) {
 	d, err := l.dir(ctx, manifest.SetsDirName)
@@ -326,7 +285,7 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, er
 	var newest error
 	for i := len(ids) - 1; i >= 0; i-- {
 		id := ids[i]
-		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature)
+		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, nil, nil)
 		if err == nil && !s.m.Channel.Matches(r.channel) {
 			err = fmt.Errorf("set %s is for channel %s, the source is %s: %w", id, s.m.Channel, r.channel, manifest.ErrNotForUs)
 		}
@@ -335,11 +294,9 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, er
 			p, err = r.planSet(ctx, s)
 		}
 		if err == nil {
-			err = r.complete(ctx, s, p)
-		}
-		if err == nil {
 			return s, p, nil
 		}
+		s.close()
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
@@ -351,271 +308,6 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, er
 	return nil, nil, fmt.Errorf("%s: none of %d sets is complete (newest: %w): %w", r.opts.Src, len(ids), newest, ErrSourceIncomplete)
 }
 
-// complete checks that every file of s that the destination does not hold
-// intact is present at the source (with its size, where listing sizes is
-// cheap): a set is never forwarded unless it can be completed.
-func (r *runner) complete(ctx context.Context, s *setFiles, p *plan) error {
-	var need []*want
-	for _, ws := range p.todo {
-		need = append(need, ws...)
-	}
-	need = append(need, p.check...)
-	var names []string
-	for _, w := range need {
-		if w.data == nil {
-			names = append(names, w.name)
-		}
-	}
-	if err := r.src.prefetch(ctx, names, listWorkers); err != nil {
-		return err
-	}
-	var missing []string
-	for _, w := range need {
-		if w.data != nil {
-			continue
-		}
-		e, ok, err := r.src.stat(ctx, w.name)
-		if err != nil {
-			return err
-		}
-		if !ok || e.Dir || e.Size >= 0 && e.Size != w.size {
-			missing = append(missing, w.name)
-		}
-	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		more := ""
-		if len(missing) > 3 {
-			more = fmt.Sprintf(" and %d more", len(missing)-3)
-			missing = missing[:3]
-		}
-		return fmt.Errorf("set %s at %s: missing or short: %s%s: %w", s.id, r.opts.Src, strings.Join(missing, ", "), more, manifest.ErrIncomplete)
-	}
-	return nil
-}
-
-// copySet copies what the destination lacks, phase by phase.
-// plan is what the destination lacks of one set.
-type plan struct {
-	todo              [numPhases][]*want
-	check             []*want // present with the right size, not known intact
-	bytes             int64
-	dirs              map[string]bool
-	present, replaced int64
-}
-
-// planSet classifies every file of s at the destination: one listing per
-// directory.
-func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
-	p := &plan{dirs: map[string]bool{}}
-	// By directory: one listing and one lookup of it per directory.
-	byDir := map[string][]*want{}
-	for _, w := range s.files {
-		d := dirOf(w.name)
-		byDir[d] = append(byDir[d], w)
-	}
-	dirs := make([]string, 0, len(byDir))
-	for d := range byDir {
-		dirs = append(dirs, d)
-	}
-	if err := r.dst.prefetchDirs(ctx, dirs, listWorkers); err != nil {
-		return nil, err
-	}
-	checked := r.opts.Checked
-	checked.lock()
-	defer checked.unlock()
-	for d, ws := range byDir {
-		ents, err := r.dst.dir(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		for _, w := range ws {
-			e, ok := ents[w.name[len(d)+1:]]
-			switch {
-			case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && checked.okLocked(w.name, e, w.content()):
-				p.present++
-			case ok && !e.Dir && checked.supersededLocked(w.name, e, w.content()):
-				// the version verified there before, which this set
-				// replaces (es/index.latest): an update, nothing to hash
-				p.todo[w.phase] = append(p.todo[w.phase], w)
-				p.bytes += w.size
-			case ok && !e.Dir && e.Size == w.size:
-				p.check = append(p.check, w) // there, but not known to be intact
-			default:
-				if ok && checked.damagedLocked(w) {
-					p.replaced++
-				}
-				p.todo[w.phase] = append(p.todo[w.phase], w)
-				p.bytes += w.size
-			}
-			if w.phase < phaseManifest {
-				// the set's directory is made only when its manifest is written
-				p.dirs[d] = true
-			}
-		}
-	}
-	return p, nil
-}
-
-// dirOf is path.Dir for the clean, relative names of a set's files.
-func dirOf(name string) string {
-	if i := strings.LastIndexByte(name, '/'); i >= 0 {
-		return name[:i]
-	}
-	return "."
-}
-
-// copySet copies what the destination lacks, phase by phase.
-func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byte) error {
-	dst := r.opts.Dst
-	all := s.files
-	r.res.Files = int64(len(all))
-	todo, check, bytes, dirs := p.todo, p.check, p.bytes, p.dirs
-	r.res.Present, r.res.Replaced = p.present, p.replaced
-	if r.opts.DryRun {
-		for _, p := range todo {
-			r.res.Copied += int64(len(p))
-		}
-		r.res.Copied += int64(len(check))
-		r.res.Bytes = bytes
-		return nil
-	}
-	if _, ok, err := r.dst.stat(ctx, manifest.ChannelFileName); err != nil {
-		return err
-	} else if !ok {
-		if err := dst.MkdirAll(ctx, "."); err != nil {
-			return fmt.Errorf("create %s: %w", dst, err)
-		}
-		if err := r.cp.writeBytes(ctx, manifest.ChannelFileName, chData, ""); err != nil {
-			return err
-		}
-	}
-	if err := r.copyEpochs(ctx); err != nil {
-		return err
-	}
-	for _, p := range todo {
-		sort.Slice(p, func(i, j int) bool { return p[i].name < p[j].name })
-	}
-	// Enough work to be worth more connections?
-	var n int
-	for _, p := range todo {
-		n += len(p)
-	}
-	if n+len(check) > 16 || bytes > 64<<20 {
-		for _, f := range []FS{r.opts.Src, dst} {
-			if e, ok := f.(Expander); ok {
-				if err := e.Expand(ctx); err != nil && ctx.Err() == nil {
-					return fmt.Errorf("open more connections to %s: %w", f, err)
-				}
-			}
-		}
-	}
-	// Files present but not known intact are hashed at the destination; one
-	// that differs joins the copy, counted as damaged unless it is a version
-	// this set replaces.
-	if len(check) > 0 {
-		damaged := map[*want]bool{}
-		r.opts.Checked.lock()
-		for _, w := range check {
-			damaged[w] = r.opts.Checked.damagedLocked(w)
-		}
-		r.opts.Checked.unlock()
-		r.opts.Progress.Begin("check files already at the destination", int64(len(check)), "files")
-		var bad atomicList
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(r.opts.Workers)
-		for _, w := range check {
-			g.Go(func() error {
-				defer r.opts.Progress.Add(1)
-				got, n, err := hashFile(gctx, dst, w.name)
-				if err != nil {
-					return err
-				}
-				if got != w.content() || n != w.size {
-					bad.add(w)
-				}
-				return nil
-			})
-		}
-		err := g.Wait()
-		r.opts.Progress.End()
-		if err != nil {
-			return err
-		}
-		for _, w := range bad.list() {
-			if damaged[w] {
-				r.res.Replaced++
-			}
-			r.opts.Checked.drop(w.name)
-			todo[w.phase] = append(todo[w.phase], w)
-			bytes += w.size
-		}
-		r.res.Present += int64(len(check) - len(bad.list()))
-	}
-	// Directories the copy needs.
-	var missing []string
-	for _, d := range sortedKeys(dirs) {
-		dd, err := r.dst.dir(ctx, d)
-		if err != nil {
-			return err
-		}
-		if dd == nil {
-			missing = append(missing, d)
-		}
-	}
-	if err := mkdirs(ctx, dst, missing, r.opts.Workers); err != nil {
-		return err
-	}
-	r.opts.Progress.Begin("copy "+s.id, bytes, "bytes")
-	defer r.opts.Progress.End()
-	for phase := range todo {
-		if phase == phaseManifest && len(todo[phase]) > 0 {
-			setDir := manifest.SetsDirName + "/" + s.id
-			if err := dst.MkdirAll(ctx, setDir); err != nil {
-				return fmt.Errorf("create %s at %s: %w", setDir, dst, err)
-			}
-			dirs[setDir] = true
-		}
-		if err := r.copyPhase(ctx, todo[phase]); err != nil {
-			return err
-		}
-	}
-	// Every file that is now in place was hashed: remember it with the
-	// size and time the destination shows.
-	written := map[string]*want{}
-	for _, p := range todo {
-		for _, w := range p {
-			written[w.name] = w
-		}
-	}
-	for _, w := range check {
-		written[w.name] = w
-	}
-	touched := map[string]bool{}
-	for name := range written {
-		touched[dirOf(name)] = true
-	}
-	for d := range touched {
-		r.dst.forget(d)
-	}
-	if err := r.dst.prefetchDirs(ctx, sortedKeys(touched), listWorkers); err != nil {
-		return err
-	}
-	for name, w := range written {
-		e, ok, err := r.dst.stat(ctx, name)
-		if err != nil {
-			return err
-		}
-		if ok {
-			r.opts.Checked.set(name, e, w.content())
-		}
-	}
-	if _, ok := dst.(Digester); ok && s.id == r.res.Set {
-		return r.record(ctx, s) // the newest set only (see copyOlder)
-	}
-	return nil
-}
-
 // smallInFlight bounds the bytes of small files (read whole into memory)
 // in flight at once: 512 files of up to 1 MiB would otherwise be 512 MiB.
 const smallInFlight = 128 << 20
@@ -623,68 +315,6 @@ const smallInFlight = 128 << 20
 // batchFiles is how many files are written under their temporary names
 // before one FSSyncer.SyncFS makes them durable and they are renamed.
 const batchFiles = 2048
-
-// copyPhase copies files with Workers in flight and makes their directory
-// entries durable before the next phase starts. Where the destination can
-// sync a whole file system (FSSyncer), small files are copied in batches:
-// written without fsync, one SyncFS, then renamed; one more SyncFS at the
-// end of the phase makes the renames durable. Otherwise every file is
-// fsynced before its rename and the directories are fsynced where the
-// backend can.
-func (r *runner) copyPhase(ctx context.Context, files []*want) error {
-	if len(files) == 0 {
-		return nil
-	}
-	dirs := map[string]bool{}
-	for _, w := range files {
-		dirs[path.Dir(w.name)] = true
-	}
-	batch, err := r.canBatch(ctx)
-	if err != nil {
-		return err
-	}
-	if !batch {
-		if _, err := r.writeFiles(ctx, files, false); err != nil {
-			return err
-		}
-		if ds, ok := r.opts.Dst.(DirSyncer); ok {
-			for d := range dirs {
-				if err := ds.SyncDir(ctx, d); err != nil {
-					return fmt.Errorf("fsync directory %s at %s: %w", d, r.opts.Dst, err)
-				}
-			}
-		}
-		return nil
-	}
-	// Batch N is synced and renamed while batch N+1 is written; one batch
-	// is finished at a time, in order.
-	var finishing chan error
-	finished := func() error {
-		if finishing == nil {
-			return nil
-		}
-		err := <-finishing
-		finishing = nil
-		return err
-	}
-	for len(files) > 0 {
-		n := min(len(files), batchFiles)
-		pending, err := r.writeFiles(ctx, files[:n], true)
-		if ferr := finished(); err == nil {
-			err = ferr
-		}
-		if err != nil {
-			return err // what is pending stays under temporary names
-		}
-		finishing = make(chan error, 1)
-		go func(done chan<- error) { done <- r.finishBatch(ctx, pending) }(finishing)
-		files = files[n:]
-	}
-	if err := finished(); err != nil {
-		return err
-	}
-	return r.syncFS(ctx, sortedKeys(dirs))
-}
 
 // canBatch says whether the destination can sync a whole file system; it
 // asks once per run (an SFTP account may not be allowed to run commands).

@@ -57,15 +57,46 @@ func (w *want) content() string {
 	return w.sum
 }
 
-// setFiles is what one set needs, deduplicated by name.
+// setFiles is what one set needs, deduplicated by name. The files whose
+// content is not known in advance and that go with the objects (phase
+// data: objects, lists, Elasticsearch blobs) - all but a handful - are
+// spooled to disk by bucket (see bucketFiles), so that a set of a million
+// files is not a million names in memory; the rest (the repository's root
+// files, the manifest, its signature) is held.
 type setFiles struct {
-	id    string
-	m     *manifest.Manifest
-	raw   []byte // manifest.json
-	files map[string]*want
+	id      string
+	m       *manifest.Manifest
+	raw     []byte // manifest.json
+	spool   *bucketFiles
+	special []*want
+	keep    func(m *manifest.Manifest, name string) bool // nil keeps every file
+	rec     []byte                                       // scratch for one record
 }
 
-func (s *setFiles) add(w *want) { s.files[w.name] = w }
+func (s *setFiles) add(w *want) error {
+	if s.keep != nil && !s.keep(s.m, w.name) {
+		return nil
+	}
+	if w.phase == phaseData && w.data == nil {
+		s.rec = appendWant(s.rec[:0], classFile, w)
+		return s.spool.add(bucketOf(w.name), s.rec)
+	}
+	for i, o := range s.special {
+		if o.name == w.name {
+			s.special[i] = w
+			return nil
+		}
+	}
+	s.special = append(s.special, w)
+	return nil
+}
+
+// close removes the spool.
+func (s *setFiles) close() {
+	if s != nil && s.spool != nil {
+		s.spool.close()
+	}
+}
 
 func setRel(id, file string) string { return manifest.SetsDirName + "/" + id + "/" + file }
 
@@ -89,19 +120,35 @@ func readSmall(ctx context.Context, f FS, name string, limit int64) ([]byte, err
 // loadSet reads and checks one set's manifest and signature from f and
 // enumerates every file it needs, reading its lists (each checked against
 // its SHA-256 while read). verify checks the signature; nil skips that (for
-// sets already at the destination, which only decide what to keep).
-func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte) error) (*setFiles, error) {
+// sets already at the destination, which only decide what to keep). keep,
+// if not nil, leaves out the files it says no to. The files are spooled
+// into sp, or into a spool of their own if sp is nil (the caller closes
+// the set).
+func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte) error, keep func(*manifest.Manifest, string) bool, sp *bucketFiles) (_ *setFiles, err error) {
 	mdata, sig, m, err := readManifest(ctx, f, id, verify)
 	if err != nil {
 		return nil, err
 	}
-	s := &setFiles{id: id, m: m, raw: mdata, files: map[string]*want{}}
-	obj := func(r manifest.Ref) {
-		s.add(&want{name: manifest.ObjectRel(r.SHA256), size: r.Size, sum: r.SHA256, phase: phaseData})
+	own := sp == nil
+	if own {
+		sp = &bucketFiles{}
 	}
-	addObj := func(sha string, size int64) { obj(manifest.Ref{SHA256: sha, Size: size}) }
+	s := &setFiles{id: id, m: m, raw: mdata, spool: sp, keep: keep}
+	defer func() {
+		if err != nil && own {
+			s.close()
+		}
+	}()
+	var w want
+	obj := func(r manifest.Ref) error {
+		w = want{name: manifest.ObjectRel(r.SHA256), size: r.Size, sum: r.SHA256, phase: phaseData}
+		return s.add(&w)
+	}
+	addObj := func(sha string, size int64) error { return obj(manifest.Ref{SHA256: sha, Size: size}) }
 	if es := m.Elasticsearch; es != nil {
-		obj(es.Files)
+		if err := obj(es.Files); err != nil {
+			return nil, err
+		}
 		err := readList(ctx, f, es.Files, func(r io.Reader) error {
 			return readLines(r, func(line []byte) error {
 				var e manifest.ESFile
@@ -126,8 +173,7 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 				case rootIndexN.MatchString(w.name):
 					w.phase = phaseIndexN
 				}
-				s.add(w)
-				return nil
+				return s.add(w)
 			})
 		})
 		if err != nil {
@@ -135,7 +181,9 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 		}
 	}
 	if d := m.MySQL; d != nil {
-		obj(d.Object)
+		if err := obj(d.Object); err != nil {
+			return nil, err
+		}
 	}
 	for _, t := range m.Trees {
 		if t.Dir.SHA256 != "" {
@@ -144,11 +192,11 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 			// copy like the files they name.
 			r := manifest.TreeReader{
 				Open: func(ref manifest.Ref) (io.ReadCloser, error) { return f.Open(ctx, manifest.ObjectRel(ref.SHA256)) },
-				List: func(ref manifest.Ref) error { obj(ref); return nil },
+				List: obj,
 			}
 			err := r.Walk(ctx, t, func(e manifest.Entry) error {
 				if e.Type == manifest.TypeFile {
-					addObj(e.Object, e.Size)
+					return addObj(e.Object, e.Size)
 				}
 				return nil
 			})
@@ -157,7 +205,9 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 			}
 			continue
 		}
-		obj(t.List)
+		if err := obj(t.List); err != nil {
+			return nil, err
+		}
 		err := readList(ctx, f, t.List, func(r io.Reader) error {
 			// Only what the copy needs, checked cheaply: the list's hash
 			// (checked at its end, before anything is copied) ties it to
@@ -168,9 +218,9 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 				Object string `json:"object"`
 			}
 			return readLines(r, func(line []byte) error {
-				if obj, size, ok := fastEntry(line); ok {
-					if obj != "" {
-						addObj(obj, size)
+				if o, size, ok := fastEntry(line); ok {
+					if o != "" {
+						return addObj(o, size)
 					}
 					return nil
 				}
@@ -184,17 +234,20 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 				if !manifest.ValidSHA256(e.Object) || e.Size < 0 {
 					return fmt.Errorf("file list entry with object %q size %d: %w", e.Object, e.Size, manifest.ErrInvalid)
 				}
-				obj(manifest.Ref{SHA256: e.Object, Size: e.Size})
-				return nil
+				return obj(manifest.Ref{SHA256: e.Object, Size: e.Size})
 			})
 		})
 		if err != nil {
 			return nil, fmt.Errorf("set %s: tree %s file list: %w", id, t.Name, err)
 		}
 	}
-	s.add(&want{name: setRel(id, manifest.ManifestFileName), size: int64(len(mdata)), phase: phaseManifest, data: mdata})
+	if err := s.add(&want{name: setRel(id, manifest.ManifestFileName), size: int64(len(mdata)), phase: phaseManifest, data: mdata}); err != nil {
+		return nil, err
+	}
 	if sig != nil {
-		s.add(&want{name: setRel(id, manifest.SignatureFileName), size: int64(len(sig)), phase: phaseSignature, data: sig})
+		if err := s.add(&want{name: setRel(id, manifest.SignatureFileName), size: int64(len(sig)), phase: phaseSignature, data: sig}); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -392,36 +445,6 @@ func (l *dirLister) list(ctx context.Context, dir string) (map[string]Entry, err
 	l.m[dir] = d
 	l.mu.Unlock()
 	return d, nil
-}
-
-// prefetchTree lists dir and the directories in it, with up to workers
-// listings in flight.
-func (l *dirLister) prefetchTree(ctx context.Context, dir string, workers int) error {
-	top, err := l.dir(ctx, dir)
-	if err != nil {
-		return err
-	}
-	var dirs []string
-	for name, e := range top {
-		if e.Dir {
-			dirs = append(dirs, dir+"/"+name)
-		}
-	}
-	return l.prefetchDirs(ctx, dirs, workers)
-}
-
-// prefetch lists the directories of names that are not known yet, with
-// up to workers listings in flight.
-func (l *dirLister) prefetch(ctx context.Context, names []string, workers int) error {
-	seen := map[string]bool{}
-	var dirs []string
-	for _, name := range names {
-		if d := path.Dir(name); !seen[d] {
-			seen[d] = true
-			dirs = append(dirs, d)
-		}
-	}
-	return l.prefetchDirs(ctx, dirs, workers)
 }
 
 // prefetchDirs lists the directories that are not known yet, with up to

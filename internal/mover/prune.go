@@ -54,10 +54,13 @@ func (r *runner) prune(ctx context.Context, setID string, srcSets, dstSets []str
 		}
 		r.res.PrunedSets = append(r.res.PrunedSets, id)
 	}
-	// What the kept sets need, read from the destination's own manifests.
-	need := map[string]bool{}
+	// What the kept sets need, read from the destination's own manifests
+	// into one spool, by bucket.
+	spool := &bucketFiles{}
+	defer spool.close()
+	var rec []byte
 	for _, id := range keep {
-		s, err := loadSet(ctx, dst, id, nil)
+		s, err := loadSet(ctx, dst, id, nil, nil, spool)
 		if err != nil {
 			if errors.Is(err, manifest.ErrIncomplete) && id != setID {
 				// A set that never arrived whole needs nothing yet; the
@@ -66,11 +69,42 @@ func (r *runner) prune(ctx context.Context, setID string, srcSets, dstSets []str
 			}
 			return fmt.Errorf("prune at %s: read kept set %s: %w (nothing else was removed)", dst, id, err)
 		}
-		for name := range s.files {
-			need[name] = true
+		for _, w := range s.special {
+			rec = appendWant(rec[:0], classFile, w)
+			if err := spool.add(bucketOf(w.name), rec); err != nil {
+				return err
+			}
 		}
 	}
-	return r.pruneTree(ctx, need)
+	return r.pruneTree(ctx, &needed{spool: spool, k: -1})
+}
+
+// needed says which names the kept sets need, from their spool, one
+// bucket in memory at a time (pruneDir asks for the names of one directory
+// after the other, and a directory is in one bucket).
+type needed struct {
+	spool *bucketFiles
+	k     int
+	names map[string]bool
+}
+
+func (n *needed) has(name string) (bool, error) {
+	if k := bucketOf(name); k != n.k {
+		n.k, n.names = -1, map[string]bool{}
+		data, err := n.spool.read(k)
+		if err != nil {
+			return false, err
+		}
+		err = decodeWants(data, func(_ byte, w *want) error {
+			n.names[w.name] = true
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		n.k = k
+	}
+	return n.names[name], nil
 }
 
 func (r *runner) removeSet(ctx context.Context, id string) error {
@@ -99,7 +133,7 @@ func (r *runner) removeSet(ctx context.Context, id string) error {
 }
 
 // pruneTree walks objects/ then es/ at the destination.
-func (r *runner) pruneTree(ctx context.Context, need map[string]bool) error {
+func (r *runner) pruneTree(ctx context.Context, need *needed) error {
 	for _, top := range []string{manifest.ObjectsDirName, manifest.ESDirName} {
 		if _, err := r.pruneDir(ctx, top, need); err != nil {
 			return err
@@ -110,7 +144,7 @@ func (r *runner) pruneTree(ctx context.Context, need map[string]bool) error {
 
 // pruneDir removes unneeded files below dir and reports whether dir ended
 // up empty.
-func (r *runner) pruneDir(ctx context.Context, dir string, need map[string]bool) (bool, error) {
+func (r *runner) pruneDir(ctx context.Context, dir string, need *needed) (bool, error) {
 	dst := r.opts.Dst
 	ents, err := dst.ReadDir(ctx, dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -138,7 +172,9 @@ func (r *runner) pruneDir(ctx context.Context, dir string, need map[string]bool)
 			}
 			continue
 		}
-		if need[name] {
+		if ok, err := need.has(name); err != nil {
+			return false, err
+		} else if ok {
 			continue
 		}
 		if !strings.HasPrefix(e.Name, TmpPrefix) {
@@ -153,9 +189,14 @@ func (r *runner) pruneDir(ctx context.Context, dir string, need map[string]bool)
 		if err := dst.Remove(ctx, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("prune %s at %s: %w", name, dst, err)
 		}
-		r.opts.Checked.drop(name)
+		if err := r.opts.Checked.drop(name); err != nil {
+			return false, err
+		}
 		r.res.PrunedFiles++
 		left--
 	}
+	// The source's listing of dir is not needed again: a walk of the
+	// whole destination does not keep every listing.
+	r.src.forget(dir)
 	return left == 0, nil
 }

@@ -1,0 +1,678 @@
+package mover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// planWorkers is how many buckets are planned (or remembered) at once:
+// each holds its files and the listings of its directories at both ends,
+// and over SFTP their listings are in flight together.
+const planWorkers = 8
+
+// plan is what the destination lacks of one set. The spooled files' part
+// is on disk, by bucket (classTodo, classCheck, classDamaged; after
+// checkPresent classTodo and classOK); the held files' part in memory.
+type plan struct {
+	todo  [numPhases][]*want // of the held files
+	check []classed          // held files present with the right size, not known intact
+	spool bucketFiles
+
+	mu       sync.Mutex
+	nTodo    int64           // spooled files to copy
+	nCheck   [numBuckets]int // spooled files to hash, per bucket
+	bytes    int64           // to copy
+	mkdirs   map[string]bool // directories to create at the destination
+	dirs     map[string]bool // every directory holding the set's files
+	files    int64           // files the set needs
+	present  int64           // intact at the destination
+	replaced int64           // damaged at the destination
+	missing  []string        // the first few names missing or short at the source
+	nMissing int
+	digests  map[string][32]byte // directories listed after the copy (for the record), if not nil
+}
+
+func (p *plan) close() {
+	if p != nil {
+		p.spool.close()
+	}
+}
+
+func (p *plan) checks() int64 {
+	n := int64(len(p.check))
+	for _, c := range p.nCheck {
+		n += int64(c)
+	}
+	return n
+}
+
+func (p *plan) todos() int64 {
+	n := p.nTodo
+	for _, t := range p.todo {
+		n += int64(len(t))
+	}
+	return n
+}
+
+// planSet classifies every file of s at the destination, bucket by bucket
+// (planWorkers at once): one listing of each directory at the destination
+// and, for the files it lacks, one at the source, merged with the bucket's
+// files and its part of the verified-file cache. A set whose files the
+// destination lacks are not all at the source with their size is not
+// complete (manifest.ErrIncomplete): it is never forwarded.
+func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
+	p := &plan{mkdirs: map[string]bool{}, dirs: map[string]bool{}}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(planWorkers)
+	for k := range numBuckets {
+		if s.spool.count(k) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			recs, err := readBucket(s.spool, k)
+			if err != nil {
+				return err
+			}
+			view, err := r.opts.Checked.view(k)
+			if err != nil {
+				return err
+			}
+			ws := make([]*want, len(recs))
+			for i := range recs {
+				ws[i] = recs[i].w
+			}
+			out, err := r.planFiles(gctx, p, ws, view)
+			if err != nil || len(out) == 0 {
+				return err
+			}
+			var buf []byte
+			nCheck := 0
+			for _, c := range out {
+				buf = appendWant(buf, c.class, c.w)
+				if c.class != classTodo {
+					nCheck++
+				}
+			}
+			p.mu.Lock()
+			p.nCheck[k] = nCheck
+			p.nTodo += int64(len(out) - nCheck)
+			p.mu.Unlock()
+			return p.spool.replace(k, buf, len(out))
+		})
+	}
+	err := g.Wait()
+	if err == nil {
+		// The held files, with their stamps.
+		view := map[string]stamp{}
+		for _, w := range s.special {
+			st, ok, lerr := r.opts.Checked.lookup(w.name)
+			if lerr != nil {
+				err = lerr
+				break
+			}
+			if ok {
+				view[w.name] = st
+			}
+		}
+		var out []classed
+		if err == nil {
+			out, err = r.planFiles(ctx, p, s.special, view)
+		}
+		for _, c := range out {
+			if c.class == classTodo {
+				p.todo[c.w.phase] = append(p.todo[c.w.phase], c.w)
+			} else {
+				p.check = append(p.check, c)
+			}
+		}
+	}
+	if err == nil && p.nMissing > 0 {
+		more := ""
+		if p.nMissing > len(p.missing) {
+			more = fmt.Sprintf(" and %d more", p.nMissing-len(p.missing))
+		}
+		err = fmt.Errorf("set %s at %s: missing or short: %s%s: %w", s.id, r.opts.Src, strings.Join(p.missing, ", "), more, manifest.ErrIncomplete)
+	}
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// planFiles classifies ws (one bucket's, or the held files) with one
+// listing per directory, and checks that what is to be copied or hashed
+// is at the source. It returns the files that are not known intact at the
+// destination with their class, and adds the rest to p.
+func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[string]stamp) ([]classed, error) {
+	byDir := map[string][]*want{}
+	for _, w := range ws {
+		d := dirOf(w.name)
+		byDir[d] = append(byDir[d], w)
+	}
+	var out []classed
+	var present, replaced, bytes int64
+	var missing []string
+	for d, dws := range byDir {
+		ents, err := listDir(ctx, r.opts.Dst, d, false)
+		if err != nil {
+			return nil, err
+		}
+		var need []*want // to copy or hash: must be at the source
+		for _, w := range dws {
+			st, known := view[w.name]
+			e, ok := ents[baseOf(w.name)]
+			sum := w.content()
+			switch {
+			case ok && !e.Dir && e.Size == w.size && !r.opts.Checksum && okStamp(st, known, e, sum):
+				present++
+				continue
+			case ok && !e.Dir && supersededStamp(st, known, e, sum):
+				// the version verified there before, which this set
+				// replaces (es/index.latest): an update, nothing to hash
+				out = append(out, classed{classTodo, w})
+				bytes += w.size
+			case ok && !e.Dir && e.Size == w.size:
+				// there, but not known to be intact
+				class := byte(classCheck)
+				if damagedStamp(st, known, w) {
+					class = classDamaged
+				}
+				out = append(out, classed{class, w})
+			default:
+				if ok && damagedStamp(st, known, w) {
+					replaced++
+				}
+				out = append(out, classed{classTodo, w})
+				bytes += w.size
+			}
+			if w.data == nil {
+				need = append(need, w)
+			}
+		}
+		if len(need) > 0 {
+			src, err := listDir(ctx, r.opts.Src, d, true)
+			if err != nil {
+				return nil, err
+			}
+			for _, w := range need {
+				if e, ok := src[baseOf(w.name)]; !ok || e.Dir || e.Size >= 0 && e.Size != w.size {
+					missing = append(missing, w.name)
+				}
+			}
+		}
+		p.mu.Lock()
+		p.dirs[d] = true
+		if ents == nil && dws[0].phase < phaseManifest {
+			// the set's directory is made only when its manifest is written
+			p.mkdirs[d] = true
+		}
+		p.mu.Unlock()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.files += int64(len(ws))
+	p.present += present
+	p.replaced += replaced
+	p.bytes += bytes
+	p.nMissing += len(missing)
+	p.missing = append(p.missing, missing...)
+	slices.Sort(p.missing)
+	p.missing = p.missing[:min(len(p.missing), 3)]
+	return out, nil
+}
+
+// listDir lists dir at f, by name; a missing directory is a nil map.
+// names asks for names only where f can list them more cheaply (sizes are
+// then -1).
+func listDir(ctx context.Context, f FS, dir string, names bool) (map[string]Entry, error) {
+	var ents []Entry
+	var err error
+	if nl, ok := f.(NameLister); ok && names {
+		ents, err = nl.ReadDirNames(ctx, dir)
+	} else {
+		ents, err = f.ReadDir(ctx, dir)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]Entry, len(ents))
+	for _, e := range ents {
+		m[e.Name] = e
+	}
+	return m, nil
+}
+
+// baseOf is path.Base for the clean, relative names of a set's files.
+func baseOf(name string) string { return name[strings.LastIndexByte(name, '/')+1:] }
+
+// dirOf is path.Dir for the clean, relative names of a set's files.
+func dirOf(name string) string {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[:i]
+	}
+	return "."
+}
+
+// copySet copies what the destination lacks, phase by phase.
+func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byte) error {
+	dst := r.opts.Dst
+	r.res.Files = p.files
+	r.res.Present, r.res.Replaced = p.present, p.replaced
+	if r.opts.DryRun {
+		r.res.Copied += p.todos() + p.checks()
+		r.res.Bytes = p.bytes
+		return nil
+	}
+	if _, ok, err := r.dst.stat(ctx, manifest.ChannelFileName); err != nil {
+		return err
+	} else if !ok {
+		if err := dst.MkdirAll(ctx, "."); err != nil {
+			return fmt.Errorf("create %s: %w", dst, err)
+		}
+		if err := r.cp.writeBytes(ctx, manifest.ChannelFileName, chData, ""); err != nil {
+			return err
+		}
+	}
+	if err := r.copyEpochs(ctx); err != nil {
+		return err
+	}
+	// Enough work to be worth more connections?
+	if p.todos()+p.checks() > 16 || p.bytes > 64<<20 {
+		for _, f := range []FS{r.opts.Src, dst} {
+			if e, ok := f.(Expander); ok {
+				if err := e.Expand(ctx); err != nil && ctx.Err() == nil {
+					return fmt.Errorf("open more connections to %s: %w", f, err)
+				}
+			}
+		}
+	}
+	if err := r.checkPresent(ctx, p); err != nil {
+		return err
+	}
+	if err := mkdirs(ctx, dst, sortedKeys(p.mkdirs), r.opts.Workers); err != nil {
+		return err
+	}
+	r.opts.Progress.Begin("copy "+s.id, p.bytes, "bytes")
+	defer r.opts.Progress.End()
+	for phase := range p.todo {
+		if phase == phaseManifest && len(p.todo[phase]) > 0 {
+			setDir := manifest.SetsDirName + "/" + s.id
+			if err := dst.MkdirAll(ctx, setDir); err != nil {
+				return fmt.Errorf("create %s at %s: %w", setDir, dst, err)
+			}
+		}
+		st := &wantStream{held: p.todo[phase]}
+		if phase == phaseData {
+			st.p = p
+		}
+		if err := r.copyPhase(ctx, st); err != nil {
+			return err
+		}
+	}
+	_, digester := dst.(Digester)
+	record := digester && s.id == r.res.Set // the newest set only (see copyOlder)
+	if record {
+		p.digests = map[string][32]byte{}
+	}
+	if err := r.remember(ctx, p); err != nil {
+		return err
+	}
+	if record {
+		rec := &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: p.files, dirs: sortedKeys(p.dirs)}
+		return r.recordDirs(ctx, rec, p.digests)
+	}
+	return nil
+}
+
+// checkPresent hashes the files present at the destination with the
+// right size but not known to be intact; one that differs joins the copy,
+// counted as damaged unless it is a version this set replaces.
+func (r *runner) checkPresent(ctx context.Context, p *plan) error {
+	total := p.checks()
+	if total == 0 {
+		return nil
+	}
+	r.opts.Progress.Begin("check files already at the destination", total, "files")
+	defer r.opts.Progress.End()
+	// hash hashes cs and returns them reclassified: classTodo or classOK.
+	hash := func(cs []classed) error {
+		var ws []*want
+		idx := map[*want]int{}
+		for i, c := range cs {
+			if c.class == classCheck || c.class == classDamaged {
+				idx[c.w] = i
+				ws = append(ws, c.w)
+			}
+		}
+		var bad atomicList
+		err := r.each(ctx, ws, nil, func(ctx context.Context, w *want) error {
+			defer r.opts.Progress.Add(1)
+			got, n, err := hashFile(ctx, r.opts.Dst, w.name)
+			if err != nil {
+				return err
+			}
+			if got != w.content() || n != w.size {
+				bad.add(w)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		isBad := map[*want]bool{}
+		for _, w := range bad.list() {
+			isBad[w] = true
+		}
+		for _, w := range ws {
+			c := &cs[idx[w]]
+			if !isBad[w] {
+				c.class = classOK
+				r.res.Present++
+				continue
+			}
+			if c.class == classDamaged {
+				r.res.Replaced++
+			}
+			if err := r.opts.Checked.drop(w.name); err != nil {
+				return err
+			}
+			c.class = classTodo
+			p.bytes += w.size
+		}
+		return nil
+	}
+	if err := hash(p.check); err != nil {
+		return err
+	}
+	for _, c := range p.check {
+		if c.class == classTodo {
+			p.todo[c.w.phase] = append(p.todo[c.w.phase], c.w)
+		}
+	}
+	for k, n := range p.nCheck {
+		if n == 0 {
+			continue
+		}
+		cs, err := readBucket(&p.spool, k)
+		if err != nil {
+			return err
+		}
+		if err := hash(cs); err != nil {
+			return err
+		}
+		var buf []byte
+		for _, c := range cs {
+			buf = appendWant(buf, c.class, c.w)
+			if c.class == classTodo {
+				p.nTodo++
+			}
+		}
+		p.nCheck[k] = 0
+		if err := p.spool.replace(k, buf, len(cs)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// remember adds every file that is now in place and was hashed (copied,
+// or checked) to the verified-file cache, with the size and time the
+// destination shows: bucket by bucket, one listing per directory.
+func (r *runner) remember(ctx context.Context, p *plan) error {
+	var held []*want
+	for _, t := range p.todo {
+		held = append(held, t...)
+	}
+	for _, w := range held {
+		r.dst.forget(dirOf(w.name)) // listings from before the copy
+	}
+	if r.opts.Checked.path == "" {
+		return nil
+	}
+	// The held files.
+	for _, c := range p.check {
+		if c.class == classOK {
+			held = append(held, c.w)
+		}
+	}
+	view := map[string]stamp{}
+	for _, w := range held {
+		st, ok, err := r.opts.Checked.lookup(w.name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			view[w.name] = st
+		}
+	}
+	if err := r.rememberFiles(ctx, p, held, view); err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(planWorkers)
+	for k := range numBuckets {
+		if p.spool.count(k) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			cs, err := readBucket(&p.spool, k)
+			if err != nil {
+				return err
+			}
+			ws := make([]*want, 0, len(cs))
+			for _, c := range cs {
+				if c.class == classTodo || c.class == classOK {
+					ws = append(ws, c.w)
+				}
+			}
+			view, err := r.opts.Checked.view(k)
+			if err != nil {
+				return err
+			}
+			return r.rememberFiles(gctx, p, ws, view)
+		})
+	}
+	return g.Wait()
+}
+
+// rememberFiles lists the directories of ws and sets the stamp of each
+// one present that differs from view's. Where p.digests is not nil, it
+// keeps the digest of each listing there (for recordDirs).
+func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view map[string]stamp) error {
+	byDir := map[string][]*want{}
+	for _, w := range ws {
+		d := dirOf(w.name)
+		byDir[d] = append(byDir[d], w)
+	}
+	for d, dws := range byDir {
+		list, err := r.opts.Dst.ReadDir(ctx, d)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if p.digests != nil {
+			sum := remote.Digest(list)
+			p.mu.Lock()
+			p.digests[d] = sum
+			p.mu.Unlock()
+		}
+		ents := make(map[string]Entry, len(list))
+		for _, e := range list {
+			ents[e.Name] = e
+		}
+		for _, w := range dws {
+			e, ok := ents[baseOf(w.name)]
+			if !ok {
+				continue
+			}
+			if st := (stamp{e.Size, e.ModTime.UnixNano(), w.content()}); view[w.name] != st {
+				if err := r.opts.Checked.set(w.name, e, st.sum); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// recordDirs takes the digest of each of rec's directories as listed now
+// (planWorkers at once), unless known already (have, listed after the
+// copy), and keeps rec as the set verified at the destination.
+func (r *runner) recordDirs(ctx context.Context, rec *setRecord, have map[string][32]byte) error {
+	rec.digests = make([][32]byte, len(rec.dirs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(planWorkers)
+	for i, d := range rec.dirs {
+		if sum, ok := have[d]; ok {
+			rec.digests[i] = sum
+			continue
+		}
+		g.Go(func() error {
+			ents, err := r.opts.Dst.ReadDir(gctx, d)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			rec.digests[i] = remote.Digest(ents)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	r.opts.Checked.setRecord(rec)
+	return nil
+}
+
+// wantStream hands out the files of a phase: the held ones, then (p set)
+// the spooled ones to copy, bucket by bucket.
+type wantStream struct {
+	held []*want
+	p    *plan
+	k    int
+	cur  []*want
+}
+
+// next returns up to n more files; none at the end.
+func (s *wantStream) next(n int) ([]*want, error) {
+	var out []*want
+	for len(out) < n {
+		switch {
+		case len(s.held) > 0:
+			m := min(n-len(out), len(s.held))
+			out, s.held = append(out, s.held[:m]...), s.held[m:]
+		case len(s.cur) > 0:
+			m := min(n-len(out), len(s.cur))
+			out, s.cur = append(out, s.cur[:m]...), s.cur[m:]
+		case s.p == nil || s.k >= numBuckets:
+			return out, nil
+		default:
+			k := s.k
+			s.k++
+			if s.p.spool.count(k) == 0 {
+				continue
+			}
+			data, err := s.p.spool.read(k)
+			if err != nil {
+				return nil, err
+			}
+			err = decodeWants(data, func(class byte, w *want) error {
+				if class == classTodo {
+					s.cur = append(s.cur, w)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// copyPhase copies the files of st with Workers in flight and makes their
+// directory entries durable before the next phase starts. Where the
+// destination can sync a whole file system (FSSyncer), small files are
+// copied in batches: written without fsync, one SyncFS, then renamed; one
+// more SyncFS at the end of the phase makes the renames durable. Otherwise
+// every file is fsynced before its rename and the directories are fsynced
+// where the backend can.
+func (r *runner) copyPhase(ctx context.Context, st *wantStream) error {
+	dirs := map[string]bool{}
+	next := func(n int) ([]*want, error) {
+		files, err := st.next(n)
+		for _, w := range files {
+			dirs[path.Dir(w.name)] = true
+		}
+		return files, err
+	}
+	files, err := next(batchFiles)
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	batch, err := r.canBatch(ctx)
+	if err != nil {
+		return err
+	}
+	if !batch {
+		for len(files) > 0 {
+			if _, err := r.writeFiles(ctx, files, false); err != nil {
+				return err
+			}
+			if files, err = next(batchFiles); err != nil {
+				return err
+			}
+		}
+		if ds, ok := r.opts.Dst.(DirSyncer); ok {
+			for d := range dirs {
+				if err := ds.SyncDir(ctx, d); err != nil {
+					return fmt.Errorf("fsync directory %s at %s: %w", d, r.opts.Dst, err)
+				}
+			}
+		}
+		return nil
+	}
+	// Batch N is synced and renamed while batch N+1 is written; one batch
+	// is finished at a time, in order.
+	var finishing chan error
+	finished := func() error {
+		if finishing == nil {
+			return nil
+		}
+		err := <-finishing
+		finishing = nil
+		return err
+	}
+	for len(files) > 0 {
+		pending, err := r.writeFiles(ctx, files, true)
+		if ferr := finished(); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return err // what is pending stays under temporary names
+		}
+		finishing = make(chan error, 1)
+		go func(done chan<- error) { done <- r.finishBatch(ctx, pending) }(finishing)
+		if files, err = next(batchFiles); err != nil {
+			_ = finished()
+			return err
+		}
+	}
+	if err := finished(); err != nil {
+		return err
+	}
+	return r.syncFS(ctx, sortedKeys(dirs))
+}
