@@ -863,3 +863,7 @@ func (o storeObjects) Open(sha string) (io.ReadCloser, error) { return o.s.Open(
 // ObjectsDir lets Apply open objects relative to their fan-out directory
 // (filetree.ObjectDir) when it writes a local target.
 func (o storeObjects) ObjectsDir() string { return o.s.Root() }
+
+// ObjectsDir lets Apply open objects relative to their fan-out directory
+// (filetree.ObjectDir) when it writes a local target.
+func (o storeObjects) ObjectsDir() string { return o.s.Root() }
