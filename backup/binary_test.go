@@ -3,12 +3,13 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // buildBinary builds the program into a temporary directory.
@@ -27,25 +28,12 @@ func buildBinary(t *testing.T) string {
 func (w *world) configFile(t *testing.T) string {
 	t.Helper()
 	c := w.cfg
-	toml := fmt.Sprintf(`channel = %q
-site = "prod"
-role-file = %q
-state-dir = %q
-node-name = "node1"
-es-url = [%q]
-es-repository = %q
-es-indices = [%q]
-mysql-host = %q
-mysql-port = %d
-mysql-user = %q
-mysql-password-file = %q
-storage-root = %q
-sign-key = %q
-log-interval = "1ms"
-`, c.Channel, c.RoleFile, c.StateDir, c.ES.URLs[0], c.ESRepo, c.ESIndices[0], c.MySQL.Host, c.MySQL.Port, c.MySQL.User, c.MySQL.PasswordFile, c.StorageRoot, c.SignKey)
-	p := filepath.Join(w.dir, "backup.toml")
-	writeFile(t, p, toml)
-	return p
+	return testkit.WriteConfig(t, filepath.Join(w.dir, "backup.toml"), map[string]any{
+		"channel": c.Channel, "site": "prod", "role-file": c.RoleFile, "state-dir": c.StateDir, "node-name": "node1",
+		"es-url": c.ES.URLs, "es-repository": c.ESRepo, "es-indices": c.ESIndices,
+		"mysql-host": c.MySQL.Host, "mysql-port": c.MySQL.Port, "mysql-user": c.MySQL.User, "mysql-password-file": c.MySQL.PasswordFile,
+		"storage-root": c.StorageRoot, "sign-key": c.SignKey, "log-interval": "1ms",
+	})
 }
 
 func exitCodeOf(t *testing.T, err error) int {
@@ -82,7 +70,7 @@ func TestBinaryExitCodes(t *testing.T) {
 		{"usage", []string{"run", "--no-such-flag"}, nil, 2, "", "no-such-flag"},
 		{"list json", []string{"list", "--json"}, nil, 0, `"status": "signed"`, ""},
 	}
-	writeFile(t, filepath.Join(w.dir, "standby-role"), "standby\n")
+	testkit.WriteFile(t, filepath.Join(w.dir, "standby-role"), "standby\n")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, append(tt.args, "--config", cfgFile)...)

@@ -14,6 +14,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v7/esapi"
 
 	"github.com/squirro-bcp/bcp/internal/lock"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -42,7 +43,7 @@ func TestRefusalsAndPreflight(t *testing.T) {
 		{"elasticsearch down", func(t *testing.T, c *config) { c.ES.URLs = []string{"http://127.0.0.1:1"} }, 3, []string{"elasticsearch", "127.0.0.1:1"}},
 		{"wrong mysql password", func(t *testing.T, c *config) {
 			p := filepath.Join(t.TempDir(), "pw")
-			writeFile(t, p, "wrong\n")
+			testkit.WriteFile(t, p, "wrong\n")
 			c.MySQL.PasswordFile = p
 		}, 3, []string{"mysql", "password"}},
 		{"every failed check is listed", func(t *testing.T, c *config) {
@@ -61,7 +62,7 @@ func TestRefusalsAndPreflight(t *testing.T) {
 		}, 6, []string{"bcp-to-prod", "source is bcp"}},
 		{"standby site", func(t *testing.T, c *config) {
 			p := filepath.Join(t.TempDir(), "role")
-			writeFile(t, p, "standby\n")
+			testkit.WriteFile(t, p, "standby\n")
 			c.RoleFile = p
 		}, 6, []string{"standby"}},
 		{"lock held", func(t *testing.T, c *config) {

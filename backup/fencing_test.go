@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/squirro-bcp/bcp/internal/site"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
@@ -61,7 +62,7 @@ func TestBackupFencing(t *testing.T) {
 	line := func(name string, pub ssh.PublicKey, ns string) string {
 		return name + ` namespaces="` + ns + `" ` + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 	}
-	writeFile(t, allowed, line("bcp-backup", bcpKey.PublicKey(), manifest.Namespace+","+manifest.EpochNamespace)+"\n"+
+	testkit.WriteFile(t, allowed, line("bcp-backup", bcpKey.PublicKey(), manifest.Namespace+","+manifest.EpochNamespace)+"\n"+
 		line("prod-backup", prodKey.PublicKey(), manifest.EpochNamespace)+"\n")
 	w.cfg.AllowedSigners = allowed
 

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/elastic/go-elasticsearch/v7/esapi"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
@@ -56,15 +53,15 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.roleFile = filepath.Join(w.dir, "role")
-	writeFile(t, w.roleFile, "active\n")
+	testkit.WriteFile(t, w.roleFile, "active\n")
 	w.keyFile, w.allowed = signingKey(t, w.dir)
 	w.pwFile = filepath.Join(w.dir, "mysql.pw")
-	writeFile(t, w.pwFile, w.db.Password+"\n")
+	testkit.WriteFile(t, w.pwFile, w.db.Password+"\n")
 	w.storage = filepath.Join(w.dir, "storage")
 	for p, c := range map[string]string{"assets/logo.png": "png", "docs/1/a.pdf": "pdf-one", "docs/2/b.pdf": "pdf-two", "pipelets/x.py": "print(1)"} {
-		writeFile(t, filepath.Join(w.storage, p), c)
+		testkit.WriteFile(t, filepath.Join(w.storage, p), c)
 	}
-	os.Symlink("docs/1/a.pdf", filepath.Join(w.storage, "latest"))
+	testkit.Must(t, os.Symlink("docs/1/a.pdf", filepath.Join(w.storage, "latest")))
 	sqlDB := w.db.DB(t)
 	for _, q := range []string{"CREATE DATABASE squirro", "CREATE TABLE squirro.projects (id INT PRIMARY KEY, name TEXT)",
 		"INSERT INTO squirro.projects VALUES (1,'one'),(2,'two'),(3,'three')", "CREATE TABLE squirro.empty (id INT)"} {
@@ -93,38 +90,12 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func writeFile(t *testing.T, p, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o640); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// signingKey writes an ed25519 private key and an allowed_signers file.
+// signingKey writes the prod site's signing key and an allowed_signers
+// file trusting it.
 func signingKey(t *testing.T, dir string) (key, allowed string) {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "prod-backup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	key = filepath.Join(dir, "sign_key")
-	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	allowed = filepath.Join(dir, "allowed_signers")
-	writeFile(t, allowed, `prod-backup namespaces="`+manifest.Namespace+`" `+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))+"\n")
-	return key, allowed
+	key, s := testkit.SigningKey(t, dir, "prod-backup")
+	return key, testkit.WriteAllowedSigners(t, filepath.Join(dir, "allowed_signers"), testkit.AllowedLine("prod-backup", s.PublicKey()))
 }
 
 // verify classifies set id (newest signed if "") with manifest.Verify.

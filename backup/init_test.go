@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
@@ -44,13 +45,13 @@ func TestInitBothDirections(t *testing.T) {
 	// the reverse channel below path.repo, both configs.
 	cfg.ReverseChannel = filepath.Join(filepath.Dir(cfg.Channel), "bcp-to-prod")
 	signer, err := sshsig.LoadSigner(cfg.SignKey)
-	must(t, err)
+	testkit.Must(t, err)
 	_, other := siteSigner(t)
 	ns := manifest.Namespace + "," + manifest.EpochNamespace
 	cfg.AllowedSigners = filepath.Join(w.dir, "allowed_both")
-	writeFile(t, cfg.AllowedSigners, fmt.Sprintf("prod-backup namespaces=%q %sbcp-backup namespaces=%q %s", ns, ssh.MarshalAuthorizedKey(signer.PublicKey()), ns, ssh.MarshalAuthorizedKey(other.PublicKey())))
-	writeFile(t, os.Getenv("BCP_TRANSFER_CONFIG"), "channel = \"prod-to-bcp\"\n")
-	writeFile(t, os.Getenv("BCP_RESTORE_CONFIG"), fmt.Sprintf("channel = %q\nreverse-channel = %q\nsite = \"prod\"\nallowed-signers = %q\n", cfg.ReverseChannel, cfg.Channel, cfg.AllowedSigners))
+	testkit.WriteFile(t, cfg.AllowedSigners, fmt.Sprintf("prod-backup namespaces=%q %sbcp-backup namespaces=%q %s", ns, ssh.MarshalAuthorizedKey(signer.PublicKey()), ns, ssh.MarshalAuthorizedKey(other.PublicKey())))
+	testkit.WriteFile(t, os.Getenv("BCP_TRANSFER_CONFIG"), "channel = \"prod-to-bcp\"\n")
+	testkit.WriteFile(t, os.Getenv("BCP_RESTORE_CONFIG"), fmt.Sprintf("channel = %q\nreverse-channel = %q\nsite = \"prod\"\nallowed-signers = %q\n", cfg.ReverseChannel, cfg.Channel, cfg.AllowedSigners))
 	out.Reset()
 	if err := runInit(context.Background(), &cfg, initOptions{target: "bcp"}, &out); err != nil {
 		t.Fatalf("init with everything in place: %v\n%s", err, out.String())
@@ -72,16 +73,5 @@ func TestInitBothDirections(t *testing.T) {
 
 func siteSigner(t *testing.T) (string, ssh.Signer) {
 	t.Helper()
-	dir := t.TempDir()
-	key, _ := signingKey(t, dir)
-	s, err := sshsig.LoadSigner(key)
-	must(t, err)
-	return key, s
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
+	return testkit.SigningKey(t, t.TempDir(), "prod-backup")
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/es"
 	"github.com/squirro-bcp/bcp/internal/lock"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -241,7 +242,8 @@ func TestKill9Elasticsearch(t *testing.T) {
 	var bulk strings.Builder
 	buf := make([]byte, 1500)
 	for i := 0; i < 300; i++ {
-		rand.Read(buf)
+		_, err := rand.Read(buf)
+		testkit.Must(t, err)
 		fmt.Fprintf(&bulk, "{\"index\":{}}\n{\"blob\":%q}\n", base64.StdEncoding.EncodeToString(buf))
 	}
 	res, err = esapi.BulkRequest{Index: w.index, Body: strings.NewReader(bulk.String()), Refresh: "true"}.Do(context.Background(), c)
@@ -249,7 +251,11 @@ func TestKill9Elasticsearch(t *testing.T) {
 		t.Fatalf("bulk index: %v %v", err, res)
 	}
 	res.Body.Close()
-	esapi.IndicesForcemergeRequest{Index: []string{w.index}, MaxNumSegments: func(n int) *int { return &n }(1)}.Do(context.Background(), c)
+	res, err = esapi.IndicesForcemergeRequest{Index: []string{w.index}, MaxNumSegments: func(n int) *int { return &n }(1)}.Do(context.Background(), c)
+	if err != nil || res.IsError() {
+		t.Fatalf("force merge: %v %v", err, res)
+	}
+	res.Body.Close()
 
 	r := startRun(t, bin, cfgFile)
 	// The snapshot's progress begins once Elasticsearch reports it IN_PROGRESS.
@@ -364,7 +370,7 @@ func TestKill9Publish(t *testing.T) {
 	sock := serveAgent(t, a)
 	w.cfg.SignKey = "" // sign with the agent
 	cfgFile := w.configFile(t)
-	writeFile(t, filepath.Join(w.storage, "docs", "3", "c.pdf"), "pdf-three") // something new to publish
+	testkit.WriteFile(t, filepath.Join(w.storage, "docs", "3", "c.pdf"), "pdf-three") // something new to publish
 
 	r := startRun(t, bin, cfgFile, "SSH_AUTH_SOCK="+sock)
 	select {

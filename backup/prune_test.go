@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/objects"
 )
@@ -14,18 +15,18 @@ func TestPrune(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	first := w.mustRun(t)
-	writeFile(t, w.storage+"/docs/3/c.pdf", "only in sets 2 and 3")
+	testkit.WriteFile(t, w.storage+"/docs/3/c.pdf", "only in sets 2 and 3")
 	second := w.mustRun(t)
-	writeFile(t, w.storage+"/docs/3/c.pdf", "changed for set 3")
+	testkit.WriteFile(t, w.storage+"/docs/3/c.pdf", "changed for set 3")
 	third := w.mustRun(t)
 	// The first set is pinned (a restore uses it): prune must keep it.
 	l := manifest.Layout{Root: w.channel}
-	writeFile(t, l.PinPath(first.SetID), "restoring\n")
+	testkit.WriteFile(t, l.PinPath(first.SetID), "restoring\n")
 
 	store := objects.New(l.ObjectsDir())
 	count := func() int {
 		n := 0
-		store.Walk(func(string) error { n++; return nil })
+		testkit.Must(t, store.Walk(func(string) error { n++; return nil }))
 		return n
 	}
 	before := count()

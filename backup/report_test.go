@@ -21,7 +21,9 @@ func TestMetricsAndAlert(t *testing.T) {
 	var alerts []map[string]any
 	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		var a map[string]any
-		json.NewDecoder(r.Body).Decode(&a)
+		if err := json.NewDecoder(r.Body).Decode(&a); err != nil {
+			t.Errorf("alert body: %v", err)
+		}
 		alerts = append(alerts, a)
 	}))
 	t.Cleanup(hook.Close)

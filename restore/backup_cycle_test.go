@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 var backupBin struct {
@@ -64,54 +66,34 @@ func (f *fixture) backupRunScope(sc backupScope) {
 	keyFile := filepath.Join(dir, "signing-key")
 	if _, err := os.Stat(keyFile); err != nil {
 		blk, err := ssh.MarshalPrivateKey(f.key, "prod-backup")
-		must(t, err)
-		must(t, os.WriteFile(keyFile, pem.EncodeToMemory(blk), 0o600))
+		testkit.Must(t, err)
+		testkit.Must(t, os.WriteFile(keyFile, pem.EncodeToMemory(blk), 0o600))
 	}
 	role := filepath.Join(dir, "prod-role")
-	must(t, os.WriteFile(role, []byte("active\n"), 0o644))
+	testkit.Must(t, os.WriteFile(role, []byte("active\n"), 0o644))
 	m := f.w.Prod.MariaDB
 	pw := filepath.Join(dir, "mysql-password")
-	must(t, os.WriteFile(pw, []byte(m.Password+"\n"), 0o600))
-	cfg := filepath.Join(dir, "backup.toml")
-	indices := fmt.Sprintf("es-indices = [%q]", f.name+"_*")
+	testkit.Must(t, os.WriteFile(pw, []byte(m.Password+"\n"), 0o600))
+	settings := map[string]any{
+		"channel": f.prodCh, "site": "prod", "role-file": role, "state-dir": f.backupState,
+		"es-url": []string{f.w.Prod.ES.URL}, "es-repository": "bcp-" + f.name, "es-indices": []string{f.name + "_*"},
+		"mysql-host": m.Host, "mysql-port": m.Port, "mysql-user": m.User, "mysql-password-file": pw,
+		"mysql-databases": f.databases(f.prodDB),
+		"storage-root":    f.prodTree, "sign-key": keyFile, "min-free-bytes": 0,
+	}
 	if sc.allIndices {
-		indices = "# es-indices: all"
+		delete(settings, "es-indices") // all
 	}
-	databases := fmt.Sprintf("mysql-databases = [%s]", quoteList(f.databases(f.prodDB)))
 	if sc.allDatabases {
-		databases = "# mysql-databases: all"
+		delete(settings, "mysql-databases") // all
 	}
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`channel = %q
-site = "prod"
-role-file = %q
-state-dir = %q
-es-url = [%q]
-es-repository = %q
-%s
-mysql-host = %q
-mysql-port = %d
-mysql-user = %q
-mysql-password-file = %q
-%s
-storage-root = %q
-sign-key = %q
-min-free-bytes = 0
-`, f.prodCh, role, f.backupState, f.w.Prod.ES.URL, "bcp-"+f.name, indices, m.Host, m.Port, m.User, pw,
-		databases, f.prodTree, keyFile)), 0o600))
+	cfg := testkit.WriteConfig(t, filepath.Join(dir, "backup.toml"), settings)
 	cmd := exec.Command(bin, "run", "--config", cfg)
 	out, err := cmd.CombinedOutput()
 	t.Logf("backup run:\n%s", out)
 	if err != nil {
 		t.Fatalf("backup run: %v", err)
 	}
-}
-
-func quoteList(s []string) string {
-	q := make([]string, len(s))
-	for i, x := range s {
-		q[i] = fmt.Sprintf("%q", x)
-	}
-	return strings.Join(q, ", ")
 }
 
 // TestCycleWithBackup is the cycle with sets made by the real backup
@@ -126,8 +108,8 @@ func TestCycleWithBackup(t *testing.T) {
 	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".users (id INT PRIMARY KEY, name VARCHAR(50))")
 	f.exec(f.prodDB, "INSERT INTO "+f.db("app")+".users VALUES (1,'ann'),(2,'bob')")
-	writeFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "pdf a")
-	writeFile(t, filepath.Join(f.prodTree, "docs/b.pdf"), "pdf b")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "pdf a")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/b.pdf"), "pdf b")
 
 	f.backupRun()
 	f.transfer()
@@ -141,9 +123,9 @@ func TestCycleWithBackup(t *testing.T) {
 	f.deleteIndex("gone")
 	f.exec(f.prodDB, "UPDATE "+f.db("app")+".users SET name='bea' WHERE id=2")
 	f.exec(f.prodDB, "INSERT INTO "+f.db("app")+".users VALUES (3,'cid')")
-	writeFile(t, filepath.Join(f.prodTree, "docs/c.pdf"), "pdf c")
-	writeFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "pdf a, changed")
-	must(t, os.Remove(filepath.Join(f.prodTree, "docs/b.pdf")))
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/c.pdf"), "pdf c")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "pdf a, changed")
+	testkit.Must(t, os.Remove(filepath.Join(f.prodTree, "docs/b.pdf")))
 	f.backupRun()
 	f.transfer()
 	out, err := f.restore(runOptions{})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/es"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // The tests of this file run against the cluster profile: a 3-node prod
@@ -28,7 +29,7 @@ func (f *fixture) createReplicated(idx string, shards int) {
 	body := fmt.Sprintf(`{"settings":{"number_of_shards":%d,"number_of_replicas":1}}`, shards)
 	resp, err := f.prodES.Indices.Create(f.index(idx), f.prodES.Indices.Create.WithBody(strings.NewReader(body)),
 		f.prodES.Indices.Create.WithWaitForActiveShards("all"))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("create index %s: %s", idx, resp.Status())
@@ -41,13 +42,13 @@ func (f *fixture) esHealth(c *elasticsearch.Client) (status string, unassigned i
 	f.t.Helper()
 	resp, err := c.Cluster.Health(c.Cluster.Health.WithIndex(f.name+"_*"), c.Cluster.Health.WithWaitForStatus("green"),
 		c.Cluster.Health.WithTimeout(30*time.Second))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	defer resp.Body.Close()
 	var h struct {
 		Status     string `json:"status"`
 		Unassigned int    `json:"unassigned_shards"`
 	}
-	must(f.t, json.NewDecoder(resp.Body).Decode(&h))
+	testkit.Must(f.t, json.NewDecoder(resp.Body).Decode(&h))
 	return h.Status, h.Unassigned
 }
 
@@ -55,7 +56,7 @@ func (f *fixture) esHealth(c *elasticsearch.Client) (status string, unassigned i
 func (f *fixture) replicas(c *elasticsearch.Client) map[string]string {
 	f.t.Helper()
 	resp, err := c.Indices.GetSettings(c.Indices.GetSettings.WithIndex(f.name+"_*"), c.Indices.GetSettings.WithName("index.number_of_replicas"))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	defer resp.Body.Close()
 	var v map[string]struct {
 		Settings struct {
@@ -64,7 +65,7 @@ func (f *fixture) replicas(c *elasticsearch.Client) map[string]string {
 			} `json:"index"`
 		} `json:"settings"`
 	}
-	must(f.t, json.NewDecoder(resp.Body).Decode(&v))
+	testkit.Must(f.t, json.NewDecoder(resp.Body).Decode(&v))
 	out := map[string]string{}
 	for ix, s := range v {
 		out[ix] = s.Settings.Index.Replicas
@@ -89,14 +90,14 @@ func TestClusterReducedStandby(t *testing.T) {
 	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY, v TEXT)")
 	f.exec(f.prodDB, "INSERT INTO "+f.db("app")+".t VALUES (1,'a'),(2,'b')")
-	writeFile(t, f.prodTree+"/a.txt", "alpha")
+	testkit.WriteFile(t, f.prodTree+"/a.txt", "alpha")
 	f.backupRun() // the real backup program against the 3-node cluster
 	f.transfer()
 
 	ctx := context.Background()
 	bcp := cw.BCP
 	rc := bcp.Redis.Client(t)
-	must(t, rc.Set(ctx, f.name+":cache", "stale", 0).Err())
+	testkit.Must(t, rc.Set(ctx, f.name+":cache", "stale", 0).Err())
 
 	e := f.env()
 	e.cfg.ESIndexSettings = nil // the override is per pattern, not for every index
@@ -122,9 +123,9 @@ func TestClusterReducedStandby(t *testing.T) {
 	}
 
 	// Followers equal their primaries.
-	must(t, bcp.WaitReplicas(ctx))
+	testkit.Must(t, bcp.WaitReplicas(ctx))
 	rdb, err := sql.Open("mysql", bcp.MariaDBReplica.DSN(""))
-	must(t, err)
+	testkit.Must(t, err)
 	defer rdb.Close()
 	if got, want := f.tables(rdb), f.tables(f.bcpDB); !maps.Equal(got, want) || len(want) == 0 {
 		t.Fatalf("MySQL replica %v, primary %v: want equal", got, want)
@@ -133,7 +134,7 @@ func TestClusterReducedStandby(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		n, err := rr.Exists(ctx, f.name+":cache").Result()
-		must(t, err)
+		testkit.Must(t, err)
 		if n == 0 {
 			break
 		}
@@ -154,7 +155,7 @@ func TestClusterFullStandby(t *testing.T) {
 	f.putDocs("docs", map[string]string{"1": "one", "2": "two"})
 	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY)")
-	writeFile(t, f.prodTree+"/a.txt", "alpha")
+	testkit.WriteFile(t, f.prodTree+"/a.txt", "alpha")
 	f.publish()
 	f.transfer()
 
@@ -183,7 +184,7 @@ func TestClusterFullStandby(t *testing.T) {
 		t.Fatalf("restart results %+v, want one per node (3)", p.Restarts)
 	}
 	b, err := os.ReadFile(f.restarts)
-	must(t, err)
+	testkit.Must(t, err)
 	for i, n := range cw.BCP.Apps {
 		if !p.Restarts[i].OK || p.Restarts[i].Node != n.SSH.Addr() {
 			t.Fatalf("restart result %d: %+v, want OK on %s", i, p.Restarts[i], n.SSH.Addr())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // TestCheckRenamed: restore's former setting names are refused, naming the
@@ -18,7 +19,7 @@ func TestCheckRenamed(t *testing.T) {
 	file := func(body string) string {
 		t.Helper()
 		p := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".toml")
-		must(t, os.WriteFile(p, []byte(body), 0o600))
+		testkit.Must(t, os.WriteFile(p, []byte(body), 0o600))
 		return p
 	}
 	noEnv := func(string) (string, bool) { return "", false }
@@ -65,7 +66,7 @@ func TestCheckRenamed(t *testing.T) {
 // what needs SSH; when SSH is not needed nothing is checked.
 func TestCheckKnownHosts(t *testing.T) {
 	present := filepath.Join(t.TempDir(), "known_hosts")
-	must(t, os.WriteFile(present, nil, 0o644))
+	testkit.Must(t, os.WriteFile(present, nil, 0o644))
 	missing := filepath.Join(t.TempDir(), "known_hosts")
 	tests := []struct {
 		name  string

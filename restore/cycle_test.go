@@ -13,6 +13,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/filetree"
 	"github.com/squirro-bcp/bcp/internal/ledger"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -27,7 +28,7 @@ func (f *fixture) sameData(what string) {
 		f.t.Fatalf("%s: tables differ:\nprod %v\n bcp %v", what, p, b)
 	}
 	skip := func(rel string) bool { return filetree.Excluded(rel, f.settings().Exclude) }
-	if p, b := tree(f.t, f.prodTree, nil), tree(f.t, f.bcpTree, skip); !maps.Equal(p, b) {
+	if p, b := testkit.Tree(f.t, f.prodTree, nil), testkit.Tree(f.t, f.bcpTree, skip); !maps.Equal(p, b) {
 		f.t.Fatalf("%s: storage trees differ:\nprod %v\n bcp %v", what, p, b)
 	}
 }
@@ -58,25 +59,25 @@ func TestCycle(t *testing.T) {
 	f.exec(f.prodDB, "CREATE DATABASE "+f.db("meta"))
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("meta")+".projects (id INT PRIMARY KEY, title TEXT)")
 	f.exec(f.prodDB, "INSERT INTO "+f.db("meta")+".projects VALUES (1,'alpha')")
-	writeFile(t, filepath.Join(f.prodTree, "assets/logo.png"), "png bytes")
-	writeFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "pdf a")
-	writeFile(t, filepath.Join(f.prodTree, "docs/b.pdf"), "pdf b")
-	writeFile(t, filepath.Join(f.prodTree, "pipelets/p.py"), "print(1)")
-	must(t, os.Symlink("assets/logo.png", filepath.Join(f.prodTree, "logo")))
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "assets/logo.png"), "png bytes")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "pdf a")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/b.pdf"), "pdf b")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "pipelets/p.py"), "print(1)")
+	testkit.Must(t, os.Symlink("assets/logo.png", filepath.Join(f.prodTree, "logo")))
 	// the standby has its own leftovers: a stale index matching the
 	// patterns, an excluded cache, a Redis key
-	writeFile(t, filepath.Join(f.bcpTree, "cache/tmp"), "standby's own cache")
-	writeFile(t, filepath.Join(f.bcpTree, "stale.txt"), "not in prod")
+	testkit.WriteFile(t, filepath.Join(f.bcpTree, "cache/tmp"), "standby's own cache")
+	testkit.WriteFile(t, filepath.Join(f.bcpTree, "stale.txt"), "not in prod")
 	resp, err := f.bcpES.Indices.Create(f.index("stale"))
-	must(t, err)
+	testkit.Must(t, err)
 	resp.Body.Close()
-	must(t, f.w.BCP.Redis.Client(t).Set(ctx, "cached", "x", 0).Err())
+	testkit.Must(t, f.w.BCP.Redis.Client(t).Set(ctx, "cached", "x", 0).Err())
 
 	set1 := f.publish()
 	f.transfer()
 	// a read-only copy of the channel as it is now: the filer's snapshot
 	snapDir := filepath.Join(f.w.BCP.NFS, ".snapshot-"+f.name, "prod-to-bcp")
-	must(t, os.MkdirAll(snapDir, 0o750))
+	testkit.Must(t, os.MkdirAll(snapDir, 0o750))
 	copyChannel(t, f.bcpCh, snapDir)
 
 	if _, err := f.restore(runOptions{}); err != nil {
@@ -105,15 +106,15 @@ func TestCycle(t *testing.T) {
 	f.exec(f.prodDB, "DELETE FROM "+f.db("app")+".users WHERE id=3")
 	f.exec(f.prodDB, "INSERT INTO "+f.db("app")+".users VALUES (4,'dan')")
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("meta")+".tags (id INT PRIMARY KEY)")
-	writeFile(t, filepath.Join(f.prodTree, "docs/c.pdf"), "pdf c, new")
-	writeFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "pdf a, changed")
-	must(t, os.Remove(filepath.Join(f.prodTree, "docs/b.pdf")))
-	must(t, os.RemoveAll(filepath.Join(f.prodTree, "pipelets")))
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/c.pdf"), "pdf c, new")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "pdf a, changed")
+	testkit.Must(t, os.Remove(filepath.Join(f.prodTree, "docs/b.pdf")))
+	testkit.Must(t, os.RemoveAll(filepath.Join(f.prodTree, "pipelets")))
 	set2 := f.publish()
 	f.transfer()
 
 	// the dry run names exactly the changes and changes nothing
-	before := tree(t, f.bcpTree, nil)
+	before := testkit.Tree(t, f.bcpTree, nil)
 	out, err := f.restore(runOptions{DryRun: true})
 	if err != nil {
 		t.Fatalf("dry run: %v", err)
@@ -127,7 +128,7 @@ func TestCycle(t *testing.T) {
 	if strings.Contains(out.String(), "logo.png") {
 		t.Error("dry run would touch an unchanged file")
 	}
-	if !maps.Equal(before, tree(t, f.bcpTree, nil)) {
+	if !maps.Equal(before, testkit.Tree(t, f.bcpTree, nil)) {
 		t.Fatal("dry run changed the storage tree")
 	}
 	if _, err := f.restore(runOptions{}); err != nil {
@@ -138,14 +139,14 @@ func TestCycle(t *testing.T) {
 
 	// back to set 1, from the read-only snapshot directory
 	ro := readOnly(t, snapDir)
-	listing := tree(t, ro, nil)
+	listing := testkit.Tree(t, ro, nil)
 	if _, err := f.restore(runOptions{From: ro, SetID: set1}); exitCode(err) != 6 {
 		t.Fatalf("older set without --allow-older: exit %d (%v), want 6", exitCode(err), err)
 	}
 	if _, err := f.restore(runOptions{From: ro, SetID: set1, AllowOlder: true}); err != nil {
 		t.Fatalf("older set from read-only dir: %v", err)
 	}
-	if !maps.Equal(listing, tree(t, ro, nil)) {
+	if !maps.Equal(listing, testkit.Tree(t, ro, nil)) {
 		t.Fatal("restore wrote into the read-only directory")
 	}
 	n := f.docCounts(f.bcpES)
@@ -158,7 +159,7 @@ func TestCycle(t *testing.T) {
 	f.checkLive(set1)
 
 	var list bytes.Buffer
-	must(t, runList(ctx, listOptions{}, f.env(), &list))
+	testkit.Must(t, runList(ctx, listOptions{}, f.env(), &list))
 	t.Logf("restore list:\n%s", list.String())
 	for _, want := range []string{set1 + " ", set2 + " "} {
 		if !strings.Contains(list.String(), want) {
@@ -174,7 +175,7 @@ func TestCycle(t *testing.T) {
 func (f *fixture) checkLive(set string) {
 	f.t.Helper()
 	l, err := ledger.Open(f.state)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	live, err := l.Live("")
 	if err != nil || live.Set != set {
 		f.t.Fatalf("live = %q (%v), want %s", live.Set, err, set)
@@ -188,7 +189,7 @@ func (f *fixture) checkLive(set string) {
 		f.t.Fatalf("stages %v, want %s", stages, want)
 	}
 	pins, err := ledger.ReadPins(manifest.Layout{Root: f.bcpCh}.PinsDir())
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	if len(pins) != 1 || pins[set].Reason != "live" {
 		f.t.Fatalf("pins %v, want only %s live", pins, set)
 	}
@@ -200,7 +201,7 @@ func (f *fixture) checkLive(set string) {
 func readOnly(t *testing.T, dir string) string {
 	t.Helper()
 	mnt := dir + "-ro"
-	must(t, os.MkdirAll(mnt, 0o750))
+	testkit.Must(t, os.MkdirAll(mnt, 0o750))
 	if exec.Command("mount", "--bind", dir, mnt).Run() == nil {
 		t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
 		if err := exec.Command("mount", "-o", "remount,ro,bind", mnt).Run(); err == nil {
@@ -210,7 +211,7 @@ func readOnly(t *testing.T, dir string) string {
 			return mnt
 		}
 	}
-	must(t, exec.Command("chmod", "-R", "a-w", dir).Run())
+	testkit.Must(t, exec.Command("chmod", "-R", "a-w", dir).Run())
 	t.Cleanup(func() { _ = exec.Command("chmod", "-R", "u+w", dir).Run() })
 	return dir
 }

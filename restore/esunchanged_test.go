@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/elastic/go-elasticsearch/v7"
+
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // indexUUIDs maps this fixture's indices on a cluster to their index UUIDs.
@@ -17,10 +19,10 @@ func (f *fixture) indexUUIDs(c *elasticsearch.Client) map[string]string {
 	f.t.Helper()
 	resp, err := c.Cat.Indices(c.Cat.Indices.WithIndex(f.name+"_*"), c.Cat.Indices.WithFormat("json"), c.Cat.Indices.WithH("index", "uuid"),
 		c.Cat.Indices.WithExpandWildcards("all"))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	defer resp.Body.Close()
 	var rows []struct{ Index, UUID string }
-	must(f.t, json.NewDecoder(resp.Body).Decode(&rows))
+	testkit.Must(f.t, json.NewDecoder(resp.Body).Decode(&rows))
 	out := map[string]string{}
 	for _, r := range rows {
 		out[r.Index] = r.UUID
@@ -125,7 +127,7 @@ func TestESRestoresOnlyChangedIndices(t *testing.T) {
 
 	// someone writes to a on the standby
 	resp, err := f.bcpES.Index(f.index("a"), strings.NewReader(`{"text":"by hand"}`), f.bcpES.Index.WithRefresh("true"))
-	must(t, err)
+	testkit.Must(t, err)
 	resp.Body.Close()
 	f.backupRun()
 	f.transfer()
@@ -148,11 +150,11 @@ func TestESRestoresOnlyChangedIndices(t *testing.T) {
 	// the standby's record of the indices is from another channel
 	p := filepath.Join(f.state, "es-indices.json")
 	b, err := os.ReadFile(p)
-	must(t, err)
+	testkit.Must(t, err)
 	if !strings.Contains(string(b), `"channel": "prod-to-bcp"`) {
 		t.Fatalf("%s does not record the channel:\n%s", p, b)
 	}
-	must(t, os.WriteFile(p, []byte(strings.ReplaceAll(string(b), `"channel": "prod-to-bcp"`, `"channel": "other-to-bcp"`)), 0o600))
+	testkit.Must(t, os.WriteFile(p, []byte(strings.ReplaceAll(string(b), `"channel": "prod-to-bcp"`, `"channel": "other-to-bcp"`)), 0o600))
 	f.backupRun()
 	f.transfer()
 	out6 := f.restoredNow("cycle 6 (another channel)", runOptions{}, 3)

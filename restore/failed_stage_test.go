@@ -14,6 +14,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/alert"
 	"github.com/squirro-bcp/bcp/internal/ledger"
 	"github.com/squirro-bcp/bcp/internal/restart"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // TestFailedStage: a stage that fails stops the restore with exit 1, a
@@ -63,7 +64,7 @@ func TestFailedStage(t *testing.T) {
 		t.Fatal("no alert was sent")
 	}
 	l, err := ledger.Open(f.state)
-	must(t, err)
+	testkit.Must(t, err)
 	if fail, err := l.LastFailure(); err != nil || fail.Set != set || fail.Stage("restart").Outcome != ledger.Failed {
 		t.Fatalf("ledger: %+v %v", fail, err)
 	}

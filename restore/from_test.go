@@ -13,6 +13,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/filetree"
 	"github.com/squirro-bcp/bcp/internal/ledger"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // TestRunFromWhereESSeesItElsewhere: an older set kept in a directory that
@@ -27,13 +28,13 @@ func TestRunFromWhereESSeesItElsewhere(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "prod-to-bcp") // not below ES's path.repo
 	copyChannel(t, f.prodCh, dir)
 	seen := filepath.Join(f.w.BCP.NFS, f.name+"-snapshot")
-	must(t, os.Symlink(dir, seen))
+	testkit.Must(t, os.Symlink(dir, seen))
 
 	if _, err := f.restore(runOptions{From: dir}); err == nil {
 		t.Fatal("restore --from a directory outside path.repo succeeded without --from-es-location")
 	}
 	l, err := ledger.Open(f.state)
-	must(t, err)
+	testkit.Must(t, err)
 	if live, err := l.Live(""); err == nil && live.Set != "" {
 		t.Fatalf("something is live after a refused restore: %+v", live)
 	}
@@ -53,7 +54,7 @@ func TestRunFromWhereESSeesItElsewhere(t *testing.T) {
 func TestRunRefusesWhatDoesNotFit(t *testing.T) {
 	f := newFixture(t)
 	f.bcpTree = filepath.Join(testenv.Tmpfs(t, "1m"), "storage")
-	writeFile(t, filepath.Join(f.prodTree, "big.bin"), strings.Repeat("x", 3<<20))
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "big.bin"), strings.Repeat("x", 3<<20))
 	f.publishSmall()
 	f.transfer()
 	out, err := f.restore(runOptions{})
@@ -78,14 +79,14 @@ func TestRunRefusesWhatDoesNotFit(t *testing.T) {
 // program there, the restore stops before any change.
 func TestFilesViaSSH(t *testing.T) {
 	f := newFixture(t)
-	writeFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "alpha pdf")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "docs/a.pdf"), "alpha pdf")
 	f.publishSmall()
 	f.transfer()
 	outside := t.TempDir()
-	must(t, os.MkdirAll(f.bcpTree, 0o750))
-	must(t, os.Symlink(outside, filepath.Join(f.bcpTree, "docs")))
+	testkit.Must(t, os.MkdirAll(f.bcpTree, 0o750))
+	testkit.Must(t, os.Symlink(outside, filepath.Join(f.bcpTree, "docs")))
 	bin, err := filepath.Abs(os.Args[0])
-	must(t, err)
+	testkit.Must(t, err)
 	e := f.env()
 	e.cfg.FilesViaSSH = true
 
@@ -100,6 +101,18 @@ func TestFilesViaSSH(t *testing.T) {
 	}
 
 	e.cfg.RemoteTransfer = bin
+	// A dry run plans the tree and checks its space through one helper,
+	// and changes nothing.
+	var dry strings.Builder
+	if err := runRun(context.Background(), runOptions{DryRun: true}, e, &dry); err != nil {
+		t.Fatalf("dry run with files-via-ssh: %v\n%s", err, dry.String())
+	}
+	if !strings.Contains(dry.String(), "files storage -> "+f.bcpTree+": ") {
+		t.Fatalf("dry run plans no storage tree:\n%s", dry.String())
+	}
+	if n := f.docCounts(f.bcpES); len(n) != 0 {
+		t.Fatalf("the dry run changed Elasticsearch: %v", n)
+	}
 	if err := runRun(context.Background(), runOptions{}, e, &out); err != nil {
 		t.Fatalf("restore with files-via-ssh: %v\n%s", err, out.String())
 	}

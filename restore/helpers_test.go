@@ -32,6 +32,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/objects"
@@ -94,15 +95,15 @@ func newFixtureOn(t *testing.T, w *testenv.World) *fixture {
 		channel: manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"},
 	}
 	for _, d := range []string{f.prodCh, f.bcpCh, f.prodTree} {
-		must(t, os.MkdirAll(d, 0o750))
+		testkit.Must(t, os.MkdirAll(d, 0o750))
 	}
-	must(t, manifest.WriteChannel(f.prodCh, f.channel))
-	must(t, os.WriteFile(f.role, []byte("standby\n"), 0o644))
+	testkit.Must(t, manifest.WriteChannel(f.prodCh, f.channel))
+	testkit.Must(t, os.WriteFile(f.role, []byte("standby\n"), 0o644))
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	must(t, err)
+	testkit.Must(t, err)
 	f.key, f.backupState = priv, filepath.Join(t.TempDir(), "backup-state")
 	f.signer, err = ssh.NewSignerFromKey(priv)
-	must(t, err)
+	testkit.Must(t, err)
 	f.allowed = writeAllowed(t, f.signer.PublicKey())
 	// Squirro's health page, honestly stood in for on loopback
 	f.health = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
@@ -110,12 +111,10 @@ func newFixtureOn(t *testing.T, w *testenv.World) *fixture {
 	return f
 }
 
+// writeAllowed writes an allowed_signers file trusting pub as prod-backup.
 func writeAllowed(t *testing.T, pub ssh.PublicKey) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "allowed_signers")
-	line := fmt.Sprintf("prod-backup namespaces=%q %s", manifest.Namespace, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))))
-	must(t, os.WriteFile(p, []byte(line+"\n"), 0o644))
-	return p
+	return testkit.WriteAllowedSigners(t, filepath.Join(t.TempDir(), "allowed_signers"), testkit.AllowedLine("prod-backup", pub))
 }
 
 // settings is restore's configuration for the bcp side of this fixture.
@@ -161,12 +160,12 @@ func (f *fixture) putDocs(idx string, docs map[string]string) {
 		fmt.Fprintf(&b, `{"text":%q}`+"\n", body)
 	}
 	resp, err := f.prodES.Bulk(&b, f.prodES.Bulk.WithRefresh("true"))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	defer resp.Body.Close()
 	var r struct {
 		Errors bool `json:"errors"`
 	}
-	must(f.t, json.NewDecoder(resp.Body).Decode(&r))
+	testkit.Must(f.t, json.NewDecoder(resp.Body).Decode(&r))
 	if resp.IsError() || r.Errors {
 		f.t.Fatalf("bulk into %s: %s", idx, resp.Status())
 	}
@@ -176,7 +175,7 @@ func (f *fixture) createIndex(idx string, shards int) {
 	f.t.Helper()
 	body := fmt.Sprintf(`{"settings":{"number_of_shards":%d,"number_of_replicas":0}}`, shards)
 	resp, err := f.prodES.Indices.Create(f.index(idx), f.prodES.Indices.Create.WithBody(strings.NewReader(body)))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("create index %s: %s", idx, resp.Status())
@@ -186,14 +185,14 @@ func (f *fixture) createIndex(idx string, shards int) {
 func (f *fixture) deleteDoc(idx, id string) {
 	f.t.Helper()
 	resp, err := f.prodES.Delete(f.index(idx), id, f.prodES.Delete.WithRefresh("true"))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	resp.Body.Close()
 }
 
 func (f *fixture) deleteIndex(idx string) {
 	f.t.Helper()
 	resp, err := f.prodES.Indices.Delete([]string{f.index(idx)})
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	resp.Body.Close()
 }
 
@@ -210,7 +209,7 @@ func (f *fixture) exec(db *sql.DB, q string, args ...any) {
 func (f *fixture) indices(c *elasticsearch.Client) []string {
 	f.t.Helper()
 	all, err := es.ListAllIndices(context.Background(), c)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	var out []string
 	for _, ii := range all {
 		if strings.HasPrefix(ii.Index, f.name+"_") {
@@ -224,12 +223,12 @@ func (f *fixture) indices(c *elasticsearch.Client) []string {
 func (f *fixture) databases(db *sql.DB) []string {
 	f.t.Helper()
 	rows, err := db.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ? ORDER BY 1", f.name+`\_%`)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
 		var s string
-		must(f.t, rows.Scan(&s))
+		testkit.Must(f.t, rows.Scan(&s))
 		out = append(out, s)
 	}
 	return out
@@ -243,7 +242,7 @@ func (f *fixture) publishSmall() string {
 	f.putDocs("docs", map[string]string{"1": "one"})
 	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY)")
-	writeFile(f.t, filepath.Join(f.prodTree, "a.txt"), "alpha")
+	testkit.WriteFile(f.t, filepath.Join(f.prodTree, "a.txt"), "alpha")
 	return f.publish()
 }
 
@@ -267,7 +266,7 @@ func (f *fixture) publish() string {
 	esDir := manifest.Layout{Root: f.prodCh}.ESDir()
 	body := fmt.Sprintf(`{"type":"fs","settings":{"location":%q}}`, esDir)
 	resp, err := f.prodES.Snapshot.CreateRepository(repo, strings.NewReader(body))
-	must(t, err)
+	testkit.Must(t, err)
 	resp.Body.Close()
 	if resp.IsError() {
 		t.Fatalf("register %s: %s", repo, resp.Status())
@@ -276,20 +275,20 @@ func (f *fixture) publish() string {
 	indices := f.indices(f.prodES)
 	sb := fmt.Sprintf(`{"indices":%q,"include_global_state":false}`, strings.Join(indices, ","))
 	resp, err = f.prodES.Snapshot.Create(repo, snap, f.prodES.Snapshot.Create.WithBody(strings.NewReader(sb)), f.prodES.Snapshot.Create.WithWaitForCompletion(true))
-	must(t, err)
+	testkit.Must(t, err)
 	var sr struct {
 		Snapshot es.SnapshotInfo `json:"snapshot"`
 	}
-	must(t, json.NewDecoder(resp.Body).Decode(&sr))
+	testkit.Must(t, json.NewDecoder(resp.Body).Decode(&sr))
 	resp.Body.Close()
 	if sr.Snapshot.State != "SUCCESS" {
 		t.Fatalf("snapshot %s: %+v", snap, sr.Snapshot)
 	}
 	gen, err := os.ReadFile(filepath.Join(esDir, "index.latest"))
-	must(t, err)
+	testkit.Must(t, err)
 	var files []manifest.ESFile
 	var esBytes int64
-	must(t, filepath.WalkDir(esDir, func(p string, d fs.DirEntry, err error) error {
+	testkit.Must(t, filepath.WalkDir(esDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -312,7 +311,7 @@ func (f *fixture) publish() string {
 		}
 		return nil
 	})
-	must(t, err)
+	testkit.Must(t, err)
 	m.Elasticsearch = &manifest.ESSnapshot{Repository: repo, Snapshot: snap, UUID: sr.Snapshot.UUID, State: "SUCCESS",
 		Indices: sr.Snapshot.Indices, Generation: int64(binary.BigEndian.Uint64(gen)), Files: ref, FileCount: int64(len(files)), Bytes: esBytes,
 		Scope: []string{f.name + "_*"}, Source: f.esSource} // every index of this fixture
@@ -328,21 +327,21 @@ func (f *fixture) publish() string {
 	var dump bytes.Buffer
 	cmd.Stdout = &dump
 	cmd.Stderr = testWriter{t}
-	must(t, cmd.Run())
+	testkit.Must(t, cmd.Run())
 	var zb bytes.Buffer
 	zw, err := zstd.NewWriter(&zb)
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = zw.Write(dump.Bytes())
-	must(t, err)
-	must(t, zw.Close())
+	testkit.Must(t, err)
+	testkit.Must(t, zw.Close())
 	dref, err := store.Put(ctx, &zb)
-	must(t, err)
+	testkit.Must(t, err)
 	m.MySQL = &manifest.MySQLDump{Object: dref, Compression: "zstd", Databases: dbs, Tables: f.rowCounts(f.prodDB, dbs)}
 
 	// the storage tree
 	var entries []manifest.Entry
 	var treeBytes int64
-	must(t, filepath.WalkDir(f.prodTree, func(p string, d fs.DirEntry, err error) error {
+	testkit.Must(t, filepath.WalkDir(f.prodTree, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == f.prodTree {
 			return err
 		}
@@ -380,20 +379,20 @@ func (f *fixture) publish() string {
 			}
 			return nil
 		})
-		must(t, err)
+		testkit.Must(t, err)
 		m.Trees = []manifest.Tree{{Name: "storage", Root: f.prodTree, List: ref, Files: int64(len(entries)), Bytes: treeBytes}}
 	} else {
 		tw := manifest.NewTreeWriter(ctx, store)
 		for _, e := range entries {
-			must(t, tw.WriteEntry(e))
+			testkit.Must(t, tw.WriteEntry(e))
 		}
 		mt, err := tw.Tree("storage", f.prodTree)
-		must(t, err)
+		testkit.Must(t, err)
 		m.Trees = []manifest.Tree{mt}
 	}
 
 	id, err := manifest.Publish(ctx, manifest.Layout{Root: f.prodCh}, m, f.signer)
-	must(t, err)
+	testkit.Must(t, err)
 	return id
 }
 
@@ -402,17 +401,17 @@ func (f *fixture) rowCounts(db *sql.DB, dbs []string) []manifest.TableCount {
 	var out []manifest.TableCount
 	for _, d := range dbs {
 		rows, err := db.Query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1", d)
-		must(f.t, err)
+		testkit.Must(f.t, err)
 		var tables []string
 		for rows.Next() {
 			var s string
-			must(f.t, rows.Scan(&s))
+			testkit.Must(f.t, rows.Scan(&s))
 			tables = append(tables, s)
 		}
 		rows.Close()
 		for _, tb := range tables {
 			var n int64
-			must(f.t, db.QueryRow(fmt.Sprintf("SELECT COUNT(*) FROM `%s`.`%s`", d, tb)).Scan(&n))
+			testkit.Must(f.t, db.QueryRow(fmt.Sprintf("SELECT COUNT(*) FROM `%s`.`%s`", d, tb)).Scan(&n))
 			out = append(out, manifest.TableCount{Database: d, Table: tb, Rows: n})
 		}
 	}
@@ -427,7 +426,7 @@ func (f *fixture) rowCounts(db *sql.DB, dbs []string) []manifest.TableCount {
 func channelFiles(t *testing.T, root string) []string {
 	t.Helper()
 	var data, sets []string
-	must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	testkit.Must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -453,15 +452,15 @@ func channelFiles(t *testing.T, root string) []string {
 func copyFile(t *testing.T, src, dst, rel string) bool {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(src, rel))
-	must(t, err)
+	testkit.Must(t, err)
 	target := filepath.Join(dst, rel)
 	if old, err := os.ReadFile(target); err == nil && bytes.Equal(old, b) {
 		return false
 	}
-	must(t, os.MkdirAll(filepath.Dir(target), 0o750))
+	testkit.Must(t, os.MkdirAll(filepath.Dir(target), 0o750))
 	tmp := filepath.Join(filepath.Dir(target), ".tmp-copy")
-	must(t, os.WriteFile(tmp, b, 0o644))
-	must(t, os.Rename(tmp, target))
+	testkit.Must(t, os.WriteFile(tmp, b, 0o644))
+	testkit.Must(t, os.Rename(tmp, target))
 	return true
 }
 
@@ -485,7 +484,7 @@ func (f *fixture) transfer() {
 func (f *fixture) docCounts(c *elasticsearch.Client) map[string]int64 {
 	f.t.Helper()
 	n, err := es.CountDocuments(context.Background(), c, f.indices(c))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	return n
 }
 
@@ -496,54 +495,8 @@ func (f *fixture) tables(db *sql.DB) map[string]string {
 	for _, tc := range f.rowCounts(db, f.databases(db)) {
 		var name string
 		var sum sql.NullInt64
-		must(f.t, db.QueryRow(fmt.Sprintf("CHECKSUM TABLE `%s`.`%s`", tc.Database, tc.Table)).Scan(&name, &sum))
+		testkit.Must(f.t, db.QueryRow(fmt.Sprintf("CHECKSUM TABLE `%s`.`%s`", tc.Database, tc.Table)).Scan(&name, &sum))
 		out[tc.Database+"."+tc.Table] = fmt.Sprintf("%d rows, checksum %d", tc.Rows, sum.Int64)
 	}
 	return out
-}
-
-// tree maps path -> "type size sha256" of a directory, skipping excluded paths.
-func tree(t *testing.T, dir string, skip func(string) bool) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	must(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		if skip != nil && skip(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		fi, _ := os.Lstat(p)
-		switch {
-		case fi.IsDir():
-			out[rel] = "dir " + fi.Mode().Perm().String()
-		case fi.Mode()&fs.ModeSymlink != 0:
-			l, _ := os.Readlink(p)
-			out[rel] = "symlink " + l
-		default:
-			b, _ := os.ReadFile(p)
-			sum := sha256.Sum256(b)
-			out[rel] = fmt.Sprintf("file %s %d %x", fi.Mode().Perm(), len(b), sum[:8])
-		}
-		return nil
-	}))
-	return out
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	must(t, os.MkdirAll(filepath.Dir(path), 0o750))
-	must(t, os.WriteFile(path, []byte(content), 0o640))
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/es"
 	"github.com/squirro-bcp/bcp/internal/ledger"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -91,7 +92,7 @@ func (f *fixture) throttle(rate string) {
 		v = fmt.Sprintf("%q", rate)
 	}
 	resp, err := f.bcpES.Cluster.PutSettings(strings.NewReader(`{"transient":{"indices.recovery.max_bytes_per_sec":` + v + `}}`))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("throttle %s: %s", rate, resp.Status())
@@ -103,7 +104,7 @@ func (f *fixture) throttle(rate string) {
 func (f *fixture) stopES() (resume func()) {
 	f.t.Helper()
 	pid := f.w.BCP.ES.Pid()
-	must(f.t, syscall.Kill(pid, syscall.SIGSTOP))
+	testkit.Must(f.t, syscall.Kill(pid, syscall.SIGSTOP))
 	var once sync.Once
 	resume = func() { once.Do(func() { _ = syscall.Kill(pid, syscall.SIGCONT) }) }
 	f.t.Cleanup(resume)
@@ -120,7 +121,7 @@ func TestStoppedWhileWaitingForShards(t *testing.T) {
 	f.putBulk("big", 400, 1000)
 	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY)")
-	writeFile(t, filepath.Join(f.prodTree, "a.txt"), "alpha")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "a.txt"), "alpha")
 	set := f.publish()
 	f.transfer()
 	f.throttle("10kb") // the restore takes minutes: there is time to stop it
@@ -130,7 +131,7 @@ func TestStoppedWhileWaitingForShards(t *testing.T) {
 	defer stop()
 	e, _ := f.hooked(func(msg string) {
 		if strings.Contains(msg, "restore started; waiting") {
-			must(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
+			testkit.Must(t, syscall.Kill(os.Getpid(), syscall.SIGTERM))
 		}
 	})
 	done := make(chan error, 1)
@@ -146,9 +147,9 @@ func TestStoppedWhileWaitingForShards(t *testing.T) {
 	stop()
 
 	l, err := ledger.Open(f.state)
-	must(t, err)
+	testkit.Must(t, err)
 	rec, err := l.LastFailure()
-	must(t, err)
+	testkit.Must(t, err)
 	if rec.Set != set || rec.Outcome != ledger.Interrupted || rec.Stage(stageES) == nil || rec.Stage(stageES).Outcome != ledger.Interrupted {
 		t.Fatalf("ledger: %+v; want set %s interrupted in stage elasticsearch", rec, set)
 	}
@@ -156,13 +157,13 @@ func TestStoppedWhileWaitingForShards(t *testing.T) {
 		t.Fatalf("ledger error %q does not say the run was stopped while waiting", rec.Error)
 	}
 	running, err := es.RestoresInProgress(context.Background(), f.bcpES)
-	must(t, err)
+	testkit.Must(t, err)
 	t.Logf("restores in progress after the stop: %+v", running)
 	if len(running) == 0 {
 		t.Log("Elasticsearch finished the restore before the look; the restart below still must succeed")
 	}
 	var out bytes.Buffer
-	must(t, runStatus(context.Background(), false, f.env(), &out))
+	testkit.Must(t, runStatus(context.Background(), false, f.env(), &out))
 	t.Logf("status after the stop:\n%s", out.String())
 	if !strings.Contains(out.String(), "interrupted") || !strings.Contains(out.String(), "MIXED") {
 		t.Fatalf("status does not say the run was interrupted and the standby is mixed:\n%s", out.String())
@@ -188,7 +189,7 @@ func TestStoppedWhileWaitingForShards(t *testing.T) {
 		t.Fatal("the second watcher did not look")
 	}
 	cancel()
-	must(t, <-done)
+	testkit.Must(t, <-done)
 	f.checkLive(set)
 	f.sameData("after the restart")
 	if len(running) > 0 && !logs.has("left running by an earlier run") {
@@ -230,7 +231,7 @@ func TestHungElasticsearch(t *testing.T) {
 		t.Fatalf("exit %d, err %v; want 3 (preflight) naming the request timeout", exitCode(err), err)
 	}
 	l, lerr := ledger.Open(f.state)
-	must(t, lerr)
+	testkit.Must(t, lerr)
 	if rec, lerr := l.LastFailure(); lerr != nil || rec.Set != set || rec.Stage(stagePrepare) == nil {
 		t.Fatalf("the failed attempt is not in the ledger: %+v %v", rec, lerr)
 	}
@@ -265,20 +266,20 @@ func TestMixedStandbyStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.putDocs("docs", map[string]string{"2": "two"})
-	writeFile(t, filepath.Join(f.prodTree, "b.txt"), "bravo")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "b.txt"), "bravo")
 	set := f.publish()
 	f.transfer()
 
 	e := f.env()
 	blocker := filepath.Join(t.TempDir(), "not-a-dir")
-	writeFile(t, blocker, "x")
+	testkit.WriteFile(t, blocker, "x")
 	e.cfg.StorageRoot = filepath.Join(blocker, "storage") // the files stage fails
 	err := runRun(context.Background(), runOptions{}, e, &bytes.Buffer{})
 	if !errors.Is(err, ErrStageFailed) {
 		t.Fatalf("err %v, want the files stage failed", err)
 	}
 	var out bytes.Buffer
-	must(t, runStatus(context.Background(), false, f.env(), &out))
+	testkit.Must(t, runStatus(context.Background(), false, f.env(), &out))
 	t.Logf("status:\n%s", out.String())
 	for _, want := range []string{"MIXED", "elasticsearch: set " + set, "mysql:         set " + set,
 		"files:         set " + old + " (live), partly set " + set, "restores set " + set + " into every part"} {
@@ -287,9 +288,9 @@ func TestMixedStandbyStatus(t *testing.T) {
 		}
 	}
 	var js bytes.Buffer
-	must(t, runStatus(context.Background(), true, f.env(), &js))
+	testkit.Must(t, runStatus(context.Background(), true, f.env(), &js))
 	var st statusReport
-	must(t, json.Unmarshal(js.Bytes(), &st))
+	testkit.Must(t, json.Unmarshal(js.Bytes(), &st))
 	if !st.Mixed || len(st.Parts) != 3 || st.Parts[0].Set != set || st.Parts[2].Set != old {
 		t.Fatalf("status --json: %s", js.String())
 	}
@@ -298,7 +299,7 @@ func TestMixedStandbyStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	must(t, runStatus(context.Background(), false, f.env(), &out))
+	testkit.Must(t, runStatus(context.Background(), false, f.env(), &out))
 	if strings.Contains(out.String(), "MIXED") {
 		t.Fatalf("still mixed after a complete restore:\n%s", out.String())
 	}
@@ -337,7 +338,7 @@ func TestFutureDatedSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	must(t, runStatus(context.Background(), false, f.env(), &out))
+	testkit.Must(t, runStatus(context.Background(), false, f.env(), &out))
 	t.Logf("status:\n%s", out.String())
 	if strings.Contains(out.String(), "(-") || !strings.Contains(out.String(), "(0s old; created") {
 		t.Fatalf("status shows a negative age or does not flag the clock:\n%s", out.String())
@@ -349,12 +350,12 @@ func TestFutureDatedSet(t *testing.T) {
 func (f *fixture) republish(set string, ahead time.Duration) string {
 	f.t.Helper()
 	b, err := os.ReadFile(manifest.Layout{Root: f.prodCh}.ManifestPath(set))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	m, err := manifest.Decode(b)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	f.seq++
 	m.Sequence, m.Created = f.seq, time.Now().UTC().Add(ahead).Truncate(time.Second)
 	id, err := manifest.Publish(context.Background(), manifest.Layout{Root: f.prodCh}, m, f.signer)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	return id
 }

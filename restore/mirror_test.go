@@ -11,6 +11,7 @@ import (
 	"github.com/elastic/go-elasticsearch/v7"
 
 	"github.com/squirro-bcp/bcp/internal/es"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -19,7 +20,7 @@ import (
 func (f *fixture) indexStates(c *elasticsearch.Client) map[string]string {
 	f.t.Helper()
 	all, err := es.ListAllIndices(context.Background(), c)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	var open []string
 	out := map[string]string{}
 	for _, ii := range all {
@@ -32,7 +33,7 @@ func (f *fixture) indexStates(c *elasticsearch.Client) map[string]string {
 		}
 	}
 	n, err := es.CountDocuments(context.Background(), c, open)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	for ix, d := range n {
 		out[ix] = "open " + strings.Repeat("d", int(d))
 	}
@@ -42,7 +43,7 @@ func (f *fixture) indexStates(c *elasticsearch.Client) map[string]string {
 func (f *fixture) closeIndex(c *elasticsearch.Client, idx string) {
 	f.t.Helper()
 	resp, err := c.Indices.Close([]string{f.index(idx)})
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("close %s: %s", idx, resp.Status())
@@ -52,7 +53,7 @@ func (f *fixture) closeIndex(c *elasticsearch.Client, idx string) {
 func (f *fixture) createStandbyIndex(idx string) {
 	f.t.Helper()
 	resp, err := f.bcpES.Indices.Create(idx)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("create standby index %s: %s", idx, resp.Status())
@@ -63,14 +64,14 @@ func (f *fixture) createStandbyIndex(idx string) {
 func (f *fixture) newestManifest() *manifest.Manifest {
 	f.t.Helper()
 	sets, err := manifest.List(f.prodCh)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	if len(sets) == 0 {
 		f.t.Fatal("no set published")
 	}
 	b, err := os.ReadFile(manifest.Layout{Root: f.prodCh}.ManifestPath(sets[len(sets)-1].ID))
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	m, err := manifest.Decode(b)
-	must(f.t, err)
+	testkit.Must(f.t, err)
 	return m
 }
 
@@ -200,7 +201,7 @@ func TestMirrorOnlyTheScope(t *testing.T) {
 		t.Fatalf("standby indices %v, want only %s", got, f.index("docs"))
 	}
 	all, err := es.ListAllIndices(context.Background(), f.bcpES)
-	must(t, err)
+	testkit.Must(t, err)
 	if !slices.ContainsFunc(all, func(ii es.IndexState) bool { return ii.Index == outside }) {
 		t.Fatalf("standby index %s outside es-indices was deleted", outside)
 	}

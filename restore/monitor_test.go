@@ -13,6 +13,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/ledger"
 	"github.com/squirro-bcp/bcp/internal/metrics"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // TestWatchRecoveryPointAlert: the watcher restores a set and writes the
@@ -80,7 +81,7 @@ func TestWatchRecoveryPointAlert(t *testing.T) {
 
 	w := start()
 	l, err := ledger.Open(f.state)
-	must(t, err)
+	testkit.Must(t, err)
 	for {
 		looks(w, 1)
 		if live, err := l.Live(""); err == nil && live.Set == set {
@@ -145,9 +146,9 @@ func TestWatchRecoveryPointAlert(t *testing.T) {
 
 	// Every bcp_restore_* metric the example alert rules use is in the file.
 	rules, err := metrics.ReadRules("../examples/prometheus/bcp-alerts.yml")
-	must(t, err)
+	testkit.Must(t, err)
 	missing, err := rules.MissingIn(e.cfg.MetricsFile, "bcp_restore_")
-	must(t, err)
+	testkit.Must(t, err)
 	for m, alerts := range missing {
 		t.Errorf("example rules %v use %s, which restore does not write", alerts, m)
 	}
@@ -156,6 +157,6 @@ func TestWatchRecoveryPointAlert(t *testing.T) {
 func readText(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
-	must(t, err)
+	testkit.Must(t, err)
 	return string(b)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -25,7 +26,7 @@ func TestPreflightRefusals(t *testing.T) {
 	e := f.env()
 	e.cfg.ESRepoLocation = filepath.Join(t.TempDir(), "not-below-path-repo")
 	bad := filepath.Join(t.TempDir(), "my.cnf")
-	must(t, os.WriteFile(bad, []byte("[client]\nuser=nobody\npassword=x\nhost=127.0.0.1\nport=1\nprotocol=tcp\n"), 0o600))
+	testkit.Must(t, os.WriteFile(bad, []byte("[client]\nuser=nobody\npassword=x\nhost=127.0.0.1\nport=1\nprotocol=tcp\n"), 0o600))
 	e.cfg.MySQLDefaultsFile = bad
 	e.cfg.RedisAddr = "127.0.0.1:1"
 	_, err := newRestorer(e.cfg, e.log, e.rep).run(context.Background(), request{})

@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,36 +14,22 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/squirro-bcp/bcp/internal/site"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/objects"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
 
-// siteKey writes a private key file for a site and returns it with its
-// signer.
-func siteKey(t *testing.T, dir, name string) (string, ssh.Signer) {
-	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	must(t, err)
-	blk, err := ssh.MarshalPrivateKey(priv, name)
-	must(t, err)
-	p := filepath.Join(dir, name+"_sign")
-	must(t, os.WriteFile(p, pem.EncodeToMemory(blk), 0o600))
-	s, err := ssh.NewSignerFromKey(priv)
-	must(t, err)
-	return p, s
-}
-
 // publishEpoch publishes a small MySQL-only set of the given epoch.
 func publishEpoch(t *testing.T, root string, ch manifest.Channel, seq, epoch uint64, s ssh.Signer) string {
 	t.Helper()
 	ref, err := objects.New(manifest.Layout{Root: root}.ObjectsDir()).Put(context.Background(), strings.NewReader(fmt.Sprintf("-- dump %d\n", seq)))
-	must(t, err)
+	testkit.Must(t, err)
 	m := &manifest.Manifest{Channel: ch, Sequence: seq, Epoch: epoch, Created: time.Now().Add(-time.Hour).Add(time.Duration(seq) * time.Minute),
 		Producer: manifest.Producer{Host: "prod-leader", Program: "backup", Version: "test"},
 		MySQL:    &manifest.MySQLDump{Object: ref, Compression: manifest.CompressionNone, Databases: []string{"app"}}}
 	id, err := manifest.Publish(context.Background(), manifest.Layout{Root: root}, m, s)
-	must(t, err)
+	testkit.Must(t, err)
 	return id
 }
 
@@ -60,21 +43,21 @@ func TestPromoteFences(t *testing.T) {
 	fwd := manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}
 	rev := manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}
 	fwdDir, revDir := filepath.Join(dir, "prod-to-bcp"), filepath.Join(dir, "bcp-to-prod")
-	must(t, manifest.WriteChannel(fwdDir, fwd))
-	must(t, manifest.WriteChannel(revDir, rev))
-	_, prod := siteKey(t, dir, "prod")
-	bcpKeyFile, bcp := siteKey(t, dir, "bcp")
+	testkit.Must(t, manifest.WriteChannel(fwdDir, fwd))
+	testkit.Must(t, manifest.WriteChannel(revDir, rev))
+	_, prod := testkit.SigningKey(t, dir, "prod")
+	bcpKeyFile, bcp := testkit.SigningKey(t, dir, "bcp")
 	line := func(name string, k ssh.Signer, ns string) string {
 		return fmt.Sprintf("%s namespaces=%q %s", name, ns, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.PublicKey()))))
 	}
 	allowed := filepath.Join(dir, "allowed_signers")
-	must(t, os.WriteFile(allowed, []byte(line("prod-backup", prod, manifest.Namespace+","+manifest.EpochNamespace)+"\n"+
+	testkit.Must(t, os.WriteFile(allowed, []byte(line("prod-backup", prod, manifest.Namespace+","+manifest.EpochNamespace)+"\n"+
 		line("bcp-backup", bcp, manifest.EpochNamespace)+"\n"), 0o644))
 	role := filepath.Join(dir, "role")
-	must(t, os.WriteFile(role, []byte("standby\n"), 0o644))
+	testkit.Must(t, os.WriteFile(role, []byte("standby\n"), 0o644))
 	state := filepath.Join(dir, "state")
 	cfg := filepath.Join(dir, "restore.toml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nreverse-channel = %q\nsite = \"bcp\"\nsource = \"prod\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\nsign-key = %q\n",
+	testkit.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nreverse-channel = %q\nsite = \"bcp\"\nsource = \"prod\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\nsign-key = %q\n",
 		fwdDir, revDir, role, allowed, state, bcpKeyFile)), 0o600))
 	run := func(args ...string) (int, string) {
 		t.Helper()
@@ -108,7 +91,7 @@ func TestPromoteFences(t *testing.T) {
 	}{{fwdDir, fwd}, {revDir, rev}} {
 		as := mustAllowed(t, allowed)
 		ce, err := manifest.ReadEpoch(c.root, c.ch, as, time.Now())
-		must(t, err)
+		testkit.Must(t, err)
 		if ce.Epoch() != 2 || ce.Record.Active != "bcp" {
 			t.Fatalf("%s records %s, want epoch 2 bcp active", c.root, ce.Record)
 		}
@@ -122,11 +105,11 @@ func TestPromoteFences(t *testing.T) {
 	late := publishEpoch(t, fwdDir, fwd, 2, 1, prod)
 	expect("late set", 6, "superseded", "verify", "--config", cfg, "--set", late)
 	// Deleting the records does not help: the reader remembers epoch 2.
-	must(t, os.RemoveAll(filepath.Join(fwdDir, manifest.EpochsDirName)))
+	testkit.Must(t, os.RemoveAll(filepath.Join(fwdDir, manifest.EpochsDirName)))
 	expect("late set, records deleted", 6, "this reader has seen epoch 2", "verify", "--config", cfg, "--set", late)
 
 	// Failback: prod promoted at epoch 3; its next set is accepted.
-	must(t, manifest.WriteEpoch(fwdDir, &manifest.EpochRecord{Channel: fwd, Epoch: 3, Active: "prod", Created: time.Now(), Host: "prod-leader"}, prod))
+	testkit.Must(t, manifest.WriteEpoch(fwdDir, &manifest.EpochRecord{Channel: fwd, Epoch: 3, Active: "prod", Created: time.Now(), Host: "prod-leader"}, prod))
 	next := publishEpoch(t, fwdDir, fwd, 3, 3, prod)
 	expect("demote dry run", 0, "would change "+role+": active -> standby", "demote", "--config", cfg, "--dry-run")
 	expect("demote", 0, "active -> standby", "demote", "--config", cfg)
@@ -145,6 +128,6 @@ func TestPromoteFences(t *testing.T) {
 func mustAllowed(t *testing.T, path string) *sshsig.AllowedSigners {
 	t.Helper()
 	a, err := sshsig.LoadAllowedSigners(path)
-	must(t, err)
+	testkit.Must(t, err)
 	return a
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/ledger"
 	"github.com/squirro-bcp/bcp/internal/lock"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -33,16 +32,15 @@ func TestRefusals(t *testing.T) {
 		copyChannel(t, f.prodCh, dir)
 		if damage != nil {
 			b, err := os.ReadFile(manifest.Layout{Root: dir}.ManifestPath(set))
-			must(t, err)
+			testkit.Must(t, err)
 			m, err := manifest.Decode(b)
-			must(t, err)
+			testkit.Must(t, err)
 			damage(dir, m)
 		}
 		return dir
 	}
 	otherKey := func() string {
-		_, priv, _ := ed25519.GenerateKey(rand.Reader)
-		s, _ := ssh.NewSignerFromKey(priv)
+		_, s := testkit.SigningKey(t, t.TempDir(), "other")
 		return writeAllowed(t, s.PublicKey())
 	}
 	tests := []struct {
@@ -53,7 +51,7 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"active site", func(t *testing.T, cfg *settings) {
 			cfg.Channel = channel(t, nil)
-			must(t, os.WriteFile(cfg.RoleFile, []byte("active\n"), 0o644))
+			testkit.Must(t, os.WriteFile(cfg.RoleFile, []byte("active\n"), 0o644))
 		}, 6, nil},
 		{"set for another site", func(t *testing.T, cfg *settings) {
 			cfg.Channel = channel(t, nil)
@@ -67,27 +65,27 @@ func TestRefusals(t *testing.T) {
 			cfg.Channel = channel(t, func(dir string, m *manifest.Manifest) {
 				p := manifest.Layout{Root: dir}.ObjectPath(m.MySQL.Object.SHA256)
 				b, err := os.ReadFile(p)
-				must(t, err)
+				testkit.Must(t, err)
 				b[len(b)/2] ^= 0xff
-				must(t, os.Chmod(p, 0o644))
-				must(t, os.WriteFile(p, b, 0o644))
+				testkit.Must(t, os.Chmod(p, 0o644))
+				testkit.Must(t, os.WriteFile(p, b, 0o644))
 			})
 		}, 5, manifest.ErrCorrupt},
 		{"object missing", func(t *testing.T, cfg *settings) {
 			cfg.Channel = channel(t, func(dir string, m *manifest.Manifest) {
-				must(t, os.Remove(manifest.Layout{Root: dir}.ObjectPath(m.Trees[0].Dir.SHA256)))
+				testkit.Must(t, os.Remove(manifest.Layout{Root: dir}.ObjectPath(m.Trees[0].Dir.SHA256)))
 			})
 		}, 4, manifest.ErrIncomplete},
 		{"no set yet", func(t *testing.T, cfg *settings) {
 			cfg.Channel = channel(t, func(dir string, m *manifest.Manifest) {
-				must(t, os.RemoveAll(manifest.Layout{Root: dir}.SetsDir()))
+				testkit.Must(t, os.RemoveAll(manifest.Layout{Root: dir}.SetsDir()))
 			})
 		}, 4, manifest.ErrNoSet},
 		{"restore lock held", func(t *testing.T, cfg *settings) {
 			cfg.Channel = channel(t, nil)
-			must(t, os.MkdirAll(cfg.StateDir, 0o700))
+			testkit.Must(t, os.MkdirAll(cfg.StateDir, 0o700))
 			lk, err := lock.Acquire(cfg.StateDir, "restore", "someone else")
-			must(t, err)
+			testkit.Must(t, err)
 			t.Cleanup(func() { lk.Release() })
 		}, 6, lock.ErrLocked},
 	}
@@ -96,7 +94,7 @@ func TestRefusals(t *testing.T) {
 			e := f.env()
 			e.cfg.StateDir = filepath.Join(t.TempDir(), "state")
 			e.cfg.RoleFile = filepath.Join(t.TempDir(), "role")
-			must(t, os.WriteFile(e.cfg.RoleFile, []byte("standby\n"), 0o644))
+			testkit.Must(t, os.WriteFile(e.cfg.RoleFile, []byte("standby\n"), 0o644))
 			tt.setup(t, &e.cfg)
 			var out bytes.Buffer
 			err := runRun(context.Background(), runOptions{}, e, &out)
@@ -137,30 +135,29 @@ func TestBinaryExitCodes(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "restore")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Stderr = os.Stderr
-	must(t, build.Run())
+	testkit.Must(t, build.Run())
 	dir := t.TempDir()
 	role := filepath.Join(dir, "role")
-	must(t, os.WriteFile(role, []byte("standby\n"), 0o644))
+	testkit.Must(t, os.WriteFile(role, []byte("standby\n"), 0o644))
 	ch := filepath.Join(dir, "channel")
-	must(t, os.MkdirAll(ch, 0o750))
-	must(t, manifest.WriteChannel(ch, manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}))
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	s, _ := ssh.NewSignerFromKey(priv)
+	testkit.Must(t, os.MkdirAll(ch, 0o750))
+	testkit.Must(t, manifest.WriteChannel(ch, manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}))
+	_, s := testkit.SigningKey(t, t.TempDir(), "prod-backup")
 	// promote records the fencing epoch in both channels with bcp's key
 	rev := filepath.Join(dir, "bcp-to-prod")
-	must(t, manifest.WriteChannel(rev, manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}))
-	bcpKey, bcp := siteKey(t, dir, "bcp")
+	testkit.Must(t, manifest.WriteChannel(rev, manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}))
+	bcpKey, bcp := testkit.SigningKey(t, dir, "bcp")
 	allowed := writeAllowed(t, s.PublicKey())
 	f, err := os.OpenFile(allowed, os.O_APPEND|os.O_WRONLY, 0)
-	must(t, err)
+	testkit.Must(t, err)
 	_, err = fmt.Fprintf(f, "bcp-backup namespaces=%q %s", manifest.EpochNamespace, ssh.MarshalAuthorizedKey(bcp.PublicKey()))
-	must(t, err)
-	must(t, f.Close())
+	testkit.Must(t, err)
+	testkit.Must(t, f.Close())
 	cfg := filepath.Join(dir, "restore.toml")
-	must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nreverse-channel = %q\nsign-key = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\n",
+	testkit.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("channel = %q\nreverse-channel = %q\nsign-key = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\n",
 		ch, rev, bcpKey, role, allowed, filepath.Join(dir, "state"))), 0o644))
 	old := filepath.Join(dir, "restore-old-names.toml")
-	must(t, os.WriteFile(old, []byte(fmt.Sprintf("channel = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\nfiles-over-ssh = true\n",
+	testkit.Must(t, os.WriteFile(old, []byte(fmt.Sprintf("channel = %q\nsite = \"bcp\"\nrole-file = %q\nallowed-signers = %q\nstate-dir = %q\nfiles-over-ssh = true\n",
 		ch, role, writeAllowed(t, s.PublicKey()), filepath.Join(dir, "state"))), 0o644))
 	run := func(args ...string) (int, string) {
 		t.Helper()
@@ -170,7 +167,7 @@ func TestBinaryExitCodes(t *testing.T) {
 		if errors.As(err, &ee) {
 			return ee.ExitCode(), string(out)
 		}
-		must(t, err)
+		testkit.Must(t, err)
 		return 0, string(out)
 	}
 	tests := []struct {

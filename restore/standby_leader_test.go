@@ -12,6 +12,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/lock"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -31,7 +32,7 @@ func TestStandbyLeaderChange(t *testing.T) {
 	node := func(name string) *restorer {
 		e := f.env()
 		e.cfg.Leader = leader.Options{URL: svc.URL, Field: "cluster.leader", NodeName: name}
-		must(t, e.cfg.Leader.Validate())
+		testkit.Must(t, e.cfg.Leader.Validate())
 		e.cfg.LockLease = 3 * time.Second
 		return newRestorer(e.cfg, e.log, e.rep)
 	}
@@ -52,14 +53,14 @@ func TestStandbyLeaderChange(t *testing.T) {
 		t.Fatalf("bcp-2 restoring the older set: %v (exit %d); want stale, exit 6, naming live %s", err, exitCode(err), newer)
 	}
 	l, err := bcp2.openLedger()
-	must(t, err)
+	testkit.Must(t, err)
 	if live, err := bcp2.live(l, "prod-to-bcp"); err != nil || live.Set != newer {
 		t.Fatalf("bcp-2's live set: %+v, %v; want %s", live, err, newer)
 	}
 
 	// bcp-2 dies in the middle of a restore: its lock stays behind.
 	lk, err := lock.AcquireWith(f.state, "restore", lock.Options{Program: program, Host: "bcp-2", Lease: 3 * time.Second})
-	must(t, err)
+	testkit.Must(t, err)
 	died := time.Now()
 	svc.Move("bcp-1")
 	f.putDocs("docs", map[string]string{"3": "three"})

@@ -15,6 +15,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/alert"
 	"github.com/squirro-bcp/bcp/internal/leader"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/internal/ui"
 	"github.com/squirro-bcp/bcp/manifest"
 )
@@ -26,19 +27,19 @@ func TestWatchRefusesLateSet(t *testing.T) {
 	dir := t.TempDir()
 	fwd := manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}
 	ch := filepath.Join(dir, "prod-to-bcp")
-	must(t, manifest.WriteChannel(ch, fwd))
-	_, prod := siteKey(t, dir, "prod")
-	_, bcp := siteKey(t, dir, "bcp")
+	testkit.Must(t, manifest.WriteChannel(ch, fwd))
+	_, prod := testkit.SigningKey(t, dir, "prod")
+	_, bcp := testkit.SigningKey(t, dir, "bcp")
 	allowed := filepath.Join(dir, "allowed_signers")
 	ns := manifest.Namespace + "," + manifest.EpochNamespace
-	must(t, os.WriteFile(allowed, []byte(fmt.Sprintf("prod-backup namespaces=%q %sbcp-backup namespaces=%q %s",
+	testkit.Must(t, os.WriteFile(allowed, []byte(fmt.Sprintf("prod-backup namespaces=%q %sbcp-backup namespaces=%q %s",
 		ns, ssh.MarshalAuthorizedKey(prod.PublicKey()), ns, ssh.MarshalAuthorizedKey(bcp.PublicKey()))), 0o644))
 	// bcp was promoted (epoch 2) and demoted again after a failback; prod,
 	// never promoted since, published a set of epoch 1 meanwhile.
-	must(t, manifest.WriteEpoch(ch, &manifest.EpochRecord{Channel: fwd, Epoch: 2, Active: "bcp", Created: time.Now().Add(-2 * time.Hour), Host: "bcp-leader"}, bcp))
+	testkit.Must(t, manifest.WriteEpoch(ch, &manifest.EpochRecord{Channel: fwd, Epoch: 2, Active: "bcp", Created: time.Now().Add(-2 * time.Hour), Host: "bcp-leader"}, bcp))
 	late := publishEpoch(t, ch, fwd, 7, 1, prod)
 	role := filepath.Join(dir, "role")
-	must(t, os.WriteFile(role, []byte("standby\n"), 0o644))
+	testkit.Must(t, os.WriteFile(role, []byte("standby\n"), 0o644))
 	hook := testenv.Webhook(t)
 	cfg := settings{Channel: ch, Site: "bcp", Source: "prod", RoleFile: role, AllowedSigners: allowed,
 		StateDir: filepath.Join(dir, "state"), Leader: leader.Options{Mode: leader.ModeNone, NodeName: "bcp-1"},
@@ -54,7 +55,7 @@ func TestWatchRefusesLateSet(t *testing.T) {
 		t.Fatalf("alert does not name the late set and why: %s", text)
 	}
 	l, err := w.r.openLedger()
-	must(t, err)
+	testkit.Must(t, err)
 	if recs, err := l.Records(); err != nil || len(recs) != 0 {
 		t.Fatalf("the watcher started a restore: %v %v", recs, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/squirro-bcp/bcp/internal/leader"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/internal/ui"
 )
 
@@ -34,7 +35,7 @@ func TestWatchIdle(t *testing.T) {
 			dir := t.TempDir()
 			role := filepath.Join(dir, "role")
 			if tt.role != "" {
-				must(t, os.WriteFile(role, []byte(tt.role+"\n"), 0o644))
+				testkit.Must(t, os.WriteFile(role, []byte(tt.role+"\n"), 0o644))
 			}
 			cfg := settings{Channel: filepath.Join(dir, "no-such-channel"), RoleFile: role, Leader: leader.Options{URL: svc.URL, NodeName: tt.node}, StateDir: filepath.Join(dir, "state")}
 			w := &watcher{r: newRestorer(cfg, slog.New(slog.NewTextHandler(testWriter{t}, nil)), ui.Nop{}), failed: nil, alerted: nil}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/squirro-bcp/bcp/internal/ledger"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -23,8 +24,8 @@ func TestWatchPieceByPiece(t *testing.T) {
 	f.exec(f.prodDB, "CREATE DATABASE "+f.db("app"))
 	f.exec(f.prodDB, "CREATE TABLE "+f.db("app")+".t (id INT PRIMARY KEY)")
 	f.exec(f.prodDB, "INSERT INTO "+f.db("app")+".t VALUES (1),(2)")
-	writeFile(t, filepath.Join(f.prodTree, "a.txt"), "alpha")
-	writeFile(t, filepath.Join(f.prodTree, "d/b.txt"), "bravo")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "a.txt"), "alpha")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "d/b.txt"), "bravo")
 	set := f.publish()
 
 	// worst order: channel.json, the set's manifest and signature, then data
@@ -67,7 +68,7 @@ func TestWatchPieceByPiece(t *testing.T) {
 	}
 	waitLook("start")
 	l, err := ledger.Open(f.state)
-	must(t, err)
+	testkit.Must(t, err)
 	for i, rel := range order[:len(order)-1] {
 		copyFile(t, f.prodCh, f.bcpCh, rel)
 		// drain, then wait for the look this piece triggers

@@ -12,6 +12,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // script runs an example script with the built transfer program and
@@ -53,11 +54,11 @@ func TestRsyncExample(t *testing.T) {
 	c := movertest.New(t, srcDir)
 	c.Publish(movertest.Small("a", 3))
 	// What must never travel.
-	os.WriteFile(filepath.Join(srcDir, "locks", "backup.lock"), []byte("host 1"), 0o640)
-	os.WriteFile(filepath.Join(srcDir, "pins", "0000000001-20261125T120001Z"), []byte("{}"), 0o640)
-	os.WriteFile(filepath.Join(srcDir, "es", "pending-index-9-abc"), []byte("x"), 0o640)
-	os.MkdirAll(filepath.Join(srcDir, "es", "tests-abc"), 0o750)
-	os.WriteFile(filepath.Join(srcDir, "objects", ".tmp-half"), []byte("x"), 0o640)
+	testkit.Must(t, os.WriteFile(filepath.Join(srcDir, "locks", "backup.lock"), []byte("host 1"), 0o640))
+	testkit.Must(t, os.WriteFile(filepath.Join(srcDir, "pins", "0000000001-20261125T120001Z"), []byte("{}"), 0o640))
+	testkit.Must(t, os.WriteFile(filepath.Join(srcDir, "es", "pending-index-9-abc"), []byte("x"), 0o640))
+	testkit.Must(t, os.MkdirAll(filepath.Join(srcDir, "es", "tests-abc"), 0o750))
+	testkit.Must(t, os.WriteFile(filepath.Join(srcDir, "objects", ".tmp-half"), []byte("x"), 0o640))
 	s := testenv.SSHD(t)
 	env := []string{
 		"RSYNC_RSH=ssh -i " + s.KeyFile + " -o UserKnownHostsFile=" + s.KnownHosts + " -o StrictHostKeyChecking=yes -o BatchMode=yes -p " + fmt.Sprint(s.Port),
@@ -78,7 +79,7 @@ func TestRsyncExample(t *testing.T) {
 	// A newer set whose data has not all reached the source yet: the hook
 	// says incomplete (4) and names what is missing.
 	c.Publish(movertest.Small("b", 3))
-	os.Remove(filepath.Join(srcDir, "es", "snap-b.dat"))
+	testkit.Must(t, os.Remove(filepath.Join(srcDir, "es", "snap-b.dat")))
 	out, errs, code = script(t, env, rsyncScript, src, dstDir)
 	want(t, "rsync example, incomplete", code, 4, out, errs)
 	if !strings.Contains(out, "snap-b.dat") {

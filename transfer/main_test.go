@@ -13,6 +13,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -166,8 +167,9 @@ func TestExitCodes(t *testing.T) {
 	s := testenv.SSHD(t)
 	wrongKH := filepath.Join(t.TempDir(), "known_hosts")
 	o := testenv.SSHD(t)
-	kh, _ := os.ReadFile(o.KnownHosts)
-	os.WriteFile(wrongKH, bytes.Replace(kh, []byte(fmt.Sprint(o.Port)), []byte(fmt.Sprint(s.Port)), 1), 0o600)
+	kh, err := os.ReadFile(o.KnownHosts)
+	testkit.Must(t, err)
+	testkit.Must(t, os.WriteFile(wrongKH, bytes.Replace(kh, []byte(fmt.Sprint(o.Port)), []byte(fmt.Sprint(s.Port)), 1), 0o600))
 
 	broken := func(t *testing.T, damage func(dir string)) string {
 		dir := t.TempDir()
@@ -188,10 +190,10 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"verify complete", func(t *testing.T) []string { return []string{"verify", "--allowed-signers", c.Allowed, srcDir} }, 0, "complete"},
 		{"verify incomplete lists what is missing", func(t *testing.T) []string {
-			return []string{"verify", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.Remove(obj(d)) })}
+			return []string{"verify", "--allowed-signers", c.Allowed, broken(t, func(d string) { testkit.Must(t, os.Remove(obj(d))) })}
 		}, 4, "missing: objects/"},
 		{"verify corrupt", func(t *testing.T) []string {
-			return []string{"verify", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.WriteFile(obj(d), bytes.Repeat([]byte("x"), 100), 0o640) })}
+			return []string{"verify", "--allowed-signers", c.Allowed, broken(t, func(d string) { testkit.Must(t, os.WriteFile(obj(d), bytes.Repeat([]byte("x"), 100), 0o640)) })}
 		}, 5, "corrupt"},
 		{"verify untrusted key", func(t *testing.T) []string { return []string{"verify", "--allowed-signers", other.Allowed, srcDir} }, 5, "not authentic"},
 		{"verify another channel", func(t *testing.T) []string {
@@ -209,10 +211,10 @@ func TestExitCodes(t *testing.T) {
 			return []string{"push", "--allowed-signers", c.Allowed, "--ssh-key", s.KeyFile, "--ssh-known-hosts", wrongKH, srcDir, sftpURL(s, t.TempDir())}
 		}, 6, "SHA256:"},
 		{"push incomplete source", func(t *testing.T) []string {
-			return []string{"push", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.Remove(obj(d)) }), t.TempDir()}
+			return []string{"push", "--allowed-signers", c.Allowed, broken(t, func(d string) { testkit.Must(t, os.Remove(obj(d))) }), t.TempDir()}
 		}, 4, "missing"},
 		{"push corrupt source", func(t *testing.T) []string {
-			return []string{"push", "--allowed-signers", c.Allowed, broken(t, func(d string) { os.WriteFile(obj(d), bytes.Repeat([]byte("x"), 100), 0o640) }), t.TempDir()}
+			return []string{"push", "--allowed-signers", c.Allowed, broken(t, func(d string) { testkit.Must(t, os.WriteFile(obj(d), bytes.Repeat([]byte("x"), 100), 0o640)) }), t.TempDir()}
 		}, 5, "manifest"},
 		{"push into another channel", func(t *testing.T) []string {
 			dir := t.TempDir()
@@ -238,7 +240,7 @@ func TestConfigFileAndEnv(t *testing.T) {
 	c := movertest.New(t, srcDir)
 	c.Publish(movertest.Small("a", 2))
 	cfg := filepath.Join(t.TempDir(), "transfer.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("allowed-signers = %q\nworkers = 2\nchannel = \"prod-to-bcp\"\n", c.Allowed)), 0o600)
+	testkit.Must(t, os.WriteFile(cfg, []byte(fmt.Sprintf("allowed-signers = %q\nworkers = 2\nchannel = \"prod-to-bcp\"\n", c.Allowed)), 0o600))
 	out, errs, code := transfer(t, nil, "push", "--config", cfg, srcDir, dstDir)
 	want(t, "push with config", code, 0, out, errs)
 	out, errs, code = transfer(t, []string{"BCP_TRANSFER_ALLOWED_SIGNERS=" + c.Allowed}, "verify", dstDir)
@@ -260,10 +262,10 @@ func TestWait(t *testing.T) {
 	out, errs, code = transfer(t, nil, args...)
 	want(t, "wait with nothing newer than the last one seen", code, 4, out, errs)
 	id2 := c.Publish(movertest.Small("b", 2))
-	os.Remove(filepath.Join(dir, "es", "snap-b.dat")) // still arriving
+	testkit.Must(t, os.Remove(filepath.Join(dir, "es", "snap-b.dat"))) // still arriving
 	out, errs, code = transfer(t, nil, args...)
 	want(t, "wait while the newer set is incomplete", code, 4, out, errs)
-	os.WriteFile(filepath.Join(dir, "es", "snap-b.dat"), movertest.Small("b", 2).ES["snap-b.dat"], 0o640)
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, "es", "snap-b.dat"), movertest.Small("b", 2).ES["snap-b.dat"], 0o640))
 	out, errs, code = transfer(t, nil, args...)
 	want(t, "wait once it arrived", code, 0, out, errs)
 	if strings.TrimSpace(out) != id2 {
@@ -339,7 +341,7 @@ func TestPushNoCompleteSetExitCodes(t *testing.T) {
 	}{
 		{"unsigned", func(t *testing.T, c *movertest.Channel) string {
 			id := c.Publish(movertest.Small("a", 2))
-			os.Remove(manifest.Layout{Root: c.Root}.SignaturePath(id))
+			testkit.Must(t, os.Remove(manifest.Layout{Root: c.Root}.SignaturePath(id)))
 			return c.Allowed
 		}, 4, "no signature yet"},
 		{"untrusted key", func(t *testing.T, c *movertest.Channel) string {
@@ -429,7 +431,7 @@ func TestPushNewSetReportsNoDamage(t *testing.T) {
 	if err := os.WriteFile(obj, b, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	os.Chtimes(obj, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+	testkit.Must(t, os.Chtimes(obj, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)))
 	out, errs, code = transfer(t, nil, args...)
 	want(t, "push after damage", code, 0, out, errs)
 	if !strings.Contains(out, "1 damaged") {
@@ -444,7 +446,7 @@ func TestPushAbortNoHelperWarning(t *testing.T) {
 	srcDir := t.TempDir()
 	c := movertest.New(t, srcDir)
 	id := c.Publish(movertest.Small("a", 2))
-	os.Remove(manifest.Layout{Root: srcDir}.SignaturePath(id))
+	testkit.Must(t, os.Remove(manifest.Layout{Root: srcDir}.SignaturePath(id)))
 	s := testenv.SSHD(t)
 	for range 3 { // it was a race: try a few times
 		args := append(append([]string{"push", "--allowed-signers", c.Allowed}, sshArgs(s)...), srcDir, sftpURL(s, t.TempDir()))

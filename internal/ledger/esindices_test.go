@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -30,7 +31,8 @@ func TestESIndices(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, esFile)); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("%s: %v %v, want mode 0600", esFile, fi, err)
 	}
-	l2, _ := Open(dir)
+	l2, err := Open(dir)
+	testkit.Must(t, err)
 	if err := l2.ForgetESIndices([]string{"b", "not-there"}); err != nil {
 		t.Fatal(err)
 	}

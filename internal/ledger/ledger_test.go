@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 func TestLedgerRecordsStagesAndLive(t *testing.T) {
@@ -22,18 +24,18 @@ func TestLedgerRecordsStagesAndLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, r.StageStart("elasticsearch"))
-	must(t, r.StageEnd("elasticsearch", "3 indices", nil))
-	must(t, r.StageStart("mysql"))
-	must(t, r.StageEnd("mysql", "", errors.New("mysql exited 1")))
-	must(t, r.StageSkipped("files", "an earlier stage failed"))
-	must(t, r.Finish(errors.New("stage mysql failed")))
+	testkit.Must(t, r.StageStart("elasticsearch"))
+	testkit.Must(t, r.StageEnd("elasticsearch", "3 indices", nil))
+	testkit.Must(t, r.StageStart("mysql"))
+	testkit.Must(t, r.StageEnd("mysql", "", errors.New("mysql exited 1")))
+	testkit.Must(t, r.StageSkipped("files", "an earlier stage failed"))
+	testkit.Must(t, r.Finish(errors.New("stage mysql failed")))
 
 	r2, err := l.Begin(Record{Set: "0000000002-20260101T010000Z", Sequence: 2, Channel: "prod-to-bcp"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, r2.Finish(nil))
+	testkit.Must(t, r2.Finish(nil))
 
 	live, err := l.Live("")
 	if err != nil || live.Sequence != 2 {
@@ -65,7 +67,7 @@ func TestLedgerMarksInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, r.StageStart("elasticsearch"))
+	testkit.Must(t, r.StageStart("elasticsearch"))
 	// the process dies here; a new restore begins
 	if _, err := l.Begin(Record{Set: "b", Sequence: 2}); err != nil {
 		t.Fatal(err)
@@ -81,10 +83,10 @@ func TestLedgerMarksInterrupted(t *testing.T) {
 
 func TestSetPins(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pins")
-	must(t, SetPins(dir, map[string]string{"s1": "live"}))
-	must(t, os.WriteFile(filepath.Join(dir, ".tmp-other"), nil, 0o644))
-	must(t, SetPins(dir, map[string]string{"s1": "live", "s2": "restoring"}))
-	must(t, SetPins(dir, map[string]string{"s2": "live", "": "restoring"}))
+	testkit.Must(t, SetPins(dir, map[string]string{"s1": "live"}))
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, ".tmp-other"), nil, 0o644))
+	testkit.Must(t, SetPins(dir, map[string]string{"s1": "live", "s2": "restoring"}))
+	testkit.Must(t, SetPins(dir, map[string]string{"s2": "live", "": "restoring"}))
 	pins, err := ReadPins(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -100,13 +102,6 @@ func TestSetPins(t *testing.T) {
 	}
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestLedgerStoppedRunIsInterrupted: a run whose stage ends with a
 // cancellation (SIGTERM) is recorded as interrupted, with that stage.
 func TestLedgerStoppedRunIsInterrupted(t *testing.T) {
@@ -119,9 +114,9 @@ func TestLedgerStoppedRunIsInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := fmt.Errorf("stopped while waiting: %w", context.Canceled)
-	must(t, r.StageStart("elasticsearch"))
-	must(t, r.StageEnd("elasticsearch", "", stop))
-	must(t, r.Finish(stop))
+	testkit.Must(t, r.StageStart("elasticsearch"))
+	testkit.Must(t, r.StageEnd("elasticsearch", "", stop))
+	testkit.Must(t, r.Finish(stop))
 	f, err := l.LastFailure()
 	if err != nil {
 		t.Fatal(err)

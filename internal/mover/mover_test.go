@@ -17,6 +17,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
 )
@@ -88,7 +89,7 @@ func TestRunCopiesAndResumes(t *testing.T) {
 			}
 			verifyDst(t, c, dstDir, id2)
 			// Rerun: nothing to do (the files were hashed as written).
-			o.Checked, _ = OpenChecked(filepath.Join(t.TempDir(), "checked"))
+			o.Checked = mustOpenChecked(t, filepath.Join(t.TempDir(), "checked"))
 			res = run(t, o) // hashes what is there once
 			if res.Copied != 0 || res.Present != res.Files {
 				t.Fatalf("second run: %+v, want nothing copied", res)
@@ -96,16 +97,16 @@ func TestRunCopiesAndResumes(t *testing.T) {
 			if err := o.Checked.Save(); err != nil {
 				t.Fatal(err)
 			}
-			o.Checked, _ = OpenChecked(o.Checked.path)
+			o.Checked = mustOpenChecked(t, o.Checked.path)
 			res = run(t, o)
 			if res.Copied != 0 || res.Present != res.Files {
 				t.Fatalf("third run: %+v, want nothing copied", res)
 			}
 			// Lose a few files and the signature: a rerun brings back only those.
 			l := manifest.Layout{Root: dstDir}
-			os.Remove(l.SignaturePath(id2))
-			os.Remove(filepath.Join(dstDir, "es", "index.latest"))
-			os.Remove(filepath.Join(dstDir, "es", "snap-b.dat"))
+			testkit.Must(t, os.Remove(l.SignaturePath(id2)))
+			testkit.Must(t, os.Remove(filepath.Join(dstDir, "es", "index.latest")))
+			testkit.Must(t, os.Remove(filepath.Join(dstDir, "es", "snap-b.dat")))
 			res = run(t, o)
 			if res.Copied != 3 {
 				t.Fatalf("resume copied %d files, want 3: %+v", res.Copied, res)
@@ -147,7 +148,7 @@ func TestNoCompleteSet(t *testing.T) {
 	srcDir, dstDir := t.TempDir(), t.TempDir()
 	c := movertest.New(t, srcDir)
 	id := c.Publish(movertest.Small("a", 3))
-	os.Remove(manifest.Layout{Root: srcDir}.SignaturePath(id)) // not signed yet
+	testkit.Must(t, os.Remove(manifest.Layout{Root: srcDir}.SignaturePath(id))) // not signed yet
 	_, err := Run(context.Background(), opts(c, NewLocal(srcDir), NewLocal(dstDir)))
 	if !errors.Is(err, ErrSourceIncomplete) {
 		t.Fatalf("Run = %v, want ErrSourceIncomplete", err)
@@ -200,11 +201,11 @@ func TestUnchangedSet(t *testing.T) {
 				if err := o.Checked.Save(); err != nil {
 					t.Fatal(err)
 				}
-				o.Checked, _ = OpenChecked(cache)
+				o.Checked = mustOpenChecked(t, cache)
 				counted.n.Store(0)
 				return run(t, o)
 			}
-			o.Checked, _ = OpenChecked(cache)
+			o.Checked = mustOpenChecked(t, cache)
 			id := run(t, o).Set
 			_, fingerprints := dst.(Digester)
 			if sftp, ok := dst.(*SFTP); ok && sftp.remote(context.Background()) == nil {
@@ -222,12 +223,12 @@ func TestUnchangedSet(t *testing.T) {
 			// A file damaged in place (a later write: new time).
 			obj := filepath.Join(dstDir, manifest.ObjectRel(movertest.Sum(movertest.Content("atree0", 100))))
 			damage(t, obj)
-			os.Chtimes(obj, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+			testkit.Must(t, os.Chtimes(obj, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)))
 			if res := rerun(); res.Replaced != 1 || res.Copied != 1 {
 				t.Fatalf("after damage: %+v, want 1 replaced", res)
 			}
 			// A file lost.
-			os.Remove(obj)
+			testkit.Must(t, os.Remove(obj))
 			if res := rerun(); res.Copied != 1 {
 				t.Fatalf("after a loss: %+v, want 1 copied", res)
 			}
@@ -258,7 +259,7 @@ func TestCorruptDestinationFileReplaced(t *testing.T) {
 			c.Publish(movertest.Small("a", 3))
 			src, dst := d.ends(t, srcDir, dstDir)
 			o := opts(c, src, dst)
-			o.Checked, _ = OpenChecked(filepath.Join(t.TempDir(), "checked"))
+			o.Checked = mustOpenChecked(t, filepath.Join(t.TempDir(), "checked"))
 			id := run(t, o).Set
 			// Damage an object in place, same size, and give it back its old
 			// time: only a checksum run sees it; then damage another one
@@ -266,12 +267,12 @@ func TestCorruptDestinationFileReplaced(t *testing.T) {
 			big := filepath.Join(dstDir, "es", "snap-a.dat")
 			fi, _ := os.Stat(big)
 			damage(t, big)
-			os.Chtimes(big, fi.ModTime(), fi.ModTime())
+			testkit.Must(t, os.Chtimes(big, fi.ModTime(), fi.ModTime()))
 			obj := filepath.Join(dstDir, manifest.ObjectRel(movertest.Sum(movertest.Content("atree0", 100))))
 			damage(t, obj)
 			// (SFTP shows times in whole seconds: make the change visible
 			// as a later write would be)
-			os.Chtimes(obj, fi.ModTime().Add(-time.Hour), fi.ModTime().Add(-time.Hour))
+			testkit.Must(t, os.Chtimes(obj, fi.ModTime().Add(-time.Hour), fi.ModTime().Add(-time.Hour)))
 			res := run(t, o)
 			if res.Replaced != 1 || res.Copied != 1 {
 				t.Fatalf("after damage: %+v, want 1 replaced", res)
@@ -303,8 +304,8 @@ func TestSourceMovedOnIndexLatest(t *testing.T) {
 	c := movertest.New(t, srcDir)
 	id := c.Publish(movertest.Small("a", 2))
 	// Elasticsearch already wrote a newer generation that no set names yet.
-	os.WriteFile(filepath.Join(srcDir, "es", "index-2"), []byte("{}"), 0o640)
-	os.WriteFile(filepath.Join(srcDir, "es", "index.latest"), []byte{0, 0, 0, 0, 0, 0, 0, 2}, 0o640)
+	testkit.Must(t, os.WriteFile(filepath.Join(srcDir, "es", "index-2"), []byte("{}"), 0o640))
+	testkit.Must(t, os.WriteFile(filepath.Join(srcDir, "es", "index.latest"), []byte{0, 0, 0, 0, 0, 0, 0, 2}, 0o640))
 	run(t, opts(c, NewLocal(srcDir), NewLocal(dstDir)))
 	verifyDst(t, c, dstDir, id)
 	if _, err := os.Stat(filepath.Join(dstDir, "es", "index-2")); err == nil {
@@ -326,14 +327,14 @@ func TestPruneMirrorsAndKeepsPinned(t *testing.T) {
 				t.Fatal("destination should hold both sets while the source does")
 			}
 			if pinned {
-				os.MkdirAll(filepath.Join(dstDir, "pins"), 0o750)
-				os.WriteFile(filepath.Join(dstDir, "pins", id1), []byte(`{"reason":"live"}`), 0o640)
+				testkit.Must(t, os.MkdirAll(filepath.Join(dstDir, "pins"), 0o750))
+				testkit.Must(t, os.WriteFile(filepath.Join(dstDir, "pins", id1), []byte(`{"reason":"live"}`), 0o640))
 			}
 			// Retention at the source: set 1 and what only it needed.
 			uniq := filepath.Join(srcDir, manifest.ObjectRel(movertest.Sum(movertest.Content("atree0", 100))))
-			os.RemoveAll(filepath.Join(srcDir, "sets", id1))
-			os.Remove(uniq)
-			os.RemoveAll(filepath.Join(srcDir, "es", "indices", "idx-a"))
+			testkit.Must(t, os.RemoveAll(filepath.Join(srcDir, "sets", id1)))
+			testkit.Must(t, os.Remove(uniq))
+			testkit.Must(t, os.RemoveAll(filepath.Join(srcDir, "es", "indices", "idx-a")))
 			res := run(t, o)
 			_, objErr := os.Stat(filepath.Join(dstDir, manifest.ObjectRel(movertest.Sum(movertest.Content("atree0", 100)))))
 			_, idxErr := os.Stat(filepath.Join(dstDir, "es", "indices", "idx-a"))
@@ -362,7 +363,7 @@ func TestPermissionDeniedAtDestination(t *testing.T) {
 			srcDir, dstDir := t.TempDir(), t.TempDir()
 			c := movertest.New(t, srcDir)
 			c.Publish(movertest.Small("a", 2))
-			os.MkdirAll(filepath.Join(dstDir, "objects"), 0o750)
+			testkit.Must(t, os.MkdirAll(filepath.Join(dstDir, "objects"), 0o750))
 			immutable(t, filepath.Join(dstDir, "objects"))
 			src, dst := d.ends(t, srcDir, dstDir)
 			_, err := Run(context.Background(), opts(c, src, dst))
@@ -465,7 +466,7 @@ func TestWrongHostKey(t *testing.T) {
 	}
 	cfg.KnownHosts = filepath.Join(t.TempDir(), "known_hosts")
 	line := strings.Replace(string(kh), strconv.Itoa(other.Port), strconv.Itoa(s.Port), 1)
-	os.WriteFile(cfg.KnownHosts, []byte(line), 0o600)
+	testkit.Must(t, os.WriteFile(cfg.KnownHosts, []byte(line), 0o600))
 	_, err = DialSFTP(context.Background(), cfg, t.TempDir(), SFTPOptions{Conns: 2, Sessions: 1})
 	if !errors.Is(err, sshx.ErrHostKey) || !strings.Contains(err.Error(), "SHA256:") {
 		t.Fatalf("DialSFTP = %v, want ErrHostKey with fingerprints", err)
@@ -541,7 +542,7 @@ func TestNoCompleteSetSaysWhy(t *testing.T) {
 	}{
 		{"unsigned", func(t *testing.T, c *movertest.Channel) Options {
 			id := c.Publish(movertest.Small("a", 2))
-			os.Remove(manifest.Layout{Root: c.Root}.SignaturePath(id))
+			testkit.Must(t, os.Remove(manifest.Layout{Root: c.Root}.SignaturePath(id)))
 			return opts(c, NewLocal(c.Root), NewLocal(t.TempDir()))
 		}, manifest.ErrIncomplete},
 		{"untrusted key", func(t *testing.T, c *movertest.Channel) Options {
@@ -600,7 +601,7 @@ func TestNewSetIsNoDamage(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
-					o.Checked, _ = OpenChecked(cache)
+					o.Checked = mustOpenChecked(t, cache)
 					return run(t, o)
 				}
 				rerun()
@@ -613,7 +614,7 @@ func TestNewSetIsNoDamage(t *testing.T) {
 				// the set wants the version the destination had.
 				latest := filepath.Join(dstDir, "es", "index.latest")
 				damage(t, latest)
-				os.Chtimes(latest, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour))
+				testkit.Must(t, os.Chtimes(latest, time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)))
 				if res := rerun(); cached && res.Replaced != 1 || res.Copied != 1 {
 					t.Fatalf("after damage: %+v, want index.latest copied (and, with a cache, reported replaced)", res)
 				}
@@ -662,4 +663,13 @@ func TestNoHelperNoticeOnClose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustOpenChecked opens the verified-file cache at path or fails the test
+// (a test with no cache would not test the cache).
+func mustOpenChecked(t *testing.T, path string) *Checked {
+	t.Helper()
+	c, err := OpenChecked(path)
+	testkit.Must(t, err)
+	return c
 }

@@ -1,6 +1,8 @@
 package mysqlx
 
 import (
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 )
@@ -39,11 +41,57 @@ func TestRowCounter(t *testing.T) {
 	}
 }
 
+// FuzzRowCounter checks two properties of the counter: a dump counts the
+// same however it is cut into writes (it streams), and rows holding any
+// string, escaped as mysqldump escapes it, count as written.
 func FuzzRowCounter(f *testing.F) {
-	f.Add("USE `a`;\nINSERT INTO `t` VALUES (1,'x');\n")
-	f.Fuzz(func(t *testing.T, s string) {
+	f.Add("USE `a`;\nINSERT INTO `t` VALUES (1,'x');\n", 5, "it's ),( (here", "t`1", uint8(3))
+	f.Add("INSERT INTO `t` VALUES\n(1,'a;b'),\n(2,')');\n-- Dump completed\n", 1, "\\", "x", uint8(0))
+	f.Fuzz(func(t *testing.T, dump string, cut int, value, table string, rows uint8) {
+		// Any input, cut anywhere: the same counts.
+		whole := newRowCounter()
+		if n, err := whole.Write([]byte(dump)); n != len(dump) || err != nil {
+			t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(dump))
+		}
+		if len(dump) > 0 {
+			cut = (cut%len(dump) + len(dump)) % len(dump)
+		} else {
+			cut = 0
+		}
+		parts := newRowCounter()
+		parts.Write([]byte(dump[:cut]))
+		parts.Write([]byte(dump[cut:]))
+		if !maps.Equal(whole.counts, parts.counts) || whole.complete != parts.complete {
+			t.Fatalf("cut at %d: %v %v, whole: %v %v", cut, parts.counts, parts.complete, whole.counts, whole.complete)
+		}
+
+		// Rows written as mysqldump writes them read back as written.
+		if strings.ContainsAny(table, "\n") || len(table) > 100 {
+			return // a header line mysqldump does not write
+		}
+		n := int(rows % 50)
+		var b strings.Builder
+		b.WriteString("USE `db`;\n")
+		if n > 0 {
+			b.WriteString("INSERT INTO `" + strings.ReplaceAll(table, "`", "``") + "` VALUES ")
+			for i := range n {
+				if i > 0 {
+					b.WriteString(",")
+				}
+				fmt.Fprintf(&b, "(%d,'%s',0x%x)", i, dumpEscape(value), value)
+			}
+			b.WriteString(";\n")
+		}
+		b.WriteString("-- Dump completed on 2026-01-01\n")
 		rc := newRowCounter()
-		rc.Write([]byte(s))
-		_ = strings.Count(s, "(")
+		rc.Write([]byte(b.String()))
+		if got := rc.counts[TableKey{"db", table}]; got != int64(n) || !rc.complete {
+			t.Fatalf("%d rows of %q in %q: counted %d (all %v), complete %v", n, value, table, got, rc.counts, rc.complete)
+		}
 	})
+}
+
+// dumpEscape escapes a string value as mysqldump does inside '...'.
+func dumpEscape(s string) string {
+	return strings.NewReplacer("\\", "\\\\", "'", "\\'", "\"", "\\\"", "\n", "\\n", "\r", "\\r", "\x00", "\\0", "\x1a", "\\Z").Replace(s)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // TestClusterWorld starts the cluster profile (3-node prod, 1-node bcp)
@@ -39,7 +40,7 @@ func TestClusterWorld(t *testing.T) {
 		}
 		// An fs repository below path.repo that every node can verify.
 		repo := s.NFS + "/shape-check/es"
-		must(t, os.MkdirAll(repo, 0o750))
+		testkit.Must(t, os.MkdirAll(repo, 0o750))
 		put(t, s.ES[0].URL+"/_snapshot/shape", fmt.Sprintf(`{"type":"fs","settings":{"location":%q}}`, repo))
 		var v struct {
 			Nodes map[string]any `json:"nodes"`
@@ -67,10 +68,10 @@ func TestClusterWorld(t *testing.T) {
 		if _, err := db.Exec("CREATE DATABASE IF NOT EXISTS shape_check; CREATE TABLE IF NOT EXISTS shape_check.t (id INT PRIMARY KEY); REPLACE INTO shape_check.t VALUES (1),(2)"); err != nil {
 			t.Fatal(err)
 		}
-		must(t, s.WaitReplicas(ctx))
+		testkit.Must(t, s.WaitReplicas(ctx))
 		var n int
 		rdb, err := sql.Open("mysql", s.MariaDBReplica.DSN(""))
-		must(t, err)
+		testkit.Must(t, err)
 		defer rdb.Close()
 		if err := rdb.QueryRow("SELECT COUNT(*) FROM shape_check.t").Scan(&n); err != nil || n != 2 {
 			t.Fatalf("%s: replica has %d rows (%v), want 2", s.Name, n, err)
@@ -87,19 +88,12 @@ func TestClusterWorld(t *testing.T) {
 	}
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
 	resp, err := http.Get(url)
-	must(t, err)
+	testkit.Must(t, err)
 	defer resp.Body.Close()
-	must(t, json.NewDecoder(resp.Body).Decode(v))
+	testkit.Must(t, json.NewDecoder(resp.Body).Decode(v))
 }
 
 func put(t *testing.T, url, body string) {
@@ -107,7 +101,7 @@ func put(t *testing.T, url, body string) {
 	req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
+	testkit.Must(t, err)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("PUT %s: %s", url, resp.Status)
@@ -117,19 +111,19 @@ func put(t *testing.T, url, body string) {
 func postJSON(t *testing.T, url string, v any) {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", nil)
-	must(t, err)
+	testkit.Must(t, err)
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("POST %s: %s", url, resp.Status)
 	}
-	must(t, json.NewDecoder(resp.Body).Decode(v))
+	testkit.Must(t, json.NewDecoder(resp.Body).Decode(v))
 }
 
 // rssKiB is a process's resident set size (VmRSS) in KiB.
 func rssKiB(t *testing.T, pid int) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	must(t, err)
+	testkit.Must(t, err)
 	for _, l := range strings.Split(string(b), "\n") {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
 			n, _ := strconv.ParseInt(f[1], 10, 64)

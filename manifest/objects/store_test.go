@@ -42,14 +42,15 @@ func TestPutOpenHas(t *testing.T) {
 
 	// Storing it again changes nothing and leaves no temporary file.
 	path := filepath.Join(t.TempDir(), "f")
-	os.WriteFile(path, data, 0o644)
+	must(t, os.WriteFile(path, data, 0o644))
 	if ref2, err := s.PutFile(ctx, path); err != nil || ref2 != ref {
 		t.Fatalf("PutFile: %+v %v", ref2, err)
 	}
-	if fi2, _ := os.Stat(s.Path(want)); !fi2.ModTime().Equal(mtime) {
+	if fi2, err := os.Stat(s.Path(want)); err != nil || !fi2.ModTime().Equal(mtime) {
 		t.Fatal("existing object was rewritten")
 	}
-	ents, _ := os.ReadDir(s.Root())
+	ents, err := os.ReadDir(s.Root())
+	must(t, err)
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), manifest.TempPrefix) {
 			t.Fatalf("temporary file left: %s", e.Name())
@@ -66,8 +67,9 @@ func TestPutOpenHas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := io.ReadAll(f)
-	f.Close()
+	got, err := io.ReadAll(f)
+	must(t, err)
+	must(t, f.Close())
 	if !bytes.Equal(got, data) {
 		t.Fatal("content differs")
 	}
@@ -75,7 +77,7 @@ func TestPutOpenHas(t *testing.T) {
 		t.Fatal(err)
 	}
 	var walked []string
-	s.Walk(func(sha string) error { walked = append(walked, sha); return nil })
+	must(t, s.Walk(func(sha string) error { walked = append(walked, sha); return nil }))
 	if len(walked) != 1 || walked[0] != want {
 		t.Fatalf("Walk = %v", walked)
 	}
@@ -103,8 +105,7 @@ func TestCheckFindsCorruption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(s.Path(ref.SHA256), 0o600)
-	os.WriteFile(s.Path(ref.SHA256), []byte("hello World"), 0o600)
+	damage(t, s.Path(ref.SHA256), "hello World")
 	if err := s.Check(ctx, ref.SHA256, ref.Size); !errors.Is(err, manifest.ErrCorrupt) {
 		t.Fatalf("Check: %v", err)
 	}
@@ -113,8 +114,8 @@ func TestCheckFindsCorruption(t *testing.T) {
 func TestSymlinkedObjectRefused(t *testing.T) {
 	s := objects.New(t.TempDir())
 	sha := strings.Repeat("ab", 32)
-	os.MkdirAll(filepath.Dir(s.Path(sha)), 0o750)
-	os.Symlink("/etc/passwd", s.Path(sha))
+	must(t, os.MkdirAll(filepath.Dir(s.Path(sha)), 0o750))
+	must(t, os.Symlink("/etc/passwd", s.Path(sha)))
 	if _, err := s.Open(sha); err == nil {
 		t.Fatal("opened a symlinked object")
 	}
@@ -134,7 +135,8 @@ func TestPutFailureLeavesNothing(t *testing.T) {
 	if _, err := s.Put(context.Background(), broken); err == nil {
 		t.Fatal("Put of a failing reader succeeded")
 	}
-	ents, _ := os.ReadDir(s.Root())
+	ents, err := os.ReadDir(s.Root())
+	must(t, err)
 	if len(ents) != 0 {
 		t.Fatalf("left %v", ents)
 	}
@@ -153,7 +155,8 @@ func TestPutList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := s.Open(ref.SHA256)
+	f, err := s.Open(ref.SHA256)
+	must(t, err)
 	defer f.Close()
 	n := 0
 	if err := manifest.ReadESFiles(f, func(manifest.ESFile) error { n++; return nil }); err != nil || n != 1 {
@@ -174,8 +177,7 @@ func TestPutRepairsDamagedObject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.Chmod(s.Path(ref.SHA256), 0o600)
-	os.WriteFile(s.Path(ref.SHA256), []byte("hello"), 0o600) // truncated
+	damage(t, s.Path(ref.SHA256), "hello") // truncated
 	if _, err := s.Put(ctx, strings.NewReader("hello world")); err != nil {
 		t.Fatal(err)
 	}
@@ -192,12 +194,33 @@ func TestSymlinkedFanOutDirRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := objects.New(t.TempDir())
-	os.Symlink(filepath.Dir(outside.Path(ref.SHA256)), filepath.Join(s.Root(), ref.SHA256[:2]))
+	must(t, os.MkdirAll(s.Root(), 0o750))
+	must(t, os.Symlink(filepath.Dir(outside.Path(ref.SHA256)), filepath.Join(s.Root(), ref.SHA256[:2])))
 	if f, err := s.Open(ref.SHA256); err == nil {
 		f.Close()
 		t.Fatal("opened an object through a symlinked directory outside the store")
 	}
 	if _, err := s.Stat(ref.SHA256); err == nil {
 		t.Fatal("Stat followed a symlinked directory outside the store")
+	}
+}
+
+// damage replaces an object's content (objects are read-only) and checks
+// that it took.
+func damage(t *testing.T, path, content string) {
+	t.Helper()
+	must(t, os.Chmod(path, 0o600))
+	must(t, os.WriteFile(path, []byte(content), 0o600))
+	if b, err := os.ReadFile(path); err != nil || string(b) != content {
+		t.Fatalf("damage %s: read back %q, %v", path, b, err)
+	}
+}
+
+// must fails the test when a setup step failed (the manifest module stands
+// alone, so it has its own copy of internal/testkit.Must).
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
