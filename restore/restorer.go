@@ -106,50 +106,6 @@ func (q request) root(cfg settings) string {
 	return cfg.Channel
 }
 
-// plan is what a restore does; the dry run prints it, a real run returns it
-// with the stages' results.
-type plan struct {
-	Set        string             `json:"set"`
-	Sequence   uint64             `json:"sequence"`
-	Created    time.Time          `json:"created"`
-	From       string             `json:"from"`
-	DryRun     bool               `json:"dry_run"`
-	Verify     *manifest.Report   `json:"verify"`
-	ES         *es.RestorePlan    `json:"elasticsearch,omitempty"`
-	MySQL      *mysqlPlan         `json:"mysql,omitempty"`
-	Trees      []treePlan         `json:"trees,omitempty"`
-	Redis      []string           `json:"redis_flush,omitempty"`
-	Restart    []string           `json:"restart_nodes,omitempty"`
-	Checks     []string           `json:"post_checks,omitempty"`
-	Stages     []ledger.Stage     `json:"stages,omitempty"`
-	Restarts   []restart.Result   `json:"restart_results,omitempty"`
-	PostChecks []postcheck.Result `json:"post_check_results,omitempty"`
-	// ESWhy says why the indices of ES.Restore are restored: reason -> indices.
-	ESWhy map[string][]string `json:"elasticsearch_restore_why,omitempty"`
-}
-
-type mysqlPlan struct {
-	Databases []string `json:"databases"` // dropped and loaded
-	Tables    int      `json:"tables"`
-	DumpBytes int64    `json:"dump_bytes"`
-	Drop      []string `json:"drop,omitempty"` // standby databases no longer in prod, dropped
-	Kept      []string `json:"kept,omitempty"` // no longer in prod, but kept (mysql-keep)
-	// Absent says what happens to standby databases the set does not hold.
-	Absent string `json:"absent"`
-}
-
-type treePlan struct {
-	Tree      string            `json:"tree"`
-	Dir       string            `json:"dir"`
-	Skipped   string            `json:"skipped,omitempty"`
-	Added     int64             `json:"added"`
-	Replaced  int64             `json:"replaced"`
-	Removed   int64             `json:"removed"`
-	Unchanged int64             `json:"unchanged"`
-	Bytes     int64             `json:"bytes"`
-	Changes   []filetree.Change `json:"changes,omitempty"`
-}
-
 func (r *restorer) allowedSigners() (*sshsig.AllowedSigners, error) {
 	a, err := sshsig.LoadAllowedSigners(r.cfg.AllowedSigners)
 	if err != nil {
@@ -215,19 +171,6 @@ func (r *restorer) verify(ctx context.Context, root, setID string, after uint64)
 	}
 	return rep, err
 }
-
-// verifyProgress feeds manifest verification progress to the UI.
-type verifyProgress struct{ rep ui.Reporter }
-
-func (v *verifyProgress) Phase(name string, files, bytes int64) {
-	if name == "hashing" {
-		v.rep.Begin("verify: hashing", bytes, "bytes")
-		return
-	}
-	v.rep.Begin("verify: "+name, files, "files")
-}
-
-func (v *verifyProgress) Done(files, bytes int64) { v.rep.Add(bytes) }
 
 // checkRole refuses unless this site is a standby.
 func (r *restorer) checkRole() error {
@@ -427,24 +370,6 @@ func esGone(s *manifest.ESSnapshot) func(string) bool {
 	return s.Covers
 }
 
-type esProgress struct {
-	log   *slog.Logger
-	rep   ui.Reporter
-	total int
-	last  int
-}
-
-func (e *esProgress) RestoreStep(msg string) { e.log.Info("elasticsearch: " + msg) }
-
-func (e *esProgress) RestoreShards(started, total int) {
-	if total != e.total {
-		e.rep.Begin("elasticsearch: restored primary shards", int64(total), "shards")
-		e.total, e.last = total, 0
-	}
-	e.rep.Add(int64(started - e.last))
-	e.last = started
-}
-
 // prepare fills the plan with everything that can be known before changing
 // anything, and checks what must hold before stage 6 starts: the snapshot
 // is in the repository, the tree targets are configured, the known_hosts
@@ -498,19 +423,8 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 		tp := treePlan{Tree: t.Name, Dir: r.treeDir(t.Name)}
 		if tp.Dir == "" {
 			tp.Skipped = "no target directory configured for this tree"
-		} else {
-			need := t.Bytes // at most every file of the tree
-			if dry {
-				st, err := r.applyTree(ctx, root, t, tp.Dir, true)
-				if err != nil {
-					return err
-				}
-				tp.fill(st)
-				need = st.Bytes // what the plan writes: no second walk when it fits
-			}
-			if err := r.checkSpace(ctx, root, t, tp.Dir, need); err != nil {
-				return err
-			}
+		} else if err := r.planTree(ctx, root, t, &tp, dry); err != nil {
+			return err
 		}
 		p.Trees = append(p.Trees, tp)
 	}
@@ -534,11 +448,6 @@ func (r *restorer) prepare(ctx context.Context, root string, m *manifest.Manifes
 		p.Checks = append(p.Checks, "mysql answers")
 	}
 	return nil
-}
-
-func (tp *treePlan) fill(st filetree.ApplyStats) {
-	tp.Added, tp.Replaced, tp.Removed, tp.Unchanged, tp.Bytes = st.Added, st.Replaced, st.Removed, st.Unchanged, st.Bytes
-	tp.Changes = st.Changes
 }
 
 func (r *restorer) treeDir(name string) string {
@@ -802,6 +711,36 @@ func (r *restorer) mysqlGone(ctx context.Context, d *manifest.MySQLDump, p *mysq
 	return nil
 }
 
+// planTree fills tp before any change: in a dry run what applying tree t
+// would change, and in any case whether it fits on its target (checkSpace).
+// With files-via-ssh both run over one SSH connection and helper.
+func (r *restorer) planTree(ctx context.Context, root string, t manifest.Tree, tp *treePlan, dry bool) error {
+	need := t.Bytes // at most every file of the tree
+	if !r.cfg.FilesViaSSH {
+		if dry {
+			st, err := r.applyTree(ctx, root, t, tp.Dir, true)
+			if err != nil {
+				return err
+			}
+			tp.fill(st)
+			need = st.Bytes // what the plan writes: no second walk when it fits
+		}
+		return r.checkSpace(ctx, root, t, tp.Dir, need)
+	}
+	store := objects.New(manifest.Layout{Root: root}.ObjectsDir())
+	return r.withTarget(ctx, tp.Dir, func(target filetree.Target) error {
+		if dry {
+			st, err := r.applyOn(ctx, store, t, target, true)
+			if err != nil {
+				return err
+			}
+			tp.fill(st)
+			need = st.Bytes
+		}
+		return r.spaceOn(ctx, store, t, target, need)
+	})
+}
+
 // applyTree brings dir to tree t of the set, locally or over SFTP.
 func (r *restorer) applyTree(ctx context.Context, root string, t manifest.Tree, dir string, dry bool) (filetree.ApplyStats, error) {
 	store := objects.New(manifest.Layout{Root: root}.ObjectsDir())
@@ -813,14 +752,19 @@ func (r *restorer) applyTree(ctx context.Context, root string, t manifest.Tree, 
 	}
 	var st filetree.ApplyStats
 	err := r.withTarget(ctx, dir, func(target filetree.Target) (err error) {
-		r.rep.Begin("files: "+t.Name, t.Files, "files")
-		defer r.rep.End()
-		o := r.applyOptions(store, t, target)
-		o.DryRun, o.Progress = dry, treeProgress{r.rep}
-		st, err = filetree.Apply(ctx, o)
+		st, err = r.applyOn(ctx, store, t, target, dry)
 		return err
 	})
 	return st, err
+}
+
+// applyOn applies tree t onto an open target.
+func (r *restorer) applyOn(ctx context.Context, store *objects.Store, t manifest.Tree, target filetree.Target, dry bool) (filetree.ApplyStats, error) {
+	r.rep.Begin("files: "+t.Name, t.Files, "files")
+	defer r.rep.End()
+	o := r.applyOptions(store, t, target)
+	o.DryRun, o.Progress = dry, treeProgress{r.rep}
+	return filetree.Apply(ctx, o)
 }
 
 // checkSpace refuses, before the first stage, a tree that does not fit on
@@ -842,11 +786,17 @@ func (r *restorer) checkSpace(ctx context.Context, root string, t manifest.Tree,
 		return nil
 	}
 	return r.withTarget(ctx, dir, func(target filetree.Target) error {
-		if err := filetree.CheckSpace(ctx, r.applyOptions(store, t, target), need); err != nil {
-			return fmt.Errorf("files: tree %s: %w", t.Name, err)
-		}
-		return nil
+		return r.spaceOn(ctx, store, t, target, need)
 	})
+}
+
+// spaceOn refuses tree t when what it writes (at most need) does not fit on
+// an open target's file system.
+func (r *restorer) spaceOn(ctx context.Context, store *objects.Store, t manifest.Tree, target filetree.Target, need int64) error {
+	if err := filetree.CheckSpace(ctx, r.applyOptions(store, t, target), need); err != nil {
+		return fmt.Errorf("files: tree %s: %w", t.Name, err)
+	}
+	return nil
 }
 
 // withTarget opens the target directory of a tree (local, or over SFTP
@@ -904,10 +854,6 @@ func (r *restorer) dryRunEmpty(store *objects.Store, t manifest.Tree) (filetree.
 	})
 	return st, err
 }
-
-type treeProgress struct{ rep ui.Reporter }
-
-func (t treeProgress) Applied(filetree.Change) { t.rep.Add(1) }
 
 // storeObjects adapts the object store to filetree.Objects.
 type storeObjects struct{ s *objects.Store }
