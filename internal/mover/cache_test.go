@@ -60,3 +60,54 @@ func TestCheckedFile(t *testing.T) {
 		t.Fatal("a line without a sum was trusted")
 	}
 }
+
+// A cache file in no order (as an older version wrote it) is read whole
+// into the journal and written back sorted by bucket; this run's sets and
+// drops win over what the file says.
+func TestCheckedUnsortedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "checked")
+	sum := strings.Repeat("ab", 32)
+	names := []string{"objects/ff/x", "es/indices/a/0/__b", "objects/00/y", "objects/7a/z", "sets/s/manifest.json"}
+	var lines string
+	for _, n := range names {
+		lines += "5 1700000000000000123 " + sum + " " + n + "\n"
+	}
+	if err := os.WriteFile(path, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := OpenChecked(path)
+	e := Entry{Size: 5, ModTime: time.Unix(1700000000, 123)}
+	for _, n := range names {
+		if st, ok, err := c.lookup(n); err != nil || !okStamp(st, ok, e, sum) {
+			t.Fatalf("%s: not read from an unsorted file (%v)", n, err)
+		}
+	}
+	if err := c.drop("objects/7a/z"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.set("objects/00/y", Entry{Size: 6, ModTime: time.Unix(1700000001, 0)}, sum); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	prev := -1
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		k := bucketOf(lineName([]byte(line)))
+		if k < prev {
+			t.Fatalf("saved file not in bucket order:\n%s", data)
+		}
+		prev = k
+	}
+	c, _ = OpenChecked(path)
+	if _, ok, _ := c.lookup("objects/7a/z"); ok {
+		t.Error("a dropped name came back")
+	}
+	if st, ok, _ := c.lookup("objects/00/y"); !ok || st.size != 6 {
+		t.Errorf("a set stamp was not kept: %+v", st)
+	}
+	if st, ok, _ := c.lookup("objects/ff/x"); !okStamp(st, ok, e, sum) {
+		t.Error("an untouched stamp was lost")
+	}
+}

@@ -132,6 +132,14 @@ func (c *Channel) Publish(spec Spec) string {
 	return c.publish(es, tree)
 }
 
+// PublishEntries publishes a set of the tree entries given, whose objects
+// the caller provides (they are not written): a test can name a few
+// hundred thousand objects that a source FS serves from memory.
+func (c *Channel) PublishEntries(tree []manifest.Entry) string {
+	c.t.Helper()
+	return c.publish(nil, tree)
+}
+
 // PublishFor publishes spec as Publish does, signed by the trusted key,
 // but for channel identity ch, in this channel's directory: a set a
 // misdirected producer would leave there.
