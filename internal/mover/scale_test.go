@@ -169,11 +169,13 @@ func (v *virtualSrc) Open(ctx context.Context, name string) (io.ReadCloser, erro
 	return v.l.Open(ctx, name)
 }
 
-func (v *virtualSrc) Create(context.Context, string) (File, error) { return nil, errors.New("read only") }
-func (v *virtualSrc) MkdirAll(context.Context, string) error        { return errors.New("read only") }
-func (v *virtualSrc) Rename(context.Context, string, string) error  { return errors.New("read only") }
-func (v *virtualSrc) Remove(context.Context, string) error          { return errors.New("read only") }
-func (v *virtualSrc) Close() error                                  { return nil }
+func (v *virtualSrc) Create(context.Context, string) (File, error) {
+	return nil, errors.New("read only")
+}
+func (v *virtualSrc) MkdirAll(context.Context, string) error       { return errors.New("read only") }
+func (v *virtualSrc) Rename(context.Context, string, string) error { return errors.New("read only") }
+func (v *virtualSrc) Remove(context.Context, string) error         { return errors.New("read only") }
+func (v *virtualSrc) Close() error                                 { return nil }
 
 // all returns every file of the channel, by name.
 func (v *virtualSrc) all(t *testing.T) map[string][]byte {
