@@ -158,6 +158,6 @@ func TestDiskFull(t *testing.T) {
 	if rep, err := w.verify(t, first.SetID); err != nil || rep.Status != manifest.StatusComplete {
 		t.Fatalf("earlier set: %v, %v", rep, err)
 	}
-	os.Remove(big)
+	testkit.Must(t, os.Remove(big))
 	w.mustRun(t)
 }

@@ -117,7 +117,9 @@ func newWorld(t *testing.T, k key, bigSize int) *world {
 	w.Store = objects.New(w.Layout.ObjectsDir())
 	ctx := context.Background()
 	big := make([]byte, bigSize)
-	rand.Read(big)
+	if _, err := rand.Read(big); err != nil {
+		t.Fatal(err)
+	}
 	var err error
 	if w.Big, err = w.Store.Put(ctx, bytes.NewReader(big)); err != nil {
 		t.Fatal(err)
@@ -155,7 +157,9 @@ func newWorld(t *testing.T, k key, bigSize int) *world {
 	es := map[string]string{"index-3": "gen3", "index.latest": "\x00\x00\x00\x03", "indices/x1/0/__a": "segment data", "snap-u1.dat": "snap"}
 	for _, p := range []string{"index-3", "index.latest", "indices/x1/0/__a", "snap-u1.dat"} {
 		full := filepath.Join(w.Layout.ESDir(), filepath.FromSlash(p))
-		os.MkdirAll(filepath.Dir(full), 0o750)
+		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(full, []byte(es[p]), 0o640); err != nil {
 			t.Fatal(err)
 		}

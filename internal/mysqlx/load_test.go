@@ -10,6 +10,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -43,9 +44,11 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("mysqldump: %v %s", err, stderr.String())
 	}
 	var z bytes.Buffer
-	zw, _ := zstd.NewWriter(&z)
-	zw.Write(dump.Bytes())
-	zw.Close()
+	zw, err := zstd.NewWriter(&z)
+	testkit.Must(t, err)
+	_, err = zw.Write(dump.Bytes())
+	testkit.Must(t, err)
+	testkit.Must(t, zw.Close())
 	defaults := dst.Defaults(t)
 
 	st, err := Load(ctx, LoadOptions{Dump: bytes.NewReader(z.Bytes()), Compression: "zstd", Databases: []string{"ld_app", "ld_meta"}, DefaultsFile: defaults})
@@ -63,7 +66,7 @@ func TestLoad(t *testing.T) {
 		t.Fatalf("wrong count: %v, want ErrRowCount", err)
 	}
 	var n int
-	ddb.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='ld_app' AND TABLE_NAME='leftover'").Scan(&n)
+	testkit.Must(t, ddb.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA='ld_app' AND TABLE_NAME='leftover'").Scan(&n))
 	if n != 0 {
 		t.Fatal("a table the set does not have survived the load")
 	}
