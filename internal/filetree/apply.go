@@ -242,7 +242,7 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 	}
 	a.stack = []*frame{root}
 	defer a.release()
-	err := opts.Entries(a.entry)
+	err := entriesAhead(ctx, opts.Entries, a.entry)
 	if err == nil {
 		// the last directory chain, root included, is complete
 		for len(a.stack) > 0 && err == nil {
@@ -287,6 +287,59 @@ func (a *applier) release() {
 	if a.dirs != nil {
 		a.dirs.fan.close()
 	}
+}
+
+// entriesAhead calls fn with every entry of entries, which runs on its own
+// goroutine (reading and decoding the set's lists) a few hundred entries
+// ahead of fn (comparing them with the target and writing): the two
+// overlap on two cores. It returns the first error of either.
+func entriesAhead(ctx context.Context, entries func(func(manifest.Entry) error) error, fn func(manifest.Entry) error) error {
+	const batch = 256
+	ch := make(chan []manifest.Entry, 4)
+	stop := make(chan struct{})
+	var rerr error
+	go func() {
+		defer close(ch)
+		b := make([]manifest.Entry, 0, batch)
+		rerr = entries(func(e manifest.Entry) error {
+			if b = append(b, e); len(b) < batch {
+				return nil
+			}
+			select {
+			case ch <- b:
+			case <-stop:
+				return context.Canceled
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			b = make([]manifest.Entry, 0, batch)
+			return nil
+		})
+		if rerr == nil && len(b) > 0 {
+			select {
+			case ch <- b:
+			case <-stop:
+			}
+		}
+	}()
+	var err error
+	for b := range ch {
+		for _, e := range b {
+			if err = fn(e); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	close(stop)
+	for range ch { // let the reader end
+	}
+	if err != nil {
+		return err
+	}
+	return rerr
 }
 
 // flush makes the batch's files durable, renames them into place, then
