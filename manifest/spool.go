@@ -76,9 +76,14 @@ func (s *spool) rewind() bool {
 }
 
 // each calls fn for every record, in the order they were added.
-func (s *spool) each(fn func(file) error) error {
+func (s *spool) each(fn func(file) error) error { return s.eachIn(-1, fn) }
+
+// eachIn calls fn for the records of cache section k (sectionOf), or for
+// every record if k < 0; the others are skipped before they are decoded.
+func (s *spool) eachIn(k int, fn func(file) error) error {
 	r := bufio.NewReaderSize(s.f, 1<<20)
 	var hdr [1 + 8 + 4 + 4 + 4]byte
+	var buf []byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if errors.Is(err, io.EOF) {
@@ -86,11 +91,18 @@ func (s *spool) each(fn func(file) error) error {
 			}
 			return fmt.Errorf("read verification spool: %w", err)
 		}
-		n := make([]byte, binary.LittleEndian.Uint32(hdr[9:])+binary.LittleEndian.Uint32(hdr[13:])+binary.LittleEndian.Uint32(hdr[17:]))
+		l := int(binary.LittleEndian.Uint32(hdr[9:]) + binary.LittleEndian.Uint32(hdr[13:]) + binary.LittleEndian.Uint32(hdr[17:]))
+		if cap(buf) < l {
+			buf = make([]byte, l)
+		}
+		n := buf[:l] // the strings below copy what they keep
 		if _, err := io.ReadFull(r, n); err != nil {
 			return fmt.Errorf("read verification spool: %w", err)
 		}
 		a, b := binary.LittleEndian.Uint32(hdr[9:]), binary.LittleEndian.Uint32(hdr[13:])
+		if k >= 0 && sectionOf(string(n[:min(a, 1)])) != k {
+			continue
+		}
 		f := file{
 			size:   int64(binary.LittleEndian.Uint64(hdr[1:])),
 			object: hdr[0]&1 != 0,

@@ -215,8 +215,10 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 	}
 	err = v.run(ctx)
 	v.closeDirs()
-	if v.cache != nil && v.rep.Status != StatusUnknown && v.cache.touched() {
-		if cerr := v.cache.save(); cerr != nil && err == nil {
+	if v.cache != nil {
+		if v.rep.Status == StatusUnknown {
+			v.cache.close()
+		} else if cerr := v.cache.finish(); cerr != nil && err == nil {
 			err = fmt.Errorf("verify: set %s is complete, but saving the cache failed: %w", v.rep.SetID, cerr)
 		}
 	}
@@ -691,9 +693,13 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 		totalBytes += t.Bytes
 	}
 
-	// The lists themselves: present, right size, right hash.
+	// The lists themselves: present, right size, right hash (the cache's
+	// first section).
 	var good []list
 	buf := make([]byte, 1<<20)
+	if v.cache != nil {
+		v.cache.begin()
+	}
 	for _, l := range lists {
 		ok, err := v.statFile(l.f)
 		if err != nil {
@@ -709,6 +715,9 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 		if v.rep.CorruptCount+v.rep.MissingCount == before {
 			good = append(good, l)
 		}
+	}
+	if v.cache != nil {
+		v.cache.end()
 	}
 	// Elasticsearch rewrites index.latest and replaces the repository's
 	// metadata files (index-N, shard index-*) with every snapshot; see
@@ -796,25 +805,51 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 	}
 
 	// Phase 4: content, on a pool of workers fed by the streamed lists.
+	// With the identity cache, in cacheSections passes over the spool,
+	// each hashing the files of one section of the cache (the first hex
+	// digit of their SHA-256), so that only that section is in memory.
 	v.opts.Progress.Phase("hashing", totalFiles, totalBytes)
-	err = pool(ctx, v.opts.Workers, func(feed func(file) error) error {
-		for _, f := range tops {
-			if err := feed(f); err != nil {
-				return err
-			}
-		}
+	passes := 1
+	if v.cache != nil {
 		if sp.rewind() {
-			return sp.each(feed)
+			passes = cacheSections
+		} else {
+			v.cache.close() // no spool: the lists are read once more, without the cache
+			v.cache = nil
 		}
-		return each(feed)
-	}, func(ctx context.Context, f file, buf []byte) error {
-		if f.skip {
-			return nil
+	}
+	for k := range passes {
+		in := func(f file) bool { return passes == 1 || sectionOf(f.sha) == k }
+		if passes > 1 {
+			v.cache.begin()
+			v.seenSHA = make(map[[sha256.Size]byte]struct{}) // a sha is in one section only
+		} else {
+			k = -1
 		}
-		return v.hashFile(ctx, f, buf)
-	}, 1<<20)
-	if err != nil {
-		return fmt.Errorf("verify: set %s in %s: %w", v.rep.SetID, v.opts.Root, err)
+		err = pool(ctx, v.opts.Workers, func(feed func(file) error) error {
+			for _, f := range tops {
+				if in(f) {
+					if err := feed(f); err != nil {
+						return err
+					}
+				}
+			}
+			if !sp.rewind() {
+				return each(feed)
+			}
+			return sp.eachIn(k, feed)
+		}, func(ctx context.Context, f file, buf []byte) error {
+			if f.skip {
+				return nil
+			}
+			return v.hashFile(ctx, f, buf)
+		}, 1<<20)
+		if err != nil {
+			return fmt.Errorf("verify: set %s in %s: %w", v.rep.SetID, v.opts.Root, err)
+		}
+		if passes > 1 {
+			v.cache.end()
+		}
 	}
 	return nil
 }
