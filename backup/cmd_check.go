@@ -21,15 +21,21 @@ func newCheckCommand() *ucli.Command {
 			if err != nil {
 				return err
 			}
-			return runCheck(c.Context, cfg, c.Bool("json"), c.App.Writer)
+			return runCheck(c.Context, checkOptions{cfg: cfg, json: c.Bool("json")}, c.App.Writer)
 		},
 	})
 }
 
+// checkOptions are the settings of `backup check`.
+type checkOptions struct {
+	cfg  *config
+	json bool
+}
+
 // runCheck runs stage 1 and prints every check.
-func runCheck(ctx context.Context, cfg *config, asJSON bool, stdout io.Writer) error {
-	pre, err := runPreflight(ctx, cfg)
-	if asJSON {
+func runCheck(ctx context.Context, o checkOptions, stdout io.Writer) error {
+	pre, err := runPreflight(ctx, o.cfg)
+	if o.json {
 		out := struct {
 			Leader     bool    `json:"leader"`
 			LeaderNote string  `json:"leader_note,omitempty"`

@@ -35,17 +35,20 @@ listed with what to do (exit 3); run it on both sites until both say ok.
 			if err != nil {
 				return err
 			}
-			return runInit(c.Context, cfg, initOptions{target: c.String("target"), name: c.String("channel-name"),
+			return runInit(c.Context, initOptions{cfg: cfg, target: c.String("target"), name: c.String("channel-name"),
 				reverseName: c.String("reverse-channel-name")}, c.App.Writer)
 		},
 	})
 }
 
+// initOptions are the settings of `backup init`.
 type initOptions struct {
+	cfg                       *config
 	target, name, reverseName string
 }
 
-func runInit(ctx context.Context, cfg *config, o initOptions, out io.Writer) error {
+func runInit(ctx context.Context, o initOptions, out io.Writer) error {
+	cfg := o.cfg
 	if o.target == "" {
 		return cli.Usagef("init needs --target (the other site's name)")
 	}

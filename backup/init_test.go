@@ -28,7 +28,7 @@ func TestInitBothDirections(t *testing.T) {
 	t.Setenv("BCP_TRANSFER_CONFIG", filepath.Join(w.dir, "transfer.toml"))
 	t.Setenv("BCP_RESTORE_CONFIG", filepath.Join(w.dir, "restore.toml"))
 	var out bytes.Buffer
-	err := runInit(context.Background(), &cfg, initOptions{target: "bcp"}, &out)
+	err := runInit(context.Background(), initOptions{cfg: &cfg, target: "bcp"}, &out)
 	if exitCodes.Code(err) != 3 {
 		t.Fatalf("init with pieces missing: exit %d, %v\n%s", exitCodes.Code(err), err, out.String())
 	}
@@ -53,7 +53,7 @@ func TestInitBothDirections(t *testing.T) {
 	testkit.WriteFile(t, os.Getenv("BCP_TRANSFER_CONFIG"), "channel = \"prod-to-bcp\"\n")
 	testkit.WriteFile(t, os.Getenv("BCP_RESTORE_CONFIG"), fmt.Sprintf("channel = %q\nreverse-channel = %q\nsite = \"prod\"\nallowed-signers = %q\n", cfg.ReverseChannel, cfg.Channel, cfg.AllowedSigners))
 	out.Reset()
-	if err := runInit(context.Background(), &cfg, initOptions{target: "bcp"}, &out); err != nil {
+	if err := runInit(context.Background(), initOptions{cfg: &cfg, target: "bcp"}, &out); err != nil {
 		t.Fatalf("init with everything in place: %v\n%s", err, out.String())
 	}
 	if ch, err := manifest.ReadChannel(cfg.ReverseChannel); err != nil || ch != (manifest.Channel{Name: "bcp-to-prod", Source: "bcp", Target: "prod"}) {
@@ -61,12 +61,12 @@ func TestInitBothDirections(t *testing.T) {
 	}
 	// Idempotent; an existing channel of the wrong direction is refused.
 	out.Reset()
-	if err := runInit(context.Background(), &cfg, initOptions{target: "bcp"}, &out); err != nil || !strings.Contains(out.String(), "(exists)") {
+	if err := runInit(context.Background(), initOptions{cfg: &cfg, target: "bcp"}, &out); err != nil || !strings.Contains(out.String(), "(exists)") {
 		t.Fatalf("second init: %v\n%s", err, out.String())
 	}
 	cfg.ReverseChannel, cfg.Channel = cfg.Channel, cfg.ReverseChannel
 	cfg.ESRepoLocation = filepath.Join(cfg.Channel, "es")
-	if err := runInit(context.Background(), &cfg, initOptions{target: "bcp"}, &out); !errors.Is(err, manifest.ErrNotForUs) {
+	if err := runInit(context.Background(), initOptions{cfg: &cfg, target: "bcp"}, &out); !errors.Is(err, manifest.ErrNotForUs) {
 		t.Fatalf("channels swapped: %v, want ErrNotForUs", err)
 	}
 }

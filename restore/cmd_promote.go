@@ -71,7 +71,7 @@ node of the site shares (doc/architecture.md). Refused while a restore holds the
 			if err != nil {
 				return err
 			}
-			return runDemote(c.Bool("dry-run"), e, c.App.Writer)
+			return runDemote(demoteOptions{dry: c.Bool("dry-run")}, e, c.App.Writer)
 		},
 	})
 }
@@ -213,7 +213,12 @@ func runPromote(ctx context.Context, o promoteOptions, e env, out io.Writer) err
 	return nil
 }
 
-func runDemote(dry bool, e env, out io.Writer) error {
+// demoteOptions are the settings of `restore demote`.
+type demoteOptions struct {
+	dry bool
+}
+
+func runDemote(o demoteOptions, e env, out io.Writer) error {
 	role, err := site.Read(e.cfg.RoleFile)
 	if err != nil && !errors.Is(err, site.ErrBadRole) {
 		return err
@@ -222,7 +227,7 @@ func runDemote(dry bool, e env, out io.Writer) error {
 		fmt.Fprintf(out, "%s already says standby; nothing to do\n", e.cfg.RoleFile)
 		return nil
 	}
-	if dry {
+	if o.dry {
 		fmt.Fprintf(out, "would change %s: %s -> standby; backup would then refuse to run on this site\n", e.cfg.RoleFile, role)
 		return nil
 	}

@@ -98,12 +98,17 @@ The recovery point's age is never negative: a set dated after this host's clock 
 			if err != nil {
 				return err
 			}
-			return runStatus(c.Context, c.Bool("json"), e, c.App.Writer)
+			return runStatus(c.Context, statusOptions{JSON: c.Bool("json")}, e, c.App.Writer)
 		},
 	})
 }
 
-func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
+// statusOptions are the settings of `restore status`.
+type statusOptions struct {
+	JSON bool
+}
+
+func runStatus(ctx context.Context, o statusOptions, e env, out io.Writer) error {
 	// Status that cannot tell the role, the channel or the ledger would
 	// only look reassuring: say what is missing instead (exit 2).
 	if err := e.cfg.validate(true); err != nil {
@@ -163,7 +168,7 @@ func runStatus(ctx context.Context, jsonOut bool, e env, out io.Writer) error {
 			st.Next = fmt.Sprintf("no newer set in the channel: restore run --set %s --allow-older makes it whole", st.LastFailure.Set)
 		}
 	}
-	if jsonOut {
+	if o.JSON {
 		return cli.PrintJSON(out, st)
 	}
 	fmt.Fprintf(out, "role:            %s\n", st.Role)

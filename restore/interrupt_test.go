@@ -163,7 +163,7 @@ func TestStoppedWhileWaitingForShards(t *testing.T) {
 		t.Log("Elasticsearch finished the restore before the look; the restart below still must succeed")
 	}
 	var out bytes.Buffer
-	testkit.Must(t, runStatus(context.Background(), false, f.env(), &out))
+	testkit.Must(t, runStatus(context.Background(), statusOptions{}, f.env(), &out))
 	t.Logf("status after the stop:\n%s", out.String())
 	if !strings.Contains(out.String(), "interrupted") || !strings.Contains(out.String(), "MIXED") {
 		t.Fatalf("status does not say the run was interrupted and the standby is mixed:\n%s", out.String())
@@ -279,7 +279,7 @@ func TestMixedStandbyStatus(t *testing.T) {
 		t.Fatalf("err %v, want the files stage failed", err)
 	}
 	var out bytes.Buffer
-	testkit.Must(t, runStatus(context.Background(), false, f.env(), &out))
+	testkit.Must(t, runStatus(context.Background(), statusOptions{}, f.env(), &out))
 	t.Logf("status:\n%s", out.String())
 	for _, want := range []string{"MIXED", "elasticsearch: set " + set, "mysql:         set " + set,
 		"files:         set " + old + " (live), partly set " + set, "restores set " + set + " into every part"} {
@@ -288,7 +288,7 @@ func TestMixedStandbyStatus(t *testing.T) {
 		}
 	}
 	var js bytes.Buffer
-	testkit.Must(t, runStatus(context.Background(), true, f.env(), &js))
+	testkit.Must(t, runStatus(context.Background(), statusOptions{JSON: true}, f.env(), &js))
 	var st statusReport
 	testkit.Must(t, json.Unmarshal(js.Bytes(), &st))
 	if !st.Mixed || len(st.Parts) != 3 || st.Parts[0].Set != set || st.Parts[2].Set != old {
@@ -299,7 +299,7 @@ func TestMixedStandbyStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	testkit.Must(t, runStatus(context.Background(), false, f.env(), &out))
+	testkit.Must(t, runStatus(context.Background(), statusOptions{}, f.env(), &out))
 	if strings.Contains(out.String(), "MIXED") {
 		t.Fatalf("still mixed after a complete restore:\n%s", out.String())
 	}
@@ -338,7 +338,7 @@ func TestFutureDatedSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	testkit.Must(t, runStatus(context.Background(), false, f.env(), &out))
+	testkit.Must(t, runStatus(context.Background(), statusOptions{}, f.env(), &out))
 	t.Logf("status:\n%s", out.String())
 	if strings.Contains(out.String(), "(-") || !strings.Contains(out.String(), "(0s old; created") {
 		t.Fatalf("status shows a negative age or does not flag the clock:\n%s", out.String())
