@@ -44,6 +44,10 @@
 // found to have a given SHA-256. A later run that finds the same identity
 // and expects the same SHA-256 skips reading the file; any change, even a
 // same-size in-place write (which changes ctime), makes it hash again. The
-// cache lives outside the channel, is written atomically, is bounded
-// (CacheMax) and is ignored whole if its checksum does not match.
+// cache lives outside the channel, is written atomically and is bounded
+// (CacheMax). Its file is in sections (the lists, then the files by the
+// first hex digit of their SHA-256), each with its own checksum, and
+// Verify holds one section at a time, hashing the files section by
+// section; a section whose checksum does not match is not used, nor any
+// after it.
 package manifest
