@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // Options configures Watch.
@@ -78,11 +80,11 @@ func interesting(rel string) bool {
 		return true
 	}
 	parts := strings.Split(rel, "/")
-	if strings.HasPrefix(parts[len(parts)-1], ".tmp-") {
+	if strings.HasPrefix(parts[len(parts)-1], manifest.TempPrefix) {
 		return false
 	}
 	switch parts[0] {
-	case "pins", "locks":
+	case manifest.PinsDirName, manifest.LocksDirName:
 		return false
 	}
 	return true
