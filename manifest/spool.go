@@ -10,27 +10,36 @@ import (
 )
 
 // spool keeps the files of a set's lists between the two passes of Verify
-// in an unlinked temporary file (outside the channel), so that memory does
-// not grow with the set and the lists are parsed once. Any failure just
-// disables it (ok = false) and Verify parses the lists again.
+// in unlinked temporary files (outside the channel), so that memory does
+// not grow with the set and the lists are parsed once. The files are
+// spooled by the identity cache's section (sectionOf), one temporary file
+// each, so that a pass over one section reads only its own. Any failure
+// just disables it (ok = false) and Verify parses the lists again.
 type spool struct {
-	f  *os.File
-	w  *bufio.Writer
+	f  [cacheSections]*os.File
+	w  [cacheSections]*bufio.Writer
 	ok bool
 }
 
 func newSpool() *spool {
-	f, err := os.CreateTemp("", "bcp-verify-spool-*")
-	if err != nil {
-		return &spool{}
+	s := &spool{ok: true}
+	for k := range s.f {
+		f, err := os.CreateTemp("", "bcp-verify-spool-*")
+		if err != nil {
+			s.close()
+			return &spool{}
+		}
+		os.Remove(f.Name()) // unlinked: gone when closed, even after a crash
+		s.f[k], s.w[k] = f, bufio.NewWriterSize(f, 64<<10)
 	}
-	os.Remove(f.Name()) // unlinked: gone when closed, even after a crash
-	return &spool{f: f, w: bufio.NewWriterSize(f, 1<<20), ok: true}
+	return s
 }
 
 func (s *spool) close() {
-	if s.f != nil {
-		s.f.Close()
+	for _, f := range s.f {
+		if f != nil {
+			f.Close()
+		}
 	}
 }
 
@@ -52,36 +61,44 @@ func (s *spool) add(f file) {
 	binary.LittleEndian.PutUint32(hdr[9:], uint32(len(f.sha)))
 	binary.LittleEndian.PutUint32(hdr[13:], uint32(len(f.rel)))
 	binary.LittleEndian.PutUint32(hdr[17:], uint32(len(f.ref)))
-	s.w.Write(hdr[:])
-	s.w.WriteString(f.sha)
-	s.w.WriteString(f.rel)
-	if _, err := s.w.WriteString(f.ref); err != nil {
+	w := s.w[sectionOf(f.sha)]
+	w.Write(hdr[:])
+	w.WriteString(f.sha)
+	w.WriteString(f.rel)
+	if _, err := w.WriteString(f.ref); err != nil {
 		s.ok = false
 	}
 }
 
 // rewind ends writing and prepares reading; false if the spool is unusable.
 func (s *spool) rewind() bool {
-	if !s.ok {
-		return false
-	}
-	if err := s.w.Flush(); err != nil {
-		s.ok = false
-		return false
-	}
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		s.ok = false
+	for k := range s.f {
+		if !s.ok {
+			return false
+		}
+		if err := s.w[k].Flush(); err != nil {
+			s.ok = false
+		} else if _, err := s.f[k].Seek(0, io.SeekStart); err != nil {
+			s.ok = false
+		}
 	}
 	return s.ok
 }
 
-// each calls fn for every record, in the order they were added.
-func (s *spool) each(fn func(file) error) error { return s.eachIn(-1, fn) }
+// each calls fn for every record, one section after the other.
+func (s *spool) each(fn func(file) error) error {
+	for k := range s.f {
+		if err := s.eachIn(k, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-// eachIn calls fn for the records of cache section k (sectionOf), or for
-// every record if k < 0; the others are skipped before they are decoded.
+// eachIn calls fn for the records of section k, in the order they were
+// added.
 func (s *spool) eachIn(k int, fn func(file) error) error {
-	r := bufio.NewReaderSize(s.f, 1<<20)
+	r := bufio.NewReaderSize(s.f[k], 1<<20)
 	var hdr [1 + 8 + 4 + 4 + 4]byte
 	var buf []byte
 	for {
@@ -100,9 +117,6 @@ func (s *spool) eachIn(k int, fn func(file) error) error {
 			return fmt.Errorf("read verification spool: %w", err)
 		}
 		a, b := binary.LittleEndian.Uint32(hdr[9:]), binary.LittleEndian.Uint32(hdr[13:])
-		if k >= 0 && sectionOf(string(n[:min(a, 1)])) != k {
-			continue
-		}
 		f := file{
 			size:   int64(binary.LittleEndian.Uint64(hdr[1:])),
 			object: hdr[0]&1 != 0,

@@ -823,8 +823,6 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 		if passes > 1 {
 			v.cache.begin()
 			v.seenSHA = make(map[[sha256.Size]byte]struct{}) // a sha is in one section only
-		} else {
-			k = -1
 		}
 		err = pool(ctx, v.opts.Workers, func(feed func(file) error) error {
 			for _, f := range tops {
@@ -835,7 +833,15 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 				}
 			}
 			if !sp.rewind() {
-				return each(feed)
+				return each(func(f file) error {
+					if !in(f) {
+						return nil
+					}
+					return feed(f)
+				})
+			}
+			if passes == 1 {
+				return sp.each(feed)
 			}
 			return sp.eachIn(k, feed)
 		}, func(ctx context.Context, f file, buf []byte) error {
