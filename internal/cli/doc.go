@@ -15,6 +15,12 @@
 // (FlagsFirst), the same in every program. doc/architecture.md, "How a
 // command is written", shows the template of a command file.
 //
+// SSH. SSHFlags (ssh-host, ssh-port, ssh-user) and SSHKeyFlags (ssh-key,
+// ssh-known-hosts, default DefaultKnownHosts) declare the SSH settings once
+// for every program; SSHConfig reads them; CheckKnownHosts refuses a
+// missing known_hosts file before any change. An empty ssh-user is the user
+// running the program, as ssh(1) does.
+//
 // Logging. Logger(c) builds the log/slog logger the flags ask for, writing
 // to stderr (text or JSON). Data goes to stdout, diagnostics to stderr.
 //
