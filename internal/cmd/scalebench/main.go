@@ -240,6 +240,10 @@ type storeObjects struct{ s *objects.Store }
 
 func (o storeObjects) Open(sha string) (io.ReadCloser, error) { return o.s.Open(sha) }
 
+// ObjectsDir: as restore's adapter (filetree.ObjectDir), so that the
+// objects are opened relative to their fan-out directory.
+func (o storeObjects) ObjectsDir() string { return o.s.Root() }
+
 func lists(ctx context.Context, ch string) error {
 	m, err := newest(ch)
 	if err != nil {
