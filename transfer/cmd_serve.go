@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	ucli "github.com/urfave/cli/v2"
@@ -32,10 +33,20 @@ SSH account, the same as that account's SFTP server.
 			if c.NArg() != 1 {
 				return cli.Usagef("serve needs DIR")
 			}
-			if err := remote.Serve(c.Args().First(), os.Stdin, os.Stdout); err != nil {
-				return fmt.Errorf("serve %s: %w", c.Args().First(), err)
-			}
-			return nil
+			return runServe(serveOptions{dir: c.Args().First()}, os.Stdin, os.Stdout)
 		},
 	}
+}
+
+// serveOptions are the settings of `transfer serve`.
+type serveOptions struct {
+	dir string // nothing outside it is reachable
+}
+
+// runServe answers push's requests on in and out until in ends.
+func runServe(o serveOptions, in io.Reader, out io.Writer) error {
+	if err := remote.Serve(o.dir, in, out); err != nil {
+		return fmt.Errorf("serve %s: %w", o.dir, err)
+	}
+	return nil
 }
