@@ -368,7 +368,7 @@ func (a *applier) flush() error {
 			}
 			a.pending = a.pending[1:]
 		}
-		a.pending, a.pendingBytes, a.renamed = nil, 0, true
+		a.pending, a.pendingBytes, a.renamed, a.held = nil, 0, true, 0
 	}
 	for _, e := range a.dirMeta {
 		if err := setMeta(a.t, e.Path, fileMode(e), e, a.opts.Owner); err != nil {
@@ -404,6 +404,7 @@ type applier struct {
 	// Local target (dirs not nil): batched files are written by
 	// applyWorkers goroutines through their directory's descriptor.
 	dirs *localDirs
+	held int // directories done whose descriptor files of the batch keep open
 	work chan []writeJob
 	jobs []writeJob     // queued, not handed out yet
 	busy sync.WaitGroup // jobs not done
@@ -431,6 +432,11 @@ type writeJob struct {
 // (the kernel's work of creating them is most of a restore's time; 2 and
 // 3 workers did as well on 2 cores, 1 was slower).
 const applyWorkers = 3
+
+// maxHeldDirs bounds the descriptors of directories done that files of
+// the batch keep open (a tree of many small directories): the batch is
+// flushed when so many are held.
+const maxHeldDirs = 256
 
 // jobBatch files make one job.
 const jobBatch = 32
@@ -595,6 +601,9 @@ func (a *applier) close() error {
 	f := a.stack[len(a.stack)-1]
 	a.stack = a.stack[:len(a.stack)-1]
 	if f.fd != nil {
+		if f.fd.refs > 1 {
+			a.held++ // kept open by files waiting for their rename
+		}
 		f.fd.release()
 		f.fd = nil
 	}
@@ -609,7 +618,7 @@ func (a *applier) close() error {
 	if len(a.pending) > 0 {
 		// files of this directory (or below) wait for their rename
 		a.dirMeta = append(a.dirMeta, *f.entry)
-		if len(a.dirMeta) >= batchFiles {
+		if len(a.dirMeta) >= batchFiles || a.held >= maxHeldDirs {
 			return a.flush()
 		}
 		return nil
