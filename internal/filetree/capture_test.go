@@ -14,6 +14,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/objects"
 )
@@ -223,7 +224,7 @@ func TestCaptureCacheSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, os.WriteFile(p, b[:len(b)-40], 0o600))
+	testkit.Must(t, os.WriteFile(p, b[:len(b)-40], 0o600))
 	trunc, err := LoadCaptureCache(p)
 	if err != nil {
 		t.Fatal(err)
@@ -250,12 +251,12 @@ func TestRemoveStaleCacheTemps(t *testing.T) {
 	fresh := filepath.Join(dir, ".tmp-capture-cache-222")
 	other := filepath.Join(dir, "capture-prod-to-bcp-storage.cache")
 	for _, p := range []string{old, fresh, other} {
-		must(t, os.WriteFile(p, []byte("x"), 0o600))
+		testkit.Must(t, os.WriteFile(p, []byte("x"), 0o600))
 	}
-	must(t, os.Mkdir(filepath.Join(dir, ".tmp-capture-cache-dir"), 0o700))
+	testkit.Must(t, os.Mkdir(filepath.Join(dir, ".tmp-capture-cache-dir"), 0o700))
 	hourAgo := time.Now().Add(-2 * time.Hour)
-	must(t, os.Chtimes(old, hourAgo, hourAgo))
-	must(t, os.Chtimes(other, hourAgo, hourAgo))
+	testkit.Must(t, os.Chtimes(old, hourAgo, hourAgo))
+	testkit.Must(t, os.Chtimes(other, hourAgo, hourAgo))
 	gone, err := RemoveStaleCacheTemps(dir, time.Hour)
 	if err != nil || len(gone) != 1 || gone[0] != old {
 		t.Fatalf("removed %v, %v; want only %s", gone, err, old)
@@ -310,16 +311,16 @@ func TestCaptureReusesLists(t *testing.T) {
 	// A file's content changes: the lists on its path are encoded again,
 	// the others reused.
 	p := filepath.Join(dir, "sub", "deeper", "c")
-	must(t, os.WriteFile(p, []byte("gamma-2"), 0o640))
+	testkit.Must(t, os.WriteFile(p, []byte("gamma-2"), 0o640))
 	future := time.Now().Add(time.Hour)
-	must(t, os.Chtimes(p, future, future))
+	testkit.Must(t, os.Chtimes(p, future, future))
 	tree3, c3, st3 := capture(c2)
 	if st3.ReusedLists != st3.Lists-3 || tree3.Dir == tree2.Dir {
 		t.Fatalf("one file changed: %+v", st3)
 	}
 
 	// Only a directory's mode changes: its parent's list is encoded again.
-	must(t, os.Chmod(filepath.Join(dir, "a.b"), 0o700))
+	testkit.Must(t, os.Chmod(filepath.Join(dir, "a.b"), 0o700))
 	tree4, c4, st4 := capture(c3)
 	if st4.ReusedLists != st4.Lists-1 || tree4.Dir == tree3.Dir {
 		t.Fatalf("a directory's mode changed: %+v", st4)
@@ -334,8 +335,8 @@ func TestCaptureReusesLists(t *testing.T) {
 		}
 		return nil
 	}
-	must(t, r.Walk(ctx, tree4, func(manifest.Entry) error { return nil }))
-	must(t, store.Remove(sub.SHA256))
+	testkit.Must(t, r.Walk(ctx, tree4, func(manifest.Entry) error { return nil }))
+	testkit.Must(t, store.Remove(sub.SHA256))
 	_, c5, st5 := capture(c4)
 	if st5.ReusedLists != st5.Lists-1 {
 		t.Fatalf("a pruned list: %+v", st5)
@@ -391,5 +392,5 @@ func writeCacheV2(t *testing.T, c *CaptureCache, file string) {
 		t.Fatal(r.err)
 	}
 	b = binary.AppendUvarint(b, 0)
-	must(t, os.WriteFile(file, b, 0o600))
+	testkit.Must(t, os.WriteFile(file, b, 0o600))
 }

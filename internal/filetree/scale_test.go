@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -247,10 +248,10 @@ func treeOf(t *testing.T, es []manifest.Entry) manifest.Tree {
 	t.Helper()
 	tw := manifest.NewTreeWriter(context.Background(), newListPutter())
 	for _, e := range es {
-		must(t, tw.WriteEntry(e))
+		testkit.Must(t, tw.WriteEntry(e))
 	}
 	tr, err := tw.Tree("storage", "")
-	must(t, err)
+	testkit.Must(t, err)
 	return tr
 }
 
@@ -309,7 +310,7 @@ func TestStreamingAtScale(t *testing.T) {
 		t.Helper()
 		lists := newListPutter()
 		tr, next, st, err := Capture(ctx, CaptureOptions{Name: "storage", Source: src, Store: lists, Cache: cache, CacheDir: cacheDir})
-		must(t, err)
+		testkit.Must(t, err)
 		want := treeOf(t, expected(src))
 		if tr.Dir != want.Dir || tr.Dirs != want.Dirs || tr.Files != want.Files || tr.Bytes != want.Bytes {
 			t.Fatalf("captured tree %+v, want %+v", tr, want)
@@ -322,7 +323,7 @@ func TestStreamingAtScale(t *testing.T) {
 		r := manifest.TreeReader{Open: lists.Open}
 		st, err := Apply(ctx, ApplyOptions{Target: dst, Objects: objs, MaxChanges: 10,
 			Entries: func(fn func(manifest.Entry) error) error { return r.Walk(ctx, tr, fn) }})
-		must(t, err)
+		testkit.Must(t, err)
 		if err := sameTree(dst, src); err != nil {
 			t.Fatalf("target after apply: %v", err)
 		}

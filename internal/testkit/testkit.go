@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"golang.org/x/crypto/ssh"
@@ -83,11 +84,23 @@ func WriteConfig(t testing.TB, path string, settings map[string]any) string {
 }
 
 // Tree maps every path below dir (slash-separated, relative) to "dir
-// PERM", "symlink TARGET" or "file PERM SIZE SHA256-PREFIX", so two trees
-// compare with maps.Equal or reflect.DeepEqual. skip (nil: none) leaves out
-// a path and, for a directory, all below it. A name that cannot be read
-// fails the test.
+// MODE", "symlink TARGET" or "file MODE SIZE SHA256-PREFIX" (MODE as
+// fs.FileMode.String: permissions and setuid, setgid, sticky bits), so two
+// trees compare with maps.Equal. skip (nil: none) leaves out a path and,
+// for a directory, all below it. A name that cannot be read fails the test.
 func Tree(t testing.TB, dir string, skip func(rel string) bool) map[string]string {
+	t.Helper()
+	return tree(t, dir, skip, false)
+}
+
+// TreeTimes is Tree with each file's modification time (UTC, to the
+// second) too, for trees whose times must match.
+func TreeTimes(t testing.TB, dir string, skip func(rel string) bool) map[string]string {
+	t.Helper()
+	return tree(t, dir, skip, true)
+}
+
+func tree(t testing.TB, dir string, skip func(rel string) bool, times bool) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	Must(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -111,7 +124,7 @@ func Tree(t testing.TB, dir string, skip func(rel string) bool) map[string]strin
 		}
 		switch {
 		case fi.IsDir():
-			out[rel] = "dir " + fi.Mode().Perm().String()
+			out[rel] = "dir " + fi.Mode().String()
 		case fi.Mode()&fs.ModeSymlink != 0:
 			l, err := os.Readlink(p)
 			if err != nil {
@@ -124,7 +137,10 @@ func Tree(t testing.TB, dir string, skip func(rel string) bool) map[string]strin
 				return err
 			}
 			sum := sha256.Sum256(b)
-			out[rel] = fmt.Sprintf("file %s %d %x", fi.Mode().Perm(), len(b), sum[:8])
+			out[rel] = fmt.Sprintf("file %s %d %x", fi.Mode(), len(b), sum[:8])
+			if times {
+				out[rel] += " " + fi.ModTime().UTC().Truncate(time.Second).Format(time.RFC3339)
+			}
 		}
 		return nil
 	}))
