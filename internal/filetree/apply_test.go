@@ -20,6 +20,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/objects"
 )
@@ -86,42 +87,6 @@ func entries(es []manifest.Entry) func(func(manifest.Entry) error) error {
 	}
 }
 
-// state describes a tree for comparison: path -> type, mode, size, mtime, content hash or link.
-func state(t *testing.T, dir string, skip func(rel string) bool) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		if skip != nil && skip(rel) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		fi, _ := os.Lstat(p)
-		s := fi.Mode().String()
-		switch {
-		case fi.Mode()&fs.ModeSymlink != 0:
-			l, _ := os.Readlink(p)
-			s += " -> " + l
-		case fi.Mode().IsRegular():
-			b, _ := os.ReadFile(p)
-			sum := sha256.Sum256(b)
-			s += " " + hex.EncodeToString(sum[:8]) + " " + fi.ModTime().UTC().Truncate(time.Second).Format(time.RFC3339)
-		}
-		out[rel] = s
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func write(t *testing.T, path, content string, mtime time.Time) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -173,18 +138,18 @@ func targets(t *testing.T) map[string]func(t *testing.T, dir string) Target {
 func sshTarget(t *testing.T, srv *testenv.SSHServer, kind, dir string) Target {
 	t.Helper()
 	c, err := sshx.Dial(context.Background(), srv.Config())
-	must(t, err)
+	testkit.Must(t, err)
 	t.Cleanup(func() { c.Close() })
 	if kind == "sftp" {
 		sc, err := c.SFTP()
-		must(t, err)
+		testkit.Must(t, err)
 		t.Cleanup(func() { sc.Close() })
 		return NewSFTPTarget(sc, dir)
 	}
 	bin, err := filepath.Abs(os.Args[0])
-	must(t, err)
+	testkit.Must(t, err)
 	h, err := remote.Start(context.Background(), c.Client, bin+" serve "+sshx.Quote(dir))
-	must(t, err)
+	testkit.Must(t, err)
 	t.Cleanup(func() { h.Close() })
 	return NewHelperTarget(h, "helper:"+dir)
 }
@@ -215,7 +180,7 @@ func TestApply(t *testing.T) {
 				t.Fatal(err)
 			}
 			isExcluded := func(rel string) bool { return Excluded(rel, exclude) }
-			if got, want := state(t, dst, isExcluded), state(t, src, nil); !mapsEqual(got, want) {
+			if got, want := testkit.TreeTimes(t, dst, isExcluded), testkit.TreeTimes(t, src, nil); !mapsEqual(got, want) {
 				t.Fatalf("after cycle 1:\n got %v\nwant %v", got, want)
 			}
 
@@ -223,20 +188,20 @@ func TestApply(t *testing.T) {
 			t1 := t0.Add(time.Hour)
 			write(t, filepath.Join(src, "new/e.txt"), "echo2", t1)
 			write(t, filepath.Join(src, "docs/b.pdf"), "bravo, changed", t1)
-			must(t, os.RemoveAll(filepath.Join(src, "gone")))
-			must(t, os.Remove(filepath.Join(src, "becomes-dir")))
+			testkit.Must(t, os.RemoveAll(filepath.Join(src, "gone")))
+			testkit.Must(t, os.Remove(filepath.Join(src, "becomes-dir")))
 			write(t, filepath.Join(src, "becomes-dir/f.txt"), "foxtrot", t1)
-			must(t, os.Remove(filepath.Join(src, "link")))
-			must(t, os.Symlink("a.txt", filepath.Join(src, "link")))
+			testkit.Must(t, os.Remove(filepath.Join(src, "link")))
+			testkit.Must(t, os.Symlink("a.txt", filepath.Join(src, "link")))
 			set2 := snapshot(t, src, objs)
 
 			// a dry run reports and changes nothing
-			before := state(t, dst, nil)
+			before := testkit.TreeTimes(t, dst, nil)
 			var dry changeLog
 			if _, err := Apply(ctx, ApplyOptions{Target: tgt, Entries: entries(set2), Objects: objs, Exclude: exclude, DryRun: true, Progress: &dry}); err != nil {
 				t.Fatal(err)
 			}
-			if after := state(t, dst, nil); !mapsEqual(before, after) {
+			if after := testkit.TreeTimes(t, dst, nil); !mapsEqual(before, after) {
 				t.Fatal("dry run changed the target")
 			}
 			var log changeLog
@@ -257,7 +222,7 @@ func TestApply(t *testing.T) {
 			if st.Unchanged < 3 { // a.txt, docs/deep/c.bin, and their dirs
 				t.Fatalf("unchanged = %d", st.Unchanged)
 			}
-			if got, want := state(t, dst, isExcluded), state(t, src, nil); !mapsEqual(got, want) {
+			if got, want := testkit.TreeTimes(t, dst, isExcluded), testkit.TreeTimes(t, src, nil); !mapsEqual(got, want) {
 				t.Fatalf("after cycle 2:\n got %v\nwant %v", got, want)
 			}
 			for _, p := range []string{"cache/x", "docs/run.lock"} {
@@ -315,13 +280,6 @@ func mapsEqual(a, b map[string]string) bool {
 	return true
 }
 
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestApplyNeverEscapes: whatever the target already holds (a symlink left
 // by an earlier set, or put there by someone else), no entry of a set is
 // created, replaced or removed outside the target's root, on every target.
@@ -352,8 +310,8 @@ func TestApplyNeverEscapes(t *testing.T) {
 				outside := t.TempDir()
 				write(t, filepath.Join(outside, "victim"), "precious", t0)
 				dst := filepath.Join(t.TempDir(), "storage")
-				must(t, os.MkdirAll(dst, 0o750))
-				must(t, os.Symlink(outside, filepath.Join(dst, "evil")))
+				testkit.Must(t, os.MkdirAll(dst, 0o750))
+				testkit.Must(t, os.Symlink(outside, filepath.Join(dst, "evil")))
 				tgt := mk(t, dst)
 				_, err := Apply(context.Background(), ApplyOptions{Target: tgt, Entries: entries(tt.ents), Objects: objs})
 				if !errors.Is(err, tt.want) {
@@ -524,7 +482,7 @@ func TestApplyRaceNeverEscapes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			outside := t.TempDir()
 			dst := filepath.Join(t.TempDir(), "storage")
-			must(t, os.MkdirAll(filepath.Join(dst, "d"), 0o750))
+			testkit.Must(t, os.MkdirAll(filepath.Join(dst, "d"), 0o750))
 			swap := &swapOnCreate{Target: all[strings.TrimSuffix(name, " batched")](t, dst), dir: dst, outside: outside}
 			var tgt Target = swap
 			if strings.HasSuffix(name, " batched") {
@@ -543,7 +501,7 @@ func TestApplyRaceNeverEscapes(t *testing.T) {
 	t.Run("local, through open directories", func(t *testing.T) {
 		outside := t.TempDir()
 		dst := filepath.Join(t.TempDir(), "storage")
-		must(t, os.MkdirAll(filepath.Join(dst, "d"), 0o750))
+		testkit.Must(t, os.MkdirAll(filepath.Join(dst, "d"), 0o750))
 		lt := all["local"](t, dst)
 		swap := &swapOnCreate{Target: lt, dir: dst, outside: outside}
 		_, err := Apply(context.Background(), ApplyOptions{Target: lt, Entries: entries(ents), Objects: swappingObjects{objs, swap}})
@@ -681,7 +639,7 @@ func TestApplyMergesPerDirectory(t *testing.T) {
 	}
 	objs := memObjects{}
 	lt, err := NewLocalTarget(dst)
-	must(t, err)
+	testkit.Must(t, err)
 	defer lt.Close()
 	if _, err := Apply(ctx, ApplyOptions{Target: lt, Entries: entries(snapshot(t, src, objs)), Objects: objs}); err != nil {
 		t.Fatal(err)
@@ -689,8 +647,8 @@ func TestApplyMergesPerDirectory(t *testing.T) {
 	t1 := t0.Add(time.Hour)
 	write(t, filepath.Join(src, "a/2"), "v2 a/2", t1)
 	write(t, filepath.Join(src, "b/2"), "v2 b/2", t1)
-	must(t, os.Remove(filepath.Join(src, "a/1")))
-	must(t, os.RemoveAll(filepath.Join(src, "c")))
+	testkit.Must(t, os.Remove(filepath.Join(src, "a/1")))
+	testkit.Must(t, os.RemoveAll(filepath.Join(src, "c")))
 	write(t, filepath.Join(dst, "a/old/x"), "only on the target", t0)
 	log := &opLog{Target: lt}
 	var changes changeLog
@@ -714,7 +672,7 @@ func TestApplyMergesPerDirectory(t *testing.T) {
 	if got := changes.strings(); !slices.Equal(got, want) {
 		t.Fatalf("changes %v, want %v", got, want)
 	}
-	if got, want := state(t, dst, nil), state(t, src, nil); !mapsEqual(got, want) {
+	if got, want := testkit.TreeTimes(t, dst, nil), testkit.TreeTimes(t, src, nil); !mapsEqual(got, want) {
 		t.Fatalf("target:\n got %v\nwant %v", got, want)
 	}
 }
@@ -730,7 +688,7 @@ func TestApplyRefusesUnsortedList(t *testing.T) {
 	write(t, filepath.Join(dst, "a"), "data", time.Now())
 	write(t, filepath.Join(dst, "b"), "data", time.Now())
 	lt, err := NewLocalTarget(dst)
-	must(t, err)
+	testkit.Must(t, err)
 	defer lt.Close()
 	ents := []manifest.Entry{
 		{Path: "b", Type: manifest.TypeFile, Mode: 0o600, Size: 4, Object: sha},
@@ -782,7 +740,7 @@ func TestApplyBatches(t *testing.T) {
 				write(t, filepath.Join(src, p), "content of "+p, t0)
 			}
 			for _, d := range []string{"a", "b/c", "b"} {
-				must(t, os.Chtimes(filepath.Join(src, d), t0, t0))
+				testkit.Must(t, os.Chtimes(filepath.Join(src, d), t0, t0))
 			}
 			objs := memObjects{}
 			log := batchLog{&opLog{Target: targets(t)[name](t, dst)}}
@@ -813,7 +771,7 @@ func TestApplyBatches(t *testing.T) {
 			if i := slices.Index(log.ops, "chtimes a"); i < renames[2] {
 				t.Fatalf("a's mtime set before its files were renamed: %v", log.ops)
 			}
-			if got, want := state(t, dst, nil), state(t, src, nil); !mapsEqual(got, want) {
+			if got, want := testkit.TreeTimes(t, dst, nil), testkit.TreeTimes(t, src, nil); !mapsEqual(got, want) {
 				t.Fatalf("target:\n got %v\nwant %v", got, want)
 			}
 			for _, d := range []string{"a", "b", "b/c"} {
@@ -844,7 +802,7 @@ func TestApplyThroughOpenDirectories(t *testing.T) {
 	for i := range 300 {
 		write(t, filepath.Join(src, fmt.Sprintf("d%d/e/f%03d", i%3, i)), fmt.Sprintf("content %d", i), t0.Add(time.Duration(i)*time.Second))
 	}
-	must(t, os.Chmod(filepath.Join(src, "d1/e/f001"), 0o2751))
+	testkit.Must(t, os.Chmod(filepath.Join(src, "d1/e/f001"), 0o2751))
 	mem := memObjects{}
 	ents := snapshot(t, src, mem)
 	store := objects.New(t.TempDir())
@@ -858,7 +816,7 @@ func TestApplyThroughOpenDirectories(t *testing.T) {
 	if err != nil || st.Added != int64(len(ents)) {
 		t.Fatalf("Apply: %+v %v", st, err)
 	}
-	if got, want := state(t, dst, nil), state(t, src, nil); !mapsEqual(got, want) {
+	if got, want := testkit.TreeTimes(t, dst, nil), testkit.TreeTimes(t, src, nil); !mapsEqual(got, want) {
 		t.Fatalf("target:\n got %v\nwant %v", got, want)
 	}
 	for _, p := range []string{"d1/e/f001", "d2/e/f299"} {
@@ -876,8 +834,8 @@ func TestApplyThroughOpenDirectories(t *testing.T) {
 		}
 	}
 	bad := []byte("content X")
-	must(t, os.Chmod(store.Path(e.Object), 0o600))
-	must(t, os.WriteFile(store.Path(e.Object), bad, 0o600))
+	testkit.Must(t, os.Chmod(store.Path(e.Object), 0o600))
+	testkit.Must(t, os.WriteFile(store.Path(e.Object), bad, 0o600))
 	e.MTime = e.MTime.Add(time.Hour)
 	_, err = Apply(context.Background(), ApplyOptions{Target: lt, Entries: entries(ents), Objects: storeObjects{store}})
 	if !errors.Is(err, ErrObjectMismatch) {
@@ -886,7 +844,7 @@ func TestApplyThroughOpenDirectories(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dst, "d0/e/f000")); string(b) != "content 0" {
 		t.Fatalf("d0/e/f000 replaced by %q", b)
 	}
-	for rel := range state(t, dst, nil) {
+	for rel := range testkit.TreeTimes(t, dst, nil) {
 		if strings.Contains(rel, tmpPrefix) {
 			t.Fatalf("temporary left: %s", rel)
 		}
@@ -914,7 +872,7 @@ func TestApplyManySmallDirectories(t *testing.T) {
 	if _, err := Apply(context.Background(), ApplyOptions{Target: lt, Entries: entries(ents), Objects: storeObjects{store}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := state(t, dst, nil), state(t, src, nil); !mapsEqual(got, want) {
+	if got, want := testkit.TreeTimes(t, dst, nil), testkit.TreeTimes(t, src, nil); !mapsEqual(got, want) {
 		t.Fatalf("target differs from the set: %d entries, want %d", len(got), len(want))
 	}
 }
