@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -49,12 +50,32 @@ is verified (unchanged files are vouched for by the cache in the state directory
 	})
 }
 
+// channelExists says clearly when the channel directory is not there -
+// a typo in DIR (usage), or a channel share that is not mounted - instead
+// of listing no sets, which reads as "nothing arrived yet".
+func channelExists(root string, named bool) error {
+	fi, err := os.Stat(root)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		err = fmt.Errorf("%s is not a directory", root)
+	}
+	if named {
+		return cli.Usagef("list %s: %v", root, err)
+	}
+	return fmt.Errorf("channel directory: %w (is the channel's share mounted? see the channel setting)", err)
+}
+
 func runList(ctx context.Context, o listOptions, e env, out io.Writer) error {
 	if err := e.cfg.validate(o.Dir == ""); err != nil {
 		return err
 	}
 	r := newRestorer(e.cfg, e.log, e.rep)
 	root := request{From: o.Dir}.root(e.cfg)
+	if err := channelExists(root, o.Dir != ""); err != nil {
+		return err
+	}
 	sets, err := manifest.List(root)
 	if err != nil {
 		return err

@@ -179,6 +179,8 @@ func TestBinaryExitCodes(t *testing.T) {
 		{"no set yet", []string{"run", "--config", cfg}, 4, "no set"},
 		{"bad flag", []string{"run", "--config", cfg, "--no-such-flag"}, 2, "no-such-flag"},
 		{"status", []string{"status", "--config", cfg}, 0, "nothing restored yet"},
+		{"list of a directory that is not there", []string{"list", "--config", cfg, filepath.Join(dir, "no-such-channel")}, 2, "no-such-channel"},
+		{"channel not mounted", []string{"list", "--config", cfg, "--channel", filepath.Join(dir, "unmounted")}, 1, "is the channel's share mounted"},
 		{"status, nothing configured", []string{"status", "--state-dir", filepath.Join(dir, "state")}, 2, "no channel directory configured"},
 		{"status, no role file", []string{"status", "--config", cfg, "--role-file", filepath.Join(dir, "no-role")}, 2, "no-role does not exist"},
 		{"promote dry run", []string{"promote", "--config", cfg, "--dry-run"}, 0, "standby -> active"},
