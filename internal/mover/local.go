@@ -136,16 +136,28 @@ func (f *rawFile) Close() error {
 	return nil
 }
 
+// Create opens with plain open(2) (createRaw).
 func (l *Local) Create(_ context.Context, name string) (File, error) {
-	return os.OpenFile(l.path(name), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, manifest.PermOf(name))
+	return createRaw(l.path(name), name)
 }
 
 func (l *Local) MkdirAll(_ context.Context, dir string) error {
 	return os.MkdirAll(l.path(dir), manifest.DirPerm)
 }
 
+// Rename is rename(2): os.Rename also lstats the new name first.
 func (l *Local) Rename(_ context.Context, from, to string) error {
-	return os.Rename(l.path(from), l.path(to))
+	f, t := l.path(from), l.path(to)
+	for {
+		err := unix.Rename(f, t)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &os.LinkError{Op: "rename", Old: f, New: t, Err: err}
+		}
+		return nil
+	}
 }
 
 func (l *Local) Remove(_ context.Context, name string) error {
