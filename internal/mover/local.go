@@ -90,17 +90,11 @@ func (l *Local) DirDigests(ctx context.Context, dirs []string) ([][32]byte, erro
 // also stats every file it opens and sets up a finalizer, a tenth of a
 // push's CPU when the source is 100k small files. The caller must Close it.
 func (l *Local) Open(_ context.Context, name string) (io.ReadCloser, error) {
-	p := l.path(name)
-	for {
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: p, Err: err}
-		}
-		return &rawFile{fd: fd, name: p}, nil
+	f, err := openRaw(l.path(name), unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
 	}
+	return f, nil
 }
 
 // rawFile is a file open for reading, without the os.File machinery.
