@@ -100,4 +100,18 @@
 //
 // A destination that already holds a newer signed set than the source's
 // newest complete one is left alone (Result.DstNewer).
+//
+// # Memory
+//
+// Nothing is kept per file across the whole set. Steps 3-5 work in 256
+// buckets (bucketOf: one per objects/<aa>; any other file by a hash of
+// its directory, so that a directory is in one bucket): the set's files
+// are spooled to temporary bucket files while its lists are read
+// (bucketFiles, setFiles); the plan takes a bucket at a time (8 at once)
+// with one listing of each of its directories at both ends and the
+// bucket's part of Checked, and writes what to copy or hash back to disk
+// (plan); the copy streams that bucket by bucket into its batches
+// (wantStream). Checked keeps its lines sorted by bucket on disk, and this
+// run's changes in a journal by bucket. Prune reads what the kept sets
+// need from one spool, a bucket at a time.
 package mover
