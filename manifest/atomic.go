@@ -42,8 +42,8 @@ func writeAtomic(path string, perm os.FileMode, exclusive bool, write func(io.Wr
 	tmp := f.Name()
 	defer func() {
 		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
 	if err = write(f); err != nil {
@@ -60,7 +60,7 @@ func writeAtomic(path string, perm os.FileMode, exclusive bool, write func(io.Wr
 	}
 	if exclusive {
 		if err = os.Link(tmp, path); err != nil {
-			os.Remove(tmp)
+			_ = os.Remove(tmp)
 			return fmt.Errorf("create %s: %w", path, err)
 		}
 		if err = os.Remove(tmp); err != nil {

@@ -91,7 +91,7 @@ func openCache(path string, max int) *idCache {
 		c.err = fmt.Errorf("cache: %w", err)
 		return c
 	}
-	os.Remove(f.Name()) // unlinked: gone when closed, even after a crash
+	_ = os.Remove(f.Name()) // unlinked: gone when closed, even after a crash
 	c.out, c.outw = f, bufio.NewWriterSize(f, 256<<10)
 	c.outw.WriteString(cacheMagic)
 	return c
@@ -99,7 +99,7 @@ func openCache(path string, max int) *idCache {
 
 func (c *idCache) dropIn() {
 	if c.in != nil {
-		c.in.Close()
+		_ = c.in.Close()
 		c.in, c.inr = nil, nil
 	}
 }
@@ -107,7 +107,7 @@ func (c *idCache) dropIn() {
 func (c *idCache) close() {
 	c.dropIn()
 	if c.out != nil {
-		c.out.Close()
+		_ = c.out.Close()
 		c.out = nil
 	}
 }
@@ -198,7 +198,7 @@ func (c *idCache) end() {
 	out := io.MultiWriter(c.outw, sum)
 	head := make([]byte, 8)
 	binary.LittleEndian.PutUint64(head, uint64(total))
-	out.Write(head)
+	_, _ = out.Write(head)
 	rec := make([]byte, cacheRecord)
 	written := 0
 	put := func(id fileID, e cacheEntry) {
@@ -208,7 +208,7 @@ func (c *idCache) end() {
 		binary.LittleEndian.PutUint64(rec[24:], uint64(e.mtime))
 		binary.LittleEndian.PutUint64(rec[32:], uint64(e.ctime))
 		copy(rec[40:], e.sha[:])
-		out.Write(rec)
+		_, _ = out.Write(rec)
 		written++
 	}
 	for id, e := range c.used {

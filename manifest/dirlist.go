@@ -456,7 +456,7 @@ func (r TreeReader) readDir(t Tree, dir string, ref Ref) ([]DirEntry, error) {
 		return nil, fmt.Errorf("%s: %w: %w", what, ErrIncomplete, err)
 	}
 	z, err := io.ReadAll(io.LimitReader(f, ref.Size+1))
-	f.Close()
+	_ = f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}

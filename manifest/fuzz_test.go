@@ -53,7 +53,9 @@ func FuzzReadEntries(f *testing.F) {
 			f.Fatal(err)
 		}
 	}
-	lw.Flush()
+	if err := lw.Flush(); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(buf.Bytes())
 	f.Add([]byte(`{"path":"../x","type":"dir","mode":0,"uid":0,"gid":0,"mtime":"2026-01-01T00:00:00Z"}` + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

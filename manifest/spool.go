@@ -29,7 +29,7 @@ func newSpool() *spool {
 			s.close()
 			return &spool{}
 		}
-		os.Remove(f.Name()) // unlinked: gone when closed, even after a crash
+		_ = os.Remove(f.Name()) // unlinked: gone when closed, even after a crash
 		s.f[k], s.w[k] = f, bufio.NewWriterSize(f, 64<<10)
 	}
 	return s
@@ -38,7 +38,7 @@ func newSpool() *spool {
 func (s *spool) close() {
 	for _, f := range s.f {
 		if f != nil {
-			f.Close()
+			_ = f.Close()
 		}
 	}
 }

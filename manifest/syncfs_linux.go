@@ -28,7 +28,7 @@ func SyncFSAt(open func(name string) (*os.File, error), dirs []string) error {
 			done[st.Dev] = true
 			err = unix.Syncfs(int(f.Fd()))
 		}
-		f.Close()
+		_ = f.Close()
 		if err != nil {
 			return fmt.Errorf("syncfs %s: %w", d, err)
 		}

@@ -451,7 +451,7 @@ func (v *verifier) objDir(sha string) (int, error) {
 		return -1, err
 	}
 	if fi, err := d.Stat(); err != nil || !fi.IsDir() {
-		d.Close()
+		_ = d.Close()
 		return -1, fmt.Errorf("%s/%s is not a directory: %w", ObjectsDirName, aa, ErrInvalid)
 	}
 	if v.objDirs == nil {
@@ -463,7 +463,7 @@ func (v *verifier) objDir(sha string) (int, error) {
 
 func (v *verifier) closeDirs() {
 	for _, d := range v.objDirs {
-		d.Close()
+		_ = d.Close()
 	}
 }
 
@@ -493,7 +493,7 @@ func statRegular(f readStatCloser, name string) (fs.FileInfo, error) {
 		err = fmt.Errorf("%s is a %v, not a regular file: %w", name, fi.Mode().Type(), ErrInvalid)
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	return fi, nil
@@ -755,7 +755,7 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 					return fn(f)
 				})
 			}
-			fh.Close()
+			_ = fh.Close()
 			if errors.Is(err, ErrInvalid) {
 				// The list hashed right, so the producer wrote a bad list.
 				v.addCorrupt(fmt.Sprintf("%s: %v", l.f.describe(), err))

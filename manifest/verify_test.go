@@ -316,20 +316,22 @@ func snapshot(t *testing.T, root string) string {
 // does not stop writes, which is why the test also compares snapshots.
 func chmodTree(t *testing.T, root string, writable bool) {
 	t.Helper()
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.Type()&fs.ModeSymlink != 0 {
-			return nil
+			return err
 		}
-		fi, _ := d.Info()
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
 		m := fi.Mode().Perm()
 		if writable {
 			m |= 0o200
 		} else {
 			m &^= 0o222
 		}
-		os.Chmod(p, m)
-		return nil
-	})
+		return os.Chmod(p, m)
+	}))
 }
 
 type recorder struct {
@@ -430,7 +432,7 @@ func readOnlyMount(t *testing.T, dir string) string {
 	if exec.Command("mount", "--bind", dir, mnt).Run() != nil {
 		return dir
 	}
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
 	if exec.Command("mount", "-o", "remount,ro,bind", mnt).Run() != nil {
 		return dir
 	}
@@ -493,7 +495,7 @@ func TestVerifyFutureSet(t *testing.T) {
 			now := created.Add(-tt.ahead)
 			o := w.opts()
 			o.SetID = w.publish(t, 2, k.Signer)
-			defer os.RemoveAll(filepath.Join(w.Root, manifest.SetsDirName, o.SetID))
+			defer func() { _ = os.RemoveAll(filepath.Join(w.Root, manifest.SetsDirName, o.SetID)) }()
 			o.Now, o.MaxClockSkew = now, tt.skew
 			rep, err := manifest.Verify(context.Background(), o)
 			if tt.ok {

@@ -104,7 +104,7 @@ func (b *Batch) sync() error {
 			return fmt.Errorf("object store: %w", err)
 		}
 		err = f.Sync()
-		f.Close()
+		_ = f.Close()
 		if err != nil {
 			return fmt.Errorf("object store: sync %s: %w", p.tmp, err)
 		}
@@ -146,7 +146,7 @@ func (b *Batch) Discard() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, p := range b.pending {
-		os.Remove(p.tmp)
+		_ = os.Remove(p.tmp)
 	}
 	b.pending, b.bytes = b.pending[:0], 0
 }

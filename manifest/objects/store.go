@@ -109,7 +109,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err err
 	}
 	defer func() {
 		if err != nil {
-			os.Remove(tmp)
+			_ = os.Remove(tmp)
 		}
 	}()
 	final := s.Path(ref.SHA256)
@@ -152,8 +152,8 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp stri
 	name := f.Name()
 	defer func() {
 		if err != nil {
-			f.Close()
-			os.Remove(name)
+			_ = f.Close()
+			_ = os.Remove(name)
 		}
 	}()
 	h := sha256.New()
@@ -176,7 +176,7 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp stri
 	}
 	ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
 	if fi, err := os.Lstat(s.Path(ref.SHA256)); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
-		os.Remove(name)
+		_ = os.Remove(name)
 		return "", ref, nil
 	}
 	return name, ref, nil

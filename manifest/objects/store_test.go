@@ -197,7 +197,7 @@ func TestSymlinkedFanOutDirRefused(t *testing.T) {
 	must(t, os.MkdirAll(s.Root(), 0o750))
 	must(t, os.Symlink(filepath.Dir(outside.Path(ref.SHA256)), filepath.Join(s.Root(), ref.SHA256[:2])))
 	if f, err := s.Open(ref.SHA256); err == nil {
-		f.Close()
+		_ = f.Close()
 		t.Fatal("opened an object through a symlinked directory outside the store")
 	}
 	if _, err := s.Stat(ref.SHA256); err == nil {

@@ -42,7 +42,7 @@ func FuzzParseAllowedSigners(f *testing.F) {
 	f.Add(`"a b",c namespaces="x,!y",valid-after="20260101Z" ` + seedPub + " comment")
 	f.Add("p cert-authority " + seedPub)
 	f.Fuzz(func(t *testing.T, s string) {
-		sshsig.ParseAllowedSigners(strings.NewReader(s))
+		_, _ = sshsig.ParseAllowedSigners(strings.NewReader(s))
 	})
 }
 

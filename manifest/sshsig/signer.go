@@ -49,7 +49,7 @@ func AgentSigner(fingerprint string) (ssh.Signer, error) {
 	}
 	signers, err := agent.NewClient(conn).Signers()
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("ssh-agent at %s: list keys: %w", sock, err)
 	}
 	var have []string
@@ -60,7 +60,7 @@ func AgentSigner(fingerprint string) (ssh.Signer, error) {
 		}
 		have = append(have, fp)
 	}
-	conn.Close()
+	_ = conn.Close()
 	if fingerprint == "" {
 		return nil, fmt.Errorf("ssh-agent at %s holds no keys: add the signing key with ssh-add", sock)
 	}

@@ -30,7 +30,9 @@ func newKey(t *testing.T, typ string) key {
 	if typ == "rsa" {
 		args = append(args, "-b", "2048")
 	}
-	sshKeygen(t, nil, args...)
+	if _, err := sshKeygen(t, nil, args...); err != nil {
+		t.Fatal(err)
+	}
 	pub, err := os.ReadFile(file + ".pub")
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +112,9 @@ func TestInteropWithSSHKeygen(t *testing.T) {
 			}
 
 			msgFile := writeFile(t, "manifest.json", msg)
-			sshKeygen(t, nil, "-q", "-Y", "sign", "-f", k.file, "-n", ns, msgFile)
+			if _, err := sshKeygen(t, nil, "-q", "-Y", "sign", "-f", k.file, "-n", ns, msgFile); err != nil {
+				t.Fatal(err)
+			}
 			theirs, err := os.ReadFile(msgFile + ".sig")
 			if err != nil {
 				t.Fatal(err)
@@ -215,7 +219,9 @@ func TestAllowedSigners(t *testing.T) {
 func TestCertificateAuthority(t *testing.T) {
 	ca := newKey(t, "ed25519")
 	k := newKey(t, "ed25519")
-	sshKeygen(t, nil, "-q", "-s", ca.file, "-I", "cert1", "-n", "prod-backup", "-V", "+1h", k.file+".pub")
+	if _, err := sshKeygen(t, nil, "-q", "-s", ca.file, "-I", "cert1", "-n", "prod-backup", "-V", "+1h", k.file+".pub"); err != nil {
+		t.Fatal(err)
+	}
 	certData, err := os.ReadFile(k.file + "-cert.pub")
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +266,7 @@ func TestAgentSigner(t *testing.T) {
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
 	// The agent prints its environment once it listens.
 	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
 		t.Fatalf("ssh-agent did not start: %v", err)
@@ -311,7 +317,9 @@ func TestMalformed(t *testing.T) {
 
 func TestEncryptedKeyFileRefused(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "id")
-	sshKeygen(t, nil, "-q", "-t", "ed25519", "-N", "secret", "-f", file)
+	if _, err := sshKeygen(t, nil, "-q", "-t", "ed25519", "-N", "secret", "-f", file); err != nil {
+		t.Fatal(err)
+	}
 	_, err := sshsig.LoadSigner(file)
 	if err == nil || !strings.Contains(err.Error(), "ssh-agent") {
 		t.Fatalf("encrypted key: %v", err)
