@@ -136,7 +136,7 @@ func sendMail(ctx context.Context, o Options, a Alert) error {
 	}
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return err
 	}
 	defer c.Close()

@@ -17,7 +17,9 @@ func TestSendBoth(t *testing.T) {
 	srv := testenv.SMTP(t)
 	var got map[string]any
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		json.NewDecoder(r.Body).Decode(&got)
+		if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
 	}))
 	t.Cleanup(hook.Close)
 	a := Alert{Program: "backup", Command: "run", Host: "node1", Time: time.Unix(0, 0), ExitCode: 3, Summary: "elasticsearch at 127.0.0.1:9200: connection refused"}
@@ -38,7 +40,7 @@ func TestSendReportsEachFailure(t *testing.T) {
 	t.Cleanup(hook.Close)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	_ = ln.Close() // nothing listens there now
 	err := Send(context.Background(), Options{SMTPAddr: addr, SMTPFrom: "a@b", SMTPTo: []string{"c@d"}, WebhookURL: hook.URL}, Alert{})
 	if err == nil || !strings.Contains(err.Error(), "alert email") || !strings.Contains(err.Error(), "alert webhook") {
 		t.Fatalf("err = %v, want both failures named", err)

@@ -29,7 +29,7 @@ func put(t *testing.T, c *Client, index, body string) {
 	if err != nil || res.IsError() {
 		t.Fatalf("index into %s: %v %v", index, err, res)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 }
 
 func createIndex(t *testing.T, c *Client, index, settings string) {
@@ -38,7 +38,7 @@ func createIndex(t *testing.T, c *Client, index, settings string) {
 	if err != nil || res.IsError() {
 		t.Fatalf("create %s: %v %v", index, err, res)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 }
 
 func TestHealthMaster(t *testing.T) {
@@ -170,7 +170,7 @@ func TestSnapshotClosedIndex(t *testing.T) {
 	if err != nil || res.IsError() {
 		t.Fatalf("close: %v %v", err, res)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 	s, err := c.CreateSnapshot(ctx, "closedtest", "c1", SnapshotOptions{Indices: []string{"closedtest-*"}})
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ func esDo(t *testing.T, c *Client, what string, req esapi.Request) {
 	if err != nil || res.IsError() {
 		t.Fatalf("%s: %v %v", what, err, res)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 }
 
 // TestFingerprints: an index's fingerprint names its UUID, metadata

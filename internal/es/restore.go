@@ -253,7 +253,7 @@ func ListAllIndices(ctx context.Context, c *elasticsearch.Client) ([]IndexState,
 	out := make([]IndexState, 0, len(rows))
 	for _, r := range rows {
 		ii := IndexState{Index: r.Index, Status: r.Status}
-		fmt.Sscan(r.Docs, &ii.Docs)
+		_, _ = fmt.Sscan(r.Docs, &ii.Docs)
 		out = append(out, ii)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })

@@ -237,7 +237,7 @@ func (c *CaptureCache) Save(file string) error {
 // (the set was not published). A saved or loaded cache is left alone.
 func (c *CaptureCache) Remove() {
 	if c != nil && c.temp {
-		os.Remove(c.file)
+		_ = os.Remove(c.file)
 	}
 }
 
@@ -269,7 +269,7 @@ func openCacheReader(c *CaptureCache) (*cacheReader, error) {
 	}
 	r := &cacheReader{f: f, r: bufio.NewReaderSize(f, 256<<10)}
 	if r.head, err = readCacheHeader(r.r); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("capture cache %s: %w", c.file, err)
 	}
 	r.next()
@@ -278,7 +278,7 @@ func openCacheReader(c *CaptureCache) (*cacheReader, error) {
 
 func (r *cacheReader) close() {
 	if r.f != nil {
-		r.f.Close()
+		_ = r.f.Close()
 	}
 }
 
@@ -517,7 +517,7 @@ func (w *cacheWriter) finish() (*CaptureCache, error) {
 // abort removes the file unless finish returned it.
 func (w *cacheWriter) abort() {
 	if w.f != nil {
-		w.f.Close()
-		os.Remove(w.f.Name())
+		_ = w.f.Close()
+		_ = os.Remove(w.f.Name())
 	}
 }

@@ -152,7 +152,7 @@ func TestCapture(t *testing.T) {
 				t.Fatal(err)
 			}
 			future := time.Now().Add(time.Hour)
-			os.Chtimes(p, future, future)
+			testkit.Must(t, os.Chtimes(p, future, future))
 			o.Cache = cache2
 			before := countObjects(t, store)
 			tree3, _, st3, err := Capture(ctx, o)

@@ -167,7 +167,7 @@ func (m *memTree) Remove(name string) error {
 
 func (m *memTree) RemoveAll(name string) error {
 	for k := range m.kids[name] {
-		m.RemoveAll(path.Join(name, k))
+		_ = m.RemoveAll(path.Join(name, k)) // a map: cannot fail
 	}
 	m.unlink(name)
 	return nil

@@ -142,7 +142,7 @@ func TestStaticAndMySQL(t *testing.T) {
 	if _, err := db.Exec("SET GLOBAL read_only = 1"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Exec("SET GLOBAL read_only = 0") })
+	t.Cleanup(func() { _, _ = db.Exec("SET GLOBAL read_only = 0") })
 	if r, err := Find(context.Background(), o); err != nil || r.Leader {
 		t.Fatalf("read-only MySQL: %+v, %v; want not the leader", r, err)
 	}

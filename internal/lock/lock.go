@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -224,7 +225,7 @@ func (l *Lock) Renew() error {
 		return fmt.Errorf("renew lock %s: %w", l.path, err)
 	}
 	if err := os.Rename(tmp, l.path); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return fmt.Errorf("renew lock %s: %w", l.path, err)
 	}
 	return nil
@@ -281,6 +282,15 @@ func (l *Lock) Release() error {
 	return os.Remove(l.path)
 }
 
+// ReleaseLogged is Release for a defer, once the work under the lock is
+// over: a lock that cannot be released is logged (the work's own result
+// stands; the lease lets the next holder take the lock over).
+func (l *Lock) ReleaseLogged(log *slog.Logger) {
+	if err := l.Release(); err != nil {
+		log.Warn("release lock", "err", err)
+	}
+}
+
 func create(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
@@ -294,7 +304,7 @@ func create(path string, data []byte) error {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
+		_ = os.Remove(path)
 	}
 	return err
 }

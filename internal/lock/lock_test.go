@@ -88,7 +88,11 @@ func TestAcquireRecordsProcStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Release()
+	defer func() {
+		if err := l.Release(); err != nil {
+			t.Error(err)
+		}
+	}()
 	held, _, err := read(l.Path())
 	if err != nil {
 		t.Fatal(err)

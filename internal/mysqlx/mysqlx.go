@@ -101,7 +101,7 @@ func Open(ctx context.Context, o Options) (*sql.DB, error) {
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, fmt.Errorf("mysql at %s as %s: %w: %v (check the server is up and the user/password)", o.addr(), o.User, ErrConnect, err)
 	}
 	return db, nil
@@ -228,7 +228,7 @@ func (o Options) RunClient(ctx context.Context, program string, args []string, s
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }()
 		defaults = filepath.Join(dir, "client.cnf")
 		if err := os.WriteFile(defaults, content, 0o600); err != nil {
 			return err

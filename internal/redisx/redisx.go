@@ -71,7 +71,7 @@ func Flush(ctx context.Context, opts Options) ([]string, error) {
 	for _, db := range opts.DBs {
 		c := dial(db)
 		err := c.FlushDB(ctx).Err()
-		c.Close()
+		_ = c.Close()
 		if err != nil {
 			return done, fmt.Errorf("redis %s: FLUSHDB on db %d: %w (flushed so far: %v)", opts.Addr, db, err, done)
 		}

@@ -18,7 +18,7 @@ func TestFlush(t *testing.T) {
 			if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-			c.Close()
+			_ = c.Close()
 		}
 	}
 	size := func(db int) int64 {

@@ -123,7 +123,7 @@ func runOne(ctx context.Context, name string, cfg sshx.Config, command string, t
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		c.Close()
+		_ = c.Close()
 		<-errc
 		err = ctx.Err()
 	}

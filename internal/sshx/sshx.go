@@ -138,7 +138,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	heard := &heardConn{Conn: newQuickAckConn(conn)}
 	sc, chans, reqs, err := ssh.NewClientConn(heard, cfg.Addr(), cc)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		if keyErr != nil {
 			return nil, keyErr
 		}
@@ -192,7 +192,7 @@ func authMethod(cfg Config) (ssh.AuthMethod, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("ssh %s: connect to ssh-agent at %s: %w", cfg.Addr(), sock, err)
 	}
-	return ssh.PublicKeysCallback(agent.NewClient(conn).Signers), func() { conn.Close() }, nil
+	return ssh.PublicKeysCallback(agent.NewClient(conn).Signers), func() { _ = conn.Close() }, nil
 }
 
 // keepAlive sends a keep-alive request every iv and closes the connection
@@ -220,7 +220,7 @@ func (c *Client) keepAlive(iv time.Duration) {
 		case err := <-answered:
 			waiting = false
 			if err != nil {
-				c.Client.Close()
+				_ = c.Client.Close()
 				return
 			}
 			last = time.Now()
@@ -235,7 +235,7 @@ func (c *Client) keepAlive(iv time.Duration) {
 				c.err = err
 				c.mu.Unlock()
 				slog.Error(err.Error())
-				c.Client.Close()
+				_ = c.Client.Close()
 				return
 			}
 			if !waiting {
@@ -283,7 +283,7 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 		select {
 		case <-ctx.Done():
 			_ = s.Signal(ssh.SIGTERM)
-			s.Close()
+			_ = s.Close()
 		case <-done:
 		}
 	}()

@@ -104,7 +104,7 @@ func SharedClusterWorld(t testing.TB, p ClusterProfile) *ClusterWorld {
 			if w != nil {
 				w.Stop()
 			}
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 		})
 	}
 	need(t, "cluster world", err)

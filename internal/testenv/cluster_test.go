@@ -58,7 +58,7 @@ func TestClusterWorld(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: ssh to %s with the site's key: %v", s.Name, n.Name, err)
 			}
-			c.Close()
+			_ = c.Close()
 			if b, err := os.ReadFile(n.RoleFile); err != nil || (s.Name == "prod") != (strings.TrimSpace(string(b)) == "active") {
 				t.Fatalf("%s: role file of %s: %q, %v", s.Name, n.Name, b, err)
 			}
@@ -102,7 +102,7 @@ func put(t *testing.T, url, body string) {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	testkit.Must(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("PUT %s: %s", url, resp.Status)
 	}

@@ -71,7 +71,7 @@ func Elasticsearch(t testing.TB) *ES {
 			if sharedES.es != nil {
 				sharedES.es.Stop()
 			}
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 		})
 	})
 	need(t, "elasticsearch", sharedES.err)
@@ -200,7 +200,7 @@ func (e *ES) waitHealth(ctx context.Context, status string, nodes int) error {
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("cluster health (want %s, %d nodes): %s", status, nodes, resp.Status)
 		}

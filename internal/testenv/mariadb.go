@@ -129,7 +129,7 @@ func makeTemplate(server string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(tmp) // gone after the rename, unless something failed
+	defer func() { _ = os.RemoveAll(tmp) }() // gone after the rename, unless something failed
 	args := []string{"--no-defaults", "--datadir=" + filepath.Join(tmp, "data"),
 		"--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve",
 		"--innodb-log-file-size=32M"}

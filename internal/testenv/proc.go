@@ -133,7 +133,7 @@ func (p *Proc) Exited() bool {
 func (p *Proc) Stop() {
 	p.once.Do(func() {
 		if p.stdin != nil {
-			p.stdin.Close()
+			_ = p.stdin.Close()
 		}
 		_ = syscall.Kill(-p.Pid, syscall.SIGTERM)
 		select {
@@ -144,7 +144,7 @@ func (p *Proc) Stop() {
 		}
 		// Anything left in the group (helpers the server forked) goes too.
 		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
-		os.Remove(p.PidFile)
+		_ = os.Remove(p.PidFile)
 	})
 }
 
@@ -216,7 +216,7 @@ func freePort() (int, error) {
 			return 0, fmt.Errorf("find a free loopback port: %w", err)
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
+		_ = l.Close()
 		if !ports.used[port] {
 			ports.used[port] = true
 			return port, nil

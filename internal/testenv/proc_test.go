@@ -39,7 +39,7 @@ func TestServicesDieWithTestBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = testenv.StopDir(dir); os.RemoveAll(dir) })
+	t.Cleanup(func() { _, _ = testenv.StopDir(dir); _ = os.RemoveAll(dir) })
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServicesDieWithTestBinary$", "-test.v")
 	cmd.Env = append(os.Environ(), "TESTENV_HELPER_DIR="+dir)
 	out, err := cmd.StdoutPipe()
@@ -85,7 +85,7 @@ func TestStopLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	r, err := testenv.StartRedis(context.Background(), filepath.Join(dir, "redis"), testenv.StartOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func (s *SMTPServer) Received() <-chan struct{} { return s.got }
 func (s *SMTPServer) serve(c net.Conn) {
 	defer c.Close()
 	r := bufio.NewReader(c)
-	say := func(l string) { io.WriteString(c, l+"\r\n") }
+	say := func(l string) { _, _ = io.WriteString(c, l+"\r\n") }
 	say("220 test ESMTP")
 	for {
 		line, err := r.ReadString('\n')

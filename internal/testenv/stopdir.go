@@ -132,7 +132,7 @@ func StopDir(dir string) ([]RunningProc, error) {
 		} else if m := groupMembers(p.Pid); len(m) > 0 {
 			errs = append(errs, fmt.Errorf("%s: processes %v of its group: %w", p.Name, m, ErrLeftRunning))
 		} else {
-			os.Remove(p.PidFile)
+			_ = os.Remove(p.PidFile)
 		}
 	}
 	// A stopped detached service is reparented to init, which reaps it

@@ -107,7 +107,7 @@ func tempDir(t testing.TB, prefix string) string {
 			t.Logf("testenv: kept %s for its logs", d)
 			return
 		}
-		os.RemoveAll(d)
+		_ = os.RemoveAll(d)
 	})
 	return d
 }

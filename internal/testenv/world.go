@@ -57,7 +57,7 @@ func SharedWorld(t testing.TB) *World {
 			if sharedWorld.w != nil {
 				sharedWorld.w.Stop()
 			}
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 		})
 	})
 	need(t, "two-site world", sharedWorld.err)

@@ -254,7 +254,7 @@ func TestSSHSFTPAndCommands(t *testing.T) {
 		if _, err := g.WriteTo(&back); err != nil {
 			t.Fatalf("sftp download: %v", err)
 		}
-		g.Close()
+		_ = g.Close()
 		if !bytes.Equal(back.Bytes(), data) {
 			t.Fatal("downloaded file differs")
 		}
@@ -301,7 +301,7 @@ func TestSSHRefusesWrongHostKey(t *testing.T) {
 			cfg.KnownHosts = tc.knownHosts
 			c, err := sshx.Dial(context.Background(), cfg)
 			if err == nil {
-				c.Close()
+				_ = c.Close()
 				t.Fatal("connected despite a wrong host key")
 			}
 			if !errors.Is(err, sshx.ErrHostKey) {

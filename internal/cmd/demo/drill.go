@@ -189,7 +189,7 @@ func (d *demo) write(ctx context.Context, site string, n int) error {
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.IsError() {
 		return fmt.Errorf("bulk on %s: %s", site, resp.Status())
 	}
@@ -211,8 +211,11 @@ func (d *demo) write(ctx context.Context, site string, n int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(ini, "# changed on %s, step %d\n", site, n)
-	if err := ini.Close(); err != nil {
+	_, err = fmt.Fprintf(ini, "# changed on %s, step %d\n", site, n)
+	if cerr := ini.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Printf("    100 documents into %s, 2 rows into squirro_topic.items, 1 user changed, %s, common.ini changed\n", ix, filepath.Base(p))

@@ -275,7 +275,7 @@ func (d *demo) fillBench(ctx context.Context, names []string, totalBytes int64) 
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if resp.IsError() {
 			return fmt.Errorf("create %s: %s", ix, resp.Status())
 		}
@@ -297,14 +297,14 @@ func (d *demo) fillBench(ctx context.Context, names []string, totalBytes int64) 
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		fmt.Printf("    index %-28s %8d documents, %d MB of JSON\n", ix, id, done>>20)
 	}
 	resp, err := d.prodES.Indices.Refresh()
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return nil
 }
 

@@ -137,7 +137,7 @@ func (d *demo) main(ctx context.Context, nDocs, nFiles int, keep bool) (err erro
 			fmt.Printf("world directory kept: %s (configs, logs, channels)\n", d.dir)
 			return
 		}
-		os.RemoveAll(d.dir)
+		_ = os.RemoveAll(d.dir)
 	}()
 	if err := d.step("start the two-site world (prod and bcp: Elasticsearch 7.17, MariaDB, Redis, sshd each)", func() error {
 		w, err := testenv.StartWorld(ctx, filepath.Join(d.dir, "world"), testenv.StartOptions{})
@@ -154,7 +154,7 @@ func (d *demo) main(ctx context.Context, nDocs, nFiles int, keep bool) (err erro
 		fmt.Println("\n==> stopping everything the demo started")
 		d.w.Stop()
 		if d.health != nil {
-			d.health.Close()
+			_ = d.health.Close()
 		}
 	}()
 	if err := d.clients(); err != nil {
@@ -306,7 +306,7 @@ func (d *demo) fill(ctx context.Context, nDocs, nFiles int) error {
 		if err != nil {
 			return err
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		n := nDocs * ix.share / 100
 		for off := 0; off < n; off += 1000 {
 			var b bytes.Buffer
@@ -318,7 +318,7 @@ func (d *demo) fill(ctx context.Context, nDocs, nFiles int) error {
 			if err != nil {
 				return err
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.IsError() {
 				return fmt.Errorf("bulk into %s: %s", ix.name, resp.Status())
 			}
@@ -508,12 +508,12 @@ func tables(ctx context.Context, db *sql.DB) (map[string][2]string, error) {
 	for rows.Next() {
 		var s, t string
 		if err := rows.Scan(&s, &t); err != nil {
-			rows.Close()
+			_ = rows.Close()
 			return nil, err
 		}
 		names = append(names, [2]string{s, t})
 	}
-	rows.Close()
+	_ = rows.Close()
 	for _, n := range names {
 		var cnt int64
 		q := fmt.Sprintf("`%s`.`%s`", n[0], n[1])

@@ -89,7 +89,7 @@ func (d *demo) configure() error {
 		return err
 	}
 	d.health = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })}
-	go d.health.Serve(ln)
+	go func() { _ = d.health.Serve(ln) }() // ErrServerClosed when the demo stops it
 	d.healthURL = "http://" + ln.Addr().String() + "/api/health"
 
 	helper := filepath.Join(d.root, "bin", "transfer")

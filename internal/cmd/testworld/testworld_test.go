@@ -26,7 +26,7 @@ func upWorld(t *testing.T, profile string) (string, testenv.WorldInfo) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(root) })
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
 	dir := filepath.Join(root, "world")
 	var out bytes.Buffer
 	if err := runUp(context.Background(), upOptions{Dir: dir, Profile: profile}, &out); err != nil {
@@ -63,12 +63,12 @@ func TestUpDown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s elasticsearch: %v", name, err)
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		rc := redis.NewClient(&redis.Options{Addr: s.Redis.Addr})
 		if err := rc.Ping(ctx).Err(); err != nil {
 			t.Fatalf("%s redis: %v", name, err)
 		}
-		rc.Close()
+		_ = rc.Close()
 		for _, f := range []string{s.MariaDB.PasswordFile, s.MariaDB.DefaultsFile, s.SSH.KeyFile} {
 			fi, err := os.Stat(f)
 			if err != nil {
