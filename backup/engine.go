@@ -108,11 +108,7 @@ func runBackup(ctx context.Context, o backupOptions) (*runResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err := lk.Release(); err != nil {
-			o.log.Warn("release lock", "err", err)
-		}
-	}()
+	defer lk.ReleaseLogged(o.log)
 	// Renewed while the run lives; lost (taken over after the lease
 	// expired) cancels the run before it publishes.
 	ctx = lk.Keep(ctx)
@@ -308,7 +304,7 @@ func dumpMySQL(ctx context.Context, cfg *config, dbs []string, store *objects.St
 	if perr != nil {
 		pr.CloseWithError(fmt.Errorf("object store: %w", perr)) // stops mysqldump
 	} else {
-		pr.Close()
+		_ = pr.Close()
 	}
 	r := <-done
 	if r.err != nil && !errors.Is(r.err, io.ErrClosedPipe) {
@@ -498,7 +494,7 @@ func snapshotES(ctx context.Context, cfg *config, pre *preflight, id string, pre
 	if prev != nil && prev.M.Elasticsearch != nil {
 		if f, err := store.Open(prev.M.Elasticsearch.Files.SHA256); err == nil {
 			_ = manifest.ReadESFiles(f, func(e manifest.ESFile) error { known[e.Path] = e; return nil })
-			f.Close()
+			_ = f.Close()
 		}
 	}
 	p.Begin("elasticsearch repository files", 0, "bytes")

@@ -24,7 +24,7 @@ func mountRO(t *testing.T, dir string) {
 	if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
 		t.Fatalf("bind mount %s (tests run as root): %v %s", dir, err, out)
 	}
-	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
 	if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
 		t.Fatalf("remount read-only: %v %s", err, out)
 	}
@@ -70,7 +70,7 @@ func TestRefusalsAndPreflight(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { l.Release() })
+			t.Cleanup(func() { _ = l.Release() })
 		}, 6, []string{"pid", "locked"}},
 	}
 	for _, tt := range tests {
@@ -106,8 +106,8 @@ func TestUnassignedPrimaryRefused(t *testing.T) {
 	if err != nil || res.IsError() {
 		t.Fatalf("create red index: %v %v", err, res)
 	}
-	res.Body.Close()
-	t.Cleanup(func() { esapi.IndicesDeleteRequest{Index: []string{red}}.Do(context.Background(), c) })
+	_ = res.Body.Close()
+	t.Cleanup(func() { _, _ = esapi.IndicesDeleteRequest{Index: []string{red}}.Do(context.Background(), c) })
 	w.cfg.ESIndices = []string{w.index + "*"}
 	_, err = w.run(t)
 	if got := exitCodes.Code(err); got != 3 || !strings.Contains(err.Error(), red+"[0]") || !strings.Contains(err.Error(), "PARTIAL") {
@@ -130,7 +130,7 @@ func TestDiskFull(t *testing.T) {
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", small).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs (tests run as root): %v %s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("umount", "-l", small).Run() })
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", small).Run() })
 	w.cfg.Channel = filepath.Join(small, "prod-to-bcp")
 	w.channel = w.cfg.Channel
 	w.cfg.ESRepoLocation = filepath.Join(w.channel, "es")
@@ -147,7 +147,9 @@ func TestDiskFull(t *testing.T) {
 	if _, err := io.CopyN(f, rand.Reader, 8<<20); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	_, err = w.run(t)
 	if got := exitCodes.Code(err); got != 1 || !errors.Is(err, ErrStage) || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("exit %d, err = %v; want 1 with ENOSPC", got, err)

@@ -48,7 +48,7 @@ func newWorld(t *testing.T) *world {
 	if err := os.MkdirAll(filepath.Dir(w.channel), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(w.channel)) })
+	t.Cleanup(func() { _ = os.RemoveAll(filepath.Dir(w.channel)) })
 	if err := manifest.WriteChannel(w.channel, manifest.Channel{Name: "prod-to-bcp", Source: "prod", Target: "bcp"}); err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +74,8 @@ func newWorld(t *testing.T) *world {
 	if err != nil || res.IsError() {
 		t.Fatalf("index: %v %v", err, res)
 	}
-	res.Body.Close()
-	t.Cleanup(func() { esapi.IndicesDeleteRequest{Index: []string{w.index}}.Do(context.Background(), c) })
+	_ = res.Body.Close()
+	t.Cleanup(func() { _, _ = esapi.IndicesDeleteRequest{Index: []string{w.index}}.Do(context.Background(), c) })
 	w.cfg = &config{
 		Channel: w.channel, Site: "prod", RoleFile: w.roleFile, StateDir: filepath.Join(w.dir, "state"),
 		Leader: leader.Options{Mode: leader.ModeNone, NodeName: "node1"}, Stages: []string{stageMySQL, stageFiles, stageES},

@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -59,9 +61,9 @@ func startRun(t *testing.T, bin, cfgFile string, env ...string) *liveRun {
 			default: // nobody waits for lines any more
 			}
 		}
-		io.Copy(io.Discard, stderr)
+		_, _ = io.Copy(io.Discard, stderr)
 	}()
-	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait() })
+	t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
 	return r
 }
 
@@ -80,7 +82,7 @@ func (r *liveRun) waitLine(t *testing.T, s string) {
 			return
 		}
 	}
-	r.cmd.Wait()
+	_ = r.cmd.Wait() // how it ended is in ProcessState
 	t.Fatalf("the run ended (%v) without logging %q:\n%s", r.cmd.ProcessState, s, r.logText())
 }
 
@@ -90,7 +92,7 @@ func (r *liveRun) kill9(t *testing.T) {
 	if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	r.cmd.Wait()
+	_ = r.cmd.Wait() // how it ended is in ProcessState
 	if ws, ok := r.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the run was not killed by SIGKILL but ended: %v\n%s", r.cmd.ProcessState, r.logText())
 	}
@@ -152,7 +154,9 @@ func (w *world) largeFile(t *testing.T) {
 	if err := f.Truncate(256 << 20); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // tempObjects lists the .tmp-* files in the object store: an object being
@@ -160,12 +164,18 @@ func (w *world) largeFile(t *testing.T) {
 func tempObjects(t *testing.T, channel string) []string {
 	t.Helper()
 	var tmp []string
-	filepath.WalkDir(filepath.Join(channel, "objects"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), manifest.TempPrefix) {
+	err := filepath.WalkDir(filepath.Join(channel, "objects"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), manifest.TempPrefix) {
 			tmp = append(tmp, p)
 		}
 		return nil
 	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
 	return tmp
 }
 
@@ -232,9 +242,9 @@ func TestKill9Elasticsearch(t *testing.T) {
 	if err != nil || res.IsError() {
 		t.Fatalf("register throttled repository: %v %v", err, res)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 	t.Cleanup(func() {
-		esapi.SnapshotDeleteRepositoryRequest{Repository: []string{w.cfg.ESRepo}}.Do(context.Background(), c)
+		_, _ = esapi.SnapshotDeleteRepositoryRequest{Repository: []string{w.cfg.ESRepo}}.Do(context.Background(), c)
 	})
 	cfgFile := w.configFile(t)
 	first := w.mustRun(t)
@@ -250,12 +260,12 @@ func TestKill9Elasticsearch(t *testing.T) {
 	if err != nil || res.IsError() {
 		t.Fatalf("bulk index: %v %v", err, res)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 	res, err = esapi.IndicesForcemergeRequest{Index: []string{w.index}, MaxNumSegments: func(n int) *int { return &n }(1)}.Do(context.Background(), c)
 	if err != nil || res.IsError() {
 		t.Fatalf("force merge: %v %v", err, res)
 	}
-	res.Body.Close()
+	_ = res.Body.Close()
 
 	r := startRun(t, bin, cfgFile)
 	// The snapshot's progress begins once Elasticsearch reports it IN_PROGRESS.
@@ -334,7 +344,7 @@ func serveAgent(t *testing.T, a agent.Agent) string {
 			if err != nil {
 				return
 			}
-			go func() { defer conn.Close(); agent.ServeAgent(a, conn) }()
+			go func() { _ = agent.ServeAgent(a, conn); _ = conn.Close() }()
 		}
 	}()
 	return sock

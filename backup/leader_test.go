@@ -35,7 +35,7 @@ func TestLeader(t *testing.T) {
 			if _, err := db.Exec("SET GLOBAL read_only = 1"); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { db.Exec("SET GLOBAL read_only = 0") })
+			t.Cleanup(func() { _, _ = db.Exec("SET GLOBAL read_only = 0") })
 		}, false},
 	}
 	for _, tt := range tests {

@@ -248,8 +248,10 @@ func checkChannel(ctx context.Context, cfg *config, p *preflight) {
 		if serr := f.Sync(); err == nil {
 			err = serr
 		}
-		f.Close()
-		os.Remove(f.Name())
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		_ = os.Remove(f.Name())
 	}
 	if err != nil {
 		p.add(Check{Name: "channel writable", Err: fmt.Errorf("channel %s: cannot write: %w", root, err),

@@ -69,7 +69,7 @@ func prune(ctx context.Context, o pruneOptions) (*pruneResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lk.Release()
+	defer lk.ReleaseLogged(o.log)
 	ctx = lk.Keep(ctx)
 
 	sets, err := manifest.List(root)
@@ -176,7 +176,7 @@ func prune(ctx context.Context, o pruneOptions) (*pruneResult, error) {
 		if fi, err := d.Info(); err == nil && now.Sub(fi.ModTime()) >= o.grace {
 			res.Temps++
 			if !o.dryRun {
-				os.Remove(p)
+				_ = os.Remove(p)
 			}
 		}
 		return nil

@@ -80,7 +80,7 @@ func Build(ctx context.Context, o Options) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("output directory: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }()
 
 	// Man pages and completion: from a build for this machine.
 	host := filepath.Join(work, "host")
@@ -218,10 +218,10 @@ func writePackage(root, out, format, arch, version, bin, docs string) (string, e
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }() // gone after the rename, unless something failed
 	info.Target = target
 	if err := pkg.Package(info, f); err != nil {
-		f.Close()
+		_ = f.Close()
 		return "", fmt.Errorf("%s package: %w", format, err)
 	}
 	if err := syncClose(f); err != nil {

@@ -30,7 +30,7 @@ func (f *fixture) createReplicated(idx string, shards int) {
 	resp, err := f.prodES.Indices.Create(f.index(idx), f.prodES.Indices.Create.WithBody(strings.NewReader(body)),
 		f.prodES.Indices.Create.WithWaitForActiveShards("all"))
 	testkit.Must(f.t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("create index %s: %s", idx, resp.Status())
 	}

@@ -123,7 +123,7 @@ func runPromote(ctx context.Context, o promoteOptions, e env, out io.Writer) err
 	if err != nil {
 		return err
 	}
-	defer lk.Release()
+	defer lk.ReleaseLogged(e.log)
 	r := newRestorer(e.cfg, e.log, e.rep)
 	if l, err := r.openLedger(); err == nil {
 		if live, err := r.live(l, r.expect(e.cfg.Channel).Name); err == nil && live.Set != "" {
@@ -235,7 +235,7 @@ func runDemote(o demoteOptions, e env, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer lk.Release()
+	defer lk.ReleaseLogged(e.log)
 	if err := site.Write(e.cfg.RoleFile, site.Standby); err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func TestCycle(t *testing.T) {
 	testkit.WriteFile(t, filepath.Join(f.bcpTree, "stale.txt"), "not in prod")
 	resp, err := f.bcpES.Indices.Create(f.index("stale"))
 	testkit.Must(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	testkit.Must(t, f.w.BCP.Redis.Client(t).Set(ctx, "cached", "x", 0).Err())
 
 	set1 := f.publish()

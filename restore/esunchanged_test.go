@@ -128,7 +128,7 @@ func TestESRestoresOnlyChangedIndices(t *testing.T) {
 	// someone writes to a on the standby
 	resp, err := f.bcpES.Index(f.index("a"), strings.NewReader(`{"text":"by hand"}`), f.bcpES.Index.WithRefresh("true"))
 	testkit.Must(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	f.backupRun()
 	f.transfer()
 	out2 := f.restoredNow("cycle 4 (a changed on the standby)", runOptions{}, 1)

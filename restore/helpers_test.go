@@ -176,7 +176,7 @@ func (f *fixture) createIndex(idx string, shards int) {
 	body := fmt.Sprintf(`{"settings":{"number_of_shards":%d,"number_of_replicas":0}}`, shards)
 	resp, err := f.prodES.Indices.Create(f.index(idx), f.prodES.Indices.Create.WithBody(strings.NewReader(body)))
 	testkit.Must(f.t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("create index %s: %s", idx, resp.Status())
 	}
@@ -186,14 +186,14 @@ func (f *fixture) deleteDoc(idx, id string) {
 	f.t.Helper()
 	resp, err := f.prodES.Delete(f.index(idx), id, f.prodES.Delete.WithRefresh("true"))
 	testkit.Must(f.t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 }
 
 func (f *fixture) deleteIndex(idx string) {
 	f.t.Helper()
 	resp, err := f.prodES.Indices.Delete([]string{f.index(idx)})
 	testkit.Must(f.t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 }
 
 func (f *fixture) exec(db *sql.DB, q string, args ...any) {
@@ -267,7 +267,7 @@ func (f *fixture) publish() string {
 	body := fmt.Sprintf(`{"type":"fs","settings":{"location":%q}}`, esDir)
 	resp, err := f.prodES.Snapshot.CreateRepository(repo, strings.NewReader(body))
 	testkit.Must(t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.IsError() {
 		t.Fatalf("register %s: %s", repo, resp.Status())
 	}
@@ -280,7 +280,7 @@ func (f *fixture) publish() string {
 		Snapshot es.SnapshotInfo `json:"snapshot"`
 	}
 	testkit.Must(t, json.NewDecoder(resp.Body).Decode(&sr))
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if sr.Snapshot.State != "SUCCESS" {
 		t.Fatalf("snapshot %s: %+v", snap, sr.Snapshot)
 	}
@@ -408,7 +408,7 @@ func (f *fixture) rowCounts(db *sql.DB, dbs []string) []manifest.TableCount {
 			testkit.Must(f.t, rows.Scan(&s))
 			tables = append(tables, s)
 		}
-		rows.Close()
+		_ = rows.Close()
 		for _, tb := range tables {
 			var n int64
 			testkit.Must(f.t, db.QueryRow(fmt.Sprintf("SELECT COUNT(*) FROM `%s`.`%s`", d, tb)).Scan(&n))

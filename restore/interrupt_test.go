@@ -93,7 +93,7 @@ func (f *fixture) throttle(rate string) {
 	}
 	resp, err := f.bcpES.Cluster.PutSettings(strings.NewReader(`{"transient":{"indices.recovery.max_bytes_per_sec":` + v + `}}`))
 	testkit.Must(f.t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("throttle %s: %s", rate, resp.Status())
 	}

@@ -44,7 +44,7 @@ func (f *fixture) closeIndex(c *elasticsearch.Client, idx string) {
 	f.t.Helper()
 	resp, err := c.Indices.Close([]string{f.index(idx)})
 	testkit.Must(f.t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("close %s: %s", idx, resp.Status())
 	}
@@ -54,7 +54,7 @@ func (f *fixture) createStandbyIndex(idx string) {
 	f.t.Helper()
 	resp, err := f.bcpES.Indices.Create(idx)
 	testkit.Must(f.t, err)
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if resp.IsError() {
 		f.t.Fatalf("create standby index %s: %s", idx, resp.Status())
 	}
@@ -174,7 +174,7 @@ func TestMirrorOnlyTheScope(t *testing.T) {
 	f.createStandbyIndex(outside)
 	t.Cleanup(func() {
 		if resp, err := f.bcpES.Indices.Delete([]string{outside}); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 		}
 	})
 	f.exec(f.bcpDB, "CREATE DATABASE "+f.db("standbydb"))

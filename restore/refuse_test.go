@@ -86,7 +86,7 @@ func TestRefusals(t *testing.T) {
 			testkit.Must(t, os.MkdirAll(cfg.StateDir, 0o700))
 			lk, err := lock.Acquire(cfg.StateDir, "restore", "someone else")
 			testkit.Must(t, err)
-			t.Cleanup(func() { lk.Release() })
+			t.Cleanup(func() { _ = lk.Release() })
 		}, 6, lock.ErrLocked},
 	}
 	for _, tt := range tests {

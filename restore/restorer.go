@@ -208,7 +208,7 @@ func (r *restorer) run(ctx context.Context, q request) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lk.Release()
+	defer lk.ReleaseLogged(r.log)
 	ctx = lk.Keep(ctx)
 	l, err := r.openLedger()
 	if err != nil {

@@ -82,7 +82,7 @@ func runStatus(ctx context.Context, o statusOptions, out io.Writer) error {
 			return err
 		}
 		sides[i], err = side(ctx, f)
-		f.Close()
+		_ = f.Close()
 		if err != nil {
 			return err
 		}
