@@ -378,3 +378,22 @@ func (m *memFS) all() map[string][]byte {
 	}
 	return out
 }
+
+// A set of format 1.0 (its tree one flat list) is pushed as before: every
+// object its list names, the list itself, and a rerun finds it all there.
+func TestFormat10SetPushed(t *testing.T) {
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	c := movertest.New(t, srcDir)
+	c.Format10 = true
+	id := c.Publish(movertest.Small("old", 20))
+	o := opts(c, NewLocal(srcDir), NewLocal(dstDir))
+	o.Checked = mustOpenCheckedFile(t, filepath.Join(t.TempDir(), "checked"))
+	res := run(t, o)
+	if res.Set != id || res.Copied != res.Files {
+		t.Fatalf("push: %+v, want every file of set %s copied", res, id)
+	}
+	verifyDst(t, c, dstDir, id)
+	if res := run(t, o); res.Copied != 0 || res.Present != res.Files {
+		t.Fatalf("rerun: %+v, want nothing copied", res)
+	}
+}

@@ -42,7 +42,10 @@ type Channel struct {
 	// Created, when set, dates the next sets (a second apart per sequence)
 	// instead of 2026-11-25T12:00:00Z.
 	Created time.Time
-	seq     uint64
+	// Format10, when set, publishes sets of format 1.0: the tree as one
+	// flat list object, as sets written before 2.0 are.
+	Format10 bool
+	seq      uint64
 	gen     int64
 }
 
@@ -217,16 +220,34 @@ func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
 	files := int64(len(tree))
 	tree = withDirs(tree)
 	sort.Slice(tree, func(i, j int) bool { return manifest.ComparePaths(tree[i].Path, tree[j].Path) < 0 })
-	tw := manifest.NewTreeWriter(ctx, store)
-	for _, e := range tree {
-		e.MTime = m.Created
-		if err := tw.WriteEntry(e); err != nil {
+	var mt manifest.Tree
+	if c.Format10 {
+		m.Version = "1.0"
+		ref, err := manifest.PutList(ctx, store, func(lw *manifest.ListWriter) error {
+			for _, e := range tree {
+				e.MTime = m.Created
+				if err := lw.WriteEntry(e); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	mt, err := tw.Tree("storage", "/var/lib/squirro/storage")
-	if err != nil {
-		t.Fatal(err)
+		mt = manifest.Tree{Name: "storage", Root: "/var/lib/squirro/storage", List: ref}
+	} else {
+		tw := manifest.NewTreeWriter(ctx, store)
+		for _, e := range tree {
+			e.MTime = m.Created
+			if err := tw.WriteEntry(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var err error
+		if mt, err = tw.Tree("storage", "/var/lib/squirro/storage"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	mt.Files = files
 	m.Trees = []manifest.Tree{mt}
