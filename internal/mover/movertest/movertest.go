@@ -46,7 +46,7 @@ type Channel struct {
 	// flat list object, as sets written before 2.0 are.
 	Format10 bool
 	seq      uint64
-	gen     int64
+	gen      int64
 }
 
 func (c *Channel) created() time.Time {
