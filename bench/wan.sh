@@ -7,11 +7,15 @@
 #   blobs   2 GiB of 128 MiB blobs, first copy    (target, far: >= 0.9x the link, >= 1.0x rsync; SFTP >= 0.8x rsync)
 #   small   100k files of 4 KiB, first copy,      (target: >= 1.0x rsync; SFTP >= 0.8x rsync)
 #           then nothing to do (median of 3 each)
+#   bwlimit --bwlimit 4M for a minute of data: the run's rate and the
+#           steady rate on the wire (10% to 90% of the bytes) against the limit
 # Figures and what limits each case: bench/wan.md.
 #
 # Usage: bench/wan.sh [sub-benchmark regexp, e.g. 'far/blobs']
 # Environment: BCP_BENCH_SCALE (default 1, about 30 minutes; 0.05 for a
-#              quick look), BENCH_OUT (default bench/out) for the raw output.
+#              quick look), BENCH_OUT (default bench/out) for the raw output,
+#              BCP_BENCH_BIN (default: this tree's build) the transfer
+#              program to push with, e.g. an older build to compare.
 # Needs: rsync, openssh-server (sshd), ~7 GiB free in $TMPDIR.
 set -euo pipefail
 BENCH_NAME=wan exec "$(dirname "$0")/transfer.sh" "BenchmarkWAN/${1:-.}"

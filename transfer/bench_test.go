@@ -76,14 +76,19 @@ func (w *benchWorld) pushWith(b *testing.B, cache, dst, remote string, extra ...
 	b.Helper()
 	settle(b)
 	start := time.Now()
+	if out, err := w.pushCmd(cache, dst, remote, extra...).CombinedOutput(); err != nil {
+		b.Fatalf("transfer push: %v\n%s", err, out)
+	}
+	return time.Since(start)
+}
+
+// pushCmd is the command pushWith runs.
+func (w *benchWorld) pushCmd(cache, dst, remote string, extra ...string) *exec.Cmd {
 	args := append([]string{"push", "--allowed-signers", w.allowed, "--ssh-key", w.sshd.KeyFile, "--ssh-known-hosts", w.sshd.KnownHosts,
 		"--remote-transfer", remote, "--log-level", "warn"}, extra...)
 	cmd := exec.Command(bin, append(args, w.src, sftpURL(w.sshd, dst))...)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("transfer push: %v\n%s", err, out)
-	}
-	return time.Since(start)
+	return cmd
 }
 
 // helper is what push starts on the server: this build (the server is

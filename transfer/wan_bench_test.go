@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -57,18 +58,23 @@ func BenchmarkWAN(b *testing.B) {
 		})
 		b.Run(l.name+"/bwlimit", func(b *testing.B) {
 			// --bwlimit 4M for a minute of data (at scale 1): the whole
-			// run's rate, setup and the final fsyncs included, against the limit.
+			// run's rate (setup and the final fsyncs included) and the
+			// steady rate on the wire, from 10% to 90% of the bytes the
+			// link carried (SSH's framing included), against the limit.
 			const limit = 4 << 20
 			size := max(8<<20, int64(60*limit*sc)) &^ (1<<20 - 1)
 			w := newBenchWorld(b, movertest.Bulk{Seed: "bwlimit", Blobs: 1, BlobSize: size})
-			w.sshd, _ = w.sshd.OverWAN(b, l.link)
+			var wan *testenv.WAN
+			w.sshd, wan = w.sshd.OverWAN(b, l.link)
 			work := b.TempDir()
 			b.ResetTimer()
 			for range b.N {
-				dt := w.pushWith(b, b.TempDir(), fresh(b, work, "transfer"), bin, "--bwlimit", "4M")
+				dt, steady := w.pushSampled(b, wan, b.TempDir(), fresh(b, work, "transfer"), bin, "--bwlimit", "4M")
 				b.ReportMetric(float64(size)/dt.Seconds()/1e6, "transfer-MB/s")
 				b.ReportMetric(float64(limit)/1e6, "bwlimit-MB/s")
 				b.ReportMetric(float64(size)/dt.Seconds()/limit, "x-bwlimit")
+				b.ReportMetric(steady/1e6, "steady-MB/s")
+				b.ReportMetric(steady/limit, "steady-x-bwlimit")
 			}
 		})
 		b.Run(l.name+"/small", func(b *testing.B) {
@@ -103,6 +109,62 @@ func BenchmarkWAN(b *testing.B) {
 			}
 		})
 	}
+}
+
+// pushSampled is pushWith that also samples the bytes wan carries to the
+// server every 50 ms and returns, beside the run's time, the steady rate:
+// bytes per second between the samples at 10% and at 90% of what the run
+// sent (the connection's start and the final phases left out). It reports
+// when 10% had passed (head-s) and how long the run went on after 90%
+// (tail-s).
+func (w *benchWorld) pushSampled(b *testing.B, wan *testenv.WAN, cache, dst, remote string, extra ...string) (time.Duration, float64) {
+	b.Helper()
+	settle(b)
+	type sample struct {
+		at    time.Duration
+		bytes int64
+	}
+	var samples []sample
+	base := wan.Sent()
+	start := time.Now()
+	cmd := w.pushCmd(cache, dst, remote, extra...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				b.Fatalf("transfer push: %v\n%s", err, out.String())
+			}
+			running = false
+		case <-tick.C:
+		}
+		samples = append(samples, sample{time.Since(start), wan.Sent() - base})
+	}
+	dt := time.Since(start)
+	total := samples[len(samples)-1].bytes
+	var lo, hi *sample
+	for i := range samples {
+		if lo == nil && samples[i].bytes >= total/10 {
+			lo = &samples[i]
+		}
+		if samples[i].bytes <= total*9/10 {
+			hi = &samples[i]
+		}
+	}
+	if lo == nil || hi == nil || hi.at <= lo.at {
+		b.Fatalf("too few samples of the link (%d) for a steady rate", len(samples))
+	}
+	b.ReportMetric(lo.at.Seconds(), "head-s")
+	b.ReportMetric((dt - hi.at).Seconds(), "tail-s")
+	return dt, float64(hi.bytes-lo.bytes) / (hi.at - lo.at).Seconds()
 }
 
 // sshCat times the source's blobs through one plain OpenSSH session into

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,7 +69,18 @@ type WAN struct {
 	proxy *toxiproxy.Proxy
 
 	mu     sync.Mutex
-	broken string // type of the fault toxics added (Stall, Reset), "" none
+	broken string           // type of the fault toxics added (Stall, Reset), "" none
+	up     *sharedBandwidth // client to server; nil without a bandwidth
+}
+
+// Sent is how many bytes the link has carried from the clients to the
+// server so far (0 without a Bandwidth): what a sender's rate looks like
+// on the wire, SSH's framing included.
+func (w *WAN) Sent() int64 {
+	if w.up == nil {
+		return 0
+	}
+	return w.up.passed.Load()
 }
 
 var zerologOnce sync.Once
@@ -148,9 +160,14 @@ func (w *WAN) shape(l Link) error {
 			}
 		}
 		if l.Bandwidth > 0 {
-			if err := w.add(fmt.Sprintf(`{"name":"bandwidth_%s","type":%q,"stream":%q,"attributes":{"rate":%d}}`,
-				dir, sharedBandwidthType, dir, l.Bandwidth)); err != nil {
-				return err
+			js := fmt.Sprintf(`{"name":"bandwidth_%s","type":%q,"stream":%q,"attributes":{"rate":%d}}`,
+				dir, sharedBandwidthType, dir, l.Bandwidth)
+			tw, err := w.proxy.Toxics.AddToxicJson(strings.NewReader(js))
+			if err != nil {
+				return fmt.Errorf("wan %s: add toxic %s: %w", w.Addr(), js, err)
+			}
+			if dir == "upstream" {
+				w.up = tw.Toxic.(*sharedBandwidth)
 			}
 		}
 	}
@@ -172,8 +189,9 @@ func init() { toxics.Register(sharedBandwidthType, new(sharedBandwidth)) }
 type sharedBandwidth struct {
 	Rate int64 `json:"rate"` // bytes per second
 
-	mu   sync.Mutex
-	free time.Time // when the link has sent everything scheduled so far
+	mu     sync.Mutex
+	free   time.Time    // when the link has sent everything scheduled so far
+	passed atomic.Int64 // bytes passed on
 }
 
 // linkPiece is what goes out at once: small enough that connections
@@ -221,6 +239,7 @@ func (t *sharedBandwidth) Pipe(stub *toxics.ToxicStub) {
 					return
 				}
 				stub.Output <- &stream.StreamChunk{Data: p.Data[:n], Timestamp: p.Timestamp}
+				t.passed.Add(int64(n))
 				p.Data = p.Data[n:]
 			}
 		}
