@@ -99,7 +99,7 @@ func BenchmarkFilesSecondRun(b *testing.B) {
 	runs := b.N * rounds
 	for i := 0; i < runs; i++ {
 		t0 := time.Now()
-		trees, _, read, err := captureFiles(ctx, cfg, "bench", sets, store, noProgress{}, log)
+		trees, _, read, err := captureFiles(ctx, cfg, "bench", sets, store, manifest.NoProgress{}, log)
 		if err != nil || read != 0 || trees[0].Files != n {
 			b.Fatal(trees, read, err)
 		}
@@ -151,7 +151,7 @@ func BenchmarkMySQLStage(b *testing.B) {
 	runs := b.N * rounds
 	for i := 0; i < runs; i++ {
 		t0 := time.Now()
-		d, err := dumpMySQL(context.Background(), cfg, []string{"squirro"}, store, noProgress{})
+		d, err := dumpMySQL(context.Background(), cfg, []string{"squirro"}, store, manifest.NoProgress{})
 		if err != nil {
 			b.Fatal(err)
 		}

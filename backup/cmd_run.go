@@ -15,6 +15,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/alert"
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/metrics"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 func newRunCommand() *ucli.Command {
@@ -45,7 +46,7 @@ type runOptions struct {
 	dryRun   bool
 	json     bool
 	log      *slog.Logger
-	progress progress
+	progress manifest.Progress
 }
 
 // runRun runs a backup and reports it: stdout, metrics, alert.

@@ -26,19 +26,6 @@ import (
 	"github.com/squirro-bcp/bcp/manifest/objects"
 )
 
-// progress is what the stages report through; internal/ui's Reporter fits.
-type progress interface {
-	Begin(what string, total int64, unit string)
-	Add(n int64)
-	End()
-}
-
-type noProgress struct{}
-
-func (noProgress) Begin(string, int64, string) {}
-func (noProgress) Add(int64)                   {}
-func (noProgress) End()                        {}
-
 // ErrStage wraps a failure inside a stage (exit 1): the message says which.
 var ErrStage = errors.New("backup stage failed")
 
@@ -46,7 +33,7 @@ var ErrStage = errors.New("backup stage failed")
 type backupOptions struct {
 	cfg      *config
 	dryRun   bool
-	progress progress
+	progress manifest.Progress
 	log      *slog.Logger
 	now      func() time.Time
 }
@@ -79,7 +66,7 @@ func cacheFile(channel, tree string) string {
 func runBackup(ctx context.Context, o backupOptions) (*runResult, error) {
 	cfg := o.cfg
 	if o.progress == nil {
-		o.progress = noProgress{}
+		o.progress = manifest.NoProgress{}
 	}
 	if o.now == nil {
 		o.now = time.Now
@@ -255,7 +242,7 @@ func plan(cfg *config, pre *preflight) []string {
 // countWriter counts bytes and reports them.
 type countWriter struct {
 	n int64
-	p progress
+	p manifest.Progress
 }
 
 func (c *countWriter) Write(b []byte) (int, error) {
@@ -268,7 +255,7 @@ func (c *countWriter) Write(b []byte) (int, error) {
 // store (disk-full injection is done with a real small file system instead).
 var dumpSeam = func(w io.Writer) io.Writer { return w }
 
-func dumpMySQL(ctx context.Context, cfg *config, dbs []string, store *objects.Store, p progress) (*manifest.MySQLDump, error) {
+func dumpMySQL(ctx context.Context, cfg *config, dbs []string, store *objects.Store, p manifest.Progress) (*manifest.MySQLDump, error) {
 	if len(dbs) == 0 {
 		return nil, fmt.Errorf("mysql: no database to dump (configure mysql-databases or create one)")
 	}
@@ -383,7 +370,7 @@ type savedCache struct {
 // captureSeam wraps each tree's source (tests count what is read).
 var captureSeam = func(s filetree.Source) filetree.Source { return s }
 
-func captureFiles(ctx context.Context, cfg *config, channel string, sets []manifest.SetInfo, store *objects.Store, p progress, log *slog.Logger) ([]manifest.Tree, []*savedCache, int64, error) {
+func captureFiles(ctx context.Context, cfg *config, channel string, sets []manifest.SetInfo, store *objects.Store, p manifest.Progress, log *slog.Logger) ([]manifest.Tree, []*savedCache, int64, error) {
 	roots := fileRoots(cfg)
 	if len(roots) == 0 {
 		return nil, nil, 0, nil
@@ -447,7 +434,7 @@ func captureFiles(ctx context.Context, cfg *config, channel string, sets []manif
 	return trees, caches, read, nil
 }
 
-func snapshotES(ctx context.Context, cfg *config, pre *preflight, id string, prev *prevSet, store *objects.Store, p progress, log *slog.Logger) (*manifest.ESSnapshot, int64, error) {
+func snapshotES(ctx context.Context, cfg *config, pre *preflight, id string, prev *prevSet, store *objects.Store, p manifest.Progress, log *slog.Logger) (*manifest.ESSnapshot, int64, error) {
 	c := pre.ES
 	repo := pre.Repo
 	if !pre.RepoExists {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // TestMetricsAndAlert: a successful run writes the textfile; a failed one
@@ -31,7 +33,7 @@ func TestMetricsAndAlert(t *testing.T) {
 	w.cfg.Alert.WebhookURL = hook.URL
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var out bytes.Buffer
-	if err := runRun(context.Background(), runOptions{cfg: w.cfg, log: log, progress: noProgress{}}, &out); err != nil {
+	if err := runRun(context.Background(), runOptions{cfg: w.cfg, log: log, progress: manifest.NoProgress{}}, &out); err != nil {
 		t.Fatal(err)
 	}
 	prom, _ := os.ReadFile(w.cfg.MetricsFile)
@@ -44,7 +46,7 @@ func TestMetricsAndAlert(t *testing.T) {
 		t.Fatalf("alert on success: %v", alerts)
 	}
 	w.cfg.ES.URLs = []string{"http://127.0.0.1:1"}
-	if err := runRun(context.Background(), runOptions{cfg: w.cfg, log: log, progress: noProgress{}}, &out); exitCodes.Code(err) != 3 {
+	if err := runRun(context.Background(), runOptions{cfg: w.cfg, log: log, progress: manifest.NoProgress{}}, &out); exitCodes.Code(err) != 3 {
 		t.Fatalf("failed run: %v", err)
 	}
 	prom, _ = os.ReadFile(w.cfg.MetricsFile)

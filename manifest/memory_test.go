@@ -16,8 +16,8 @@ import (
 // right after the existence phase streamed the whole list.
 type heapProbe struct{ live uint64 }
 
-func (p *heapProbe) Phase(name string, _, _ int64) {
-	if name == "hashing" {
+func (p *heapProbe) Begin(what string, _ int64, _ string) {
+	if what == "verify: hashing" {
 		runtime.GC()
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -25,7 +25,8 @@ func (p *heapProbe) Phase(name string, _, _ int64) {
 	}
 }
 
-func (p *heapProbe) Done(int64, int64) {}
+func (p *heapProbe) Add(int64) {}
+func (p *heapProbe) End()      {}
 
 // TestVerifyStreamsLists: a set whose file list is many times larger than
 // what Verify keeps live is verified without loading the list.

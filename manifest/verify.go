@@ -76,22 +76,6 @@ func (s Status) Err() error {
 	return nil
 }
 
-// Progress receives verification progress. Calls come from several
-// goroutines at once. Phase starts "existence" (stat of every file) and then
-// "hashing"; the totals are what the manifest announces for its trees and
-// Elasticsearch files plus the MySQL dump (lists are not counted). Done is
-// called for each file hashed or vouched for by the cache, in the hashing
-// phase only.
-type Progress interface {
-	Phase(name string, totalFiles, totalBytes int64)
-	Done(files, bytes int64)
-}
-
-type noProgress struct{}
-
-func (noProgress) Phase(string, int64, int64) {}
-func (noProgress) Done(int64, int64)          {}
-
 // DefaultMaxListed caps Report.Missing and Report.Corrupt.
 const DefaultMaxListed = 100
 
@@ -129,7 +113,11 @@ type VerifyOptions struct {
 	// MaxClockSkew refuses (ErrFuture, a kind of ErrStale) a set created
 	// more than this after Now (0 = DefaultMaxClockSkew; negative = no check).
 	MaxClockSkew time.Duration
-	// Progress receives progress reports (nil = none).
+	// Progress receives progress reports (nil = none): the task "verify:
+	// existence" (a stat of every file, total in files) and then "verify:
+	// hashing" (total in bytes, Add for each file hashed or vouched for by
+	// the cache). The totals are what the manifest announces for its trees
+	// and Elasticsearch files plus the MySQL dump (lists are not counted).
 	Progress Progress
 }
 
@@ -199,7 +187,7 @@ func Verify(ctx context.Context, opts VerifyOptions) (*Report, error) {
 		opts.Now = time.Now()
 	}
 	if opts.Progress == nil {
-		opts.Progress = noProgress{}
+		opts.Progress = NoProgress{}
 	}
 	if opts.Cache != "" && inside(opts.Cache, opts.Root) {
 		return nil, fmt.Errorf("verify: cache %s is inside the channel %s; put it outside (the channel may be read-only and is copied by movers)", opts.Cache, opts.Root)
@@ -575,7 +563,7 @@ func (v *verifier) hashFile(ctx context.Context, f file, buf []byte) error {
 		v.rep.Files++
 		v.rep.Bytes += f.size
 		v.mu.Unlock()
-		v.opts.Progress.Done(1, f.size)
+		v.opts.Progress.Add(f.size)
 		return nil
 	}
 	fh, before, err := v.openFile(f)
@@ -654,7 +642,7 @@ func (v *verifier) count(f file, sum [sha256.Size]byte, cached, ok bool) {
 		v.seenSHA[sum] = struct{}{}
 	}
 	v.mu.Unlock()
-	v.opts.Progress.Done(1, f.size)
+	v.opts.Progress.Add(f.size)
 }
 
 // check runs phases 3 and 4 over everything m references. Lists are
@@ -770,7 +758,7 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 
 	// Phase 3: existence and size. Stats wait on the file server more
 	// than on the CPU, so more of them run at once than hashes.
-	v.opts.Progress.Phase("existence", totalFiles, totalBytes)
+	v.opts.Progress.Begin("verify: existence", totalFiles, "files")
 	// The files the lists name are also spooled, compactly, to an unlinked
 	// temporary file outside the channel, so that phase 4 need not parse
 	// the lists a second time. Without a usable temporary directory the
@@ -797,6 +785,7 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 		_, err := v.statFile(f)
 		return err
 	}, 0)
+	v.opts.Progress.End()
 	if err != nil {
 		return fmt.Errorf("verify: set %s in %s: %w", v.rep.SetID, v.opts.Root, err)
 	}
@@ -808,7 +797,8 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 	// With the identity cache, in cacheSections passes over the spool,
 	// each hashing the files of one section of the cache (the first hex
 	// digit of their SHA-256), so that only that section is in memory.
-	v.opts.Progress.Phase("hashing", totalFiles, totalBytes)
+	v.opts.Progress.Begin("verify: hashing", totalBytes, "bytes")
+	defer v.opts.Progress.End()
 	passes := 1
 	if v.cache != nil {
 		if sp.rewind() {

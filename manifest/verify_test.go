@@ -335,20 +335,27 @@ func chmodTree(t *testing.T, root string, writable bool) {
 }
 
 type recorder struct {
-	mu     sync.Mutex
-	phases []string
-	files  int64
+	mu    sync.Mutex
+	tasks []string
+	ends  int
+	bytes int64
 }
 
-func (r *recorder) Phase(name string, files, bytes int64) {
+func (r *recorder) Begin(what string, total int64, unit string) {
 	r.mu.Lock()
-	r.phases = append(r.phases, name)
+	r.tasks = append(r.tasks, what+" "+unit)
 	r.mu.Unlock()
 }
 
-func (r *recorder) Done(files, bytes int64) {
+func (r *recorder) Add(n int64) {
 	r.mu.Lock()
-	r.files += files
+	r.bytes += n
+	r.mu.Unlock()
+}
+
+func (r *recorder) End() {
+	r.mu.Lock()
+	r.ends++
 	r.mu.Unlock()
 }
 
@@ -362,8 +369,8 @@ func TestVerifyProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(r.phases, ",") != "existence,hashing" || r.files != rep.Files {
-		t.Fatalf("progress %v %d, report %+v", r.phases, r.files, rep)
+	if strings.Join(r.tasks, ",") != "verify: existence files,verify: hashing bytes" || r.ends != 2 || r.bytes != rep.Bytes {
+		t.Fatalf("progress %v, %d ended, %d bytes; report %+v", r.tasks, r.ends, r.bytes, rep)
 	}
 }
 

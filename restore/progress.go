@@ -7,21 +7,9 @@ import (
 	"github.com/squirro-bcp/bcp/internal/ui"
 )
 
-// The restorer's progress adapters: what manifest, es and filetree report,
-// drawn by the ui.Reporter of the command.
-
-// verifyProgress feeds manifest verification progress to the UI.
-type verifyProgress struct{ rep ui.Reporter }
-
-func (v *verifyProgress) Phase(name string, files, bytes int64) {
-	if name == "hashing" {
-		v.rep.Begin("verify: hashing", bytes, "bytes")
-		return
-	}
-	v.rep.Begin("verify: "+name, files, "files")
-}
-
-func (v *verifyProgress) Done(files, bytes int64) { v.rep.Add(bytes) }
+// The restorer's progress adapters: the events es and filetree report,
+// drawn by the ui.Reporter of the command (manifest.Verify reports to it
+// directly).
 
 // esProgress logs the steps of an Elasticsearch restore and counts its
 // restored primary shards.

@@ -163,7 +163,7 @@ func (r *restorer) verify(ctx context.Context, root, setID string, after uint64)
 	}
 	rep, err := manifest.Verify(ctx, manifest.VerifyOptions{
 		Root: root, SetID: setID, Expect: r.expect(root), AllowedSigners: as, After: after, MinEpoch: seen,
-		Cache: r.cfg.cachePath(), Workers: r.cfg.VerifyWorkers, Progress: &verifyProgress{rep: r.rep},
+		Cache: r.cfg.cachePath(), Workers: r.cfg.VerifyWorkers, Progress: r.rep,
 		MaxClockSkew: r.cfg.MaxClockSkew,
 	})
 	if err == nil {

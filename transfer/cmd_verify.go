@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -106,12 +105,10 @@ func runVerify(ctx context.Context, o verifyOptions, out io.Writer, log *slog.Lo
 	if err != nil {
 		return err
 	}
-	vp := &verifyProgress{r: progress}
 	rep, err := manifest.Verify(ctx, manifest.VerifyOptions{
 		Root: o.dir, SetID: o.set, Expect: o.expect, AllowedSigners: allowed,
-		Cache: verifyCachePath(o.dir, o.cache), Workers: o.workers, Progress: vp, MaxClockSkew: o.maxSkew,
+		Cache: verifyCachePath(o.dir, o.cache), Workers: o.workers, Progress: progress, MaxClockSkew: o.maxSkew,
 	})
-	vp.end()
 	if rep != nil {
 		if o.json {
 			if perr := cli.PrintJSON(out, rep); perr != nil {
@@ -147,39 +144,5 @@ func printReport(out io.Writer, dir string, rep *manifest.Report) {
 	}
 	if n := rep.CorruptCount - int64(len(rep.Corrupt)); n > 0 {
 		fmt.Fprintf(out, "corrupt: ... and %d more\n", n)
-	}
-}
-
-// verifyProgress adapts manifest's verification progress to a ui.Reporter.
-type verifyProgress struct {
-	r       ui.Reporter
-	started bool
-	hashing atomic.Bool
-}
-
-func (p *verifyProgress) Phase(name string, files, bytes int64) {
-	if p.started {
-		p.r.End()
-	}
-	p.started = true
-	p.hashing.Store(name == "hashing")
-	if name == "hashing" {
-		p.r.Begin("verify: hashing", bytes, "bytes")
-	} else {
-		p.r.Begin("verify: "+name, files, "files")
-	}
-}
-
-func (p *verifyProgress) Done(files, bytes int64) {
-	if p.hashing.Load() {
-		p.r.Add(bytes)
-	} else {
-		p.r.Add(files)
-	}
-}
-
-func (p *verifyProgress) end() {
-	if p.started {
-		p.r.End()
 	}
 }

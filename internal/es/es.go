@@ -255,19 +255,6 @@ func (c *Client) RegisterRepository(ctx context.Context, name, location string, 
 	return err
 }
 
-// Progress receives snapshot progress (bytes); ui.Reporter fits.
-type Progress interface {
-	Begin(what string, total int64, unit string)
-	Add(n int64)
-	End()
-}
-
-type nop struct{}
-
-func (nop) Begin(string, int64, string) {}
-func (nop) Add(int64)                   {}
-func (nop) End()                        {}
-
 // ShardFailure is a failed shard of a snapshot.
 type ShardFailure struct {
 	Index   string `json:"index"`
@@ -304,7 +291,7 @@ type SnapshotOptions struct {
 	Indices            []string // index patterns; empty: every index but system ones (Scope)
 	IncludeGlobalState bool
 	Poll               time.Duration // 1s when zero
-	Progress           Progress
+	Progress           manifest.Progress
 }
 
 // Scope is the scope (manifest.ESSnapshot.Scope) of a snapshot of the
@@ -348,7 +335,7 @@ func (c *Client) CreateSnapshot(ctx context.Context, repo, name string, o Snapsh
 	}
 	p := o.Progress
 	if p == nil {
-		p = nop{}
+		p = manifest.NoProgress{}
 	}
 	scope := Scope(o.Indices)
 	before, err := ListAllIndices(ctx, c.Client)

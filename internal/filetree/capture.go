@@ -39,19 +39,6 @@ type Putter interface {
 	Put(ctx context.Context, r io.Reader) (manifest.Ref, error)
 }
 
-// CaptureProgress receives progress (ui.Reporter fits).
-type CaptureProgress interface {
-	Begin(what string, total int64, unit string)
-	Add(n int64)
-	End()
-}
-
-type noCaptureProgress struct{}
-
-func (noCaptureProgress) Begin(string, int64, string) {}
-func (noCaptureProgress) Add(int64)                   {}
-func (noCaptureProgress) End()                        {}
-
 // CaptureOptions say what to capture and where to.
 type CaptureOptions struct {
 	Name    string // tree name in the manifest ("storage", "config")
@@ -68,7 +55,7 @@ type CaptureOptions struct {
 	// system's temporary directory when empty).
 	CacheDir string
 	Workers  int // parallel readers; 4 when zero
-	Progress CaptureProgress
+	Progress manifest.Progress
 }
 
 // CaptureStats count what Capture did.
@@ -91,7 +78,7 @@ func Capture(ctx context.Context, o CaptureOptions) (manifest.Tree, *CaptureCach
 		o.Workers = 4
 	}
 	if o.Progress == nil {
-		o.Progress = noCaptureProgress{}
+		o.Progress = manifest.NoProgress{}
 	}
 	old, err := openCacheReader(o.Cache)
 	if err != nil {

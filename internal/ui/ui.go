@@ -10,22 +10,16 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
-// Reporter is what this package gives to logic packages; it satisfies their
-// Progress interfaces (see the package doc).
-type Reporter interface {
-	Begin(what string, total int64, unit string)
-	Add(n int64)
-	End()
-}
+// Reporter is what this package gives to logic packages: the one progress
+// interface, manifest.Progress.
+type Reporter = manifest.Progress
 
 // Nop reports nothing.
-type Nop struct{}
-
-func (Nop) Begin(string, int64, string) {}
-func (Nop) Add(int64)                   {}
-func (Nop) End()                        {}
+type Nop = manifest.NoProgress
 
 // Options tune New.
 type Options struct {

@@ -278,7 +278,8 @@ func verify(ctx context.Context, ch, allowedSigners string) error {
 // phases prints when each phase of Verify starts.
 type phases struct{ start time.Time }
 
-func (p phases) Phase(name string, files, bytes int64) {
-	fmt.Fprintf(os.Stderr, "%.2fs %s (%d files)\n", time.Since(p.start).Seconds(), name, files)
+func (p phases) Begin(what string, total int64, unit string) {
+	fmt.Fprintf(os.Stderr, "%.2fs %s (%d %s)\n", time.Since(p.start).Seconds(), what, total, unit)
 }
-func (phases) Done(int64, int64) {}
+func (phases) Add(int64) {}
+func (phases) End()      {}
