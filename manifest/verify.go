@@ -1007,16 +1007,3 @@ const poolBatch = 64
 func objFile(sha string, size int64, ref string) file {
 	return file{rel: ObjectRel(sha), size: size, sha: sha, object: true, ref: ref}
 }
-
-// ctxReader stops a read loop when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

@@ -158,7 +158,7 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp stri
 	}()
 	h := sha256.New()
 	bp := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), ctxReader{ctx, r}, *bp)
+	n, err := io.CopyBuffer(io.MultiWriter(f, h), manifest.ContextReader(ctx, r), *bp)
 	copyBufs.Put(bp)
 	if err != nil {
 		return "", ref, fmt.Errorf("object store: write %s: %w", name, err)
@@ -213,7 +213,7 @@ func (s *Store) Check(ctx context.Context, sha string, size int64) error {
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.CopyBuffer(h, ctxReader{ctx, f}, make([]byte, 1<<20))
+	n, err := io.CopyBuffer(h, manifest.ContextReader(ctx, f), make([]byte, 1<<20))
 	if err != nil {
 		return fmt.Errorf("read object %s: %w", f.Name(), err)
 	}
@@ -262,19 +262,6 @@ func (s *Store) Remove(sha string) error {
 		return err
 	}
 	return os.Remove(p)
-}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Trees returns a reader of the file trees whose lists are in s.
