@@ -46,3 +46,14 @@ type futureError struct{}
 
 func (futureError) Error() string { return "set created in the future" }
 func (futureError) Unwrap() error { return ErrStale }
+
+// NewCorrupt returns a new sentinel error, with message msg, that is a kind
+// of ErrCorrupt: errors.Is(err, ErrCorrupt) holds for it, and its exit code
+// is ErrCorrupt's. It is for a package that names its own mismatch (a
+// copied file, a restored object) while "does not match" keeps one meaning.
+func NewCorrupt(msg string) error { return &corruptError{msg} }
+
+type corruptError struct{ msg string }
+
+func (e *corruptError) Error() string { return e.msg }
+func (e *corruptError) Unwrap() error { return ErrCorrupt }

@@ -11,11 +11,10 @@ import (
 var errTimeout = errors.New("no newer complete set before the timeout")
 
 // exitCodes is the one error -> exit code table of transfer (see README and
-// each command's help): the codes every program shares (cli.BaseExitRules)
-// and transfer's own. Refusals and integrity failures come before "try
+// each command's help): the codes every program shares (cli.BaseExitRules,
+// which map mover.ErrCorrupt as a manifest.ErrCorrupt) and transfer's own. Refusals and integrity failures come before "try
 // again later" (cli.NewExitTable orders them).
 var exitCodes = cli.NewExitTable(
-	cli.ExitRule{Err: mover.ErrCorrupt, Code: cli.ExitIntegrity},
 	cli.ExitRule{Err: mover.ErrSourceIncomplete, Code: cli.ExitIncomplete},
 	cli.ExitRule{Err: mover.ErrSourceChanged, Code: cli.ExitIncomplete},
 	cli.ExitRule{Err: errTimeout, Code: cli.ExitIncomplete},

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // FS is one end of a copy: a channel directory on a local (or NFS) mount or
@@ -116,8 +117,9 @@ type Entry = remote.Entry
 
 // ErrCorrupt is returned (wrapped) when a copied file's SHA-256 or size does
 // not match what the manifest says: the source file is damaged or changed
-// under us. Nothing was renamed into place.
-var ErrCorrupt = errors.New("content does not match the manifest")
+// under us. Nothing was renamed into place. It is a kind of
+// manifest.ErrCorrupt (errors.Is holds, exit code 5).
+var ErrCorrupt = manifest.NewCorrupt("content does not match the manifest")
 
 // ErrSourceIncomplete is returned (wrapped) when no set at the source is
 // complete (every file present with its size, signature valid): nothing is
