@@ -2,7 +2,7 @@ package manifest
 
 import "testing"
 
-func TestRepoMeta(t *testing.T) {
+func TestIsESMetadata(t *testing.T) {
 	for path, want := range map[string]bool{
 		"index.latest":              true,
 		"index-12":                  true,
@@ -17,9 +17,21 @@ func TestRepoMeta(t *testing.T) {
 		"other/abc/0/index-x":       false,
 		"incompatible-snapshots":    false,
 		"indices/abc/0/index-":      true,
+		"index-":                    false,
+		"index-12x":                 false,
 	} {
-		if got := repoMeta(path); got != want {
-			t.Errorf("repoMeta(%q) = %v, want %v", path, got, want)
+		if got := IsESMetadata(path); got != want {
+			t.Errorf("IsESMetadata(%q) = %v, want %v", path, got, want)
 		}
+	}
+}
+
+func TestESGeneration(t *testing.T) {
+	gen, ok := ESGeneration([]byte{0, 0, 0, 0, 0, 0, 1, 2})
+	if !ok || gen != 258 || ESGenerationFile(gen) != "index-258" || !IsESGenerationFile(ESGenerationFile(gen)) {
+		t.Fatalf("generation %d %v", gen, ok)
+	}
+	if _, ok := ESGeneration([]byte{1, 2}); ok {
+		t.Fatal("a 2-byte index.latest decoded")
 	}
 }

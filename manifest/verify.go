@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -731,7 +730,7 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 			if l.es {
 				err = ReadESFiles(fh, func(e ESFile) error {
 					f := file{rel: ESDirName + "/" + e.Path, size: e.Size, sha: e.SHA256, ref: "elasticsearch"}
-					f.skip = esSuperseded && repoMeta(e.Path) || esSkipLatest && e.Path == esIndexLatest
+					f.skip = esSuperseded && IsESMetadata(e.Path) || esSkipLatest && e.Path == ESIndexLatest
 					return fn(f)
 				})
 			} else {
@@ -893,27 +892,6 @@ func inside(path, dir string) bool {
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
-const esIndexLatest = "index.latest"
-
-// repoMeta reports whether path (relative to es/) is repository metadata
-// that Elasticsearch replaces when it writes a new generation: the root
-// index-N and index.latest, and the shard-level index-<gen> files
-// (indices/<index>/<shard>/index-*). Every other repository file (data
-// blobs, snap-*.dat, meta-*.dat) is immutable until its snapshot is deleted.
-func repoMeta(path string) bool {
-	if path == esIndexLatest {
-		return true
-	}
-	el := strings.Split(path, "/")
-	switch {
-	case len(el) == 1:
-		return strings.HasPrefix(el[0], "index-")
-	case len(el) == 4 && el[0] == "indices":
-		return strings.HasPrefix(el[3], "index-")
-	}
-	return false
-}
-
 // esGeneration compares the repository generation in the channel's
 // es/index.latest (8 bytes, big endian) with the generation gen a set was
 // taken at:
@@ -927,21 +905,24 @@ func repoMeta(path string) bool {
 //     index.latest is not checked further (skipLatest = true).
 //   - equal, absent or unreadable: the files are checked like any other.
 func (v *verifier) esGeneration(gen int64) (superseded, skipLatest bool) {
-	data, err := v.readSmall(ESDirName+"/"+esIndexLatest, 8)
-	if err != nil || len(data) != 8 {
+	data, err := v.readSmall(ESDirName+"/"+ESIndexLatest, 8)
+	if err != nil {
 		return false, false
 	}
-	live := int64(binary.BigEndian.Uint64(data))
+	live, ok := ESGeneration(data)
+	if !ok {
+		return false, false
+	}
 	switch {
 	case live > gen:
-		fi, err := v.root.Stat(fmt.Sprintf("%s/index-%d", ESDirName, live))
+		fi, err := v.root.Stat(ESDirName + "/" + ESGenerationFile(live))
 		if err == nil && fi.Mode().IsRegular() {
 			return true, false
 		}
-		v.addMissing(fmt.Sprintf("%s/index-%d (named by es/index.latest)", ESDirName, live))
+		v.addMissing(fmt.Sprintf("%s/%s (named by %s/%s)", ESDirName, ESGenerationFile(live), ESDirName, ESIndexLatest))
 		return false, true
 	case live < gen:
-		v.addMissing(fmt.Sprintf("%s/%s names generation %d, this set needs %d (the mover has not copied the repository root yet)", ESDirName, esIndexLatest, live, gen))
+		v.addMissing(fmt.Sprintf("%s/%s names generation %d, this set needs %d (the mover has not copied the repository root yet)", ESDirName, ESIndexLatest, live, gen))
 		return false, true
 	}
 	return false, false

@@ -3,7 +3,6 @@ package es
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/squirro-bcp/bcp/manifest"
@@ -20,14 +18,15 @@ import (
 // Generation reads index.latest of the fs repository at dir: the current
 // repository generation (the N of index-N).
 func Generation(dir string) (int64, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "index.latest"))
+	b, err := os.ReadFile(filepath.Join(dir, manifest.ESIndexLatest))
 	if err != nil {
 		return 0, fmt.Errorf("elasticsearch repository %s: %w", dir, err)
 	}
-	if len(b) != 8 {
-		return 0, fmt.Errorf("elasticsearch repository %s: index.latest has %d bytes, want 8", dir, len(b))
+	gen, ok := manifest.ESGeneration(b)
+	if !ok {
+		return 0, fmt.Errorf("elasticsearch repository %s: %s has %d bytes, want 8", dir, manifest.ESIndexLatest, len(b))
 	}
-	return int64(binary.BigEndian.Uint64(b)), nil
+	return gen, nil
 }
 
 // skip reports whether a repository path (slash-separated, relative) is not
@@ -48,7 +47,7 @@ func skip(rel string, isDir bool) bool {
 func RepoFiles(ctx context.Context, dir string, gen int64, known map[string]manifest.ESFile, hashed func(n int64)) ([]manifest.ESFile, int64, error) {
 	var out []manifest.ESFile
 	var readBytes int64
-	genName := "index-" + strconv.FormatInt(gen, 10)
+	genName := manifest.ESGenerationFile(gen)
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -72,14 +71,14 @@ func RepoFiles(ctx context.Context, dir string, gen int64, known map[string]mani
 		if !d.Type().IsRegular() {
 			return nil
 		}
-		if !strings.Contains(rel, "/") && strings.HasPrefix(rel, "index-") && rel != genName {
+		if manifest.IsESGenerationFile(rel) && rel != genName {
 			return nil // an older root generation, not needed
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		if k, ok := known[rel]; ok && k.Size == info.Size() && rel != "index.latest" {
+		if k, ok := known[rel]; ok && k.Size == info.Size() && rel != manifest.ESIndexLatest {
 			out = append(out, k)
 			return nil
 		}
