@@ -357,7 +357,7 @@ func (r *restorer) esOptions(root string, m *manifest.Manifest, dry bool) es.Res
 		Repository: repo, Location: loc, Snapshot: m.Elasticsearch.Snapshot, UUID: m.Elasticsearch.UUID,
 		Indices: m.Elasticsearch.Indices, Gone: esGone(m.Elasticsearch), Keep: r.cfg.ESKeep, Closed: m.Elasticsearch.Closed, Existing: r.cfg.ESExisting,
 		IncludeGlobalState: r.cfg.ESGlobalState, IndexSettings: r.cfg.ESIndexSettings, Replicas: r.cfg.ESReplicas, WaitTimeout: r.cfg.ESTimeout, ReportInterval: r.cfg.esReportInterval,
-		DryRun: dry, Progress: &esProgress{log: r.log, rep: r.rep},
+		DryRun: dry, Log: r.log, Progress: r.rep,
 	}
 }
 

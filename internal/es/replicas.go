@@ -57,14 +57,14 @@ func replicasFor(indices []string, rules []ReplicaRule) map[string]int {
 
 // rsSetReplicas applies the replica counts after the restore, one settings
 // request per count (and per chunk of names).
-func rsSetReplicas(ctx context.Context, c *elasticsearch.Client, replicas map[string]int, p RestoreProgress) error {
+func rsSetReplicas(ctx context.Context, c *elasticsearch.Client, replicas map[string]int, p *restoreReport) error {
 	byCount := map[int][]string{}
 	for ix, n := range replicas {
 		byCount[n] = append(byCount[n], ix)
 	}
 	for _, n := range slices.Sorted(maps.Keys(byCount)) {
 		names := slices.Sorted(slices.Values(byCount[n]))
-		p.RestoreStep(fmt.Sprintf("number_of_replicas %d (es-replicas) for %s", n, strings.Join(names, ", ")))
+		p.step(fmt.Sprintf("number_of_replicas %d (es-replicas) for %s", n, strings.Join(names, ", ")))
 		for _, ch := range rsChunks(names) {
 			resp, err := c.Indices.PutSettings(rsJSON(map[string]any{"index": map[string]any{"number_of_replicas": n}}),
 				c.Indices.PutSettings.WithIndex(ch...), c.Indices.PutSettings.WithContext(ctx), c.Indices.PutSettings.WithExpandWildcards("none"))

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path"
 	"slices"
 	"sort"
@@ -40,6 +41,8 @@ import (
 
 	"github.com/elastic/go-elasticsearch/v7"
 	"github.com/elastic/go-elasticsearch/v7/esapi"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // ErrSnapshotMissing is returned (wrapped) when the set's snapshot is not in
@@ -51,19 +54,36 @@ var ErrSnapshotMissing = errors.New("snapshot not in the repository")
 // some shards.
 var ErrRestoreFailed = errors.New("snapshot restore failed")
 
-// RestoreProgress receives what RestoreSnapshot does. Calls come from one
-// goroutine.
-type RestoreProgress interface {
-	// RestoreStep is one step: "delete index x", "close index y", "restore 3 indices".
-	RestoreStep(msg string)
-	// RestoreShards reports restored (started) primary shards of total.
-	RestoreShards(started, total int)
+// restoreReport says what RestoreSnapshot does: each step to the log
+// ("elasticsearch: delete index x"), the restored (started) primary shards
+// to the progress. Calls come from one goroutine.
+type restoreReport struct {
+	log         *slog.Logger
+	p           manifest.Progress
+	total, last int
 }
 
-type noRestoreProgress struct{}
+func newRestoreReport(opts RestoreOptions) *restoreReport {
+	r := &restoreReport{log: opts.Log, p: opts.Progress}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.p == nil {
+		r.p = manifest.NoProgress{}
+	}
+	return r
+}
 
-func (noRestoreProgress) RestoreStep(string)     {}
-func (noRestoreProgress) RestoreShards(int, int) {}
+func (r *restoreReport) step(msg string) { r.log.Info("elasticsearch: " + msg) }
+
+func (r *restoreReport) shards(started, total int) {
+	if total != r.total {
+		r.p.Begin("elasticsearch: restored primary shards", int64(total), "shards")
+		r.total, r.last = total, 0
+	}
+	r.p.Add(int64(started - r.last))
+	r.last = started
+}
 
 // Existing says what happens to a standby index that has the name of an index
 // being restored.
@@ -118,7 +138,10 @@ type RestoreOptions struct {
 	// is still awaited; 30s when zero.
 	ReportInterval time.Duration
 	DryRun         bool
-	Progress       RestoreProgress
+	// Log receives each step at Info, as "elasticsearch: <step>" (nil:
+	// none); Progress counts the restored primary shards (nil: none).
+	Log      *slog.Logger
+	Progress manifest.Progress
 }
 
 // RestorePlan is what RestoreSnapshot does (or, with DryRun, would do).
@@ -390,10 +413,7 @@ func PlanRestore(ctx context.Context, c *elasticsearch.Client, opts RestoreOptio
 // indices prod no longer has, starts the restore and waits until every
 // restored primary shard is started. With DryRun it returns the plan only.
 func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreOptions) (*RestorePlan, error) {
-	p := opts.Progress
-	if p == nil {
-		p = noRestoreProgress{}
-	}
+	p := newRestoreReport(opts)
 	plan, err := PlanRestore(ctx, c, opts)
 	if err != nil || opts.DryRun {
 		return plan, err
@@ -404,26 +424,26 @@ func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreO
 		}
 	}
 	if ip := plan.InProgress; ip != nil {
-		p.RestoreStep(fmt.Sprintf("a restore of %s/%s left running by an earlier run is still in progress: cancel it (delete %s)", ip.Repository, ip.Snapshot, strings.Join(ip.Indices, ", ")))
+		p.step(fmt.Sprintf("a restore of %s/%s left running by an earlier run is still in progress: cancel it (delete %s)", ip.Repository, ip.Snapshot, strings.Join(ip.Indices, ", ")))
 		if err := rsCancelRestore(ctx, c, *ip, opts); err != nil {
 			return plan, err
 		}
 	}
 	if len(plan.Replace) > 0 {
 		if plan.Existing == ExistingClose {
-			p.RestoreStep("close " + strings.Join(plan.Replace, ", "))
+			p.step("close " + strings.Join(plan.Replace, ", "))
 			if err := rsCloseIndices(ctx, c, plan.Replace); err != nil {
 				return plan, err
 			}
 		} else {
-			p.RestoreStep("delete (to be replaced) " + strings.Join(plan.Replace, ", "))
+			p.step("delete (to be replaced) " + strings.Join(plan.Replace, ", "))
 			if err := rsDeleteIndices(ctx, c, plan.Replace); err != nil {
 				return plan, err
 			}
 		}
 	}
 	if len(plan.Delete) > 0 {
-		p.RestoreStep("delete (gone from prod) " + strings.Join(plan.Delete, ", "))
+		p.step("delete (gone from prod) " + strings.Join(plan.Delete, ", "))
 		if err := rsDeleteIndices(ctx, c, plan.Delete); err != nil {
 			return plan, err
 		}
@@ -431,7 +451,7 @@ func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreO
 	if len(plan.Restore) == 0 && !opts.IncludeGlobalState {
 		return plan, nil
 	}
-	p.RestoreStep(fmt.Sprintf("restore %d indices from %s", len(plan.Restore), opts.Snapshot))
+	p.step(fmt.Sprintf("restore %d indices from %s", len(plan.Restore), opts.Snapshot))
 	body := map[string]any{
 		"indices":              strings.Join(plan.Restore, ","),
 		"include_global_state": opts.IncludeGlobalState,
@@ -457,7 +477,7 @@ func RestoreSnapshot(ctx context.Context, c *elasticsearch.Client, opts RestoreO
 		err = rsSetReplicas(ctx, c, plan.Replicas, p)
 	}
 	if err == nil && len(plan.Close) > 0 {
-		p.RestoreStep("close (closed on prod) " + strings.Join(plan.Close, ", "))
+		p.step("close (closed on prod) " + strings.Join(plan.Close, ", "))
 		err = rsCloseIndices(ctx, c, plan.Close)
 	}
 	return plan, err
@@ -505,7 +525,7 @@ func rsSet(names []string) map[string]bool {
 // answer (a hung or restarting node) is reported and retried until the
 // timeout. When ctx is cancelled (the process is being stopped) it returns
 // an error wrapping ctx's: the restore goes on inside Elasticsearch.
-func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string, opts RestoreOptions, p RestoreProgress) (int, error) {
+func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string, opts RestoreOptions, p *restoreReport) (int, error) {
 	timeout := opts.WaitTimeout
 	if timeout <= 0 {
 		timeout = time.Hour
@@ -525,7 +545,7 @@ func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string
 	for _, i := range indices {
 		want[i] = true
 	}
-	p.RestoreStep(fmt.Sprintf("restore started; waiting up to %s (es-timeout) for the primary shards of %d indices", timeout, len(indices)))
+	p.step(fmt.Sprintf("restore started; waiting up to %s (es-timeout) for the primary shards of %d indices", timeout, len(indices)))
 	last, total, started := -1, 0, 0
 	lastReport := start
 	var pending []string
@@ -552,7 +572,7 @@ func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string
 		case err != nil:
 			lastErr = err
 			if wctx.Err() == nil {
-				p.RestoreStep(fmt.Sprintf("waiting for restored shards: elasticsearch did not answer (%v); still waiting (%d of %d primary shards started, %s of %s)",
+				p.step(fmt.Sprintf("waiting for restored shards: elasticsearch did not answer (%v); still waiting (%d of %d primary shards started, %s of %s)",
 					err, started, total, elapsed, timeout))
 				lastReport = time.Now()
 			}
@@ -575,7 +595,7 @@ func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string
 				}
 			}
 			if started != last {
-				p.RestoreShards(started, total)
+				p.shards(started, total)
 				last = started
 			}
 			if len(failed) > 0 {
@@ -585,7 +605,7 @@ func rsWaitShards(ctx context.Context, c *elasticsearch.Client, indices []string
 				return total, nil
 			}
 			if time.Since(lastReport) >= every {
-				p.RestoreStep(fmt.Sprintf("waiting for restored shards: %d of %d primary shards started (%s of %s); not yet: %s",
+				p.step(fmt.Sprintf("waiting for restored shards: %d of %d primary shards started (%s of %s); not yet: %s",
 					started, total, elapsed, timeout, rsFirst(pending, 5)))
 				lastReport = time.Now()
 			}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/sshx"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // ErrFailed is returned (wrapped) when the restart failed on at least one node.
@@ -21,25 +23,13 @@ type Node struct {
 	SSH  sshx.Config
 }
 
-// Progress receives each node's start and result. Calls may come from
-// several goroutines at once.
-type Progress interface {
-	NodeStart(node string)
-	NodeDone(r Result)
-}
-
-type noProgress struct{}
-
-func (noProgress) NodeStart(string) {}
-func (noProgress) NodeDone(Result)  {}
-
 // Options configures Run.
 type Options struct {
 	Nodes   []Node
 	Command string        // run by the login shell of the SSH user, e.g. "sudo /opt/squirro/restart.sh"
 	Timeout time.Duration // per node; 10 minutes when zero
-	// Progress may be nil.
-	Progress Progress
+	// Progress counts the nodes done (task "restart", in nodes); nil: none.
+	Progress manifest.Progress
 }
 
 // Result is the outcome on one node.
@@ -68,8 +58,10 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	}
 	p := opts.Progress
 	if p == nil {
-		p = noProgress{}
+		p = manifest.NoProgress{}
 	}
+	p.Begin("restart", int64(len(opts.Nodes)), "nodes")
+	defer p.End()
 	results := make([]Result, len(opts.Nodes))
 	var wg sync.WaitGroup
 	for i, n := range opts.Nodes {
@@ -80,9 +72,8 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 			if name == "" {
 				name = n.SSH.Addr()
 			}
-			p.NodeStart(name)
 			results[i] = runOne(ctx, name, n.SSH, opts.Command, opts.Timeout)
-			p.NodeDone(results[i])
+			p.Add(1)
 		}()
 	}
 	wg.Wait()
