@@ -130,8 +130,11 @@ func (o *orderFS) Rename(ctx context.Context, from, to string) error {
 func checkFinalNames(t *testing.T, dir string) (n int) {
 	t.Helper()
 	root := filepath.Join(dir, manifest.ObjectsDirName)
-	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
 			return nil
 		}
 		data, err := os.ReadFile(p)
@@ -145,6 +148,9 @@ func checkFinalNames(t *testing.T, dir string) (n int) {
 		n++
 		return nil
 	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
 	return n
 }
 

@@ -34,7 +34,9 @@ func benchPush(b *testing.B, bulk movertest.Bulk) {
 	for i := range b.N {
 		b.StopTimer()
 		root := filepath.Join(work, strconv.Itoa(i))
-		os.MkdirAll(root, 0o750)
+		if err := os.MkdirAll(root, 0o750); err != nil {
+			b.Fatal(err)
+		}
 		d, err := DialSFTP(context.Background(), s.Config(), root, SFTPOptions{Conns: max(conns, 4), Sessions: max(sessions, 8), Helper: os.Getenv("BCP_BENCH_HELPER")})
 		if err != nil {
 			b.Fatal(err)
@@ -45,8 +47,12 @@ func benchPush(b *testing.B, bulk movertest.Bulk) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		d.Close()
-		os.RemoveAll(root)
+		if err := d.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.RemoveAll(root); err != nil {
+			b.Fatal(err)
+		}
 		b.StartTimer()
 	}
 }

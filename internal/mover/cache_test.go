@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // The cache file keeps the record and the per-file stamps across runs; a
@@ -18,7 +20,9 @@ func TestCheckedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.set("objects/ab/x", e, sum)
+	if err := c.set("objects/ab/x", e, sum); err != nil {
+		t.Fatal(err)
+	}
 	rec := &setRecord{set: "0000000001-20261125T120001Z", manifest: sum, files: 7, dirs: []string{"es", "objects/ab"}, digests: [][32]byte{{1}, {2}}}
 	c.setRecord(rec)
 	if err := c.Save(); err != nil {
@@ -47,13 +51,13 @@ func TestCheckedFile(t *testing.T) {
 		"unknown line":      "@what is this\n" + string(data),
 		"dirs out of order": strings.Replace(string(data), " es\n", " zz\n", 1),
 	} {
-		os.WriteFile(path, []byte(bad), 0o600)
+		testkit.Must(t, os.WriteFile(path, []byte(bad), 0o600))
 		if c, _ := OpenChecked(path); c.record() != nil {
 			t.Errorf("%s: record trusted", name)
 		}
 	}
 	// A line of the format before sums were kept ("size mtime name").
-	os.WriteFile(path, []byte("5 1700000000000000123 objects/ab/x\n"), 0o600)
+	testkit.Must(t, os.WriteFile(path, []byte("5 1700000000000000123 objects/ab/x\n"), 0o600))
 	c, _ = OpenChecked(path)
 	st, found, _ = c.lookup("objects/ab/x")
 	if okStamp(st, found, e, sum) {

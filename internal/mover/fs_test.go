@@ -15,6 +15,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // TestMain also plays `transfer serve` when the helper tests start this
@@ -114,13 +115,13 @@ func immutable(t *testing.T, dir string) {
 		if err := os.Chmod(dir, 0o500); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { os.Chmod(dir, 0o750) })
+		t.Cleanup(func() { _ = os.Chmod(dir, 0o750) })
 		return
 	}
 	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
 		testenv.RequireCI(t, "chattr +i (as root, for a permission-denied destination)", string(out))
 	}
-	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
+	t.Cleanup(func() { _ = exec.Command("chattr", "-i", dir).Run() })
 }
 
 // TestFS is the suite every backend passes.
@@ -200,8 +201,11 @@ func TestFS(t *testing.T) {
 				// streaming, when it is synced or closed.
 				w, err := f.Create(ctx, "ro/x")
 				if err == nil {
-					w.Write([]byte("x"))
-					if err = w.Sync(); err == nil {
+					_, err = w.Write([]byte("x"))
+					if err == nil {
+						err = w.Sync()
+					}
+					if err == nil {
 						err = w.Close()
 					}
 				}
@@ -249,17 +253,17 @@ func TestCopyFile(t *testing.T) {
 						}
 						// A wrong hash is refused and nothing appears.
 						bad := dir.name + "-bad-" + n
-						os.WriteFile(filepath.Join(dir.srcDir, bad), data, 0o640)
+						testkit.Must(t, os.WriteFile(filepath.Join(dir.srcDir, bad), data, 0o640))
 						_, err := c.copyFile(ctx, bad, int64(len(data)), movertest.Sum([]byte("other")), nil)
 						if !errors.Is(err, ErrCorrupt) {
 							t.Fatalf("%s with a wrong hash: %v, want ErrCorrupt", n, err)
 						}
 						if r, err := dir.dst.Open(ctx, bad); err == nil {
-							r.Close()
+							_ = r.Close()
 							t.Fatalf("%s: a file with a wrong hash appeared under its final name", n)
 						}
 						if r, err := dir.dst.Open(ctx, tmpName(bad)); err == nil {
-							r.Close()
+							_ = r.Close()
 							t.Fatalf("%s: the temporary file was left behind", n)
 						}
 					}

@@ -38,8 +38,13 @@ func BenchmarkPushChannel(b *testing.B) {
 			time.AfterFunc(at, func() {
 				f, err := os.Create(os.Getenv("BCP_PUSH_HEAP_FILE"))
 				if err == nil {
-					pprof.Lookup("heap").WriteTo(f, 0)
-					f.Close()
+					err = pprof.Lookup("heap").WriteTo(f, 0)
+					if cerr := f.Close(); err == nil {
+						err = cerr
+					}
+				}
+				if err != nil {
+					b.Errorf("heap profile: %v", err)
 				}
 			})
 		}

@@ -82,7 +82,7 @@ func (f *sftpFS) Create(_ context.Context, name string) (File, error) {
 	// SFTP's open takes no mode here, so the server makes it 0666 less
 	// its umask; narrow it before any data is written.
 	if err := w.Chmod(manifest.PermOf(rel(name))); err != nil {
-		w.Close()
+		_ = w.Close()
 		return nil, fmt.Errorf("create %s: set mode: %w", f.s.path(name), err)
 	}
 	return w, nil
@@ -234,7 +234,7 @@ func (f *sftpFS) shellRun(ctx context.Context, cmd string) error {
 			err = sess.Start("exec /bin/sh")
 		}
 		if err != nil {
-			sess.Close()
+			_ = sess.Close()
 			return fmt.Errorf("start a shell: %w", err)
 		}
 		go func() {
@@ -248,7 +248,7 @@ func (f *sftpFS) shellRun(ctx context.Context, cmd string) error {
 	}
 	sh := f.shell
 	fail := func(err error) error {
-		sh.sess.Close()
+		_ = sh.sess.Close()
 		f.shell = nil
 		if msg := sh.stderr.String(); msg != "" {
 			err = fmt.Errorf("%w: %s", err, msg)
@@ -283,8 +283,8 @@ func (f *sftpFS) closeShell() {
 	f.shellMu.Lock()
 	defer f.shellMu.Unlock()
 	if f.shell != nil {
-		f.shell.in.Close()
-		f.shell.sess.Close()
+		_ = f.shell.in.Close() // the shell reads EOF and exits
+		_ = f.shell.sess.Close()
 		f.shell = nil
 	}
 }
