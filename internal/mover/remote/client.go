@@ -91,7 +91,7 @@ func Start(ctx context.Context, cl *ssh.Client, command string) (*Client, error)
 			return c, nil
 		}
 	}
-	sess.Close()
+	_ = sess.Close()
 	return nil, fmt.Errorf("%q: %w", command, err)
 }
 
@@ -621,7 +621,7 @@ func (c *Client) Digests(ctx context.Context, dirs []string) ([]DirDigest, error
 // Close ends the helper (it exits when its input ends) and the session.
 func (c *Client) Close() error {
 	c.wmu.Lock()
-	c.bw.Flush()
+	_ = c.bw.Flush() // requests not sent yet were not waited for: dropped
 	c.wmu.Unlock()
 	err := c.in.Close()
 	c.fail(errors.New("transfer helper: closed"))

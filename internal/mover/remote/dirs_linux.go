@@ -47,12 +47,12 @@ func (s *server) dir(dir string) (f *os.File, cached bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if g := s.dirs[dir]; g != nil { // opened meanwhile
-		f.Close()
+		_ = f.Close()
 		return g, true, nil
 	}
 	if len(s.dirs) >= maxOpenDirs {
 		for k, d := range s.dirs {
-			d.Close() // safe while in use: Control holds a reference
+			_ = d.Close() // safe while in use: Control holds a reference
 			delete(s.dirs, k)
 		}
 	}
@@ -64,7 +64,7 @@ func (s *server) dir(dir string) (f *os.File, cached bool, err error) {
 func (s *server) forgetDir(dir string) {
 	s.mu.Lock()
 	if f := s.dirs[dir]; f != nil {
-		f.Close()
+		_ = f.Close()
 		delete(s.dirs, dir)
 	}
 	s.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // pair runs Serve on root in-process, connected to a Client by pipes, with
@@ -29,9 +30,9 @@ func pair(t *testing.T, root string) *Client {
 	sout, cout := io.Pipe() // server writes cout, client reads sout
 	done := make(chan error, 1)
 	go func() {
-		io.WriteString(cout, "Welcome to the standby\n")
+		_, _ = io.WriteString(cout, "Welcome to the standby\n")
 		done <- Serve(root, sin, cout)
-		cout.Close()
+		_ = cout.Close()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -40,7 +41,7 @@ func pair(t *testing.T, root string) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		c.Close()
+		_ = c.Close() // the helper's own end is in done
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
@@ -122,7 +123,7 @@ func TestStreamDirect(t *testing.T) {
 	root := t.TempDir()
 	c := pair(t, root)
 	want := make([]byte, 5<<20+12345)
-	rand.NewChaCha8([32]byte{1}).Read(want)
+	_, _ = rand.NewChaCha8([32]byte{1}).Read(want)
 	stream(t, c.Create("big"), want, 100003) // not a multiple of any block size
 	if cached, ok := cachedPages(t, filepath.Join(root, "big"), 4<<20); ok && cached > 0 {
 		t.Errorf("%d pages of the stream's first 4 MiB are in the page cache: not written directly", cached)
@@ -157,7 +158,7 @@ func cachedPages(t *testing.T, path string, n int) (cached int, ok bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Munmap(m)
+	defer func() { _ = unix.Munmap(m) }()
 	vec := make([]byte, n/os.Getpagesize())
 	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
 		t.Fatal(errno)
@@ -176,12 +177,12 @@ func TestDigest(t *testing.T) {
 	c := pair(t, root)
 	ctx := context.Background()
 	dir := filepath.Join(root, "objects", "ab")
-	os.MkdirAll(filepath.Join(dir, "sub"), 0o750)
+	testkit.Must(t, os.MkdirAll(filepath.Join(dir, "sub"), 0o750))
 	// explicit times: two writes within one clock tick show the same time
 	t0 := time.Now().Add(-time.Hour)
 	for _, n := range []string{"x", "y", "z"} {
-		os.WriteFile(filepath.Join(dir, n), []byte("content "+n), 0o640)
-		os.Chtimes(filepath.Join(dir, n), t0, t0)
+		testkit.Must(t, os.WriteFile(filepath.Join(dir, n), []byte("content "+n), 0o640))
+		testkit.Must(t, os.Chtimes(filepath.Join(dir, n), t0, t0))
 	}
 	digest := func() [32]byte {
 		t.Helper()
@@ -213,20 +214,20 @@ func TestDigest(t *testing.T) {
 		t.Fatal("digest of an unchanged directory changed")
 	}
 	x := filepath.Join(dir, "x")
-	os.WriteFile(x, []byte("content X"), 0o640) // same size, new time
-	os.Chtimes(x, t0.Add(time.Millisecond), t0.Add(time.Millisecond))
+	testkit.Must(t, os.WriteFile(x, []byte("content X"), 0o640)) // same size, new time
+	testkit.Must(t, os.Chtimes(x, t0.Add(time.Millisecond), t0.Add(time.Millisecond)))
 	step("rewrite in place")
-	os.Chtimes(x, t0, t0) // same size, old time back: a listing cannot tell
+	testkit.Must(t, os.Chtimes(x, t0, t0)) // same size, old time back: a listing cannot tell
 	if digest() != [32]byte(mustKey(t, seen, "start")) {
 		t.Fatal("same names, sizes and times, different digest")
 	}
-	os.WriteFile(filepath.Join(dir, "y"), []byte("longer content y"), 0o640)
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, "y"), []byte("longer content y"), 0o640))
 	step("resize")
-	os.Remove(filepath.Join(dir, "z"))
+	testkit.Must(t, os.Remove(filepath.Join(dir, "z")))
 	step("remove")
-	os.WriteFile(filepath.Join(dir, ".tmp-new"), nil, 0o640)
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, ".tmp-new"), nil, 0o640))
 	step("add")
-	os.Rename(filepath.Join(dir, ".tmp-new"), filepath.Join(dir, "new"))
+	testkit.Must(t, os.Rename(filepath.Join(dir, ".tmp-new"), filepath.Join(dir, "new")))
 	step("rename")
 	res, err := c.Digests(ctx, []string{"objects/cd", "objects/ab"})
 	if err != nil || !errors.Is(res[0].Err, fs.ErrNotExist) || res[1].Err != nil || res[1].Sum != digest() {
@@ -265,10 +266,10 @@ func TestReplacedDirectory(t *testing.T) {
 			t.Fatalf("%s: %q, %v", name, got, err)
 		}
 	}
-	os.MkdirAll(dir, 0o750)
+	testkit.Must(t, os.MkdirAll(dir, 0o750))
 	put("objects/ab/1")
-	os.RemoveAll(dir) // behind the helper's back
-	os.MkdirAll(dir, 0o750)
+	testkit.Must(t, os.RemoveAll(dir)) // behind the helper's back
+	testkit.Must(t, os.MkdirAll(dir, 0o750))
 	put("objects/ab/2")
 	for _, n := range []string{"objects/ab/2.done", "objects/ab"} {
 		if err := c.Remove(ctx, n); err != nil {
@@ -287,8 +288,8 @@ func TestReplacedDirectory(t *testing.T) {
 func TestConfinedToRoot(t *testing.T) {
 	parent := t.TempDir()
 	root := filepath.Join(parent, "channel")
-	os.Mkdir(root, 0o750)
-	os.Symlink(parent, filepath.Join(root, "out"))
+	testkit.Must(t, os.Mkdir(root, 0o750))
+	testkit.Must(t, os.Symlink(parent, filepath.Join(root, "out")))
 	c := pair(t, root)
 	ctx := context.Background()
 	for _, name := range []string{"../escape", "out/escape", "/etc/escape"} {
@@ -321,10 +322,10 @@ func TestHelperGoneFailsCalls(t *testing.T) {
 	sin, cin := io.Pipe()
 	sout, cout := io.Pipe()
 	go func() {
-		io.WriteString(cout, Hello+"\n")
-		io.CopyN(io.Discard, sin, 9) // read part of a request, then die
+		_, _ = io.WriteString(cout, Hello+"\n")
+		_, _ = io.CopyN(io.Discard, sin, 9) // read part of a request, then die
 		cout.CloseWithError(io.ErrClosedPipe)
-		sin.Close()
+		_ = sin.Close()
 	}()
 	c, err := connect(context.Background(), cin, sout, &sshx.Tail{})
 	if err != nil {
@@ -339,8 +340,8 @@ func TestNoGreeting(t *testing.T) {
 	_, cin := io.Pipe()
 	sout, cout := io.Pipe()
 	go func() {
-		io.WriteString(cout, "sh: 1: transfer: not found\n")
-		cout.Close()
+		_, _ = io.WriteString(cout, "sh: 1: transfer: not found\n")
+		_ = cout.Close()
 	}()
 	_, err := connect(context.Background(), cin, sout, &sshx.Tail{})
 	if !errors.Is(err, ErrUnavailable) {
@@ -354,8 +355,8 @@ func TestBatchedCallsFailWhenHelperDies(t *testing.T) {
 	sin, cin := io.Pipe()
 	sout, cout := io.Pipe()
 	go func() {
-		io.WriteString(cout, Hello+"\n")
-		io.CopyN(io.Discard, sin, 64) // take part of the first batch, then die
+		_, _ = io.WriteString(cout, Hello+"\n")
+		_, _ = io.CopyN(io.Discard, sin, 64) // take part of the first batch, then die
 		cout.CloseWithError(io.ErrClosedPipe)
 		sin.CloseWithError(io.ErrClosedPipe)
 	}()
@@ -424,8 +425,8 @@ func TestLater(t *testing.T) {
 	}
 
 	l = NewLater()
-	c.PutLater(ctx, "objects/ab/.tmp-ok", []byte("ok"), l)
-	c.PutLater(ctx, "missing/dir/.tmp-x", []byte("x"), l)
+	testkit.Must(t, c.PutLater(ctx, "objects/ab/.tmp-ok", []byte("ok"), l))
+	testkit.Must(t, c.PutLater(ctx, "missing/dir/.tmp-x", []byte("x"), l)) // fails in Wait, not here
 	err := l.Wait(ctx)
 	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "missing/dir/.tmp-x") {
 		t.Fatalf("Wait after a put into a missing directory: %v, want ENOENT naming the file", err)
@@ -433,7 +434,7 @@ func TestLater(t *testing.T) {
 
 	// The helper goes away with requests queued: Wait returns its failure.
 	l = NewLater()
-	c.Close()
+	_ = c.Close()
 	if err := c.PutLater(ctx, "objects/ab/.tmp-late", []byte("x"), l); err == nil {
 		if err := l.Wait(ctx); err == nil {
 			t.Fatal("Wait after the helper closed: nil, want its failure")

@@ -44,14 +44,14 @@ func Serve(root string, in io.Reader, out io.Writer) error {
 	for _, h := range s.handles {
 		h.stopWriter()
 		if h.f != nil {
-			h.f.Close()
+			_ = h.f.Close() // a write the client left unfinished: a temporary file, never renamed
 		}
 	}
 	if s.root != nil {
-		s.root.Close()
+		_ = s.root.Close()
 	}
 	for _, d := range s.dirs {
-		d.Close()
+		_ = d.Close()
 	}
 	s.mu.Unlock()
 	close(s.replies)
