@@ -156,6 +156,15 @@ type ApplyOptions struct {
 	// MaxChanges bounds ApplyStats.Changes (the counts are always complete); 1000 when zero.
 	MaxChanges int
 	Progress   ApplyProgress
+	// Beside, if set, is used instead of Entries: it streams the set's
+	// entries as manifest.TreeReader.WalkBeside does, beside a tree the
+	// caller knows the target holds as it was applied (restore's record).
+	// A directory given with same is found to be a directory and its
+	// metadata set, but it is neither listed nor compared: its content
+	// is taken to be the target's already. rootSame says the whole tree
+	// is. If such a directory is not (or no longer) a directory of the
+	// target, Apply compares the whole tree again through Entries.
+	Beside func(fn func(e manifest.Entry, same bool) error) (rootSame bool, err error)
 }
 
 // ApplyStats summarises Apply.
@@ -164,6 +173,11 @@ type ApplyStats struct {
 	Bytes                                          int64 // content bytes written
 	Changes                                        []Change
 	ChangesTruncated                               bool
+	// SkippedDirs counts directories taken to be unchanged (Beside), not
+	// compared.
+	SkippedDirs int64
+	// SkippedRoot says the whole tree was taken to be unchanged (Beside).
+	SkippedRoot bool
 	// Stale are temporary files (tmpPrefix) an earlier run left behind;
 	// Apply removes them (a dry run only lists them).
 	Stale []string
@@ -214,8 +228,31 @@ func fileMode(e manifest.Entry) fs.FileMode {
 	return m
 }
 
+// errSkipGone stops an Apply that skips (ApplyOptions.Beside) when a
+// directory taken to be unchanged is not a directory of the target.
+var errSkipGone = errors.New("a directory taken to be unchanged is not there")
+
 // Apply brings opts.Target to exactly the set's tree.
 func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
+	if opts.Beside == nil {
+		return apply(ctx, opts)
+	}
+	st, err := apply(ctx, opts)
+	if errors.Is(err, errSkipGone) {
+		// changed by hand since: compare everything
+		opts.Beside = nil
+		st2, err := apply(ctx, opts)
+		st2.Added += st.Added
+		st2.Replaced += st.Replaced
+		st2.Removed += st.Removed
+		st2.Bytes += st.Bytes
+		st2.Changes = append(st.Changes, st2.Changes...)
+		return st2, err
+	}
+	return st, err
+}
+
+func apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 	a := &applier{ctx: ctx, opts: opts, t: opts.Target, gran: opts.Target.TimeGranularity()}
 	if a.opts.MaxChanges <= 0 {
 		a.opts.MaxChanges = 1000
@@ -233,6 +270,8 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 		}
 	} else if !fi.IsDir() {
 		return a.st, fmt.Errorf("apply to %s: not a directory", t)
+	} else if opts.Beside != nil {
+		root.skip = true // listed below, unless the whole tree is unchanged
 	} else if root.have, err = a.list("."); err != nil {
 		return a.st, err
 	}
@@ -242,7 +281,39 @@ func Apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 	}
 	a.stack = []*frame{root}
 	defer a.release()
-	err := entriesAhead(ctx, opts.Entries, a.entry)
+	var err error
+	if opts.Beside == nil {
+		err = entriesAhead(ctx, func(fn func(manifest.Entry, bool) error) error {
+			return opts.Entries(func(e manifest.Entry) error { return fn(e, false) })
+		}, a.entry)
+	} else if root.entry == nil && !root.skip {
+		// the root was missing: nothing to skip below it
+		return a.st, errSkipGone
+	} else {
+		listed := false
+		err = entriesAhead(ctx, func(fn func(manifest.Entry, bool) error) error {
+			rootSame, err := opts.Beside(fn)
+			a.st.SkippedRoot = rootSame
+			return err
+		}, func(e manifest.Entry, same bool) error {
+			if !listed {
+				listed = true
+				root.skip = false
+				var err error
+				if root.have, err = a.list("."); err != nil {
+					return err
+				}
+			}
+			return a.entry(e, same)
+		})
+		if err == nil && !listed && !a.st.SkippedRoot {
+			// an empty tree: the root's content is compared
+			root.skip = false
+			if root.have, err = a.list("."); err != nil {
+				return a.st, err
+			}
+		}
+	}
 	if err == nil {
 		// the last directory chain, root included, is complete
 		for len(a.stack) > 0 && err == nil {
@@ -293,16 +364,20 @@ func (a *applier) release() {
 // goroutine (reading and decoding the set's lists) a few hundred entries
 // ahead of fn (comparing them with the target and writing): the two
 // overlap on two cores. It returns the first error of either.
-func entriesAhead(ctx context.Context, entries func(func(manifest.Entry) error) error, fn func(manifest.Entry) error) error {
+func entriesAhead(ctx context.Context, entries func(func(manifest.Entry, bool) error) error, fn func(manifest.Entry, bool) error) error {
 	const batch = 256
-	ch := make(chan []manifest.Entry, 4)
+	type item struct {
+		e    manifest.Entry
+		same bool
+	}
+	ch := make(chan []item, 4)
 	stop := make(chan struct{})
 	var rerr error
 	go func() {
 		defer close(ch)
-		b := make([]manifest.Entry, 0, batch)
-		rerr = entries(func(e manifest.Entry) error {
-			if b = append(b, e); len(b) < batch {
+		b := make([]item, 0, batch)
+		rerr = entries(func(e manifest.Entry, same bool) error {
+			if b = append(b, item{e, same}); len(b) < batch {
 				return nil
 			}
 			select {
@@ -312,7 +387,7 @@ func entriesAhead(ctx context.Context, entries func(func(manifest.Entry) error) 
 			case <-ctx.Done():
 				return ctx.Err()
 			}
-			b = make([]manifest.Entry, 0, batch)
+			b = make([]item, 0, batch)
 			return nil
 		})
 		if rerr == nil && len(b) > 0 {
@@ -324,8 +399,8 @@ func entriesAhead(ctx context.Context, entries func(func(manifest.Entry) error) 
 	}()
 	var err error
 	for b := range ch {
-		for _, e := range b {
-			if err = fn(e); err != nil {
+		for _, it := range b {
+			if err = fn(it.e, it.same); err != nil {
 				break
 			}
 		}
@@ -540,6 +615,7 @@ type frame struct {
 	gone  []fs.FileInfo   // merged names the set lacks, removed when the frame closes
 	last  string          // the set's last name in this directory
 	fd    *dirFD          // the open directory, once a file was written through it (local target)
+	skip  bool            // taken to be unchanged (ApplyOptions.Beside): not listed, nothing removed
 }
 
 func (a *applier) record(c Change) {
@@ -662,8 +738,9 @@ func (a *applier) addOrReplace(exists bool) string {
 	return OpAdd
 }
 
-// entry merges the set's next entry.
-func (a *applier) entry(e manifest.Entry) error {
+// entry merges the set's next entry; same says a directory's content is
+// taken to be the target's already (ApplyOptions.Beside).
+func (a *applier) entry(e manifest.Entry, same bool) error {
 	if err := a.ctx.Err(); err != nil {
 		return err
 	}
@@ -715,6 +792,16 @@ func (a *applier) entry(e manifest.Entry) error {
 	switch e.Type {
 	case manifest.TypeDir:
 		sub := &frame{dir: e.Path, entry: &e}
+		if same {
+			if !exists {
+				return fmt.Errorf("apply to %s: %s: %w", t, e.Path, errSkipGone)
+			}
+			a.st.Unchanged++
+			a.st.SkippedDirs++
+			sub.skip = true
+			a.stack = append(a.stack, sub)
+			return nil
+		}
 		if !exists {
 			a.record(Change{Op: OpAdd, Path: e.Path, Type: e.Type})
 			a.st.Added++
