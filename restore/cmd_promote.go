@@ -179,6 +179,11 @@ func runPromote(ctx context.Context, o promoteOptions, e env, out io.Writer) err
 		fmt.Fprintf(out, "would change %s: standby -> active; restore (run, watch) would then refuse to change this site\n", e.cfg.RoleFile)
 		return nil
 	}
+	// the files stage's records say what this site held as a standby:
+	// the next restore (after a demote) compares every file
+	if err := clearFilesRecords(e.cfg.StateDir); err != nil {
+		return fmt.Errorf("remove the files stage's records: %w", err)
+	}
 	signer, err := loadSigner(o.signKey, o.signAgent)
 	if err != nil {
 		return fmt.Errorf("promote: this site's signing key (sign-key) signs the epoch records: %w", err)
@@ -236,6 +241,9 @@ func runDemote(o demoteOptions, e env, out io.Writer) error {
 		return err
 	}
 	defer lk.ReleaseLogged(e.log)
+	if err := clearFilesRecords(e.cfg.StateDir); err != nil {
+		return fmt.Errorf("remove the files stage's records: %w", err)
+	}
 	if err := site.Write(e.cfg.RoleFile, site.Standby); err != nil {
 		return err
 	}

@@ -37,6 +37,10 @@ type statusReport struct {
 	Mixed bool        `json:"mixed"`
 	Parts []partState `json:"parts,omitempty"`
 	Next  string      `json:"next,omitempty"`
+	// Files: per tree, the files stage's record of its last restore
+	// (filesrecord.go): when it last compared every file. None: the next
+	// restore compares every file.
+	Files []filesRecord `json:"files_compared,omitempty"`
 }
 
 // partState is the set one part of the standby (a data stage) holds,
@@ -156,6 +160,9 @@ func runStatus(ctx context.Context, o statusOptions, e env, out io.Writer) error
 			}
 		}
 	}
+	if st.Files, err = readFilesRecords(e.cfg.StateDir); err != nil {
+		return err
+	}
 	newest, pending := channelSets(e.cfg.Channel, live.Sequence)
 	st.NewestSet, st.NewestSequence, st.Pending = newest.ID, newest.Sequence, pending
 	if st.Mixed {
@@ -213,6 +220,13 @@ func runStatus(ctx context.Context, o statusOptions, e env, out io.Writer) error
 	}
 	if f := st.LastFailure; f != nil {
 		fmt.Fprintf(out, "last failure:    set %s at %s, %s: %s\n", f.Set, f.Start.UTC().Format(time.RFC3339), f.Outcome, f.Error)
+	}
+	if len(st.Files) == 0 {
+		fmt.Fprintln(out, "files compared:  no record; the next restore compares every file")
+	}
+	for _, fr := range st.Files {
+		fmt.Fprintf(out, "files compared:  tree %s: every file at %s; last restored %s (set %s)\n", fr.Tree,
+			fr.FullCompare.UTC().Format(time.RFC3339), fr.Applied.UTC().Format(time.RFC3339), fr.Set)
 	}
 	return nil
 }

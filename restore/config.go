@@ -68,7 +68,10 @@ type settings struct {
 	// trees with files-via-ssh ("none": SFTP).
 	RemoteTransfer string
 	Exclude        []string
-	PreserveOwner  bool
+	// FullCompareEvery: the first restore this long after the last one
+	// that compared every file compares every file again (filesrecord.go).
+	FullCompareEvery time.Duration
+	PreserveOwner    bool
 
 	RedisAddr         string
 	RedisPasswordFile string
@@ -130,6 +133,7 @@ func settingsFlags() []ucli.Flag {
 		f.String("remote-transfer", "transfer", "with files-via-ssh: the transfer program on the leader, started there as `PROGRAM serve DIR`, which makes every change "+
 			"next to the data and never outside DIR; a name the account's shell finds or a path. \"none\": plain SFTP, whose server follows symlinks - "+
 			"safe only while nobody else can change the tree during a restore. If it cannot be started, the restore stops before any change"),
+		f.Duration("full-compare-every", 24*time.Hour, "the files stage skips a directory whose list equals the one last restored into it (the same content); the first restore this long after the last full comparison compares every file again, correcting a change made on the standby by hand; 0: every restore compares every file"),
 		f.Strings("exclude", nil, "paths left alone in every tree, storage and config alike (pattern with / matches the path, without matches any name); unlike backup there is no per-tree list"),
 		f.Bool("preserve-owner", false, "set files' owner and group as in the set (needs root on the target)"),
 
@@ -199,8 +203,9 @@ func readSettings(c *ucli.Context) (settings, error) {
 		SSH: cli.SSHConfig(c),
 
 		StorageRoot: c.String("storage-root"), ConfigRoot: c.String("config-root"), FilesViaSSH: c.Bool("files-via-ssh"),
-		RemoteTransfer: c.String("remote-transfer"),
-		Exclude:        c.StringSlice("exclude"), PreserveOwner: c.Bool("preserve-owner"),
+		RemoteTransfer:   c.String("remote-transfer"),
+		FullCompareEvery: c.Duration("full-compare-every"),
+		Exclude:          c.StringSlice("exclude"), PreserveOwner: c.Bool("preserve-owner"),
 
 		RedisAddr: c.String("redis-addr"), RedisPasswordFile: c.Path("redis-password-file"),
 

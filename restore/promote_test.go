@@ -84,7 +84,9 @@ func TestPromoteFences(t *testing.T) {
 	if r, _ := site.Read(role); r != site.Standby {
 		t.Fatalf("dry run changed the role: %s", r)
 	}
+	fakeFilesRecord(t, state)
 	expect("promote", 0, "now active (epoch 2)", "promote", "--config", cfg)
+	noFilesRecord(t, state, "promote")
 	for _, c := range []struct {
 		root string
 		ch   manifest.Channel
@@ -112,7 +114,9 @@ func TestPromoteFences(t *testing.T) {
 	testkit.Must(t, manifest.WriteEpoch(fwdDir, &manifest.EpochRecord{Channel: fwd, Epoch: 3, Active: "prod", Created: time.Now(), Host: "prod-leader"}, prod))
 	next := publishEpoch(t, fwdDir, fwd, 3, 3, prod)
 	expect("demote dry run", 0, "would change "+role+": active -> standby", "demote", "--config", cfg, "--dry-run")
+	fakeFilesRecord(t, state)
 	expect("demote", 0, "active -> standby", "demote", "--config", cfg)
+	noFilesRecord(t, state, "demote")
 	expect("set after failback", 0, "", "verify", "--config", cfg, "--set", next)
 	expect("late set after failback", 6, "epoch 3 (prod active", "verify", "--config", cfg, "--set", late)
 	if code, out := run("list", "--config", cfg); code != 0 || !regexp.MustCompile(late+` +2 .* superseded`).MatchString(out) {

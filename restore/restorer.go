@@ -73,6 +73,10 @@ type restorer struct {
 	fromESLocation string
 	// full: the request's Full, for esUnchanged.
 	full bool
+	// fullCompare: the request's FullCompare; fromOther: read --from a
+	// directory other than the channel (filesrecord.go: both compare
+	// every file).
+	fullCompare, fromOther bool
 }
 
 func newRestorer(cfg settings, log *slog.Logger, rep ui.Reporter) *restorer {
@@ -97,6 +101,9 @@ type request struct {
 	// Full restores every index of the set, also those the standby holds
 	// unchanged.
 	Full bool
+	// FullCompare compares every file of the trees with the target, also
+	// below directories whose list equals the one last applied there.
+	FullCompare bool
 }
 
 func (q request) root(cfg settings) string {
@@ -216,6 +223,7 @@ func (r *restorer) run(ctx context.Context, q request) (*plan, error) {
 	}
 	root := q.root(r.cfg)
 	r.fromESLocation, r.full = q.FromESLocation, q.Full
+	r.fullCompare, r.fromOther = q.FullCompare, q.From != "" && q.From != r.cfg.Channel
 	exp := r.expect(root)
 	live, err := r.live(l, exp.Name)
 	if err != nil {
@@ -515,7 +523,7 @@ func (r *restorer) stages(ctx context.Context, root string, m *manifest.Manifest
 					parts = append(parts, t.Name+": not configured, left alone")
 					continue
 				}
-				st, err := r.applyTree(ctx, root, t, tp.Dir, false)
+				st, err := r.applyRecorded(ctx, root, m.Channel.Name, t, tp.Dir)
 				tp.fill(st)
 				p.Trees = append(p.Trees, tp)
 				if err != nil {
