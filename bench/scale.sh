@@ -8,7 +8,9 @@
 #                (backup's files stage and publish, without ES and MySQL)
 #   transfer   = the real `transfer push` (dir to dir) and `transfer verify`
 #   restore    = scalebench restore: filetree.Apply of the newest set onto
-#                a local directory (restore's files stage)
+#                a local directory (restore's files stage); it records the
+#                tree it applied and the 1% restore skips the directories
+#                whose list did not change, as restore does
 #
 # Usage: bench/scale.sh            (BCP_SCALE_FILES=1000000 by default;
 #        BCP_SCALE_FILES=100000 bench/scale.sh for a quick look)
@@ -60,7 +62,7 @@ chsize() { du -sb "$w/ch/objects" | cut -f1; }
 	measure "transfer push, nothing to do" "$tr" push "${tc[@]}" --cache "$w/push-cache" "$w/ch" "$w/dst"
 	measure "  rsync -a of the channel, nothing to do" rsync -a "$w/ch/" "$w/rsync-ch/"
 	measure "transfer verify, no cache (page cache warm)" "$tr" verify "${tc[@]}" --cache off "$w/dst"
-	measure "restore, first into an empty dir" "$sb" restore "$w/dst" "$w/restored"
+	measure "restore, first into an empty dir" "$sb" restore "$w/dst" "$w/restored" "$w/restore-record"
 	measure "  rsync -a, first into an empty dir" rsync -a "$w/tree/" "$w/rsync-restored/"
 	"$sb" change "$w/tree" 100
 	echo "# changed 1% of the files (the first ones: new documents arrive together)"
@@ -68,7 +70,7 @@ chsize() { du -sb "$w/ch/objects" | cut -f1; }
 	measure "backup, 1% changed" "$sb" capture "$w/ch" "$w/tree" "$w/cache" "$w/key"
 	echo "  channel grew by $(($(chsize) - before)) bytes of objects; lists of the set: $("$sb" lists "$w/ch") (count bytes)"
 	measure "transfer push, 1% changed" "$tr" push "${tc[@]}" --cache "$w/push-cache" "$w/ch" "$w/dst"
-	measure "restore, 1% changed" "$sb" restore "$w/dst" "$w/restored"
+	measure "restore, 1% changed (skipping directories unchanged since the first)" "$sb" restore "$w/dst" "$w/restored" "$w/restore-record"
 	measure "  rsync -a, the same 1% change" rsync -a "$w/tree/" "$w/rsync-restored/"
 	if diff -r -q "$w/tree" "$w/restored" >/dev/null; then echo "# restored tree equals the source"; else echo "# RESTORED TREE DIFFERS"; fi
 } 2>&1 | tee "$log"

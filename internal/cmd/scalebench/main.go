@@ -12,7 +12,10 @@
 //	                                 first ones, as new documents arrive
 //	                                 together in a few directories
 //	scalebench capture CHANNEL TREE CACHE KEY     capture TREE, publish the next set
-//	scalebench restore CHANNEL TARGET             apply the newest set's tree onto TARGET
+//	scalebench restore CHANNEL TARGET [RECORD]    apply the newest set's tree onto TARGET; with
+//	                                              RECORD (a file), skip the directories whose list
+//	                                              equals the one recorded there by the last run, as
+//	                                              restore does (restore/filesrecord.go)
 //	scalebench lists CHANNEL                      sizes of the newest set's lists
 //	scalebench verify CHANNEL ALLOWED_SIGNERS     manifest.Verify of the newest set, no cache
 //	                                              (what transfer verify --cache off runs; for profiles)
@@ -21,6 +24,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -96,7 +100,11 @@ func run(ctx context.Context, args []string) error {
 		if err := need(2); err != nil {
 			return err
 		}
-		return restore(ctx, args[1], args[2])
+		record := ""
+		if len(args) > 3 {
+			record = args[3]
+		}
+		return restore(ctx, args[1], args[2], record)
 	case "lists":
 		if err := need(1); err != nil {
 			return err
@@ -215,7 +223,7 @@ func newest(ch string) (*manifest.Manifest, error) {
 	return manifest.Decode(data)
 }
 
-func restore(ctx context.Context, ch, target string) error {
+func restore(ctx context.Context, ch, target, record string) error {
 	m, err := newest(ch)
 	if err != nil {
 		return err
@@ -227,13 +235,32 @@ func restore(ctx context.Context, ch, target string) error {
 	}
 	defer tgt.Close()
 	t := m.Trees[0]
-	st, err := filetree.Apply(ctx, filetree.ApplyOptions{Target: tgt, Objects: storeObjects{store},
-		Entries: func(fn func(manifest.Entry) error) error { return store.Trees().Walk(ctx, t, fn) }})
+	o := filetree.ApplyOptions{Target: tgt, Objects: storeObjects{store},
+		Entries: func(fn func(manifest.Entry) error) error { return store.Trees().Walk(ctx, t, fn) }}
+	var old manifest.Tree
+	if b, err := os.ReadFile(record); record != "" && err == nil && json.Unmarshal(b, &old.Dir) == nil {
+		o.Beside = func(fn func(manifest.Entry, bool) error) (bool, error) {
+			return store.Trees().WalkBeside(ctx, t, old, fn)
+		}
+	}
+	if record != "" {
+		if err := os.Remove(record); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	st, err := filetree.Apply(ctx, o)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "restored: %d added, %d replaced, %d unchanged, %d bytes\n", st.Added, st.Replaced, st.Unchanged, st.Bytes)
-	return nil
+	fmt.Fprintf(os.Stderr, "restored: %d added, %d replaced, %d unchanged, %d bytes, %d directories skipped\n", st.Added, st.Replaced, st.Unchanged, st.Bytes, st.SkippedDirs)
+	if record == "" {
+		return nil
+	}
+	b, err := json.Marshal(t.Dir)
+	if err != nil {
+		return err
+	}
+	return manifest.WriteFileAtomic(record, b, 0o600)
 }
 
 type storeObjects struct{ s *objects.Store }
