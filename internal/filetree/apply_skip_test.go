@@ -57,7 +57,14 @@ func applyBeside(t *testing.T, lt Target, store *objects.Store, tree manifest.Tr
 // tree a full comparison gives; a file changed by hand below an unchanged
 // directory stays as it is until a full comparison; a directory removed
 // by hand, or an old tree whose lists were pruned, gets a full comparison.
+// Local, plain SFTP and helper targets alike (the skip is above the target).
 func TestApplySkipsUnchangedDirectories(t *testing.T) {
+	for name, mk := range targets(t) {
+		t.Run(name, func(t *testing.T) { testApplySkips(t, mk) })
+	}
+}
+
+func testApplySkips(t *testing.T, mk func(t *testing.T, dir string) Target) {
 	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "storage")
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range 60 {
@@ -65,7 +72,7 @@ func TestApplySkipsUnchangedDirectories(t *testing.T) {
 	}
 	store := objects.New(t.TempDir())
 	_, tree1 := skipSet(t, src, store)
-	lt := targets(t)["local"](t, dst)
+	lt := mk(t, dst)
 	applyBeside(t, lt, store, tree1, nil)
 
 	// d1 and d2/e0 change; d0 and d2/e1 do not
