@@ -17,8 +17,14 @@ const (
 	ManifestFileName  = "manifest.json"
 	SignatureFileName = "manifest.json.sig"
 	// TempPrefix starts the name of every temporary file; movers and readers
-	// ignore such names.
+	// ignore such names, and stale-temp removal (backup prune) finds them.
+	// Every temporary name in a channel starts with it; the names below
+	// only add to it.
 	TempPrefix = ".tmp-"
+	// MoverTempPrefix starts a file a mover (transfer) writes before it is
+	// complete: MoverTempPrefix + its final name, deterministic, so that a
+	// rerun resumes or replaces it and prune recognises it.
+	MoverTempPrefix = TempPrefix + "transfer-"
 )
 
 // Permissions of what is written into a channel, by backup and by every

@@ -132,7 +132,7 @@ func runCopyCommand(c *ucli.Context, o copyOptions) error {
 
 // runCopy validates o, connects both ends, runs the mover and reports
 // the run (metrics, alert).
-func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger, progress mover.Progress) (err error) {
+func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger, progress manifest.Progress) (err error) {
 	var res *mover.Result
 	defer func(start time.Time) { report(ctx, o, res, err, start, log) }(time.Now())
 	src, err := parseEndpoint(o.src)

@@ -49,7 +49,7 @@ func SetPins(dir string, keep map[string]string) error {
 	var errs []error
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasPrefix(name, ".tmp-") {
+		if strings.HasPrefix(name, manifest.TempPrefix) {
 			continue
 		}
 		if _, ok := keep[name]; ok {
@@ -73,7 +73,7 @@ func ReadPins(dir string) (map[string]Pin, error) {
 	}
 	out := map[string]Pin{}
 	for _, de := range des {
-		if strings.HasPrefix(de.Name(), ".tmp-") || de.IsDir() {
+		if strings.HasPrefix(de.Name(), manifest.TempPrefix) || de.IsDir() {
 			continue
 		}
 		var p Pin

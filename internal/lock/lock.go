@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // ErrLocked means another run holds the lock (exit code 6).
@@ -220,7 +222,7 @@ func (l *Lock) Renew() error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(filepath.Dir(l.path), ".tmp-"+filepath.Base(l.path)+"-"+strconv.Itoa(i.PID))
+	tmp := filepath.Join(filepath.Dir(l.path), manifest.TempPrefix+filepath.Base(l.path)+"-"+strconv.Itoa(i.PID))
 	if err := create(tmp, data); err != nil {
 		return fmt.Errorf("renew lock %s: %w", l.path, err)
 	}

@@ -17,12 +17,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
+	"github.com/squirro-bcp/bcp/manifest"
 )
-
-// TmpPrefix starts the name of every file the mover writes before it is
-// complete. The name is deterministic (TmpPrefix + final name), so a rerun
-// after a crash overwrites its own leftover instead of leaving another one.
-const TmpPrefix = ".tmp-transfer-"
 
 // smallFile is the size up to which a file is read whole into memory and
 // checked before anything is written at the destination: one read and one
@@ -33,13 +29,24 @@ const smallFile = 1 << 20
 type copier struct {
 	src, dst FS
 	limit    *rate.Limiter // nil: unlimited
-	progress Progress
+	progress manifest.Progress
 	closing  sync.WaitGroup // closes of files already synced
+	closeMu  sync.Mutex
+	closeErr error // the first of those closes that failed
+}
+
+// waitClosing waits for the closes of files already synced and returns the
+// first that failed.
+func (c *copier) waitClosing() error {
+	c.closing.Wait()
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
+	return c.closeErr
 }
 
 func tmpName(name string) string {
 	dir, base := path.Split(name)
-	return dir + TmpPrefix + base
+	return dir + manifest.MoverTempPrefix + base
 }
 
 // copyFile copies name, which the manifest says has size bytes and SHA-256
@@ -181,7 +188,7 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		err = w.Sync()
 	}
 	if err != nil {
-		w.Close()
+		_ = w.Close()
 		_ = c.dst.Remove(context.WithoutCancel(ctx), tmp)
 		return false, fmt.Errorf("write %s at %s: %w", tmp, c.dst, err)
 	}
@@ -198,11 +205,18 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		return true, nil
 	}
 	// The data is durable: the close need not hold up the rename (one
-	// round trip less per small file over SFTP). Run waits for it.
+	// round trip less per small file over SFTP). Run waits for it and
+	// returns its error.
 	c.closing.Add(1)
 	go func() {
 		defer c.closing.Done()
-		w.Close()
+		if err := w.Close(); err != nil {
+			c.closeMu.Lock()
+			if c.closeErr == nil {
+				c.closeErr = fmt.Errorf("close %s at %s: %w", tmp, c.dst, err)
+			}
+			c.closeMu.Unlock()
+		}
 	}()
 	return false, c.dst.Rename(ctx, tmp, name)
 }
@@ -270,7 +284,7 @@ type hashReader struct {
 	h        hash.Hash
 	size     int64
 	limit    *rate.Limiter
-	progress Progress
+	progress manifest.Progress
 }
 
 func (r *hashReader) Size() int64 { return r.size }
@@ -300,7 +314,7 @@ type hashWriter struct {
 	w        io.Writer
 	h        hash.Hash
 	limit    *rate.Limiter
-	progress Progress
+	progress manifest.Progress
 }
 
 func (w *hashWriter) Write(p []byte) (int, error) {

@@ -65,7 +65,7 @@
 //     set's generation, so a source whose Elasticsearch already moved on
 //     still yields this set's repository state); then manifest.json; then
 //     manifest.json.sig, which makes the set exist. Each file is written
-//     to TmpPrefix+name, hashed while written, compared with the manifest
+//     to manifest.MoverTempPrefix+name, hashed while written, compared with the manifest
 //     (size and SHA-256), made durable, and renamed over its final name; a
 //     mismatch removes the temporary file (ErrCorrupt). Small files are read
 //     whole and checked before anything is written. Where the destination

@@ -16,6 +16,7 @@ import (
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/internal/testkit"
+	"github.com/squirro-bcp/bcp/manifest"
 )
 
 // TestMain also plays `transfer serve` when the helper tests start this
@@ -238,7 +239,7 @@ func TestCopyFile(t *testing.T) {
 				srcDir   string
 			}{{"push", local, remote, localDir}, {"pull", remote, local, remoteDir}} {
 				t.Run(dir.name, func(t *testing.T) {
-					c := &copier{src: dir.src, dst: dir.dst, progress: nopProgress{}}
+					c := &copier{src: dir.src, dst: dir.dst, progress: manifest.NoProgress{}}
 					for _, n := range names {
 						data := movertest.Content(n, sizes[n])
 						name := dir.name + "-" + n

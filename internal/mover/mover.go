@@ -23,21 +23,8 @@ import (
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
-// Progress receives progress; ui.Reporter satisfies it. Logic never prints.
-type Progress interface {
-	Begin(what string, total int64, unit string)
-	Add(n int64)
-	End()
-}
-
 // listWorkers is how many directory listings are in flight at once.
 const listWorkers = 32
-
-type nopProgress struct{}
-
-func (nopProgress) Begin(string, int64, string) {}
-func (nopProgress) Add(int64)                   {}
-func (nopProgress) End()                        {}
 
 // Options say what to copy where.
 type Options struct {
@@ -70,7 +57,7 @@ type Options struct {
 	// DryRun decides and reports but writes nothing.
 	DryRun bool
 	// Progress receives progress; nil reports nothing.
-	Progress Progress
+	Progress manifest.Progress
 }
 
 // Skipped is a source set newer than the one copied that was not forwarded.
@@ -110,7 +97,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		opts.BigWorkers = 8
 	}
 	if opts.Progress == nil {
-		opts.Progress = nopProgress{}
+		opts.Progress = manifest.NoProgress{}
 	}
 	if opts.Checked == nil {
 		opts.Checked, _ = OpenChecked("")
@@ -125,11 +112,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		r.limit = rate.NewLimiter(rate.Limit(opts.BandwidthLimit), burst)
 	}
 	r.cp = &copier{src: opts.Src, dst: opts.Dst, limit: r.limit, progress: opts.Progress}
-	defer r.cp.closing.Wait()
-	if err := r.run(ctx); err != nil {
-		return r.res, err
+	err := r.run(ctx)
+	if cerr := r.cp.waitClosing(); err == nil {
+		err = cerr
 	}
-	return r.res, nil
+	return r.res, err
 }
 
 type runner struct {

@@ -476,7 +476,7 @@ func TestWrongHostKey(t *testing.T) {
 // killer kills the sshd session processes (not the listener) once some
 // bytes went through, like a dropped connection.
 type killer struct {
-	nopProgress
+	manifest.NoProgress
 	srv   *testenv.SSHServer
 	after int64
 	n     atomic.Int64

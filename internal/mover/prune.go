@@ -177,7 +177,7 @@ func (r *runner) pruneDir(ctx context.Context, dir string, need *needed) (bool, 
 		} else if ok {
 			continue
 		}
-		if !strings.HasPrefix(e.Name, TmpPrefix) {
+		if !strings.HasPrefix(e.Name, manifest.MoverTempPrefix) {
 			_, atSrc, err := r.src.stat(ctx, name)
 			if err != nil {
 				return false, err

@@ -372,7 +372,7 @@ func (m *memFS) all() map[string][]byte {
 	defer m.mu.Unlock()
 	out := map[string][]byte{}
 	for name, f := range m.files {
-		if !strings.Contains(name, TmpPrefix) {
+		if !strings.Contains(name, manifest.MoverTempPrefix) {
 			out[name] = f.data
 		}
 	}
