@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -88,14 +87,14 @@ func verifyCachePath(dir, opt string) string {
 		if err != nil {
 			return ""
 		}
-		p, err := mover.DefaultCachePath("verify:" + abs)
+		p, err := mover.CacheFile("verify:"+abs, verifyCacheSuffix)
 		if err != nil {
 			return ""
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			return ""
 		}
-		return strings.TrimSuffix(p, ".checked") + verifyCacheSuffix
+		return p
 	}
 	return opt + verifyCacheSuffix
 }

@@ -73,11 +73,7 @@ func waitStatePath(dir, opt string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	p, err := mover.DefaultCachePath("wait:" + abs)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(p, ".checked") + ".last", nil
+	return mover.CacheFile("wait:"+abs, ".last")
 }
 
 func runWait(ctx context.Context, o waitOptions, out io.Writer, log *slog.Logger, progress ui.Reporter) error {

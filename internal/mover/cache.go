@@ -236,8 +236,8 @@ func (c *Checked) index() error {
 }
 
 // preload finds the buckets in the background, for a run that will need
-// them.
-func (c *Checked) preload() { go c.index() }
+// them; an error stays in idxErr, for view.
+func (c *Checked) preload() { go func() { _ = c.index() }() }
 
 // view returns the stamps of bucket k: the file's section and this run's
 // changes. A line it cannot read is left out (that file is then hashed
@@ -319,14 +319,19 @@ func (c *Checked) setRecord(rec *setRecord) {
 }
 
 // DefaultCachePath is the cache file for a destination under the user's
-// cache directory.
-func DefaultCachePath(dst string) (string, error) {
+// cache directory (CacheFile(dst, ".checked")).
+func DefaultCachePath(dst string) (string, error) { return CacheFile(dst, ".checked") }
+
+// CacheFile is the file, ending in ext, that transfer keeps for key (a
+// destination, a directory it verifies or waits for) under the user's cache
+// directory: one per key and ext, named by a digest of key.
+func CacheFile(key, ext string) (string, error) {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return "", err
 	}
-	sum := sumString(dst)
-	return filepath.Join(dir, "squirro-bcp", "transfer", sum[:24]+".checked"), nil
+	sum := sumString(key)
+	return filepath.Join(dir, "squirro-bcp", "transfer", sum[:24]+ext), nil
 }
 
 // okStamp says whether s (found: ok) records name verified to have content
@@ -451,7 +456,7 @@ func (c *Checked) Save() error {
 	}
 	// What was written is now the file a further run reads.
 	if c.file != nil {
-		c.file.Close()
+		_ = c.file.Close() // only read
 	}
 	c.journal.close()
 	c.file, c.body, c.off, c.idxErr, c.indexed = nil, 0, [numBuckets + 1]int64{}, nil, sync.Once{}
