@@ -38,6 +38,12 @@ func IsESGenerationFile(rel string) bool {
 	return true
 }
 
+// ESIndexLatestContent is the content of ESIndexLatest naming generation
+// gen.
+func ESIndexLatestContent(gen int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(gen))
+}
+
 // ESGeneration decodes the content of ESIndexLatest; ok is false unless it
 // is 8 bytes.
 func ESGeneration(data []byte) (gen int64, ok bool) {

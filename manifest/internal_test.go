@@ -28,7 +28,7 @@ func TestIsESMetadata(t *testing.T) {
 
 func TestESGeneration(t *testing.T) {
 	gen, ok := ESGeneration([]byte{0, 0, 0, 0, 0, 0, 1, 2})
-	if !ok || gen != 258 || ESGenerationFile(gen) != "index-258" || !IsESGenerationFile(ESGenerationFile(gen)) {
+	if !ok || gen != 258 || ESGenerationFile(gen) != "index-258" || !IsESGenerationFile(ESGenerationFile(gen)) || string(ESIndexLatestContent(gen)) != "\x00\x00\x00\x00\x00\x00\x01\x02" {
 		t.Fatalf("generation %d %v", gen, ok)
 	}
 	if _, ok := ESGeneration([]byte{1, 2}); ok {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"regexp"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -34,9 +32,8 @@ const (
 	numPhases
 )
 
-var rootIndexN = regexp.MustCompile(`^es/index-[0-9]+$`)
-
-const indexLatest = manifest.ESDirName + "/index.latest"
+// indexLatest is the channel path of the repository's generation file.
+const indexLatest = manifest.ESDirName + "/" + manifest.ESIndexLatest
 
 // want is one file a set needs.
 type want struct {
@@ -160,17 +157,15 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 				}
 				w := &want{name: manifest.ESDirName + "/" + e.Path, size: e.Size, sum: e.SHA256, phase: phaseData}
 				switch {
-				case w.name == indexLatest:
+				case e.Path == manifest.ESIndexLatest:
 					w.phase = phaseIndexLatest
-					// index.latest holds the generation as 8 bytes big
-					// endian. The source's may already point at a newer
+					// The source's may already point at a newer
 					// generation, so write the one this set needs.
-					var b [8]byte
-					binary.BigEndian.PutUint64(b[:], uint64(es.Generation))
-					if sum := sha256.Sum256(b[:]); hex.EncodeToString(sum[:]) == e.SHA256 {
-						w.data = b[:]
+					b := manifest.ESIndexLatestContent(es.Generation)
+					if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) == e.SHA256 {
+						w.data = b
 					}
-				case rootIndexN.MatchString(w.name):
+				case manifest.IsESGenerationFile(e.Path):
 					w.phase = phaseIndexN
 				}
 				return s.add(w)
