@@ -162,7 +162,7 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 	}
 	s.mu.Unlock()
 	if err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -191,7 +191,7 @@ func (s *SFTP) startHelper(ctx context.Context, c *sftpConn, first bool) bool {
 		return false
 	}
 	if closed {
-		h.Close()
+		_ = h.Close()
 		return false
 	}
 	c.helper = h
@@ -232,7 +232,7 @@ func (c *sftpConn) openSessions(n int) ([]*sftp.Client, error) {
 	if err := g.Wait(); err != nil {
 		for _, sc := range opened {
 			if sc != nil {
-				sc.Close()
+				_ = sc.Close()
 			}
 		}
 		return nil, err
@@ -315,7 +315,7 @@ func (s *SFTP) expand(ctx context.Context) error {
 			s.mu.Lock()
 			if s.closed {
 				s.mu.Unlock()
-				cl.Close()
+				_ = cl.Close()
 				return net.ErrClosed
 			}
 			s.open = append(s.open, c)
@@ -354,7 +354,7 @@ func (s *SFTP) addSessions(c *sftpConn, n int) error {
 	defer s.mu.Unlock()
 	if s.closed || !slices.Contains(s.open, c) {
 		for _, sc := range opened {
-			sc.Close()
+			_ = sc.Close()
 		}
 		return net.ErrClosed
 	}
@@ -467,7 +467,7 @@ func (s *SFTP) Close() error {
 	for _, c := range s.open {
 		wg.Go(func() {
 			if c.helper != nil {
-				c.helper.Close()
+				_ = c.helper.Close() // a write through it reports its own failure (Later.Wait)
 			}
 			var cwg sync.WaitGroup
 			for _, sc := range c.c {
