@@ -97,12 +97,11 @@ func run(ctx context.Context, args []string) error {
 		}
 		return capture(ctx, args[1], args[2], args[3], args[4])
 	case "restore":
-		if err := need(2); err != nil {
-			return err
-		}
 		record := ""
-		if len(args) > 3 {
+		if len(args) == 4 { // the record is optional
 			record = args[3]
+		} else if err := need(2); err != nil {
+			return err
 		}
 		return restore(ctx, args[1], args[2], record)
 	case "lists":
