@@ -329,7 +329,7 @@ func apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 		}
 	}
 	if err != nil {
-		a.wait()
+		_ = a.wait() // err is what this apply returns
 		for _, p := range a.pending {
 			if p.d != nil {
 				a.dirs.unlink(p.d, p.tmpBase)
@@ -346,7 +346,9 @@ func apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 // release ends the writers and closes the directories still open (after
 // an error, the frames left on the stack).
 func (a *applier) release() {
-	a.wait()
+	// After a success flush has waited and returned the writers' error;
+	// after a failure, that failure is returned.
+	_ = a.wait()
 	if a.work != nil {
 		close(a.work)
 	}

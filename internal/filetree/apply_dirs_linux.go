@@ -153,7 +153,7 @@ func (ld *localDirs) read(e manifest.Entry, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("apply to %s: %s: open object %s: %w", ld.l, e.Path, e.Object, err)
 	}
 	n, err := io.ReadFull(r, buf)
-	r.Close()
+	_ = r.Close() // only read
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("apply to %s: read object %s for %s: %w", ld.l, e.Object, e.Path, err)
 	}

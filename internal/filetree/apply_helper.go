@@ -70,7 +70,7 @@ func (s syncingFile) Write(p []byte) (int, error) { return s.f.Write(p) }
 
 func (s syncingFile) Close() error {
 	if err := s.f.Sync(); err != nil {
-		s.f.Close()
+		_ = s.f.Close()
 		return err
 	}
 	return s.f.Close()

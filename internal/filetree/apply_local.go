@@ -94,7 +94,7 @@ type syncCloser struct{ *os.File }
 
 func (s syncCloser) Close() error {
 	if err := s.File.Sync(); err != nil {
-		s.File.Close()
+		_ = s.File.Close()
 		return err
 	}
 	return s.File.Close()

@@ -52,7 +52,7 @@ func (s *SFTPTarget) Create(name string, perm fs.FileMode) (io.WriteCloser, erro
 		return nil, err
 	}
 	if err := f.Chmod(perm); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	return f, nil

@@ -457,7 +457,9 @@ func (s *swapOnCreate) swap() error {
 type swapOnCreateBatched struct{ *swapOnCreate }
 
 func (s swapOnCreateBatched) CreateUnsynced(name string, perm fs.FileMode) (io.WriteCloser, error) {
-	s.swap()
+	if err := s.swap(); err != nil {
+		return nil, err
+	}
 	return s.Target.(BatchSyncer).CreateUnsynced(name, perm)
 }
 
