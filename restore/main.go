@@ -59,7 +59,6 @@ func main() {
 // program shares (cli.BaseExitRules) and restore's own (see README).
 var exitCodes = cli.NewExitTable(
 	cli.ExitRule{Err: mysqlx.ErrSystemSchema, Code: cli.ExitRefused},
-	cli.ExitRule{Err: filetree.ErrObjectMismatch, Code: cli.ExitIntegrity},
 	cli.ExitRule{Err: filetree.ErrNoSpace, Code: cli.ExitPreflight},
 	cli.ExitRule{Err: ErrPreflight, Code: cli.ExitPreflight},
 	cli.ExitRule{Err: es.ErrSnapshotMissing, Code: cli.ExitIncomplete},

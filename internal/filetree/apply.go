@@ -58,8 +58,9 @@ import (
 )
 
 // ErrObjectMismatch is returned (wrapped) when an object's content does not
-// hash to its name while it is being applied. The file was not replaced.
-var ErrObjectMismatch = errors.New("object content does not match its SHA-256")
+// hash to its name while it is being applied. The file was not replaced. It
+// is a kind of manifest.ErrCorrupt (errors.Is holds, exit code 5).
+var ErrObjectMismatch = manifest.NewCorrupt("object content does not match its SHA-256")
 
 // ErrUnsafePath is returned (wrapped) for an entry whose parent is not a
 // directory of the set (below one of its symlinks or files, or missing).
@@ -955,7 +956,7 @@ func writeTemp(ctx context.Context, t Target, create createFunc, objs Objects, e
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), ctxReader{ctx, src})
+	n, err := io.Copy(io.MultiWriter(w, h), manifest.ContextReader(ctx, src))
 	if cerr := w.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -969,16 +970,4 @@ func writeTemp(ctx context.Context, t Target, create createFunc, objs Objects, e
 		return "", err
 	}
 	return name, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -840,8 +840,8 @@ func TestApplyThroughOpenDirectories(t *testing.T) {
 	testkit.Must(t, os.WriteFile(store.Path(e.Object), bad, 0o600))
 	e.MTime = e.MTime.Add(time.Hour)
 	_, err = Apply(context.Background(), ApplyOptions{Target: lt, Entries: entries(ents), Objects: storeObjects{store}})
-	if !errors.Is(err, ErrObjectMismatch) {
-		t.Fatalf("Apply with a rotten object: %v, want ErrObjectMismatch", err)
+	if !errors.Is(err, ErrObjectMismatch) || !errors.Is(err, manifest.ErrCorrupt) {
+		t.Fatalf("Apply with a rotten object: %v, want ErrObjectMismatch (a manifest.ErrCorrupt)", err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dst, "d0/e/f000")); string(b) != "content 0" {
 		t.Fatalf("d0/e/f000 replaced by %q", b)
