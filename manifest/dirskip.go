@@ -3,6 +3,7 @@ package manifest
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // WalkBeside walks the 2.0 tree t like Walk, beside old, a tree whose
@@ -37,8 +38,10 @@ func (r TreeReader) WalkBeside(ctx context.Context, t, old Tree, fn func(e Entry
 			return err
 		}
 		var olds []DirEntry
-		if oldRef != nil {
-			// without the old list, this subtree is compared in full
+		if oldRef != nil && slices.ContainsFunc(lines, func(d DirEntry) bool { return d.Tree != nil }) {
+			// Only a directory with subdirectories has anything to skip
+			// (a leaf's old list is not read). Without the old list, this
+			// subtree is compared in full.
 			olds, _ = r.readDirQuiet(old, dir, *oldRef)
 		}
 		j := 0
