@@ -21,8 +21,9 @@ PKGS := $(patsubst %,./%/...,$(MODULES))
 LINT_MODULES := $(MODULES) packaging
 LINT_PKGS := $(PKGS) ./packaging/...
 STATICCHECK_VERSION ?= v0.8.2
+ERRCHECK_VERSION ?= v1.9.0
 
-.PHONY: all setup build test lint env-up env-down demo drill bench bench-es bench-scale bench-wan clean package package-test
+.PHONY: all setup build test lint errcheck env-up env-down demo drill bench bench-es bench-scale bench-wan clean package package-test
 
 all: build
 
@@ -45,6 +46,26 @@ lint:
 	if [ ! -x "$$sc" ] && ! go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION); then \
 		echo "lint: staticcheck could not be installed from the Go module proxy; skipped"; exit 0; fi; \
 	echo "$$sc $(LINT_PKGS)"; "$$sc" $(LINT_PKGS)
+	@$(MAKE) --no-print-directory errcheck
+
+# errcheck: every returned error is used, but those of
+# scripts/errcheck-exclude.txt (prints to the user, bufio's sticky errors)
+# and a Close that is the whole statement of a defer or a t.Cleanup. Such a
+# Close is of something only read (a file whose data was read, a response
+# body, a connection, a database handle, a log file only a child process
+# writes), which has nothing left to lose, or the safety net of a written
+# file whose Close is also checked on the way out: a written file's Close
+# is always checked where its data is final. Any other ignored error is written
+# `_ = f()` where the choice is deliberate (cleanup after an earlier error).
+errcheck:
+	@ec=$$(go env GOPATH)/bin/errcheck; \
+	if [ ! -x "$$ec" ] && ! go install github.com/kisielk/errcheck@$(ERRCHECK_VERSION); then \
+		echo "lint: errcheck could not be installed from the Go module proxy; skipped"; exit 0; fi; \
+	echo "$$ec -exclude scripts/errcheck-exclude.txt $(LINT_PKGS)"; \
+	out=$$("$$ec" -exclude scripts/errcheck-exclude.txt $(LINT_PKGS)); rc=$$?; \
+	if [ $$rc -gt 1 ]; then echo "$$out"; echo "lint: errcheck could not check the packages (exit $$rc)"; exit 1; fi; \
+	out=$$(printf '%s\n' "$$out" | grep -Ev $$'\t(defer [A-Za-z0-9_.]+\\.Close\\(\\)|t\\.Cleanup\\(func\\(\\) \\{ [A-Za-z0-9_.]+\\.Close\\(\\) \\}\\))( //.*)?$$'); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "lint: errcheck: errors not checked (above)"; exit 1; fi
 
 # PROFILE=cluster: a 3-node prod and a 1-node bcp; PROFILE=cluster3: 3 nodes on both.
 PROFILE ?= single

@@ -187,7 +187,7 @@ func (w *benchWorld) sshCat(b *testing.B) time.Duration {
 			"-o", "BatchMode=yes", "-p", fmt.Sprint(s.Port), s.User+"@"+s.Host, "cat > /dev/null")
 		cmd.Stdin = f
 		out, err := cmd.CombinedOutput()
-		f.Close()
+		_ = f.Close() // only read
 		if err != nil {
 			b.Fatalf("ssh cat: %v\n%s", err, out)
 		}

@@ -81,7 +81,7 @@ func startProc(spec procSpec) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
+	defer logf.Close() // the child writes the log through its own descriptor
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Dir = spec.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
