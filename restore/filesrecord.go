@@ -175,7 +175,7 @@ func (r *restorer) applyRecorded(ctx context.Context, root, channel string, t ma
 		r.rep.Begin("files: "+t.Name, t.Files, "files")
 		defer r.rep.End()
 		o := r.applyOptions(store, t, target)
-		o.Progress = treeProgress{r.rep}
+		o.Progress = r.rep
 		if base != nil {
 			old := manifest.Tree{Name: t.Name + " (as last restored)", Dir: base.Dir}
 			o.Beside = func(fn func(manifest.Entry, bool) error) (bool, error) {

@@ -771,7 +771,7 @@ func (r *restorer) applyOn(ctx context.Context, store *objects.Store, t manifest
 	r.rep.Begin("files: "+t.Name, t.Files, "files")
 	defer r.rep.End()
 	o := r.applyOptions(store, t, target)
-	o.DryRun, o.Progress = dry, treeProgress{r.rep}
+	o.DryRun, o.Progress = dry, r.rep
 	return filetree.Apply(ctx, o)
 }
 

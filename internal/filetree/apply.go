@@ -121,11 +121,6 @@ type ObjectDir interface {
 	ObjectsDir() string
 }
 
-// ApplyProgress receives each applied change. Calls come from one goroutine.
-type ApplyProgress interface {
-	Applied(c Change)
-}
-
 // Change kinds.
 const (
 	OpAdd     = "add"
@@ -156,7 +151,9 @@ type ApplyOptions struct {
 	DryRun bool
 	// MaxChanges bounds ApplyStats.Changes (the counts are always complete); 1000 when zero.
 	MaxChanges int
-	Progress   ApplyProgress
+	// Progress counts the changes applied (Add(1) each, from one
+	// goroutine); the caller begins and ends its task. nil: none.
+	Progress manifest.Progress
 	// Beside, if set, is used instead of Entries: it streams the set's
 	// entries as manifest.TreeReader.WalkBeside does, beside a tree the
 	// caller knows the target holds as it was applied (restore's record).
@@ -628,7 +625,7 @@ func (a *applier) record(c Change) {
 		a.st.ChangesTruncated = true
 	}
 	if a.opts.Progress != nil {
-		a.opts.Progress.Applied(c)
+		a.opts.Progress.Add(1)
 	}
 }
 

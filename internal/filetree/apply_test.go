@@ -100,9 +100,16 @@ func write(t *testing.T, path, content string, mtime time.Time) {
 	}
 }
 
+// changeLog is what ApplyStats.Changes says was applied.
 type changeLog []Change
 
-func (c *changeLog) Applied(ch Change) { *c = append(*c, ch) }
+// counter counts what Apply reports as progress.
+type counter struct {
+	manifest.NoProgress
+	n int64
+}
+
+func (c *counter) Add(n int64) { c.n += n }
 
 func (c changeLog) strings() []string {
 	var out []string
@@ -197,18 +204,23 @@ func TestApply(t *testing.T) {
 
 			// a dry run reports and changes nothing
 			before := testkit.TreeTimes(t, dst, nil)
-			var dry changeLog
-			if _, err := Apply(ctx, ApplyOptions{Target: tgt, Entries: entries(set2), Objects: objs, Exclude: exclude, DryRun: true, Progress: &dry}); err != nil {
+			var dryCount counter
+			dryStats, err := Apply(ctx, ApplyOptions{Target: tgt, Entries: entries(set2), Objects: objs, Exclude: exclude, DryRun: true, Progress: &dryCount})
+			if err != nil {
 				t.Fatal(err)
+			}
+			dry := changeLog(dryStats.Changes)
+			if dryCount.n != int64(len(dry)) {
+				t.Fatalf("dry run: progress counted %d changes, stats list %d", dryCount.n, len(dry))
 			}
 			if after := testkit.TreeTimes(t, dst, nil); !mapsEqual(before, after) {
 				t.Fatal("dry run changed the target")
 			}
-			var log changeLog
-			st, err := Apply(ctx, ApplyOptions{Target: tgt, Entries: entries(set2), Objects: objs, Exclude: exclude, Progress: &log})
+			st, err := Apply(ctx, ApplyOptions{Target: tgt, Entries: entries(set2), Objects: objs, Exclude: exclude})
 			if err != nil {
 				t.Fatal(err)
 			}
+			log := changeLog(st.Changes)
 			want := []string{
 				"add becomes-dir/f.txt", "add new/e.txt", "remove gone", "remove gone/d.txt",
 				"replace docs/b.pdf", "replace link",
@@ -653,10 +665,11 @@ func TestApplyMergesPerDirectory(t *testing.T) {
 	testkit.Must(t, os.RemoveAll(filepath.Join(src, "c")))
 	write(t, filepath.Join(dst, "a/old/x"), "only on the target", t0)
 	log := &opLog{Target: lt}
-	var changes changeLog
-	if _, err := Apply(ctx, ApplyOptions{Target: log, Entries: entries(snapshot(t, src, objs)), Objects: objs, Progress: &changes}); err != nil {
+	st, err := Apply(ctx, ApplyOptions{Target: log, Entries: entries(snapshot(t, src, objs)), Objects: objs})
+	if err != nil {
 		t.Fatal(err)
 	}
+	changes := changeLog(st.Changes)
 	t.Logf("ops: %v", log.ops)
 	readB := log.index(t, "readdir b")
 	for _, op := range []string{"create a/", "remove a/1", "remove a/old/x", "remove a/old"} {
