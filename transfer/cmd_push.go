@@ -182,6 +182,7 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	if err != nil {
 		return err
 	}
+	defer checked.Close() // a dry run's journal too
 	res, err = mover.Run(ctx, mover.Options{
 		Src: sfs, Dst: dfs, VerifySignature: mover.SignatureVerifier(allowed), Expect: o.expect,
 		Workers: o.workers, BigWorkers: o.bigWorkers, BandwidthLimit: limit, Checked: checked, Checksum: o.checksum,

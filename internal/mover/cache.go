@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/squirro-bcp/bcp/manifest"
 )
@@ -77,11 +78,18 @@ type setRecord struct {
 // file is an empty cache. An empty path is a cache that forgets everything
 // (every present file is hashed). The per-file lines are read only when a
 // run needs them (one whose set is unchanged does not), a bucket at a time.
+//
+// Its spools (this run's journal, and the plan's of a Run given it) go
+// under spoolBase, beside the cache file; what a killed run left there is
+// removed now.
 func OpenChecked(path string) (*Checked, error) {
 	c := &Checked{path: path}
+	c.journal.base = c.spoolBase()
 	if path == "" {
+		removeStaleSpools("", time.Hour)
 		return c, nil
 	}
+	removeStaleSpools(c.spoolBase(), 0)
 	if err := c.open(); err != nil {
 		return nil, fmt.Errorf("verified-file cache %s: %w", path, err)
 	}
@@ -151,6 +159,28 @@ func (c *Checked) loadRecord(data []byte) {
 	}
 	if ok && rec.set != "" && len(rec.dirs) > 0 && slices.IsSorted(rec.dirs) {
 		c.rec = rec
+	}
+}
+
+// spoolBase is the directory of a run's spools (bucketFiles): the cache
+// file's name with ".spool", on the disk that already holds the cache
+// (not a temporary file system that may be small), one per cache, so
+// that a run removes what a killed run of its own left; os.TempDir ("")
+// for a cache that forgets everything.
+func (c *Checked) spoolBase() string {
+	if c.path == "" {
+		return ""
+	}
+	return c.path + ".spool"
+}
+
+// Close removes this run's journal without saving it (a dry run's, or
+// after Save) and closes the cache file. The Checked is not used after.
+func (c *Checked) Close() {
+	c.journal.close()
+	if c.file != nil {
+		_ = c.file.Close() // only read
+		c.file = nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package mover
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,5 +114,63 @@ func TestCheckedUnsortedFile(t *testing.T) {
 	}
 	if st, ok, _ := c.lookup("objects/ff/x"); !okStamp(st, ok, e, sum) {
 		t.Error("an untouched stamp was lost")
+	}
+}
+
+// A run's spools go beside the cache file. A dry run (Close without Save)
+// of a cache file in no order and over the spool's memory bound leaves no
+// journal behind; a spool a killed run left there is removed by the next
+// run's OpenChecked, while one in use by a live run is left alone.
+func TestCheckedSpools(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "checked")
+	base := path + ".spool"
+	sum := strings.Repeat("ab", 32)
+	var b strings.Builder
+	for i := 0; b.Len() <= spoolHeld+(1<<20); i++ {
+		// Buckets in falling order: not sorted.
+		fmt.Fprintf(&b, "5 1700000000000000123 %s objects/%02x/%d\n", sum, 255-i%256, i)
+	}
+	testkit.Must(t, os.WriteFile(path, []byte(b.String()), 0o600))
+	spools := func() []string {
+		ents, err := os.ReadDir(base)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+
+	c, err := OpenChecked(path)
+	testkit.Must(t, err)
+	if _, _, err := c.lookup("objects/00/1"); err != nil {
+		t.Fatal(err)
+	}
+	if n := spools(); len(n) != 1 || !strings.HasPrefix(n[0], spoolPrefix) {
+		t.Fatalf("spools beside the cache while its journal is large: %v, want one", n)
+	}
+	c.Close()
+	if n := spools(); len(n) != 0 {
+		t.Fatalf("spools left by a closed (dry) run: %v", n)
+	}
+
+	// A killed run's spool (no lock held) and a live one's.
+	stale := filepath.Join(base, spoolPrefix+"killed")
+	testkit.Must(t, os.MkdirAll(stale, 0o700))
+	testkit.Must(t, os.WriteFile(filepath.Join(stale, "00"), []byte("x"), 0o600))
+	live := &bucketFiles{base: base}
+	defer live.close()
+	testkit.Must(t, live.add(0, make([]byte, spoolHeld+1)))
+	c, err = OpenChecked(path)
+	testkit.Must(t, err)
+	defer c.Close()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a killed run's spool is still there (%v)", err)
+	}
+	if _, err := os.Stat(live.path(0)); err != nil {
+		t.Errorf("a live run's spool was removed: %v", err)
 	}
 }

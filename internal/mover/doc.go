@@ -113,5 +113,8 @@
 // (plan); the copy streams that bucket by bucket into its batches
 // (wantStream). Checked keeps its lines sorted by bucket on disk, and this
 // run's changes in a journal by bucket. Prune reads what the kept sets
-// need from one spool, a bucket at a time.
+// need from one spool, a bucket at a time. The spools are directories
+// beside the cache file (Checked.spoolBase; the system temporary directory
+// only without a cache), each locked while in use: the next run removes
+// those a killed run left.
 package mover

@@ -272,7 +272,7 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, er
 	var newest error
 	for i := len(ids) - 1; i >= 0; i-- {
 		id := ids[i]
-		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, nil, nil)
+		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, nil, nil, r.opts.Checked.spoolBase())
 		if err == nil && !s.m.Channel.Matches(r.channel) {
 			err = fmt.Errorf("set %s is for channel %s, the source is %s: %w", id, s.m.Channel, r.channel, manifest.ErrNotForUs)
 		}

@@ -119,16 +119,16 @@ func readSmall(ctx context.Context, f FS, name string, limit int64) ([]byte, err
 // its SHA-256 while read). verify checks the signature; nil skips that (for
 // sets already at the destination, which only decide what to keep). keep,
 // if not nil, leaves out the files it says no to. The files are spooled
-// into sp, or into a spool of their own if sp is nil (the caller closes
-// the set).
-func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte) error, keep func(*manifest.Manifest, string) bool, sp *bucketFiles) (_ *setFiles, err error) {
+// into sp, or into a spool of their own under base if sp is nil (the
+// caller closes the set).
+func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte) error, keep func(*manifest.Manifest, string) bool, sp *bucketFiles, base string) (_ *setFiles, err error) {
 	mdata, sig, m, err := readManifest(ctx, f, id, verify)
 	if err != nil {
 		return nil, err
 	}
 	own := sp == nil
 	if own {
-		sp = &bucketFiles{}
+		sp = &bucketFiles{base: base}
 	}
 	s := &setFiles{id: id, m: m, raw: mdata, spool: sp, keep: keep}
 	defer func() {

@@ -56,11 +56,11 @@ func (r *runner) prune(ctx context.Context, setID string, srcSets, dstSets []str
 	}
 	// What the kept sets need, read from the destination's own manifests
 	// into one spool, by bucket.
-	spool := &bucketFiles{}
+	spool := &bucketFiles{base: r.opts.Checked.spoolBase()}
 	defer spool.close()
 	var rec []byte
 	for _, id := range keep {
-		s, err := loadSet(ctx, dst, id, nil, nil, spool)
+		s, err := loadSet(ctx, dst, id, nil, nil, spool, "")
 		if err != nil {
 			if errors.Is(err, manifest.ErrIncomplete) && id != setID {
 				// A set that never arrived whole needs nothing yet; the

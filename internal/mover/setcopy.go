@@ -73,6 +73,7 @@ func (p *plan) todos() int64 {
 // complete (manifest.ErrIncomplete): it is never forwarded.
 func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 	p := &plan{mkdirs: map[string]bool{}, dirs: map[string]bool{}}
+	p.spool.base = r.opts.Checked.spoolBase()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(planWorkers)
 	for k := range numBuckets {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/squirro-bcp/bcp/manifest"
 )
@@ -48,11 +49,13 @@ const spoolHeld = 4 << 20
 
 // bucketFiles is a list of records split into numBuckets parts, each kept
 // in memory until spoolHeld bytes are held in all, then appended to a file
-// of its own in a temporary directory. Safe for concurrent use.
+// of its own in a temporary directory (newSpoolDir). Safe for concurrent
+// use.
 type bucketFiles struct {
 	base string // where the temporary directory goes ("" is os.TempDir)
 	mu   sync.Mutex
-	dir  string // created on the first spill
+	dir  string   // created on the first spill
+	lock *os.File // dir, open and locked while in use (newSpoolDir)
 	buf  [numBuckets][]byte
 	held int
 	disk [numBuckets]bool // the bucket has a file
@@ -103,13 +106,86 @@ func (b *bucketFiles) spillLocked() error {
 
 func (b *bucketFiles) mkdirLocked() error {
 	if b.dir == "" {
-		dir, err := os.MkdirTemp(b.base, "transfer-spool-")
+		dir, lock, err := newSpoolDir(b.base)
 		if err != nil {
 			return fmt.Errorf("spool to disk: %w", err)
 		}
-		b.dir = dir
+		b.dir, b.lock = dir, lock
 	}
 	return nil
+}
+
+// spoolPrefix begins the name of every spool directory.
+const spoolPrefix = "transfer-spool-"
+
+// newSpoolDir creates a spool directory under base (os.TempDir if ""),
+// open and locked (lockSpool) for as long as it is in use, so that
+// removeStaleSpools in another run leaves it alone.
+func newSpoolDir(base string) (string, *os.File, error) {
+	if base != "" {
+		if err := os.MkdirAll(base, 0o700); err != nil {
+			return "", nil, err
+		}
+	}
+	for {
+		dir, err := os.MkdirTemp(base, spoolPrefix)
+		if err != nil {
+			return "", nil, err
+		}
+		d, err := os.Open(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			_ = os.Remove(dir) // empty, not used
+			return "", nil, err
+		}
+		lockSpool(d, true)
+		// Another run may have found it unlocked, and so stale, between
+		// MkdirTemp and the lock, and removed it: it is ours only if the
+		// name still holds the directory we locked.
+		di, err1 := d.Stat()
+		ni, err2 := os.Stat(dir)
+		if err1 == nil && err2 == nil && os.SameFile(di, ni) {
+			return dir, d, nil
+		}
+		_ = d.Close() // only read
+	}
+}
+
+// removeStaleSpools removes the spool directories under base (os.TempDir
+// if "") that no run holds (lockSpool): those of a run that was killed.
+// Only those last changed at least minAge ago are looked at (in the shared
+// temporary directory, where an older version's running push keeps its
+// spools without a lock).
+func removeStaleSpools(base string, minAge time.Duration) {
+	dir := base
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return // none yet, or not ours to clean: each run still removes its own
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), spoolPrefix) {
+			continue
+		}
+		if minAge > 0 {
+			if info, err := e.Info(); err != nil || time.Since(info.ModTime()) < minAge {
+				continue
+			}
+		}
+		p := filepath.Join(dir, e.Name())
+		d, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if lockSpool(d, false) {
+			_ = os.RemoveAll(p) // what is left is tried again by the next run
+		}
+		_ = d.Close() // only read
+	}
 }
 
 // read returns every record of bucket k, in the order added.
@@ -170,8 +246,9 @@ func (b *bucketFiles) close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.dir != "" {
-		_ = os.RemoveAll(b.dir)
-		b.dir = ""
+		_ = os.RemoveAll(b.dir) // what is left is removed by a later run (removeStaleSpools)
+		_ = b.lock.Close()      // only read
+		b.dir, b.lock = "", nil
 	}
 	b.buf, b.held, b.disk, b.n = [numBuckets][]byte{}, 0, [numBuckets]bool{}, [numBuckets]int{}
 }
