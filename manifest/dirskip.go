@@ -24,6 +24,9 @@ func (r TreeReader) WalkBeside(ctx context.Context, t, old Tree, fn func(e Entry
 	if t.Dir.SHA256 == "" || old.Dir.SHA256 == "" {
 		return false, r.Walk(ctx, t, func(e Entry) error { return fn(e, false) })
 	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	if t.Dir == old.Dir {
 		return true, nil
 	}

@@ -125,4 +125,20 @@ func TestFilesSkipUnchanged(t *testing.T) {
 	copyChannel(t, f.bcpCh, dir)
 	restore("--from", runOptions{AllowOlder: true, From: dir})
 	handIs("a restore --from another directory", "prod keep/sub/k2.txt")
+
+	// a files stage that is interrupted leaves no record
+	record("before an interrupted files stage")
+	sets, err := manifest.List(f.bcpCh)
+	testkit.Must(t, err)
+	data, err := os.ReadFile(manifest.Layout{Root: f.bcpCh}.ManifestPath(sets[len(sets)-1].ID))
+	testkit.Must(t, err)
+	m, err := manifest.Decode(data)
+	testkit.Must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := newRestorer(e.cfg, e.log, e.rep)
+	if _, err := r.applyRecorded(ctx, f.bcpCh, m.Channel.Name, m.Trees[0], f.bcpTree); err == nil {
+		t.Fatal("an interrupted files stage succeeded")
+	}
+	noFilesRecord(t, f.state, "an interrupted files stage")
 }
