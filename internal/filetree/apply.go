@@ -46,10 +46,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -515,14 +513,6 @@ const maxHeldDirs = 256
 
 // jobBatch files make one job.
 const jobBatch = 32
-
-func envWorkers() int { // TEMP for measuring
-	n, _ := strconv.Atoi(os.Getenv("BCP_W"))
-	if n <= 0 {
-		n = 4
-	}
-	return n
-}
 
 // submit queues j; a worker takes jobBatch of them at a time (one
 // hand-over per batch, not per file).
