@@ -63,7 +63,8 @@ errcheck:
 		echo "lint: errcheck could not be installed from the Go module proxy; skipped"; exit 0; fi; \
 	echo "$$ec -exclude scripts/errcheck-exclude.txt $(LINT_PKGS)"; \
 	out=$$("$$ec" -exclude scripts/errcheck-exclude.txt $(LINT_PKGS)); rc=$$?; \
-	if [ $$rc -gt 1 ]; then echo "$$out"; echo "lint: errcheck could not check the packages (exit $$rc)"; exit 1; fi; \
+	if [ $$rc -gt 1 ]; then "$$ec" -exclude scripts/errcheck-exclude.txt $(LINT_PKGS) >/dev/null; \
+		echo "lint: errcheck could not check the packages (exit $$rc, above)"; exit 1; fi; \
 	out=$$(printf '%s\n' "$$out" | grep -Ev $$'\t(defer [A-Za-z0-9_.]+\\.Close\\(\\)|t\\.Cleanup\\(func\\(\\) \\{ [A-Za-z0-9_.]+\\.Close\\(\\) \\}\\))( //.*)?$$'); \
 	if [ -n "$$out" ]; then echo "$$out"; echo "lint: errcheck: errors not checked (above)"; exit 1; fi
 
