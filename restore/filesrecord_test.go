@@ -12,6 +12,7 @@ import (
 
 	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
+	"github.com/squirro-bcp/bcp/manifest/objects"
 )
 
 // fakeFilesRecord writes a files record into the state directory dir.
@@ -34,7 +35,9 @@ func noFilesRecord(t *testing.T, dir, after string) {
 // on the standby by hand below one of them is not corrected; restore run
 // --full-compare corrects it, and so does the first restore
 // full-compare-every after the last full comparison (restore status says
-// when that was).
+// when that was), a restore --from another directory, and one beside a
+// recorded set whose lists were pruned. An interrupted files stage leaves
+// no record.
 func TestFilesSkipUnchanged(t *testing.T) {
 	f := newFixture(t)
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -141,4 +144,18 @@ func TestFilesSkipUnchanged(t *testing.T) {
 		t.Fatal("an interrupted files stage succeeded")
 	}
 	noFilesRecord(t, f.state, "an interrupted files stage")
+
+	// the recorded set's root list pruned from the channel: every
+	// directory is compared (keep/ did not change, yet is compared)
+	restore("after the interrupted one", runOptions{AllowOlder: true})
+	rec = record("after the interrupted one")
+	testkit.WriteFile(t, filepath.Join(f.prodTree, "chg/c.txt"), "prod, changed again")
+	f.publish()
+	f.transfer()
+	old := objects.New(manifest.Layout{Root: f.bcpCh}.ObjectsDir()).Path(rec.Dir.SHA256)
+	testkit.Must(t, os.Chmod(old, 0o600))
+	testkit.Must(t, os.Remove(old))
+	byHand()
+	restore("beside a pruned set", runOptions{})
+	handIs("a restore beside a pruned set", "prod keep/sub/k2.txt")
 }
