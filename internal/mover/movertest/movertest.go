@@ -11,7 +11,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
@@ -195,9 +194,7 @@ func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
 		Producer: manifest.Producer{Host: "test", Program: "movertest"},
 	}
 	gen := []byte(fmt.Sprintf(`{"generation":%d}`, c.gen))
-	var latest [8]byte
-	binary.BigEndian.PutUint64(latest[:], uint64(c.gen))
-	for p, b := range map[string][]byte{fmt.Sprintf("index-%d", c.gen): gen, "index.latest": latest[:]} {
+	for p, b := range map[string][]byte{manifest.ESGenerationFile(c.gen): gen, manifest.ESIndexLatest: manifest.ESIndexLatestContent(c.gen)} {
 		c.writeES(p, b)
 		es = append(es, manifest.ESFile{Path: p, Size: int64(len(b)), SHA256: Sum(b)})
 	}
