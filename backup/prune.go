@@ -77,11 +77,9 @@ func prune(ctx context.Context, o pruneOptions) (*pruneResult, error) {
 		return nil, err
 	}
 	now := o.now()
-	pinned := map[string]bool{}
-	if ents, err := os.ReadDir(l.PinsDir()); err == nil {
-		for _, e := range ents {
-			pinned[e.Name()] = true
-		}
+	pinned, err := l.Pinned()
+	if err != nil {
+		return nil, err
 	}
 	keep := map[string]bool{}
 	var signed []manifest.SetInfo

@@ -1,7 +1,10 @@
 package manifest
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -99,6 +102,27 @@ func (l Layout) PinsDir() string { return filepath.Join(l.Root, PinsDirName) }
 
 // PinPath is <root>/pins/<id>.
 func (l Layout) PinPath(id string) string { return filepath.Join(l.Root, PinsDirName, id) }
+
+// Pinned is the set of set ids the channel's pins/ names (restore pins
+// the set it restores and the one the standby holds; prune keeps them).
+// A temporary file of a pin being written is not a pin; a channel without
+// pins/ pins nothing.
+func (l Layout) Pinned() (map[string]bool, error) {
+	ents, err := os.ReadDir(l.PinsDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read pins: %w", err)
+	}
+	pinned := map[string]bool{}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), TempPrefix) {
+			pinned[e.Name()] = true
+		}
+	}
+	return pinned, nil
+}
 
 // LocksDir is <root>/locks (never copied by movers).
 func (l Layout) LocksDir() string { return filepath.Join(l.Root, LocksDirName) }
