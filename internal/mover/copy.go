@@ -59,31 +59,55 @@ func tmpName(name string) string {
 // waits for batch (a LaterWriter destination only queues the write) and
 // makes the batch durable (FSSyncer) before it renames the file.
 func (c *copier) copyFile(ctx context.Context, name string, size int64, sum string, batch *remote.Later) (deferred bool, err error) {
-	r, err := c.src.Open(ctx, name)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, fmt.Errorf("%s at %s: %w: rerun to copy the newest complete set", name, c.src, ErrSourceChanged)
-		}
-		return false, fmt.Errorf("read %s from %s: %w", name, c.src, err)
-	}
-	defer r.Close()
 	if size <= smallFile {
 		bp := smallBufs.Get().(*[]byte)
 		defer smallBufs.Put(bp)
-		if int64(cap(*bp)) < size+1 {
-			*bp = make([]byte, size+1)
+		data, err := c.readWhole(ctx, name, size, bp)
+		if err != nil {
+			return false, err
 		}
-		buf := (*bp)[:size+1]
-		n, err := io.ReadFull(r, buf)
-		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("read %s from %s: %w", name, c.src, err)
-		}
-		if int64(n) != size {
-			return false, fmt.Errorf("%s at %s: %w: size differs from the manifest's %d bytes", name, c.src, ErrCorrupt, size)
-		}
-		return c.writeData(ctx, name, buf[:n], sum, batch)
+		return c.writeData(ctx, name, data, sum, batch)
 	}
+	r, err := c.open(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	defer r.Close()
 	return false, c.copyStream(ctx, r, name, size, sum)
+}
+
+// open opens name at the source; a file gone is ErrSourceChanged.
+func (c *copier) open(ctx context.Context, name string) (io.ReadCloser, error) {
+	r, err := c.src.Open(ctx, name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s at %s: %w: rerun to copy the newest complete set", name, c.src, ErrSourceChanged)
+		}
+		return nil, fmt.Errorf("read %s from %s: %w", name, c.src, err)
+	}
+	return r, nil
+}
+
+// readWhole reads name, a small file the manifest says has size bytes,
+// from the source into *bp (grown as needed); another size is ErrCorrupt.
+func (c *copier) readWhole(ctx context.Context, name string, size int64, bp *[]byte) ([]byte, error) {
+	r, err := c.open(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if int64(cap(*bp)) < size+1 {
+		*bp = make([]byte, size+1)
+	}
+	buf := (*bp)[:size+1]
+	n, err := io.ReadFull(r, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s from %s: %w", name, c.src, err)
+	}
+	if int64(n) != size {
+		return nil, fmt.Errorf("%s at %s: %w: size differs from the manifest's %d bytes", name, c.src, ErrCorrupt, size)
+	}
+	return buf[:n], nil
 }
 
 // smallBufs hold small files while they are checked and written (writeData
@@ -153,15 +177,8 @@ func (c *copier) writeBytes(ctx context.Context, name string, data []byte, sum s
 // name, then (batch nil) fsynced and renamed. With batch set the fsync and
 // the rename are left to the caller (deferred true): see copyFile.
 func (c *copier) writeData(ctx context.Context, name string, data []byte, sum string, batch *remote.Later) (deferred bool, err error) {
-	h := sha256.New()
-	h.Write(data)
-	if err := c.check(name, int64(len(data)), int64(len(data)), h, sum); err != nil {
+	if err := c.admitData(ctx, name, data, sum); err != nil {
 		return false, err
-	}
-	if c.limit != nil {
-		if err := waitN(ctx, c.limit, len(data)); err != nil {
-			return false, err
-		}
 	}
 	tmp := tmpName(name)
 	switch err := c.writeWhole(ctx, tmp, data, batch); {
@@ -219,6 +236,20 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		}
 	}()
 	return false, c.dst.Rename(ctx, tmp, name)
+}
+
+// admitData checks data, to be written as name, against sum (none if
+// empty) and waits for the bandwidth limit.
+func (c *copier) admitData(ctx context.Context, name string, data []byte, sum string) error {
+	h := sha256.New()
+	h.Write(data)
+	if err := c.check(name, int64(len(data)), int64(len(data)), h, sum); err != nil {
+		return err
+	}
+	if c.limit != nil {
+		return waitN(ctx, c.limit, len(data))
+	}
+	return nil
 }
 
 // writeWhole writes data as tmp in one request where dst can: queued for

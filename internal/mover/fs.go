@@ -88,6 +88,24 @@ type LaterWriter interface {
 	RenameLater(ctx context.Context, from, to string, l *remote.Later) error
 }
 
+// Publisher is implemented by destinations that can carry out the whole
+// of a phase of a few small files in one request (the SFTP helper): write
+// each under its temporary name with fsync, rename each over its final
+// name, fsync the directories holding them. A failure leaves nothing
+// half-written under a final name. One that cannot at the moment (an
+// older helper) returns an error wrapping remote.ErrNotOffered.
+type Publisher interface {
+	Publish(ctx context.Context, files []remote.Published) error
+}
+
+// DirsLister is implemented by destinations that can list many directories
+// in one request (the SFTP helper), for each its listing or why it could
+// not list it. One that cannot at the moment (an older helper) returns an
+// error wrapping remote.ErrNotOffered.
+type DirsLister interface {
+	ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, error)
+}
+
 // errNoFileWriter says that a FileWriter cannot write whole files here.
 var errNoFileWriter = errors.New("no whole-file writes")
 

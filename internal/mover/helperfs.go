@@ -98,34 +98,65 @@ func (h *helperFS) RenameLater(ctx context.Context, from, to string, l *remote.L
 	return h.helper().RenameLater(ctx, rel(from), rel(to), l)
 }
 
+// Publish has a helper write, fsync and rename files and fsync their
+// directories in one request (remote.ErrNotOffered from an older helper).
+func (h *helperFS) Publish(ctx context.Context, files []remote.Published) error {
+	if err := h.helper().Publish(ctx, files); err != nil {
+		return fmt.Errorf("write %d files at %s: %w", len(files), h.s, err)
+	}
+	return nil
+}
+
+// ReadDirs has the helpers list dirs, a share of them per request with
+// listRequests requests at once (remote.ErrNotOffered from an older
+// helper).
+func (h *helperFS) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, error) {
+	out := make([]remote.DirList, len(dirs))
+	err := inShares(ctx, len(dirs), func(ctx context.Context, lo, hi int) error {
+		res, err := h.helper().ListMany(ctx, rels(dirs[lo:hi]))
+		if err != nil {
+			return fmt.Errorf("list at %s: %w", h.s, err)
+		}
+		copy(out[lo:], res)
+		return nil
+	})
+	return out, err
+}
+
+// inShares calls fn for digestRequests shares [lo, hi) of n items at once
+// (each share at most one request's 65535): a few requests keep the
+// server's cores busy without many threads contending for them.
+func inShares(ctx context.Context, n int, fn func(ctx context.Context, lo, hi int) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	per := min(max((n+digestRequests-1)/digestRequests, 1), 1<<16-1)
+	for lo := 0; lo < n; lo += per {
+		g.Go(func() error { return fn(gctx, lo, min(lo+per, n)) })
+	}
+	return g.Wait()
+}
+
 // DirDigests has the helpers fingerprint each directory next to the data.
 func (h *helperFS) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error) {
 	out := make([][32]byte, len(dirs))
-	g, gctx := errgroup.WithContext(ctx)
-	// A few requests, each a share of the directories, keep the server's
-	// cores busy without many threads contending for them.
-	per := min(max((len(dirs)+digestRequests-1)/digestRequests, 1), 1<<16-1)
-	for lo := 0; lo < len(dirs); lo += per {
-		part := dirs[lo:min(lo+per, len(dirs))]
-		g.Go(func() error {
-			res, err := h.helper().Digests(gctx, rels(part))
-			if err != nil {
-				return fmt.Errorf("%s: %w", h.s, err)
+	err := inShares(ctx, len(dirs), func(ctx context.Context, lo, hi int) error {
+		part := dirs[lo:hi]
+		res, err := h.helper().Digests(ctx, rels(part))
+		if err != nil {
+			return fmt.Errorf("%s: %w", h.s, err)
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				return fmt.Errorf("fingerprint %s: %w", h.s.path(part[i]), r.Err)
 			}
-			for i, r := range res {
-				if r.Err != nil {
-					return fmt.Errorf("fingerprint %s: %w", h.s.path(part[i]), r.Err)
-				}
-				out[lo+i] = r.Sum
-			}
-			return nil
-		})
-	}
-	return out, g.Wait()
+			out[lo+i] = r.Sum
+		}
+		return nil
+	})
+	return out, err
 }
 
-// digestRequests is how many shares of the directories DirDigests sends to
-// the helper at once.
+// digestRequests is how many shares of the directories DirDigests and
+// ReadDirs send to the helpers at once.
 const digestRequests = 4
 
 // rel is name as the helper takes it: relative to the root, "." for the

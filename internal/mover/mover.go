@@ -367,11 +367,7 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 		var deferred bool
 		var err error
 		if w.data != nil {
-			sum := w.sum
-			if w.phase >= phaseManifest {
-				sum = "" // the signature covers the manifest; it has no hash of its own
-			}
-			deferred, err = r.cp.writeData(ctx, w.name, w.data, sum, later)
+			deferred, err = r.cp.writeData(ctx, w.name, w.data, w.checkSum(), later)
 		} else {
 			deferred, err = r.cp.copyFile(ctx, w.name, w.size, w.sum, later)
 		}

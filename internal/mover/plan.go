@@ -54,6 +54,16 @@ func (w *want) content() string {
 	return w.sum
 }
 
+// checkSum is the SHA-256 the data written for w is checked against: none
+// for the manifest and its signature (the signature covers the manifest;
+// it has no hash of its own).
+func (w *want) checkSum() string {
+	if w.phase >= phaseManifest {
+		return ""
+	}
+	return w.sum
+}
+
 // setFiles is what one set needs, deduplicated by name. The files whose
 // content is not known in advance and that go with the objects (phase
 // data: objects, lists, Elasticsearch blobs) - all but a handful - are

@@ -76,10 +76,28 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 	p.spool.base = r.opts.Checked.spoolBase()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(planWorkers)
+	var ahead listings
+	win := -1
 	for k := range numBuckets {
 		if s.spool.count(k) == 0 {
 			continue
 		}
+		if k/aheadBuckets != win {
+			win = k / aheadBuckets
+			// The destination's listings of the next buckets in one go.
+			if err := g.Wait(); err != nil {
+				p.close()
+				return nil, err
+			}
+			g, gctx = errgroup.WithContext(ctx)
+			g.SetLimit(planWorkers)
+			var err error
+			if ahead, err = r.listAhead(ctx, bucketDirs(s.spool, win*aheadBuckets)); err != nil {
+				p.close()
+				return nil, err
+			}
+		}
+		ahead, gctx := ahead, gctx
 		g.Go(func() error {
 			recs, err := readBucket(s.spool, k)
 			if err != nil {
@@ -93,7 +111,7 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 			for i := range recs {
 				ws[i] = recs[i].w
 			}
-			out, err := r.planFiles(gctx, p, ws, view)
+			out, err := r.planFiles(gctx, p, ws, view, ahead)
 			if err != nil || len(out) == 0 {
 				return err
 			}
@@ -128,7 +146,7 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 		}
 		var out []classed
 		if err == nil {
-			out, err = r.planFiles(ctx, p, s.special, view)
+			out, err = r.planFiles(ctx, p, s.special, view, nil)
 		}
 		for _, c := range out {
 			if c.class == classTodo {
@@ -156,7 +174,7 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 // listing per directory, and checks that what is to be copied or hashed
 // is at the source. It returns the files that are not known intact at the
 // destination with their class, and adds the rest to p.
-func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[string]stamp) ([]classed, error) {
+func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[string]stamp, ahead listings) ([]classed, error) {
 	byDir := map[string][]*want{}
 	for _, w := range ws {
 		d := dirOf(w.name)
@@ -166,7 +184,7 @@ func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[st
 	var present, replaced, bytes int64
 	var missing []string
 	for d, dws := range byDir {
-		ents, err := listDir(ctx, r.opts.Dst, d, false)
+		ents, err := ahead.dir(ctx, r.opts.Dst, d)
 		if err != nil {
 			return nil, err
 		}
@@ -251,11 +269,91 @@ func listDir(ctx context.Context, f FS, dir string, names bool) (map[string]Entr
 	if err != nil {
 		return nil, err
 	}
+	return byName(ents), nil
+}
+
+// byName is a listing by name; nil for nil (a missing directory).
+func byName(ents []Entry) map[string]Entry {
+	if ents == nil {
+		return nil
+	}
 	m := make(map[string]Entry, len(ents))
 	for _, e := range ents {
 		m[e.Name] = e
 	}
-	return m, nil
+	return m
+}
+
+// aheadBuckets is how many buckets' directories at the destination
+// listAhead lists at once, before they are planned or remembered: a
+// request or a few instead of a round trip per directory, and at most
+// that many buckets' listings held.
+const aheadBuckets = 32
+
+// listings are directory listings fetched ahead (listAhead): nil entries
+// for a missing directory. A nil listings holds none.
+type listings map[string][]Entry
+
+// listAhead lists dirs at the destination in a few requests where it can
+// (DirsLister); nil where it cannot (then each is listed on its own). A
+// directory it could not list is left out, to be listed on its own.
+func (r *runner) listAhead(ctx context.Context, dirs []string) (listings, error) {
+	dl, ok := r.opts.Dst.(DirsLister)
+	if !ok || len(dirs) == 0 {
+		return nil, nil
+	}
+	res, err := dl.ReadDirs(ctx, dirs)
+	if errors.Is(err, remote.ErrNotOffered) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make(listings, len(dirs))
+	for i, d := range dirs {
+		switch {
+		case res[i].Err == nil:
+			out[d] = res[i].Entries
+		case errors.Is(res[i].Err, fs.ErrNotExist):
+			out[d] = nil
+		}
+	}
+	return out, nil
+}
+
+// bucketDirs is the object directories of the aheadBuckets buckets from k
+// on that hold files: nearly every directory a set's buckets have (the
+// others are listed on their own).
+func bucketDirs(sp *bucketFiles, k int) []string {
+	var dirs []string
+	for j := k; j < min(k+aheadBuckets, numBuckets); j++ {
+		if sp.count(j) > 0 {
+			dirs = append(dirs, fmt.Sprintf("%s/%02x", manifest.ObjectsDirName, j))
+		}
+	}
+	return dirs
+}
+
+// list returns dir's listing at f: fetched ahead, or listed now. A missing
+// directory is a nil list.
+func (l listings) list(ctx context.Context, f FS, dir string) ([]Entry, error) {
+	if ents, ok := l[dir]; ok {
+		return ents, nil
+	}
+	ents, err := f.ReadDir(ctx, dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return ents, err
+}
+
+// dir is list by name, as listDir gives it.
+func (l listings) dir(ctx context.Context, f FS, dir string) (map[string]Entry, error) {
+	ents, err := l.list(ctx, f, dir)
+	if err != nil {
+		return nil, err
+	}
+	return byName(ents), nil
 }
 
 // baseOf is path.Base for the clean, relative names of a set's files.
@@ -461,15 +559,30 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 			view[w.name] = st
 		}
 	}
-	if err := r.rememberFiles(ctx, p, held, view); err != nil {
+	if err := r.rememberFiles(ctx, p, held, view, nil); err != nil {
 		return err
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(planWorkers)
+	var ahead listings
+	win := -1
 	for k := range numBuckets {
 		if p.spool.count(k) == 0 {
 			continue
 		}
+		if k/aheadBuckets != win {
+			win = k / aheadBuckets
+			if err := g.Wait(); err != nil {
+				return err
+			}
+			g, gctx = errgroup.WithContext(ctx)
+			g.SetLimit(planWorkers)
+			var err error
+			if ahead, err = r.listAhead(ctx, bucketDirs(&p.spool, win*aheadBuckets)); err != nil {
+				return err
+			}
+		}
+		ahead, gctx := ahead, gctx
 		g.Go(func() error {
 			cs, err := readBucket(&p.spool, k)
 			if err != nil {
@@ -485,7 +598,7 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 			if err != nil {
 				return err
 			}
-			return r.rememberFiles(gctx, p, ws, view)
+			return r.rememberFiles(gctx, p, ws, view, ahead)
 		})
 	}
 	return g.Wait()
@@ -494,15 +607,15 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 // rememberFiles lists the directories of ws and sets the stamp of each
 // one present that differs from view's. Where p.digests is not nil, it
 // keeps the digest of each listing there (for recordDirs).
-func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view map[string]stamp) error {
+func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view map[string]stamp, ahead listings) error {
 	byDir := map[string][]*want{}
 	for _, w := range ws {
 		d := dirOf(w.name)
 		byDir[d] = append(byDir[d], w)
 	}
 	for d, dws := range byDir {
-		list, err := r.opts.Dst.ReadDir(ctx, d)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		list, err := ahead.list(ctx, r.opts.Dst, d)
+		if err != nil {
 			return err
 		}
 		if p.digests != nil {
@@ -535,13 +648,34 @@ func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view ma
 // copy), and keeps rec as the set verified at the destination.
 func (r *runner) recordDirs(ctx context.Context, rec *setRecord, have map[string][32]byte) error {
 	rec.digests = make([][32]byte, len(rec.dirs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(planWorkers)
+	var rest []int // not known yet
 	for i, d := range rec.dirs {
 		if sum, ok := have[d]; ok {
 			rec.digests[i] = sum
-			continue
+		} else {
+			rest = append(rest, i)
 		}
+	}
+	if dg, ok := r.opts.Dst.(Digester); ok && len(rest) > 0 {
+		// Fingerprinted where they are, in a few requests; on any error
+		// (a directory missing) each is listed below.
+		dirs := make([]string, len(rest))
+		for j, i := range rest {
+			dirs[j] = rec.dirs[i]
+		}
+		if sums, err := dg.DirDigests(ctx, dirs); err == nil {
+			for j, i := range rest {
+				rec.digests[i] = sums[j]
+			}
+			rest = nil
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(planWorkers)
+	for _, i := range rest {
+		d := rec.dirs[i]
 		g.Go(func() error {
 			ents, err := r.opts.Dst.ReadDir(gctx, d)
 			if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -612,6 +746,9 @@ func (s *wantStream) next(n int) ([]*want, error) {
 // every file is fsynced before its rename and the directories are fsynced
 // where the backend can.
 func (r *runner) copyPhase(ctx context.Context, st *wantStream) error {
+	if done, err := r.publishPhase(ctx, st); done || err != nil {
+		return err
+	}
 	dirs := map[string]bool{}
 	next := func(n int) ([]*want, error) {
 		files, err := st.next(n)
@@ -676,4 +813,52 @@ func (r *runner) copyPhase(ctx context.Context, st *wantStream) error {
 		return err
 	}
 	return r.syncFS(ctx, sortedKeys(dirs))
+}
+
+// publishMax is the most files of a phase that publishPhase sends in one
+// request (the last phases hold one to a few).
+const publishMax = 64
+
+// publishPhase copies a phase of a few small held files in one request
+// where the destination can (Publisher: written, fsynced, renamed and
+// their directories fsynced, one round trip instead of four). done false:
+// it cannot, nothing was written, and copyPhase goes the usual way.
+func (r *runner) publishPhase(ctx context.Context, st *wantStream) (done bool, err error) {
+	pub, ok := r.opts.Dst.(Publisher)
+	if !ok || st.p != nil || len(st.held) == 0 || len(st.held) > publishMax {
+		return false, nil
+	}
+	for _, w := range st.held {
+		if w.size > smallFile || w.data == nil && w.size < 0 {
+			return false, nil
+		}
+	}
+	files := make([]remote.Published, 0, len(st.held))
+	for _, w := range st.held {
+		data := w.data
+		if data == nil {
+			if data, err = r.cp.readWhole(ctx, w.name, w.size, new([]byte)); err != nil {
+				return true, err
+			}
+		}
+		if err := r.cp.admitData(ctx, w.name, data, w.checkSum()); err != nil {
+			return true, err
+		}
+		files = append(files, remote.Published{Tmp: tmpName(w.name), Name: w.name, Data: data})
+	}
+	err = pub.Publish(ctx, files)
+	if errors.Is(err, remote.ErrNotOffered) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	for i, w := range st.held {
+		if r.cp.progress != nil {
+			r.cp.progress.Add(int64(len(files[i].Data)))
+		}
+		r.count(w)
+	}
+	st.held = nil
+	return true, nil
 }

@@ -394,6 +394,8 @@ type access interface {
 	FileWriter
 	LaterWriter
 	Digester
+	Publisher
+	DirsLister
 }
 
 // way is the one place that chooses between the helper and SFTP alone:
@@ -448,6 +450,14 @@ func (s *SFTP) RenameLater(ctx context.Context, from, to string, l *remote.Later
 
 func (s *SFTP) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error) {
 	return s.way(ctx).DirDigests(ctx, dirs)
+}
+
+func (s *SFTP) Publish(ctx context.Context, files []remote.Published) error {
+	return s.way(ctx).Publish(ctx, files)
+}
+
+func (s *SFTP) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, error) {
+	return s.way(ctx).ReadDirs(ctx, dirs)
 }
 
 // Close closes every connection, all at once: an SFTP session's close

@@ -195,6 +195,16 @@ func (f *sftpFS) RenameLater(context.Context, string, string, *remote.Later) err
 	return errNoFileWriter
 }
 
+// Publish is not offered without the helper: the phase goes file by file.
+func (f *sftpFS) Publish(context.Context, []remote.Published) error {
+	return fmt.Errorf("%s: no helper: %w", f.s, remote.ErrNotOffered)
+}
+
+// ReadDirs is not offered without the helper: a listing per directory.
+func (f *sftpFS) ReadDirs(context.Context, []string) ([]remote.DirList, error) {
+	return nil, fmt.Errorf("%s: no helper: %w", f.s, remote.ErrNotOffered)
+}
+
 // DirDigests returns ErrNoDigest: listing over SFTP to compute them here
 // would cost what they save.
 func (f *sftpFS) DirDigests(context.Context, []string) ([][32]byte, error) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ type Client struct {
 	stderr  *sshx.Tail
 	puts    *batcher
 	renames *batcher
+	ops     map[byte]bool // optional requests the helper announced (opsLine)
 }
 
 type result struct {
@@ -101,7 +103,11 @@ func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx
 	c.bw = bufio.NewWriterSize(in, 256<<10)
 	br := bufio.NewReaderSize(out, 1<<20)
 	greeted := make(chan error, 1)
-	go func() { greeted <- awaitHello(br) }()
+	go func() {
+		var err error
+		c.ops, err = awaitHello(br)
+		greeted <- err
+	}()
 	var err error
 	select {
 	case err = <-greeted:
@@ -120,23 +126,113 @@ func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx
 }
 
 // awaitHello skips what the login shell prints and returns when the
-// greeting arrives.
-func awaitHello(br *bufio.Reader) error {
+// greeting arrives, with the optional requests announced just before it
+// (opsLine; none from a helper that announces none).
+func awaitHello(br *bufio.Reader) (map[byte]bool, error) {
 	var seen int
+	ops := map[byte]bool{}
 	for seen < 64<<10 {
 		line, err := br.ReadString('\n')
 		seen += len(line)
-		if strings.TrimRight(line, "\r\n") == Hello {
-			return nil
+		line = strings.TrimRight(line, "\r\n")
+		if line == Hello {
+			return ops, nil
 		}
 		if strings.HasPrefix(line, "bcp-transfer-serve ") {
-			return fmt.Errorf("the helper speaks %q, this program %q", strings.TrimSpace(line), Hello)
+			return nil, fmt.Errorf("the helper speaks %q, this program %q: install the same version of transfer on both ends", line, Hello)
+		}
+		ops = map[byte]bool{}
+		if rest, ok := strings.CutPrefix(line, opsLine+" "); ok {
+			for _, f := range strings.Fields(rest) {
+				if n, err := strconv.ParseUint(f, 10, 8); err == nil {
+					ops[byte(n)] = true
+				}
+			}
 		}
 		if err != nil {
-			return fmt.Errorf("the command ended without a greeting (%v)", err)
+			return nil, fmt.Errorf("the command ended without a greeting (%v)", err)
 		}
 	}
-	return errors.New("no greeting in the first 64 KiB of output")
+	return nil, errors.New("no greeting in the first 64 KiB of output")
+}
+
+// announce is the list of ops as opsLine gives it.
+func announce(ops []byte) string {
+	var b strings.Builder
+	for _, op := range ops {
+		fmt.Fprintf(&b, " %d", op)
+	}
+	return b.String()
+}
+
+// ErrNotOffered is returned (wrapped) by a request that the helper did not
+// announce (an older version): the caller does the same with the requests
+// every helper carries out.
+var ErrNotOffered = errors.New("request not offered by this transfer helper (an older version)")
+
+// Published is a file for Publish: its data, written as Tmp, then renamed
+// to Name.
+type Published struct {
+	Tmp, Name string
+	Data      []byte
+}
+
+// Publish has the helper write each file under its temporary name with
+// fsync, rename each over its final name and fsync the directories
+// holding them: one round trip for what a phase of a few small files
+// (the manifest, the signature) needs. A helper that did not announce it
+// returns ErrNotOffered.
+func (c *Client) Publish(ctx context.Context, files []Published) error {
+	if !c.ops[opPublish] {
+		return ErrNotOffered
+	}
+	if len(files) > 1<<16-1 {
+		return fmt.Errorf("publish %d files at once: %w", len(files), errProtocol)
+	}
+	parts := [][]byte{binary.BigEndian.AppendUint16(nil, uint16(len(files)))}
+	for _, p := range files {
+		b := appendString(appendString(nil, p.Tmp), p.Name)
+		parts = append(parts, binary.BigEndian.AppendUint32(b, uint32(len(p.Data))), p.Data)
+	}
+	_, err := c.call(ctx, opPublish, 0, parts...)
+	return err
+}
+
+// DirList is a directory's listing, or why the helper could not list it.
+type DirList struct {
+	Entries []Entry
+	Err     error
+}
+
+// ListMany has the helper list each of dirs (as List) and returns the
+// listings in the order of dirs, one round trip for all; the helper lists
+// them one after the other. A helper that did not announce it returns
+// ErrNotOffered.
+func (c *Client) ListMany(ctx context.Context, dirs []string) ([]DirList, error) {
+	if !c.ops[opListMany] {
+		return nil, ErrNotOffered
+	}
+	if len(dirs) > 1<<16-1 {
+		return nil, fmt.Errorf("list %d directories at once: %w", len(dirs), errProtocol)
+	}
+	body, err := c.call(ctx, opListMany, 0, encodeNames(dirs))
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{b: body}
+	out := make([]DirList, len(dirs))
+	for i := range out {
+		if out[i].Err = d.result(); d.err != nil {
+			break
+		}
+		if out[i].Err == nil {
+			out[i].Entries, d.err = decodeList(&d)
+		}
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("list many: %w", d.err)
+	}
+	return out, nil
 }
 
 func (c *Client) readReplies(br *bufio.Reader) {
@@ -548,12 +644,17 @@ func (c *Client) MkdirAll(ctx context.Context, dir string) error {
 // SyncFS makes everything written to the file systems holding dirs durable
 // (syncfs(2) once per file system).
 func (c *Client) SyncFS(ctx context.Context, dirs []string) error {
-	b := binary.BigEndian.AppendUint16(nil, uint16(len(dirs)))
-	for _, d := range dirs {
-		b = appendString(b, d)
-	}
-	_, err := c.call(ctx, opSyncFS, 0, b)
+	_, err := c.call(ctx, opSyncFS, 0, encodeNames(dirs))
 	return err
+}
+
+// encodeNames is a request's list of names: count u16, then each name.
+func encodeNames(names []string) []byte {
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(names)))
+	for _, n := range names {
+		b = appendString(b, n)
+	}
+	return b
 }
 
 // List lists dir with each entry's size and modification time (fstatat on
@@ -563,10 +664,18 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := decoder{b: body}
+	out, err := decodeList(&decoder{b: body})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", dir, err)
+	}
+	return out, nil
+}
+
+// decodeList reads a listing (encodeList) from d.
+func decodeList(d *decoder) ([]Entry, error) {
 	n := d.u32()
-	if d.err != nil || uint64(n) > uint64(len(body)) {
-		return nil, fmt.Errorf("list %s: %w", dir, errProtocol)
+	if d.err != nil || uint64(n) > uint64(len(d.b)) {
+		return nil, errProtocol
 	}
 	out := make([]Entry, 0, n)
 	for range n {
@@ -574,7 +683,7 @@ func (c *Client) List(ctx context.Context, dir string) ([]Entry, error) {
 		e.ModTime = time.Unix(0, int64(d.u64()))
 		e.Dir = d.u8() == 1
 		if d.err != nil {
-			return nil, fmt.Errorf("list %s: %w", dir, d.err)
+			return nil, d.err
 		}
 		out = append(out, e)
 	}
@@ -593,11 +702,7 @@ type DirDigest struct {
 // the order of dirs. The helper does them one after the other; a caller
 // that wants them done in parallel splits dirs over several calls.
 func (c *Client) Digests(ctx context.Context, dirs []string) ([]DirDigest, error) {
-	b := binary.BigEndian.AppendUint16(nil, uint16(len(dirs)))
-	for _, d := range dirs {
-		b = appendString(b, d)
-	}
-	body, err := c.call(ctx, opDigest, 0, b)
+	body, err := c.call(ctx, opDigest, 0, encodeNames(dirs))
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,8 @@
 //
 // Wire format (version 3; 3 added the tree requests of tree.go): after the helper's greeting line (Hello and a
 // newline; anything the account's login shell prints before it is
-// skipped), both directions are frames:
+// skipped, but for the line announcing optional requests, opsLine), both
+// directions are frames:
 //
 //	op uint8 | id uint32 | n uint32 | payload [n]byte   (big endian)
 //
@@ -100,6 +101,17 @@ func (d *digester) sum() (sum [32]byte) {
 // use the helper.
 const Hello = "bcp-transfer-serve 3"
 
+// opsLine begins the line the helper prints just before Hello to announce
+// the optional requests it carries out beyond version 3's (their op
+// numbers, space-separated). A client of an older version skips it like
+// anything a login shell prints; a newer client uses an optional request
+// only where the helper announced it, and otherwise does what version 3
+// does with the requests every helper has.
+const opsLine = "bcp-transfer-ops"
+
+// optionalOps are the requests announced in opsLine.
+var optionalOps = []byte{opPublish, opListMany}
+
 const (
 	opPutMany    = 1  // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
 	opOpen       = 2  // name: create for streaming; id is the handle
@@ -113,6 +125,10 @@ const (
 	opList       = 10 // dir
 	opDigest     = 11 // count u16, dirs
 	opReply      = 0x80
+
+	// Optional (opsLine); 12-21 are tree.go's.
+	opPublish  = 22 // count u16, then per file: temporary name, final name, size u32, data
+	opListMany = 23 // count u16, dirs
 )
 
 // A reply to opPutMany, opRenameMany or opDigest carries, after statusOK,
@@ -120,7 +136,12 @@ const (
 // message; for opDigest, after each statusOK, the directory's entry count
 // (u32) and Digest (32 bytes). The items of one opDigest are done one after
 // the other: the client sends a few requests at once, as many as it wants
-// directories digested in parallel.
+// directories digested in parallel. A reply to opListMany carries, after
+// statusOK, one result per directory and, after each statusOK, its
+// listing as opList's reply has it. opPublish writes, fsyncs and closes
+// every file under its temporary name, then renames each over its final
+// name and fsyncs the directories holding them and their parents: one
+// status for all (the first error; a file not written is not renamed).
 
 const (
 	statusOK  = 0

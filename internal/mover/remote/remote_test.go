@@ -441,3 +441,76 @@ func TestLater(t *testing.T) {
 		}
 	}
 }
+
+// Publish writes, renames and syncs a phase's files in one request, and
+// leaves nothing under a final name when one of them fails; ListMany lists
+// several directories in one, each with its own error.
+func TestPublishListMany(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "channel")
+	c := pair(t, root)
+	ctx := context.Background()
+	testkit.Must(t, c.MkdirAll(ctx, "sets/s1"))
+	testkit.Must(t, c.MkdirAll(ctx, "objects/ab"))
+	err := c.Publish(ctx, []Published{
+		{Tmp: "sets/s1/.tmp-manifest.json", Name: "sets/s1/manifest.json", Data: []byte("{}")},
+		{Tmp: "objects/ab/.tmp-x", Name: "objects/ab/x", Data: []byte("xx")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"sets/s1/manifest.json": "{}", "objects/ab/x": "xx"} {
+		if got, err := os.ReadFile(filepath.Join(root, name)); err != nil || string(got) != want {
+			t.Errorf("%s: %q, %v; want %q", name, got, err, want)
+		}
+	}
+	err = c.Publish(ctx, []Published{
+		{Tmp: "sets/s1/.tmp-manifest.json.sig", Name: "sets/s1/manifest.json.sig", Data: []byte("sig")},
+		{Tmp: "missing/.tmp-y", Name: "missing/y", Data: []byte("y")},
+	})
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Publish into a missing directory: %v, want fs.ErrNotExist", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(root, "sets/s1"))
+	if len(ents) != 1 || ents[0].Name() != "manifest.json" {
+		t.Errorf("after a failed Publish sets/s1 holds %v, want only manifest.json", ents)
+	}
+
+	res, err := c.ListMany(ctx, []string{"objects/ab", "missing", "sets/s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || res[0].Err != nil || len(res[0].Entries) != 1 || res[0].Entries[0].Name != "x" || res[0].Entries[0].Size != 2 {
+		t.Fatalf("ListMany objects/ab: %+v", res)
+	}
+	if !errors.Is(res[1].Err, fs.ErrNotExist) || res[1].Entries != nil {
+		t.Errorf("ListMany of a missing directory: %+v, want fs.ErrNotExist", res[1])
+	}
+	one, err := c.List(ctx, "sets/s1")
+	if err != nil || res[2].Err != nil || len(res[2].Entries) != len(one) || res[2].Entries[0] != one[0] {
+		t.Errorf("ListMany sets/s1 = %+v, List = %+v (%v)", res[2], one, err)
+	}
+}
+
+// A helper that announces no optional requests (an older version) is
+// still used: Publish and ListMany say ErrNotOffered, and the caller does
+// without them. An older client skips the announcement like a login
+// shell's chatter (it only refuses lines that begin as Hello does).
+func TestOlderHelper(t *testing.T) {
+	if strings.HasPrefix(opsLine, "bcp-transfer-serve ") {
+		t.Fatal("an older client would refuse the announcement as another version")
+	}
+	_, cin := io.Pipe()
+	sout, cout := io.Pipe()
+	go func() { _, _ = io.WriteString(cout, "motd\n"+Hello+"\n") }()
+	c, err := connect(context.Background(), cin, sout, &sshx.Tail{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Publish(context.Background(), nil); !errors.Is(err, ErrNotOffered) {
+		t.Errorf("Publish to an older helper: %v, want ErrNotOffered", err)
+	}
+	if _, err := c.ListMany(context.Background(), []string{"."}); !errors.Is(err, ErrNotOffered) {
+		t.Errorf("ListMany to an older helper: %v, want ErrNotOffered", err)
+	}
+}

@@ -30,7 +30,7 @@ func Serve(root string, in io.Reader, out io.Writer) error {
 	growPipe(out)
 	s := &server{rootPath: root, handles: map[uint32]*handle{}, dirs: map[string]*os.File{}, replies: make(chan []byte, 1024), sem: make(chan struct{}, workers)}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	if _, err := fmt.Fprintln(bw, Hello); err != nil {
+	if _, err := fmt.Fprintf(bw, "%s%s\n%s\n", opsLine, announce(optionalOps), Hello); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -296,6 +296,32 @@ func (s *server) do(f frame) []byte {
 			body = append(body, sum[:]...)
 		}
 		err = d.err
+	case opPublish:
+		n := int(d.u16())
+		files := make([]Published, 0, n)
+		for range n {
+			p := Published{Tmp: d.str(), Name: d.str()}
+			p.Data = d.take(int(d.u32()))
+			files = append(files, p)
+		}
+		if err = d.err; err == nil {
+			err = s.publish(files)
+		}
+	case opListMany:
+		n := int(d.u16())
+		for range n {
+			dir := d.str()
+			if d.err != nil {
+				break
+			}
+			var ents []Entry
+			if err := s.list(dir, false, func(e *Entry) { ents = append(ents, *e) }); err != nil {
+				body = appendResult(body, err)
+				continue
+			}
+			body = append(appendResult(body, nil), encodeList(ents)...)
+		}
+		err = d.err
 	default:
 		var known bool
 		if body, known, err = s.doTree(f.op, &d); !known {
@@ -370,6 +396,48 @@ func (s *server) put(name string, data []byte, fsync bool) error {
 		err = cerr
 	}
 	return err
+}
+
+// publish writes each file durably under its temporary name, then
+// renames each into place and fsyncs the directories holding them and
+// their parents, so that the renames are durable when it returns. A failure before the
+// renames removes the temporary files written.
+func (s *server) publish(files []Published) error {
+	for i, p := range files {
+		if err := s.put(p.Tmp, p.Data, true); err != nil {
+			for _, q := range files[:i+1] {
+				_ = s.remove(q.Tmp) // not renamed: nothing under a final name
+			}
+			return err
+		}
+	}
+	dirs := map[string]bool{}
+	for _, p := range files {
+		if err := s.rename(p.Tmp, p.Name); err != nil {
+			return err
+		}
+		// The directory, and its own entry in its parent (a set's
+		// directory is made just before its manifest is published).
+		dir := path.Dir(p.Name)
+		dirs[dir], dirs[path.Dir(dir)] = true, true
+	}
+	for dir := range dirs {
+		err := s.withRoot(func(r *os.Root) error {
+			d, err := r.Open(dir)
+			if err != nil {
+				return err
+			}
+			err = d.Sync()
+			if cerr := d.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("fsync directory %s: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 func (s *server) open(id uint32, name string, err error) {
