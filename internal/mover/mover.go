@@ -131,45 +131,19 @@ type runner struct {
 }
 
 func (r *runner) run(ctx context.Context) error {
-	src, dst := r.opts.Src, r.opts.Dst
-	chData, err := readSmall(ctx, src, manifest.ChannelFileName, 64<<10)
+	chData, dstIsChannel, err := r.identify(ctx)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%s is not a channel (no %s): %w", src, manifest.ChannelFileName, ErrSourceIncomplete)
-		}
 		return err
 	}
-	ch, err := decodeChannel(chData)
-	if err != nil {
-		return fmt.Errorf("channel identity at %s: %w", src, err)
-	}
-	if !ch.Matches(r.opts.Expect) {
-		return fmt.Errorf("channel at %s is %s, expected %s: %w", src, ch, r.opts.Expect, manifest.ErrNotForUs)
-	}
-	r.channel = ch
 	// A set verified at the end of an earlier run may still be all there
 	// is to do (unchanged); otherwise the verified-file cache is indexed
 	// while the source's lists are read.
 	rec := r.opts.Checked.record()
-	if _, ok := dst.(Digester); !ok || r.opts.Checksum {
+	if _, ok := r.opts.Dst.(Digester); !ok || r.opts.Checksum || !dstIsChannel {
 		rec = nil
 	}
 	if rec == nil {
 		r.opts.Checked.preload()
-	}
-	dch, err := readSmall(ctx, dst, manifest.ChannelFileName, 64<<10)
-	if err == nil {
-		d, err := decodeChannel(dch)
-		if err != nil {
-			return fmt.Errorf("channel identity at %s: %w", dst, err)
-		}
-		if d != ch {
-			return fmt.Errorf("destination %s is channel %s, the source %s is %s; refusing to mix two channels: %w", dst, d, src, ch, manifest.ErrNotForUs)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	} else {
-		rec = nil
 	}
 
 	srcSets, err := setIDs(ctx, r.src)
@@ -177,7 +151,7 @@ func (r *runner) run(ctx context.Context) error {
 		return err
 	}
 	if len(srcSets) == 0 {
-		return fmt.Errorf("%s holds no set yet: %w", src, ErrSourceIncomplete)
+		return fmt.Errorf("%s holds no set yet: %w", r.opts.Src, ErrSourceIncomplete)
 	}
 	var set *setFiles
 	var p *plan
@@ -222,6 +196,44 @@ func (r *runner) run(ctx context.Context) error {
 		return nil
 	}
 	return r.prune(ctx, r.res.Set, srcSets, dstSets)
+}
+
+// identify reads the source's channel identity (channel.json, returned
+// as read, to be copied) and checks it is the channel expected and, when
+// the destination is already a channel, the same one: a mover never mixes
+// two channels. dstIsChannel is false for a destination not yet set up.
+func (r *runner) identify(ctx context.Context) (chData []byte, dstIsChannel bool, err error) {
+	src, dst := r.opts.Src, r.opts.Dst
+	chData, err = readSmall(ctx, src, manifest.ChannelFileName, 64<<10)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, fmt.Errorf("%s is not a channel (no %s): %w", src, manifest.ChannelFileName, ErrSourceIncomplete)
+		}
+		return nil, false, err
+	}
+	ch, err := decodeChannel(chData)
+	if err != nil {
+		return nil, false, fmt.Errorf("channel identity at %s: %w", src, err)
+	}
+	if !ch.Matches(r.opts.Expect) {
+		return nil, false, fmt.Errorf("channel at %s is %s, expected %s: %w", src, ch, r.opts.Expect, manifest.ErrNotForUs)
+	}
+	r.channel = ch
+	dch, err := readSmall(ctx, dst, manifest.ChannelFileName, 64<<10)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return chData, false, nil
+	case err != nil:
+		return nil, false, err
+	}
+	d, err := decodeChannel(dch)
+	if err != nil {
+		return nil, false, fmt.Errorf("channel identity at %s: %w", dst, err)
+	}
+	if d != ch {
+		return nil, false, fmt.Errorf("destination %s is channel %s, the source %s is %s; refusing to mix two channels: %w", dst, d, src, ch, manifest.ErrNotForUs)
+	}
+	return chData, true, nil
 }
 
 // unchanged says whether the destination still holds, untouched, the set
