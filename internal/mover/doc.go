@@ -76,7 +76,10 @@
 //     each phase makes the renames durable before the next phase (and so
 //     before the manifest). Through the helper (LaterWriter) a batch's
 //     writes and renames are queued without a goroutine waiting for each
-//     one; one remote.Later.Wait per batch collects their results. Otherwise (an account that may not run
+//     one; one remote.Later.Wait per batch collects their results; a phase of a
+//     few small files (index-N, index.latest, manifest, signature) is one
+//     helper request (Publisher: each written and fsynced, renamed, the
+//     directories fsynced) where the helper offers it. Otherwise (an account that may not run
 //     commands, found out once per run) each file is fsynced before its
 //     rename and directories are fsynced between phases where the backend
 //     can. Large files are always fsynced one by one. A crash or a dropped connection
@@ -109,7 +112,9 @@
 // are spooled to temporary bucket files while its lists are read
 // (bucketFiles, setFiles); the plan takes a bucket at a time (8 at once)
 // with one listing of each of its directories at both ends and the
-// bucket's part of Checked, and writes what to copy or hash back to disk
+// bucket's part of Checked (through the helper, the destination's
+// listings of 32 buckets come in a few requests, DirsLister), and writes
+// what to copy or hash back to disk
 // (plan); the copy streams that bucket by bucket into its batches
 // (wantStream). Checked keeps its lines sorted by bucket on disk, and this
 // run's changes in a journal by bucket. Prune reads what the kept sets
