@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/sshx"
@@ -201,9 +202,30 @@ func (f *sftpFS) Publish(context.Context, []remote.Published) error {
 }
 
 // ReadDirs is not offered without the helper: a listing per directory.
-func (f *sftpFS) ReadDirs(context.Context, []string) ([]remote.DirList, error) {
-	return nil, fmt.Errorf("%s: no helper: %w", f.s, remote.ErrNotOffered)
+func (f *sftpFS) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, error) {
+	// Without a helper each listing is its own exchange (open, reads,
+	// close: a few round trips); listing sftpListsInFlight at once over
+	// the sessions keeps a far link's round trips from adding up one
+	// directory after the other.
+	out := make([]remote.DirList, len(dirs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(sftpListsInFlight)
+	for i, d := range dirs {
+		g.Go(func() error {
+			// a failure other than a missing directory is kept: the caller
+			// lists that directory again on its own and reports it there
+			out[i].Entries, out[i].Err = f.ReadDir(gctx, d)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, ctx.Err()
 }
+
+// sftpListsInFlight is how many directories SFTP alone lists at once.
+const sftpListsInFlight = 32
 
 // DirDigests returns ErrNoDigest: listing over SFTP to compute them here
 // would cost what they save.
