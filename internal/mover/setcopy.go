@@ -74,63 +74,37 @@ func (p *plan) todos() int64 {
 func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 	p := &plan{mkdirs: map[string]bool{}, dirs: map[string]bool{}}
 	p.spool.base = r.opts.Checked.spoolBase()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(planWorkers)
-	var ahead listings
-	win := -1
-	for k := range numBuckets {
-		if s.spool.count(k) == 0 {
-			continue
+	err := r.eachBucket(ctx, s.spool, func(gctx context.Context, k int, ahead listings) error {
+		recs, err := readBucket(s.spool, k)
+		if err != nil {
+			return err
 		}
-		if k/aheadBuckets != win {
-			win = k / aheadBuckets
-			// The destination's listings of the next buckets in one go.
-			if err := g.Wait(); err != nil {
-				p.close()
-				return nil, err
-			}
-			g, gctx = errgroup.WithContext(ctx)
-			g.SetLimit(planWorkers)
-			var err error
-			if ahead, err = r.listAhead(ctx, bucketDirs(s.spool, win*aheadBuckets)); err != nil {
-				p.close()
-				return nil, err
+		view, err := r.opts.Checked.view(k)
+		if err != nil {
+			return err
+		}
+		ws := make([]*want, len(recs))
+		for i := range recs {
+			ws[i] = recs[i].w
+		}
+		out, err := r.planFiles(gctx, p, ws, view, ahead)
+		if err != nil || len(out) == 0 {
+			return err
+		}
+		var buf []byte
+		nCheck := 0
+		for _, c := range out {
+			buf = appendWant(buf, c.class, c.w)
+			if c.class != classTodo {
+				nCheck++
 			}
 		}
-		ahead, gctx := ahead, gctx
-		g.Go(func() error {
-			recs, err := readBucket(s.spool, k)
-			if err != nil {
-				return err
-			}
-			view, err := r.opts.Checked.view(k)
-			if err != nil {
-				return err
-			}
-			ws := make([]*want, len(recs))
-			for i := range recs {
-				ws[i] = recs[i].w
-			}
-			out, err := r.planFiles(gctx, p, ws, view, ahead)
-			if err != nil || len(out) == 0 {
-				return err
-			}
-			var buf []byte
-			nCheck := 0
-			for _, c := range out {
-				buf = appendWant(buf, c.class, c.w)
-				if c.class != classTodo {
-					nCheck++
-				}
-			}
-			p.mu.Lock()
-			p.nCheck[k] = nCheck
-			p.nTodo += int64(len(out) - nCheck)
-			p.mu.Unlock()
-			return p.spool.replace(k, buf, len(out))
-		})
-	}
-	err := g.Wait()
+		p.mu.Lock()
+		p.nCheck[k] = nCheck
+		p.nTodo += int64(len(out) - nCheck)
+		p.mu.Unlock()
+		return p.spool.replace(k, buf, len(out))
+	})
 	if err == nil {
 		// The held files, with their stamps.
 		view := map[string]stamp{}
@@ -562,12 +536,36 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 	if err := r.rememberFiles(ctx, p, held, view, nil); err != nil {
 		return err
 	}
+	return r.eachBucket(ctx, &p.spool, func(gctx context.Context, k int, ahead listings) error {
+		cs, err := readBucket(&p.spool, k)
+		if err != nil {
+			return err
+		}
+		ws := make([]*want, 0, len(cs))
+		for _, c := range cs {
+			if c.class == classTodo || c.class == classOK {
+				ws = append(ws, c.w)
+			}
+		}
+		view, err := r.opts.Checked.view(k)
+		if err != nil {
+			return err
+		}
+		return r.rememberFiles(gctx, p, ws, view, ahead)
+	})
+}
+
+// eachBucket calls fn for every bucket of sp that holds files, planWorkers
+// at once, a window of aheadBuckets buckets at a time: the destination's
+// listings of a window's directories are fetched first, in one go
+// (listAhead), and handed to fn; at most one window's are held.
+func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, fn func(ctx context.Context, k int, ahead listings) error) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(planWorkers)
 	var ahead listings
 	win := -1
 	for k := range numBuckets {
-		if p.spool.count(k) == 0 {
+		if sp.count(k) == 0 {
 			continue
 		}
 		if k/aheadBuckets != win {
@@ -578,28 +576,12 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 			g, gctx = errgroup.WithContext(ctx)
 			g.SetLimit(planWorkers)
 			var err error
-			if ahead, err = r.listAhead(ctx, bucketDirs(&p.spool, win*aheadBuckets)); err != nil {
+			if ahead, err = r.listAhead(ctx, bucketDirs(sp, win*aheadBuckets)); err != nil {
 				return err
 			}
 		}
 		ahead, gctx := ahead, gctx
-		g.Go(func() error {
-			cs, err := readBucket(&p.spool, k)
-			if err != nil {
-				return err
-			}
-			ws := make([]*want, 0, len(cs))
-			for _, c := range cs {
-				if c.class == classTodo || c.class == classOK {
-					ws = append(ws, c.w)
-				}
-			}
-			view, err := r.opts.Checked.view(k)
-			if err != nil {
-				return err
-			}
-			return r.rememberFiles(gctx, p, ws, view, ahead)
-		})
+		g.Go(func() error { return fn(gctx, k, ahead) })
 	}
 	return g.Wait()
 }
