@@ -41,6 +41,12 @@ func verifyFlags() []ucli.Flag {
 	return append(fl, channelFlags()...)
 }
 
+// readVerifyOptions reads verifyFlags (verify's and wait's) and DIR.
+func readVerifyOptions(c *ucli.Context) verifyOptions {
+	return verifyOptions{dir: c.Args().First(), allowedSigners: c.String("allowed-signers"), expect: readChannel(c),
+		cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json"), maxSkew: c.Duration("max-clock-skew")}
+}
+
 func newVerifyCommand() *ucli.Command {
 	return prog.Command(&ucli.Command{
 		Name:      "verify",
@@ -62,8 +68,8 @@ not in allowed_signers), 6 another channel.
 			if err != nil {
 				return err
 			}
-			o := verifyOptions{dir: c.Args().First(), set: c.String("set"), allowedSigners: c.String("allowed-signers"),
-				expect: readChannel(c), cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json"), maxSkew: c.Duration("max-clock-skew")}
+			o := readVerifyOptions(c)
+			o.set = c.String("set")
 			return runVerify(c.Context, o, c.App.Writer, log, cli.Progress(c, log, 0))
 		},
 	})

@@ -56,9 +56,8 @@ not authentic (bad signature, key not in allowed_signers: an alert, not a wait).
 				return err
 			}
 			o := waitOptions{
-				verifyOptions: verifyOptions{dir: c.Args().First(), allowedSigners: c.String("allowed-signers"),
-					expect: readChannel(c), cache: c.String("cache"), workers: c.Int("workers"), json: c.Bool("json"), maxSkew: c.Duration("max-clock-skew")},
-				timeout: c.Duration("timeout"), interval: c.Duration("interval"), after: c.String("after"), state: c.String("state"),
+				verifyOptions: readVerifyOptions(c),
+				timeout:       c.Duration("timeout"), interval: c.Duration("interval"), after: c.String("after"), state: c.String("state"),
 			}
 			return runWait(c.Context, o, c.App.Writer, log, ui.Nop{})
 		},
