@@ -39,6 +39,11 @@ type Client struct {
 	puts    *batcher
 	renames *batcher
 	ops     map[byte]bool // optional requests the helper announced (opsLine)
+	// Compression of the stream (zstd.go): off by SetCompress, a gate per
+	// kind of request, and the bytes before and after.
+	zoff        atomic.Bool
+	gates       map[byte]*gate
+	zraw, zsent atomic.Int64
 }
 
 type result struct {
@@ -99,7 +104,8 @@ func Start(ctx context.Context, cl *ssh.Client, command string) (*Client, error)
 
 // connect waits for the greeting on out and starts reading replies.
 func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx.Tail) (*Client, error) {
-	c := &Client{in: in, calls: map[uint32]chan result{}, stderr: stderr, gone: make(chan struct{})}
+	c := &Client{in: in, calls: map[uint32]chan result{}, stderr: stderr, gone: make(chan struct{}),
+		gates: map[byte]*gate{opPutMany: {}, opWrite: {}, opPublish: {}}}
 	c.bw = bufio.NewWriterSize(in, 256<<10)
 	br := bufio.NewReaderSize(out, 1<<20)
 	greeted := make(chan error, 1)
@@ -321,12 +327,16 @@ const (
 	sshPacket     = 32 << 10
 )
 
-// send writes one frame. Frames from concurrent callers never interleave;
-// the buffer is flushed when no other sender is waiting.
+// send writes one frame, compressed where that gains (squeeze). Frames
+// from concurrent callers never interleave; the buffer is flushed when no
+// other sender is waiting.
 func (c *Client) send(op byte, id uint32, parts ...[]byte) error {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
+	}
+	if op, parts = c.squeeze(op, n, parts); op == opZstd {
+		n = len(parts[0])
 	}
 	c.waiting.Add(1)
 	c.wmu.Lock()

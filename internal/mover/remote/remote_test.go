@@ -3,6 +3,8 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -26,12 +28,18 @@ import (
 // some login-shell chatter before the greeting.
 func pair(t *testing.T, root string) *Client {
 	t.Helper()
+	return pairOffering(t, root, optionalOps)
+}
+
+// pairOffering is pair with a helper that announces only ops.
+func pairOffering(t *testing.T, root string, ops []byte) *Client {
+	t.Helper()
 	sin, cin := io.Pipe()   // client writes cin, server reads sin
 	sout, cout := io.Pipe() // server writes cout, client reads sout
 	done := make(chan error, 1)
 	go func() {
 		_, _ = io.WriteString(cout, "Welcome to the standby\n")
-		done <- Serve(root, sin, cout)
+		done <- serve(root, sin, cout, ops)
 		_ = cout.Close()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -513,4 +521,116 @@ func TestOlderHelper(t *testing.T) {
 	if _, err := c.ListMany(context.Background(), []string{"."}); !errors.Is(err, ErrNotOffered) {
 		t.Errorf("ListMany to an older helper: %v, want ErrNotOffered", err)
 	}
+}
+
+// jsonLike is n bytes of text that compresses the way documents and
+// Elasticsearch's JSON do (several times), different for each seed.
+func jsonLike(seed, n int) []byte {
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	words := []string{"title", "body", "squirro", "item", "score", "language", "en", "created_at", "keywords", "true", "null"}
+	var b bytes.Buffer
+	for b.Len() < n {
+		fmt.Fprintf(&b, `{"id":%d,"%s":"%s %s","n":%d},`+"\n", rng.IntN(1e6), words[rng.IntN(len(words))],
+			words[rng.IntN(len(words))], words[rng.IntN(len(words))], rng.IntN(1000))
+	}
+	return b.Bytes()[:n]
+}
+
+// randomBytes is n bytes that do not compress.
+func randomBytes(seed, n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{byte(seed)}).Read(b)
+	return b
+}
+
+// The stream is compressed where the helper offers it and the data
+// compresses, and goes as it is where the helper does not offer it (an
+// older one), where the client turns it off, and for data that does not
+// compress; in every case the files written have exactly the bytes given
+// (their SHA-256 is that of the uncompressed data).
+func TestCompressedStream(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		ops        []byte
+		off        bool
+		random     bool
+		compressed bool
+	}{
+		{"offered", optionalOps, false, false, true},
+		{"older helper", []byte{opPublish, opListMany}, false, false, false},
+		{"turned off", optionalOps, true, false, false},
+		{"incompressible", optionalOps, false, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := filepath.Join(t.TempDir(), "channel")
+			c := pairOffering(t, root, tc.ops)
+			c.SetCompress(!tc.off)
+			ctx := context.Background()
+			testkit.Must(t, c.MkdirAll(ctx, "objects/ab"))
+			data := jsonLike
+			if tc.random {
+				data = randomBytes
+			}
+			want := map[string][]byte{}
+			l := NewLater()
+			for i := range 200 {
+				name := fmt.Sprintf("objects/ab/small%03d", i)
+				want[name] = data(i, 100+i*41)
+				testkit.Must(t, c.PutLater(ctx, name, want[name], l))
+			}
+			testkit.Must(t, l.Wait(ctx))
+			want["objects/ab/big"] = data(1000, 5<<20+123) // streamed
+			stream(t, c.Create("objects/ab/big"), want["objects/ab/big"], 100<<10)
+			want["objects/ab/pub"] = data(2000, 50<<10)
+			testkit.Must(t, c.Publish(ctx, []Published{{Tmp: "objects/ab/.tmp-pub", Name: "objects/ab/pub", Data: want["objects/ab/pub"]}}))
+			for name, w := range want {
+				got, err := os.ReadFile(filepath.Join(root, name))
+				if err != nil || sha256.Sum256(got) != sha256.Sum256(w) {
+					t.Fatalf("%s: %d bytes (%v), want %d bytes with the same SHA-256", name, len(got), err, len(w))
+				}
+			}
+			raw, sent := c.Compression()
+			if raw < 5<<20 {
+				t.Fatalf("Compression counted %d bytes of file data, want above 5 MiB", raw)
+			}
+			if tc.compressed && sent > raw/2 || !tc.compressed && sent != raw {
+				t.Errorf("%d bytes of file data took %d on the stream", raw, sent)
+			}
+		})
+	}
+}
+
+// A compressed request that does not decompress fails with an error
+// saying so, whether it is answered (a batch of files) or not (a stream's
+// chunk, reported by the stream's close); the helper goes on.
+func TestCorruptCompressedFrame(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "channel")
+	c := pair(t, root)
+	ctx := context.Background()
+	testkit.Must(t, c.MkdirAll(ctx, "d"))
+	corrupt := func(op byte, payload []byte) []byte {
+		z := binary.BigEndian.AppendUint32([]byte{op}, uint32(len(payload)))
+		z = zencoder().EncodeAll(payload, z)
+		for i := 5 + 8; i < len(z); i += 7 {
+			z[i] ^= 0x5a
+		}
+		return z
+	}
+	put := append(binary.BigEndian.AppendUint16(nil, 1), encodePut("d/x", jsonLike(1, 64<<10), false)...)
+	_, err := c.call(ctx, opZstd, 0, corrupt(opPutMany, put))
+	if err == nil || !strings.Contains(err.Error(), "corrupt compressed request") {
+		t.Fatalf("a corrupt compressed batch: %v, want an error saying so", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "d/x")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file of the corrupt batch was written (%v)", err)
+	}
+
+	id := c.next.Add(1)
+	testkit.Must(t, c.send(opOpen, id, appendString(nil, "d/.tmp-y")))
+	testkit.Must(t, c.send(opZstd, id, corrupt(opWrite, jsonLike(2, 128<<10))))
+	_, err = c.call(ctx, opClose, id)
+	if err == nil || !strings.Contains(err.Error(), "corrupt compressed request") || !strings.Contains(err.Error(), "d/.tmp-y") {
+		t.Fatalf("close of a stream with a corrupt compressed chunk: %v, want an error naming it", err)
+	}
+	testkit.Must(t, c.Put(ctx, "d/z", []byte("after"), false))
 }

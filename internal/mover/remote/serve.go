@@ -26,11 +26,16 @@ const workers = 64
 // below the directory root until in ends. The root need not exist yet:
 // until opMkdirAll creates it, every request reports it missing.
 func Serve(root string, in io.Reader, out io.Writer) error {
+	return serve(root, in, out, optionalOps)
+}
+
+// serve is Serve announcing ops (a test plays an older helper with fewer).
+func serve(root string, in io.Reader, out io.Writer, ops []byte) error {
 	growPipe(in)
 	growPipe(out)
 	s := &server{rootPath: root, handles: map[uint32]*handle{}, dirs: map[string]*os.File{}, replies: make(chan []byte, 1024), sem: make(chan struct{}, workers)}
 	bw := bufio.NewWriterSize(out, 256<<10)
-	if _, err := fmt.Fprintf(bw, "%s%s\n%s\n", opsLine, announce(optionalOps), Hello); err != nil {
+	if _, err := fmt.Fprintf(bw, "%s%s\n%s\n", opsLine, announce(ops), Hello); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -214,6 +219,13 @@ func (s *server) read(r io.Reader) error {
 			s.open(f.id, d.str(), d.err)
 			continue
 		}
+		if f.op == opZstd && len(f.payload) > 0 && f.payload[0] == opWrite {
+			// A stream's chunk: decompressed here, written in order.
+			if err := s.writeZstd(f.id, f.payload, wbuf); err != nil {
+				return err
+			}
+			continue
+		}
 		f.payload = bytes.Clone(f.payload) // the buffer is reused by the next read
 		s.sem <- struct{}{}
 		s.wg.Add(1)
@@ -226,6 +238,12 @@ func (s *server) read(r io.Reader) error {
 
 // do carries out one answered request and returns the reply frame.
 func (s *server) do(f frame) []byte {
+	if f.op == opZstd {
+		var err error
+		if f.op, f.payload, err = unzstd(f.payload); err != nil {
+			return errorReply(f.id, err)
+		}
+	}
 	d := decoder{b: f.payload}
 	var err error
 	var body []byte
@@ -497,6 +515,20 @@ func (s *server) writeChunk(id uint32, r io.Reader, n int, buf []byte) error {
 	return nil
 }
 
+// writeZstd decompresses an opZstd frame's chunk of stream id and writes
+// it as writeChunk does. A chunk that does not decompress fails the
+// stream: its fsync or close reports it.
+func (s *server) writeZstd(id uint32, payload, buf []byte) error {
+	_, raw, err := unzstd(payload)
+	if err != nil {
+		if h := s.handle(id); h != nil && h.err == nil {
+			h.err = fmt.Errorf("write %s: %w", h.name, err)
+		}
+		return nil
+	}
+	return s.writeChunk(id, bytes.NewReader(raw), len(raw), buf)
+}
+
 // finish fsyncs (close false) or closes a stream and reports the first
 // error it met.
 func (s *server) finish(id uint32, close bool) error {
@@ -517,6 +549,7 @@ func (s *server) finish(id uint32, close bool) error {
 	s.mu.Lock()
 	delete(s.handles, id)
 	s.mu.Unlock()
+	h.stopWriter() // a stream that failed before flush
 	if h.f != nil {
 		if cerr := h.f.Close(); err == nil {
 			err = cerr
