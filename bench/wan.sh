@@ -7,6 +7,9 @@
 #   blobs   2 GiB of 128 MiB blobs, first copy    (target, far: >= 0.9x the link, >= 1.0x rsync; SFTP >= 0.8x rsync)
 #   small   100k files of 4 KiB, first copy,      (target: >= 1.0x rsync; SFTP >= 0.8x rsync)
 #           then nothing to do (median of 3 each)
+#   change  a 1% change of a 1M-file storage set (1000 files a directory,
+#           as bench/scale.sh), the destination holding the previous set;
+#           rsync -a of the channel beside it (same targets as small)
 #   bwlimit --bwlimit 4M for a minute of data: the run's rate and the
 #           steady rate on the wire (10% to 90% of the bytes) against the limit
 # Figures and what limits each case: bench/wan.md.

@@ -17,7 +17,8 @@ import (
 // (--remote-transfer none) and `rsync -a`, in one run, over the same
 // toxiproxy link in front of the same sshd (testenv.WAN), at 50 ms RTT /
 // 100 Mbit/s (far) and 10 ms / 1 Gbit/s (near): 2 GiB of 128 MiB blobs,
-// 100k files of 4 KiB and then nothing to do with the 100k present.
+// 100k files of 4 KiB and then nothing to do with the 100k present, and
+// a 1% change of a 1M-file storage set (benchChange).
 // bench/wan.sh runs it; figures in bench/wan.md. BCP_BENCH_SCALE scales
 // the data. Targets (issue 18, far link): blobs at >= 0.9x the link,
 // helper >= 1.0x rsync and SFTP >= 0.8x rsync on every case.
@@ -77,6 +78,7 @@ func BenchmarkWAN(b *testing.B) {
 				b.ReportMetric(steady/limit, "steady-x-bwlimit")
 			}
 		})
+		b.Run(l.name+"/change", func(b *testing.B) { benchChange(b, sc, l.link) })
 		b.Run(l.name+"/small", func(b *testing.B) {
 			w := newBenchWorld(b, movertest.Bulk{Seed: "small", Files: max(100, int(100000*sc)), FileSize: 4096})
 			w.sshd, _ = w.sshd.OverWAN(b, l.link)

@@ -151,6 +151,24 @@ func (w *WAN) Addr() string { return net.JoinHostPort(w.Host, strconv.Itoa(w.Por
 // Stop closes the proxy and every connection through it.
 func (w *WAN) Stop() { w.proxy.Stop() }
 
+// Reshape gives a link started without delay or limit (Link{}) its shape
+// from now on, for the connections opened after it: a destination is
+// filled through the proxy at loopback speed, then a change is measured
+// across the far link with the same address (and so the same host key
+// entry and the same push cache).
+func (w *WAN) Reshape(l Link) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.Link != (Link{}) {
+		return fmt.Errorf("wan %s: already shaped as %s", w.Addr(), w.Link)
+	}
+	if err := w.shape(l); err != nil {
+		return err
+	}
+	w.Link = l
+	return nil
+}
+
 func (w *WAN) shape(l Link) error {
 	for _, dir := range []string{"upstream", "downstream"} {
 		if l.RTT > 0 || l.Jitter > 0 {
