@@ -23,6 +23,7 @@ type sshOptions struct {
 	sessions    int
 	keepAlive   time.Duration
 	helper      string // transfer on an sftp:// destination; "" none
+	compress    bool   // zstd on the helper's stream where it gains
 }
 
 func sshFlags() []ucli.Flag {
@@ -34,6 +35,9 @@ func sshFlags() []ucli.Flag {
 		flags.String("remote-transfer", "transfer", "this program on an sftp:// destination, started there as `PROGRAM serve DIR` to stream files "+
 			"(several times faster than SFTP for many small files); a name the account's shell finds or a path; \"none\": SFTP only. "+
 			"If it cannot be started, the copy goes over SFTP and says so"),
+		flags.Bool("compress", true, "compress the stream to the --remote-transfer helper (zstd) where the data compresses: each chunk or batch of "+
+			"files goes compressed only where that makes it smaller, data that does not compress goes as it is at almost no cost; "+
+			"false sends everything as it is (a helper older than this option gets everything as it is anyway)"),
 	)
 }
 
@@ -49,7 +53,7 @@ func defaultConnections() int { return min(max(runtime.NumCPU()/2, 1), 4) }
 func readSSHOptions(c *ucli.Context) sshOptions {
 	return sshOptions{keyFile: c.Path("ssh-key"), knownHosts: c.Path("ssh-known-hosts"),
 		connections: c.Int("connections"), sessions: c.Int("sessions"), keepAlive: c.Duration("keepalive"),
-		helper: c.String("remote-transfer")}
+		helper: c.String("remote-transfer"), compress: c.Bool("compress")}
 }
 
 // endpoint is one end of a copy: a directory, or sftp://user@host:port/path.
@@ -103,5 +107,9 @@ func (e endpoint) open(ctx context.Context, so sshOptions, destination bool, not
 	if destination && so.helper != "none" {
 		o.Helper = so.helper
 	}
-	return mover.DialSFTP(ctx, cfg, e.path, o)
+	f, err := mover.DialSFTP(ctx, cfg, e.path, o)
+	if err == nil && !so.compress {
+		f.SetCompress(false)
+	}
+	return f, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -18,15 +19,37 @@ import (
 type helperFS struct {
 	s       *SFTP
 	viaSFTP *sftpFS
+	raw     atomic.Bool // compression of the stream turned off (SetCompress)
+}
+
+// SetCompress turns compression of the stream to the helpers (zstd where
+// it gains, package remote) on, the default, or off, for the helpers
+// started and to come. Call it before the copy starts.
+func (s *SFTP) SetCompress(on bool) {
+	s.viaHelper.raw.Store(!on)
 }
 
 var _ access = (*helperFS)(nil)
+
+// Compression returns the bytes of file data sent through the helpers and
+// the bytes they took on the stream (less where compression gained).
+func (s *SFTP) Compression() (raw, sent int64) {
+	for _, c := range *s.helpers.Load() {
+		r, n := c.Compression()
+		raw, sent = raw+r, sent+n
+	}
+	return raw, sent
+}
 
 // helper returns a helper to send a request to (round robin). Helpers are
 // only ever added, so once the first has started there is always one.
 func (h *helperFS) helper() *remote.Client {
 	hs := *h.s.helpers.Load()
-	return hs[h.s.nextH.Add(1)%uint64(len(hs))]
+	c := hs[h.s.nextH.Add(1)%uint64(len(hs))]
+	if h.raw.Load() {
+		c.SetCompress(false)
+	}
+	return c
 }
 
 // ReadDir has the helper list the directory (names, sizes, kinds, times).
