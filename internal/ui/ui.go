@@ -99,7 +99,11 @@ func (b *Bars) finish() {
 }
 
 // Lines logs a line when a task begins, at most every interval while it
-// runs (on Add), and when it ends.
+// runs (on Add), and when it ends. A progress line gives the rate since
+// the previous line and, when the total is known, the time left at that
+// rate: on a slow or a varying link the estimate follows the link as it
+// is now, not the average since the start (which the first seconds, when
+// the connection's buffers fill at loopback speed, would flatter).
 type Lines struct {
 	log      *slog.Logger
 	interval time.Duration
@@ -109,6 +113,7 @@ type Lines struct {
 	what, unit  string
 	total, done int64
 	start, last time.Time
+	lastDone    int64 // done at the previous line
 	active      bool
 }
 
@@ -116,7 +121,7 @@ func (l *Lines) Begin(what string, total int64, unit string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.endLocked()
-	l.what, l.total, l.unit, l.done = what, total, unit, 0
+	l.what, l.total, l.unit, l.done, l.lastDone = what, total, unit, 0, 0
 	l.start = l.now()
 	l.last = l.start
 	l.active = true
@@ -131,14 +136,26 @@ func (l *Lines) Add(n int64) {
 		return
 	}
 	if now := l.now(); now.Sub(l.last) >= l.interval {
-		l.last = now
+		rate := float64(l.done-l.lastDone) / now.Sub(l.last).Seconds()
+		l.last, l.lastDone = now, l.done
 		args := []any{"done", l.done, "unit", l.unit}
 		if l.total > 0 {
 			args = append(args, "total", l.total, "percent", fmt.Sprintf("%.1f", 100*float64(l.done)/float64(l.total)))
 		}
-		args = append(args, "elapsed", now.Sub(l.start).Round(time.Second).String())
+		args = append(args, "elapsed", now.Sub(l.start).Round(time.Second).String(), "rate", l.rate(rate))
+		if left := l.total - l.done; l.total > 0 && left > 0 && rate > 0 {
+			args = append(args, "eta", (time.Duration(float64(left)/rate) * time.Second).Round(time.Second).String())
+		}
 		l.log.Info("progress "+l.what, args...)
 	}
+}
+
+// rate says per second units of l's unit, bytes as Bytes does.
+func (l *Lines) rate(perSecond float64) string {
+	if l.unit == "bytes" {
+		return Bytes(int64(perSecond)) + "/s"
+	}
+	return fmt.Sprintf("%.0f %s/s", perSecond, l.unit)
 }
 
 func (l *Lines) End() {

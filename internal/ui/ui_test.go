@@ -41,6 +41,42 @@ func TestLinesPeriodic(t *testing.T) {
 	}
 }
 
+// TestLinesRateFollowsLink: a transfer whose first seconds go at
+// loopback speed (the connection's buffers filling) and then at a slow
+// link's rate: the progress line's rate and time left are the link's as
+// it is now, not the average since the start.
+func TestLinesRateFollowsLink(t *testing.T) {
+	var buf bytes.Buffer
+	clock := time.Unix(0, 0)
+	l := &Lines{log: slog.New(slog.NewTextHandler(&buf, nil)), interval: 10 * time.Second, now: func() time.Time { return clock }}
+	const mib = 1 << 20
+	l.Begin("copy", 100*mib, "bytes")
+	l.Add(4 * mib) // buffers filled at once
+	for range 10 { // then 64 KiB/s
+		clock = clock.Add(time.Second)
+		l.Add(64 << 10)
+	}
+	// 10 s: 4.6 MiB done, one line at the start's inflated rate; the next
+	// 10 s at the link's rate alone.
+	for range 10 {
+		clock = clock.Add(time.Second)
+		l.Add(64 << 10)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	last := lines[len(lines)-1]
+	for _, want := range []string{"rate=\"64.0 KiB/s\"", "eta=25m16s"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("last line lacks %s:\n%s", want, buf.String())
+		}
+	}
+	l.Begin("files", 10, "files") // an unknown rate says no time left
+	clock = clock.Add(10 * time.Second)
+	l.Add(0)
+	if last := buf.String()[strings.LastIndex(strings.TrimSpace(buf.String()), "\n"):]; strings.Contains(last, "eta=") || !strings.Contains(last, "rate=\"0 files/s\"") {
+		t.Errorf("a line with nothing done since the previous: %s", last)
+	}
+}
+
 func TestNewNotTerminal(t *testing.T) {
 	var buf bytes.Buffer
 	r := New(&buf, slog.New(slog.NewTextHandler(&buf, nil)), Options{})
