@@ -10,6 +10,10 @@
 #   change  a 1% change of a 1M-file storage set (1000 files a directory,
 #           as bench/scale.sh), the destination holding the previous set;
 #           rsync -a of the channel beside it (same targets as small)
+#   text    40k JSON documents of ~8 KiB and 8 text segments of 16 MiB
+#           (compress ~4x), first copy: rsync -a, rsync -az, push (zstd
+#           where it gains) and push --compress=false, with the bytes each
+#           put on the wire
 #   bwlimit --bwlimit 4M for a minute of data: the run's rate and the
 #           steady rate on the wire (10% to 90% of the bytes) against the limit
 # Figures and what limits each case: bench/wan.md.

@@ -52,13 +52,16 @@ func newBenchWorld(b *testing.B, bulk movertest.Bulk) *benchWorld {
 	return w
 }
 
-func (w *benchWorld) rsync(b *testing.B, dst string) time.Duration {
+// rsync runs `rsync -a` with the extra flags (e.g. -z) from the source to
+// dst on the server.
+func (w *benchWorld) rsync(b *testing.B, dst string, extra ...string) time.Duration {
 	b.Helper()
 	s := w.sshd
 	rsh := fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes -p %d", s.KeyFile, s.KnownHosts, s.Port)
 	settle(b)
 	start := time.Now()
-	cmd := exec.Command("rsync", "-a", "-e", rsh, w.src+"/", fmt.Sprintf("%s@%s:%s/", s.User, s.Host, dst))
+	args := append(append([]string{"-a"}, extra...), "-e", rsh, w.src+"/", fmt.Sprintf("%s@%s:%s/", s.User, s.Host, dst))
+	cmd := exec.Command("rsync", args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("rsync: %v\n%s", err, out)
 	}

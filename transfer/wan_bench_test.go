@@ -79,6 +79,7 @@ func BenchmarkWAN(b *testing.B) {
 			}
 		})
 		b.Run(l.name+"/change", func(b *testing.B) { benchChange(b, sc, l.link) })
+		b.Run(l.name+"/text", func(b *testing.B) { benchText(b, sc, l.link) })
 		b.Run(l.name+"/small", func(b *testing.B) {
 			w := newBenchWorld(b, movertest.Bulk{Seed: "small", Files: max(100, int(100000*sc)), FileSize: 4096})
 			w.sshd, _ = w.sshd.OverWAN(b, l.link)
