@@ -317,7 +317,13 @@ func apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 		}
 	}
 	if err == nil {
-		err = a.flush()
+		err = a.flush() // the last batch's SyncFS starts
+	}
+	if err == nil {
+		err = a.settle()
+	}
+	if err == nil {
+		err = a.flush() // directories done while it was synced
 	}
 	if err == nil && a.renamed {
 		if err = a.bs.SyncFS(); err != nil {
@@ -326,6 +332,7 @@ func apply(ctx context.Context, opts ApplyOptions) (ApplyStats, error) {
 	}
 	if err != nil {
 		_ = a.wait() // err is what this apply returns
+		a.dropInflight()
 		for _, p := range a.pending {
 			if p.d != nil {
 				a.dirs.unlink(p.d, p.tmpBase)
@@ -345,6 +352,7 @@ func (a *applier) release() {
 	// After a success flush has waited and returned the writers' error;
 	// after a failure, that failure is returned.
 	_ = a.wait()
+	a.dropInflight()
 	if a.work != nil {
 		close(a.work)
 	}
@@ -416,39 +424,106 @@ func entriesAhead(ctx context.Context, entries func(func(manifest.Entry, bool) e
 }
 
 // flush makes the batch's files durable, renames them into place, then
-// sets the metadata of the directories that were done meanwhile.
+// sets the metadata of the directories that were done meanwhile. On a
+// local target the batch's SyncFS runs while the next batch is written:
+// flush renames the batch before (settle) and starts this one's SyncFS.
 func (a *applier) flush() error {
+	if err := a.settle(); err != nil {
+		return err
+	}
 	if len(a.pending) > 0 {
 		if err := a.wait(); err != nil {
 			return err
 		}
+		if a.dirs != nil {
+			b := &syncBatch{pending: a.pending, dirMeta: a.dirMeta, done: make(chan error, 1)}
+			a.pending, a.dirMeta, a.pendingBytes, a.held = nil, nil, 0, 0
+			go func() { b.done <- a.bs.SyncFS() }()
+			a.inflight = b
+			return nil
+		}
 		if err := a.bs.SyncFS(); err != nil {
 			return fmt.Errorf("apply to %s: make a batch of files durable: %w", a.t, err)
 		}
-		for len(a.pending) > 0 {
-			p := a.pending[0]
-			var err error
-			if p.d != nil {
-				err = a.dirs.rename(p.d, p.tmpBase, path.Base(p.final))
-			} else {
-				err = a.t.Rename(p.tmp, p.final)
-			}
-			if err != nil {
-				return fmt.Errorf("apply to %s: rename into place %s: %w", a.t, p.final, err)
-			}
-			if p.d != nil {
-				p.d.release()
-			}
-			a.pending = a.pending[1:]
+		if err := a.renameBatch(&a.pending); err != nil {
+			return err
 		}
-		a.pending, a.pendingBytes, a.renamed, a.held = nil, 0, true, 0
+		a.pending, a.pendingBytes, a.held = nil, 0, 0
 	}
-	for _, e := range a.dirMeta {
+	return a.setDirMeta(&a.dirMeta)
+}
+
+// syncBatch is a batch of written files whose SyncFS runs (done gives its
+// result) while the next batch is written; the directories done before it
+// was started get their metadata after its renames.
+type syncBatch struct {
+	pending []pendingFile
+	dirMeta []manifest.Entry
+	done    chan error
+}
+
+// settle waits for the batch being synced, renames its files into place
+// and sets its directories' metadata. On an error the files not renamed
+// are back in a.pending (removed by apply).
+func (a *applier) settle() error {
+	b := a.inflight
+	if b == nil {
+		return nil
+	}
+	a.inflight = nil
+	err := <-b.done
+	if err != nil {
+		err = fmt.Errorf("apply to %s: make a batch of files durable: %w", a.t, err)
+	} else {
+		err = a.renameBatch(&b.pending)
+	}
+	if err != nil {
+		a.pending = append(b.pending, a.pending...)
+		return err
+	}
+	return a.setDirMeta(&b.dirMeta)
+}
+
+// dropInflight waits for the batch being synced, if any, and puts its
+// files back in a.pending (after an error: they are removed, not renamed).
+func (a *applier) dropInflight() {
+	if b := a.inflight; b != nil {
+		a.inflight = nil
+		<-b.done
+		a.pending = append(b.pending, a.pending...)
+	}
+}
+
+// renameBatch renames the durable files of *ps into place, in order; on
+// an error *ps holds the ones not renamed.
+func (a *applier) renameBatch(ps *[]pendingFile) error {
+	for len(*ps) > 0 {
+		p := (*ps)[0]
+		var err error
+		if p.d != nil {
+			err = a.dirs.rename(p.d, p.tmpBase, path.Base(p.final))
+		} else {
+			err = a.t.Rename(p.tmp, p.final)
+		}
+		if err != nil {
+			return fmt.Errorf("apply to %s: rename into place %s: %w", a.t, p.final, err)
+		}
+		if p.d != nil {
+			p.d.release()
+		}
+		*ps = (*ps)[1:]
+	}
+	a.renamed = true
+	return nil
+}
+
+func (a *applier) setDirMeta(es *[]manifest.Entry) error {
+	for _, e := range *es {
 		if err := setMeta(a.t, e.Path, fileMode(e), e, a.opts.Owner); err != nil {
 			return err
 		}
 	}
-	a.dirMeta = a.dirMeta[:0]
+	*es = (*es)[:0]
 	return nil
 }
 
@@ -473,6 +548,7 @@ type applier struct {
 	pendingBytes int64
 	dirMeta      []manifest.Entry
 	renamed      bool // files were renamed since the last SyncFS
+	inflight     *syncBatch
 
 	// Local target (dirs not nil): batched files are written by
 	// applyWorkers goroutines through their directory's descriptor.
@@ -681,8 +757,8 @@ func (a *applier) close() error {
 	if a.opts.DryRun || f.entry == nil {
 		return nil
 	}
-	if len(a.pending) > 0 {
-		// files of this directory (or below) wait for their rename
+	if len(a.pending) > 0 || a.inflight != nil {
+		// files of this directory (or below) may wait for their rename
 		a.dirMeta = append(a.dirMeta, *f.entry)
 		if len(a.dirMeta) >= batchFiles || a.held >= maxHeldDirs {
 			return a.flush()

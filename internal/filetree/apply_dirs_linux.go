@@ -5,7 +5,6 @@ package filetree
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -152,9 +151,9 @@ func (ld *localDirs) read(e manifest.Entry, buf []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("apply to %s: %s: open object %s: %w", ld.l, e.Path, e.Object, err)
 	}
-	n, err := io.ReadFull(r, buf)
+	n, err := readSize(r, buf)
 	_ = r.Close() // only read
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	if err != nil {
 		return nil, fmt.Errorf("apply to %s: read object %s for %s: %w", ld.l, e.Object, e.Path, err)
 	}
 	sum := sha256.Sum256(buf[:n])
@@ -162,6 +161,28 @@ func (ld *localDirs) read(e manifest.Entry, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s: object %s has %d bytes hashing to %s", ErrObjectMismatch, e.Path, e.Object, n, got)
 	}
 	return buf[:n], nil
+}
+
+// readSize reads into buf (len size+1) until it holds size bytes and a
+// read came back short (a regular file's end: one read for a small file
+// where io.ReadFull makes a second to see EOF), until EOF, or until buf
+// is full (the object is too long). The caller checks n and the SHA-256.
+func readSize(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF || (m > 0 && m < len(buf)-(n-m) && n >= len(buf)-1) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		if m == 0 {
+			return n, io.ErrNoProgress
+		}
+	}
+	return n, nil
 }
 
 func writeAll(fd int, b []byte) error {
