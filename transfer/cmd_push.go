@@ -27,6 +27,8 @@ type copyOptions struct {
 	bigWorkers     int
 	bwlimit        string
 	checksum       bool
+	fullCompare    bool
+	fullEvery      time.Duration
 	noPrune        bool
 	dryRun         bool
 	cache          string
@@ -43,6 +45,9 @@ func copyFlags() []ucli.Flag {
 		flags.Int("big-workers", 8, "of those, large files (above 1 MiB) in flight"),
 		flags.String("bwlimit", "0", "bandwidth limit in bytes per second (500K, 20M, 1G); 0 is none"),
 		flags.Bool("checksum", false, "hash every file already at the destination instead of trusting the verified-file cache"),
+		flags.Bool("full-compare", false, "list every file of the set at the destination, also below directories unchanged since the set the last run left there"),
+		flags.Duration("full-compare-every", 24*time.Hour, "a run whose set changed compares only the directories whose list changed since the set the last run left there (recorded in the verified-file cache); "+
+			"the first run this long after the last full comparison lists every file again, finding one deleted or damaged at the destination by hand; 0: every run compares every file"),
 		flags.Bool("no-prune", false, "keep at the destination what the source no longer has"),
 		flags.Bool("dry-run", false, "say what would be copied and pruned, change nothing"),
 		flags.Path("cache", "", "verified-file cache for the destination (default: under the user's cache dir; \"off\" hashes every present file); "+
@@ -60,6 +65,7 @@ func readCopyOptions(c *ucli.Context) copyOptions {
 		src: c.Args().Get(0), dst: c.Args().Get(1),
 		ssh: readSSHOptions(c), allowedSigners: c.String("allowed-signers"), expect: readChannel(c),
 		workers: c.Int("workers"), bigWorkers: c.Int("big-workers"), bwlimit: c.String("bwlimit"), checksum: c.Bool("checksum"),
+		fullCompare: c.Bool("full-compare"), fullEvery: c.Duration("full-compare-every"),
 		noPrune: c.Bool("no-prune"), dryRun: c.Bool("dry-run"), cache: c.String("cache"), json: c.Bool("json"),
 		command: c.Command.Name, metricsFile: c.Path("metrics-file"), alert: alert.FromContext(c),
 	}
@@ -186,7 +192,7 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	res, err = mover.Run(ctx, mover.Options{
 		Src: sfs, Dst: dfs, VerifySignature: mover.SignatureVerifier(allowed), Expect: o.expect,
 		Workers: o.workers, BigWorkers: o.bigWorkers, BandwidthLimit: limit, Checked: checked, Checksum: o.checksum,
-		NoPrune: o.noPrune, DryRun: o.dryRun, Progress: progress,
+		FullCompare: o.fullCompare, FullCompareEvery: o.fullEvery, NoPrune: o.noPrune, DryRun: o.dryRun, Progress: progress,
 	})
 	if !o.dryRun {
 		if serr := checked.Save(); serr != nil {
@@ -213,18 +219,22 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	if o.dryRun {
 		verb = "would copy"
 	}
+	skipped := ""
+	if res.SkippedDirs > 0 {
+		skipped = fmt.Sprintf("; %d directories unchanged since the set last pushed not compared (--full-compare compares them)", res.SkippedDirs)
+	}
 	switch {
 	case res.DstNewer != "":
 		fmt.Fprintf(out, "%s already has set %s, newer than the source's newest complete set %s; nothing to do\n", dfs, res.DstNewer, res.Set)
 	case res.Copied == 0:
-		fmt.Fprintf(out, "set %s: up to date at %s (%d files present)\n", res.Set, dfs, res.Present)
+		fmt.Fprintf(out, "set %s: up to date at %s (%d files present%s)\n", res.Set, dfs, res.Present, skipped)
 	default:
 		damaged := ""
 		if res.Replaced > 0 {
 			damaged = fmt.Sprintf(", %d damaged ones replaced", res.Replaced)
 		}
-		fmt.Fprintf(out, "set %s: %s %d of %d files (%s) to %s; %d already there%s\n",
-			res.Set, verb, res.Copied, res.Files, ui.Bytes(res.Bytes), dfs, res.Present, damaged)
+		fmt.Fprintf(out, "set %s: %s %d of %d files (%s) to %s; %d already there%s%s\n",
+			res.Set, verb, res.Copied, res.Files, ui.Bytes(res.Bytes), dfs, res.Present, damaged, skipped)
 	}
 	for _, s := range res.Older {
 		if s.Reason == "" {

@@ -29,7 +29,7 @@ import (
 // is written again.
 // It also keeps the setRecord of the last run. The cache lives on the
 // machine that runs transfer, one file per destination: the record's lines
-// ("@set", "@dir") first, then one line per file ("size mtime sha256
+// ("@set", "@full", "@dir") first, then one line per file ("size mtime sha256
 // name"), sorted by bucket (bucketOf) and by name within a bucket.
 //
 // Memory: the record only. A run reads the stamps of one bucket at a time
@@ -66,12 +66,21 @@ type stamp struct {
 // directories was added, removed, resized or touched since, and a run has
 // nothing to do: it need not read the set's file lists nor the
 // destination's listings.
+//
+// The record also says when the destination's files were last compared in
+// full (fullAt: every file of a set listed there, the plan of planSet
+// without a base set). A run whose set is not unchanged, within
+// Options.FullCompareEvery of that, plans only the directories whose
+// list changed since the recorded set (baseSet); it then records its own
+// set without dirs (the digests would cost a listing of every directory),
+// keeping fullAt.
 type setRecord struct {
 	set      string
 	manifest string // hex SHA-256 of manifest.json
 	files    int64
-	dirs     []string // sorted
+	dirs     []string // sorted; none after a run that skipped unchanged directories
 	digests  [][32]byte
+	fullAt   time.Time // the last full comparison; zero: unknown
 }
 
 // OpenChecked opens the cache file at path and reads its record; a missing
@@ -147,6 +156,10 @@ func (c *Checked) loadRecord(data []byte) {
 			n, err := strconv.ParseInt(files, 10, 64)
 			rec.set, rec.manifest, rec.files = f[1], sum, n
 			ok = ok && err == nil && manifest.ValidSHA256(sum)
+		case f[0] == "@full":
+			ns, err := strconv.ParseInt(f[1], 10, 64)
+			rec.fullAt = time.Unix(0, ns)
+			ok = ok && err == nil && f[2] == "-"
 		case f[0] == "@dir":
 			var sum [32]byte
 			n, err := hex.Decode(sum[:], []byte(f[1]))
@@ -157,7 +170,7 @@ func (c *Checked) loadRecord(data []byte) {
 			ok = false
 		}
 	}
-	if ok && rec.set != "" && len(rec.dirs) > 0 && slices.IsSorted(rec.dirs) {
+	if ok && rec.set != "" && (len(rec.dirs) > 0 || !rec.fullAt.IsZero()) && slices.IsSorted(rec.dirs) {
 		c.rec = rec
 	}
 }
@@ -272,28 +285,7 @@ func (c *Checked) preload() { go func() { _ = c.index() }() }
 // view returns the stamps of bucket k: the file's section and this run's
 // changes. A line it cannot read is left out (that file is then hashed
 // again), never trusted.
-func (c *Checked) view(k int) (map[string]stamp, error) {
-	m := map[string]stamp{}
-	if c.path == "" {
-		return m, nil
-	}
-	if err := c.index(); err != nil {
-		return nil, err
-	}
-	if c.file != nil && c.off[k+1] > c.off[k] {
-		data := make([]byte, c.off[k+1]-c.off[k])
-		if _, err := c.file.ReadAt(data, c.off[k]); err != nil {
-			return nil, fmt.Errorf("verified-file cache %s: %w", c.path, err)
-		}
-		parseStamps(data, m)
-	}
-	data, err := c.journal.read(k)
-	if err != nil {
-		return nil, err
-	}
-	parseStamps(data, m)
-	return m, nil
-}
+func (c *Checked) view(k int) (map[string]stamp, error) { return c.viewNames(k, nil) }
 
 // parseStamps reads per-file lines into m, later lines winning; "-name"
 // removes name.
@@ -459,12 +451,24 @@ func (c *Checked) Save() error {
 		bw := bufio.NewWriterSize(w, 256<<10)
 		if r := rec; r != nil {
 			fmt.Fprintf(bw, "@set %s %s %d\n", r.set, r.manifest, r.files)
+			if !r.fullAt.IsZero() {
+				fmt.Fprintf(bw, "@full %d -\n", r.fullAt.UnixNano())
+			}
 			for i, d := range r.dirs {
 				fmt.Fprintf(bw, "@dir %x %s\n", r.digests[i], d)
 			}
 		}
-		var line []byte
+		var line, out []byte
 		for k := range numBuckets {
+			var err error
+			out, err = c.saveBucket(out[:0], k)
+			if err == nil {
+				bw.Write(out)
+				continue
+			}
+			if !errors.Is(err, errUnsorted) {
+				return err
+			}
 			m, err := c.view(k)
 			if err != nil {
 				return err

@@ -149,7 +149,7 @@ func (r *runner) olderSet(ctx context.Context, id string, gen int64) (*setFiles,
 		}
 		return true
 	}
-	s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, keep, nil, r.opts.Checked.spoolBase())
+	s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, keep, nil, r.opts.Checked.spoolBase(), nil)
 	if err != nil {
 		return nil, nil, err
 	}

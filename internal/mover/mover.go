@@ -52,6 +52,15 @@ type Options struct {
 	// Checksum hashes every file already at the destination, whatever
 	// Checked says.
 	Checksum bool
+	// FullCompare lists every file of the set at the destination, also
+	// below the directories unchanged since the set a run recorded there
+	// (see setRecord and baseSet).
+	FullCompare bool
+	// FullCompareEvery: a run this long after the last full comparison
+	// recorded in Checked makes a full one; until then a run whose set
+	// changed compares only the directories whose list changed since the
+	// recorded set. 0 compares every file on every run.
+	FullCompareEvery time.Duration
 	// NoPrune keeps what the source no longer has.
 	NoPrune bool
 	// DryRun decides and reports but writes nothing.
@@ -71,11 +80,12 @@ type Result struct {
 	Set         string    `json:"set"`                 // the set the destination now has (newest complete at the source)
 	DstNewer    string    `json:"dst_newer,omitempty"` // destination already had this newer set; nothing copied
 	Skipped     []Skipped `json:"skipped,omitempty"`
-	Files       int64     `json:"files"`    // files the set needs
-	Copied      int64     `json:"copied"`   // files copied
-	Bytes       int64     `json:"bytes"`    // bytes copied
-	Present     int64     `json:"present"`  // files already at the destination, intact
-	Replaced    int64     `json:"replaced"` // files at the destination that were damaged and copied again (not counting versions the set replaces, like es/index.latest)
+	Files       int64     `json:"files"`                  // files the set needs (compared this run: below changed directories only, when SkippedDirs)
+	SkippedDirs int64     `json:"skipped_dirs,omitempty"` // directories not compared: their list is that of the set recorded whole at the destination
+	Copied      int64     `json:"copied"`                 // files copied
+	Bytes       int64     `json:"bytes"`                  // bytes copied
+	Present     int64     `json:"present"`                // files already at the destination, intact
+	Replaced    int64     `json:"replaced"`               // files at the destination that were damaged and copied again (not counting versions the set replaces, like es/index.latest)
 	PrunedSets  []string  `json:"pruned_sets,omitempty"`
 	PrunedFiles int64     `json:"pruned_files"`
 	Kept        []string  `json:"kept,omitempty"` // sets kept at the destination only because a pin needs them
@@ -102,7 +112,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Checked == nil {
 		opts.Checked, _ = OpenChecked("")
 	}
-	r := &runner{opts: opts, res: &Result{}, src: newDirLister(opts.Src), dst: newDirLister(opts.Dst)}
+	r := &runner{opts: opts, res: &Result{}, src: newDirLister(opts.Src), dst: newDirLister(opts.Dst), start: time.Now()}
 	// The source is checked for presence only where listing sizes costs a
 	// stat per file; a short source file is still caught by the copy's
 	// size and hash check.
@@ -128,6 +138,8 @@ type runner struct {
 	cp       *copier
 	channel  manifest.Channel
 	batch    int // FSSyncer at the destination: 0 not asked yet, 1 works, -1 not available
+	start    time.Time
+	base     *baseSet // the set recorded whole at the destination, to plan beside; nil: full plan
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -156,7 +168,8 @@ func (r *runner) run(ctx context.Context) error {
 	var set *setFiles
 	var p *plan
 	if rec != nil {
-		unchanged, err := r.unchanged(ctx, rec, srcSets[len(srcSets)-1])
+		newest := srcSets[len(srcSets)-1]
+		unchanged, err := r.unchanged(ctx, rec, newest)
 		if err != nil {
 			return err
 		}
@@ -164,6 +177,11 @@ func (r *runner) run(ctx context.Context) error {
 			r.res.Set, r.res.Files, r.res.Present = rec.set, rec.files, rec.files
 		} else {
 			r.opts.Checked.preload()
+			if rec.set != newest || len(rec.dirs) == 0 {
+				// (The same set with digests that no longer match: the
+				// destination changed since, and every file is compared.)
+				r.base = r.baseSet(ctx, rec)
+			}
 		}
 	}
 	if r.res.Set == "" {
@@ -243,7 +261,7 @@ func (r *runner) identify(ctx context.Context) (chData []byte, dstIsChannel bool
 // only when ctx ends; anything else that fails here sends the run the long
 // way, which checks every file and reports what is wrong.
 func (r *runner) unchanged(ctx context.Context, rec *setRecord, newest string) (bool, error) {
-	if rec.set != newest {
+	if rec.set != newest || len(rec.dirs) == 0 {
 		return false, nil
 	}
 	mdata, _, m, err := readManifest(ctx, r.opts.Src, rec.set, r.opts.VerifySignature)
@@ -284,7 +302,11 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, er
 	var newest error
 	for i := len(ids) - 1; i >= 0; i-- {
 		id := ids[i]
-		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, nil, nil, r.opts.Checked.spoolBase())
+		var old *manifest.Manifest
+		if r.base != nil {
+			old = r.base.m
+		}
+		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, nil, nil, r.opts.Checked.spoolBase(), old)
 		if err == nil && !s.m.Channel.Matches(r.channel) {
 			err = fmt.Errorf("set %s is for channel %s, the source is %s: %w", id, s.m.Channel, r.channel, manifest.ErrNotForUs)
 		}

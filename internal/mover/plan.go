@@ -78,6 +78,11 @@ type setFiles struct {
 	special []*want
 	keep    func(m *manifest.Manifest, name string) bool // nil keeps every file
 	rec     []byte                                       // scratch for one record
+	// beside is set when the set's 2.0 trees were walked beside an older
+	// set's (loadSet's old): the files below skipped directories (whose
+	// list reference is the old set's) were not enumerated.
+	beside  bool
+	skipped int64 // directories skipped so
 }
 
 func (s *setFiles) add(w *want) error {
@@ -131,7 +136,13 @@ func readSmall(ctx context.Context, f FS, name string, limit int64) ([]byte, err
 // if not nil, leaves out the files it says no to. The files are spooled
 // into sp, or into a spool of their own under base if sp is nil (the
 // caller closes the set).
-func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte) error, keep func(*manifest.Manifest, string) bool, sp *bucketFiles, base string) (_ *setFiles, err error) {
+//
+// old, if not nil, is a set the caller knows whole at the destination
+// (baseSet): each 2.0 tree of the set is walked beside old's tree of the
+// same name (manifest.TreeReader.WalkBeside) and the files below a
+// directory whose list reference equals old's are left out - they, and
+// the lists naming them, are old's and already there.
+func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte) error, keep func(*manifest.Manifest, string) bool, sp *bucketFiles, base string, old *manifest.Manifest) (_ *setFiles, err error) {
 	mdata, sig, m, err := readManifest(ctx, f, id, verify)
 	if err != nil {
 		return nil, err
@@ -199,12 +210,29 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 				Open: func(ref manifest.Ref) (io.ReadCloser, error) { return f.Open(ctx, manifest.ObjectRel(ref.SHA256)) },
 				List: obj,
 			}
-			err := r.Walk(ctx, t, func(e manifest.Entry) error {
+			file := func(e manifest.Entry) error {
 				if e.Type == manifest.TypeFile {
 					return addObj(e.Object, e.Size)
 				}
 				return nil
-			})
+			}
+			var err error
+			if ot, ok := oldTree(old, t.Name); ok {
+				s.beside = true
+				var rootSame bool
+				rootSame, err = r.WalkBeside(ctx, t, ot, func(e manifest.Entry, same bool) error {
+					if same {
+						s.skipped++
+						return nil
+					}
+					return file(e)
+				})
+				if rootSame {
+					s.skipped++
+				}
+			} else {
+				err = r.Walk(ctx, t, file)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("set %s at %s: %w", id, f, err)
 			}
@@ -255,6 +283,19 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 		}
 	}
 	return s, nil
+}
+
+// oldTree is old's 2.0 tree named name, if it has one.
+func oldTree(old *manifest.Manifest, name string) (manifest.Tree, bool) {
+	if old == nil {
+		return manifest.Tree{}, false
+	}
+	for _, t := range old.Trees {
+		if t.Name == name && t.Dir.SHA256 != "" {
+			return t, true
+		}
+	}
+	return manifest.Tree{}, false
 }
 
 // readManifest reads set id's manifest and, unless verify is nil, its

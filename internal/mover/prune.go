@@ -60,7 +60,7 @@ func (r *runner) prune(ctx context.Context, setID string, srcSets, dstSets []str
 	defer spool.close()
 	var rec []byte
 	for _, id := range keep {
-		s, err := loadSet(ctx, dst, id, nil, nil, spool, "")
+		s, err := loadSet(ctx, dst, id, nil, nil, spool, "", nil)
 		if err != nil {
 			if errors.Is(err, manifest.ErrIncomplete) && id != setID {
 				// A set that never arrived whole needs nothing yet; the

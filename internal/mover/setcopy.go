@@ -79,13 +79,14 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 		if err != nil {
 			return err
 		}
-		view, err := r.opts.Checked.view(k)
+		ws := make([]*want, len(recs))
+		names := make([]string, len(recs))
+		for i := range recs {
+			ws[i], names[i] = recs[i].w, recs[i].w.name
+		}
+		view, err := r.opts.Checked.viewNames(k, names)
 		if err != nil {
 			return err
-		}
-		ws := make([]*want, len(recs))
-		for i := range recs {
-			ws[i] = recs[i].w
 		}
 		out, err := r.planFiles(gctx, p, ws, view, ahead)
 		if err != nil || len(out) == 0 {
@@ -158,7 +159,13 @@ func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[st
 	var present, replaced, bytes int64
 	var missing []string
 	for d, dws := range byDir {
-		ents, err := ahead.dir(ctx, r.opts.Dst, d)
+		var ents map[string]Entry
+		var err error
+		if st, ok := stater(r.opts.Dst, ahead, d, len(dws)); ok {
+			ents, err = statNames(ctx, st, d, dws)
+		} else {
+			ents, err = ahead.dir(ctx, r.opts.Dst, d)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -195,7 +202,12 @@ func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[st
 			}
 		}
 		if len(need) > 0 {
-			src, err := listDir(ctx, r.opts.Src, d, true)
+			var src map[string]Entry
+			if st, ok := stater(r.opts.Src, nil, d, len(need)); ok {
+				src, err = statNames(ctx, st, d, need)
+			} else {
+				src, err = listDir(ctx, r.opts.Src, d, true)
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -346,6 +358,7 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	dst := r.opts.Dst
 	r.res.Files = p.files
 	r.res.Present, r.res.Replaced = p.present, p.replaced
+	r.res.SkippedDirs = s.skipped
 	if r.opts.DryRun {
 		r.res.Copied += p.todos() + p.checks()
 		r.res.Bytes = p.bytes
@@ -399,14 +412,24 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	}
 	_, digester := dst.(Digester)
 	record := digester && s.id == r.res.Set // the newest set only (see copyOlder)
-	if record {
+	// Planned beside the base set with nothing skipped: every file was
+	// compared, a full comparison.
+	beside := s.beside && s.skipped > 0
+	if record && !beside {
 		p.digests = map[string][32]byte{}
 	}
 	if err := r.remember(ctx, p); err != nil {
 		return err
 	}
-	if record {
-		rec := &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: p.files, dirs: sortedKeys(p.dirs)}
+	switch {
+	case record && beside:
+		// Whole at the destination as the base set was, with what
+		// changed since copied and verified: a base for the next run
+		// too, until the next full comparison. No digests: they would
+		// cost a listing of every directory.
+		r.opts.Checked.setRecord(&setRecord{set: s.id, manifest: sumString(string(s.raw)), files: p.files, fullAt: r.base.rec.fullAt})
+	case record:
+		rec := &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: p.files, dirs: sortedKeys(p.dirs), fullAt: r.start}
 		return r.recordDirs(ctx, rec, p.digests)
 	}
 	return nil
@@ -542,12 +565,14 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 			return err
 		}
 		ws := make([]*want, 0, len(cs))
+		var names []string
 		for _, c := range cs {
 			if c.class == classTodo || c.class == classOK {
 				ws = append(ws, c.w)
+				names = append(names, c.w.name)
 			}
 		}
-		view, err := r.opts.Checked.view(k)
+		view, err := r.opts.Checked.viewNames(k, names)
 		if err != nil {
 			return err
 		}
@@ -596,19 +621,24 @@ func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view ma
 		byDir[d] = append(byDir[d], w)
 	}
 	for d, dws := range byDir {
-		list, err := ahead.list(ctx, r.opts.Dst, d)
-		if err != nil {
-			return err
-		}
-		if p.digests != nil {
-			sum := remote.Digest(list)
-			p.mu.Lock()
-			p.digests[d] = sum
-			p.mu.Unlock()
-		}
-		ents := make(map[string]Entry, len(list))
-		for _, e := range list {
-			ents[e.Name] = e
+		var ents map[string]Entry
+		if st, ok := stater(r.opts.Dst, ahead, d, len(dws)); ok && p.digests == nil {
+			var err error
+			if ents, err = statNames(ctx, st, d, dws); err != nil {
+				return err
+			}
+		} else {
+			list, err := ahead.list(ctx, r.opts.Dst, d)
+			if err != nil {
+				return err
+			}
+			if p.digests != nil {
+				sum := remote.Digest(list)
+				p.mu.Lock()
+				p.digests[d] = sum
+				p.mu.Unlock()
+			}
+			ents = byName(list)
 		}
 		for _, w := range dws {
 			e, ok := ents[baseOf(w.name)]

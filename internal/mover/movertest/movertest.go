@@ -44,8 +44,12 @@ type Channel struct {
 	// Format10, when set, publishes sets of format 1.0: the tree as one
 	// flat list object, as sets written before 2.0 are.
 	Format10 bool
-	seq      uint64
-	gen      int64
+	// MTime, when set, is every tree entry's modification time instead
+	// of the set's creation time: a directory whose files did not change
+	// keeps its list from one set to the next, as backup's does.
+	MTime time.Time
+	seq   uint64
+	gen   int64
 }
 
 func (c *Channel) created() time.Time {
@@ -237,6 +241,9 @@ func (c *Channel) publish(es []manifest.ESFile, tree []manifest.Entry) string {
 		tw := manifest.NewTreeWriter(ctx, store)
 		for _, e := range tree {
 			e.MTime = m.Created
+			if !c.MTime.IsZero() {
+				e.MTime = c.MTime
+			}
 			if err := tw.WriteEntry(e); err != nil {
 				t.Fatal(err)
 			}
