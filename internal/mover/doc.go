@@ -36,6 +36,15 @@
 //     set's file lists or the destination's listings. Any difference, any
 //     error there, or Options.Checksum takes steps 3-5, which check every
 //     file and record the set again at the end.
+//     Beside the recorded set: when the source's newest set is another one
+//     (or the record has no digests), the destination still shows the
+//     recorded set published (its signature, the recorded manifest) and
+//     its last full comparison is less than Options.FullCompareEvery ago
+//     (not Options.FullCompare), steps 3-4 walk the set's 2.0 trees beside
+//     the recorded set's and enumerate, check at the source and compare at
+//     the destination only the files below directories whose list changed
+//     (beside.go; doc/architecture.md, "Transfer push: skipping unchanged
+//     directories"); the rest is the recorded set's, whole there.
 //  3. Choose the set: from the newest set at the source down, the first
 //     whose signature is trusted (Options.VerifySignature), whose manifest is
 //     for this channel, and whose every file - objects, the lists they are
