@@ -103,7 +103,7 @@ func (s *Store) Open(sha string) (*os.File, error) {
 // Put stores the content of r and returns its reference. See the package
 // documentation for the write order.
 func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err error) {
-	tmp, ref, err := s.writeTemp(ctx, r, true)
+	tmp, ref, madeDir, err := s.writeTemp(ctx, r, true)
 	if err != nil || tmp == "" {
 		return ref, err
 	}
@@ -118,6 +118,7 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err err
 	if err != nil {
 		return ref, err
 	}
+	created = created || madeDir
 	if err = os.Rename(tmp, final); err != nil {
 		return ref, fmt.Errorf("object store: %w", err)
 	}
@@ -136,18 +137,51 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err err
 // most objects of a file tree are a few KiB).
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
-// writeTemp streams r into a temporary file in the store's root while
-// hashing it, fsynced when sync is set, and returns its name, or "" when
-// the object is already there (same name, same size: objects are never
-// replaced; one whose size is wrong is damaged, and the atomic rename of
-// the caller repairs it).
-func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp string, ref manifest.Ref, err error) {
-	if err := os.MkdirAll(s.root, DirPerm); err != nil {
-		return "", ref, fmt.Errorf("object store: %w", err)
+// writeTemp stores r's content under a temporary name while hashing it,
+// fsynced when sync is set, and returns that name, or "" when the object
+// is already there (same name, same size: objects are never replaced; one
+// whose size is wrong is damaged, and the atomic rename of the caller
+// repairs it). created says it made the object's fan-out directory.
+//
+// Content up to one copy buffer (1 MiB: most files of a tree) is read and
+// hashed first, so its temporary file is created beside its final name in
+// its fan-out directory (a rename within one directory; new inodes spread
+// over the fan-out directories' block groups as the objects' are), and
+// an object already stored is not written at all. A larger one streams
+// into a temporary file in the store's root.
+func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp string, ref manifest.Ref, created bool, err error) {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	cr := manifest.ContextReader(ctx, r)
+	n, err := io.ReadFull(cr, buf)
+	small := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	if err != nil && !small {
+		return "", ref, false, fmt.Errorf("object store: read: %w", err)
 	}
-	f, err := os.CreateTemp(s.root, manifest.TempPrefix+"put-*")
+	h := sha256.New()
+	dir := s.root
+	if small {
+		sum := sha256.Sum256(buf[:n])
+		ref = manifest.Ref{SHA256: hex.EncodeToString(sum[:]), Size: int64(n)}
+		final := s.Path(ref.SHA256)
+		if fi, err := os.Lstat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
+			return "", ref, false, nil
+		}
+		dir = filepath.Dir(final)
+	}
+	f, err := os.CreateTemp(dir, manifest.TempPrefix+"put-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		// the store's first object, or its fan-out directory's
+		if err = os.MkdirAll(s.root, DirPerm); err == nil && small {
+			created, err = s.fanOut(dir)
+		}
+		if err == nil {
+			f, err = os.CreateTemp(dir, manifest.TempPrefix+"put-*")
+		}
+	}
 	if err != nil {
-		return "", ref, fmt.Errorf("object store: %w", err)
+		return "", ref, false, fmt.Errorf("object store: %w", err)
 	}
 	name := f.Name()
 	defer func() {
@@ -156,30 +190,35 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp stri
 			_ = os.Remove(name)
 		}
 	}()
-	h := sha256.New()
-	bp := copyBufs.Get().(*[]byte)
-	n, err := io.CopyBuffer(io.MultiWriter(f, h), manifest.ContextReader(ctx, r), *bp)
-	copyBufs.Put(bp)
-	if err != nil {
-		return "", ref, fmt.Errorf("object store: write %s: %w", name, err)
+	if _, err = f.Write(buf[:n]); err != nil {
+		return "", ref, false, fmt.Errorf("object store: write %s: %w", name, err)
+	}
+	if !small {
+		h.Write(buf[:n])
+		m, err := io.CopyBuffer(io.MultiWriter(f, h), cr, buf)
+		if err != nil {
+			return "", ref, false, fmt.Errorf("object store: write %s: %w", name, err)
+		}
+		ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: int64(n) + m}
 	}
 	if err = f.Chmod(FilePerm); err != nil {
-		return "", ref, fmt.Errorf("object store: %w", err)
+		return "", ref, false, fmt.Errorf("object store: %w", err)
 	}
 	if sync {
 		if err = f.Sync(); err != nil {
-			return "", ref, fmt.Errorf("object store: sync %s: %w", name, err)
+			return "", ref, false, fmt.Errorf("object store: sync %s: %w", name, err)
 		}
 	}
 	if err = f.Close(); err != nil {
-		return "", ref, fmt.Errorf("object store: close %s: %w", name, err)
+		return "", ref, false, fmt.Errorf("object store: close %s: %w", name, err)
 	}
-	ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: n}
-	if fi, err := os.Lstat(s.Path(ref.SHA256)); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
-		_ = os.Remove(name)
-		return "", ref, nil
+	if !small {
+		if fi, err := os.Lstat(s.Path(ref.SHA256)); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
+			_ = os.Remove(name)
+			return "", ref, false, nil
+		}
 	}
-	return name, ref, nil
+	return name, ref, created, nil
 }
 
 // fanOut makes the fan-out directory dir if it is missing and says whether
