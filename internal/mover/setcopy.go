@@ -427,7 +427,10 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 		// changed since copied and verified: a base for the next run
 		// too, until the next full comparison. No digests: they would
 		// cost a listing of every directory.
-		r.opts.Checked.setRecord(&setRecord{set: s.id, manifest: sumString(string(s.raw)), files: p.files, fullAt: r.base.rec.fullAt})
+		rec := &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: p.files, fullAt: r.base.rec.fullAt}
+		if old := r.base.rec; old.set != rec.set || old.manifest != rec.manifest || len(old.dirs) > 0 {
+			r.opts.Checked.setRecord(rec) // (the same record again would rewrite the cache file for nothing)
+		}
 	case record:
 		rec := &setRecord{set: s.id, manifest: sumString(string(s.raw)), files: p.files, dirs: sortedKeys(p.dirs), fullAt: r.start}
 		return r.recordDirs(ctx, rec, p.digests)
