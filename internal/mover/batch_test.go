@@ -197,6 +197,27 @@ func TestBatchDurability(t *testing.T) {
 	}
 }
 
+// dropMidBatch copies srcDir's set id to dst, killing the server's
+// sessions halfway through the first batch of 600 files of 700 bytes,
+// and checks that the copy failed with nothing under a final name
+// incomplete and the set not visible.
+func dropMidBatch(t *testing.T, s *testenv.SSHServer, c *movertest.Channel, srcDir string, dst *SFTP, dstDir, id string) {
+	t.Helper()
+	o := opts(c, NewLocal(srcDir), dst)
+	k := &killer{srv: s, after: 300 * 700}
+	o.Progress = k
+	if _, err := Run(context.Background(), o); err == nil {
+		t.Fatal("copy survived the connection dropping")
+	}
+	if !k.done.Load() {
+		t.Fatal("sshd was not killed")
+	}
+	checkFinalNames(t, dstDir)
+	if signed(dstDir, id) {
+		t.Fatal("the set appeared although the copy broke off")
+	}
+}
+
 // TestSFTPSyncFS: over SFTP, batches are made durable with sync -f in a
 // shell on the server; an account that cannot run commands (the command
 // fails, or a forced command exits 0 without running it) falls back to an
@@ -235,19 +256,7 @@ func TestSFTPSyncFS(t *testing.T) {
 	}{{"sftp", dialSFTP}, {"helper", dialHelper}} {
 		t.Run("connection dropped mid-batch/"+v.name, func(t *testing.T) {
 			dstDir := t.TempDir()
-			o := opts(c, NewLocal(srcDir), v.dial(t, s, dstDir))
-			k := &killer{srv: s, after: 300 * 700}
-			o.Progress = k
-			if _, err := Run(context.Background(), o); err == nil {
-				t.Fatal("copy survived the connection dropping")
-			}
-			if !k.done.Load() {
-				t.Fatal("sshd was not killed")
-			}
-			checkFinalNames(t, dstDir)
-			if signed(dstDir, id) {
-				t.Fatal("the set appeared although the copy broke off")
-			}
+			dropMidBatch(t, s, c, srcDir, v.dial(t, s, dstDir), dstDir, id)
 			run(t, opts(c, NewLocal(srcDir), v.dial(t, s, dstDir)))
 			verifyDst(t, c, dstDir, id)
 		})

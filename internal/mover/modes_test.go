@@ -27,6 +27,9 @@ func TestDestinationModes(t *testing.T) {
 			c.Publish(movertest.Small("a", 5))
 			src, dst := d.ends(t, srcDir, dstDir)
 			run(t, opts(c, src, dst))
+			if err := dst.Close(); err != nil { // as push does: SFTP alone removes its staging directory
+				t.Fatal(err)
+			}
 			var files, objects, dirs int
 			err := filepath.WalkDir(dstDir, func(p string, e fs.DirEntry, err error) error {
 				if err != nil {

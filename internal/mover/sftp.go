@@ -124,7 +124,7 @@ const helperTimeout = 10 * time.Second
 func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOptions) (*SFTP, error) {
 	s := &SFTP{cfg: cfg, root: root, conns: max(opts.Conns, 1), sessions: max(opts.Sessions, 1),
 		helper: opts.Helper, notice: opts.Notice, first: make(chan struct{})}
-	s.viaSFTP = &sftpFS{s: s, syncCmd: "sync -f --"}
+	s.viaSFTP = &sftpFS{s: s, syncCmd: "sync -f --", findCmd: "find", tarCmd: "tar"}
 	s.viaHelper = &helperFS{s: s, viaSFTP: s.viaSFTP}
 	s.helpers.Store(&[]*remote.Client{})
 	cl, err := sshx.Dial(ctx, s.cfg)
@@ -381,7 +381,7 @@ func (s *SFTP) path(name string) string {
 
 // access is what each of the two ways to the server does: every
 // operation of the FS and of the optional interfaces SFTP implements. A
-// way that cannot do one (WriteFile, DirDigests over SFTP alone) says so
+// way that cannot do one (WriteFile, Publish over SFTP alone) says so
 // with the error the interface documents.
 type access interface {
 	ReadDir(ctx context.Context, dir string) ([]Entry, error)

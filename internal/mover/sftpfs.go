@@ -23,16 +23,23 @@ import (
 // sftpFS is the channel directory on the server reached over SFTP alone
 // (the sessions of s, round robin), with syncfs(2) through a shell on the
 // server where the account may run commands. It writes no whole files in
-// one request and fingerprints no directories: the mover takes the long
-// way (Create, a listing per directory).
+// one request (Create per file) and fingerprints directories from one
+// find(1) through that shell where it can (sftpdigest.go).
 type sftpFS struct {
 	s *SFTP
 	// syncCmd runs syncfs(2) on the server (coreutils sync -f); tests
 	// replace it to play an account that may not run commands.
 	syncCmd   string
 	syncState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
-	shellMu   sync.Mutex   // guards shell
-	shell     *remoteShell // nil until SyncFS needs it
+	// findCmd lists directories on the server (GNU find); tests replace it.
+	findCmd   string
+	findState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
+	// tarCmd extracts a batch of small files (sftpstage.go); tests
+	// replace it.
+	tarCmd  string
+	stage   stager
+	shellMu sync.Mutex   // guards shell
+	shell   *remoteShell // nil until SyncFS needs it
 }
 
 var _ access = (*sftpFS)(nil)
@@ -134,17 +141,32 @@ func (f *sftpFS) mkdirAll(dir string) error {
 }
 
 // Rename uses posix-rename@openssh.com, which replaces the target
-// atomically (plain SFTP rename refuses an existing target).
+// atomically (plain SFTP rename refuses an existing target). A file of a
+// batch (WriteFileLater) is renamed from where it was staged.
 func (f *sftpFS) Rename(_ context.Context, from, to string) error {
-	if err := f.s.client().PosixRename(f.s.path(from), f.s.path(to)); err != nil {
-		return fmt.Errorf("rename %s to %s: %w", f.s.path(from), f.s.path(to), err)
+	src, staged := f.stagedPath(from)
+	if !staged {
+		src = f.s.path(from)
+	}
+	if err := f.s.client().PosixRename(src, f.s.path(to)); err != nil {
+		return fmt.Errorf("rename %s to %s: %w", src, f.s.path(to), err)
+	}
+	if staged {
+		f.unstage(from)
 	}
 	return nil
 }
 
 func (f *sftpFS) Remove(_ context.Context, name string) error {
-	if err := f.s.client().Remove(f.s.path(name)); err != nil {
-		return fmt.Errorf("remove %s: %w", f.s.path(name), err)
+	p, staged := f.stagedPath(name)
+	if !staged {
+		p = f.s.path(name)
+	}
+	if err := f.s.client().Remove(p); err != nil {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	if staged {
+		f.unstage(name)
 	}
 	return nil
 }
@@ -159,16 +181,24 @@ func (f *sftpFS) Remove(_ context.Context, name string) error {
 // the first call returns an error wrapping ErrNoSyncFS and so does every
 // later one; once it has worked, a failure is a real error.
 func (f *sftpFS) SyncFS(ctx context.Context, dirs []string) error {
+	if err := f.finishStaged(ctx); err != nil {
+		return err
+	}
 	if f.syncState.Load() == syncUnavailable {
 		return ErrNoSyncFS
 	}
 	f.shellMu.Lock()
 	defer f.shellMu.Unlock()
 	cmd := f.syncCmd
+	if f.stage.clean.CompareAndSwap(false, true) {
+		// the first sync of a run (the mover's probe, before any batch)
+		// also removes what a killed run left staged
+		cmd = "rm -rf -- " + sshx.Quote(f.s.path(stageName)) + " && " + cmd
+	}
 	for _, d := range dirs {
 		cmd += " " + sshx.Quote(f.s.path(d))
 	}
-	err := f.shellRun(ctx, cmd)
+	err := f.shellRun(ctx, cmd, nil)
 	if err == nil {
 		f.syncState.Store(syncWorks)
 		return nil
@@ -186,12 +216,8 @@ func (f *sftpFS) SyncFS(ctx context.Context, dirs []string) error {
 // where the close need not hold up the rename.
 func (f *sftpFS) WriteFile(context.Context, string, []byte, bool) error { return errNoFileWriter }
 
-// WriteFileLater returns errNoFileWriter.
-func (f *sftpFS) WriteFileLater(context.Context, string, []byte, *remote.Later) error {
-	return errNoFileWriter
-}
-
-// RenameLater returns errNoFileWriter.
+// RenameLater returns errNoFileWriter: Rename takes a staged file out of
+// the staging directory.
 func (f *sftpFS) RenameLater(context.Context, string, string, *remote.Later) error {
 	return errNoFileWriter
 }
@@ -227,12 +253,6 @@ func (f *sftpFS) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList,
 // sftpListsInFlight is how many directories SFTP alone lists at once.
 const sftpListsInFlight = 32
 
-// DirDigests returns ErrNoDigest: listing over SFTP to compute them here
-// would cost what they save.
-func (f *sftpFS) DirDigests(context.Context, []string) ([][32]byte, error) {
-	return nil, fmt.Errorf("%s: no helper: %w", f.s, ErrNoDigest)
-}
-
 // remoteShell is a shell on the server that reads commands from stdin.
 type remoteShell struct {
 	sess   *ssh.Session
@@ -242,8 +262,10 @@ type remoteShell struct {
 }
 
 // shellRun runs cmd in the remote shell (started on first use) and waits
-// for the line that confirms it succeeded. Callers hold f.shellMu.
-func (f *sftpFS) shellRun(ctx context.Context, cmd string) error {
+// for the line that confirms it succeeded. Where out is not nil, it gets
+// each line cmd prints (which must end in a newline), and nothing printed
+// before (a login shell's chatter). Callers hold f.shellMu.
+func (f *sftpFS) shellRun(ctx context.Context, cmd string, out func(line string)) error {
 	if f.shell == nil {
 		f.s.mu.Lock()
 		if len(f.s.open) == 0 {
@@ -287,9 +309,14 @@ func (f *sftpFS) shellRun(ctx context.Context, cmd string) error {
 		}
 		return err
 	}
-	if _, err := io.WriteString(sh.in, cmd+" && echo "+syncOK+" || echo "+syncFailed+"\n"); err != nil {
+	line := cmd + " && echo " + syncOK + " || echo " + syncFailed + "\n"
+	if out != nil {
+		line = "echo " + shellBegin + "; " + line
+	}
+	if _, err := io.WriteString(sh.in, line); err != nil {
 		return fail(fmt.Errorf("send command: %w", err))
 	}
+	begun := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -302,16 +329,25 @@ func (f *sftpFS) shellRun(ctx context.Context, cmd string) error {
 				return nil
 			case line == syncFailed:
 				return fail(errors.New("command failed"))
+			case out != nil && line == shellBegin:
+				begun = true
+			case begun:
+				out(line)
 			}
 			// anything else is the login shell's chatter
 		}
 	}
 }
 
-const syncFailed = "bcp-syncfs-failed"
+const (
+	syncFailed = "bcp-syncfs-failed"
+	shellBegin = "bcp-shell-begin" // what a command prints follows
+)
 
-// closeShell ends the shell, if one was started.
+// closeShell ends the shell and the staging of batches, if they were
+// started.
 func (f *sftpFS) closeShell() {
+	f.closeStage()
 	f.shellMu.Lock()
 	defer f.shellMu.Unlock()
 	if f.shell != nil {
