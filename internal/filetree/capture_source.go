@@ -28,7 +28,7 @@ func (l *LocalSource) p(name string) string { return filepath.Join(l.Dir, filepa
 func (l *LocalSource) String() string                         { return l.Dir }
 func (l *LocalSource) Lstat(name string) (fs.FileInfo, error) { return os.Lstat(l.p(name)) }
 func (l *LocalSource) Open(name string) (io.ReadCloser, error) {
-	return os.Open(l.p(name))
+	return openRead(l.p(name))
 }
 func (l *LocalSource) Readlink(name string) (string, error) { return os.Readlink(l.p(name)) }
 

@@ -159,7 +159,6 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp stri
 	if err != nil && !small {
 		return "", ref, false, fmt.Errorf("object store: read: %w", err)
 	}
-	h := sha256.New()
 	dir := s.root
 	if small {
 		sum := sha256.Sum256(buf[:n])
@@ -169,14 +168,25 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp stri
 			return "", ref, false, nil
 		}
 		dir = filepath.Dir(final)
+		name, err := createSmall(dir, buf[:n], sync)
+		if errors.Is(err, fs.ErrNotExist) {
+			// the store's first object, or its fan-out directory's
+			if err = os.MkdirAll(s.root, DirPerm); err == nil {
+				created, err = s.fanOut(dir)
+			}
+			if err == nil {
+				name, err = createSmall(dir, buf[:n], sync)
+			}
+		}
+		if err != nil {
+			return "", ref, false, fmt.Errorf("object store: %w", err)
+		}
+		return name, ref, created, nil
 	}
 	f, err := os.CreateTemp(dir, manifest.TempPrefix+"put-*")
 	if errors.Is(err, fs.ErrNotExist) {
-		// the store's first object, or its fan-out directory's
-		if err = os.MkdirAll(s.root, DirPerm); err == nil && small {
-			created, err = s.fanOut(dir)
-		}
-		if err == nil {
+		// the store's first object
+		if err = os.MkdirAll(s.root, DirPerm); err == nil {
 			f, err = os.CreateTemp(dir, manifest.TempPrefix+"put-*")
 		}
 	}
@@ -193,14 +203,13 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp stri
 	if _, err = f.Write(buf[:n]); err != nil {
 		return "", ref, false, fmt.Errorf("object store: write %s: %w", name, err)
 	}
-	if !small {
-		h.Write(buf[:n])
-		m, err := io.CopyBuffer(io.MultiWriter(f, h), cr, buf)
-		if err != nil {
-			return "", ref, false, fmt.Errorf("object store: write %s: %w", name, err)
-		}
-		ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: int64(n) + m}
+	h := sha256.New()
+	h.Write(buf[:n])
+	m, err := io.CopyBuffer(io.MultiWriter(f, h), cr, buf)
+	if err != nil {
+		return "", ref, false, fmt.Errorf("object store: write %s: %w", name, err)
 	}
+	ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: int64(n) + m}
 	if err = f.Chmod(FilePerm); err != nil {
 		return "", ref, false, fmt.Errorf("object store: %w", err)
 	}
@@ -212,13 +221,11 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp stri
 	if err = f.Close(); err != nil {
 		return "", ref, false, fmt.Errorf("object store: close %s: %w", name, err)
 	}
-	if !small {
-		if fi, err := os.Lstat(s.Path(ref.SHA256)); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
-			_ = os.Remove(name)
-			return "", ref, false, nil
-		}
+	if fi, err := os.Lstat(s.Path(ref.SHA256)); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
+		_ = os.Remove(name)
+		return "", ref, false, nil
 	}
-	return name, ref, created, nil
+	return name, ref, false, nil
 }
 
 // fanOut makes the fan-out directory dir if it is missing and says whether
