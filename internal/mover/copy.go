@@ -33,6 +33,9 @@ type copier struct {
 	closing  sync.WaitGroup // closes of files already synced
 	closeMu  sync.Mutex
 	closeErr error // the first of those closes that failed
+
+	workersOnce sync.Once
+	localDisks  bool // both ends on local disks (copyWorkers)
 }
 
 // waitClosing waits for the closes of files already synced and returns the
@@ -100,14 +103,43 @@ func (c *copier) readWhole(ctx context.Context, name string, size int64, bp *[]b
 		*bp = make([]byte, size+1)
 	}
 	buf := (*bp)[:size+1]
-	n, err := io.ReadFull(r, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+	n, err := readUpTo(r, buf, int(size))
+	if err != nil {
 		return nil, fmt.Errorf("read %s from %s: %w", name, c.src, err)
 	}
 	if int64(n) != size {
 		return nil, fmt.Errorf("%s at %s: %w: size differs from the manifest's %d bytes", name, c.src, ErrCorrupt, size)
 	}
 	return buf[:n], nil
+}
+
+// shortReadEOF is implemented by readers of regular files for which a
+// read that returns fewer bytes than asked has reached the end of the
+// file (rawFile: read(2) of a local or NFS file).
+type shortReadEOF interface{ shortReadIsEOF() }
+
+// readUpTo reads r into buf until buf is full or the end of the file and
+// returns how many bytes it read. Where a short read is the end
+// (shortReadEOF), a read that stops at want bytes ends it: a small file
+// of the size the manifest says takes one read(2), not a second one that
+// returns 0. A file longer than want still fills more than want bytes of
+// buf, and the caller compares the count with the manifest's size.
+func readUpTo(r io.Reader, buf []byte, want int) (int, error) {
+	_, short := r.(shortReadEOF)
+	n := 0
+	for n < len(buf) {
+		k, err := r.Read(buf[n:])
+		n += k
+		switch {
+		case errors.Is(err, io.EOF):
+			return n, nil
+		case err != nil:
+			return n, err
+		case short && n == want && k > 0:
+			return n, nil
+		}
+	}
+	return n, nil
 }
 
 // smallBufs hold small files while they are checked and written (writeData

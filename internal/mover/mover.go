@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
@@ -39,7 +38,9 @@ type Options struct {
 	// files in flight fill the helper's batches (fewer, larger requests)
 	// and let the destination's file system commit fsyncs together. Small
 	// files are held in memory while in flight, at most smallInFlight
-	// bytes of them.
+	// bytes of them. Between two directories on local disks the copy has
+	// at most 2 per CPU (at least 4) in flight (copyWorkers): there more
+	// only wait on the lock of the directory they create files in.
 	Workers int
 	// BigWorkers bounds how many of them are large files (above 1 MiB),
 	// each of which keeps many requests and buffers in flight; 8 when zero.
@@ -368,10 +369,12 @@ func (r *runner) syncFS(ctx context.Context, dirs []string) error {
 	return nil
 }
 
-// writeFiles copies files with Workers in flight. With batch set, small
+// writeFiles copies files with copyWorkers in flight. With batch set, small
 // files are left under their temporary names and returned: finishBatch
 // makes them durable and renames them.
 func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*want, error) {
+	defer pinDirs(r.opts.Src, files)()
+	defer pinDirs(r.opts.Dst, files)()
 	var pending atomicList
 	var later *remote.Later // the batch's writes that a LaterWriter only queued
 	if batch {
@@ -388,7 +391,8 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 	// Small files are admitted by memory: the feeder waits for room before
 	// handing one to a worker.
 	admit := func(ctx context.Context, w *want) error { return mem.Acquire(ctx, held(w)) }
-	err := r.each(ctx, files, admit, func(ctx context.Context, w *want) error {
+	tryAdmit := func(w *want) bool { return mem.TryAcquire(held(w)) }
+	err := eachRun(ctx, files, r.cp.copyWorkers(r.opts.Workers), admit, tryAdmit, func(ctx context.Context, w *want) error {
 		defer mem.Release(held(w))
 		if w.size > smallFile {
 			select {
@@ -426,41 +430,13 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 // each runs fn for every file on at most Workers long-lived goroutines
 // (not a goroutine per file: 100k of them cost the client more CPU -
 // creation, stack growth, scheduling - than the SHA-256 of their data).
-// admit, if not nil, is called in order before a file is handed out and
-// may wait. The first error stops the rest and is returned.
+// Files are handed out in runs (eachRun) where there are many more files
+// than workers: one channel hand-off (a wake-up of a parked worker) per
+// run instead of per file. admit, if not nil, is called in order before a
+// file is handed out and may wait; a run waiting for room is handed out
+// first. The first error stops the rest and is returned.
 func (r *runner) each(ctx context.Context, files []*want, admit func(context.Context, *want) error, fn func(context.Context, *want) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	work := make(chan *want)
-	for range min(r.opts.Workers, len(files)) {
-		g.Go(func() error {
-			for w := range work {
-				if err := fn(gctx, w); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	}
-	var stopped error
-feed:
-	for _, w := range files {
-		if admit != nil {
-			if stopped = admit(gctx, w); stopped != nil {
-				break
-			}
-		}
-		select {
-		case work <- w:
-		case <-gctx.Done():
-			stopped = gctx.Err()
-			break feed
-		}
-	}
-	close(work)
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return stopped // ctx ended while handing out files
+	return eachRun(ctx, files, r.opts.Workers, admit, nil, fn)
 }
 
 // finishBatch makes files written under their temporary names durable
@@ -476,6 +452,7 @@ func (r *runner) finishBatch(ctx context.Context, files []*want) error {
 	if err := r.syncFS(ctx, sortedKeys(dirs)); err != nil {
 		return err
 	}
+	defer pinDirs(r.opts.Dst, files)()
 	if lw, ok := r.opts.Dst.(LaterWriter); ok {
 		// All renames queued, one wait.
 		later, n := remote.NewLater(), 0
@@ -497,7 +474,7 @@ func (r *runner) finishBatch(ctx context.Context, files []*want) error {
 		}
 		files = files[n:]
 	}
-	return r.each(ctx, files, nil, func(ctx context.Context, w *want) error {
+	return eachRun(ctx, files, r.cp.copyWorkers(r.opts.Workers), nil, nil, func(ctx context.Context, w *want) error {
 		if err := r.cp.finish(ctx, w.name); err != nil {
 			return err
 		}
