@@ -634,3 +634,35 @@ func TestCorruptCompressedFrame(t *testing.T) {
 	}
 	testkit.Must(t, c.Put(ctx, "d/z", []byte("after"), false))
 }
+
+// A batch of renames (a temporary and a final name of 64 hex digits for
+// each file) goes compressed to a third or less, and every file is renamed.
+func TestCompressedRenames(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "channel")
+	c := pair(t, root)
+	ctx := context.Background()
+	testkit.Must(t, c.MkdirAll(ctx, "objects/ab"))
+	var names []string
+	l := NewLater()
+	for i := range 300 {
+		sum := sha256.Sum256([]byte(strconv.Itoa(i)))
+		name := fmt.Sprintf("objects/ab/%x", sum)
+		names = append(names, name)
+		testkit.Must(t, c.PutLater(ctx, "objects/ab/.tmp-"+name[len("objects/ab/"):], randomBytes(i, 100), l))
+	}
+	testkit.Must(t, l.Wait(ctx))
+	raw0, sent0 := c.Compression()
+	for _, n := range names {
+		testkit.Must(t, c.RenameLater(ctx, "objects/ab/.tmp-"+n[len("objects/ab/"):], n, l))
+	}
+	testkit.Must(t, l.Wait(ctx))
+	raw, sent := c.Compression()
+	if raw-raw0 < 300*140 || sent-sent0 > (raw-raw0)/3 {
+		t.Errorf("renames of %d bytes took %d on the stream", raw-raw0, sent-sent0)
+	}
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(root, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

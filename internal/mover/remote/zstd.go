@@ -10,8 +10,9 @@ import (
 )
 
 // Compression of the stream (opZstd, announced in opsLine). A request that
-// carries file data (opPutMany, opWrite, opPublish) may travel as an
-// opZstd frame with the same id:
+// carries file data (opPutMany, opWrite, opPublish) or names
+// (opRenameMany: a temporary name and its final one, much alike) may
+// travel as an opZstd frame with the same id:
 //
 //	inner op u8 | size u32 | zstd frame of the inner request's payload
 //
@@ -40,9 +41,11 @@ const minCompress = 1 << 10
 // sending that way: at least an eighth smaller.
 func compressed(n, k int) bool { return k <= n-n/8 }
 
-// compressible reports whether op's payload is file data worth
+// compressible reports whether op's payload is file data or names worth
 // compressing.
-func compressible(op byte) bool { return op == opPutMany || op == opWrite || op == opPublish }
+func compressible(op byte) bool {
+	return op == opPutMany || op == opWrite || op == opPublish || op == opRenameMany
+}
 
 var (
 	zencoder = sync.OnceValue(func() *zstd.Encoder {
@@ -96,8 +99,8 @@ func (g *gate) result(gained bool) {
 // helper offers it: each payload compressed where that gains) or off.
 func (c *Client) SetCompress(on bool) { c.zoff.Store(!on) }
 
-// Compression returns the bytes of file data given to the client's
-// compressible requests and the bytes they took on the stream.
+// Compression returns the bytes of the client's compressible requests
+// (file data, renames) and the bytes they took on the stream.
 func (c *Client) Compression() (raw, sent int64) { return c.zraw.Load(), c.zsent.Load() }
 
 // squeeze returns the frame to send for op's payload parts: an opZstd
