@@ -47,7 +47,7 @@ func (s *Store) NewBatch() *Batch { return &Batch{s: s, dirs: map[string]bool{}}
 
 // Put stores the content of r; it is durable under its name after Flush.
 func (b *Batch) Put(ctx context.Context, r io.Reader) (manifest.Ref, error) {
-	tmp, ref, _, err := b.s.writeTemp(ctx, r, false)
+	tmp, ref, _, err := b.s.writeTemp(ctx, r, false, true)
 	if err != nil || tmp == "" {
 		return ref, err
 	}

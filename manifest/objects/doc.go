@@ -5,13 +5,14 @@
 //
 // Writing follows the channel's write-order rule 1: Put writes the content
 // into a ".tmp-*" file while hashing it, fsyncs and closes it, then renames
-// it to its final name and fsyncs the directory. Content of up to 1 MiB is
-// read and hashed first, so its temporary file is made in the directory of
-// its final name (objects/<aa>, as DESIGN.md asks) and content already
-// stored is not written at all (deduplication across sets); a larger one
-// streams into a ".tmp-*" file in the objects directory, removed if the
-// object turns out to be there. An object therefore exists under its name
-// only when it is complete and durable, and it is never modified afterwards.
+// it to its final name and fsyncs the directory. Put streams into a
+// ".tmp-*" file in the objects directory, removed if the object turns out
+// to be there (deduplication across sets). A Batch reads content of up to
+// 1 MiB and hashes it first, so its temporary file is made in the
+// directory of its final name (objects/<aa>, as DESIGN.md asks) and
+// content already stored is not written at all. An object therefore
+// exists under its name only when it is complete and durable, and it is
+// never modified afterwards.
 //
 // A Batch (NewBatch) stores many small objects at the cost of one
 // syncfs(2) per batch instead of two fsyncs per object: the temporary

@@ -103,7 +103,7 @@ func (s *Store) Open(sha string) (*os.File, error) {
 // Put stores the content of r and returns its reference. See the package
 // documentation for the write order.
 func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err error) {
-	tmp, ref, madeDir, err := s.writeTemp(ctx, r, true)
+	tmp, ref, madeDir, err := s.writeTemp(ctx, r, true, false)
 	if err != nil || tmp == "" {
 		return ref, err
 	}
@@ -143,21 +143,25 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }
 // whose size is wrong is damaged, and the atomic rename of the caller
 // repairs it). created says it made the object's fan-out directory.
 //
-// Content up to one copy buffer (1 MiB: most files of a tree) is read and
-// hashed first, so its temporary file is created beside its final name in
+// With buffered (a Batch: many files of a tree), content up to one copy
+// buffer (1 MiB) is read and hashed first, so its temporary file is created beside its final name in
 // its fan-out directory (a rename within one directory; new inodes spread
 // over the fan-out directories' block groups as the objects' are), and
-// an object already stored is not written at all. A larger one streams
-// into a temporary file in the store's root.
-func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync bool) (tmp string, ref manifest.Ref, created bool, err error) {
+// an object already stored is not written at all. A larger one, and
+// every one Put stores (a dump: its temporary file is there from its
+// first byte), streams into a temporary file in the store's root.
+func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync, buffered bool) (tmp string, ref manifest.Ref, created bool, err error) {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
 	cr := manifest.ContextReader(ctx, r)
-	n, err := io.ReadFull(cr, buf)
-	small := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-	if err != nil && !small {
-		return "", ref, false, fmt.Errorf("object store: read: %w", err)
+	n, small := 0, false
+	if buffered {
+		n, err = io.ReadFull(cr, buf)
+		small = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		if err != nil && !small {
+			return "", ref, false, fmt.Errorf("object store: read: %w", err)
+		}
 	}
 	dir := s.root
 	if small {
