@@ -145,6 +145,12 @@ func startSSHDOnce(ctx context.Context, dir string, o StartOptions) (*SSHServer,
 		"MaxStartups 100",
 		"MaxSessions 100",
 		"LogLevel VERBOSE",
+		// Every command runs through the account's login shell, which on
+		// this kind of machine runs pyenv's rehash from ~/.bashrc; it waits
+		// up to a minute for a lock that a login killed mid-way (a test
+		// that kills sshd or drops its connections) leaves behind, and
+		// every later login of the test world would wait with it.
+		"SetEnv PYENV_REHASH_TIMEOUT=1",
 		"",
 	}, "\n")
 	cfgFile := filepath.Join(dir, "sshd_config")

@@ -743,10 +743,29 @@ func (c *Client) Close() error {
 	err := c.in.Close()
 	c.fail(errors.New("transfer helper: closed"))
 	if c.sess != nil {
+		// The helper ends when it has carried out what it was sent (its
+		// input ended): wait a little for it, so that nothing it still
+		// writes outlives the run that sent it (a next run, or a test's
+		// cleanup, would find it writing beside them).
+		ended := make(chan struct{})
+		go func() {
+			_ = c.sess.Wait() // its exit status: what failed was answered already
+			close(ended)
+		}()
+		select {
+		case <-ended:
+		case <-time.After(closeWait):
+		}
 		err = c.sess.Close()
+		if errors.Is(err, io.EOF) { // the session had ended
+			err = nil
+		}
 	}
 	return err
 }
+
+// closeWait is how long Close waits for the helper to end.
+const closeWait = 10 * time.Second
 
 // putLimit is the size up to which a file written through File is sent
 // in one opPut when it is closed or synced.
