@@ -34,7 +34,8 @@
 //     directory holding its files, the digest of the directory's listing
 //     (remote.Digest: names, sizes, times in ns, kinds). If the source's
 //     newest set is still that set (same manifest, signature trusted) and
-//     the destination (a Digester: the SFTP helper, or a local directory)
+//     the destination (a Digester: the transfer helper, SFTP alone through
+//     one find(1) in its shell, or a local directory)
 //     shows the same digest for every one of those directories, nothing
 //     was added, removed, resized or touched there since it was verified:
 //     the run has nothing to copy and goes on to step 6 without reading the

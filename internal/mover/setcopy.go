@@ -688,10 +688,12 @@ func (r *runner) recordDirs(ctx context.Context, rec *setRecord, have map[string
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, ErrNoDigest):
-			// SFTP without the helper: the next run could not compare
-			// digests either (unchanged), so listing every directory
-			// here to record them would be time spent for nothing
-			// (7 s of a 10 s "nothing to do" at 50 ms, bench/wan.md).
+			// A destination that cannot fingerprint its directories
+			// (SFTP alone without a shell, GNU find or base64): the next
+			// run could not compare digests either (unchanged), so
+			// listing every directory here to record them would be
+			// time spent for nothing (7 s of a 10 s "nothing to do" at
+			// 50 ms, bench/wan.md).
 			return nil
 		}
 	}
