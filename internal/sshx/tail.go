@@ -30,7 +30,10 @@ func (t *Tail) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// String returns what was kept, without surrounding white space.
+// String returns what was kept on one line, its lines joined by " / "
+// and without surrounding white space: it ends an error message, whose
+// last line must still say what failed (a login shell's noise on stderr
+// would otherwise end it).
 func (t *Tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -38,5 +41,11 @@ func (t *Tail) String() string {
 	if len(b) > TailMax {
 		b = b[len(b)-TailMax:]
 	}
-	return strings.TrimSpace(string(b))
+	var lines []string
+	for l := range strings.Lines(string(b)) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, " / ")
 }
