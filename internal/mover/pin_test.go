@@ -50,7 +50,7 @@ func TestLocalPinDirs(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(r)
-	r.Close()
+	_ = r.Close() // only read
 	if err != nil || string(got) != "data" {
 		t.Fatalf("read %q, %v", got, err)
 	}
@@ -79,7 +79,9 @@ func TestReadUpTo(t *testing.T) {
 	if _, err := f.WriteString("hello"); err != nil {
 		t.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 	raw, err := NewLocal(filepath.Dir(f.Name())).Open(context.Background(), filepath.Base(f.Name()))
 	if err != nil {
 		t.Fatal(err)
