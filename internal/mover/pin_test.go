@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
+
+	"github.com/squirro-bcp/bcp/internal/testenv"
 )
 
 // TestLocalPinDirs: in a pinned directory a file is created, read and
@@ -184,7 +186,7 @@ func TestEachRun(t *testing.T) {
 func TestCopyWorkers(t *testing.T) {
 	dir := t.TempDir()
 	if !onLocalDisk(dir) {
-		t.Skipf("%s is not on a local disk file system known to onLocalDisk", dir)
+		testenv.RequireCI(t, dir+" on a local-disk file system known to onLocalDisk", "set TMPDIR to a directory on ext4, XFS, btrfs or tmpfs")
 	}
 	c := &copier{src: NewLocal(dir), dst: NewLocal(t.TempDir())}
 	if got, limit := c.copyWorkers(512), max(4, localDiskWorkers*runtime.NumCPU()); got != limit {
