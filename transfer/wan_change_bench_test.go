@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // benchChange is BenchmarkWAN's "change" case: a 1% change of a large
@@ -35,17 +36,8 @@ func benchChange(b *testing.B, sc float64, link testenv.Link) {
 		}
 	}
 	run("go", "build", "-o", sb, "github.com/squirro-bcp/bcp/internal/cmd/scalebench")
-	key := filepath.Join(dir, "key")
-	run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
-	pub, err := os.ReadFile(key + ".pub")
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := strings.Fields(string(pub))
-	allowed := filepath.Join(dir, "allowed_signers")
-	if err := os.WriteFile(allowed, []byte(fmt.Sprintf("bench namespaces=\"manifest@squirro-bcp\" %s %s\n", f[0], f[1])), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	key, signer := testkit.SigningKey(b, dir, "bench")
+	allowed := testkit.WriteAllowedSigners(b, filepath.Join(dir, "allowed_signers"), testkit.AllowedLine("bench", signer.PublicKey()))
 	tree, ch, capCache := filepath.Join(dir, "tree"), filepath.Join(dir, "ch"), filepath.Join(dir, "capture-cache")
 	run(sb, "gen", tree, fmt.Sprint(n))
 	run(sb, "capture", ch, tree, capCache, key)
