@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -65,6 +66,22 @@ func (l *Local) Stat(_ context.Context, name string) (Entry, error) {
 		return Entry{}, err
 	}
 	return Entry{Name: fi.Name(), Size: fi.Size(), Dir: fi.IsDir(), ModTime: fi.ModTime()}, nil
+}
+
+// StatManyer is implemented by destinations that can look up the names
+// of many directories in a few requests (the helper's), where a Stater
+// costs a round trip per name over a far link: a plan beside the base set
+// asks for the few names of each of a window's directories at once
+// instead of listing them.
+type StatManyer interface {
+	// StatMany returns, for each of dirs in order, the entries of its
+	// Names that exist (lstat'ed, as a listing of Dir shows them; a
+	// missing name is left out) or, in Err, why Dir could not be looked
+	// in: an error matching fs.ErrNotExist or errNotDir when Dir is
+	// missing or below a file (a missing directory, as statNames has
+	// it). One that cannot at the moment (an older helper) returns an
+	// error wrapping remote.ErrNotOffered.
+	StatMany(ctx context.Context, dirs []remote.DirNames) ([]remote.DirList, error)
 }
 
 // errNotDir: a name below a file, missing as far as a listing goes.
