@@ -131,17 +131,55 @@ func (h *helperFS) Publish(ctx context.Context, files []remote.Published) error 
 }
 
 // ReadDirs has the helpers list dirs, a share of them per request with
-// listRequests requests at once (remote.ErrNotOffered from an older
+// digestRequests requests at once (remote.ErrNotOffered from an older
 // helper).
 func (h *helperFS) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, error) {
+	return dirsInShares(ctx, dirs, func(ctx context.Context, part []string) ([]remote.DirList, error) {
+		res, err := h.helper().ListMany(ctx, rels(part))
+		if err != nil {
+			return nil, fmt.Errorf("list at %s: %w", h.s, err)
+		}
+		return res, nil
+	})
+}
+
+var _ StatManyer = (*SFTP)(nil)
+
+// StatMany looks the names up through the helpers once they have started
+// (helperFS), else over SFTP alone where that way can (a StatManyer),
+// else it returns remote.ErrNotOffered (each directory is then listed).
+func (s *SFTP) StatMany(ctx context.Context, dirs []remote.DirNames) ([]remote.DirList, error) {
+	if sm, ok := s.way(ctx).(StatManyer); ok {
+		return sm.StatMany(ctx, dirs)
+	}
+	return nil, remote.ErrNotOffered
+}
+
+// StatMany has the helpers look up the names of dirs, a share of the
+// directories per request with digestRequests requests at once
+// (remote.ErrNotOffered from an older helper).
+func (h *helperFS) StatMany(ctx context.Context, dirs []remote.DirNames) ([]remote.DirList, error) {
+	return dirsInShares(ctx, dirs, func(ctx context.Context, part []remote.DirNames) ([]remote.DirList, error) {
+		rp := make([]remote.DirNames, len(part))
+		for i, d := range part {
+			rp[i] = remote.DirNames{Dir: rel(d.Dir), Names: d.Names}
+		}
+		res, err := h.helper().StatMany(ctx, rp)
+		if err != nil {
+			return nil, fmt.Errorf("look up at %s: %w", h.s, err)
+		}
+		return res, nil
+	})
+}
+
+// dirsInShares calls fn with digestRequests shares of dirs at once
+// (inShares) and returns fn's results in the order of dirs.
+func dirsInShares[D any](ctx context.Context, dirs []D, fn func(ctx context.Context, part []D) ([]remote.DirList, error)) ([]remote.DirList, error) {
 	out := make([]remote.DirList, len(dirs))
 	err := inShares(ctx, len(dirs), func(ctx context.Context, lo, hi int) error {
-		res, err := h.helper().ListMany(ctx, rels(dirs[lo:hi]))
-		if err != nil {
-			return fmt.Errorf("list at %s: %w", h.s, err)
-		}
+		res, err := fn(ctx, dirs[lo:hi])
 		copy(out[lo:], res)
-		return nil
+		return err
 	})
 	return out, err
 }

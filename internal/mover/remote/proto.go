@@ -110,7 +110,7 @@ const Hello = "bcp-transfer-serve 3"
 const opsLine = "bcp-transfer-ops"
 
 // optionalOps are the requests announced in opsLine.
-var optionalOps = []byte{opPublish, opListMany, opZstd}
+var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany}
 
 const (
 	opPutMany    = 1  // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
@@ -130,6 +130,7 @@ const (
 	opPublish  = 22 // count u16, then per file: temporary name, final name, size u32, data
 	opListMany = 23 // count u16, dirs
 	opZstd     = 24 // inner op u8, size u32, zstd frame of the inner request's payload (zstd.go)
+	opStatMany = 25 // count u16, then per directory: dir, count u16, names (statmany.go)
 )
 
 // A reply to opPutMany, opRenameMany or opDigest carries, after statusOK,

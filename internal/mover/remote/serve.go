@@ -340,6 +340,8 @@ func (s *server) do(f frame) []byte {
 			body = append(appendResult(body, nil), encodeList(ents)...)
 		}
 		err = d.err
+	case opStatMany:
+		body, err = s.statMany(&d)
 	default:
 		var known bool
 		if body, known, err = s.doTree(f.op, &d); !known {
