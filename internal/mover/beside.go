@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"maps"
 	"os"
+	"slices"
 	"syscall"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
@@ -84,6 +86,46 @@ type StatManyer interface {
 	StatMany(ctx context.Context, dirs []remote.DirNames) ([]remote.DirList, error)
 }
 
+// lookUp looks up names (by directory) at f in a few requests, where f
+// can (a StatManyer; offered false otherwise, or from an older helper):
+// the entries found, by directory, as statNames gives them (a nil map for
+// a missing directory). A directory that could not be looked in for
+// another reason is left out, to be listed on its own.
+func lookUp(ctx context.Context, f FS, names map[string][]string) (found map[string]map[string]Entry, offered bool, err error) {
+	sm, ok := f.(StatManyer)
+	if !ok {
+		return nil, false, nil
+	}
+	if len(names) == 0 {
+		return nil, true, nil
+	}
+	dirs := make([]remote.DirNames, 0, len(names))
+	for _, d := range slices.Sorted(maps.Keys(names)) {
+		dirs = append(dirs, remote.DirNames{Dir: d, Names: names[d]})
+	}
+	res, err := sm.StatMany(ctx, dirs)
+	if errors.Is(err, remote.ErrNotOffered) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	found = make(map[string]map[string]Entry, len(dirs))
+	for i, d := range dirs {
+		switch err := res[i].Err; {
+		case err == nil:
+			ents := make(map[string]Entry, len(res[i].Entries))
+			for _, e := range res[i].Entries {
+				ents[e.Name] = e
+			}
+			found[d.Dir] = ents
+		case errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir):
+			found[d.Dir] = nil
+		}
+	}
+	return found, true, nil
+}
+
 // errNotDir: a name below a file, missing as far as a listing goes.
 var errNotDir error = syscall.ENOTDIR
 
@@ -103,7 +145,7 @@ func stater(f FS, ahead listings, dir string, n int) (Stater, bool) {
 	if !ok || n > statMax {
 		return nil, false
 	}
-	if _, fetched := ahead[dir]; fetched {
+	if _, fetched := ahead.lists[dir]; fetched {
 		return nil, false
 	}
 	return st, true

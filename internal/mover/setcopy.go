@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -74,7 +75,7 @@ func (p *plan) todos() int64 {
 func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 	p := &plan{mkdirs: map[string]bool{}, dirs: map[string]bool{}}
 	p.spool.base = r.opts.Checked.spoolBase()
-	err := r.eachBucket(ctx, s.spool, func(gctx context.Context, k int, ahead listings) error {
+	err := r.eachBucket(ctx, s.spool, true, func(gctx context.Context, k int, ahead listings) error {
 		recs, err := readBucket(s.spool, k)
 		if err != nil {
 			return err
@@ -121,7 +122,7 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 		}
 		var out []classed
 		if err == nil {
-			out, err = r.planFiles(ctx, p, s.special, view, nil)
+			out, err = r.planFiles(ctx, p, s.special, view, listings{})
 		}
 		for _, c := range out {
 			if c.class == classTodo {
@@ -158,10 +159,16 @@ func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[st
 	var out []classed
 	var present, replaced, bytes int64
 	var missing []string
+	ahead, err := r.lookUpRest(ctx, ahead, byDir)
+	if err != nil {
+		return nil, err
+	}
 	for d, dws := range byDir {
 		var ents map[string]Entry
 		var err error
-		if st, ok := stater(r.opts.Dst, ahead, d, len(dws)); ok {
+		if found, ok := ahead.found[d]; ok {
+			ents = found
+		} else if st, ok := stater(r.opts.Dst, ahead, d, len(dws)); ok {
 			ents, err = statNames(ctx, st, d, dws)
 		} else {
 			ents, err = ahead.dir(ctx, r.opts.Dst, d)
@@ -203,7 +210,7 @@ func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[st
 		}
 		if len(need) > 0 {
 			var src map[string]Entry
-			if st, ok := stater(r.opts.Src, nil, d, len(need)); ok {
+			if st, ok := stater(r.opts.Src, listings{}, d, len(need)); ok {
 				src, err = statNames(ctx, st, d, need)
 			} else {
 				src, err = listDir(ctx, r.opts.Src, d, true)
@@ -276,14 +283,80 @@ func byName(ents []Entry) map[string]Entry {
 // that many buckets' listings held.
 const aheadBuckets = 32
 
-// listings are directory listings fetched ahead (listAhead): nil entries
-// for a missing directory. A nil listings holds none.
-type listings map[string][]Entry
+// listings is what was fetched ahead at the destination: whole listings
+// of directories (listAhead; nil entries for a missing one) and the
+// entries of the few names of others looked up (lookUp; a nil map for a
+// missing one). The zero listings holds none.
+type listings struct {
+	lists map[string][]Entry
+	found map[string]map[string]Entry
+}
+
+// lookUpFew looks up at the destination, in one go (lookUp), the names
+// of each bucket of sp with at most statMax files, where it can
+// (StatManyer) and look allows (the record's digests need whole
+// listings): the entries found, by directory, and the buckets looked up
+// (none from a destination that cannot).
+func (r *runner) lookUpFew(ctx context.Context, sp *bucketFiles, look bool) (map[string]map[string]Entry, *[numBuckets]bool, error) {
+	var few [numBuckets]bool
+	if _, can := r.opts.Dst.(StatManyer); !look || !can {
+		return nil, &few, nil
+	}
+	names := map[string][]string{}
+	for k := range numBuckets {
+		if n := sp.count(k); n == 0 || n > statMax {
+			continue
+		}
+		cs, err := readBucket(sp, k)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, c := range cs {
+			d := dirOf(c.w.name)
+			names[d] = append(names[d], baseOf(c.w.name))
+		}
+		few[k] = true
+	}
+	found, offered, err := lookUp(ctx, r.opts.Dst, names)
+	if !offered {
+		few = [numBuckets]bool{} // an older helper: listed after all
+	}
+	return found, &few, err
+}
+
+// lookUpRest is ahead with, where the destination can (StatManyer), the
+// names of each directory of byDir with at most statMax of them looked up
+// in one go unless ahead holds that directory already.
+func (r *runner) lookUpRest(ctx context.Context, ahead listings, byDir map[string][]*want) (listings, error) {
+	if _, can := r.opts.Dst.(StatManyer); !can {
+		return ahead, nil
+	}
+	names := map[string][]string{}
+	for d, dws := range byDir {
+		_, listed := ahead.lists[d]
+		if _, found := ahead.found[d]; found || listed || len(dws) > statMax {
+			continue
+		}
+		for _, w := range dws {
+			names[d] = append(names[d], baseOf(w.name))
+		}
+	}
+	found, _, err := lookUp(ctx, r.opts.Dst, names)
+	if err != nil || len(found) == 0 {
+		return ahead, err
+	}
+	out := listings{lists: ahead.lists, found: maps.Clone(ahead.found)}
+	if out.found == nil {
+		out.found = found
+	}
+	maps.Copy(out.found, found)
+	return out, nil
+}
 
 // listAhead lists dirs at the destination in a few requests where it can
 // (DirsLister); nil where it cannot (then each is listed on its own). A
 // directory it could not list is left out, to be listed on its own.
-func (r *runner) listAhead(ctx context.Context, dirs []string) (listings, error) {
+func (r *runner) listAhead(ctx context.Context, dirs []string) (map[string][]Entry, error) {
 	dl, ok := r.opts.Dst.(DirsLister)
 	if !ok || len(dirs) == 0 {
 		return nil, nil
@@ -295,7 +368,7 @@ func (r *runner) listAhead(ctx context.Context, dirs []string) (listings, error)
 	if err != nil {
 		return nil, err
 	}
-	out := make(listings, len(dirs))
+	out := make(map[string][]Entry, len(dirs))
 	for i, d := range dirs {
 		switch {
 		case res[i].Err == nil:
@@ -308,12 +381,12 @@ func (r *runner) listAhead(ctx context.Context, dirs []string) (listings, error)
 }
 
 // bucketDirs is the object directories of the aheadBuckets buckets from k
-// on that hold files: nearly every directory a set's buckets have (the
-// others are listed on their own).
-func bucketDirs(sp *bucketFiles, k int) []string {
+// on that hold files and were not looked up (few): nearly every directory
+// a set's buckets have (the others are listed on their own).
+func bucketDirs(sp *bucketFiles, k int, few *[numBuckets]bool) []string {
 	var dirs []string
 	for j := k; j < min(k+aheadBuckets, numBuckets); j++ {
-		if sp.count(j) > 0 {
+		if sp.count(j) > 0 && !few[j] {
 			dirs = append(dirs, fmt.Sprintf("%s/%02x", manifest.ObjectsDirName, j))
 		}
 	}
@@ -323,7 +396,7 @@ func bucketDirs(sp *bucketFiles, k int) []string {
 // list returns dir's listing at f: fetched ahead, or listed now. A missing
 // directory is a nil list.
 func (l listings) list(ctx context.Context, f FS, dir string) ([]Entry, error) {
-	if ents, ok := l[dir]; ok {
+	if ents, ok := l.lists[dir]; ok {
 		return ents, nil
 	}
 	ents, err := f.ReadDir(ctx, dir)
@@ -559,10 +632,10 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 			view[w.name] = st
 		}
 	}
-	if err := r.rememberFiles(ctx, p, held, view, nil); err != nil {
+	if err := r.rememberFiles(ctx, p, held, view, listings{}); err != nil {
 		return err
 	}
-	return r.eachBucket(ctx, &p.spool, func(gctx context.Context, k int, ahead listings) error {
+	return r.eachBucket(ctx, &p.spool, p.digests == nil, func(gctx context.Context, k int, ahead listings) error {
 		cs, err := readBucket(&p.spool, k)
 		if err != nil {
 			return err
@@ -584,13 +657,19 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 }
 
 // eachBucket calls fn for every bucket of sp that holds files, planWorkers
-// at once, a window of aheadBuckets buckets at a time: the destination's
-// listings of a window's directories are fetched first, in one go
-// (listAhead), and handed to fn; at most one window's are held.
-func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, fn func(ctx context.Context, k int, ahead listings) error) error {
+// at once, with what was fetched ahead at the destination: first the few
+// names of every bucket that has few (where look allows) looked up, all
+// in one go (lookUpFew), then, a window of aheadBuckets buckets at a
+// time, the listings of the window's other directories, in one go
+// (listAhead); at most one window's listings are held.
+func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, look bool, fn func(ctx context.Context, k int, ahead listings) error) error {
+	found, few, err := r.lookUpFew(ctx, sp, look)
+	if err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(planWorkers)
-	var ahead listings
+	ahead := listings{found: found}
 	win := -1
 	for k := range numBuckets {
 		if sp.count(k) == 0 {
@@ -603,8 +682,7 @@ func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, fn func(ctx co
 			}
 			g, gctx = errgroup.WithContext(ctx)
 			g.SetLimit(planWorkers)
-			var err error
-			if ahead, err = r.listAhead(ctx, bucketDirs(sp, win*aheadBuckets)); err != nil {
+			if ahead.lists, err = r.listAhead(ctx, bucketDirs(sp, win*aheadBuckets, few)); err != nil {
 				return err
 			}
 		}
@@ -623,14 +701,25 @@ func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view ma
 		d := dirOf(w.name)
 		byDir[d] = append(byDir[d], w)
 	}
+	if p.digests == nil {
+		var err error
+		if ahead, err = r.lookUpRest(ctx, ahead, byDir); err != nil {
+			return err
+		}
+	}
 	for d, dws := range byDir {
 		var ents map[string]Entry
-		if st, ok := stater(r.opts.Dst, ahead, d, len(dws)); ok && p.digests == nil {
+		found, looked := ahead.found[d]
+		st, ok := stater(r.opts.Dst, ahead, d, len(dws))
+		switch {
+		case looked && p.digests == nil:
+			ents = found
+		case ok && p.digests == nil:
 			var err error
 			if ents, err = statNames(ctx, st, d, dws); err != nil {
 				return err
 			}
-		} else {
+		default:
 			list, err := ahead.list(ctx, r.opts.Dst, d)
 			if err != nil {
 				return err
