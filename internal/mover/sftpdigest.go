@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,40 +18,92 @@ import (
 
 // DirDigests fingerprints dirs without the helper: one find(1) of all of
 // them through the shell kept for sync -f prints each entry's name, size,
-// time and kind, and remote.Digest is computed here from what an SFTP
-// listing of the same directory shows (times in whole seconds, as SFTP's
-// attributes carry them), so a digest recorded from the listings after a
-// copy and one taken here on the next run are equal exactly when the
-// listings are. One command instead of a listing per directory (opendir,
-// readdirs, close: a few round trips each, 262 of them for 5000 files).
+// time and kind (findDirs), and remote.Digest is computed here from what
+// an SFTP listing of the same directory shows (times in whole seconds, as
+// SFTP's attributes carry them), so a digest recorded from the listings
+// after a copy and one taken here on the next run are equal exactly when
+// the listings are. One command instead of a listing per directory
+// (opendir, readdirs, close: a few round trips each, 262 of them for 5000
+// files).
 //
 // Where the account cannot run commands, or the server's find lacks GNU's
 // -printf, it returns an error wrapping ErrNoDigest (and does so for the
-// rest of the run without asking again): the mover then lists. Names come
-// back NUL-separated (any byte but NUL and '/' is a name's), base64-coded
-// so that the shell's line protocol carries them; paths go out quoted.
+// rest of the run without asking again): the mover then lists. A missing
+// directory is an error.
 func (f *sftpFS) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error) {
+	sums := make([][32]byte, len(dirs))
+	errs, err := f.findDirs(ctx, dirs, func(i []int, ents []remote.Entry) {
+		sum := remote.Digest(ents)
+		for _, j := range i {
+			sums[j] = sum
+		}
+	})
+	if err == nil {
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sums, nil
+}
+
+// ReadDirs lists dirs without the helper: one find through the shell for
+// all of them (findDirs), instead of a listing each (a few round trips
+// each: 256 of them took 3.4 s at 50 ms, 32 at a time). A missing
+// directory's Err wraps fs.ErrNotExist. Where find cannot be run (no
+// shell, no GNU find, no base64), or it fails, each is listed over SFTP
+// (readDirsSFTP).
+func (f *sftpFS) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, error) {
+	out := make([]remote.DirList, len(dirs))
+	errs, err := f.findDirs(ctx, dirs, func(i []int, ents []remote.Entry) {
+		for _, j := range i {
+			out[j].Entries = slices.Clone(ents)
+		}
+	})
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
+		return f.readDirsSFTP(ctx, dirs)
+	}
+	for i, e := range errs {
+		out[i].Err = e
+	}
+	return out, nil
+}
+
+// findDirs runs one find(1) of dirs through the shell kept for sync -f
+// and hands each directory's entries, as an SFTP listing shows them, to
+// dir with the indexes in dirs it stands for; it returns each
+// directory's own failure (missing: wrapping fs.ErrNotExist; not a
+// directory). A find that cannot be run returns an error wrapping
+// ErrNoDigest, and so does every later call without asking again.
+//
+// Names come back NUL-separated (any byte but NUL and '/' is a name's),
+// base64-coded so that the shell's line protocol carries them; paths go
+// out quoted, and only the shell's own [ -e ] decides which are missing
+// (find is given the others).
+func (f *sftpFS) findDirs(ctx context.Context, dirs []string, dir func(i []int, ents []remote.Entry)) ([]error, error) {
 	if f.findState.Load() == syncUnavailable {
 		return nil, fmt.Errorf("%s: no helper, no find: %w", f.s, ErrNoDigest)
 	}
-	args := make([]string, len(dirs))
 	at := make(map[string][]int, len(dirs)) // argument -> indexes in dirs
+	var cmd strings.Builder
+	cmd.WriteString("{ set --; for d in")
 	for i, d := range dirs {
 		p := f.s.path(d)
 		if !strings.HasPrefix(p, "/") {
 			p = "./" + p // never an option or an expression to find
 		}
-		args[i] = p
+		if len(at[p]) == 0 {
+			cmd.WriteString(" " + sshx.Quote(p))
+		}
 		at[p] = append(at[p], i)
 	}
-	d := &findDigests{at: at, sums: make([][32]byte, len(dirs)), seen: make([]bool, len(dirs)), status: -1}
-	var cmd strings.Builder
-	cmd.WriteString("{ " + f.findCmd + " -H")
-	for _, a := range args {
-		cmd.WriteString(" " + sshx.Quote(a))
-	}
-	cmd.WriteString(` -maxdepth 1 -printf '%d\0%H\0%f\0%s\0%T@\0%y\0'; printf '` + findStatus + `\0%s\0' "$?"; } | base64`)
+	cmd.WriteString(`; do if [ -e "$d" ] || [ -L "$d" ]; then set -- "$@" "$d"; else printf '` + findMissing + `\0%s\0' "$d"; fi; done; `)
+	cmd.WriteString(`[ $# -eq 0 ] || ` + f.findCmd + ` -H "$@" -maxdepth 1 -printf '%d\0%H\0%f\0%s\0%T@\0%y\0'; printf '` + findStatus + `\0%s\0' "$?"; } | base64`)
 
+	d := &findList{at: at, dir: dir, errs: make([]error, len(dirs)), seen: make([]bool, len(dirs)), status: -1}
 	f.shellMu.Lock()
 	err := f.shellRun(ctx, cmd.String(), d.line)
 	f.shellMu.Unlock()
@@ -60,24 +114,32 @@ func (f *sftpFS) DirDigests(ctx context.Context, dirs []string) ([][32]byte, err
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case err == nil:
-		f.findState.Store(syncWorks)
-		return d.sums, nil
+		if d.works {
+			f.findState.Store(syncWorks)
+		}
+		return d.errs, nil
 	case !d.works && f.findState.CompareAndSwap(syncUnknown, syncUnavailable):
 		// never a directory shown: no shell, no base64, no GNU find
 		return nil, fmt.Errorf("%s: no helper, and find through a shell: %w: %w", f.s, err, ErrNoDigest)
 	}
-	return nil, fmt.Errorf("fingerprint directories at %s: %w", f.s, err)
+	return nil, fmt.Errorf("list directories at %s with find: %w", f.s, err)
 }
+
+// findMissing marks a directory that is not there in what findDirs'
+// command prints.
+const findMissing = "bcp-find-missing"
 
 // findStatus marks find's exit status in what the command prints.
 const findStatus = "bcp-find-status"
 
-// findDigests reads the output of DirDigests' command as it arrives: each
-// starting point's record (depth 0), then its entries (depth 1), one
-// directory after the other, so only one directory's listing is held.
-type findDigests struct {
+// findList reads the output of findDirs' command as it arrives: the
+// missing directories, then each starting point's record (depth 0) and its
+// entries (depth 1), one directory after the other, so only one
+// directory's listing is held.
+type findList struct {
 	at     map[string][]int
-	sums   [][32]byte
+	dir    func(i []int, ents []remote.Entry)
+	errs   []error // each directory's own failure
 	seen   []bool
 	works  bool // a starting point was shown: this find does what we ask
 	err    error
@@ -90,7 +152,7 @@ type findDigests struct {
 
 // line takes one line of base64 (a whole number of 4-character groups,
 // as base64(1) wraps at 76).
-func (d *findDigests) line(s string) {
+func (d *findList) line(s string) {
 	if d.err != nil {
 		return
 	}
@@ -116,8 +178,19 @@ func (d *findDigests) line(s string) {
 }
 
 // record acts on the fields read so far once they make a record.
-func (d *findDigests) record() {
+func (d *findList) record() {
 	f := d.fields
+	if f[0] == findMissing {
+		if len(f) < 2 {
+			return
+		}
+		d.fields = d.fields[:0]
+		for _, i := range d.at[f[1]] {
+			d.seen[i] = true
+			d.errs[i] = fmt.Errorf("list %s: %w", f[1], fs.ErrNotExist)
+		}
+		return
+	}
 	if f[0] == findStatus {
 		if len(f) < 2 {
 			return
@@ -139,14 +212,17 @@ func (d *findDigests) record() {
 			d.err = fmt.Errorf("find showed %q, not asked for", start)
 			return
 		}
-		if kind != "d" {
-			d.err = fmt.Errorf("%s is not a directory", start)
-			return
-		}
-		d.works = true
 		for _, i := range d.cur {
 			d.seen[i] = true
 		}
+		if kind != "d" {
+			for _, i := range d.cur {
+				d.errs[i] = fmt.Errorf("%s is not a directory", start)
+			}
+			d.cur = nil // find shows no entries of it
+			return
+		}
+		d.works = true
 	case "1":
 		if len(d.cur) == 0 {
 			d.err = errors.New("find showed an entry before its directory")
@@ -169,20 +245,17 @@ func (d *findDigests) record() {
 	}
 }
 
-// flush keeps the digest of the directory read so far.
-func (d *findDigests) flush() {
+// flush hands over the directory read so far.
+func (d *findList) flush() {
 	if len(d.cur) == 0 {
 		return
 	}
-	sum := remote.Digest(d.ents)
-	for _, i := range d.cur {
-		d.sums[i] = sum
-	}
+	d.dir(d.cur, d.ents)
 	d.ents = d.ents[:0]
 }
 
 // finish checks that find ended well, having shown every directory.
-func (d *findDigests) finish() error {
+func (d *findList) finish() error {
 	if d.err != nil {
 		return d.err
 	}

@@ -23,8 +23,8 @@ import (
 // sftpFS is the channel directory on the server reached over SFTP alone
 // (the sessions of s, round robin), with syncfs(2) through a shell on the
 // server where the account may run commands. It writes no whole files in
-// one request (Create per file) and fingerprints directories from one
-// find(1) through that shell where it can (sftpdigest.go).
+// one request (Create per file) and fingerprints and lists directories
+// from one find(1) through that shell where it can (sftpdigest.go).
 type sftpFS struct {
 	s *SFTP
 	// syncCmd runs syncfs(2) on the server (coreutils sync -f); tests
@@ -227,12 +227,11 @@ func (f *sftpFS) Publish(context.Context, []remote.Published) error {
 	return fmt.Errorf("%s: no helper: %w", f.s, remote.ErrNotOffered)
 }
 
-// ReadDirs is not offered without the helper: a listing per directory.
-func (f *sftpFS) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, error) {
-	// Without a helper each listing is its own exchange (open, reads,
-	// close: a few round trips); listing sftpListsInFlight at once over
-	// the sessions keeps a far link's round trips from adding up one
-	// directory after the other.
+// readDirsSFTP lists dirs over SFTP (ReadDirs where find cannot). Each
+// listing is its own exchange (open, reads, close: a few round trips);
+// listing sftpListsInFlight at once over the sessions keeps a far link's
+// round trips from adding up one directory after the other.
+func (f *sftpFS) readDirsSFTP(ctx context.Context, dirs []string) ([]remote.DirList, error) {
 	out := make([]remote.DirList, len(dirs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(sftpListsInFlight)
