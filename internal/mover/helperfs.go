@@ -155,11 +155,12 @@ func (s *SFTP) StatMany(ctx context.Context, dirs []remote.DirNames) ([]remote.D
 	return nil, remote.ErrNotOffered
 }
 
-// StatMany has the helpers look up the names of dirs, a share of the
-// directories per request with digestRequests requests at once
-// (remote.ErrNotOffered from an older helper).
+// StatMany has the helpers look up the names of dirs: in one request up
+// to statShare names, else a share of the directories per request with
+// digestRequests requests at once (remote.ErrNotOffered from an older
+// helper).
 func (h *helperFS) StatMany(ctx context.Context, dirs []remote.DirNames) ([]remote.DirList, error) {
-	return dirsInShares(ctx, dirs, func(ctx context.Context, part []remote.DirNames) ([]remote.DirList, error) {
+	one := func(ctx context.Context, part []remote.DirNames) ([]remote.DirList, error) {
 		rp := make([]remote.DirNames, len(part))
 		for i, d := range part {
 			rp[i] = remote.DirNames{Dir: rel(d.Dir), Names: d.Names}
@@ -169,8 +170,23 @@ func (h *helperFS) StatMany(ctx context.Context, dirs []remote.DirNames) ([]remo
 			return nil, fmt.Errorf("look up at %s: %w", h.s, err)
 		}
 		return res, nil
-	})
+	}
+	n := 0
+	for _, d := range dirs {
+		n += len(d.Names)
+	}
+	if n <= statShare {
+		return one(ctx, dirs)
+	}
+	return dirsInShares(ctx, dirs, one)
 }
+
+// statShare is the most names StatMany looks up in one request: the
+// helper looks them up one after the other, and fstatat of a name whose
+// directory block is not cached waits for the disk, so a push of a 1%
+// change of a million files (10,000 names) has them looked up in
+// digestRequests requests at once.
+const statShare = 1024
 
 // dirsInShares calls fn with digestRequests shares of dirs at once
 // (inShares) and returns fn's results in the order of dirs.

@@ -1,0 +1,275 @@
+package mover
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/squirro-bcp/bcp/internal/mover/movertest"
+	"github.com/squirro-bcp/bcp/internal/mover/remote"
+	"github.com/squirro-bcp/bcp/internal/sshx"
+	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// The helper's requests this test reads from what the helpers were sent
+// (remote/proto.go; fixed by the protocol's version).
+const (
+	wireList     = 10
+	wireDigest   = 11
+	wireListMany = 23
+	wireStatMany = 25
+)
+
+// helperRequests is what the helpers of one connection to the
+// destination were sent: each helper's input is kept (tee) and read back
+// frame by frame.
+type helperRequests struct {
+	objLists  int // objects/ directories listed (opList, opListMany, opDigest)
+	statMany  int // opStatMany requests
+	looked    int // directories looked in by them
+	lookedObj int // objects/ directories among them
+}
+
+// recordingHelper returns the helper command for SFTPOptions.Helper that
+// keeps each helper's input in dir and announces the optional requests
+// as filter has them: "" all, "no-statmany" all but opStatMany (the
+// helper before it), "none" none (the oldest of version 3).
+func recordingHelper(t *testing.T, dir, filter string) string {
+	t.Helper()
+	announce := "" // the line announcing them, the first the helper prints
+	switch filter {
+	case "no-statmany": // opStatMany is announced last
+		announce = fmt.Sprintf(`IFS= read -r l; printf '%%s\n' "${l%% %d}"; `, wireStatMany)
+	case "none":
+		announce = `IFS= read -r l; `
+	}
+	return fmt.Sprintf(`f() { %s "$@" | { %sexec cat; }; }; tee %s/in.$$ | f`, sshx.Quote(helperBin(t)), announce, sshx.Quote(dir))
+}
+
+// readRequests reads the requests kept by recordingHelper in dir.
+func readRequests(t *testing.T, dir string) helperRequests {
+	t.Helper()
+	var n helperRequests
+	ins, err := filepath.Glob(filepath.Join(dir, "in.*"))
+	testkit.Must(t, err)
+	if len(ins) == 0 {
+		t.Fatal("no helper input kept")
+	}
+	for _, in := range ins {
+		data, err := os.ReadFile(in)
+		testkit.Must(t, err)
+		for len(data) > 0 {
+			if len(data) < 9 || len(data) < 9+int(binary.BigEndian.Uint32(data[5:9])) {
+				t.Fatalf("%s: a frame cut short", in)
+			}
+			op, size := data[0], int(binary.BigEndian.Uint32(data[5:9]))
+			n.add(t, op, data[9:9+size])
+			data = data[9+size:]
+		}
+	}
+	return n
+}
+
+func (n *helperRequests) add(t *testing.T, op byte, p []byte) {
+	str := func() string {
+		if len(p) < 2 || len(p) < 2+int(binary.BigEndian.Uint16(p)) {
+			t.Fatalf("request %d: a name cut short", op)
+		}
+		s := string(p[2 : 2+binary.BigEndian.Uint16(p)])
+		p = p[2+len(s):]
+		return s
+	}
+	u16 := func() int {
+		if len(p) < 2 {
+			t.Fatalf("request %d cut short", op)
+		}
+		v := int(binary.BigEndian.Uint16(p))
+		p = p[2:]
+		return v
+	}
+	isObj := func(dir string) bool { return strings.HasPrefix(dir, manifest.ObjectsDirName+"/") }
+	switch op {
+	case wireList:
+		if isObj(str()) {
+			n.objLists++
+		}
+	case wireListMany, wireDigest:
+		for range u16() {
+			if isObj(str()) {
+				n.objLists++
+			}
+		}
+	case wireStatMany:
+		n.statMany++
+		for range u16() {
+			dir := str()
+			for range u16() {
+				str()
+			}
+			n.looked++
+			if isObj(dir) {
+				n.lookedObj++
+			}
+		}
+	}
+}
+
+// dialRecorded connects to dir through recordingHelper's helpers; the
+// returned func closes the connection (the helpers end) and reads back
+// what they were sent.
+func dialRecorded(t *testing.T, dir, filter string) (*SFTP, func() helperRequests) {
+	t.Helper()
+	logs := t.TempDir()
+	f, err := DialSFTP(context.Background(), testenv.SSHD(t).Config(), dir, SFTPOptions{Conns: 2, Sessions: 2,
+		Helper: recordingHelper(t, logs, filter), Notice: func(msg string) { t.Errorf("helper not used: %s", msg) }})
+	testkit.Must(t, err)
+	var once sync.Once
+	closeF := func() { once.Do(func() { _ = f.Close() }) }
+	t.Cleanup(closeF)
+	if f.remote(context.Background()) == nil {
+		t.Fatal("the helper did not start")
+	}
+	return f, func() helperRequests { closeF(); return readRequests(t, logs) }
+}
+
+// stamped is the files of the destination dir that c has a stamp of,
+// each checked against what the destination shows.
+func stamped(t *testing.T, c *Checked, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		name, err := filepath.Rel(dir, p)
+		testkit.Must(t, err)
+		st, ok, err := c.lookup(filepath.ToSlash(name))
+		if err != nil || !ok {
+			return err
+		}
+		fi, err := d.Info()
+		testkit.Must(t, err)
+		if st.size != fi.Size() || st.mtime != fi.ModTime().UnixNano() {
+			t.Errorf("%s: stamp %+v, the destination shows %d bytes at %v", name, st, fi.Size(), fi.ModTime())
+		}
+		n++
+		return nil
+	})
+	testkit.Must(t, err)
+	return n
+}
+
+// A push beside the recorded set through the helper looks up the few
+// changed files of each objects/<aa> in a few requests for all of them,
+// before and after the copy, instead of listing the directories; what it
+// plans, copies and stamps is what a push through an older helper (which
+// lists them) gets.
+func TestPushLooksUpThroughHelper(t *testing.T) {
+	type outcome struct {
+		res     Result
+		stamped int
+	}
+	var outcomes []outcome
+	for _, filter := range []string{"", "no-statmany", "none"} {
+		name := filter
+		if name == "" {
+			name = "statmany"
+		}
+		t.Run(name, func(t *testing.T) {
+			srcDir, dstDir := t.TempDir(), t.TempDir()
+			c := movertest.New(t, srcDir)
+			c.MTime = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+			c.Publish(spread("1"))
+			o := opts(c, NewLocal(srcDir), dialHelper(t, testenv.SSHD(t), dstDir))
+			o.FullCompareEvery = 24 * time.Hour
+			cache := filepath.Join(t.TempDir(), "checked")
+			o.Checked = mustOpenChecked(t, cache)
+			if res := run(t, o); res.Copied != res.Files {
+				t.Fatalf("first push: %+v, want every file copied", res)
+			}
+			testkit.Must(t, o.Checked.Save())
+
+			// 13 files in 2 of 20 directories change.
+			changed := []string{"d07/f5"}
+			for f := range 10 {
+				changed = append(changed, fmt.Sprintf("d03/f%d", f))
+			}
+			id2 := c.Publish(spread("2", append(changed, "d03/f1", "d03/f2")...))
+			dst, requests := dialRecorded(t, dstDir, filter)
+			o.Dst = dst
+			o.Checked = mustOpenChecked(t, cache)
+			res := run(t, o)
+			if res.Set != id2 || res.SkippedDirs != 18 || res.Copied != 20 {
+				t.Fatalf("second push: %+v, want %s with 18 directories skipped and 20 files copied", res, id2)
+			}
+			verifyDst(t, c, dstDir, id2)
+			n := requests()
+			t.Logf("%s: %+v", name, n)
+			switch filter {
+			case "":
+				// The changed objects' objects/<aa> (and the lists'),
+				// looked up before and after the copy: a request for the
+				// buckets' files and one for the held files each time.
+				if n.objLists != 0 {
+					t.Errorf("%d objects/ directories listed, want 0 (looked up)", n.objLists)
+				}
+				if n.lookedObj < 2*10 || n.statMany > 2*2 {
+					t.Errorf("%d look-up requests for %d directories (%d objects/), want a few for at least 10", n.statMany, n.looked, n.lookedObj)
+				}
+			default:
+				if n.statMany != 0 || n.objLists == 0 {
+					t.Errorf("older helper: %d look-up requests and %d objects/ directories listed, want none and some", n.statMany, n.objLists)
+				}
+			}
+			outcomes = append(outcomes, outcome{*res, stamped(t, o.Checked, dstDir)})
+		})
+	}
+	for _, oc := range outcomes[1:] {
+		a, b := outcomes[0], oc
+		a.res.Set, b.res.Set = "", "" // the sets' times differ
+		if fmt.Sprint(a) != fmt.Sprint(b) {
+			t.Errorf("looked up: %+v; listed: %+v", outcomes[0], oc)
+		}
+	}
+}
+
+// The helper's look-up, over SSH: a missing directory, a directory below
+// a file and a path outside the root are each their own answer, not the
+// request's failure.
+func TestHelperStatMany(t *testing.T) {
+	dir := t.TempDir()
+	testkit.Must(t, os.MkdirAll(filepath.Join(dir, "objects/ab"), 0o750))
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, "objects/ab/x"), []byte("xx"), 0o640))
+	testkit.Must(t, os.WriteFile(filepath.Join(dir, "objects/cd"), []byte("file"), 0o640))
+	f := dialHelper(t, testenv.SSHD(t), dir)
+	res, err := f.StatMany(context.Background(), []remote.DirNames{
+		{Dir: "objects/ab", Names: []string{"x", "y"}},
+		{Dir: "objects/ef", Names: []string{"x"}},
+		{Dir: "objects/cd/ef", Names: []string{"x"}},
+		{Dir: "../" + filepath.Base(dir), Names: []string{"objects"}},
+	})
+	testkit.Must(t, err)
+	if len(res) != 4 || res[0].Err != nil || len(res[0].Entries) != 1 || res[0].Entries[0].Name != "x" || res[0].Entries[0].Size != 2 {
+		t.Fatalf("objects/ab: %+v", res)
+	}
+	if !errors.Is(res[1].Err, fs.ErrNotExist) {
+		t.Errorf("missing directory: %v, want fs.ErrNotExist", res[1].Err)
+	}
+	if !errors.Is(res[2].Err, syscall.ENOTDIR) {
+		t.Errorf("below a file: %v, want ENOTDIR", res[2].Err)
+	}
+	if res[3].Err == nil || res[3].Entries != nil {
+		t.Errorf("outside the root: %+v, want an error", res[3])
+	}
+}
