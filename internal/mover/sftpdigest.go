@@ -143,39 +143,58 @@ type findList struct {
 	seen   []bool
 	works  bool // a starting point was shown: this find does what we ask
 	err    error
-	buf    []byte   // what is not yet a whole field
+	in     nulFields
 	fields []string // of the record being read
 	cur    []int    // indexes of the directory being read
 	ents   []remote.Entry
 	status int // find's exit status once read, else -1
 }
 
-// line takes one line of base64 (a whole number of 4-character groups,
-// as base64(1) wraps at 76).
+// line takes one line of the command's output.
 func (d *findList) line(s string) {
 	if d.err != nil {
 		return
 	}
+	d.err = d.in.line(s, func(field string) error {
+		d.fields = append(d.fields, field)
+		d.record()
+		return d.err
+	})
+}
+
+// nulFields reads what a command printed as NUL-terminated fields piped
+// through base64(1), so that the shell's line protocol carries any byte
+// but NUL (every byte of a name but '/').
+type nulFields struct {
+	buf []byte // what is not yet a whole field
+}
+
+// line takes one line of base64 (a whole number of 4-character groups,
+// as base64(1) wraps at 76) and hands each field it completes to field,
+// stopping at its first error.
+func (n *nulFields) line(s string, field func(string) error) error {
 	b, err := base64.StdEncoding.DecodeString(s)
 	if err != nil {
-		d.err = fmt.Errorf("find's output: %w", err)
-		return
+		return fmt.Errorf("find's output: %w", err)
 	}
-	d.buf = append(d.buf, b...)
+	n.buf = append(n.buf, b...)
 	for {
-		i := bytes.IndexByte(d.buf, 0)
+		i := bytes.IndexByte(n.buf, 0)
 		if i < 0 {
 			break
 		}
-		d.fields = append(d.fields, string(d.buf[:i]))
-		d.buf = d.buf[i+1:]
-		d.record()
-		if d.err != nil {
-			return
+		f := string(n.buf[:i])
+		n.buf = n.buf[i+1:]
+		if err := field(f); err != nil {
+			return err
 		}
 	}
-	d.buf = append([]byte(nil), d.buf...) // keep the tail only
+	n.buf = append([]byte(nil), n.buf...) // keep the tail only
+	return nil
 }
+
+// ended says whether the output ended between two fields.
+func (n *nulFields) ended() bool { return len(n.buf) == 0 }
 
 // record acts on the fields read so far once they make a record.
 func (d *findList) record() {
@@ -259,7 +278,7 @@ func (d *findList) finish() error {
 	if d.err != nil {
 		return d.err
 	}
-	if d.status < 0 || len(d.buf) > 0 || len(d.fields) > 0 {
+	if d.status < 0 || !d.in.ended() || len(d.fields) > 0 {
 		return errors.New("find's output ended early")
 	}
 	d.flush()
