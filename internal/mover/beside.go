@@ -129,8 +129,9 @@ func lookUp(ctx context.Context, f FS, names map[string][]string) (found map[str
 // errNotDir: a name below a file, missing as far as a listing goes.
 var errNotDir error = syscall.ENOTDIR
 
-// statMax is the most files of one directory that are looked up one by
-// one (Stater) instead of listing the directory: a lookup each costs less
+// statMax is the most files of one directory that are looked up by name
+// (Stater one by one; StatManyer many directories' at once) instead of
+// listing the directory: a lookup each costs less
 // up to about 0.8x the directory's entries at the destination (a listing
 // with an lstat each) and 0.3x at the source (names only), and an
 // objects/<aa> directory holds ~400 files at 100k, ~4000 at 1M (bench/scale.md,

@@ -147,7 +147,8 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 }
 
 // planFiles classifies ws (one bucket's, or the held files) with one
-// listing per directory, and checks that what is to be copied or hashed
+// listing per directory, or a look-up of its few names (fetched ahead,
+// else all of ws's at once: lookUpRest), and checks that what is to be copied or hashed
 // is at the source. It returns the files that are not known intact at the
 // destination with their class, and adds the rest to p.
 func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[string]stamp, ahead listings) ([]classed, error) {
@@ -692,9 +693,10 @@ func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, look bool, fn 
 	return g.Wait()
 }
 
-// rememberFiles lists the directories of ws and sets the stamp of each
-// one present that differs from view's. Where p.digests is not nil, it
-// keeps the digest of each listing there (for recordDirs).
+// rememberFiles lists the directories of ws (or looks up their few
+// names, as planFiles) and sets the stamp of each one present that
+// differs from view's. Where p.digests is not nil, it lists every
+// directory and keeps the digest of each listing there (for recordDirs).
 func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view map[string]stamp, ahead listings) error {
 	byDir := map[string][]*want{}
 	for _, w := range ws {
