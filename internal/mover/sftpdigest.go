@@ -91,10 +91,7 @@ func (f *sftpFS) findDirs(ctx context.Context, dirs []string, dir func(i []int, 
 	var cmd strings.Builder
 	cmd.WriteString("{ set --; for d in")
 	for i, d := range dirs {
-		p := f.s.path(d)
-		if !strings.HasPrefix(p, "/") {
-			p = "./" + p // never an option or an expression to find
-		}
+		p := shellPath(f.s.path(d)) // never an option or an expression to find
 		if len(at[p]) == 0 {
 			cmd.WriteString(" " + sshx.Quote(p))
 		}

@@ -36,10 +36,14 @@ type sftpFS struct {
 	findState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
 	// tarCmd extracts a batch of small files (sftpstage.go); tests
 	// replace it.
-	tarCmd  string
-	stage   stager
-	shellMu sync.Mutex   // guards shell
-	shell   *remoteShell // nil until SyncFS needs it
+	tarCmd string
+	// mvCmd renames a phase's files in place (sftppublish.go); tests
+	// replace it.
+	mvCmd        string
+	publishState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
+	stage        stager
+	shellMu      sync.Mutex   // guards shell
+	shell        *remoteShell // nil until SyncFS needs it
 }
 
 var _ access = (*sftpFS)(nil)
@@ -220,11 +224,6 @@ func (f *sftpFS) WriteFile(context.Context, string, []byte, bool) error { return
 // the staging directory.
 func (f *sftpFS) RenameLater(context.Context, string, string, *remote.Later) error {
 	return errNoFileWriter
-}
-
-// Publish is not offered without the helper: the phase goes file by file.
-func (f *sftpFS) Publish(context.Context, []remote.Published) error {
-	return fmt.Errorf("%s: no helper: %w", f.s, remote.ErrNotOffered)
 }
 
 // readDirsSFTP lists dirs over SFTP (ReadDirs where find cannot). Each

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,13 +44,14 @@ const stageName = manifest.MoverTempPrefix + "stage"
 
 // stager holds the staging state of an sftpFS.
 type stager struct {
-	mu     sync.Mutex
-	state  int32           // syncUnknown, syncWorks, syncUnavailable
-	cur    *tarSession     // taking this batch's files, or nil
-	spare  chan tarSession // one started ahead: a session's start is the account's login shell
-	n      uint64          // files staged so far this run (their names there)
-	staged map[string]string
-	clean  atomic.Bool // what a killed run left was removed
+	mu       sync.Mutex
+	state    int32           // syncUnknown, syncWorks, syncUnavailable
+	cur      *tarSession     // taking this batch's files, or nil
+	spare    chan tarSession // one started ahead: a session's start is the account's login shell
+	n        uint64          // files staged so far this run (their names there)
+	sessions atomic.Uint64   // tar sessions started (their scripts' names)
+	staged   map[string]string
+	clean    atomic.Bool // what a killed run left was removed
 }
 
 // tarSession is tar -x running in the staging directory, reading stdin.
@@ -58,7 +61,20 @@ type tarSession struct {
 	w      *bufio.Writer
 	tw     *tar.Writer
 	stderr *sshx.Tail
-	err    error // from the start
+	after  string // the name of the script run after the stream, if it holds one
+	err    error  // from the start
+}
+
+// afterName starts the name of a tar session's script (the staged files
+// are numbers).
+const afterName = "after-"
+
+// shellPath is p as an argument to a command: never an option.
+func shellPath(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		return "./" + p
+	}
+	return p
 }
 
 // WriteFileLater writes data into the current batch's tar stream under a
@@ -69,46 +85,69 @@ func (f *sftpFS) WriteFileLater(ctx context.Context, tmp string, data []byte, _ 
 	st := &f.stage
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.cur == nil {
+		t, err := f.takeTar(ctx)
+		if err != nil {
+			return err
+		}
+		st.cur = t
+	}
+	name, err := st.cur.add(&st.n, data, manifest.PermOf(rel(tmp)))
+	if err != nil {
+		return fmt.Errorf("write %s at %s through tar: %w", tmp, f.s, err)
+	}
+	st.staged[tmp] = name
+	return nil
+}
+
+// takeTar returns a tar session of its own to the caller (the one started
+// ahead; the next is started), making the staging directory first if this
+// is the run's first. Where tar cannot be started it returns
+// errNoFileWriter. Callers hold stage.mu.
+func (f *sftpFS) takeTar(ctx context.Context) (*tarSession, error) {
+	st := &f.stage
 	if st.state == syncUnavailable {
-		return errNoFileWriter
+		return nil, errNoFileWriter
 	}
 	if st.state == syncUnknown {
 		if err := f.startStage(ctx); err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return nil, ctx.Err()
 			}
 			st.state = syncUnavailable
 			_ = f.s.client().RemoveDirectory(f.s.path(stageName)) // if made
-			return errNoFileWriter
+			return nil, errNoFileWriter
 		}
 		st.state = syncWorks
 	}
-	if st.cur == nil {
-		var t tarSession
-		select {
-		case t = <-st.spare:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		go func() { st.spare <- f.startTar() }()
-		if t.err != nil {
-			return fmt.Errorf("%s: %w", f.s, t.err)
-		}
-		st.cur = &t
+	var t tarSession
+	select {
+	case t = <-st.spare:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
-	st.n++
-	name := strconv.FormatUint(st.n, 10)
+	go func() { st.spare <- f.startTar() }()
+	if t.err != nil {
+		return nil, fmt.Errorf("%s: %w", f.s, t.err)
+	}
+	return &t, nil
+}
+
+// add puts data into t's stream under the next name of the staging
+// directory (n counts them) with mode perm, and returns that name.
+func (t *tarSession) add(n *uint64, data []byte, perm fs.FileMode) (string, error) {
+	*n++
+	name := strconv.FormatUint(*n, 10)
 	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)),
-		Mode: int64(manifest.PermOf(rel(tmp))), ModTime: time.Now()}
-	err := st.cur.tw.WriteHeader(hdr)
+		Mode: int64(perm), ModTime: time.Now()}
+	err := t.tw.WriteHeader(hdr)
 	if err == nil {
-		_, err = st.cur.tw.Write(data)
+		_, err = t.tw.Write(data)
 	}
 	if err != nil {
-		return fmt.Errorf("write %s at %s through tar: %w", tmp, f.s, st.cur.fail(err))
+		return "", t.fail(err)
 	}
-	st.staged[tmp] = name
-	return nil
+	return name, nil
 }
 
 // startStage makes the staging directory afresh (what a killed run left
@@ -121,6 +160,7 @@ func (f *sftpFS) startStage(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	f.stage.clean.Store(true) // what a killed run left is gone
 	f.stage.staged = map[string]string{}
 	f.stage.spare = make(chan tarSession, 1)
 	t := f.startTar()
@@ -145,7 +185,8 @@ func (f *sftpFS) startTar() tarSession {
 	if err != nil {
 		return tarSession{err: fmt.Errorf("open a session for tar: %w", err)}
 	}
-	t := tarSession{sess: sess, stderr: &sshx.Tail{}}
+	stage := f.s.path(stageName)
+	t := tarSession{sess: sess, stderr: &sshx.Tail{}, after: afterName + strconv.FormatUint(f.stage.sessions.Add(1), 10)}
 	sess.Stderr = t.stderr
 	out, err := sess.StdoutPipe()
 	if err == nil {
@@ -154,8 +195,12 @@ func (f *sftpFS) startTar() tarSession {
 	if err == nil {
 		// -m: the time of the write, as any other write; -o: never the
 		// archive's owner; -p: the archive's mode, not less the umask.
-		err = sess.Start("cd " + sshx.Quote(f.s.path(stageName)) + " && command -v " + f.tarCmd +
-			" >/dev/null && echo " + tarReady + " && exec " + f.tarCmd + " -x -m -o -p -f -")
+		// Once tar has extracted the whole stream, the script the stream
+		// ended with, if any (t.after, Publish), runs in the login
+		// directory, as the shell's commands do.
+		err = sess.Start("command -v " + f.tarCmd + " >/dev/null && echo " + tarReady + " && " +
+			f.tarCmd + " -C " + sshx.Quote(stage) + " -x -m -o -p -f - && " +
+			`sh -c '[ ! -f "$1" ] || . "$1"' sh ` + sshx.Quote(shellPath(path.Join(stage, t.after))))
 	}
 	if err != nil {
 		_ = sess.Close()

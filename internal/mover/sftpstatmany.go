@@ -90,19 +90,13 @@ func (c *statChunk) add(s *SFTP, i int, d remote.DirNames) {
 	if c.at == nil {
 		c.at, c.paths = map[string][]int{}, map[string]statPath{}
 	}
-	dir := s.path(d.Dir)
-	if !strings.HasPrefix(dir, "/") {
-		dir = "./" + dir // never an option or an expression to find
-	}
+	dir := shellPath(s.path(d.Dir)) // never an option or an expression to find
 	if len(c.at[dir]) == 0 {
 		c.dirs = append(c.dirs, dir)
 	}
 	c.at[dir] = append(c.at[dir], i)
 	for _, n := range d.Names {
-		p := path.Join(dir, n)
-		if !strings.HasPrefix(p, "/") {
-			p = "./" + p
-		}
+		p := shellPath(path.Join(dir, n))
 		sp, ok := c.paths[p]
 		if !ok {
 			c.order = append(c.order, p)
