@@ -124,6 +124,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	r.cp = &copier{src: opts.Src, dst: opts.Dst, limit: r.limit, progress: opts.Progress}
 	err := r.run(ctx)
+	if ferr := r.fin.wait(); err == nil {
+		err = ferr
+	}
 	if cerr := r.cp.waitClosing(); err == nil {
 		err = cerr
 	}
@@ -141,6 +144,7 @@ type runner struct {
 	batch    int // FSSyncer at the destination: 0 not asked yet, 1 works, -1 not available
 	start    time.Time
 	base     *baseSet // the set recorded whole at the destination, to plan beside; nil: full plan
+	fin      finisher
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -362,7 +366,17 @@ func (r *runner) canBatch(ctx context.Context) (bool, error) {
 	return true, nil
 }
 
+// syncFS makes what was written to the destination's file systems
+// holding dirs durable, the batches handed to finishBatch finished first
+// (their renames included).
 func (r *runner) syncFS(ctx context.Context, dirs []string) error {
+	if err := r.fin.wait(); err != nil {
+		return err
+	}
+	return r.syncNow(ctx, dirs)
+}
+
+func (r *runner) syncNow(ctx context.Context, dirs []string) error {
 	if err := r.opts.Dst.(FSSyncer).SyncFS(ctx, dirs); err != nil {
 		return fmt.Errorf("make files durable at %s: %w", r.opts.Dst, err)
 	}
@@ -371,8 +385,12 @@ func (r *runner) syncFS(ctx context.Context, dirs []string) error {
 
 // writeFiles copies files with copyWorkers in flight. With batch set, small
 // files are left under their temporary names and returned: finishBatch
-// makes them durable and renames them.
+// makes them durable and renames them. Their writes may then be only
+// queued (a LaterWriter destination): finishBatch waits for them.
 func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*want, error) {
+	if err := r.fin.failed(); err != nil {
+		return nil, err // an earlier batch's
+	}
 	defer pinDirs(r.opts.Src, files)()
 	defer pinDirs(r.opts.Dst, files)()
 	var pending atomicList
@@ -419,12 +437,11 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 		r.count(w)
 		return nil
 	})
-	if err == nil && later != nil {
-		if err = later.Wait(ctx); err != nil {
-			err = fmt.Errorf("at %s: %w", r.opts.Dst, err)
-		}
+	files = pending.list()
+	if err == nil && later != nil && len(files) > 0 {
+		r.fin.queued(files[0], later)
 	}
-	return pending.list(), err
+	return files, err
 }
 
 // each runs fn for every file on at most Workers long-lived goroutines
@@ -439,17 +456,34 @@ func (r *runner) each(ctx context.Context, files []*want, admit func(context.Con
 	return eachRun(ctx, files, r.opts.Workers, admit, nil, fn)
 }
 
-// finishBatch makes files written under their temporary names durable
-// with one SyncFS, then renames them into place.
+// finishBatch has the batch files, returned by writeFiles, finished
+// behind the copy (finisher): their writes answered, made durable with one
+// SyncFS, then renamed into place. It returns once the batch is handed
+// over, with the first failure of an earlier batch; syncFS waits for them
+// all.
 func (r *runner) finishBatch(ctx context.Context, files []*want) error {
 	if len(files) == 0 {
-		return nil
+		return r.fin.failed()
 	}
+	later := r.fin.take(files[0])
+	return r.fin.start(ctx, func(ctx context.Context) error {
+		if later != nil {
+			if err := later.Wait(ctx); err != nil {
+				return fmt.Errorf("at %s: %w", r.opts.Dst, err)
+			}
+		}
+		return r.finishNow(ctx, files)
+	})
+}
+
+// finishNow makes files, written under their temporary names and
+// answered, durable with one SyncFS, then renames them into place.
+func (r *runner) finishNow(ctx context.Context, files []*want) error {
 	dirs := map[string]bool{}
 	for _, w := range files {
 		dirs[path.Dir(w.name)] = true
 	}
-	if err := r.syncFS(ctx, sortedKeys(dirs)); err != nil {
+	if err := r.syncNow(ctx, sortedKeys(dirs)); err != nil {
 		return err
 	}
 	defer pinDirs(r.opts.Dst, files)()
@@ -531,4 +565,97 @@ func (a *atomicList) list() []*want {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.l
+}
+
+// finishAhead is how many batches may be handed to the finisher and not
+// finished yet: the copy writes the next batches while the ones before
+// are answered, synced and renamed, and waits only when the finisher is
+// that far behind. A batch's renames travel behind the writes queued
+// before them (up to a batch and a half: the helper's batcher), so one
+// finishes about a batch's time on the link after it was handed over.
+const finishAhead = 4
+
+// finisher finishes the batches of small files behind the copy
+// (finishBatch), each on its own, so that the link never waits at a
+// batch's end: not for the reply to its last write (a round trip), nor
+// its SyncFS, nor its renames. Each batch is still renamed only once its
+// writes were answered and a SyncFS issued after that returned: nothing is
+// under a final name before it is durable. After a failure the batches
+// not started are left under their temporary names.
+type finisher struct {
+	mu     sync.Mutex
+	writes map[*want]*remote.Later // queued writes of batches not handed over yet, by their first file
+	err    error                   // the first failure
+	slots  chan struct{}           // batches handed over, not finished (finishAhead)
+	wg     sync.WaitGroup
+}
+
+// queued records the writes of the batch starting with first, which
+// finishBatch is to wait for.
+func (f *finisher) queued(first *want, l *remote.Later) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.writes == nil {
+		f.writes = map[*want]*remote.Later{}
+	}
+	f.writes[first] = l
+}
+
+// take returns (and forgets) what queued recorded for first; nil if none.
+func (f *finisher) take(first *want) *remote.Later {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l := f.writes[first]
+	delete(f.writes, first)
+	return l
+}
+
+// start runs fn in the background, waiting while finishAhead batches are
+// not finished, and returns an earlier failure. It is not called
+// concurrently with wait.
+func (f *finisher) start(ctx context.Context, fn func(context.Context) error) error {
+	f.mu.Lock()
+	if f.slots == nil {
+		f.slots = make(chan struct{}, finishAhead)
+	}
+	slots := f.slots
+	f.mu.Unlock()
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := f.failed(); err != nil {
+		<-slots
+		return err
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer func() { <-slots }()
+		if f.failed() != nil {
+			return
+		}
+		if err := fn(ctx); err != nil {
+			f.mu.Lock()
+			if f.err == nil {
+				f.err = err
+			}
+			f.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// failed returns the first failure of a batch finished so far.
+func (f *finisher) failed() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// wait waits for every batch handed over and returns the first failure.
+func (f *finisher) wait() error {
+	f.wg.Wait()
+	return f.failed()
 }
