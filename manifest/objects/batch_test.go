@@ -2,9 +2,12 @@ package objects_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -73,8 +76,11 @@ func TestBatch(t *testing.T) {
 			named++
 		}
 	}
-	if named < 2*objects.BatchObjects || named == n {
-		t.Fatalf("before Flush %d of %d objects have their names, want the two full batches only", named, n)
+	if max := objects.BatchMax(b); named < max || named == n {
+		t.Fatalf("before Flush %d of %d objects have their names, want the full batches of %d only", named, n, max)
+	}
+	if tmp := fanOutTemporaries(t, s); len(tmp) != 0 && runtime.GOOS == "linux" {
+		t.Fatalf("objects waiting for their names have temporary names on Linux: %d, e.g. %s", len(tmp), tmp[0])
 	}
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -84,7 +90,50 @@ func TestBatch(t *testing.T) {
 			t.Fatalf("object %d: %v", i, err)
 		}
 	}
-	if tmp := temporaries(t, s); len(tmp) != 0 {
+	if tmp := append(temporaries(t, s), fanOutTemporaries(t, s)...); len(tmp) != 0 {
+		t.Fatalf("temporary files left: %v", tmp)
+	}
+}
+
+// fanOutTemporaries lists the .tmp-* files in the store's fan-out
+// directories.
+func fanOutTemporaries(t *testing.T, s *objects.Store) []string {
+	t.Helper()
+	tmp, err := filepath.Glob(filepath.Join(s.Root(), "??", manifest.TempPrefix+"*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmp
+}
+
+// TestBatchRepairsAndShares: a batch replaces a damaged object by its
+// intact content, and two puts of one content in the same batch leave
+// one intact object.
+func TestBatchRepairsAndShares(t *testing.T) {
+	ctx := context.Background()
+	s := objects.New(filepath.Join(t.TempDir(), "objects"))
+	ref, err := s.Put(ctx, strings.NewReader("hello world"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damage(t, s.Path(ref.SHA256), "hello") // truncated
+	b := s.NewBatch()
+	for _, c := range []string{"hello world", "twice", "twice"} {
+		if _, err := b.Put(ctx, strings.NewReader(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(ctx, ref.SHA256, ref.Size); err != nil {
+		t.Fatalf("not repaired: %v", err)
+	}
+	sum := sha256.Sum256([]byte("twice"))
+	if err := s.Check(ctx, hex.EncodeToString(sum[:]), 5); err != nil {
+		t.Fatalf("shared object: %v", err)
+	}
+	if tmp := append(temporaries(t, s), fanOutTemporaries(t, s)...); len(tmp) != 0 {
 		t.Fatalf("temporary files left: %v", tmp)
 	}
 }

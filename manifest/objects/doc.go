@@ -15,10 +15,15 @@
 // never modified afterwards.
 //
 // A Batch (NewBatch) stores many small objects at the cost of one
-// syncfs(2) per batch instead of two fsyncs per object: the temporary
-// files of a batch are written unsynced, made durable together, and only
-// then renamed; Flush syncs the last batch and the renames. Backup's
-// capture writes through a Batch and flushes before the set is published.
+// syncfs(2) per batch instead of two fsyncs per object: the files of a
+// batch are written unsynced, made durable together, and only then given
+// their names, while the next batch is being written; Flush syncs the
+// last batch and the names. On Linux a batch's files have no name until
+// then (O_TMPFILE, linked once durable: no temporary name is made and
+// removed per object, and a capture that dies leaves nothing behind);
+// where the file system has no unnamed files (NFS) they are temporary
+// files, renamed. Backup's capture writes through a Batch and flushes
+// before the set is published.
 //
 // Readers (Open, Has, Stat) refuse names that are not 64 lower-case hex
 // digits, so an untrusted name can never reach outside the store.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/squirro-bcp/bcp/manifest"
 )
@@ -103,10 +104,11 @@ func (s *Store) Open(sha string) (*os.File, error) {
 // Put stores the content of r and returns its reference. See the package
 // documentation for the write order.
 func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err error) {
-	tmp, ref, madeDir, err := s.writeTemp(ctx, r, true, false)
-	if err != nil || tmp == "" {
+	t, ref, madeDir, err := s.writeTemp(ctx, r, putSynced)
+	if err != nil || t.stored() {
 		return ref, err
 	}
+	tmp := t.name
 	defer func() {
 		if err != nil {
 			_ = os.Remove(tmp)
@@ -137,20 +139,67 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (ref manifest.Ref, err err
 // most objects of a file tree are a few KiB).
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
+// temp is an object written but not under its name yet: a temporary
+// file (name), or, with fd >= 0, a file with no name (O_TMPFILE). Neither
+// (stored) when the object was already there.
+type temp struct {
+	name string
+	fd   int
+}
+
+func (t temp) stored() bool { return t.name == "" && t.fd < 0 }
+
+// sync fsyncs t's file.
+func (t temp) sync() error {
+	if t.fd >= 0 {
+		return retry(func() error { return syscall.Fsync(t.fd) })
+	}
+	f, err := os.Open(t.name)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// discard closes or removes t's file.
+func (t temp) discard() {
+	if t.fd >= 0 {
+		_ = closeFD(t.fd)
+	} else if t.name != "" {
+		_ = os.Remove(t.name)
+	}
+}
+
+// How writeTemp writes.
+type tempMode int
+
+const (
+	putSynced    tempMode = iota // streamed into the store's root, fsynced (Put)
+	batchNamed                   // small content beside its final name, not synced (Batch)
+	batchUnnamed                 // as batchNamed, with no name where the file system allows
+)
+
 // writeTemp stores r's content under a temporary name while hashing it,
-// fsynced when sync is set, and returns that name, or "" when the object
+// fsynced with putSynced, and returns it, or a stored temp when the object
 // is already there (same name, same size: objects are never replaced; one
 // whose size is wrong is damaged, and the atomic rename of the caller
 // repairs it). created says it made the object's fan-out directory.
 //
-// With buffered (a Batch: many files of a tree), content up to one copy
-// buffer (1 MiB) is read and hashed first, so its temporary file is created beside its final name in
-// its fan-out directory (a rename within one directory; new inodes spread
-// over the fan-out directories' block groups as the objects' are), and
+// For a Batch (many files of a tree), content up to one copy buffer
+// (1 MiB) is read and hashed first, so its temporary file is created
+// beside its final name in its fan-out directory (a rename within one
+// directory; new inodes spread over the fan-out directories' block groups
+// as the objects' are), with batchUnnamed as an unnamed file there, and
 // an object already stored is not written at all. A larger one, and
 // every one Put stores (a dump: its temporary file is there from its
 // first byte), streams into a temporary file in the store's root.
-func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync, buffered bool) (tmp string, ref manifest.Ref, created bool, err error) {
+func (s *Store) writeTemp(ctx context.Context, r io.Reader, mode tempMode) (t temp, ref manifest.Ref, created bool, err error) {
+	t.fd = -1
+	sync, buffered := mode == putSynced, mode != putSynced
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -160,7 +209,7 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync, buffered bool)
 		n, err = io.ReadFull(cr, buf)
 		small = errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 		if err != nil && !small {
-			return "", ref, false, fmt.Errorf("object store: read: %w", err)
+			return t, ref, false, fmt.Errorf("object store: read: %w", err)
 		}
 	}
 	dir := s.root
@@ -169,23 +218,34 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync, buffered bool)
 		ref = manifest.Ref{SHA256: hex.EncodeToString(sum[:]), Size: int64(n)}
 		final := s.Path(ref.SHA256)
 		if fi, err := os.Lstat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
-			return "", ref, false, nil
+			return t, ref, false, nil
 		}
 		dir = filepath.Dir(final)
-		name, err := createSmall(dir, buf[:n], sync)
+		unnamed := mode == batchUnnamed
+		create := func() (err error) {
+			if unnamed {
+				if t.fd, err = createUnnamed(dir, buf[:n]); !errors.Is(err, errors.ErrUnsupported) {
+					return err
+				}
+				unnamed = false
+			}
+			t.name, err = createSmall(dir, buf[:n], sync)
+			return err
+		}
+		err := create()
 		if errors.Is(err, fs.ErrNotExist) {
 			// the store's first object, or its fan-out directory's
 			if err = os.MkdirAll(s.root, DirPerm); err == nil {
 				created, err = s.fanOut(dir)
 			}
 			if err == nil {
-				name, err = createSmall(dir, buf[:n], sync)
+				err = create()
 			}
 		}
 		if err != nil {
-			return "", ref, false, fmt.Errorf("object store: %w", err)
+			return temp{fd: -1}, ref, false, fmt.Errorf("object store: %w", err)
 		}
-		return name, ref, created, nil
+		return t, ref, created, nil
 	}
 	f, err := os.CreateTemp(dir, manifest.TempPrefix+"put-*")
 	if errors.Is(err, fs.ErrNotExist) {
@@ -195,7 +255,7 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync, buffered bool)
 		}
 	}
 	if err != nil {
-		return "", ref, false, fmt.Errorf("object store: %w", err)
+		return t, ref, false, fmt.Errorf("object store: %w", err)
 	}
 	name := f.Name()
 	defer func() {
@@ -205,31 +265,32 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, sync, buffered bool)
 		}
 	}()
 	if _, err = f.Write(buf[:n]); err != nil {
-		return "", ref, false, fmt.Errorf("object store: write %s: %w", name, err)
+		return t, ref, false, fmt.Errorf("object store: write %s: %w", name, err)
 	}
 	h := sha256.New()
 	h.Write(buf[:n])
 	m, err := io.CopyBuffer(io.MultiWriter(f, h), cr, buf)
 	if err != nil {
-		return "", ref, false, fmt.Errorf("object store: write %s: %w", name, err)
+		return t, ref, false, fmt.Errorf("object store: write %s: %w", name, err)
 	}
 	ref = manifest.Ref{SHA256: hex.EncodeToString(h.Sum(nil)), Size: int64(n) + m}
 	if err = f.Chmod(FilePerm); err != nil {
-		return "", ref, false, fmt.Errorf("object store: %w", err)
+		return t, ref, false, fmt.Errorf("object store: %w", err)
 	}
 	if sync {
 		if err = f.Sync(); err != nil {
-			return "", ref, false, fmt.Errorf("object store: sync %s: %w", name, err)
+			return t, ref, false, fmt.Errorf("object store: sync %s: %w", name, err)
 		}
 	}
 	if err = f.Close(); err != nil {
-		return "", ref, false, fmt.Errorf("object store: close %s: %w", name, err)
+		return t, ref, false, fmt.Errorf("object store: close %s: %w", name, err)
 	}
 	if fi, err := os.Lstat(s.Path(ref.SHA256)); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
 		_ = os.Remove(name)
-		return "", ref, false, nil
+		return t, ref, false, nil
 	}
-	return name, ref, false, nil
+	t.name = name
+	return t, ref, false, nil
 }
 
 // fanOut makes the fan-out directory dir if it is missing and says whether
