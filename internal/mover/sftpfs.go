@@ -183,10 +183,12 @@ func (f *sftpFS) Remove(_ context.Context, name string) error {
 // command costs the account's login shell start-up each time. If the account
 // cannot run commands (no shell, a forced command, no coreutils sync -f)
 // the first call returns an error wrapping ErrNoSyncFS and so does every
-// later one; once it has worked, a failure is a real error.
+// later one; once it has worked, a failure is a real error. Where the
+// batch's files went through tar, the tar session syncs instead
+// (finishStaged).
 func (f *sftpFS) SyncFS(ctx context.Context, dirs []string) error {
-	if err := f.finishStaged(ctx); err != nil {
-		return err
+	if synced, err := f.finishStaged(ctx); err != nil || synced {
+		return err // synced: by the tar session's script, after every write before this call
 	}
 	if f.syncState.Load() == syncUnavailable {
 		return ErrNoSyncFS

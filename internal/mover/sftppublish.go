@@ -1,12 +1,10 @@
 package mover
 
 import (
-	"archive/tar"
 	"context"
 	"fmt"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
 	"github.com/squirro-bcp/bcp/internal/sshx"
@@ -81,14 +79,8 @@ func (f *sftpFS) publish(ctx context.Context, files []remote.Published) error {
 	for _, d := range sortedKeys(dirs) {
 		script += " " + sshx.Quote(d)
 	}
-	script += " && rm -f -- " + sshx.Quote(shellPath(path.Join(stage, t.after))) + "\n"
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: t.after, Size: int64(len(script)), Mode: 0o600, ModTime: time.Now()}
-	err = t.tw.WriteHeader(hdr)
-	if err == nil {
-		_, err = t.tw.Write([]byte(script))
-	}
-	if err != nil {
-		return fmt.Errorf("write the script through tar: %w", t.fail(err))
+	if err := t.script(script); err != nil {
+		return fmt.Errorf("write the script through tar: %w", err)
 	}
 	if err := t.finish(ctx); err != nil {
 		return fmt.Errorf("tar, fsync or rename: %w", err)

@@ -28,10 +28,12 @@ import (
 // write, close, rename) each file goes into one tar(1) stream per batch,
 // extracted on the server into a staging directory that only the account
 // may enter (0700, made afresh by each run: what a killed run left there
-// is removed), with its final mode; the batch's SyncFS closes the stream,
-// waits for tar to exit 0 and then runs sync -f; only then does the
-// mover rename each file into place (one posix-rename request each, from
-// the staging directory to its final name). So nothing is half-written
+// is removed), with its final mode; the batch's SyncFS ends the stream
+// with a script that the session runs once tar has exited 0 (sync -f of
+// the staging directory: one round trip for the stream's end and the
+// sync) and waits for the session to end; only then does the mover
+// rename each file into place (one posix-rename request each, from the
+// staging directory to its final name). So nothing is half-written
 // under a final name, a file's data is never where anyone else may open it
 // before its mode is narrowed, and every file is durable before its
 // rename. Where tar cannot be started the files go the usual way
@@ -45,6 +47,7 @@ const stageName = manifest.MoverTempPrefix + "stage"
 // stager holds the staging state of an sftpFS.
 type stager struct {
 	mu       sync.Mutex
+	finishMu sync.Mutex      // held while a stream is ended (finishStaged)
 	state    int32           // syncUnknown, syncWorks, syncUnavailable
 	cur      *tarSession     // taking this batch's files, or nil
 	spare    chan tarSession // one started ahead: a session's start is the account's login shell
@@ -61,8 +64,10 @@ type tarSession struct {
 	w      *bufio.Writer
 	tw     *tar.Writer
 	stderr *sshx.Tail
-	after  string // the name of the script run after the stream, if it holds one
-	err    error  // from the start
+	// afterPath is the script run after the stream, if it holds one
+	// (script), as the login directory sees it.
+	afterPath string
+	err       error // from the start
 }
 
 // afterName starts the name of a tar session's script (the staged files
@@ -186,7 +191,8 @@ func (f *sftpFS) startTar() tarSession {
 		return tarSession{err: fmt.Errorf("open a session for tar: %w", err)}
 	}
 	stage := f.s.path(stageName)
-	t := tarSession{sess: sess, stderr: &sshx.Tail{}, after: afterName + strconv.FormatUint(f.stage.sessions.Add(1), 10)}
+	t := tarSession{sess: sess, stderr: &sshx.Tail{},
+		afterPath: shellPath(path.Join(stage, afterName+strconv.FormatUint(f.stage.sessions.Add(1), 10)))}
 	sess.Stderr = t.stderr
 	out, err := sess.StdoutPipe()
 	if err == nil {
@@ -196,11 +202,11 @@ func (f *sftpFS) startTar() tarSession {
 		// -m: the time of the write, as any other write; -o: never the
 		// archive's owner; -p: the archive's mode, not less the umask.
 		// Once tar has extracted the whole stream, the script the stream
-		// ended with, if any (t.after, Publish), runs in the login
-		// directory, as the shell's commands do.
+		// ended with, if any (script), runs in the login directory, as
+		// the shell's commands do.
 		err = sess.Start("command -v " + f.tarCmd + " >/dev/null && echo " + tarReady + " && " +
 			f.tarCmd + " -C " + sshx.Quote(stage) + " -x -m -o -p -f - && " +
-			`sh -c '[ ! -f "$1" ] || . "$1"' sh ` + sshx.Quote(shellPath(path.Join(stage, t.after))))
+			`sh -c '[ ! -f "$1" ] || . "$1"' sh ` + sshx.Quote(t.afterPath))
 	}
 	if err != nil {
 		_ = sess.Close()
@@ -269,18 +275,45 @@ func (t *tarSession) finish(ctx context.Context) error {
 }
 
 // finishStaged ends the current tar stream, if any (SyncFS, before the
-// sync).
-func (f *sftpFS) finishStaged(ctx context.Context) error {
+// renames), with a script that runs sync -f on the staging directory's
+// file system once tar has extracted the stream, and waits for the
+// session to end: every file written before the call is then durable -
+// the ones in this stream, and those in streams ended before (finishes
+// are one at a time) - in the staging directory, on the file system of
+// every directory a staged file is renamed into (a rename(2)). It says
+// whether it ended a stream: if not, the caller syncs itself.
+func (f *sftpFS) finishStaged(ctx context.Context) (bool, error) {
 	st := &f.stage
+	st.finishMu.Lock()
+	defer st.finishMu.Unlock()
 	st.mu.Lock()
 	t := st.cur
 	st.cur = nil
 	st.mu.Unlock()
 	if t == nil {
-		return nil
+		return false, nil
 	}
-	if err := t.finish(ctx); err != nil {
-		return fmt.Errorf("write files at %s through tar: %w", f.s, err)
+	err := t.script(f.syncCmd + " " + sshx.Quote(shellPath(f.s.path(stageName))))
+	if err == nil {
+		err = t.finish(ctx)
+	}
+	if err != nil {
+		return false, fmt.Errorf("write files at %s through tar and sync -f: %w", f.s, err)
+	}
+	return true, nil
+}
+
+// script ends t's stream with cmd, which the session runs in the login
+// directory once tar has extracted the whole stream and exited 0; the
+// script removes itself after cmd succeeded.
+func (t *tarSession) script(cmd string) error {
+	s := cmd + " && rm -f -- " + sshx.Quote(t.afterPath) + "\n"
+	err := t.tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: path.Base(t.afterPath), Size: int64(len(s)), Mode: 0o600, ModTime: time.Now()})
+	if err == nil {
+		_, err = t.tw.Write([]byte(s))
+	}
+	if err != nil {
+		return t.fail(err)
 	}
 	return nil
 }
