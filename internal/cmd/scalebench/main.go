@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"time"
 
@@ -53,8 +54,22 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// BCP_TRACE=FILE writes an execution trace (go tool trace): where the
+	// goroutines of a run wait on each other.
+	if f := os.Getenv("BCP_TRACE"); f != "" {
+		out, err := os.Create(f)
+		if err == nil {
+			err = trace.Start(out)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "scalebench:", err)
+			os.Exit(1)
+		}
+		defer trace.Stop()
+	}
 	if err := run(context.Background(), os.Args[1:]); err != nil {
 		pprof.StopCPUProfile()
+		trace.Stop()
 		fmt.Fprintln(os.Stderr, "scalebench:", err)
 		os.Exit(1)
 	}
