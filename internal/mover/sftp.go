@@ -165,6 +165,9 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 		_ = s.Close()
 		return nil, err
 	}
+	if s.helper == "" {
+		go s.viaSFTP.warmShell()
+	}
 	return s, nil
 }
 

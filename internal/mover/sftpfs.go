@@ -42,8 +42,9 @@ type sftpFS struct {
 	mvCmd        string
 	publishState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
 	stage        stager
-	shellMu      sync.Mutex   // guards shell
-	shell        *remoteShell // nil until SyncFS needs it
+	shellMu      sync.Mutex   // guards shell and shellClosed
+	shell        *remoteShell // nil until first needed (or warmShell)
+	shellClosed  bool         // closeShell was called: warmShell starts none
 }
 
 var _ access = (*sftpFS)(nil)
@@ -267,38 +268,9 @@ type remoteShell struct {
 // before (a login shell's chatter). Callers hold f.shellMu.
 func (f *sftpFS) shellRun(ctx context.Context, cmd string, out func(line string)) error {
 	if f.shell == nil {
-		f.s.mu.Lock()
-		if len(f.s.open) == 0 {
-			f.s.mu.Unlock()
-			return net.ErrClosed
+		if err := f.openShell(); err != nil {
+			return err
 		}
-		cl := f.s.open[0].ssh
-		f.s.mu.Unlock()
-		sess, err := cl.NewSession()
-		if err != nil {
-			return fmt.Errorf("open session: %w", err)
-		}
-		sh := &remoteShell{sess: sess, lines: make(chan string, 16), stderr: &sshx.Tail{}}
-		sess.Stderr = sh.stderr
-		out, err := sess.StdoutPipe()
-		if err == nil {
-			sh.in, err = sess.StdinPipe()
-		}
-		if err == nil {
-			err = sess.Start("exec /bin/sh")
-		}
-		if err != nil {
-			_ = sess.Close()
-			return fmt.Errorf("start a shell: %w", err)
-		}
-		go func() {
-			defer close(sh.lines)
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				sh.lines <- sc.Text()
-			}
-		}()
-		f.shell = sh
 	}
 	sh := f.shell
 	fail := func(err error) error {
@@ -339,6 +311,57 @@ func (f *sftpFS) shellRun(ctx context.Context, cmd string, out func(line string)
 	}
 }
 
+// openShell starts the shell on the first connection. Callers hold
+// f.shellMu.
+func (f *sftpFS) openShell() error {
+	f.s.mu.Lock()
+	if len(f.s.open) == 0 {
+		f.s.mu.Unlock()
+		return net.ErrClosed
+	}
+	cl := f.s.open[0].ssh
+	f.s.mu.Unlock()
+	sess, err := cl.NewSession()
+	if err != nil {
+		return fmt.Errorf("open session: %w", err)
+	}
+	sh := &remoteShell{sess: sess, lines: make(chan string, 16), stderr: &sshx.Tail{}}
+	sess.Stderr = sh.stderr
+	out, err := sess.StdoutPipe()
+	if err == nil {
+		sh.in, err = sess.StdinPipe()
+	}
+	if err == nil {
+		err = sess.Start("exec /bin/sh")
+	}
+	if err != nil {
+		_ = sess.Close()
+		return fmt.Errorf("start a shell: %w", err)
+	}
+	go func() {
+		defer close(sh.lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			sh.lines <- sc.Text()
+		}
+	}()
+	f.shell = sh
+	return nil
+}
+
+// warmShell starts the shell ahead of its first command (SFTP alone from
+// the start: no helper asked for), so that the account's login shell
+// starts while the run reads the source, not when the first listing or
+// sync waits for it (0.6 s on the benchmark machine, whose ~/.bashrc runs
+// pyenv). Where it cannot, the first command tries again and says why.
+func (f *sftpFS) warmShell() {
+	f.shellMu.Lock()
+	defer f.shellMu.Unlock()
+	if f.shell == nil && !f.shellClosed {
+		_ = f.openShell()
+	}
+}
+
 const (
 	syncFailed = "bcp-syncfs-failed"
 	shellBegin = "bcp-shell-begin" // what a command prints follows
@@ -350,6 +373,7 @@ func (f *sftpFS) closeShell() {
 	f.closeStage()
 	f.shellMu.Lock()
 	defer f.shellMu.Unlock()
+	f.shellClosed = true
 	if f.shell != nil {
 		_ = f.shell.in.Close() // the shell reads EOF and exits
 		_ = f.shell.sess.Close()
