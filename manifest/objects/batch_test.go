@@ -35,15 +35,28 @@ func temporaries(t *testing.T, s *objects.Store) []string {
 // TestBatch: objects put through a Batch from several goroutines appear
 // under their names only batch by batch, once the batch was synced, and
 // all of them (duplicates and objects already there included) after
-// Flush, each with its content and no temporary file left.
+// Flush, each with its content and no temporary file left: on Linux with
+// unnamed files, and with temporary names (NFS).
 func TestBatch(t *testing.T) {
+	t.Run("unnamed", func(t *testing.T) { testBatch(t, (*objects.Store).NewBatch, runtime.GOOS == "linux") })
+	t.Run("named", func(t *testing.T) { testBatch(t, objects.NewNamedBatch, false) })
+}
+
+// batchKinds are the ways a Batch names objects: unnamed files where the
+// file system has them (Linux), temporary names (NFS).
+var batchKinds = map[string]func(*objects.Store) *objects.Batch{
+	"unnamed": (*objects.Store).NewBatch,
+	"named":   objects.NewNamedBatch,
+}
+
+func testBatch(t *testing.T, newBatch func(*objects.Store) *objects.Batch, unnamed bool) {
 	ctx := context.Background()
 	s := objects.New(filepath.Join(t.TempDir(), "objects"))
 	there, err := s.Put(ctx, strings.NewReader("object 7"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := s.NewBatch()
+	b := newBatch(s)
 	n := 2*objects.BatchObjects + 5
 	refs := make([]manifest.Ref, n)
 	var wg sync.WaitGroup
@@ -79,8 +92,10 @@ func TestBatch(t *testing.T) {
 	if max := objects.BatchMax(b); named < max || named == n {
 		t.Fatalf("before Flush %d of %d objects have their names, want the full batches of %d only", named, n, max)
 	}
-	if tmp := fanOutTemporaries(t, s); len(tmp) != 0 && runtime.GOOS == "linux" {
-		t.Fatalf("objects waiting for their names have temporary names on Linux: %d, e.g. %s", len(tmp), tmp[0])
+	if tmp := fanOutTemporaries(t, s); unnamed && len(tmp) != 0 {
+		t.Fatalf("objects waiting for their names have temporary names: %d, e.g. %s", len(tmp), tmp[0])
+	} else if !unnamed && len(tmp) == 0 {
+		t.Fatal("no object is waiting under a temporary name")
 	}
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
@@ -110,49 +125,57 @@ func fanOutTemporaries(t *testing.T, s *objects.Store) []string {
 // intact content, and two puts of one content in the same batch leave
 // one intact object.
 func TestBatchRepairsAndShares(t *testing.T) {
-	ctx := context.Background()
-	s := objects.New(filepath.Join(t.TempDir(), "objects"))
-	ref, err := s.Put(ctx, strings.NewReader("hello world"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	damage(t, s.Path(ref.SHA256), "hello") // truncated
-	b := s.NewBatch()
-	for _, c := range []string{"hello world", "twice", "twice"} {
-		if _, err := b.Put(ctx, strings.NewReader(c)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := b.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Check(ctx, ref.SHA256, ref.Size); err != nil {
-		t.Fatalf("not repaired: %v", err)
-	}
-	sum := sha256.Sum256([]byte("twice"))
-	if err := s.Check(ctx, hex.EncodeToString(sum[:]), 5); err != nil {
-		t.Fatalf("shared object: %v", err)
-	}
-	if tmp := append(temporaries(t, s), fanOutTemporaries(t, s)...); len(tmp) != 0 {
-		t.Fatalf("temporary files left: %v", tmp)
+	for name, newBatch := range batchKinds {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := objects.New(filepath.Join(t.TempDir(), "objects"))
+			ref, err := s.Put(ctx, strings.NewReader("hello world"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			damage(t, s.Path(ref.SHA256), "hello") // truncated
+			b := newBatch(s)
+			for _, c := range []string{"hello world", "twice", "twice"} {
+				if _, err := b.Put(ctx, strings.NewReader(c)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Check(ctx, ref.SHA256, ref.Size); err != nil {
+				t.Fatalf("not repaired: %v", err)
+			}
+			sum := sha256.Sum256([]byte("twice"))
+			if err := s.Check(ctx, hex.EncodeToString(sum[:]), 5); err != nil {
+				t.Fatalf("shared object: %v", err)
+			}
+			if tmp := append(temporaries(t, s), fanOutTemporaries(t, s)...); len(tmp) != 0 {
+				t.Fatalf("temporary files left: %v", tmp)
+			}
+		})
 	}
 }
 
 // TestBatchDiscard: what a failed producer put but did not flush leaves
 // no temporary file and no object.
 func TestBatchDiscard(t *testing.T) {
-	ctx := context.Background()
-	s := objects.New(filepath.Join(t.TempDir(), "objects"))
-	b := s.NewBatch()
-	ref, err := b.Put(ctx, strings.NewReader("never published"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.Discard()
-	if ok, _ := s.Has(ref.SHA256); ok {
-		t.Fatal("a discarded object exists")
-	}
-	if tmp := temporaries(t, s); len(tmp) != 0 {
-		t.Fatalf("temporary files left: %v", tmp)
+	for name, newBatch := range batchKinds {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			s := objects.New(filepath.Join(t.TempDir(), "objects"))
+			b := newBatch(s)
+			ref, err := b.Put(ctx, strings.NewReader("never published"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Discard()
+			if ok, _ := s.Has(ref.SHA256); ok {
+				t.Fatal("a discarded object exists")
+			}
+			if tmp := append(temporaries(t, s), fanOutTemporaries(t, s)...); len(tmp) != 0 {
+				t.Fatalf("temporary files left: %v", tmp)
+			}
+		})
 	}
 }
