@@ -58,7 +58,11 @@ func closeFD(fd int) error { return syscall.Close(fd) }
 // unnamedMax is the most unnamed files a Batch keeps open per batch: a
 // few batches may be open at once (one being named while workers fill
 // the next), within a sixteenth of the descriptors the process may open.
+// None (0) without /proc, through which linkUnnamed names them.
 func unnamedMax() int {
+	if fi, err := os.Stat("/proc/self/fd"); err != nil || !fi.IsDir() {
+		return 0
+	}
 	var l unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
 		return 0
