@@ -281,7 +281,8 @@ func byName(ents []Entry) map[string]Entry {
 // aheadBuckets is how many buckets' directories at the destination
 // listAhead lists at once, before they are planned or remembered: a
 // request or a few instead of a round trip per directory, and at most
-// that many buckets' listings held.
+// twice that many buckets' listings held (eachBucket fetches one window
+// ahead).
 const aheadBuckets = 32
 
 // listings is what was fetched ahead at the destination: whole listings
@@ -662,35 +663,69 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 // names of every bucket that has few (where look allows) looked up, all
 // in one go (lookUpFew), then, a window of aheadBuckets buckets at a
 // time, the listings of the window's other directories, in one go
-// (listAhead); at most one window's listings are held.
+// (listAhead). The next window's listings are fetched while the buckets
+// of this one are handled, so the link does not idle between windows; at
+// most two windows' listings are held. A failed fetch fails eachBucket
+// when its window is reached; no fetch outlives it.
 func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, look bool, fn func(ctx context.Context, k int, ahead listings) error) error {
 	found, few, err := r.lookUpFew(ctx, sp, look)
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(planWorkers)
-	ahead := listings{found: found}
-	win := -1
-	for k := range numBuckets {
-		if sp.count(k) == 0 {
-			continue
-		}
-		if k/aheadBuckets != win {
-			win = k / aheadBuckets
-			if err := g.Wait(); err != nil {
-				return err
-			}
-			g, gctx = errgroup.WithContext(ctx)
-			g.SetLimit(planWorkers)
-			if ahead.lists, err = r.listAhead(ctx, bucketDirs(sp, win*aheadBuckets, few)); err != nil {
-				return err
+	var wins []int // the first bucket of each window that holds files
+	for k := 0; k < numBuckets; k += aheadBuckets {
+		for j := k; j < min(k+aheadBuckets, numBuckets); j++ {
+			if sp.count(j) > 0 {
+				wins = append(wins, k)
+				break
 			}
 		}
-		ahead, gctx := ahead, gctx
-		g.Go(func() error { return fn(gctx, k, ahead) })
 	}
-	return g.Wait()
+	type fetched struct {
+		lists map[string][]Entry
+		err   error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var next chan fetched // the next window's listings, being fetched
+	defer func() {
+		cancel()
+		if next != nil {
+			<-next
+		}
+	}()
+	fetch := func(win int) chan fetched {
+		ch := make(chan fetched, 1)
+		go func() {
+			lists, err := r.listAhead(ctx, bucketDirs(sp, win, few))
+			ch <- fetched{lists, err}
+		}()
+		return ch
+	}
+	if len(wins) > 0 {
+		next = fetch(wins[0])
+	}
+	for i, win := range wins {
+		got := <-next
+		next = nil
+		if got.err != nil {
+			return got.err
+		}
+		if i+1 < len(wins) {
+			next = fetch(wins[i+1])
+		}
+		ahead := listings{lists: got.lists, found: found}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(planWorkers)
+		for k := win; k < min(win+aheadBuckets, numBuckets); k++ {
+			if sp.count(k) > 0 {
+				g.Go(func() error { return fn(gctx, k, ahead) })
+			}
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rememberFiles lists the directories of ws (or looks up their few
@@ -899,8 +934,9 @@ func (r *runner) copyPhase(ctx context.Context, st *wantStream) error {
 		}
 		return nil
 	}
-	// Batch N is synced and renamed while batch N+1 is written; one batch
-	// is finished at a time, in order.
+	// Each batch is handed to finishBatch, in order, while the next is
+	// written; the finisher syncs and renames up to finishAhead batches at
+	// once, behind the copy, and syncFS waits for them all.
 	var finishing chan error
 	finished := func() error {
 		if finishing == nil {
