@@ -89,12 +89,17 @@
 //     batches of 2048: all written under their temporary names without
 //     fsync, one syncfs, then all renamed; one more syncfs at the end of
 //     each phase makes the renames durable before the next phase (and so
-//     before the manifest). Through the helper (LaterWriter) a batch's
-//     writes and renames are queued without a goroutine waiting for each
-//     one; one remote.Later.Wait per batch collects their results; a phase of a
-//     few small files (index-N, index.latest, manifest, signature) is one
-//     helper request (Publisher: each written and fsynced, renamed, the
-//     directories fsynced) where the helper offers it. Otherwise (an account that may not run
+//     before the manifest). A batch is handed over in order as soon as its
+//     writes are queued and finished (answered, synced, renamed) behind
+//     the copy, up to 4 at once. Through the helper (LaterWriter) a
+//     batch's writes and renames are queued without a goroutine waiting
+//     for each one; one remote.Later.Wait per batch collects their
+//     results. A phase of a few small files (index-N, index.latest,
+//     manifest, signature) is one request (Publisher: each written and
+//     fsynced, renamed, the directories fsynced): a helper request where
+//     the helper offers it, over SFTP alone one tar session whose stream
+//     ends with the script that syncs and renames them (sftpstage.go).
+//     Otherwise (an account that may not run
 //     commands, found out once per run) each file is fsynced before its
 //     rename and directories are fsynced between phases where the backend
 //     can. Large files are always fsynced one by one. A crash or a dropped connection
