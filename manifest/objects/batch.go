@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/squirro-bcp/bcp/manifest"
 )
@@ -138,15 +137,15 @@ func place(p pendingObject) error {
 		}
 		return err
 	}
-	defer func() { _ = closeFD(p.tmp.fd) }()
+	defer func() { _ = syscall.Close(p.tmp.fd) }()
 	err := linkUnnamed(p.tmp.fd, p.final)
 	if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	if fi, serr := os.Lstat(p.final); serr == nil && fi.Mode().IsRegular() && fi.Size() == p.size {
+	if intact(p.final, p.size) {
 		return nil
 	}
-	tmp := filepath.Join(filepath.Dir(p.final), manifest.TempPrefix+"put-"+strconv.FormatUint(rand.Uint64(), 36))
+	tmp := tempName(filepath.Dir(p.final))
 	if err = linkUnnamed(p.tmp.fd, tmp); err != nil {
 		return err
 	}

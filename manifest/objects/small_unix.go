@@ -22,7 +22,7 @@ func createSmall(dir string, b []byte, sync bool) (string, error) {
 	var name string
 	fd := -1
 	for range 100 {
-		name = filepath.Join(dir, manifest.TempPrefix+"put-"+strconv.FormatUint(rand.Uint64(), 36))
+		name = tempName(dir)
 		var err error
 		fd, err = syscall.Open(name, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, uint32(FilePerm))
 		if err == nil {
@@ -50,6 +50,11 @@ func createSmall(dir string, b []byte, sync bool) (string, error) {
 		return "", &fs.PathError{Op: "write", Path: name, Err: err}
 	}
 	return name, nil
+}
+
+// tempName is a new temporary name for an object in dir (".tmp-put-*").
+func tempName(dir string) string {
+	return filepath.Join(dir, manifest.TempPrefix+"put-"+strconv.FormatUint(rand.Uint64(), 36))
 }
 
 func writeFD(fd int, b []byte) error {

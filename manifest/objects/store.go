@@ -168,7 +168,7 @@ func (t temp) sync() error {
 // discard closes or removes t's file.
 func (t temp) discard() {
 	if t.fd >= 0 {
-		_ = closeFD(t.fd)
+		_ = syscall.Close(t.fd)
 	} else if t.name != "" {
 		_ = os.Remove(t.name)
 	}
@@ -217,7 +217,7 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, mode tempMode) (t te
 		sum := sha256.Sum256(buf[:n])
 		ref = manifest.Ref{SHA256: hex.EncodeToString(sum[:]), Size: int64(n)}
 		final := s.Path(ref.SHA256)
-		if fi, err := os.Lstat(final); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
+		if intact(final, ref.Size) {
 			return t, ref, false, nil
 		}
 		dir = filepath.Dir(final)
@@ -285,12 +285,19 @@ func (s *Store) writeTemp(ctx context.Context, r io.Reader, mode tempMode) (t te
 	if err = f.Close(); err != nil {
 		return t, ref, false, fmt.Errorf("object store: close %s: %w", name, err)
 	}
-	if fi, err := os.Lstat(s.Path(ref.SHA256)); err == nil && fi.Mode().IsRegular() && fi.Size() == ref.Size {
+	if intact(s.Path(ref.SHA256), ref.Size) {
 		_ = os.Remove(name)
 		return t, ref, false, nil
 	}
 	t.name = name
 	return t, ref, false, nil
+}
+
+// intact says whether the object at path is there with its size (objects
+// are never replaced; one whose size is wrong is damaged).
+func intact(path string, size int64) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Size() == size
 }
 
 // fanOut makes the fan-out directory dir if it is missing and says whether

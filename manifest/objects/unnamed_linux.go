@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -52,8 +51,6 @@ func linkUnnamed(fd int, final string) error {
 	}
 	return nil
 }
-
-func closeFD(fd int) error { return syscall.Close(fd) }
 
 // unnamedMax is the most unnamed files a Batch keeps open per batch: a
 // few batches may be open at once (one being named while workers fill

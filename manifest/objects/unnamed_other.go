@@ -10,6 +10,4 @@ func createUnnamed(string, []byte) (int, error) { return -1, errors.ErrUnsupport
 
 func linkUnnamed(int, string) error { return errors.ErrUnsupported }
 
-func closeFD(int) error { return nil }
-
 func unnamedMax() int { return 0 }
