@@ -383,13 +383,20 @@ func (r *runner) syncNow(ctx context.Context, dirs []string) error {
 	return nil
 }
 
+// written is a batch of small files that writeFiles left under their
+// temporary names, for finishBatch: the files, and the writes a
+// LaterWriter destination only queued (finishBatch waits for them).
+type written struct {
+	files []*want
+	later *remote.Later
+}
+
 // writeFiles copies files with copyWorkers in flight. With batch set, small
 // files are left under their temporary names and returned: finishBatch
-// makes them durable and renames them. Their writes may then be only
-// queued (a LaterWriter destination): finishBatch waits for them.
-func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*want, error) {
+// makes them durable and renames them.
+func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) (written, error) {
 	if err := r.fin.failed(); err != nil {
-		return nil, err // an earlier batch's
+		return written{}, err // an earlier batch's
 	}
 	defer pinDirs(r.opts.Src, files)()
 	defer pinDirs(r.opts.Dst, files)()
@@ -437,11 +444,7 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) ([]*
 		r.count(w)
 		return nil
 	})
-	files = pending.list()
-	if err == nil && later != nil && len(files) > 0 {
-		r.fin.queued(files[0], later)
-	}
-	return files, err
+	return written{files: pending.list(), later: later}, err
 }
 
 // each runs fn for every file on at most Workers long-lived goroutines
@@ -461,18 +464,17 @@ func (r *runner) each(ctx context.Context, files []*want, admit func(context.Con
 // SyncFS, then renamed into place. It returns once the batch is handed
 // over, with the first failure of an earlier batch; syncFS waits for them
 // all.
-func (r *runner) finishBatch(ctx context.Context, files []*want) error {
-	if len(files) == 0 {
+func (r *runner) finishBatch(ctx context.Context, b written) error {
+	if len(b.files) == 0 {
 		return r.fin.failed()
 	}
-	later := r.fin.take(files[0])
 	return r.fin.start(ctx, func(ctx context.Context) error {
-		if later != nil {
-			if err := later.Wait(ctx); err != nil {
+		if b.later != nil {
+			if err := b.later.Wait(ctx); err != nil {
 				return fmt.Errorf("at %s: %w", r.opts.Dst, err)
 			}
 		}
-		return r.finishNow(ctx, files)
+		return r.finishNow(ctx, b.files)
 	})
 }
 
@@ -583,31 +585,10 @@ const finishAhead = 4
 // under a final name before it is durable. After a failure the batches
 // not started are left under their temporary names.
 type finisher struct {
-	mu     sync.Mutex
-	writes map[*want]*remote.Later // queued writes of batches not handed over yet, by their first file
-	err    error                   // the first failure
-	slots  chan struct{}           // batches handed over, not finished (finishAhead)
-	wg     sync.WaitGroup
-}
-
-// queued records the writes of the batch starting with first, which
-// finishBatch is to wait for.
-func (f *finisher) queued(first *want, l *remote.Later) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.writes == nil {
-		f.writes = map[*want]*remote.Later{}
-	}
-	f.writes[first] = l
-}
-
-// take returns (and forgets) what queued recorded for first; nil if none.
-func (f *finisher) take(first *want) *remote.Later {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l := f.writes[first]
-	delete(f.writes, first)
-	return l
+	mu    sync.Mutex
+	err   error         // the first failure
+	slots chan struct{} // batches handed over, not finished (finishAhead)
+	wg    sync.WaitGroup
 }
 
 // start runs fn in the background, waiting while finishAhead batches are

@@ -347,10 +347,8 @@ func (r *runner) lookUpRest(ctx context.Context, ahead listings, byDir map[strin
 	if err != nil || len(found) == 0 {
 		return ahead, err
 	}
-	out := listings{lists: ahead.lists, found: maps.Clone(ahead.found)}
-	if out.found == nil {
-		out.found = found
-	}
+	out := listings{lists: ahead.lists, found: make(map[string]map[string]Entry, len(ahead.found)+len(found))}
+	maps.Copy(out.found, ahead.found)
 	maps.Copy(out.found, found)
 	return out, nil
 }
@@ -934,35 +932,20 @@ func (r *runner) copyPhase(ctx context.Context, st *wantStream) error {
 		}
 		return nil
 	}
-	// Each batch is handed to finishBatch, in order, while the next is
-	// written; the finisher syncs and renames up to finishAhead batches at
-	// once, behind the copy, and syncFS waits for them all.
-	var finishing chan error
-	finished := func() error {
-		if finishing == nil {
-			return nil
-		}
-		err := <-finishing
-		finishing = nil
-		return err
-	}
+	// Each batch is handed to finishBatch, in order, once written; the
+	// finisher syncs and renames up to finishAhead batches at once, behind
+	// the copy of the next, and syncFS waits for them all.
 	for len(files) > 0 {
 		pending, err := r.writeFiles(ctx, files, true)
-		if ferr := finished(); err == nil {
-			err = ferr
-		}
 		if err != nil {
 			return err // what is pending stays under temporary names
 		}
-		finishing = make(chan error, 1)
-		go func(done chan<- error) { done <- r.finishBatch(ctx, pending) }(finishing)
-		if files, err = next(batchFiles); err != nil {
-			_ = finished()
+		if err := r.finishBatch(ctx, pending); err != nil {
 			return err
 		}
-	}
-	if err := finished(); err != nil {
-		return err
+		if files, err = next(batchFiles); err != nil {
+			return err
+		}
 	}
 	return r.syncFS(ctx, sortedKeys(dirs))
 }
