@@ -9,8 +9,9 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// mkdirsInFlight bounds the directories created at once.
-const mkdirsInFlight = 64
+// mkdirsInFlight bounds the directories created at once: the 256 object
+// directories of a first copy in one round trip.
+const mkdirsInFlight = 256
 
 // mkdirs creates dirs (and their parents) at dst, a level at a time - every
 // parent before its children - and each level's directories concurrently:

@@ -123,13 +123,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		r.limit = rate.NewLimiter(rate.Limit(opts.BandwidthLimit), burst)
 	}
 	r.cp = &copier{src: opts.Src, dst: opts.Dst, limit: r.limit, progress: opts.Progress}
-	err := r.run(ctx)
+	bgCtx, stopBg := context.WithCancel(ctx)
+	err := r.run(bgCtx)
 	if ferr := r.fin.wait(); err == nil {
 		err = ferr
 	}
 	if cerr := r.cp.waitClosing(); err == nil {
 		err = cerr
 	}
+	stopBg() // listings fetched ahead and not needed
+	r.bg.Wait()
 	return r.res, err
 }
 
@@ -145,22 +148,46 @@ type runner struct {
 	start    time.Time
 	base     *baseSet // the set recorded whole at the destination, to plan beside; nil: full plan
 	fin      finisher
+	bg       sync.WaitGroup // listings fetched ahead (prefetchDst)
+	// objectsAhead: the destination's objects/ is listed ahead (goneDirs).
+	objectsAhead bool
 }
 
-func (r *runner) run(ctx context.Context) error {
-	chData, dstIsChannel, err := r.identify(ctx)
+func (r *runner) run(ctx context.Context) (err error) {
+	chData, err := r.identifySource(ctx)
 	if err != nil {
 		return err
 	}
+	// The destination's identity is read while the source's sets are
+	// read and planned (over a far link it waits for the connection's
+	// helper): it is checked before anything is written there, and its
+	// failure is the run's, whatever else failed meanwhile.
+	dstIsChannel := r.checkDst(ctx)
+	defer func() {
+		if _, derr := dstIsChannel(); derr != nil {
+			err = derr
+		}
+	}()
 	// A set verified at the end of an earlier run may still be all there
 	// is to do (unchanged); otherwise the verified-file cache is indexed
 	// while the source's lists are read.
 	rec := r.opts.Checked.record()
-	if _, ok := r.opts.Dst.(Digester); !ok || r.opts.Checksum || !dstIsChannel {
+	if _, ok := r.opts.Dst.(Digester); !ok || r.opts.Checksum {
 		rec = nil
+	}
+	if rec != nil {
+		isChannel, err := dstIsChannel()
+		if err != nil {
+			return err
+		}
+		if !isChannel {
+			rec = nil
+		}
 	}
 	if rec == nil {
 		r.opts.Checked.preload()
+		r.prefetchDst(ctx, manifest.ObjectsDirName) // planned whole: see goneDirs
+		r.objectsAhead = true
 	}
 
 	srcSets, err := setIDs(ctx, r.src)
@@ -197,6 +224,9 @@ func (r *runner) run(ctx context.Context) error {
 		defer p.close()
 		r.res.Set = set.id
 	}
+	if _, err := dstIsChannel(); err != nil {
+		return err
+	}
 	dstSets, err := setIDs(ctx, r.dst)
 	if err != nil {
 		return err
@@ -221,42 +251,78 @@ func (r *runner) run(ctx context.Context) error {
 	return r.prune(ctx, r.res.Set, srcSets, dstSets)
 }
 
-// identify reads the source's channel identity (channel.json, returned
-// as read, to be copied) and checks it is the channel expected and, when
-// the destination is already a channel, the same one: a mover never mixes
-// two channels. dstIsChannel is false for a destination not yet set up.
-func (r *runner) identify(ctx context.Context) (chData []byte, dstIsChannel bool, err error) {
-	src, dst := r.opts.Src, r.opts.Dst
+// identifySource reads the source's channel identity (channel.json,
+// returned as read, to be copied) and checks it is the channel expected.
+func (r *runner) identifySource(ctx context.Context) (chData []byte, err error) {
+	src := r.opts.Src
 	chData, err = readSmall(ctx, src, manifest.ChannelFileName, 64<<10)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, false, fmt.Errorf("%s is not a channel (no %s): %w", src, manifest.ChannelFileName, ErrSourceIncomplete)
+			return nil, fmt.Errorf("%s is not a channel (no %s): %w", src, manifest.ChannelFileName, ErrSourceIncomplete)
 		}
-		return nil, false, err
+		return nil, err
 	}
 	ch, err := decodeChannel(chData)
 	if err != nil {
-		return nil, false, fmt.Errorf("channel identity at %s: %w", src, err)
+		return nil, fmt.Errorf("channel identity at %s: %w", src, err)
 	}
 	if !ch.Matches(r.opts.Expect) {
-		return nil, false, fmt.Errorf("channel at %s is %s, expected %s: %w", src, ch, r.opts.Expect, manifest.ErrNotForUs)
+		return nil, fmt.Errorf("channel at %s is %s, expected %s: %w", src, ch, r.opts.Expect, manifest.ErrNotForUs)
 	}
 	r.channel = ch
-	dch, err := readSmall(ctx, dst, manifest.ChannelFileName, 64<<10)
+	return chData, nil
+}
+
+// checkDst starts reading the destination's channel identity, with the
+// listings every run needs there (prefetchDst), and returns what waits
+// for it: whether the destination is a channel already (false for one not
+// yet set up) and, if so, that it is the source's - a mover never mixes
+// two channels. The caller waits for it before it returns.
+func (r *runner) checkDst(ctx context.Context) func() (bool, error) {
+	r.prefetchDst(ctx, ".", manifest.SetsDirName)
+	type checked struct {
+		isChannel bool
+		err       error
+	}
+	done := make(chan checked, 1)
+	go func() {
+		ok, err := r.isSameChannel(ctx)
+		done <- checked{ok, err}
+	}()
+	return sync.OnceValues(func() (bool, error) {
+		c := <-done
+		return c.isChannel, c.err
+	})
+}
+
+// isSameChannel reads the destination's channel identity: false if there
+// is none yet, an error if it is not the source's channel.
+func (r *runner) isSameChannel(ctx context.Context) (bool, error) {
+	dch, err := readSmall(ctx, r.opts.Dst, manifest.ChannelFileName, 64<<10)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return chData, false, nil
+		return false, nil
 	case err != nil:
-		return nil, false, err
+		return false, err
 	}
 	d, err := decodeChannel(dch)
 	if err != nil {
-		return nil, false, fmt.Errorf("channel identity at %s: %w", dst, err)
+		return false, fmt.Errorf("channel identity at %s: %w", r.opts.Dst, err)
 	}
-	if d != ch {
-		return nil, false, fmt.Errorf("destination %s is channel %s, the source %s is %s; refusing to mix two channels: %w", dst, d, src, ch, manifest.ErrNotForUs)
+	if d != r.channel {
+		return false, fmt.Errorf("destination %s is channel %s, the source %s is %s; refusing to mix two channels: %w", r.opts.Dst, d, r.opts.Src, r.channel, manifest.ErrNotForUs)
 	}
-	return chData, true, nil
+	return true, nil
+}
+
+// prefetchDst lists dirs at the destination in the background, into
+// r.dst (a later look waits for the listing under way): the few listings
+// a run needs there go over a far link together, while the source is
+// read. Run waits for them before it returns.
+func (r *runner) prefetchDst(ctx context.Context, dirs ...string) {
+	for _, d := range dirs {
+		r.bg.Go(func() { _, _ = r.dst.dir(ctx, d) })
+	}
 }
 
 // unchanged says whether the destination still holds, untouched, the set
