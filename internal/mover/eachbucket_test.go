@@ -88,7 +88,7 @@ func TestEachBucketListsNextWindowAhead(t *testing.T) {
 	r := &runner{opts: Options{Dst: dst}}
 	var mu sync.Mutex
 	seen := map[int]int{}
-	err := r.eachBucket(t.Context(), everyBucket(t), true, nil, func(ctx context.Context, k int, ahead listings) error {
+	err := r.eachBucket(t.Context(), everyBucket(t), bucketWalk{look: true}, func(ctx context.Context, k int, ahead listings) error {
 		win := k / aheadBuckets
 		if k%aheadBuckets == 0 && win+1 < len(dst.started) {
 			select {
@@ -154,7 +154,7 @@ func TestEachBucketFetchFailures(t *testing.T) {
 			dst := newWindowLister(t)
 			dst.fail, dst.hold = tc.fail, tc.hold
 			r := &runner{opts: Options{Dst: dst}}
-			err := r.eachBucket(t.Context(), everyBucket(t), true, nil, func(ctx context.Context, k int, _ listings) error {
+			err := r.eachBucket(t.Context(), everyBucket(t), bucketWalk{look: true}, func(ctx context.Context, k int, _ listings) error {
 				if k/aheadBuckets > tc.lastWin {
 					return fmt.Errorf("bucket %02x handed over after the failure", k)
 				}

@@ -121,6 +121,24 @@ func (h *helperFS) RenameLater(ctx context.Context, from, to string, l *remote.L
 	return h.helper().RenameLater(ctx, rel(from), rel(to), l)
 }
 
+// RenameStampLater queues a rename; l.Wait reports it, and stamp gets what
+// the renamed file shows (remote.ErrNotOffered from an older helper).
+func (h *helperFS) RenameStampLater(ctx context.Context, from, to string, l *remote.Later, stamp func(Entry)) error {
+	return h.helper().RenameStampLater(ctx, rel(from), rel(to), l, stamp)
+}
+
+var _ StampRenamer = (*SFTP)(nil)
+
+// RenameStampLater renames through the helpers once they have started
+// (helperFS); SFTP alone returns remote.ErrNotOffered (the copy renames
+// with RenameLater and lists after it).
+func (s *SFTP) RenameStampLater(ctx context.Context, from, to string, l *remote.Later, stamp func(Entry)) error {
+	if h, ok := s.way(ctx).(*helperFS); ok {
+		return h.RenameStampLater(ctx, from, to, l, stamp)
+	}
+	return remote.ErrNotOffered
+}
+
 // Publish has a helper write, fsync and rename files and fsync their
 // directories in one request (remote.ErrNotOffered from an older helper).
 func (h *helperFS) Publish(ctx context.Context, files []remote.Published) error {

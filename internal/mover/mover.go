@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -151,6 +152,11 @@ type runner struct {
 	bg       sync.WaitGroup // listings fetched ahead (prefetchDst)
 	// objectsAhead: the destination's objects/ is listed ahead (goneDirs).
 	objectsAhead bool
+	// Of the set being copied: its held files, and how many of each
+	// bucket's spooled files were stamped as they were renamed
+	// (stampCopied), so that remember need not look at them again.
+	held    map[*want]bool
+	stamped *[numBuckets]atomic.Int32
 }
 
 func (r *runner) run(ctx context.Context) (err error) {
@@ -556,10 +562,19 @@ func (r *runner) finishNow(ctx context.Context, files []*want) error {
 	}
 	defer pinDirs(r.opts.Dst, files)()
 	if lw, ok := r.opts.Dst.(LaterWriter); ok {
-		// All renames queued, one wait.
+		// All renames queued, one wait; each renamed file's stamp comes
+		// with its answer where the destination can say it.
 		later, n := remote.NewLater(), 0
+		sr, stamps := r.opts.Dst.(StampRenamer)
 		for _, w := range files {
-			err := lw.RenameLater(ctx, tmpName(w.name), w.name, later)
+			var err error
+			if stamps {
+				err = sr.RenameStampLater(ctx, tmpName(w.name), w.name, later, func(e Entry) { r.stampCopied(w, e) })
+				stamps = !errors.Is(err, remote.ErrNotOffered)
+			}
+			if !stamps {
+				err = lw.RenameLater(ctx, tmpName(w.name), w.name, later)
+			}
 			if errors.Is(err, errNoFileWriter) {
 				break
 			}
@@ -583,6 +598,30 @@ func (r *runner) finishNow(ctx context.Context, files []*want) error {
 		r.count(w)
 		return nil
 	})
+}
+
+// StampRenamer is implemented by destinations that can say, with the
+// answer to a queued rename, what the renamed file shows - its size and
+// modification time, as a listing has them (the SFTP helper) - so that a
+// file copied is stamped in the verified-file cache without a listing of
+// its directory after the copy. One that cannot at the moment (an older
+// helper, SFTP alone) returns an error wrapping remote.ErrNotOffered.
+type StampRenamer interface {
+	RenameStampLater(ctx context.Context, from, to string, l *remote.Later, stamp func(Entry)) error
+}
+
+// stampCopied records in the verified-file cache the stamp w shows at
+// the destination once renamed into place (its data was written from
+// what was hashed, and made durable before the rename), as remember
+// would from a listing, and counts it for remember. A stamp that cannot
+// be recorded is left to remember, which reports why.
+func (r *runner) stampCopied(w *want, e Entry) {
+	if err := r.opts.Checked.set(w.name, e, w.content()); err != nil {
+		return
+	}
+	if !r.held[w] {
+		r.stamped[bucketOf(w.name)].Add(1)
+	}
 }
 
 // count adds a file now in place to the result.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -113,7 +114,7 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 // planBuckets plans the spooled files of s, bucket by bucket
 // (eachBucket), into p's spool.
 func (r *runner) planBuckets(ctx context.Context, p *plan, s *setFiles, gone func(string) bool) error {
-	return r.eachBucket(ctx, s.spool, true, gone, func(gctx context.Context, k int, ahead listings) error {
+	return r.eachBucket(ctx, s.spool, bucketWalk{look: true, gone: gone}, func(gctx context.Context, k int, ahead listings) error {
 		recs, err := readBucket(s.spool, k)
 		if err != nil {
 			return err
@@ -338,19 +339,20 @@ type listings struct {
 
 // lookUpFew looks up at the destination, in one go (lookUp), the names
 // of each bucket of sp with at most statMax files, where it can
-// (StatManyer) and look allows (the record's digests need whole
+// (StatManyer) and bw.look allows (the record's digests need whole
 // listings): the entries found, by directory, and the buckets looked up
-// (none from a destination that cannot). A directory gone says is
+// (none from a destination that cannot). A directory bw.gone says is
 // missing is not looked in (a nil map).
-func (r *runner) lookUpFew(ctx context.Context, sp *bucketFiles, look bool, gone func(string) bool) (map[string]map[string]Entry, *[numBuckets]bool, error) {
+func (r *runner) lookUpFew(ctx context.Context, sp *bucketFiles, bw bucketWalk) (map[string]map[string]Entry, *[numBuckets]bool, error) {
 	var few [numBuckets]bool
-	if _, can := r.opts.Dst.(StatManyer); !look || !can {
+	if _, can := r.opts.Dst.(StatManyer); !bw.look || !can {
 		return nil, &few, nil
 	}
+	gone := bw.gone
 	names := map[string][]string{}
 	missing := map[string]map[string]Entry{}
 	for k := range numBuckets {
-		if n := sp.count(k); n == 0 || n > statMax {
+		if n := sp.count(k); !bw.holds(sp, k) || n > statMax {
 			continue
 		}
 		cs, err := readBucket(sp, k)
@@ -450,12 +452,13 @@ func (r *runner) listAhead(ctx context.Context, dirs []string, gone func(string)
 }
 
 // bucketDirs is the object directories of the aheadBuckets buckets from k
-// on that hold files and were not looked up (few): nearly every directory
-// a set's buckets have (the others are listed on their own).
-func bucketDirs(sp *bucketFiles, k int, few *[numBuckets]bool) []string {
+// on that hold files (and bw does not leave out) and were not looked up
+// (few): nearly every directory a set's buckets have (the others are
+// listed on their own).
+func bucketDirs(sp *bucketFiles, k int, few *[numBuckets]bool, bw bucketWalk) []string {
 	var dirs []string
 	for j := k; j < min(k+aheadBuckets, numBuckets); j++ {
-		if sp.count(j) > 0 && !few[j] {
+		if bw.holds(sp, j) && !few[j] {
 			dirs = append(dirs, fmt.Sprintf("%s/%02x", manifest.ObjectsDirName, j))
 		}
 	}
@@ -505,6 +508,15 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 		r.res.Copied += p.todos() + p.checks()
 		r.res.Bytes = p.bytes
 		return nil
+	}
+	r.held, r.stamped = map[*want]bool{}, new([numBuckets]atomic.Int32)
+	for _, t := range p.todo {
+		for _, w := range t {
+			r.held[w] = true
+		}
+	}
+	for _, c := range p.check {
+		r.held[c.w] = true
 	}
 	if err := r.prepare(ctx, p, chData); err != nil {
 		return err
@@ -769,7 +781,11 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 
 // rememberBuckets is remember for the spooled files, bucket by bucket.
 func (r *runner) rememberBuckets(ctx context.Context, p *plan) error {
-	return r.eachBucket(ctx, &p.spool, p.digests == nil, nil, func(gctx context.Context, k int, ahead listings) error {
+	// A bucket whose every file was stamped as it was renamed into place
+	// (StampRenamer) needs no look: its directories' digests for the
+	// record come from the destination (recordDirs).
+	stamped := func(k int) bool { return int(r.stamped[k].Load()) == p.spool.count(k) }
+	return r.eachBucket(ctx, &p.spool, bucketWalk{look: p.digests == nil, skip: stamped}, func(gctx context.Context, k int, ahead listings) error {
 		cs, err := readBucket(&p.spool, k)
 		if err != nil {
 			return err
@@ -790,24 +806,37 @@ func (r *runner) rememberBuckets(ctx context.Context, p *plan) error {
 	})
 }
 
-// eachBucket calls fn for every bucket of sp that holds files, planWorkers
-// at once, with what was fetched ahead at the destination: first the few
-// names of every bucket that has few (where look allows) looked up, all
-// in one go (lookUpFew), then, a window of aheadBuckets buckets at a
-// time, the listings of the window's other directories, in one go
-// (listAhead). The next window's listings are fetched while the buckets
+// bucketWalk says which buckets eachBucket goes through and what it
+// fetches ahead for them at the destination.
+type bucketWalk struct {
+	look bool                  // the few names of a bucket looked up, not listed (lookUpFew)
+	gone func(dir string) bool // if not nil: directories known missing, neither looked in nor listed
+	skip func(k int) bool      // if not nil: buckets left out
+}
+
+// holds says whether bucket k of sp holds files and is not left out.
+func (bw bucketWalk) holds(sp *bucketFiles, k int) bool {
+	return sp.count(k) > 0 && (bw.skip == nil || !bw.skip(k))
+}
+
+// eachBucket calls fn for every bucket of sp that holds files (and bw
+// does not leave out), planWorkers at once, with what was fetched ahead
+// at the destination: first the few names of every bucket that has few
+// (where bw.look allows) looked up, all in one go (lookUpFew), then, a
+// window of aheadBuckets buckets at a time, the listings of the window's
+// other directories, in one go (listAhead). The next window's listings are fetched while the buckets
 // of this one are handled, so the link does not idle between windows; at
 // most two windows' listings are held. A failed fetch fails eachBucket
 // when its window is reached; no fetch outlives it.
-func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, look bool, gone func(string) bool, fn func(ctx context.Context, k int, ahead listings) error) error {
-	found, few, err := r.lookUpFew(ctx, sp, look, gone)
+func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, bw bucketWalk, fn func(ctx context.Context, k int, ahead listings) error) error {
+	found, few, err := r.lookUpFew(ctx, sp, bw)
 	if err != nil {
 		return err
 	}
 	var wins []int // the first bucket of each window that holds files
 	for k := 0; k < numBuckets; k += aheadBuckets {
 		for j := k; j < min(k+aheadBuckets, numBuckets); j++ {
-			if sp.count(j) > 0 {
+			if bw.holds(sp, j) {
 				wins = append(wins, k)
 				break
 			}
@@ -828,7 +857,7 @@ func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, look bool, gon
 	fetch := func(win int) chan fetched {
 		ch := make(chan fetched, 1)
 		go func() {
-			lists, err := r.listAhead(ctx, bucketDirs(sp, win, few), gone)
+			lists, err := r.listAhead(ctx, bucketDirs(sp, win, few, bw), bw.gone)
 			ch <- fetched{lists, err}
 		}()
 		return ch
@@ -849,7 +878,7 @@ func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, look bool, gon
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(planWorkers)
 		for k := win; k < min(win+aheadBuckets, numBuckets); k++ {
-			if sp.count(k) > 0 {
+			if bw.holds(sp, k) {
 				g.Go(func() error { return fn(gctx, k, ahead) })
 			}
 		}

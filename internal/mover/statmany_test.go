@@ -25,32 +25,39 @@ import (
 // The helper's requests this test reads from what the helpers were sent
 // (remote/proto.go; fixed by the protocol's version).
 const (
-	wireList     = 10
-	wireDigest   = 11
-	wireListMany = 23
-	wireStatMany = 25
+	wireList       = 10
+	wireDigest     = 11
+	wireListMany   = 23
+	wireStatMany   = 25
+	wireZstd       = 24
+	wireRenameStat = 26
 )
 
 // helperRequests is what the helpers of one connection to the
 // destination were sent: each helper's input is kept (tee) and read back
 // frame by frame.
 type helperRequests struct {
-	objLists  int // objects/ directories listed (opList, opListMany, opDigest)
-	statMany  int // opStatMany requests
-	looked    int // directories looked in by them
-	lookedObj int // objects/ directories among them
+	objLists    int // objects/ directories listed (opList, opListMany)
+	objDigests  int // objects/ directories fingerprinted (opDigest)
+	statMany    int // opStatMany requests
+	looked      int // directories looked in by them
+	lookedObj   int // objects/ directories among them
+	renameStats int // opRenameStat requests
 }
 
 // recordingHelper returns the helper command for SFTPOptions.Helper that
 // keeps each helper's input in dir and announces the optional requests
-// as filter has them: "" all, "no-statmany" all but opStatMany (the
-// helper before it), "none" none (the oldest of version 3).
+// as filter has them: "" all, "no-renamestat" all but opRenameStat (the
+// helper before it), "no-statmany" all but opStatMany and opRenameStat
+// (the helper before opStatMany), "none" none (the oldest of version 3).
 func recordingHelper(t *testing.T, dir, filter string) string {
 	t.Helper()
 	announce := "" // the line announcing them, the first the helper prints
 	switch filter {
-	case "no-statmany": // opStatMany is announced last
-		announce = fmt.Sprintf(`IFS= read -r l; printf '%%s\n' "${l%% %d}"; `, wireStatMany)
+	case "no-renamestat": // opRenameStat is announced last
+		announce = fmt.Sprintf(`IFS= read -r l; printf '%%s\n' "${l%% %d}"; `, wireRenameStat)
+	case "no-statmany": // opStatMany just before it
+		announce = fmt.Sprintf(`IFS= read -r l; printf '%%s\n' "${l%% %d %d}"; `, wireStatMany, wireRenameStat)
 	case "none":
 		announce = `IFS= read -r l; `
 	}
@@ -104,11 +111,23 @@ func (n *helperRequests) add(t *testing.T, op byte, p []byte) {
 		if isObj(str()) {
 			n.objLists++
 		}
-	case wireListMany, wireDigest:
+	case wireListMany:
 		for range u16() {
 			if isObj(str()) {
 				n.objLists++
 			}
+		}
+	case wireDigest:
+		for range u16() {
+			if isObj(str()) {
+				n.objDigests++
+			}
+		}
+	case wireRenameStat:
+		n.renameStats++
+	case wireZstd: // the inner request's op first
+		if len(p) > 0 && p[0] == wireRenameStat {
+			n.renameStats++
 		}
 	case wireStatMany:
 		n.statMany++
@@ -170,6 +189,26 @@ func stamped(t *testing.T, c *Checked, dir string) int {
 	return n
 }
 
+// eachHelper runs fn as a subtest for each recordingHelper filter, named
+// by it ("all" for "").
+func eachHelper(t *testing.T, filters []string, fn func(t *testing.T, name, filter string)) {
+	for _, filter := range filters {
+		name := filter
+		if name == "" {
+			name = "all"
+		}
+		t.Run(name, func(t *testing.T) { fn(t, name, filter) })
+	}
+}
+
+// spreadChannel is a channel at dir with one set of spread("1"), its
+// files of a fixed time.
+func spreadChannel(t *testing.T, dir string) (*movertest.Channel, string) {
+	c := movertest.New(t, dir)
+	c.MTime = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	return c, c.Publish(spread("1"))
+}
+
 // A push beside the recorded set through the helper looks up the few
 // changed files of each objects/<aa> in a few requests for all of them,
 // before and after the copy, instead of listing the directories; what it
@@ -181,65 +220,129 @@ func TestPushLooksUpThroughHelper(t *testing.T) {
 		stamped int
 	}
 	var outcomes []outcome
-	for _, filter := range []string{"", "no-statmany", "none"} {
-		name := filter
-		if name == "" {
-			name = "statmany"
+	looked := map[string]int{} // objects/ directories looked in, by filter
+	eachHelper(t, []string{"", "no-renamestat", "no-statmany", "none"}, func(t *testing.T, name, filter string) {
+		srcDir, dstDir := t.TempDir(), t.TempDir()
+		c, _ := spreadChannel(t, srcDir)
+		o := opts(c, NewLocal(srcDir), dialHelper(t, testenv.SSHD(t), dstDir))
+		o.FullCompareEvery = 24 * time.Hour
+		cache := filepath.Join(t.TempDir(), "checked")
+		o.Checked = mustOpenChecked(t, cache)
+		if res := run(t, o); res.Copied != res.Files {
+			t.Fatalf("first push: %+v, want every file copied", res)
 		}
-		t.Run(name, func(t *testing.T) {
-			srcDir, dstDir := t.TempDir(), t.TempDir()
-			c := movertest.New(t, srcDir)
-			c.MTime = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-			c.Publish(spread("1"))
-			o := opts(c, NewLocal(srcDir), dialHelper(t, testenv.SSHD(t), dstDir))
-			o.FullCompareEvery = 24 * time.Hour
-			cache := filepath.Join(t.TempDir(), "checked")
-			o.Checked = mustOpenChecked(t, cache)
-			if res := run(t, o); res.Copied != res.Files {
-				t.Fatalf("first push: %+v, want every file copied", res)
-			}
-			testkit.Must(t, o.Checked.Save())
+		testkit.Must(t, o.Checked.Save())
 
-			// 13 files in 2 of 20 directories change.
-			changed := []string{"d07/f5"}
-			for f := range 10 {
-				changed = append(changed, fmt.Sprintf("d03/f%d", f))
+		// 13 files in 2 of 20 directories change.
+		changed := []string{"d07/f5"}
+		for f := range 10 {
+			changed = append(changed, fmt.Sprintf("d03/f%d", f))
+		}
+		id2 := c.Publish(spread("2", append(changed, "d03/f1", "d03/f2")...))
+		dst, requests := dialRecorded(t, dstDir, filter)
+		o.Dst = dst
+		o.Checked = mustOpenChecked(t, cache)
+		res := run(t, o)
+		if res.Set != id2 || res.SkippedDirs != 18 || res.Copied != 20 {
+			t.Fatalf("second push: %+v, want %s with 18 directories skipped and 20 files copied", res, id2)
+		}
+		verifyDst(t, c, dstDir, id2)
+		n := requests()
+		t.Logf("%s: %+v", name, n)
+		looked[filter] = n.lookedObj
+		switch filter {
+		case "":
+			// The changed objects' objects/<aa> (and the lists'),
+			// looked up before the copy (a request for the buckets'
+			// files and one for the held files) and after it only
+			// where a file was checked, not copied: the copied ones'
+			// stamps came with their renames.
+			if n.objLists != 0 {
+				t.Errorf("%d objects/ directories listed, want 0 (looked up)", n.objLists)
 			}
-			id2 := c.Publish(spread("2", append(changed, "d03/f1", "d03/f2")...))
-			dst, requests := dialRecorded(t, dstDir, filter)
-			o.Dst = dst
-			o.Checked = mustOpenChecked(t, cache)
-			res := run(t, o)
-			if res.Set != id2 || res.SkippedDirs != 18 || res.Copied != 20 {
-				t.Fatalf("second push: %+v, want %s with 18 directories skipped and 20 files copied", res, id2)
+			if n.lookedObj < 10 || n.statMany > 2*2 || n.renameStats == 0 {
+				t.Errorf("%d look-up requests for %d directories (%d objects/), %d stamped renames; want a few for at least 10, and stamped renames", n.statMany, n.looked, n.lookedObj, n.renameStats)
 			}
-			verifyDst(t, c, dstDir, id2)
-			n := requests()
-			t.Logf("%s: %+v", name, n)
-			switch filter {
-			case "":
-				// The changed objects' objects/<aa> (and the lists'),
-				// looked up before and after the copy: a request for the
-				// buckets' files and one for the held files each time.
-				if n.objLists != 0 {
-					t.Errorf("%d objects/ directories listed, want 0 (looked up)", n.objLists)
-				}
-				if n.lookedObj < 2*10 || n.statMany > 2*2 {
-					t.Errorf("%d look-up requests for %d directories (%d objects/), want a few for at least 10", n.statMany, n.looked, n.lookedObj)
-				}
-			default:
-				if n.statMany != 0 || n.objLists == 0 {
-					t.Errorf("older helper: %d look-up requests and %d objects/ directories listed, want none and some", n.statMany, n.objLists)
-				}
+		case "no-renamestat":
+			// Looked up before and after the copy, the copied
+			// files' directories too.
+			if n.objLists != 0 || n.lookedObj < 2*10 || n.statMany > 2*2 || n.renameStats != 0 {
+				t.Errorf("%+v: want objects/ directories looked up (at least 2x10), not listed, no stamped renames", n)
 			}
-			outcomes = append(outcomes, outcome{*res, stamped(t, o.Checked, dstDir)})
-		})
-	}
+			if looked[""] >= n.lookedObj {
+				t.Errorf("%d objects/ directories looked in with stamped renames, %d without: want fewer", looked[""], n.lookedObj)
+			}
+		default:
+			if n.statMany != 0 || n.objLists == 0 {
+				t.Errorf("older helper: %d look-up requests and %d objects/ directories listed, want none and some", n.statMany, n.objLists)
+			}
+		}
+		outcomes = append(outcomes, outcome{*res, stamped(t, o.Checked, dstDir)})
+	})
 	for _, oc := range outcomes[1:] {
 		a, b := outcomes[0], oc
 		a.res.Set, b.res.Set = "", "" // the sets' times differ
 		if fmt.Sprint(a) != fmt.Sprint(b) {
 			t.Errorf("looked up: %+v; listed: %+v", outcomes[0], oc)
+		}
+	}
+}
+
+// A first push through the helper neither looks in nor lists a
+// destination's object directory: the listing of objects/ fetched at the
+// start shows they are all missing, and each file's stamp comes back with
+// its rename (the directories' digests for the record in a few requests);
+// what it copies, stamps and records is what a push through an older
+// helper gets, and the next push finds the set unchanged by those
+// digests alone.
+func TestFirstPushThroughHelper(t *testing.T) {
+	type outcome struct {
+		res, again Result
+		stamped    int
+	}
+	var outcomes []outcome
+	eachHelper(t, []string{"", "no-renamestat", "none"}, func(t *testing.T, name, filter string) {
+		srcDir, dstDir := t.TempDir(), t.TempDir()
+		c, id := spreadChannel(t, srcDir)
+		dst, requests := dialRecorded(t, dstDir, filter)
+		o := opts(c, NewLocal(srcDir), dst)
+		cache := filepath.Join(t.TempDir(), "checked")
+		o.Checked = mustOpenChecked(t, cache)
+		res := run(t, o)
+		if res.Set != id || res.Copied != res.Files || res.Files < 200 {
+			t.Fatalf("first push: %+v, want every file of %s copied", res, id)
+		}
+		testkit.Must(t, o.Checked.Save())
+		verifyDst(t, c, dstDir, id)
+		n := requests()
+		t.Logf("%s: %+v", name, n)
+		switch filter {
+		case "":
+			if n.objLists != 0 || n.lookedObj != 0 || n.renameStats == 0 || n.objDigests < 20 {
+				t.Errorf("%+v: want no objects/ directory listed or looked in, stamped renames and the digests of at least 20", n)
+			}
+		default:
+			if n.objLists < 20 || n.renameStats != 0 {
+				t.Errorf("older helper: %+v, want the objects/ directories listed after the copy and no stamped renames", n)
+			}
+		}
+		st := stamped(t, o.Checked, dstDir)
+		if int64(st) != res.Files {
+			t.Errorf("%d files stamped, want %d", st, res.Files)
+		}
+
+		o.Dst = dialHelper(t, testenv.SSHD(t), dstDir)
+		o.Checked = mustOpenChecked(t, cache)
+		again := run(t, o)
+		if again.Copied != 0 || again.Present != res.Files {
+			t.Errorf("second push: %+v, want the set unchanged, every file present", again)
+		}
+		res.Set, again.Set = "", "" // the sets' times differ
+		outcomes = append(outcomes, outcome{*res, *again, st})
+	})
+	for _, oc := range outcomes[1:] {
+		if fmt.Sprint(outcomes[0]) != fmt.Sprint(oc) {
+			t.Errorf("stamped as renamed: %+v; listed: %+v", outcomes[0], oc)
 		}
 	}
 }

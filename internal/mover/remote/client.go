@@ -38,6 +38,7 @@ type Client struct {
 	stderr  *sshx.Tail
 	puts    *batcher
 	renames *batcher
+	stamped *batcher      // renames answered with what each renamed file shows
 	ops     map[byte]bool // optional requests the helper announced (opsLine)
 	// Compression of the stream (zstd.go): off by SetCompress, a gate per
 	// kind of request, and the bytes before and after.
@@ -105,7 +106,7 @@ func Start(ctx context.Context, cl *ssh.Client, command string) (*Client, error)
 // connect waits for the greeting on out and starts reading replies.
 func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx.Tail) (*Client, error) {
 	c := &Client{in: in, calls: map[uint32]chan result{}, stderr: stderr, gone: make(chan struct{}),
-		gates: map[byte]*gate{opPutMany: {}, opWrite: {}, opPublish: {}, opRenameMany: {}}}
+		gates: map[byte]*gate{opPutMany: {}, opWrite: {}, opPublish: {}, opRenameMany: {}, opRenameStat: {}}}
 	c.bw = bufio.NewWriterSize(in, 256<<10)
 	br := bufio.NewReaderSize(out, 1<<20)
 	greeted := make(chan error, 1)
@@ -127,7 +128,7 @@ func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx
 		return nil, fmt.Errorf("%w: %w", err, ErrUnavailable)
 	}
 	go c.readReplies(br)
-	c.puts, c.renames = newBatcher(c, opPutMany), newBatcher(c, opRenameMany)
+	c.puts, c.renames, c.stamped = newBatcher(c, opPutMany), newBatcher(c, opRenameMany), newBatcher(c, opRenameStat)
 	return c, nil
 }
 
@@ -451,6 +452,18 @@ func (c *Client) RenameLater(ctx context.Context, from, to string, l *Later) err
 	return c.renames.post(ctx, appendString(appendString(nil, from), to), l, "rename "+from)
 }
 
+// RenameStampLater is RenameLater that also has the helper say what the
+// renamed file shows then (size and modification time, as a listing has
+// them): stamp is called with it once the rename is answered, before
+// l.Wait returns, unless the helper could not stat it. A helper that did
+// not announce it returns ErrNotOffered.
+func (c *Client) RenameStampLater(ctx context.Context, from, to string, l *Later, stamp func(Entry)) error {
+	if !c.ops[opRenameStat] {
+		return ErrNotOffered
+	}
+	return c.stamped.postItem(ctx, &item{enc: appendString(appendString(nil, from), to), later: l, what: "rename " + from, stamp: stamp})
+}
+
 // Later collects requests sent without waiting for each one's result
 // (PutLater, RenameLater), over one client or several: the caller goes on
 // at once - no goroutine waits per file - and Wait reports them all. The
@@ -547,7 +560,8 @@ type item struct {
 	enc   []byte
 	done  chan error // nil: later says it
 	later *Later
-	what  string // names the request in later's error
+	what  string      // names the request in later's error
+	stamp func(Entry) // opRenameStat: what the renamed file shows
 }
 
 const (
@@ -583,9 +597,15 @@ func (b *batcher) do(ctx context.Context, enc []byte) error {
 
 // post queues enc without waiting for its result, which l gets.
 func (b *batcher) post(ctx context.Context, enc []byte, l *Later, what string) error {
+	return b.postItem(ctx, &item{enc: enc, later: l, what: what})
+}
+
+// postItem queues it without waiting for its result, which it.later gets.
+func (b *batcher) postItem(ctx context.Context, it *item) error {
+	l := it.later
 	l.add(b.c)
 	select {
-	case b.queue <- &item{enc: enc, later: l, what: what}:
+	case b.queue <- it:
 		return nil
 	case <-ctx.Done():
 		l.done(nil)
@@ -630,6 +650,10 @@ func (b *batcher) run() {
 				if err == nil {
 					res = d.result()
 				}
+				if res == nil && b.op == opRenameStat {
+					d.stamp(it.stamp)
+					res = d.err
+				}
 				if it.later == nil {
 					it.done <- res
 					continue
@@ -640,6 +664,19 @@ func (b *batcher) run() {
 				it.later.done(res)
 			}
 		}()
+	}
+}
+
+// stamp reads what an opRenameStat reply says the renamed file shows and
+// passes it to fn (not if the helper could not stat it).
+func (d *decoder) stamp(fn func(Entry)) {
+	if d.result() != nil || d.err != nil {
+		return
+	}
+	e := Entry{Size: int64(d.u64())}
+	e.ModTime = time.Unix(0, int64(d.u64()))
+	if d.err == nil && fn != nil {
+		fn(e)
 	}
 }
 

@@ -117,6 +117,19 @@ func (s *server) create(name string) (*os.File, error) {
 	return f, nil
 }
 
+// lstat is what a listing of name's directory shows of name.
+func (s *server) lstat(name string) (Entry, error) {
+	var e Entry
+	err := s.at(name, func(dirfd int, base string) error {
+		e.Name = base
+		return statAt(dirfd, &e)
+	})
+	if err != nil {
+		return Entry{}, &os.PathError{Op: "lstat", Path: name, Err: err}
+	}
+	return e, nil
+}
+
 // rename renames from to to, replacing to atomically.
 func (s *server) rename(from, to string) error {
 	err := s.at(from, func(fromfd int, fromBase string) error {

@@ -110,7 +110,7 @@ const Hello = "bcp-transfer-serve 3"
 const opsLine = "bcp-transfer-ops"
 
 // optionalOps are the requests announced in opsLine.
-var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany}
+var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat}
 
 const (
 	opPutMany    = 1  // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
@@ -127,10 +127,11 @@ const (
 	opReply      = 0x80
 
 	// Optional (opsLine); 12-21 are tree.go's.
-	opPublish  = 22 // count u16, then per file: temporary name, final name, size u32, data
-	opListMany = 23 // count u16, dirs
-	opZstd     = 24 // inner op u8, size u32, zstd frame of the inner request's payload (zstd.go)
-	opStatMany = 25 // count u16, then per directory: dir, count u16, names (statmany.go)
+	opPublish    = 22 // count u16, then per file: temporary name, final name, size u32, data
+	opListMany   = 23 // count u16, dirs
+	opZstd       = 24 // inner op u8, size u32, zstd frame of the inner request's payload (zstd.go)
+	opStatMany   = 25 // count u16, then per directory: dir, count u16, names (statmany.go)
+	opRenameStat = 26 // as opRenameMany; the reply also says what each renamed file shows (RenameStampLater)
 )
 
 // A reply to opPutMany, opRenameMany or opDigest carries, after statusOK,
@@ -144,6 +145,10 @@ const (
 // every file under its temporary name, then renames each over its final
 // name and fsyncs the directories holding them and their parents: one
 // status for all (the first error; a file not written is not renamed).
+// A reply to opRenameStat carries, after statusOK, per pair the rename's
+// result and, after its statusOK, the result of an lstat of the new name
+// and, after that one's statusOK, its size (u64) and modification time
+// (ns, u64), as a listing shows them.
 
 const (
 	statusOK  = 0

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -520,6 +521,59 @@ func TestOlderHelper(t *testing.T) {
 	}
 	if _, err := c.ListMany(context.Background(), []string{"."}); !errors.Is(err, ErrNotOffered) {
 		t.Errorf("ListMany to an older helper: %v, want ErrNotOffered", err)
+	}
+	if err := c.RenameStampLater(context.Background(), "a", "b", NewLater(), nil); !errors.Is(err, ErrNotOffered) {
+		t.Errorf("RenameStampLater to an older helper: %v, want ErrNotOffered", err)
+	}
+}
+
+// A stamped rename is a rename whose answer also says what the renamed
+// file shows, exactly as a listing does (size and time to the
+// nanosecond), also where the renames went compressed; one that fails is
+// reported by Wait and stamps nothing.
+func TestRenameStampLater(t *testing.T) {
+	root := t.TempDir()
+	c := pair(t, root)
+	ctx := context.Background()
+	testkit.Must(t, c.MkdirAll(ctx, "objects/ab"))
+	l := NewLater()
+	const n = 600 // more than one batch
+	for i := range n {
+		testkit.Must(t, c.PutLater(ctx, fmt.Sprintf("objects/ab/.tmp-%d", i), bytes.Repeat([]byte("x"), i), l))
+	}
+	testkit.Must(t, l.Wait(ctx))
+	var mu sync.Mutex
+	got := map[string]Entry{}
+	l = NewLater()
+	for i := range n {
+		name := fmt.Sprintf("objects/ab/%d", i)
+		testkit.Must(t, c.RenameStampLater(ctx, fmt.Sprintf("objects/ab/.tmp-%d", i), name, l, func(e Entry) {
+			mu.Lock()
+			got[name] = e
+			mu.Unlock()
+		}))
+	}
+	testkit.Must(t, l.Wait(ctx))
+	listed, err := c.List(ctx, "objects/ab")
+	testkit.Must(t, err)
+	if len(got) != n || len(listed) != n {
+		t.Fatalf("%d stamps and %d files listed, want %d", len(got), len(listed), n)
+	}
+	for _, e := range listed {
+		st := got["objects/ab/"+e.Name]
+		if st.Size != e.Size || !st.ModTime.Equal(e.ModTime) {
+			t.Errorf("%s: stamped %d bytes at %v, listed %d at %v", e.Name, st.Size, st.ModTime, e.Size, e.ModTime)
+		}
+	}
+	if raw, sent := c.Compression(); sent >= raw {
+		t.Logf("renames not compressed (%d of %d bytes)", sent, raw)
+	}
+
+	l = NewLater()
+	stamps := 0
+	testkit.Must(t, c.RenameStampLater(ctx, "objects/ab/.tmp-missing", "objects/ab/y", l, func(Entry) { stamps++ }))
+	if err := l.Wait(ctx); !errors.Is(err, fs.ErrNotExist) || stamps != 0 {
+		t.Errorf("stamped rename of a missing file: %v with %d stamps, want ENOENT and none", err, stamps)
 	}
 }
 

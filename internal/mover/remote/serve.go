@@ -261,14 +261,18 @@ func (s *server) do(f frame) []byte {
 		err = d.err
 	case opFsync, opClose:
 		err = s.finish(f.id, f.op == opClose)
-	case opRenameMany:
+	case opRenameMany, opRenameStat:
 		n := int(d.u16())
 		for range n {
 			from, to := d.str(), d.str()
 			if d.err != nil {
 				break
 			}
-			body = appendResult(body, s.rename(from, to))
+			if f.op == opRenameStat {
+				body = s.renameStat(body, from, to)
+			} else {
+				body = appendResult(body, s.rename(from, to))
+			}
 		}
 		err = d.err
 	case opRemove:
@@ -458,6 +462,25 @@ func (s *server) publish(files []Published) error {
 		}
 	}
 	return nil
+}
+
+// renameStat renames from to to and appends the rename's result and,
+// where it was done, what to shows now (an lstat, as a listing has it):
+// the client records that as the stamp of the file it wrote, with no
+// listing after the copy. A stat that fails is reported as such; the
+// rename stands.
+func (s *server) renameStat(body []byte, from, to string) []byte {
+	if err := s.rename(from, to); err != nil {
+		return appendResult(body, err)
+	}
+	body = appendResult(body, nil)
+	e, err := s.lstat(to)
+	body = appendResult(body, err)
+	if err != nil {
+		return body
+	}
+	body = binary.BigEndian.AppendUint64(body, uint64(e.Size))
+	return binary.BigEndian.AppendUint64(body, uint64(e.ModTime.UnixNano()))
 }
 
 func (s *server) open(id uint32, name string, err error) {

@@ -15,6 +15,8 @@ func readNames(d *os.File) ([]string, error) { return d.Readdirnames(-1) }
 
 func statAt(int, *Entry) error { return errUnsupported }
 
+func (s *server) lstat(string) (Entry, error) { return Entry{}, errUnsupported }
+
 func (s *server) syncFS([]string) error { return errUnsupported }
 
 const directAlign = 4096
