@@ -124,7 +124,8 @@ const helperTimeout = 10 * time.Second
 func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOptions) (*SFTP, error) {
 	s := &SFTP{cfg: cfg, root: root, conns: max(opts.Conns, 1), sessions: max(opts.Sessions, 1),
 		helper: opts.Helper, notice: opts.Notice, first: make(chan struct{})}
-	s.viaSFTP = &sftpFS{s: s, syncCmd: "sync -f --", findCmd: "find", tarCmd: "tar", mvCmd: "mv"}
+	s.viaSFTP = &sftpFS{s: s, syncCmd: "sync -f --", findCmd: "find", tarCmd: "tar", gzipCmd: "gzip", mvCmd: "mv", mkdirCmd: "mkdir",
+		shellCmd: "exec /bin/sh"}
 	s.viaHelper = &helperFS{s: s, viaSFTP: s.viaSFTP}
 	s.helpers.Store(&[]*remote.Client{})
 	cl, err := sshx.Dial(ctx, s.cfg)

@@ -9,8 +9,11 @@ import (
 	"net"
 	"os"
 	"path"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sync/errgroup"
@@ -37,6 +40,18 @@ type sftpFS struct {
 	// tarCmd extracts a batch of small files (sftpstage.go); tests
 	// replace it.
 	tarCmd string
+	// gzipCmd is what tar -z needs on the server to take a compressed
+	// stream; tests replace it ("": never compressed).
+	gzipCmd string
+	// shellCmd starts the shell kept for the run; tests replace it to
+	// play an account that may not run commands.
+	shellCmd string
+	// mkdirCmd makes directories through the shell (mkdirShell); tests
+	// replace it.
+	mkdirCmd   string
+	mkdirState atomic.Int32 // syncUnknown, syncWorks, syncUnavailable
+	mkdirMu    sync.Mutex   // guards mkdirNext
+	mkdirNext  *dirBatch    // the batch MkdirAll calls join, or nil
 	// mvCmd renames a phase's files in place (sftppublish.go); tests
 	// replace it.
 	mvCmd        string
@@ -101,11 +116,117 @@ func (f *sftpFS) Create(_ context.Context, name string) (File, error) {
 	return w, nil
 }
 
-func (f *sftpFS) MkdirAll(_ context.Context, dir string) error {
+// MkdirAll makes dir and its missing parents, each with
+// manifest.DirPerm. Through the shell where it can, with the directories
+// other callers ask for at about the same time, in one command
+// (mkdirShell); else, or if that fails, over SFTP (a stat, mkdir and
+// chmod each), which says what failed. A directory made means files
+// are to be written: the staging of batches starts (startStaging).
+func (f *sftpFS) MkdirAll(ctx context.Context, dir string) error {
+	f.startStaging()
+	if d := rel(dir); d != "." && f.mkdirShell(ctx, d) == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if err := f.mkdirAll(rel(dir)); err != nil {
 		return fmt.Errorf("mkdir %s: %w", f.s.path(dir), err)
 	}
 	return nil
+}
+
+// dirBatch is the directories that MkdirAll calls made at about the same
+// time ask for, made in one shell command.
+type dirBatch struct {
+	dirs []string
+	done chan struct{} // closed once err is set
+	err  error
+}
+
+// mkdirGather is how long the first MkdirAll of a batch waits for others
+// to join (the mover makes up to 64 directories at once, each from its
+// own goroutine); mkdirBatchMax bounds a batch.
+const (
+	mkdirGather   = 2 * time.Millisecond
+	mkdirBatchMax = 256
+)
+
+// mkdirShell makes dir (relative to the root, not the root) and its
+// missing parents below the root through the shell, in one command with
+// the directories other callers ask for meanwhile: a round trip for all
+// of them instead of three or four for each over SFTP (the 256 object
+// directories of a first copy took 1.1 s at 50 ms, 64 at a time). An
+// error says only that this way did not work: the caller makes dir over
+// SFTP, which reports a real failure. Where the shell cannot be run it
+// is not tried again.
+func (f *sftpFS) mkdirShell(ctx context.Context, dir string) error {
+	if f.mkdirState.Load() == syncUnavailable {
+		return errNoFileWriter
+	}
+	f.mkdirMu.Lock()
+	b := f.mkdirNext
+	lead := b == nil
+	if lead {
+		b = &dirBatch{done: make(chan struct{})}
+		f.mkdirNext = b
+	}
+	b.dirs = append(b.dirs, dir)
+	if len(b.dirs) >= mkdirBatchMax {
+		f.mkdirNext = nil // the next caller starts another
+	}
+	f.mkdirMu.Unlock()
+	if !lead {
+		select {
+		case <-b.done:
+			return b.err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	defer close(b.done)
+	time.Sleep(mkdirGather)
+	f.shellMu.Lock()
+	defer f.shellMu.Unlock()
+	f.mkdirMu.Lock()
+	if f.mkdirNext == b {
+		f.mkdirNext = nil
+	}
+	f.mkdirMu.Unlock()
+	cctx, cancel := context.WithTimeout(ctx, stagePrepTimeout)
+	defer cancel()
+	b.err = f.shellRun(cctx, f.mkdirCommand(b.dirs), nil)
+	switch {
+	case b.err == nil:
+		f.mkdirState.Store(syncWorks)
+	case errors.Is(b.err, errCommandFailed) && f.mkdirState.Load() == syncWorks:
+		// a directory of this batch could not be made: each goes over SFTP
+	case ctx.Err() == nil:
+		f.mkdirState.Store(syncUnavailable)
+	}
+	return b.err
+}
+
+// mkdirCommand makes dirs and their parents below the root that are
+// missing with one mkdir -m (exact mode, not less the umask), parents
+// first; it fails if one cannot be made.
+func (f *sftpFS) mkdirCommand(dirs []string) string {
+	seen := map[string]bool{}
+	var cmd strings.Builder
+	cmd.WriteString("{ set --; for d in")
+	for _, d := range dirs {
+		parts := strings.Split(d, "/")
+		for i := range parts {
+			p := shellPath(f.s.path(strings.Join(parts[:i+1], "/")))
+			if !seen[p] {
+				seen[p] = true
+				cmd.WriteString(" " + sshx.Quote(p))
+			}
+		}
+	}
+	mode := strconv.FormatUint(uint64(manifest.DirPerm.Perm()), 8)
+	cmd.WriteString(`; do [ -d "$d" ] || set -- "$@" "$d"; done; [ $# -eq 0 ] || ` + f.mkdirCmd + " -m " + mode + ` -- "$@"; }`)
+	return cmd.String()
 }
 
 // mkdirAll makes dir and its missing parents below the root (and the root
@@ -188,6 +309,7 @@ func (f *sftpFS) Remove(_ context.Context, name string) error {
 // batch's files went through tar, the tar session syncs instead
 // (finishStaged).
 func (f *sftpFS) SyncFS(ctx context.Context, dirs []string) error {
+	f.startStaging() // a destination that syncs is written to
 	if synced, err := f.finishStaged(ctx); err != nil || synced {
 		return err // synced: by the tar session's script, after every write before this call
 	}
@@ -300,7 +422,11 @@ func (f *sftpFS) shellRun(ctx context.Context, cmd string, out func(line string)
 			case line == syncOK:
 				return nil
 			case line == syncFailed:
-				return fail(errors.New("command failed"))
+				// the shell ran it to the end: it stays in step
+				if msg := sh.stderr.String(); msg != "" {
+					return fmt.Errorf("%w: %s", errCommandFailed, msg)
+				}
+				return errCommandFailed
 			case out != nil && line == shellBegin:
 				begun = true
 			case begun:
@@ -332,7 +458,7 @@ func (f *sftpFS) openShell() error {
 		sh.in, err = sess.StdinPipe()
 	}
 	if err == nil {
-		err = sess.Start("exec /bin/sh")
+		err = sess.Start(f.shellCmd)
 	}
 	if err != nil {
 		_ = sess.Close()
@@ -361,6 +487,10 @@ func (f *sftpFS) warmShell() {
 		_ = f.openShell()
 	}
 }
+
+// errCommandFailed is a command run through the shell that exited
+// non-zero; the shell still runs.
+var errCommandFailed = errors.New("command failed")
 
 const (
 	syncFailed = "bcp-syncfs-failed"

@@ -54,10 +54,8 @@ func (f *sftpFS) Publish(ctx context.Context, files []remote.Published) error {
 // session to end.
 func (f *sftpFS) publish(ctx context.Context, files []remote.Published) error {
 	st := &f.stage
-	st.mu.Lock()
 	t, err := f.takeTar(ctx)
 	if err != nil {
-		st.mu.Unlock()
 		return err
 	}
 	stage := f.s.path(stageName)
@@ -66,7 +64,6 @@ func (f *sftpFS) publish(ctx context.Context, files []remote.Published) error {
 	for _, p := range files {
 		name, err := t.add(&st.n, p.Data, manifest.PermOf(rel(p.Tmp)))
 		if err != nil {
-			st.mu.Unlock()
 			return fmt.Errorf("write %s through tar: %w", p.Name, err)
 		}
 		staged := sshx.Quote(shellPath(path.Join(stage, name)))
@@ -74,7 +71,6 @@ func (f *sftpFS) publish(ctx context.Context, files []remote.Published) error {
 		renames.WriteString(" && " + f.mvCmd + " -f -T -- " + staged + " " + sshx.Quote(shellPath(f.s.path(p.Name))))
 		dirs[shellPath(f.s.path(path.Dir(p.Name)))] = true
 	}
-	st.mu.Unlock()
 	script := "sync --" + fsyncs.String() + renames.String() + " && sync --"
 	for _, d := range sortedKeys(dirs) {
 		script += " " + sshx.Quote(d)

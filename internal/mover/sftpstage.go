@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/squirro-bcp/bcp/internal/mover/remote"
@@ -44,24 +45,53 @@ import (
 // that every reader of a channel ignores.
 const stageName = manifest.MoverTempPrefix + "stage"
 
-// stager holds the staging state of an sftpFS.
+// stager holds the staging state of an sftpFS. Two locks: wmu orders
+// the writes into the current stream (held while a write waits for the
+// SSH channel's window), mu guards the rest and is held only briefly, so
+// that the renames of one batch (stagedPath) never wait behind the
+// writes of the next.
 type stager struct {
-	mu       sync.Mutex
-	finishMu sync.Mutex      // held while a stream is ended (finishStaged)
-	state    int32           // syncUnknown, syncWorks, syncUnavailable
-	cur      *tarSession     // taking this batch's files, or nil
-	spare    chan tarSession // one started ahead: a session's start is the account's login shell
-	n        uint64          // files staged so far this run (their names there)
-	sessions atomic.Uint64   // tar sessions started (their scripts' names)
-	staged   map[string]string
-	clean    atomic.Bool // what a killed run left was removed
+	wmu      sync.Mutex                 // held while a file goes into cur's stream
+	cur      atomic.Pointer[tarSession] // taking this batch's files, or nil
+	finishMu sync.Mutex                 // held while a stream is ended (finishStaged)
+	mu       sync.Mutex                 // guards what follows
+	state    int32                      // syncUnknown, syncWorks, syncUnavailable
+	// prep is closed once the staging directory is made afresh and the
+	// first sessions are being started (startStaging), or that failed
+	// (state syncUnavailable); nil until then.
+	prep chan struct{}
+	// spare holds sessions started ahead (spareTars): a session's start is
+	// the account's login shell, longer than a phase of a few files takes.
+	spare    chan tarSession
+	starting sync.WaitGroup  // sessions being started into spare
+	ctx      context.Context // ends the preparation and the starts (closeStage)
+	cancel   context.CancelFunc
+	closing  bool              // closeStage was called: nothing more is started
+	staged   map[string]string // the mover's temporary name -> the staged one
+	n        atomic.Uint64     // files staged so far this run (their names there)
+	sessions atomic.Uint64     // tar sessions started (their scripts' names)
+	gzipped  atomic.Uint64     // sessions taken whose stream is compressed
+	clean    atomic.Bool       // what a killed run left was removed
 }
 
-// tarSession is tar -x running in the staging directory, reading stdin.
+// spareTars is how many tar sessions are kept started ahead. Two: the
+// last phases of a push (a file or a few each, one after the other) take
+// a session each, every 0.06-0.2 s at 50 ms, and a session takes 0.2-0.25
+// s to start; with one started ahead each phase waited for the next.
+const spareTars = 2
+
+// stagePrepTimeout bounds the making of the staging directory, which
+// waits for the account's shell: a forced command that never answers
+// must not hold up the copy (the files then go the usual way).
+const stagePrepTimeout = 30 * time.Second
+
+// tarSession is tar -x running in the staging directory, reading stdin
+// (gzip-compressed where gz is set).
 type tarSession struct {
 	sess   *ssh.Session
 	in     io.WriteCloser
 	w      *bufio.Writer
+	gz     *gzip.Writer // between tw and w where the stream is compressed
 	tw     *tar.Writer
 	stderr *sshx.Tail
 	// afterPath is the script run after the stream, if it holds one
@@ -88,97 +118,165 @@ func shellPath(p string) string {
 // nothing is left to wait for when this returns but tar's exit.
 func (f *sftpFS) WriteFileLater(ctx context.Context, tmp string, data []byte, _ *remote.Later) error {
 	st := &f.stage
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.cur == nil {
-		t, err := f.takeTar(ctx)
-		if err != nil {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	t := st.cur.Load()
+	if t == nil {
+		var err error
+		if t, err = f.takeTar(ctx); err != nil {
 			return err
 		}
-		st.cur = t
+		st.cur.Store(t)
 	}
-	name, err := st.cur.add(&st.n, data, manifest.PermOf(rel(tmp)))
+	name, err := t.add(&st.n, data, manifest.PermOf(rel(tmp)))
 	if err != nil {
 		return fmt.Errorf("write %s at %s through tar: %w", tmp, f.s, err)
 	}
+	st.mu.Lock()
 	st.staged[tmp] = name
+	st.mu.Unlock()
 	return nil
 }
 
-// takeTar returns a tar session of its own to the caller (the one started
-// ahead; the next is started), making the staging directory first if this
-// is the run's first. Where tar cannot be started it returns
-// errNoFileWriter. Callers hold stage.mu.
+// takeTar returns a tar session of its own to the caller (one started
+// ahead; another is started), the staging directory made first if no one
+// has started that yet (startStaging). Where the staging directory or
+// the run's first tar session cannot be made, it returns errNoFileWriter,
+// and does so for the rest of the run.
 func (f *sftpFS) takeTar(ctx context.Context) (*tarSession, error) {
 	st := &f.stage
-	if st.state == syncUnavailable {
+	st.mu.Lock()
+	if st.state == syncUnavailable || st.closing {
+		st.mu.Unlock()
 		return nil, errNoFileWriter
 	}
-	if st.state == syncUnknown {
-		if err := f.startStage(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			st.state = syncUnavailable
-			_ = f.s.client().RemoveDirectory(f.s.path(stageName)) // if made
-			return nil, errNoFileWriter
-		}
-		st.state = syncWorks
-	}
-	var t tarSession
+	prep := f.startStagingLocked()
+	st.mu.Unlock()
 	select {
-	case t = <-st.spare:
+	case <-prep:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	go func() { st.spare <- f.startTar() }()
+	st.mu.Lock()
+	unavailable := st.state == syncUnavailable
+	st.mu.Unlock()
+	if unavailable {
+		return nil, errNoFileWriter
+	}
+	var t tarSession
+	var ok bool
+	select {
+	case t, ok = <-st.spare:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if !ok {
+		return nil, errNoFileWriter // closed (closeStage)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f.startSpare()
 	if t.err != nil {
+		if st.state == syncUnknown {
+			f.giveUpStaging()
+			return nil, errNoFileWriter
+		}
 		return nil, fmt.Errorf("%s: %w", f.s, t.err)
+	}
+	if st.closing {
+		_ = t.sess.Close()
+		return nil, errNoFileWriter
+	}
+	st.state = syncWorks
+	if t.gz != nil {
+		st.gzipped.Add(1)
 	}
 	return &t, nil
 }
 
-// add puts data into t's stream under the next name of the staging
-// directory (n counts them) with mode perm, and returns that name.
-func (t *tarSession) add(n *uint64, data []byte, perm fs.FileMode) (string, error) {
-	*n++
-	name := strconv.FormatUint(*n, 10)
-	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)),
-		Mode: int64(perm), ModTime: time.Now()}
-	err := t.tw.WriteHeader(hdr)
-	if err == nil {
-		_, err = t.tw.Write(data)
-	}
-	if err != nil {
-		return "", t.fail(err)
-	}
-	return name, nil
+// startStaging has the staging directory made afresh (what a killed run
+// left in it goes) and spareTars sessions started, in the background,
+// once per run: the mover calls it (through Expand) when it knows files
+// are to be written, so that the shell's round trip and the sessions'
+// login shells pass while it makes directories, not before the first
+// file is written.
+func (f *sftpFS) startStaging() {
+	f.stage.mu.Lock()
+	defer f.stage.mu.Unlock()
+	f.startStagingLocked()
 }
 
-// startStage makes the staging directory afresh (what a killed run left
-// in it goes) and starts the first tar. Callers hold stage.mu.
-func (f *sftpFS) startStage(ctx context.Context) error {
+// startStagingLocked is startStaging for callers holding stage.mu; it
+// returns the channel closed when the preparation is done.
+func (f *sftpFS) startStagingLocked() chan struct{} {
+	st := &f.stage
+	if st.prep != nil {
+		return st.prep
+	}
+	st.prep = make(chan struct{})
+	st.ctx, st.cancel = context.WithCancel(context.Background())
+	if st.state == syncUnavailable || st.closing {
+		close(st.prep)
+		return st.prep
+	}
+	st.staged = map[string]string{}
+	st.spare = make(chan tarSession, spareTars)
+	go func() {
+		ctx, cancel := context.WithTimeout(st.ctx, stagePrepTimeout)
+		err := f.makeStage(ctx)
+		cancel()
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		defer close(st.prep)
+		if err != nil {
+			f.giveUpStaging()
+			return
+		}
+		for range spareTars {
+			f.startSpare()
+		}
+	}()
+	return st.prep
+}
+
+// makeStage makes the staging directory afresh through the shell.
+func (f *sftpFS) makeStage(ctx context.Context) error {
 	dir := sshx.Quote(f.s.path(stageName))
 	f.shellMu.Lock()
-	err := f.shellRun(ctx, "rm -rf -- "+dir+" && mkdir -m 700 -- "+dir, nil)
-	f.shellMu.Unlock()
-	if err != nil {
-		return err
+	defer f.shellMu.Unlock()
+	// Under shellMu: SyncFS's first run, which also removes what a killed
+	// run left staged, comes before this command or not at all.
+	f.stage.clean.Store(true)
+	return f.shellRun(ctx, "rm -rf -- "+dir+" && mkdir -m 700 -- "+dir, nil)
+}
+
+// giveUpStaging marks staging unavailable for the run and removes the
+// staging directory if it was made. Callers hold stage.mu.
+func (f *sftpFS) giveUpStaging() {
+	f.stage.state = syncUnavailable
+	_ = f.s.client().RemoveDirectory(f.s.path(stageName)) // if made
+}
+
+// startSpare starts a tar session into stage.spare in the background,
+// unless the stage is closing. Callers hold stage.mu.
+func (f *sftpFS) startSpare() {
+	st := &f.stage
+	if st.closing || st.state == syncUnavailable {
+		return
 	}
-	f.stage.clean.Store(true) // what a killed run left is gone
-	f.stage.staged = map[string]string{}
-	f.stage.spare = make(chan tarSession, 1)
-	t := f.startTar()
-	if t.err != nil {
-		return t.err
-	}
-	f.stage.spare <- t
-	return nil
+	st.starting.Add(1)
+	go func() {
+		defer st.starting.Done()
+		st.spare <- f.startTar(st.ctx)
+	}()
 }
 
 // startTar starts tar -x in the staging directory on the first
-// connection and waits until it runs.
-func (f *sftpFS) startTar() tarSession {
+// connection and waits until it runs (or ctx ends). Where compression is
+// on (SetCompress) and the server has gzip, tar reads a gzip stream
+// (tar -z: tar's exit status covers gzip's): its 512-byte header per file
+// takes a few bytes, 10% of a 4 KiB file's share of the link.
+func (f *sftpFS) startTar(ctx context.Context) tarSession {
 	f.s.mu.Lock()
 	if len(f.s.open) == 0 {
 		f.s.mu.Unlock()
@@ -199,45 +297,85 @@ func (f *sftpFS) startTar() tarSession {
 		t.in, err = sess.StdinPipe()
 	}
 	if err == nil {
-		// -m: the time of the write, as any other write; -o: never the
-		// archive's owner; -p: the archive's mode, not less the umask.
-		// Once tar has extracted the whole stream, the script the stream
-		// ended with, if any (script), runs in the login directory, as
-		// the shell's commands do.
-		err = sess.Start("command -v " + f.tarCmd + " >/dev/null && echo " + tarReady + " && " +
-			f.tarCmd + " -C " + sshx.Quote(stage) + " -x -m -o -p -f - && " +
-			`sh -c '[ ! -f "$1" ] || . "$1"' sh ` + sshx.Quote(t.afterPath))
+		err = sess.Start(f.tarCommand(stage, t.afterPath))
 	}
 	if err != nil {
 		_ = sess.Close()
 		return tarSession{err: fmt.Errorf("start tar: %w", err)}
 	}
-	ready := make(chan bool, 1)
+	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if sc.Text() == tarReady {
-				ready <- true
+			if l := sc.Text(); l == tarReady || l == tarReadyGz {
+				ready <- l
 				_, _ = io.Copy(io.Discard, out)
 				return
 			}
 		}
-		ready <- false
+		ready <- ""
 	}()
+	timeout := time.NewTimer(helperTimeout)
+	defer timeout.Stop()
 	select {
-	case ok := <-ready:
-		if ok {
+	case l := <-ready:
+		if l != "" {
 			t.w = bufio.NewWriterSize(t.in, 256<<10)
-			t.tw = tar.NewWriter(t.w)
+			if l == tarReadyGz {
+				t.gz, _ = gzip.NewWriterLevel(t.w, gzip.BestSpeed) // a valid level: no error
+				t.tw = tar.NewWriter(t.gz)
+			} else {
+				t.tw = tar.NewWriter(t.w)
+			}
 			return t
 		}
-	case <-time.After(helperTimeout):
+	case <-timeout.C:
+	case <-ctx.Done():
+		_ = sess.Close()
+		return tarSession{err: ctx.Err()}
 	}
 	_ = sess.Close()
 	return tarSession{err: fmt.Errorf("tar did not start in %s: %s", f.s.path(stageName), t.stderr.String())}
 }
 
-const tarReady = "bcp-tar-ready"
+// tarCommand is what a tar session runs: it says it is ready (and
+// whether it takes a gzip stream), extracts the stream into stage, then
+// runs the script at after if the stream held one (script), in the login
+// directory, as the shell's commands do.
+func (f *sftpFS) tarCommand(stage, after string) string {
+	// -m: the time of the write, as any other write; -o: never the
+	// archive's owner; -p: the archive's mode, not less the umask.
+	x := f.tarCmd + " -C " + sshx.Quote(stage) + " -x -m -o -p -f -"
+	then := ` && sh -c '[ ! -f "$1" ] || . "$1"' sh ` + sshx.Quote(after)
+	plain := "echo " + tarReady + " && " + x + then
+	cmd := "command -v " + f.tarCmd + " >/dev/null && "
+	if f.s.viaHelper.raw.Load() || f.gzipCmd == "" {
+		return cmd + "{ " + plain + "; }"
+	}
+	return cmd + "if command -v " + f.gzipCmd + " >/dev/null; then echo " + tarReadyGz + " && " + x + " -z" + then +
+		"; else " + plain + "; fi"
+}
+
+// add puts data into t's stream under the next name of the staging
+// directory (n counts them) with mode perm, and returns that name.
+func (t *tarSession) add(n *atomic.Uint64, data []byte, perm fs.FileMode) (string, error) {
+	name := strconv.FormatUint(n.Add(1), 10)
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: int64(len(data)),
+		Mode: int64(perm), ModTime: time.Now()}
+	err := t.tw.WriteHeader(hdr)
+	if err == nil {
+		_, err = t.tw.Write(data)
+	}
+	if err != nil {
+		return "", t.fail(err)
+	}
+	return name, nil
+}
+
+const (
+	tarReady   = "bcp-tar-ready"
+	tarReadyGz = "bcp-tar-ready-gz" // the stream is to be gzip-compressed
+)
 
 // fail ends a tar session that could not take a file and says why.
 func (t *tarSession) fail(err error) error {
@@ -252,6 +390,9 @@ func (t *tarSession) fail(err error) error {
 // then is whole (not yet durable) in the staging directory.
 func (t *tarSession) finish(ctx context.Context) error {
 	err := t.tw.Close()
+	if err == nil && t.gz != nil {
+		err = t.gz.Close()
+	}
 	if err == nil {
 		err = t.w.Flush()
 	}
@@ -286,10 +427,9 @@ func (f *sftpFS) finishStaged(ctx context.Context) (bool, error) {
 	st := &f.stage
 	st.finishMu.Lock()
 	defer st.finishMu.Unlock()
-	st.mu.Lock()
-	t := st.cur
-	st.cur = nil
-	st.mu.Unlock()
+	st.wmu.Lock()
+	t := st.cur.Swap(nil)
+	st.wmu.Unlock()
 	if t == nil {
 		return false, nil
 	}
@@ -339,23 +479,39 @@ func (f *sftpFS) unstage(tmp string) {
 }
 
 // closeStage ends the spare and current tar sessions (what they took was
-// not renamed: the next run removes it) and removes the staging directory
-// if it is empty.
+// not renamed: the next run removes it), once the ones being started
+// gave up, and removes the staging directory if it is empty.
 func (f *sftpFS) closeStage() {
 	st := &f.stage
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.cur != nil {
-		_ = st.cur.sess.Close()
-		st.cur = nil
+	if st.closing {
+		return // closed before
 	}
-	if st.state != syncWorks {
+	st.closing = true
+	if t := st.cur.Swap(nil); t != nil {
+		_ = t.sess.Close() // a write waiting for the channel fails
+	}
+	if st.prep == nil {
+		return
+	}
+	st.cancel()
+	st.mu.Unlock()
+	<-st.prep // a preparation ends at once once cancelled
+	st.starting.Wait()
+	st.mu.Lock()
+	if st.spare != nil {
+		close(st.spare) // nothing is started any more
+		for t := range st.spare {
+			if t.sess != nil {
+				_ = t.sess.Close()
+			}
+		}
+	}
+	if st.state == syncUnavailable {
 		return
 	}
 	st.state = syncUnavailable
-	if t := <-st.spare; t.sess != nil {
-		_ = t.sess.Close()
-	}
 	if len(st.staged) == 0 {
 		_ = f.s.client().RemoveDirectory(f.s.path(stageName))
 	}

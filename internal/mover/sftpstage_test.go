@@ -37,6 +37,9 @@ func TestSFTPStagedBatch(t *testing.T) {
 		if got := dst.viaSFTP.stage.state; got != syncWorks {
 			t.Fatalf("staging state %d: the batches did not go through tar", got)
 		}
+		if dst.viaSFTP.stage.gzipped.Load() == 0 {
+			t.Fatal("no stream went compressed")
+		}
 		testkit.Must(t, dst.Close())
 		gone(t, dstDir)
 		verifyDst(t, c, dstDir, id)
@@ -55,19 +58,31 @@ func TestSFTPStagedBatch(t *testing.T) {
 		verifyDst(t, c, dstDir, id)
 	})
 
-	t.Run("no tar", func(t *testing.T) {
-		dstDir := t.TempDir()
-		dst := dialSFTP(t, s, dstDir)
-		dst.viaSFTP.tarCmd = "/nonexistent/tar"
-		run(t, opts(c, NewLocal(srcDir), dst))
-		if got := dst.viaSFTP.stage.state; got != syncUnavailable {
-			t.Fatalf("staging state %d, want unavailable", got)
-		}
-		if got := dst.viaSFTP.syncState.Load(); got != syncWorks {
-			t.Fatalf("sync state %d: the copy did not go in batches", got)
-		}
-		testkit.Must(t, dst.Close())
-		gone(t, dstDir)
-		verifyDst(t, c, dstDir, id)
-	})
+	// Each way a part is missing: the copy is whole either way. want says
+	// what went through tar, compressed, through the shell.
+	for _, tc := range []struct {
+		name                   string
+		setup                  func(f *sftpFS)
+		stage, gzip, sync, dir bool
+	}{
+		{"no gzip", func(f *sftpFS) { f.gzipCmd = "/nonexistent/gzip" }, true, false, true, true},
+		{"compression off", func(f *sftpFS) { f.s.SetCompress(false) }, true, false, true, true},
+		{"no tar", func(f *sftpFS) { f.tarCmd = "/nonexistent/tar" }, false, false, true, true},
+		{"no shell", func(f *sftpFS) { f.shellCmd, f.tarCmd = "exec false", "/nonexistent/tar" }, false, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dstDir := t.TempDir()
+			dst := dialSFTP(t, s, dstDir)
+			setShell(dst.viaSFTP, tc.setup)
+			run(t, opts(c, NewLocal(srcDir), dst))
+			v := dst.viaSFTP
+			works := func(state int32) bool { return state == syncWorks }
+			if got := [4]bool{works(v.stage.state), v.stage.gzipped.Load() > 0, works(v.syncState.Load()), works(v.mkdirState.Load())}; got != [4]bool{tc.stage, tc.gzip, tc.sync, tc.dir} {
+				t.Fatalf("through tar, compressed, sync -f, mkdir: %v, want %v", got, [4]bool{tc.stage, tc.gzip, tc.sync, tc.dir})
+			}
+			testkit.Must(t, dst.Close())
+			gone(t, dstDir)
+			verifyDst(t, c, dstDir, id)
+		})
+	}
 }

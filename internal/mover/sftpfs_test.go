@@ -1,0 +1,144 @@
+package mover
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/squirro-bcp/bcp/internal/testenv"
+	"github.com/squirro-bcp/bcp/internal/testkit"
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// TestSFTPMkdirAll: over SFTP alone the directories the mover makes at
+// once go through the shell together, a command for many (a regression
+// to one per directory fails the count), each with manifest.DirPerm and
+// its missing parents, whatever the names hold (nothing in a name is
+// run); one that cannot be made fails alone, the others are made. Where
+// mkdir cannot be run through the shell each goes over SFTP, with the
+// same result.
+func TestSFTPMkdirAll(t *testing.T) {
+	s := testenv.SSHD(t)
+	ctx := context.Background()
+	odd := []string{"sets/-x y", "sets/it's $(touch pwned)", "a/new\nline `touch pwned2`/deep/er", "objects/ab"}
+	var dirs []string
+	for i := range 256 {
+		dirs = append(dirs, fmt.Sprintf("objects/%02x", i))
+	}
+	dirs = append(dirs, odd...)
+	check := func(t *testing.T, root string) {
+		t.Helper()
+		for _, d := range dirs {
+			for p := d; p != "."; p = filepath.Dir(p) {
+				fi, err := os.Stat(filepath.Join(root, p))
+				if err != nil || !fi.IsDir() || fi.Mode().Perm() != manifest.DirPerm {
+					t.Fatalf("%q: %v %v", p, fi, err)
+				}
+			}
+		}
+		notRun(t, root)
+	}
+
+	t.Run("through the shell", func(t *testing.T) {
+		root := t.TempDir()
+		f := dialSFTP(t, s, root)
+		// mkdir that counts its runs
+		calls := filepath.Join(t.TempDir(), "calls")
+		mkdir := filepath.Join(t.TempDir(), "mkdir")
+		testkit.Must(t, os.WriteFile(mkdir, []byte("#!/bin/sh\necho x >> "+calls+"\nexec mkdir \"$@\"\n"), 0o755))
+		f.viaSFTP.mkdirCmd = mkdir
+		testkit.Must(t, mkdirs(ctx, f, dirs, 512))
+		check(t, root)
+		runs, err := os.ReadFile(calls)
+		testkit.Must(t, err)
+		if n := bytes.Count(runs, []byte("\n")); n > 40 {
+			t.Fatalf("mkdir ran %d times for %d directories: not made together", n, len(dirs))
+		}
+		if got := f.viaSFTP.mkdirState.Load(); got != syncWorks {
+			t.Fatalf("mkdir state %d, want works", got)
+		}
+		// One in the way fails alone.
+		testkit.Must(t, os.WriteFile(filepath.Join(root, "file"), nil, 0o644))
+		errs := make(chan error, 2)
+		go func() { errs <- f.MkdirAll(ctx, "file/sub") }()
+		go func() { errs <- f.MkdirAll(ctx, "objects/new") }()
+		var failed int
+		for range 2 {
+			if err := <-errs; err != nil {
+				failed++
+				if !strings.Contains(err.Error(), "file") {
+					t.Errorf("the failure does not say where: %v", err)
+				}
+			}
+		}
+		if _, err := os.Stat(filepath.Join(root, "objects/new")); failed != 1 || err != nil {
+			t.Fatalf("%d failed, objects/new: %v", failed, err)
+		}
+		if got := f.viaSFTP.mkdirState.Load(); got != syncWorks {
+			t.Fatalf("mkdir state %d after a directory in the way, want works", got)
+		}
+	})
+
+	for _, c := range []struct {
+		name  string
+		setup func(f *sftpFS)
+	}{
+		{"no mkdir", func(f *sftpFS) { f.mkdirCmd = "/nonexistent/mkdir" }},
+		{"no shell", func(f *sftpFS) { f.shellCmd = "exec false" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			f := dialSFTP(t, s, root)
+			setShell(f.viaSFTP, c.setup)
+			testkit.Must(t, mkdirs(ctx, f, dirs, 512))
+			check(t, root)
+			if got := f.viaSFTP.mkdirState.Load(); got != syncUnavailable {
+				t.Fatalf("mkdir state %d, want unavailable", got)
+			}
+		})
+	}
+}
+
+// TestSFTPStageAhead: over SFTP alone the staging directory (0700) and
+// spareTars tar sessions are made as soon as the run makes a directory,
+// before the first file is written, and a run that then writes nothing
+// leaves no staging directory behind.
+func TestSFTPStageAhead(t *testing.T) {
+	s := testenv.SSHD(t)
+	root := t.TempDir()
+	f := dialSFTP(t, s, root)
+	testkit.Must(t, f.MkdirAll(context.Background(), "objects/ab"))
+	st := &f.viaSFTP.stage
+	deadline := time.Now().Add(20 * time.Second)
+	for len(st.spare) < spareTars {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tar sessions started ahead", len(st.spare), spareTars)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fi, err := os.Stat(filepath.Join(root, stageName))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("staging directory: %v %v", fi, err)
+	}
+	testkit.Must(t, f.Close())
+	if _, err := os.Lstat(filepath.Join(root, stageName)); !os.IsNotExist(err) {
+		t.Fatalf("the staging directory is still there after the run: %v", err)
+	}
+}
+
+// setShell changes f's commands with setup, the shell started at dial
+// time with the usual ones ended first.
+func setShell(f *sftpFS, setup func(f *sftpFS)) {
+	f.shellMu.Lock()
+	defer f.shellMu.Unlock()
+	setup(f)
+	if f.shell != nil {
+		_ = f.shell.sess.Close()
+		f.shell = nil
+	}
+}
