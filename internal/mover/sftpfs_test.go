@@ -105,9 +105,9 @@ func TestSFTPMkdirAll(t *testing.T) {
 }
 
 // TestSFTPStageAhead: over SFTP alone the staging directory (0700) and
-// spareTars tar sessions are made as soon as the run makes a directory,
-// before the first file is written, and a run that then writes nothing
-// leaves no staging directory behind.
+// spareTars tar sessions, on a connection of their own, are made as soon
+// as the run makes a directory, before the first file is written, and a
+// run that then writes nothing leaves no staging directory behind.
 func TestSFTPStageAhead(t *testing.T) {
 	s := testenv.SSHD(t)
 	root := t.TempDir()
@@ -124,6 +124,14 @@ func TestSFTPStageAhead(t *testing.T) {
 	fi, err := os.Stat(filepath.Join(root, stageName))
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("staging directory: %v %v", fi, err)
+	}
+	// Not beside the first connection's 8 SFTP sessions and the shell:
+	// an sshd allows 10 sessions a connection unless told otherwise.
+	f.mu.Lock()
+	first := f.open[0].ssh
+	f.mu.Unlock()
+	if st.conn == nil || st.conn == first || first.Client == nil {
+		t.Fatal("the tar sessions have no connection of their own")
 	}
 	testkit.Must(t, f.Close())
 	if _, err := os.Lstat(filepath.Join(root, stageName)); !os.IsNotExist(err) {

@@ -64,6 +64,7 @@ type stager struct {
 	// the account's login shell, longer than a phase of a few files takes.
 	spare    chan tarSession
 	starting sync.WaitGroup  // sessions being started into spare
+	conn     *sshx.Client    // the tar sessions' connection (dialTarConn), or nil: the first
 	ctx      context.Context // ends the preparation and the starts (closeStage)
 	cancel   context.CancelFunc
 	closing  bool              // closeStage was called: nothing more is started
@@ -74,11 +75,12 @@ type stager struct {
 	clean    atomic.Bool       // what a killed run left was removed
 }
 
-// spareTars is how many tar sessions are kept started ahead. Two: the
+// spareTars is how many tar sessions are kept started ahead. Four: the
 // last phases of a push (a file or a few each, one after the other) take
-// a session each, every 0.06-0.2 s at 50 ms, and a session takes 0.2-0.25
-// s to start; with one started ahead each phase waited for the next.
-const spareTars = 2
+// a session each, every 0.06-0.1 s at 50 ms, and a session takes 0.2-0.5
+// s to start (the account's login shell; more on a busy server); with
+// two started ahead the third and fourth phase waited 0.2 and 0.5 s.
+const spareTars = 4
 
 // stagePrepTimeout bounds the making of the staging directory, which
 // waits for the account's shell: a forced command that never answers
@@ -223,9 +225,13 @@ func (f *sftpFS) startStagingLocked() chan struct{} {
 	st.spare = make(chan tarSession, spareTars)
 	go func() {
 		ctx, cancel := context.WithTimeout(st.ctx, stagePrepTimeout)
+		conn := make(chan *sshx.Client, 1)
+		go func() { conn <- f.dialTarConn(ctx) }()
 		err := f.makeStage(ctx)
+		c := <-conn
 		cancel()
 		st.mu.Lock()
+		st.conn = c
 		defer st.mu.Unlock()
 		defer close(st.prep)
 		if err != nil {
@@ -237,6 +243,29 @@ func (f *sftpFS) startStagingLocked() chan struct{} {
 		}
 	}()
 	return st.prep
+}
+
+// dialTarConn opens the SSH connection that the tar sessions go over, or
+// returns nil if it cannot (they then go over the first). A connection of
+// their own: an sshd allows MaxSessions sessions a connection (10 unless
+// configured), and the first already holds up to 8 SFTP sessions and the
+// shell, where the tar sessions - spareTars ahead, the current one and
+// the one being finished - would not fit. It is one of the SFTP's
+// connections (closed with them, watched for a stalled link) without
+// SFTP sessions.
+func (f *sftpFS) dialTarConn(ctx context.Context) *sshx.Client {
+	cl, err := sshx.Dial(ctx, f.s.cfg)
+	if err != nil {
+		return nil
+	}
+	f.s.mu.Lock()
+	defer f.s.mu.Unlock()
+	if f.s.closed {
+		_ = cl.Close()
+		return nil
+	}
+	f.s.open = append(f.s.open, &sftpConn{ssh: cl})
+	return cl
 }
 
 // makeStage makes the staging directory afresh through the shell.
@@ -271,19 +300,22 @@ func (f *sftpFS) startSpare() {
 	}()
 }
 
-// startTar starts tar -x in the staging directory on the first
+// startTar starts tar -x in the staging directory on the tar sessions'
 // connection and waits until it runs (or ctx ends). Where compression is
 // on (SetCompress) and the server has gzip, tar reads a gzip stream
 // (tar -z: tar's exit status covers gzip's): its 512-byte header per file
 // takes a few bytes, 10% of a 4 KiB file's share of the link.
 func (f *sftpFS) startTar(ctx context.Context) tarSession {
-	f.s.mu.Lock()
-	if len(f.s.open) == 0 {
+	cl := f.stage.conn // set before any session is started
+	if cl == nil {
+		f.s.mu.Lock()
+		if len(f.s.open) == 0 {
+			f.s.mu.Unlock()
+			return tarSession{err: errors.New("closed")}
+		}
+		cl = f.s.open[0].ssh
 		f.s.mu.Unlock()
-		return tarSession{err: errors.New("closed")}
 	}
-	cl := f.s.open[0].ssh
-	f.s.mu.Unlock()
 	sess, err := cl.NewSession()
 	if err != nil {
 		return tarSession{err: fmt.Errorf("open a session for tar: %w", err)}
