@@ -82,7 +82,10 @@
 //     manifest.json.sig, which makes the set exist. Each file is written
 //     to manifest.MoverTempPrefix+name, hashed while written, compared with the manifest
 //     (size and SHA-256), made durable, and renamed over its final name; a
-//     mismatch removes the temporary file (ErrCorrupt). Small files are read
+//     mismatch removes the temporary file (ErrCorrupt). On a local disk
+//     (Local, Linux) the temporary file has no name at all (O_TMPFILE) and
+//     the rename links it: nothing of it is visible before then, and
+//     writers in one directory do not wait on its lock. Small files are read
 //     whole and checked before anything is written. Where the destination
 //     can sync its whole file system (FSSyncer: syncfs(2) locally, "sync -f"
 //     in a shell kept open over the SSH connection), small files go in

@@ -20,8 +20,9 @@ import (
 type Local struct {
 	Root string
 
-	mu     sync.RWMutex
-	pinned map[string]*pinnedDir // directories held open (pinDirs), by name
+	mu      sync.RWMutex
+	pinned  map[string]*pinnedDir // directories held open (pinDirs), by name
+	unnamed unnamedFiles          // files created without a name, by temporary name
 }
 
 // pinnedDir is a directory held open while a batch of files is read from
@@ -213,7 +214,12 @@ func (f *rawFile) Close() error {
 
 // Create opens with plain open(2) (createRaw), relative to its directory
 // where that is pinned.
+// A temporary name of the mover's is created without a name where the
+// file system allows (createUnnamed): Rename links it.
 func (l *Local) Create(_ context.Context, name string) (File, error) {
+	if f, ok, err := l.createUnnamed(name); ok || err != nil {
+		return f, err
+	}
 	dfd, rel := l.at(name)
 	return createRaw(dfd, rel, l.path(name), name)
 }
@@ -223,8 +229,16 @@ func (l *Local) MkdirAll(_ context.Context, dir string) error {
 }
 
 // Rename is rename(2), renameat(2) relative to pinned directories:
-// os.Rename also lstats the new name first.
+// os.Rename also lstats the new name first. A file created without a
+// name (createUnnamed) is linked as to instead.
 func (l *Local) Rename(_ context.Context, from, to string) error {
+	if fd, ok := l.takeUnnamed(from); ok {
+		return l.linkUnnamed(fd, from, to)
+	}
+	return l.rename(from, to)
+}
+
+func (l *Local) rename(from, to string) error {
 	ffd, frel := l.at(from)
 	tfd, trel := l.at(to)
 	for {
@@ -239,7 +253,12 @@ func (l *Local) Rename(_ context.Context, from, to string) error {
 	}
 }
 
+// Remove removes name; a file without a name (createUnnamed) is closed,
+// and vanishes.
 func (l *Local) Remove(_ context.Context, name string) error {
+	if fd, ok := l.takeUnnamed(name); ok {
+		return unix.Close(fd)
+	}
 	return os.Remove(l.path(name))
 }
 
@@ -253,5 +272,9 @@ func (l *Local) SyncDir(_ context.Context, dir string) error {
 	return d.Sync()
 }
 
-// Close closes nothing: pinned directories are closed by their unpin.
-func (l *Local) Close() error { return nil }
+// Close drops the files still without a name (a run that failed before
+// renaming them); pinned directories are closed by their unpin.
+func (l *Local) Close() error {
+	l.closeUnnamed()
+	return nil
+}

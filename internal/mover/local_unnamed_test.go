@@ -1,0 +1,133 @@
+package mover
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/squirro-bcp/bcp/manifest"
+)
+
+// TestLocalUnnamed: a Local destination creates the mover's temporary
+// names as files without a name (O_TMPFILE here), so nothing of a file is
+// visible before its rename, which links it - over a file already there
+// too. Remove and Close drop such files, and past the limit on open ones
+// the temporary name is created as before.
+func TestLocalUnnamed(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "objects/ab"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	l := NewLocal(dir)
+	if l.unnamed.once.Do(func() { l.unnamed.max = manifest.UnnamedMax(unnamedMost, 4) }); l.unnamed.max == 0 {
+		t.Fatal("no unnamed files on this machine (/proc/self/fd, RLIMIT_NOFILE): the test cannot show them")
+	}
+	names := func() []string {
+		var got []string
+		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				rel, _ := filepath.Rel(dir, p)
+				got = append(got, filepath.ToSlash(rel))
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		return got
+	}
+	write := func(name, data string) File {
+		t.Helper()
+		f, err := l.Create(ctx, tmpName(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	check := func(name, want string) {
+		t.Helper()
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || string(got) != want {
+			t.Fatalf("%s: %q, %v; want %q", name, got, err, want)
+		}
+	}
+
+	if _, ok := write("objects/ab/one", "one").(*unnamedWriter); !ok {
+		t.Fatal("a temporary name was not created without a name")
+	}
+	write("objects/ab/two", "two")
+	write("objects/ab/three", "three")
+	if got := names(); len(got) != 0 {
+		t.Fatalf("before the renames the directory shows %v; want nothing", got)
+	}
+	if err := l.Rename(ctx, tmpName("objects/ab/one"), "objects/ab/one"); err != nil {
+		t.Fatal(err)
+	}
+	check("objects/ab/one", "one")
+	if st, err := os.Stat(filepath.Join(dir, "objects/ab/one")); err != nil || st.Mode().Perm()&^manifest.PermOf("objects/ab/one").Perm() != 0 || st.Mode().Perm()&0o600 != 0o600 {
+		t.Fatalf("objects/ab/one: %v, %v; want mode %v (less the umask)", st, err, manifest.PermOf("objects/ab/one").Perm())
+	}
+	// a name already there is replaced, never missing
+	if err := os.WriteFile(filepath.Join(dir, "objects/ab/two"), []byte("damaged"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Rename(ctx, tmpName("objects/ab/two"), "objects/ab/two"); err != nil {
+		t.Fatal(err)
+	}
+	check("objects/ab/two", "two")
+	if err := l.Remove(ctx, tmpName("objects/ab/three")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Rename(ctx, tmpName("objects/ab/three"), "objects/ab/three"); err == nil {
+		t.Fatal("a removed file without a name was renamed")
+	}
+	if got, want := names(), []string{"objects/ab/one", "objects/ab/two"}; !slices.Equal(got, want) {
+		t.Fatalf("files %v; want %v", got, want)
+	}
+
+	// pinned directories: opened and linked relative to them
+	unpin := l.pinDirs([]string{"objects/ab"})
+	write("objects/ab/four", "four")
+	if err := l.Rename(ctx, tmpName("objects/ab/four"), "objects/ab/four"); err != nil {
+		t.Fatal(err)
+	}
+	unpin()
+	check("objects/ab/four", "four")
+
+	// past the limit: named temporary files, renamed as before
+	l.unnamed.max = 1
+	write("objects/ab/five", "five")
+	if _, ok := write("objects/ab/six", "six").(*unnamedWriter); ok {
+		t.Fatal("a file without a name beyond the limit")
+	}
+	if got := names(); !slices.Contains(got, tmpName("objects/ab/six")) || slices.Contains(got, tmpName("objects/ab/five")) {
+		t.Fatalf("files %v; want only objects/ab/six's temporary name among them", got)
+	}
+	if err := l.Rename(ctx, tmpName("objects/ab/six"), "objects/ab/six"); err != nil {
+		t.Fatal(err)
+	}
+	check("objects/ab/six", "six")
+	// Close drops what was never renamed
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.unnamed.fds) != 0 {
+		t.Fatalf("%d files without a name left open after Close", len(l.unnamed.fds))
+	}
+	if got, want := names(), []string{"objects/ab/four", "objects/ab/one", "objects/ab/six", "objects/ab/two"}; !slices.Equal(got, want) {
+		t.Fatalf("files %v; want %v", got, want)
+	}
+}
