@@ -139,6 +139,25 @@ func (s *SFTP) RenameStampLater(ctx context.Context, from, to string, l *remote.
 	return remote.ErrNotOffered
 }
 
+var _ StepPublisher = (*SFTP)(nil)
+
+// PublishSteps has a helper sync the file systems of sync and publish
+// each step in turn (helperFS); SFTP alone returns remote.ErrNotOffered
+// (the phases then go one by one).
+func (s *SFTP) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published) error {
+	if h, ok := s.way(ctx).(*helperFS); ok {
+		return h.PublishSteps(ctx, sync, steps)
+	}
+	return remote.ErrNotOffered
+}
+
+// PublishSteps has a helper sync the file systems of sync, then publish
+// each step's files as Publish does, one step after the other
+// (remote.ErrNotOffered from an older helper).
+func (h *helperFS) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published) error {
+	return h.helper().PublishSteps(ctx, rels(sync), steps)
+}
+
 // Publish has a helper write, fsync and rename files and fsync their
 // directories in one request (remote.ErrNotOffered from an older helper).
 func (h *helperFS) Publish(ctx context.Context, files []remote.Published) error {

@@ -157,6 +157,7 @@ type runner struct {
 	// (stampCopied), so that remember need not look at them again.
 	held    map[*want]bool
 	stamped *[numBuckets]atomic.Int32
+	noSteps bool // the destination cannot publish the last phases in one request (publishTail)
 }
 
 func (r *runner) run(ctx context.Context) (err error) {

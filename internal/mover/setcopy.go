@@ -526,7 +526,21 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	}
 	r.opts.Progress.Begin("copy "+s.id, p.bytes, "bytes")
 	defer r.opts.Progress.End()
+	var unsynced []string // directories of a phase whose renames are not durable yet
 	for phase := range p.todo {
+		if phase > phaseData {
+			done, err := r.publishTail(ctx, p.todo[phase:], unsynced)
+			if err != nil {
+				return err
+			}
+			if done {
+				unsynced = nil
+				break
+			}
+		}
+		if err := r.syncDirs(ctx, unsynced); err != nil {
+			return err
+		}
 		if phase == phaseManifest && len(p.todo[phase]) > 0 {
 			setDir := manifest.SetsDirName + "/" + s.id
 			if err := dst.MkdirAll(ctx, setDir); err != nil {
@@ -537,9 +551,13 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 		if phase == phaseData {
 			st.p = p
 		}
-		if err := r.copyPhase(ctx, st); err != nil {
+		var err error
+		if unsynced, err = r.copyPhase(ctx, st); err != nil {
 			return err
 		}
+	}
+	if err := r.syncDirs(ctx, unsynced); err != nil {
+		return err
 	}
 	_, digester := dst.(Digester)
 	record := digester && s.id == r.res.Set // the newest set only (see copyOlder)
@@ -578,14 +596,30 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 // (canBatch). None of them writes a set's file.
 func (r *runner) prepare(ctx context.Context, p *plan, chData []byte) error {
 	dst := r.opts.Dst
+	root, err := r.dst.dir(ctx, ".")
+	if err != nil {
+		return err
+	}
+	work := p.todos() + p.checks()
+	probe := func(ctx context.Context) error {
+		if work == 0 {
+			return nil
+		}
+		_, err := r.canBatch(ctx)
+		return err
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := r.writeChannel(gctx, chData); err != nil {
 			return err
 		}
+		if root == nil { // the probe syncs the destination's directory: made now
+			if err := probe(gctx); err != nil {
+				return err
+			}
+		}
 		return r.copyEpochs(gctx)
 	})
-	work := p.todos() + p.checks()
 	// Enough work to be worth more connections?
 	if work > 16 || p.bytes > 64<<20 {
 		for _, f := range []FS{r.opts.Src, dst} {
@@ -600,11 +634,8 @@ func (r *runner) prepare(ctx context.Context, p *plan, chData []byte) error {
 		}
 	}
 	g.Go(func() error { return mkdirs(gctx, dst, sortedKeys(p.mkdirs), r.opts.Workers) })
-	if work > 0 {
-		g.Go(func() error {
-			_, err := r.canBatch(gctx)
-			return err
-		})
+	if root != nil {
+		g.Go(func() error { return probe(gctx) })
 	}
 	return g.Wait()
 }
@@ -617,7 +648,7 @@ func (r *runner) writeChannel(ctx context.Context, chData []byte) error {
 	if _, ok, err := r.dst.stat(ctx, manifest.ChannelFileName); err != nil || ok {
 		return err
 	}
-	if root, err := r.dst.dir(ctx, "."); err != nil {
+	if root, err := r.dst.dir(ctx, "."); err != nil { // (listed by prepare)
 		return err
 	} else if root == nil {
 		if err := dst.MkdirAll(ctx, "."); err != nil {
@@ -1050,16 +1081,16 @@ func (s *wantStream) next(n int) ([]*want, error) {
 	return out, nil
 }
 
-// copyPhase copies the files of st with Workers in flight and makes their
-// directory entries durable before the next phase starts. Where the
-// destination can sync a whole file system (FSSyncer), small files are
-// copied in batches: written without fsync, one SyncFS, then renamed; one
-// more SyncFS at the end of the phase makes the renames durable. Otherwise
-// every file is fsynced before its rename and the directories are fsynced
-// where the backend can.
-func (r *runner) copyPhase(ctx context.Context, st *wantStream) error {
+// copyPhase copies the files of st with Workers in flight; their
+// directory entries must be durable before the next phase starts. Where
+// the destination can sync a whole file system (FSSyncer), small files
+// are copied in batches: written without fsync, one SyncFS, then renamed;
+// one more SyncFS of the directories returned (unsynced), the caller's,
+// makes the renames durable. Otherwise every file is fsynced before its
+// rename and the directories are fsynced where the backend can.
+func (r *runner) copyPhase(ctx context.Context, st *wantStream) (unsynced []string, err error) {
 	if done, err := r.publishPhase(ctx, st); done || err != nil {
-		return err
+		return nil, err
 	}
 	dirs := map[string]bool{}
 	next := func(n int) ([]*want, error) {
@@ -1071,46 +1102,114 @@ func (r *runner) copyPhase(ctx context.Context, st *wantStream) error {
 	}
 	files, err := next(batchFiles)
 	if err != nil || len(files) == 0 {
-		return err
+		return nil, err
 	}
 	batch, err := r.canBatch(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !batch {
 		for len(files) > 0 {
 			if _, err := r.writeFiles(ctx, files, false); err != nil {
-				return err
+				return nil, err
 			}
 			if files, err = next(batchFiles); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if ds, ok := r.opts.Dst.(DirSyncer); ok {
 			for d := range dirs {
 				if err := ds.SyncDir(ctx, d); err != nil {
-					return fmt.Errorf("fsync directory %s at %s: %w", d, r.opts.Dst, err)
+					return nil, fmt.Errorf("fsync directory %s at %s: %w", d, r.opts.Dst, err)
 				}
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	// Each batch is handed to finishBatch, in order, once written; the
 	// finisher syncs and renames up to finishAhead batches at once, behind
-	// the copy of the next, and syncFS waits for them all.
+	// the copy of the next. Once they all are, the renames are left to
+	// the caller to make durable.
 	for len(files) > 0 {
 		pending, err := r.writeFiles(ctx, files, true)
 		if err != nil {
-			return err // what is pending stays under temporary names
+			return nil, err // what is pending stays under temporary names
 		}
 		if err := r.finishBatch(ctx, pending); err != nil {
-			return err
+			return nil, err
 		}
 		if files, err = next(batchFiles); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return r.syncFS(ctx, sortedKeys(dirs))
+	if err := r.fin.wait(); err != nil {
+		return nil, err
+	}
+	return sortedKeys(dirs), nil
+}
+
+// syncDirs makes the renames of a batched phase in dirs (copyPhase's
+// unsynced) durable; nothing for none.
+func (r *runner) syncDirs(ctx context.Context, dirs []string) error {
+	if len(dirs) == 0 {
+		return nil
+	}
+	return r.syncFS(ctx, dirs)
+}
+
+// StepPublisher is implemented by destinations that can, in one request,
+// make what was written to the file systems holding some directories
+// durable and then carry out several phases of a few small files one
+// after the other, each as Publisher does and only once the one before is
+// durable, the directories holding a phase's files made first (the SFTP
+// helper). One that cannot at the moment (an older helper, SFTP alone)
+// returns an error wrapping remote.ErrNotOffered.
+type StepPublisher interface {
+	PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published) error
+}
+
+// publishTail copies the last phases (phases, each of a few small held
+// files: indexes, the manifest, its signature) in one request where the
+// destination can (StepPublisher), after making the renames in unsynced
+// durable: one round trip at the end of a copy instead of one per phase
+// and one for the SyncFS. done false: it cannot, nothing was written or
+// synced, and copySet goes phase by phase.
+func (r *runner) publishTail(ctx context.Context, phases [][]*want, unsynced []string) (done bool, err error) {
+	sp, ok := r.opts.Dst.(StepPublisher)
+	if !ok || r.noSteps {
+		return false, nil
+	}
+	var steps [][]*want
+	for _, ws := range phases {
+		if len(ws) == 0 {
+			continue
+		}
+		if !publishable(ws) {
+			return false, nil
+		}
+		steps = append(steps, ws)
+	}
+	if len(steps) == 0 {
+		return false, nil
+	}
+	files := make([][]remote.Published, len(steps))
+	for i, ws := range steps {
+		if files[i], err = r.published(ctx, ws); err != nil {
+			return true, err
+		}
+	}
+	err = sp.PublishSteps(ctx, unsynced, files)
+	if errors.Is(err, remote.ErrNotOffered) {
+		r.noSteps = true // not asked again for the phases left
+		return false, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("write the last %d phases at %s: %w", len(steps), r.opts.Dst, err)
+	}
+	for i, ws := range steps {
+		r.countPublished(ws, files[i])
+	}
+	return true, nil
 }
 
 // publishMax is the most files of a phase that publishPhase sends in one
@@ -1123,26 +1222,12 @@ const publishMax = 64
 // it cannot, nothing was written, and copyPhase goes the usual way.
 func (r *runner) publishPhase(ctx context.Context, st *wantStream) (done bool, err error) {
 	pub, ok := r.opts.Dst.(Publisher)
-	if !ok || st.p != nil || len(st.held) == 0 || len(st.held) > publishMax {
+	if !ok || st.p != nil || !publishable(st.held) {
 		return false, nil
 	}
-	for _, w := range st.held {
-		if w.size > smallFile || w.data == nil && w.size < 0 {
-			return false, nil
-		}
-	}
-	files := make([]remote.Published, 0, len(st.held))
-	for _, w := range st.held {
-		data := w.data
-		if data == nil {
-			if data, err = r.cp.readWhole(ctx, w.name, w.size, new([]byte)); err != nil {
-				return true, err
-			}
-		}
-		if err := r.cp.admitData(ctx, w.name, data, w.checkSum()); err != nil {
-			return true, err
-		}
-		files = append(files, remote.Published{Tmp: tmpName(w.name), Name: w.name, Data: data})
+	files, err := r.published(ctx, st.held)
+	if err != nil {
+		return true, err
 	}
 	err = pub.Publish(ctx, files)
 	if errors.Is(err, remote.ErrNotOffered) {
@@ -1151,12 +1236,52 @@ func (r *runner) publishPhase(ctx context.Context, st *wantStream) (done bool, e
 	if err != nil {
 		return true, err
 	}
-	for i, w := range st.held {
+	r.countPublished(st.held, files)
+	st.held = nil
+	return true, nil
+}
+
+// publishable says whether ws can go in one Publish: one to publishMax
+// small files, each of a known size.
+func publishable(ws []*want) bool {
+	if len(ws) == 0 || len(ws) > publishMax {
+		return false
+	}
+	for _, w := range ws {
+		if w.size > smallFile || w.data == nil && w.size < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// published is ws to publish: each one's data (read from the source where
+// not held), checked against its sum and admitted by the bandwidth limit.
+func (r *runner) published(ctx context.Context, ws []*want) ([]remote.Published, error) {
+	files := make([]remote.Published, 0, len(ws))
+	for _, w := range ws {
+		data := w.data
+		if data == nil {
+			var err error
+			if data, err = r.cp.readWhole(ctx, w.name, w.size, new([]byte)); err != nil {
+				return nil, err
+			}
+		}
+		if err := r.cp.admitData(ctx, w.name, data, w.checkSum()); err != nil {
+			return nil, err
+		}
+		files = append(files, remote.Published{Tmp: tmpName(w.name), Name: w.name, Data: data})
+	}
+	return files, nil
+}
+
+// countPublished adds the files published (ws, written as files) to the
+// progress and the result.
+func (r *runner) countPublished(ws []*want, files []remote.Published) {
+	for i, w := range ws {
 		if r.cp.progress != nil {
 			r.cp.progress.Add(int64(len(files[i].Data)))
 		}
 		r.count(w)
 	}
-	st.held = nil
-	return true, nil
 }

@@ -25,12 +25,13 @@ import (
 // The helper's requests this test reads from what the helpers were sent
 // (remote/proto.go; fixed by the protocol's version).
 const (
-	wireList       = 10
-	wireDigest     = 11
-	wireListMany   = 23
-	wireStatMany   = 25
-	wireZstd       = 24
-	wireRenameStat = 26
+	wireList         = 10
+	wireDigest       = 11
+	wireListMany     = 23
+	wireStatMany     = 25
+	wireZstd         = 24
+	wireRenameStat   = 26
+	wirePublishSteps = 27
 )
 
 // helperRequests is what the helpers of one connection to the
@@ -43,22 +44,27 @@ type helperRequests struct {
 	looked      int // directories looked in by them
 	lookedObj   int // objects/ directories among them
 	renameStats int // opRenameStat requests
+	steps       int // opPublishSteps requests
 }
 
 // recordingHelper returns the helper command for SFTPOptions.Helper that
 // keeps each helper's input in dir and announces the optional requests
-// as filter has them: "" all, "no-renamestat" all but opRenameStat (the
-// helper before it), "no-statmany" all but opStatMany and opRenameStat
-// (the helper before opStatMany), "none" none (the oldest of version 3).
+// as filter has them: "" all; as the helper before each was added (the
+// newest are announced last), "no-steps" all but opPublishSteps,
+// "no-renamestat" without opRenameStat either, "no-statmany" without
+// opStatMany either; "none" none (the oldest of version 3).
 func recordingHelper(t *testing.T, dir, filter string) string {
 	t.Helper()
+	newer := map[string]string{ // the announcement's end left out
+		"no-steps":      fmt.Sprintf(" %d", wirePublishSteps),
+		"no-renamestat": fmt.Sprintf(" %d %d", wireRenameStat, wirePublishSteps),
+		"no-statmany":   fmt.Sprintf(" %d %d %d", wireStatMany, wireRenameStat, wirePublishSteps),
+	}
 	announce := "" // the line announcing them, the first the helper prints
-	switch filter {
-	case "no-renamestat": // opRenameStat is announced last
-		announce = fmt.Sprintf(`IFS= read -r l; printf '%%s\n' "${l%% %d}"; `, wireRenameStat)
-	case "no-statmany": // opStatMany just before it
-		announce = fmt.Sprintf(`IFS= read -r l; printf '%%s\n' "${l%% %d %d}"; `, wireStatMany, wireRenameStat)
-	case "none":
+	switch suffix, ok := newer[filter]; {
+	case ok:
+		announce = fmt.Sprintf(`IFS= read -r l; printf '%%s\n' "${l%%%s}"; `, suffix)
+	case filter == "none":
 		announce = `IFS= read -r l; `
 	}
 	return fmt.Sprintf(`f() { %s "$@" | { %sexec cat; }; }; tee %s/in.$$ | f`, sshx.Quote(helperBin(t)), announce, sshx.Quote(dir))
@@ -125,9 +131,14 @@ func (n *helperRequests) add(t *testing.T, op byte, p []byte) {
 		}
 	case wireRenameStat:
 		n.renameStats++
+	case wirePublishSteps:
+		n.steps++
 	case wireZstd: // the inner request's op first
-		if len(p) > 0 && p[0] == wireRenameStat {
+		switch {
+		case len(p) > 0 && p[0] == wireRenameStat:
 			n.renameStats++
+		case len(p) > 0 && p[0] == wirePublishSteps:
+			n.steps++
 		}
 	case wireStatMany:
 		n.statMany++
@@ -292,16 +303,17 @@ func TestPushLooksUpThroughHelper(t *testing.T) {
 // destination's object directory: the listing of objects/ fetched at the
 // start shows they are all missing, and each file's stamp comes back with
 // its rename (the directories' digests for the record in a few requests);
-// what it copies, stamps and records is what a push through an older
-// helper gets, and the next push finds the set unchanged by those
-// digests alone.
+// the last phases go in one request with the data's last SyncFS. What it
+// copies, stamps and records is what a push through an older helper
+// gets, and the next push finds the set unchanged by those digests
+// alone.
 func TestFirstPushThroughHelper(t *testing.T) {
 	type outcome struct {
 		res, again Result
 		stamped    int
 	}
 	var outcomes []outcome
-	eachHelper(t, []string{"", "no-renamestat", "none"}, func(t *testing.T, name, filter string) {
+	eachHelper(t, []string{"", "no-steps", "no-renamestat", "none"}, func(t *testing.T, name, filter string) {
 		srcDir, dstDir := t.TempDir(), t.TempDir()
 		c, id := spreadChannel(t, srcDir)
 		dst, requests := dialRecorded(t, dstDir, filter)
@@ -317,9 +329,14 @@ func TestFirstPushThroughHelper(t *testing.T) {
 		n := requests()
 		t.Logf("%s: %+v", name, n)
 		switch filter {
-		case "":
+		case "", "no-steps":
 			if n.objLists != 0 || n.lookedObj != 0 || n.renameStats == 0 || n.objDigests < 20 {
 				t.Errorf("%+v: want no objects/ directory listed or looked in, stamped renames and the digests of at least 20", n)
+			}
+			// The last phases (index, manifest, signature) and the
+			// data's last SyncFS in one request.
+			if want := map[string]int{"": 1, "no-steps": 0}[filter]; n.steps != want {
+				t.Errorf("%d requests for the last phases in one, want %d", n.steps, want)
 			}
 		default:
 			if n.objLists < 20 || n.renameStats != 0 {

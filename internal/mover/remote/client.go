@@ -106,7 +106,7 @@ func Start(ctx context.Context, cl *ssh.Client, command string) (*Client, error)
 // connect waits for the greeting on out and starts reading replies.
 func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx.Tail) (*Client, error) {
 	c := &Client{in: in, calls: map[uint32]chan result{}, stderr: stderr, gone: make(chan struct{}),
-		gates: map[byte]*gate{opPutMany: {}, opWrite: {}, opPublish: {}, opRenameMany: {}, opRenameStat: {}}}
+		gates: map[byte]*gate{opPutMany: {}, opWrite: {}, opPublish: {}, opRenameMany: {}, opRenameStat: {}, opPublishSteps: {}}}
 	c.bw = bufio.NewWriterSize(in, 256<<10)
 	br := bufio.NewReaderSize(out, 1<<20)
 	greeted := make(chan error, 1)
@@ -196,12 +196,42 @@ func (c *Client) Publish(ctx context.Context, files []Published) error {
 	if len(files) > 1<<16-1 {
 		return fmt.Errorf("publish %d files at once: %w", len(files), errProtocol)
 	}
-	parts := [][]byte{binary.BigEndian.AppendUint16(nil, uint16(len(files)))}
+	_, err := c.call(ctx, opPublish, 0, appendPublished(nil, files)...)
+	return err
+}
+
+// appendPublished appends files as opPublish's payload has them.
+func appendPublished(parts [][]byte, files []Published) [][]byte {
+	parts = append(parts, binary.BigEndian.AppendUint16(nil, uint16(len(files))))
 	for _, p := range files {
 		b := appendString(appendString(nil, p.Tmp), p.Name)
 		parts = append(parts, binary.BigEndian.AppendUint32(b, uint32(len(p.Data))), p.Data)
 	}
-	_, err := c.call(ctx, opPublish, 0, parts...)
+	return parts
+}
+
+// PublishSteps has the helper make what was written to the file systems
+// holding sync durable (as SyncFS), then publish each step's files as
+// Publish does - the directories holding them made first - each step
+// only once the one before is durable: one round trip for the end of a
+// copy (its last renames made durable, then the phases of a few small
+// files: indexes, the manifest, its signature). A failure stops the steps
+// after it. A helper that did not announce it returns ErrNotOffered.
+func (c *Client) PublishSteps(ctx context.Context, sync []string, steps [][]Published) error {
+	if !c.ops[opPublishSteps] {
+		return ErrNotOffered
+	}
+	if len(sync) > 1<<16-1 || len(steps) > 1<<16-1 {
+		return fmt.Errorf("publish %d steps after syncing %d directories: %w", len(steps), len(sync), errProtocol)
+	}
+	parts := [][]byte{encodeNames(sync), binary.BigEndian.AppendUint16(nil, uint16(len(steps)))}
+	for _, files := range steps {
+		if len(files) > 1<<16-1 {
+			return fmt.Errorf("publish %d files at once: %w", len(files), errProtocol)
+		}
+		parts = appendPublished(parts, files)
+	}
+	_, err := c.call(ctx, opPublishSteps, 0, parts...)
 	return err
 }
 

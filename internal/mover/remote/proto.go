@@ -110,7 +110,7 @@ const Hello = "bcp-transfer-serve 3"
 const opsLine = "bcp-transfer-ops"
 
 // optionalOps are the requests announced in opsLine.
-var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat}
+var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat, opPublishSteps}
 
 const (
 	opPutMany    = 1  // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
@@ -127,11 +127,12 @@ const (
 	opReply      = 0x80
 
 	// Optional (opsLine); 12-21 are tree.go's.
-	opPublish    = 22 // count u16, then per file: temporary name, final name, size u32, data
-	opListMany   = 23 // count u16, dirs
-	opZstd       = 24 // inner op u8, size u32, zstd frame of the inner request's payload (zstd.go)
-	opStatMany   = 25 // count u16, then per directory: dir, count u16, names (statmany.go)
-	opRenameStat = 26 // as opRenameMany; the reply also says what each renamed file shows (RenameStampLater)
+	opPublish      = 22 // count u16, then per file: temporary name, final name, size u32, data
+	opListMany     = 23 // count u16, dirs
+	opZstd         = 24 // inner op u8, size u32, zstd frame of the inner request's payload (zstd.go)
+	opStatMany     = 25 // count u16, then per directory: dir, count u16, names (statmany.go)
+	opRenameStat   = 26 // as opRenameMany; the reply also says what each renamed file shows (RenameStampLater)
+	opPublishSteps = 27 // count u16, dirs to syncfs; count u16 of steps, each as opPublish's payload (PublishSteps)
 )
 
 // A reply to opPutMany, opRenameMany or opDigest carries, after statusOK,
@@ -145,6 +146,10 @@ const (
 // every file under its temporary name, then renames each over its final
 // name and fsyncs the directories holding them and their parents: one
 // status for all (the first error; a file not written is not renamed).
+// opPublishSteps syncs the file systems of its dirs, then carries out
+// each step as opPublish (the directories holding a step's files made
+// first), the next only once the one before is durable: one status for
+// all (the first error; the steps after it are not begun).
 // A reply to opRenameStat carries, after statusOK, per pair the rename's
 // result and, after its statusOK, the result of an lstat of the new name
 // and, after that one's statusOK, its size (u64) and modification time

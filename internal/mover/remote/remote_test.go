@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -500,6 +501,49 @@ func TestPublishListMany(t *testing.T) {
 	}
 }
 
+// PublishSteps syncs, then publishes each step in turn, making the
+// directories of a step's files first; a step that fails stops the ones
+// after it, and what it was writing is left under no final name.
+func TestPublishSteps(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "channel")
+	c := pair(t, root)
+	ctx := context.Background()
+	testkit.Must(t, c.MkdirAll(ctx, "objects/ab"))
+	testkit.Must(t, c.Put(ctx, "objects/ab/.tmp-x", []byte("xx"), false))
+	testkit.Must(t, c.Rename(ctx, "objects/ab/.tmp-x", "objects/ab/x"))
+	step := func(names ...string) []Published {
+		var out []Published
+		for _, n := range names {
+			out = append(out, Published{Tmp: path.Join(path.Dir(n), ".tmp-"+path.Base(n)), Name: n, Data: []byte(n)})
+		}
+		return out
+	}
+	err := c.PublishSteps(ctx, []string{"objects/ab"}, [][]Published{step("index-1"), step("sets/s1/manifest.json"), step("sets/s1/manifest.json.sig")})
+	testkit.Must(t, err)
+	for _, n := range []string{"index-1", "sets/s1/manifest.json", "sets/s1/manifest.json.sig"} {
+		if got, err := os.ReadFile(filepath.Join(root, n)); err != nil || string(got) != n {
+			t.Errorf("%s: %q, %v", n, got, err)
+		}
+	}
+
+	// The second step cannot be written (its directory is a file): the
+	// first stays published, the third is not begun.
+	testkit.Must(t, os.WriteFile(filepath.Join(root, "sets/file"), nil, 0o640))
+	err = c.PublishSteps(ctx, nil, [][]Published{step("index-2"), step("sets/file/manifest.json"), step("sets/s2/manifest.json.sig")})
+	if err == nil {
+		t.Fatal("PublishSteps into a directory below a file: nil, want its failure")
+	}
+	if _, err := os.Stat(filepath.Join(root, "index-2")); err != nil {
+		t.Errorf("the step before the failure: %v, want it published", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "sets/s2")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the step after the failure: sets/s2 %v, want it not begun", err)
+	}
+	if ents, _ := os.ReadDir(root); len(ents) != 4 { // channel's: objects, index-1, index-2, sets
+		t.Errorf("the root holds %v, want objects, index-1, index-2 and sets (no temporary file)", ents)
+	}
+}
+
 // A helper that announces no optional requests (an older version) is
 // still used: Publish and ListMany say ErrNotOffered, and the caller does
 // without them. An older client skips the announcement like a login
@@ -521,6 +565,9 @@ func TestOlderHelper(t *testing.T) {
 	}
 	if _, err := c.ListMany(context.Background(), []string{"."}); !errors.Is(err, ErrNotOffered) {
 		t.Errorf("ListMany to an older helper: %v, want ErrNotOffered", err)
+	}
+	if err := c.PublishSteps(context.Background(), nil, nil); !errors.Is(err, ErrNotOffered) {
+		t.Errorf("PublishSteps to an older helper: %v, want ErrNotOffered", err)
 	}
 	if err := c.RenameStampLater(context.Background(), "a", "b", NewLater(), nil); !errors.Is(err, ErrNotOffered) {
 		t.Errorf("RenameStampLater to an older helper: %v, want ErrNotOffered", err)

@@ -319,15 +319,21 @@ func (s *server) do(f frame) []byte {
 		}
 		err = d.err
 	case opPublish:
-		n := int(d.u16())
-		files := make([]Published, 0, n)
-		for range n {
-			p := Published{Tmp: d.str(), Name: d.str()}
-			p.Data = d.take(int(d.u32()))
-			files = append(files, p)
-		}
+		files := d.published()
 		if err = d.err; err == nil {
 			err = s.publish(files)
+		}
+	case opPublishSteps:
+		sync := make([]string, d.u16())
+		for i := range sync {
+			sync[i] = d.str()
+		}
+		steps := make([][]Published, d.u16())
+		for i := range steps {
+			steps[i] = d.published()
+		}
+		if err = d.err; err == nil {
+			err = s.publishSteps(sync, steps)
 		}
 	case opListMany:
 		n := int(d.u16())
@@ -481,6 +487,48 @@ func (s *server) renameStat(body []byte, from, to string) []byte {
 	}
 	body = binary.BigEndian.AppendUint64(body, uint64(e.Size))
 	return binary.BigEndian.AppendUint64(body, uint64(e.ModTime.UnixNano()))
+}
+
+// published reads a list of files as opPublish's payload has them.
+func (d *decoder) published() []Published {
+	n := int(d.u16())
+	files := make([]Published, 0, n)
+	for range n {
+		if d.err != nil {
+			break
+		}
+		p := Published{Tmp: d.str(), Name: d.str()}
+		p.Data = d.take(int(d.u32()))
+		files = append(files, p)
+	}
+	return files
+}
+
+// publishSteps makes what was written to the file systems holding sync
+// durable, then publishes each step's files (publish), the directories
+// holding them made first, each step only once the one before is
+// durable; it stops at the first failure.
+func (s *server) publishSteps(sync []string, steps [][]Published) error {
+	if len(sync) > 0 {
+		if err := s.syncFS(sync); err != nil {
+			return err
+		}
+	}
+	for _, files := range steps {
+		dirs := map[string]bool{}
+		for _, p := range files {
+			dirs[path.Dir(p.Name)] = true
+		}
+		for dir := range dirs {
+			if err := s.mkdirAll(dir); err != nil {
+				return err
+			}
+		}
+		if err := s.publish(files); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *server) open(id uint32, name string, err error) {
