@@ -297,8 +297,49 @@ type dirList struct {
 	done  chan struct{}
 }
 
-// readAhead is how many sibling directories are listed ahead of the walk.
-const readAhead = 8
+// readAhead is how many sibling directories are listed ahead of the walk
+// at most, while their sizes (st_size: the bytes of their entries on
+// ext4, XFS and most others) add up to at most aheadBytes: 32 small
+// directories hide the listings' latency on NFS and keep both CPUs busy
+// locally (a capture with nothing changed at 300k files: 10% less time
+// than with 8), and big ones are listed one ahead, so that what is held
+// does not grow with the size of the directories (a listing holds a
+// FileInfo per entry, a few times its directory entry's bytes).
+const (
+	readAhead  = 32
+	aheadBytes = 2 << 20
+)
+
+// aheadWindow chooses which of a directory's n subdirectories (in walk
+// order, k's size by size) to list ahead of the walk: up to readAhead
+// beyond the next one to walk, while their sizes add up to at most
+// aheadBytes.
+type aheadWindow struct {
+	size    func(k int) int64
+	n       int
+	started int   // subdirectories 0..started-1 are listed
+	held    int64 // the sizes of those listed and not walked yet
+}
+
+func (w *aheadWindow) sizeOf(k int) int64 { return max(w.size(k), 4096) }
+
+// next returns the subdirectories to list now that next is the next to
+// walk: next itself always, if not listed yet.
+func (w *aheadWindow) next(next int) []int {
+	var start []int
+	for ; w.started < w.n && w.started <= next+readAhead; w.started++ {
+		if w.started > next && w.held+w.sizeOf(w.started) > aheadBytes {
+			break
+		}
+		w.held += w.sizeOf(w.started)
+		start = append(start, w.started)
+	}
+	return start
+}
+
+// walked says that subdirectory k, listed, is walked: its listing is no
+// longer held ahead.
+func (w *aheadWindow) walked(k int) { w.held -= w.sizeOf(k) }
 
 // list starts reading directory dir in the background, at most
 // cap(c.sem) at a time: on NFS and over SFTP the listing and the lstat of
@@ -349,13 +390,13 @@ func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs chan<-
 		}
 	}
 	ahead := map[int]*dirList{}
-	started := 0
-	readUpTo := func(n int) {
-		for ; started < len(subs) && started < n; started++ {
-			ahead[subs[started]] = c.list(ctx, prefix+infos[subs[started]].Name())
+	win := aheadWindow{size: func(k int) int64 { return infos[subs[k]].Size() }, n: len(subs)}
+	readAheadOf := func(next int) {
+		for _, k := range win.next(next) {
+			ahead[subs[k]] = c.list(ctx, prefix+infos[subs[k]].Name())
 		}
 	}
-	readUpTo(readAhead)
+	readAheadOf(0)
 	walked := 0
 	for i, fi := range infos {
 		rel := prefix + fi.Name()
@@ -376,10 +417,11 @@ func (c *capturer) walk(ctx context.Context, dir string, d *dirList, jobs chan<-
 			if err := k.flush(false); err != nil {
 				return err
 			}
-			walked++
-			readUpTo(walked + readAhead)
+			readAheadOf(walked)
 			sub := ahead[i]
 			delete(ahead, i)
+			win.walked(walked)
+			walked++
 			if err := c.walk(ctx, rel, sub, jobs, k); err != nil {
 				return err
 			}
