@@ -318,14 +318,15 @@ func (f *sftpFS) SyncFS(ctx context.Context, dirs []string) error {
 	}
 	f.shellMu.Lock()
 	defer f.shellMu.Unlock()
-	cmd := f.syncCmd
+	paths := make([]string, len(dirs))
+	for i, d := range dirs {
+		paths[i] = f.s.path(d)
+	}
+	cmd := syncDirsCommand(f.syncCmd, paths)
 	if f.stage.clean.CompareAndSwap(false, true) {
 		// the first sync of a run (the mover's probe, before any batch)
 		// also removes what a killed run left staged
 		cmd = "rm -rf -- " + sshx.Quote(f.s.path(stageName)) + " && " + cmd
-	}
-	for _, d := range dirs {
-		cmd += " " + sshx.Quote(f.s.path(d))
 	}
 	err := f.shellRun(ctx, cmd, nil)
 	if err == nil {
@@ -339,6 +340,33 @@ func (f *sftpFS) SyncFS(ctx context.Context, dirs []string) error {
 		return fmt.Errorf("sync -f at %s: %w: %w", f.s, err, ErrNoSyncFS)
 	}
 	return fmt.Errorf("sync -f at %s: %w", f.s, err)
+}
+
+// syncDirsCommand runs sync (sync -f --) on paths, one of them per file
+// system where stat(1) tells their devices: a syncfs(2) waits for the
+// file system's journal each time, and the copy's last SyncFS names
+// every directory written to (256 object directories took 0.2-0.26 s at
+// 50 ms where one takes a round trip). Where stat cannot tell, every path
+// is synced. Paths go out quoted.
+func syncDirsCommand(sync string, paths []string) string {
+	var cmd strings.Builder
+	cmd.WriteString(sync)
+	if len(paths) < 2 {
+		for _, p := range paths {
+			cmd.WriteString(" " + sshx.Quote(p))
+		}
+		return cmd.String()
+	}
+	cmd.Reset()
+	cmd.WriteString("{ set --")
+	for _, p := range paths {
+		cmd.WriteString(" " + sshx.Quote(p))
+	}
+	// Each path is taken from the front and put back at the end if its
+	// device is new: after a round "$@" holds one path per device.
+	cmd.WriteString(`; if devs=$(stat -L -c %d -- "$@" 2>/dev/null); then seen=' '; for dev in $devs; do d=$1; shift; ` +
+		`case $seen in *" $dev "*) ;; *) seen="$seen$dev "; set -- "$@" "$d";; esac; done; fi; ` + sync + ` "$@"; }`)
+	return cmd.String()
 }
 
 // WriteFile returns errNoFileWriter: the copier writes through Create,

@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,4 +151,38 @@ func setShell(f *sftpFS, setup func(f *sftpFS)) {
 		_ = f.shell.sess.Close()
 		f.shell = nil
 	}
+}
+
+// TestSyncDirsCommand: the command SFTP alone's SyncFS runs names one
+// directory per file system to sync (the first of each, in order),
+// whatever the names hold, and every one of them where stat cannot tell
+// their devices (a missing one: sync then fails as it should).
+func TestSyncDirsCommand(t *testing.T) {
+	root := t.TempDir()
+	names := []string{"a", "b c", "-x", "new\nline", "$(touch pwned)", "`touch pwned2`", "it's"}
+	var paths []string
+	for _, n := range names {
+		testkit.Must(t, os.Mkdir(filepath.Join(root, n), 0o755))
+		paths = append(paths, filepath.Join(root, n))
+	}
+	other := "/proc" // another file system
+	sync := func(paths []string) []string {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", syncDirsCommand(`printf '%s\0'`, paths))
+		cmd.Dir = root
+		out, err := cmd.Output()
+		testkit.Must(t, err)
+		return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	}
+	if got := sync(append(paths, other)); !slices.Equal(got, []string{paths[0], other}) {
+		t.Errorf("synced %q, want %q", got, []string{paths[0], other})
+	}
+	all := append(paths, filepath.Join(root, "missing"))
+	if got := sync(all); !slices.Equal(got, all) {
+		t.Errorf("stat failed, synced %q, want all %q", got, all)
+	}
+	if got := sync(paths[:1]); !slices.Equal(got, paths[:1]) {
+		t.Errorf("one: synced %q", got)
+	}
+	notRun(t, root)
 }
