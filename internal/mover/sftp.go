@@ -168,6 +168,7 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 	}
 	if s.helper == "" {
 		go s.viaSFTP.warmShell()
+		s.viaSFTP.dialTarConnAhead()
 	}
 	return s, nil
 }

@@ -63,8 +63,11 @@ type stager struct {
 	// spare holds sessions started ahead (spareTars): a session's start is
 	// the account's login shell, longer than a phase of a few files takes.
 	spare    chan tarSession
-	starting sync.WaitGroup  // sessions being started into spare
-	conn     *sshx.Client    // the tar sessions' connection (dialTarConn), or nil: the first
+	starting sync.WaitGroup // sessions being started into spare
+	conn     *sshx.Client   // the tar sessions' connection (dialTarConn), or nil: the first
+	connOnce sync.Once      // dialTarConnAhead
+	connDone chan struct{}  // closed once conn is set
+	connStop context.CancelFunc
 	ctx      context.Context // ends the preparation and the starts (closeStage)
 	cancel   context.CancelFunc
 	closing  bool              // closeStage was called: nothing more is started
@@ -225,13 +228,17 @@ func (f *sftpFS) startStagingLocked() chan struct{} {
 	st.spare = make(chan tarSession, spareTars)
 	go func() {
 		ctx, cancel := context.WithTimeout(st.ctx, stagePrepTimeout)
-		conn := make(chan *sshx.Client, 1)
-		go func() { conn <- f.dialTarConn(ctx) }()
+		f.dialTarConnAhead()
 		err := f.makeStage(ctx)
-		c := <-conn
+		select {
+		case <-st.connDone:
+		case <-ctx.Done():
+			if err == nil {
+				err = ctx.Err()
+			}
+		}
 		cancel()
 		st.mu.Lock()
-		st.conn = c
 		defer st.mu.Unlock()
 		defer close(st.prep)
 		if err != nil {
@@ -243,6 +250,23 @@ func (f *sftpFS) startStagingLocked() chan struct{} {
 		}
 	}()
 	return st.prep
+}
+
+// dialTarConnAhead starts dialTarConn in the background, once: when SFTP
+// alone is dialled (no helper asked for), so that the connection's
+// handshake passes while the source is read, not when the first tar
+// session waits for it (0.35 s at 50 ms). closeStage ends it.
+func (f *sftpFS) dialTarConnAhead() {
+	st := &f.stage
+	st.connOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stagePrepTimeout)
+		st.connStop = cancel
+		st.connDone = make(chan struct{})
+		go func() {
+			defer close(st.connDone)
+			st.conn = f.dialTarConn(ctx)
+		}()
+	})
 }
 
 // dialTarConn opens the SSH connection that the tar sessions go over, or
@@ -306,7 +330,7 @@ func (f *sftpFS) startSpare() {
 // (tar -z: tar's exit status covers gzip's): its 512-byte header per file
 // takes a few bytes, 10% of a 4 KiB file's share of the link.
 func (f *sftpFS) startTar(ctx context.Context) tarSession {
-	cl := f.stage.conn // set before any session is started
+	cl := f.stage.conn // set before any session is started (connDone)
 	if cl == nil {
 		f.s.mu.Lock()
 		if len(f.s.open) == 0 {
@@ -521,6 +545,13 @@ func (f *sftpFS) closeStage() {
 		return // closed before
 	}
 	st.closing = true
+	st.connOnce.Do(func() {}) // no dial from now on
+	if st.connStop != nil {
+		st.connStop()
+		st.mu.Unlock()
+		<-st.connDone // (the connection, if made, is closed with the others)
+		st.mu.Lock()
+	}
 	if t := st.cur.Swap(nil); t != nil {
 		_ = t.sess.Close() // a write waiting for the channel fails
 	}
