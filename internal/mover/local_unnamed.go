@@ -3,8 +3,10 @@ package mover
 import (
 	"errors"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -117,9 +119,10 @@ func (l *Local) linkUnnamed(fd int, from, to string) error {
 	tfd, trel := l.at(to)
 	err := manifest.LinkUnnamed(fd, tfd, trel)
 	if errors.Is(err, fs.ErrExist) {
-		spare := path.Join(path.Dir(to), manifest.MoverTempPrefix+"link-"+path.Base(to))
+		// A name of its own: no temporary name of another file can be
+		// it. One left by a run that died is removed by the next prune.
+		spare := path.Join(path.Dir(to), manifest.MoverTempPrefix+"link-"+strconv.FormatUint(rand.Uint64(), 36))
 		sfd, srel := l.at(spare)
-		_ = unix.Unlinkat(sfd, srel, 0) // a spare left by a run that died
 		if err = manifest.LinkUnnamed(fd, sfd, srel); err == nil {
 			if err = l.rename(spare, to); err != nil {
 				_ = unix.Unlinkat(sfd, srel, 0)
