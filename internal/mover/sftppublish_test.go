@@ -98,3 +98,70 @@ func TestSFTPPublish(t *testing.T) {
 		})
 	}
 }
+
+// TestSFTPPublishSteps: over SFTP alone the end of a copy goes in one tar
+// session: the directories to sync synced, then each step published in
+// turn, a missing directory made (manifest.DirPerm) before its files,
+// whatever the names hold. A step that fails stops the script there: the
+// steps before it are in place, none after it, and the answer is
+// remote.ErrNotOffered.
+func TestSFTPPublishSteps(t *testing.T) {
+	s := testenv.SSHD(t)
+	ctx := context.Background()
+	steps := [][]string{{"es/index-1 $(touch pwned)"}, {"es/index.latest"}, {"sets/-new set's/manifest.json", "sets/-new set's/x`touch pwned2`"}, {"sets/-new set's/manifest.json.sig"}}
+	mk := func(t *testing.T) (string, [][]remote.Published) {
+		dir := t.TempDir()
+		testkit.Must(t, os.MkdirAll(filepath.Join(dir, "es"), 0o755))
+		testkit.Must(t, os.MkdirAll(filepath.Join(dir, "objects", "a b"), 0o755))
+		var out [][]remote.Published
+		for i, names := range steps {
+			var files []remote.Published
+			for j, n := range names {
+				files = append(files, remote.Published{Tmp: tmpName(n), Name: n, Data: bytes.Repeat([]byte{byte('a' + i)}, 10*i+j+1)})
+			}
+			out = append(out, files)
+		}
+		return dir, out
+	}
+
+	t.Run("published", func(t *testing.T) {
+		dir, files := mk(t)
+		f := dialSFTP(t, s, dir)
+		testkit.Must(t, f.viaSFTP.PublishSteps(ctx, []string{"objects/a b", "es"}, files))
+		for _, step := range files {
+			for _, p := range step {
+				got, err := os.ReadFile(filepath.Join(dir, p.Name))
+				if err != nil || !bytes.Equal(got, p.Data) {
+					t.Fatalf("%q: %q, %v", p.Name, got, err)
+				}
+			}
+		}
+		fi, err := os.Stat(filepath.Join(dir, "sets", "-new set's"))
+		if err != nil || fi.Mode().Perm() != manifest.DirPerm {
+			t.Fatalf("the set's directory: %v %v", fi, err)
+		}
+		if left, err := os.ReadDir(filepath.Join(dir, stageName)); err != nil || len(left) != 0 {
+			t.Fatalf("left staged: %v %v", left, err)
+		}
+		notRun(t, dir)
+	})
+
+	t.Run("a step fails", func(t *testing.T) {
+		dir, files := mk(t)
+		f := dialSFTP(t, s, dir)
+		testkit.Must(t, os.MkdirAll(filepath.Join(dir, files[1][0].Name), 0o755)) // in the way of step 2
+		if err := f.viaSFTP.PublishSteps(ctx, []string{"es"}, files); !errors.Is(err, remote.ErrNotOffered) {
+			t.Fatalf("%v, want remote.ErrNotOffered", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, files[0][0].Name)); err != nil {
+			t.Fatalf("step 1 not in place: %v", err)
+		}
+		for _, step := range files[2:] {
+			for _, p := range step {
+				if _, err := os.Lstat(filepath.Join(dir, p.Name)); err == nil {
+					t.Fatalf("%q in place after an earlier step failed", p.Name)
+				}
+			}
+		}
+	})
+}
