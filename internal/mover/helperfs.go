@@ -139,6 +139,13 @@ func (s *SFTP) RenameStampLater(ctx context.Context, from, to string, l *remote.
 	return remote.ErrNotOffered
 }
 
+// makesParents says whether MkdirAll goes through the helpers, which
+// make a directory and its missing parents in one request (mkdirs).
+func (s *SFTP) makesParents(ctx context.Context) bool {
+	_, ok := s.way(ctx).(*helperFS)
+	return ok
+}
+
 var _ StepPublisher = (*SFTP)(nil)
 
 // PublishSteps has a helper sync the file systems of sync and publish

@@ -2,11 +2,15 @@ package mover
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
+	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
 // slowDirFS is a local destination whose MkdirAll takes a round trip of a
@@ -54,4 +58,42 @@ func TestDirsInParallel(t *testing.T) {
 		t.Errorf("at most %d directories created at once (of %d): one round trip each, one after the other", dst.most, dst.calls)
 	}
 	verifyDst(t, c, dstDir, id)
+}
+
+// parentsDirFS is slowDirFS whose MkdirAll, like the helper's, makes the
+// missing parents in the same request.
+type parentsDirFS struct {
+	slowDirFS
+	made []string
+}
+
+func (p *parentsDirFS) makesParents(context.Context) bool { return true }
+
+func (p *parentsDirFS) MkdirAll(ctx context.Context, dir string) error {
+	p.mu.Lock()
+	p.made = append(p.made, dir)
+	p.mu.Unlock()
+	return p.slowDirFS.MkdirAll(ctx, dir)
+}
+
+// Where MkdirAll makes the parents too (the helper), only the deepest
+// directories are asked for, all at once: one round trip for a tree four
+// levels deep, not four.
+func TestDirsDeepestAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	dst := &parentsDirFS{slowDirFS: slowDirFS{Local: NewLocal(dir), rtt: 100 * time.Millisecond}}
+	dirs := []string{"es", "es/snap", "es/snap/indices", "es/snap/indices/a", "es/snap/indices/b", "objects", "objects/00", "objects/01"}
+	testkit.Must(t, mkdirs(context.Background(), dst, dirs, 64))
+	slices.Sort(dst.made)
+	if want := []string{"es/snap/indices/a", "es/snap/indices/b", "objects/00", "objects/01"}; !slices.Equal(dst.made, want) {
+		t.Errorf("asked for %v, want only the deepest %v", dst.made, want)
+	}
+	if dst.most != 4 {
+		t.Errorf("%d at once: want all 4 at once, one round trip", dst.most)
+	}
+	for _, d := range dirs {
+		if fi, err := os.Stat(filepath.Join(dir, d)); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %v, want a directory", d, err)
+		}
+	}
 }
