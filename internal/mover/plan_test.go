@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
@@ -41,6 +42,33 @@ func TestFastEntry(t *testing.T) {
 			if ok != tc.ok || obj != tc.obj || size != tc.size {
 				t.Fatalf("fastEntry(%s) = %q, %d, %v; want %q, %d, %v", tc.line, obj, size, ok, tc.obj, tc.size, tc.ok)
 			}
+		})
+	}
+}
+
+// A first push that also brings an older set plans the older set against
+// what the destination holds once the newest is copied: the objects the
+// two share are present, not missing because objects/ was empty when the
+// run began (goneDirs holds only until the destination is written).
+func TestOlderSetSharesObjects(t *testing.T) {
+	for _, d := range []direction{directions()[0], directions()[2]} { // dir-to-dir, push-helper
+		t.Run(d.name, func(t *testing.T) {
+			srcDir, dstDir := t.TempDir(), t.TempDir()
+			c := movertest.New(t, srcDir)
+			id1 := c.Publish(spread("1"))
+			id2 := c.Publish(spread("2", "d03/f1"))
+			src, dst := d.ends(t, srcDir, dstDir)
+			res := run(t, opts(c, src, dst))
+			if res.Set != id2 || len(res.Older) != 1 || res.Older[0].Set != id1 {
+				t.Fatalf("got %+v, want %s and then %s", res, id2, id1)
+			}
+			// The older set's own (26: its other object, its lists, its
+			// manifest and signature), not the ~200 objects it shares.
+			if o := res.Older[0]; o.Copied == 0 || o.Copied > 50 {
+				t.Errorf("older set: %d of %d files copied, want only the few it does not share with %s", o.Copied, o.Files, id2)
+			}
+			verifyDst(t, c, dstDir, id1)
+			verifyDst(t, c, dstDir, id2)
 		})
 	}
 }

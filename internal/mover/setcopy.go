@@ -509,6 +509,9 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 		r.res.Bytes = p.bytes
 		return nil
 	}
+	// The destination changes from here: what its objects/ showed when
+	// the run began no longer holds for a set planned later (copyOlder).
+	r.objectsAhead = false
 	r.held, r.stamped = map[*want]bool{}, new([numBuckets]atomic.Int32)
 	for _, t := range p.todo {
 		for _, w := range t {
