@@ -148,12 +148,13 @@ func (s *SFTP) makesParents(ctx context.Context) bool {
 
 var _ StepPublisher = (*SFTP)(nil)
 
-// PublishSteps has a helper sync the file systems of sync and publish
-// each step in turn (helperFS); SFTP alone returns remote.ErrNotOffered
+// PublishSteps syncs the file systems of sync and publishes each step in
+// turn, in one request through the helper (helperFS) or one tar session
+// over SFTP alone (sftpFS); remote.ErrNotOffered where the way cannot
 // (the phases then go one by one).
 func (s *SFTP) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published) error {
-	if h, ok := s.way(ctx).(*helperFS); ok {
-		return h.PublishSteps(ctx, sync, steps)
+	if sp, ok := s.way(ctx).(StepPublisher); ok {
+		return sp.PublishSteps(ctx, sync, steps)
 	}
 	return remote.ErrNotOffered
 }
