@@ -23,7 +23,7 @@ type sshOptions struct {
 	sessions    int
 	keepAlive   time.Duration
 	helper      string // transfer on an sftp:// destination; "" none
-	compress    bool   // zstd on the helper's stream where it gains
+	compress    bool   // zstd on the helper's stream, gzip on SFTP alone's tar streams, where they gain
 }
 
 func sshFlags() []ucli.Flag {
@@ -37,6 +37,7 @@ func sshFlags() []ucli.Flag {
 			"If it cannot be started, the copy goes over SFTP and says so"),
 		flags.Bool("compress", true, "compress the stream to the --remote-transfer helper (zstd) where the data compresses: each chunk or batch of "+
 			"files goes compressed only where that makes it smaller, data that does not compress goes as it is at almost no cost; "+
+			"over SFTP alone (--remote-transfer none) batches of small files go as gzip-compressed tar streams where the server has gzip; "+
 			"false sends everything as it is (a helper older than this option gets everything as it is anyway)"),
 	)
 }

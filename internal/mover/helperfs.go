@@ -22,9 +22,10 @@ type helperFS struct {
 	raw     atomic.Bool // compression of the stream turned off (SetCompress)
 }
 
-// SetCompress turns compression of the stream to the helpers (zstd where
-// it gains, package remote) on, the default, or off, for the helpers
-// started and to come. Call it before the copy starts.
+// SetCompress turns compression on, the default, or off: of the stream to
+// the helpers (zstd where it gains, package remote), for the helpers
+// started and to come, and over SFTP alone of the tar streams of batches
+// (gzip where the server has it). Call it before the copy starts.
 func (s *SFTP) SetCompress(on bool) {
 	s.viaHelper.raw.Store(!on)
 }
