@@ -567,7 +567,8 @@ func (f *sftpFS) closeStage() {
 		close(st.spare) // nothing is started any more
 		for t := range st.spare {
 			if t.sess != nil {
-				_ = t.sess.Close()
+				_ = t.in.Close() // tar reads an empty stream and exits
+				endSession(t.sess)
 			}
 		}
 	}
