@@ -533,30 +533,8 @@ func (f *sftpFS) closeShell() {
 	defer f.shellMu.Unlock()
 	f.shellClosed = true
 	if f.shell != nil {
-		_ = f.shell.in.Close() // the shell reads EOF and exits
-		endSession(f.shell.sess)
+		_ = f.shell.in.Close()              // the shell reads EOF and exits
+		_ = remote.EndSession(f.shell.sess) // the shell runs what it was sent, then exits
 		f.shell = nil
 	}
-}
-
-// sessionEndWait is how long closing waits for a command's session to end
-// (endSession).
-const sessionEndWait = 10 * time.Second
-
-// endSession waits a little for sess, its input closed, to end, then
-// closes it: a command the run stopped waiting for (a mkdir of a run
-// that failed) is then carried out before the run returns, and nothing
-// it still makes outlives the run (a next run, or a test's cleanup,
-// would find it writing beside them).
-func endSession(sess *ssh.Session) {
-	ended := make(chan struct{})
-	go func() {
-		_ = sess.Wait() // its exit status: what failed was answered already
-		close(ended)
-	}()
-	select {
-	case <-ended:
-	case <-time.After(sessionEndWait):
-	}
-	_ = sess.Close()
 }

@@ -568,7 +568,7 @@ func (f *sftpFS) closeStage() {
 		for t := range st.spare {
 			if t.sess != nil {
 				_ = t.in.Close() // tar reads an empty stream and exits
-				endSession(t.sess)
+				_ = remote.EndSession(t.sess)
 			}
 		}
 	}

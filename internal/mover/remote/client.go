@@ -811,28 +811,38 @@ func (c *Client) Close() error {
 	c.fail(errors.New("transfer helper: closed"))
 	if c.sess != nil {
 		// The helper ends when it has carried out what it was sent (its
-		// input ended): wait a little for it, so that nothing it still
-		// writes outlives the run that sent it (a next run, or a test's
-		// cleanup, would find it writing beside them).
-		ended := make(chan struct{})
-		go func() {
-			_ = c.sess.Wait() // its exit status: what failed was answered already
-			close(ended)
-		}()
-		select {
-		case <-ended:
-		case <-time.After(closeWait):
-		}
-		err = c.sess.Close()
-		if errors.Is(err, io.EOF) { // the session had ended
-			err = nil
+		// input ended).
+		if cerr := EndSession(c.sess); cerr != nil {
+			err = cerr
 		}
 	}
 	return err
 }
 
-// closeWait is how long Close waits for the helper to end.
+// closeWait is how long EndSession waits for a session to end.
 const closeWait = 10 * time.Second
+
+// EndSession waits a little (closeWait) for sess, whose input the caller
+// closed, to end, then closes it: what its command was sent (a helper's
+// requests, a shell's commands, a tar stream) is carried out before the
+// run returns, and nothing it still writes outlives the run (a next run,
+// or a test's cleanup, would find it writing beside them). A session
+// that had ended is no error.
+func EndSession(sess *ssh.Session) error {
+	ended := make(chan struct{})
+	go func() {
+		_ = sess.Wait() // its exit status: what failed was answered already
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(closeWait):
+	}
+	if err := sess.Close(); !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
 
 // putLimit is the size up to which a file written through File is sent
 // in one opPut when it is closed or synced.
