@@ -13,13 +13,17 @@ import (
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
+// testWindow is the buckets of a window of eachBucket in these tests: a
+// file in every bucket (everyBucket), at most testWindow files a window.
+const testWindow = 32
+
 // windowLister is a destination that lists many directories at once
 // (DirsLister) and tells, by window, when a request started; hold, where
 // set, has a window's request wait for it (or for its context) first, and
 // fail has a window's request fail.
 type windowLister struct {
 	*Local
-	started  [numBuckets / aheadBuckets]chan struct{}
+	started  [numBuckets / testWindow]chan struct{}
 	hold     map[int]chan struct{}
 	fail     map[int]error
 	inFlight atomic.Int32
@@ -42,7 +46,7 @@ func (d *windowLister) ReadDirs(ctx context.Context, dirs []string) ([]remote.Di
 	if _, err := fmt.Sscanf(dirs[0], manifest.ObjectsDirName+"/%02x", &k); err != nil {
 		return nil, err
 	}
-	win := k / aheadBuckets
+	win := k / testWindow
 	d.mu.Lock()
 	d.asked = append(d.asked, dirs)
 	d.mu.Unlock()
@@ -85,22 +89,22 @@ func objectsDir(k int) string { return fmt.Sprintf("%s/%02x", manifest.ObjectsDi
 // request to start.
 func TestEachBucketListsNextWindowAhead(t *testing.T) {
 	dst := newWindowLister(t)
-	r := &runner{opts: Options{Dst: dst}}
+	r := &runner{opts: Options{Dst: dst}, aheadEntries: testWindow}
 	var mu sync.Mutex
 	seen := map[int]int{}
 	err := r.eachBucket(t.Context(), everyBucket(t), bucketWalk{look: true}, func(ctx context.Context, k int, ahead listings) error {
-		win := k / aheadBuckets
-		if k%aheadBuckets == 0 && win+1 < len(dst.started) {
+		win := k / testWindow
+		if k%testWindow == 0 && win+1 < len(dst.started) {
 			select {
 			case <-dst.started[win+1]:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
-		if len(ahead.lists) != aheadBuckets {
-			return fmt.Errorf("bucket %02x: %d listings held, want its window's %d", k, len(ahead.lists), aheadBuckets)
+		if len(ahead.lists) != testWindow {
+			return fmt.Errorf("bucket %02x: %d listings held, want its window's %d", k, len(ahead.lists), testWindow)
 		}
-		for j := win * aheadBuckets; j < (win+1)*aheadBuckets; j++ {
+		for j := win * testWindow; j < (win+1)*testWindow; j++ {
 			if _, ok := ahead.lists[objectsDir(j)]; !ok {
 				return fmt.Errorf("bucket %02x: no listing of %s", k, objectsDir(j))
 			}
@@ -118,12 +122,12 @@ func TestEachBucketListsNextWindowAhead(t *testing.T) {
 			t.Errorf("bucket %02x handed over %d times, want 1", k, seen[k])
 		}
 	}
-	if len(dst.asked) != numBuckets/aheadBuckets {
-		t.Errorf("%d listing requests, want one a window (%d)", len(dst.asked), numBuckets/aheadBuckets)
+	if len(dst.asked) != numBuckets/testWindow {
+		t.Errorf("%d listing requests, want one a window (%d)", len(dst.asked), numBuckets/testWindow)
 	}
 	for i, dirs := range dst.asked {
-		want := make([]string, 0, aheadBuckets)
-		for j := i * aheadBuckets; j < (i+1)*aheadBuckets; j++ {
+		want := make([]string, 0, testWindow)
+		for j := i * testWindow; j < (i+1)*testWindow; j++ {
 			want = append(want, objectsDir(j))
 		}
 		if !slices.Equal(dirs, want) {
@@ -153,13 +157,13 @@ func TestEachBucketFetchFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := newWindowLister(t)
 			dst.fail, dst.hold = tc.fail, tc.hold
-			r := &runner{opts: Options{Dst: dst}}
+			r := &runner{opts: Options{Dst: dst}, aheadEntries: testWindow}
 			err := r.eachBucket(t.Context(), everyBucket(t), bucketWalk{look: true}, func(ctx context.Context, k int, _ listings) error {
-				if k/aheadBuckets > tc.lastWin {
+				if k/testWindow > tc.lastWin {
 					return fmt.Errorf("bucket %02x handed over after the failure", k)
 				}
 				if k == tc.failAt {
-					<-dst.started[k/aheadBuckets+1]
+					<-dst.started[k/testWindow+1]
 					return errBucket
 				}
 				return nil
@@ -171,5 +175,53 @@ func TestEachBucketFetchFailures(t *testing.T) {
 				t.Errorf("%d listing requests still running after eachBucket returned", n)
 			}
 		})
+	}
+}
+
+// Windows are consecutive buckets holding at most the given number of
+// files between them; a bucket with more is a window of its own, and
+// buckets that hold nothing or are left out are in none.
+func TestBucketWindows(t *testing.T) {
+	sp := &bucketFiles{base: t.TempDir()}
+	t.Cleanup(sp.close)
+	for k, n := range map[int]int{0: 3, 1: 2, 3: 10, 4: 1, 5: 1, 9: 4, 200: 1} {
+		for i := range n {
+			if err := sp.add(k, []byte{byte(k), byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		bw   bucketWalk
+		most int
+		want []window
+	}{
+		{"split by files", bucketWalk{}, 5, []window{{0, 2}, {3, 4}, {4, 6}, {9, 201}}},
+		{"one window", bucketWalk{}, aheadEntries, []window{{0, 201}}},
+		{"left out", bucketWalk{skip: func(k int) bool { return k == 4 || k == 200 }}, 5, []window{{0, 2}, {3, 4}, {5, 10}}},
+	} {
+		if got := bucketWindows(sp, tc.bw, tc.most); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: windows %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A set of a few hundred files, a file in every bucket, is one window:
+// every object directory listed in one request.
+func TestEachBucketOneWindowForFewFiles(t *testing.T) {
+	dst := newWindowLister(t)
+	r := &runner{opts: Options{Dst: dst}}
+	err := r.eachBucket(t.Context(), everyBucket(t), bucketWalk{look: true}, func(ctx context.Context, k int, ahead listings) error {
+		if len(ahead.lists) != numBuckets {
+			return fmt.Errorf("bucket %02x: %d listings held, want every bucket's %d", k, len(ahead.lists), numBuckets)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dst.asked) != 1 || len(dst.asked[0]) != numBuckets {
+		t.Errorf("%d listing requests, want 1 of %d directories", len(dst.asked), numBuckets)
 	}
 }

@@ -158,6 +158,9 @@ type runner struct {
 	held    map[*want]bool
 	stamped *[numBuckets]atomic.Int32
 	noSteps bool // the destination cannot publish the last phases in one request (publishTail)
+	// aheadEntries, if not 0, is the files of a window of eachBucket in
+	// place of the constant's (tests).
+	aheadEntries int
 }
 
 func (r *runner) run(ctx context.Context) (err error) {

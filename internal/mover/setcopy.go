@@ -321,12 +321,14 @@ func byName(ents []Entry) map[string]Entry {
 	return m
 }
 
-// aheadBuckets is how many buckets' directories at the destination
-// listAhead lists at once, before they are planned or remembered: a
-// request or a few instead of a round trip per directory, and at most
-// twice that many buckets' listings held (eachBucket fetches one window
-// ahead).
-const aheadBuckets = 32
+// aheadEntries is the most of a set's files whose buckets' directories
+// at the destination eachBucket lists at once, before they are planned or
+// remembered: a window of buckets, a request or a few instead of a round
+// trip per directory, and at most two windows' listings held (eachBucket
+// fetches one window ahead). About 32 buckets at a million files; a set
+// of up to 128k files is one window, one find over SFTP alone where
+// eight were run one after the other.
+const aheadEntries = 1 << 17
 
 // listings is what was fetched ahead at the destination: whole listings
 // of directories (listAhead; nil entries for a missing one) and the
@@ -451,18 +453,41 @@ func (r *runner) listAhead(ctx context.Context, dirs []string, gone func(string)
 	return out, nil
 }
 
-// bucketDirs is the object directories of the aheadBuckets buckets from k
-// on that hold files (and bw does not leave out) and were not looked up
-// (few): nearly every directory a set's buckets have (the others are
-// listed on their own).
-func bucketDirs(sp *bucketFiles, k int, few *[numBuckets]bool, bw bucketWalk) []string {
+// bucketDirs is the object directories of the buckets of win that hold
+// files (and bw does not leave out) and were not looked up (few): nearly
+// every directory a set's buckets have (the others are listed on their
+// own).
+func bucketDirs(sp *bucketFiles, win window, few *[numBuckets]bool, bw bucketWalk) []string {
 	var dirs []string
-	for j := k; j < min(k+aheadBuckets, numBuckets); j++ {
+	for j := win.from; j < win.to; j++ {
 		if bw.holds(sp, j) && !few[j] {
 			dirs = append(dirs, fmt.Sprintf("%s/%02x", manifest.ObjectsDirName, j))
 		}
 	}
 	return dirs
+}
+
+// window is the buckets from, up to but not including to.
+type window struct{ from, to int }
+
+// bucketWindows splits the buckets of sp that hold files (and bw does not
+// leave out) into windows of consecutive buckets holding at most most
+// files between them, a bucket with more a window of its own.
+func bucketWindows(sp *bucketFiles, bw bucketWalk, most int) []window {
+	var wins []window
+	n := 0 // files in the last window
+	for k := range numBuckets {
+		if !bw.holds(sp, k) {
+			continue
+		}
+		c := sp.count(k)
+		if len(wins) == 0 || n+c > most {
+			wins, n = append(wins, window{from: k}), 0
+		}
+		wins[len(wins)-1].to = k + 1
+		n += c
+	}
+	return wins
 }
 
 // list returns dir's listing at f: fetched ahead, or listed now. A missing
@@ -857,25 +882,22 @@ func (bw bucketWalk) holds(sp *bucketFiles, k int) bool {
 // does not leave out), planWorkers at once, with what was fetched ahead
 // at the destination: first the few names of every bucket that has few
 // (where bw.look allows) looked up, all in one go (lookUpFew), then, a
-// window of aheadBuckets buckets at a time, the listings of the window's
-// other directories, in one go (listAhead). The next window's listings are fetched while the buckets
-// of this one are handled, so the link does not idle between windows; at
-// most two windows' listings are held. A failed fetch fails eachBucket
-// when its window is reached; no fetch outlives it.
+// window of buckets at a time (bucketWindows: aheadEntries files, or
+// r.aheadEntries where set), the listings of the window's other
+// directories, in one go (listAhead). The next window's listings are
+// fetched while the buckets of this one are handled, so the link does not
+// idle between windows; at most two windows' listings are held. A failed
+// fetch fails eachBucket when its window is reached; no fetch outlives it.
 func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, bw bucketWalk, fn func(ctx context.Context, k int, ahead listings) error) error {
 	found, few, err := r.lookUpFew(ctx, sp, bw)
 	if err != nil {
 		return err
 	}
-	var wins []int // the first bucket of each window that holds files
-	for k := 0; k < numBuckets; k += aheadBuckets {
-		for j := k; j < min(k+aheadBuckets, numBuckets); j++ {
-			if bw.holds(sp, j) {
-				wins = append(wins, k)
-				break
-			}
-		}
+	most := aheadEntries
+	if r.aheadEntries > 0 {
+		most = r.aheadEntries
 	}
+	wins := bucketWindows(sp, bw, most)
 	type fetched struct {
 		lists map[string][]Entry
 		err   error
@@ -888,7 +910,7 @@ func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, bw bucketWalk,
 			<-next
 		}
 	}()
-	fetch := func(win int) chan fetched {
+	fetch := func(win window) chan fetched {
 		ch := make(chan fetched, 1)
 		go func() {
 			lists, err := r.listAhead(ctx, bucketDirs(sp, win, few, bw), bw.gone)
@@ -911,7 +933,7 @@ func (r *runner) eachBucket(ctx context.Context, sp *bucketFiles, bw bucketWalk,
 		ahead := listings{lists: got.lists, found: found}
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(planWorkers)
-		for k := win; k < min(win+aheadBuckets, numBuckets); k++ {
+		for k := win.from; k < win.to; k++ {
 			if bw.holds(sp, k) {
 				g.Go(func() error { return fn(gctx, k, ahead) })
 			}
