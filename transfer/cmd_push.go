@@ -238,7 +238,11 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	}
 	for _, s := range res.Older {
 		if s.Reason == "" {
-			fmt.Fprintf(out, "older set %s: %s %d of %d files (%s)\n", s.Set, verb, s.Copied, s.Files, ui.Bytes(s.Bytes))
+			shared := ""
+			if s.Beside != "" {
+				shared = fmt.Sprintf("; the directories it shares with %s not compared again", s.Beside)
+			}
+			fmt.Fprintf(out, "older set %s: %s %d of %d files (%s)%s\n", s.Set, verb, s.Copied, s.Files, ui.Bytes(s.Bytes), shared)
 		}
 	}
 	if len(res.PrunedSets) > 0 {

@@ -15,6 +15,10 @@ type OlderSet struct {
 	Files  int64  `json:"files"`
 	Copied int64  `json:"copied"`
 	Bytes  int64  `json:"bytes"`
+	// Beside is the set this one was planned beside (the newest, copied
+	// by the run): Files counts only the files of directories the two do
+	// not share.
+	Beside string `json:"beside,omitempty"`
 	// Reason is why it was not copied ("" when it was): not complete or
 	// not trusted at the source.
 	Reason string `json:"reason,omitempty"`
@@ -48,9 +52,15 @@ func (r *runner) copyOlder(ctx context.Context, newest *setFiles, srcSets, dstSe
 	if err != nil {
 		return err
 	}
+	// The newest set, copied whole by this run, is a base to plan each
+	// older one beside: the directories they share are not descended.
+	var base *manifest.Manifest
+	if newest != nil {
+		base = newest.m
+	}
 	copied := false
 	for _, id := range lacking {
-		s, p, err := r.olderSet(ctx, id, gen)
+		s, p, err := r.olderSet(ctx, id, gen, base)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -66,7 +76,11 @@ func (r *runner) copyOlder(ctx context.Context, newest *setFiles, srcSets, dstSe
 		s.close()
 		p.close()
 		o := OlderSet{Set: id, Files: r.res.Files, Copied: r.res.Copied, Bytes: r.res.Bytes}
+		if s.beside {
+			o.Beside = newest.id
+		}
 		r.res.Files, r.res.Copied, r.res.Bytes, r.res.Present, r.res.Replaced = keep.Files, keep.Copied, keep.Bytes, keep.Present, keep.Replaced
+		r.res.SkippedDirs = keep.SkippedDirs // (the directories shared with the newest set)
 		if err != nil {
 			return fmt.Errorf("older set %s: %w", id, err)
 		}
@@ -136,8 +150,12 @@ func (r *runner) generation(ctx context.Context, newest *setFiles) (int64, error
 
 // olderSet loads set id, leaves out the repository metadata that the
 // newest generation gen supersedes, and checks that the rest is complete
-// at the source.
-func (r *runner) olderSet(ctx context.Context, id string, gen int64) (*setFiles, *plan, error) {
+// at the source. base, if not nil, is a set whole at the destination (the
+// newest, just copied): the files of directories id shares with it are
+// left out (loadSet's old), as they are there - a first push of a channel
+// holding a few sets of a million files, most of them shared, planned each
+// older set's million files at both ends.
+func (r *runner) olderSet(ctx context.Context, id string, gen int64, base *manifest.Manifest) (*setFiles, *plan, error) {
 	keep := func(m *manifest.Manifest, name string) bool {
 		if name == indexLatest {
 			return false // the newest set's alone
@@ -149,7 +167,7 @@ func (r *runner) olderSet(ctx context.Context, id string, gen int64) (*setFiles,
 		}
 		return true
 	}
-	s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, keep, nil, r.opts.Checked.spoolBase(), nil)
+	s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, keep, nil, r.opts.Checked.spoolBase(), base)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -55,6 +55,7 @@ func TestOlderSetSharesObjects(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			srcDir, dstDir := t.TempDir(), t.TempDir()
 			c := movertest.New(t, srcDir)
+			c.MTime = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC) // unchanged files keep their times
 			id1 := c.Publish(spread("1"))
 			id2 := c.Publish(spread("2", "d03/f1"))
 			src, dst := d.ends(t, srcDir, dstDir)
@@ -66,6 +67,11 @@ func TestOlderSetSharesObjects(t *testing.T) {
 			// manifest and signature), not the ~200 objects it shares.
 			if o := res.Older[0]; o.Copied == 0 || o.Copied > 50 {
 				t.Errorf("older set: %d of %d files copied, want only the few it does not share with %s", o.Copied, o.Files, id2)
+			}
+			// Planned beside the newest set, just copied: only the
+			// directory they do not share is looked at.
+			if o := res.Older[0]; o.Files > res.Files/4 || o.Beside != id2 {
+				t.Errorf("older set: %d files planned beside %q (the newest set has %d), want those of the directories it does not share with %s", o.Files, o.Beside, res.Files, id2)
 			}
 			verifyDst(t, c, dstDir, id1)
 			verifyDst(t, c, dstDir, id2)
