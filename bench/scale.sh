@@ -18,6 +18,14 @@
 #              BENCH_OUT (default bench/out) where the output is kept.
 # Needs: rsync, GNU time (/usr/bin/time), ssh-keygen; ~3 GiB free per
 # million files.
+# Comparable figures need a fresh file system: on an ext4 that many runs
+# have filled and emptied, creating a million files costs both programs
+# up to 4 times what it costs on a new one (bench/scale.md, session 7).
+# As root, a new ext4 with inodes for 8 trees of a million files, through
+# a loop device with direct I/O (so the page cache holds each page once):
+#   truncate -s 60G /var/tmp/scale.img && mkfs.ext4 -q -N 12000000 /var/tmp/scale.img
+#   mount "$(losetup -f --direct-io=on --show /var/tmp/scale.img)" /mnt
+#   BCP_SCALE_DIR=/mnt/scale bench/scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${BCP_SCALE_FILES:-1000000}
@@ -45,13 +53,22 @@ measure() {
 	printf '%-44s %8.1f s %8.1f MiB\n' "$label" "$secs" "$(echo "$kb/1024" | bc -l)"
 }
 chsize() { du -sb "$w/ch/objects" | cut -f1; }
+# warm DIR: every file of DIR read into the page cache, before each step
+# that reads it, for both programs: on this machine the trees of a run
+# (4 KiB of page cache per 900-byte file, 4 GiB a tree at 1M) do not all
+# fit in memory, and the second program of a pair would otherwise find
+# what the first had read (tar to a pipe: GNU tar does not read what it
+# writes to /dev/null)
+warm() { tar -cf - -C "$1" . | cat >/dev/null; }
 
 {
 	echo "# $(date -u) files=$n load: $(cut -d' ' -f1-3 /proc/loadavg) cpus: $(nproc) $(rsync --version | head -1)"
 	echo "# generating $n files of ~900 bytes, 1000 per directory, in $w/tree"
 	"$sb" gen "$w/tree" "$n"
 	echo "step                                          wall          peak RSS"
+	warm "$w/tree"
 	measure "backup, first capture" "$sb" capture "$w/ch" "$w/tree" "$w/cache" "$w/key"
+	warm "$w/tree"
 	measure "  rsync -a, first copy" rsync -a "$w/tree/" "$w/rsync-copy/"
 	before=$(chsize)
 	# both no-op walks find the tree's inodes cached (du stats every file):
@@ -60,12 +77,17 @@ chsize() { du -sb "$w/ch/objects" | cut -f1; }
 	measure "backup, nothing changed" "$sb" capture "$w/ch" "$w/tree" "$w/cache" "$w/key"
 	echo "  channel grew by $(($(chsize) - before)) bytes of objects (plus the manifest); lists of the set: $("$sb" lists "$w/ch")"
 	measure "  rsync -a, nothing to do" rsync -a "$w/tree/" "$w/rsync-copy/"
+	warm "$w/ch"
 	measure "transfer push dir to dir, first" "$tr" push "${tc[@]}" --cache "$w/push-cache" "$w/ch" "$w/dst"
+	warm "$w/ch"
 	measure "  rsync -a of the channel, first" rsync -a "$w/ch/" "$w/rsync-ch/"
 	measure "transfer push, nothing to do" "$tr" push "${tc[@]}" --cache "$w/push-cache" "$w/ch" "$w/dst"
 	measure "  rsync -a of the channel, nothing to do" rsync -a "$w/ch/" "$w/rsync-ch/"
+	warm "$w/dst"
 	measure "transfer verify, no cache (page cache warm)" "$tr" verify "${tc[@]}" --cache off "$w/dst"
+	warm "$w/dst"
 	measure "restore, first into an empty dir" "$sb" restore "$w/dst" "$w/restored" "$w/restore-record"
+	warm "$w/tree"
 	measure "  rsync -a, first into an empty dir" rsync -a "$w/tree/" "$w/rsync-restored/"
 	"$sb" change "$w/tree" 100
 	echo "# changed 1% of the files (the first ones: new documents arrive together)"
