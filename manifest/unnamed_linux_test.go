@@ -26,7 +26,7 @@ func TestLinkUnnamed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }()
 		if _, err := unix.Write(fd, []byte("data")); err != nil {
 			t.Fatal(err)
 		}
