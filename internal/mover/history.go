@@ -79,8 +79,7 @@ func (r *runner) copyOlder(ctx context.Context, newest *setFiles, srcSets, dstSe
 		if s.beside {
 			o.Beside = newest.id
 		}
-		r.res.Files, r.res.Copied, r.res.Bytes, r.res.Present, r.res.Replaced = keep.Files, keep.Copied, keep.Bytes, keep.Present, keep.Replaced
-		r.res.SkippedDirs = keep.SkippedDirs // (the directories shared with the newest set)
+		*r.res = keep // copySet changes only the set's own figures
 		if err != nil {
 			return fmt.Errorf("older set %s: %w", id, err)
 		}
