@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -168,12 +169,14 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	if err != nil {
 		return fmt.Errorf("source: %w", err)
 	}
-	defer sfs.Close()
+	closeSrc := sync.OnceFunc(func() { _ = sfs.Close() })
+	defer closeSrc()
 	dfs, err := dst.open(ctx, o.ssh, true, notice)
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}
-	defer dfs.Close()
+	closeDst := sync.OnceFunc(func() { _ = dfs.Close() })
+	defer closeDst()
 	cachePath := o.cache
 	switch cachePath {
 	case "off":
@@ -194,6 +197,13 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 		Workers: o.workers, BigWorkers: o.bigWorkers, BandwidthLimit: limit, Checked: checked, Checksum: o.checksum,
 		FullCompare: o.fullCompare, FullCompareEvery: o.fullEvery, NoPrune: o.noPrune, DryRun: o.dryRun, Progress: progress,
 	})
+	if err == nil {
+		// Both ends are closed (over a far link a round trip or two)
+		// while the cache is saved: the run has nothing more to ask of
+		// them.
+		go closeSrc()
+		go closeDst()
+	}
 	if !o.dryRun {
 		if serr := checked.Save(); serr != nil {
 			log.Warn("could not save the verified-file cache; the next run hashes present files again", "cache", cachePath, "err", serr)

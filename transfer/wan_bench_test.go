@@ -82,16 +82,28 @@ func BenchmarkWAN(b *testing.B) {
 		b.Run(l.name+"/text", func(b *testing.B) { benchText(b, sc, l.link) })
 		b.Run(l.name+"/small", func(b *testing.B) {
 			w := newBenchWorld(b, movertest.Bulk{Seed: "small", Files: max(100, int(100000*sc)), FileSize: 4096})
-			w.sshd, _ = w.sshd.OverWAN(b, l.link)
+			var wan *testenv.WAN
+			w.sshd, wan = w.sshd.OverWAN(b, l.link)
 			work := b.TempDir()
 			n := float64(w.files)
+			// wire runs copy and reports the megabytes the link carried
+			// to the server meanwhile (SSH's framing included) as
+			// name-wire-MB: what each program sends per file beside the
+			// files' own bytes.
+			wire := func(name string, copy func() time.Duration) time.Duration {
+				sent := wan.Sent()
+				d := copy()
+				b.ReportMetric(float64(wan.Sent()-sent)/1e6, name+"-wire-MB")
+				return d
+			}
 			b.ResetTimer()
 			for range b.N {
 				tcache, scache := b.TempDir(), b.TempDir()
 				rdst, tdst, sdst := fresh(b, work, "rsync"), fresh(b, work, "transfer"), fresh(b, work, "sftp")
-				dr := w.rsync(b, rdst)
-				dt := w.pushWith(b, tcache, tdst, bin)
-				ds := w.pushWith(b, scache, sdst, "none")
+				dr := wire("rsync", func() time.Duration { return w.rsync(b, rdst) })
+				dt := wire("transfer", func() time.Duration { return w.pushWith(b, tcache, tdst, bin) })
+				ds := wire("sftp", func() time.Duration { return w.pushWith(b, scache, sdst, "none") })
+				b.ReportMetric(float64(w.bytes)/1e6, "data-MB")
 				var nr, nt, ns []time.Duration
 				for range 3 {
 					nr = append(nr, w.rsync(b, rdst))

@@ -50,6 +50,7 @@ type SFTP struct {
 	closed    bool
 	viaSFTP   *sftpFS
 	viaHelper *helperFS
+	bg        sync.WaitGroup // sessions being added in the background (expand)
 }
 
 type sftpConn struct {
@@ -279,7 +280,9 @@ const helperSessions = 2
 // connection's helper does not start). If that fails the FS keeps working
 // with what it has.
 //
-// It returns when all are up. (Returning at once and letting the copy
+// It returns when all are up, but for the first connection's further
+// SFTP sessions where a helper serves it (added in the background: see
+// expand). (Returning at once and letting the copy
 // start on the first connection, the others joining as they came up, was
 // tried: no gain showed in alternating runs over the far link, and a
 // connection that cannot be opened would no longer stop the run; see
@@ -308,7 +311,17 @@ func (s *SFTP) expand(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	if n := per - s.sessionCount(first); n > 0 {
-		g.Go(func() error { return s.addSessions(first, n) })
+		if useHelper {
+			// Beside a helper, SFTP only reads (files to hash at the
+			// destination), and the first connection has a session for
+			// that already: the copy does not wait for more (three round
+			// trips each, on a far link the longest step before a first
+			// copy begins). One that cannot be opened leaves the FS with
+			// what it has.
+			s.bg.Go(func() { _ = s.addSessions(first, n) })
+		} else {
+			g.Go(func() error { return s.addSessions(first, n) })
+		}
 	}
 	for range s.conns - 1 {
 		g.Go(func() error {
@@ -469,9 +482,10 @@ func (s *SFTP) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, e
 // waits for the server to end it (a round trip), so one after the other
 // 32 of them would take 32 round trips. It returns once the first
 // connection's helper has started or given up, so nothing is reported
-// after it.
+// after it, nor any session still being added.
 func (s *SFTP) Close() error {
 	defer func() { <-s.first }()
+	defer s.bg.Wait() // (addSessions closes what it opens once closed is set)
 	s.viaSFTP.closeShell()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -481,10 +495,12 @@ func (s *SFTP) Close() error {
 	var wg sync.WaitGroup
 	for _, c := range s.open {
 		wg.Go(func() {
-			if c.helper != nil {
-				_ = c.helper.Close() // a write through it reports its own failure (Later.Wait)
-			}
+			// The helper and the SFTP sessions end at once: each waits
+			// for the server to end its side, a round trip.
 			var cwg sync.WaitGroup
+			if c.helper != nil {
+				cwg.Go(func() { _ = c.helper.Close() }) // a write through it reports its own failure (Later.Wait)
+			}
 			for _, sc := range c.c {
 				cwg.Go(func() {
 					err := sc.Close()
