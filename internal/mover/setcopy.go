@@ -595,8 +595,29 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	if record && !beside {
 		p.digests = map[string][32]byte{}
 	}
-	if err := r.remember(ctx, p); err != nil {
+	if !r.opts.NoPrune {
+		// prune's look at pins/, while the set is remembered (over a far
+		// link a round trip at the end of every run).
+		r.prefetchDst(ctx, manifest.PinsDirName)
+	}
+	// The digests of the directories remember does not list are asked
+	// for beside it (recordDirs would ask after it: one more round trip).
+	var early map[string][32]byte
+	g, gctx := errgroup.WithContext(ctx)
+	if p.digests != nil {
+		g.Go(func() (err error) {
+			early, err = r.stampedDigests(gctx, p)
+			return err
+		})
+	}
+	g.Go(func() error { return r.remember(gctx, p) })
+	if err := g.Wait(); err != nil {
 		return err
+	}
+	for d, sum := range early {
+		if _, ok := p.digests[d]; !ok {
+			p.digests[d] = sum
+		}
 	}
 	switch {
 	case record && beside:
@@ -999,6 +1020,41 @@ func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view ma
 		}
 	}
 	return nil
+}
+
+// stampedDigests returns, where the destination can fingerprint its
+// directories (Digester), the digests of p's directories that remember
+// does not list: those of buckets whose every file was stamped as it was
+// renamed, but for the held files' directories. Where the destination
+// cannot, or the request fails, it returns none: recordDirs takes what
+// is missing its own way.
+func (r *runner) stampedDigests(ctx context.Context, p *plan) (map[string][32]byte, error) {
+	dg, ok := r.opts.Dst.(Digester)
+	if !ok {
+		return nil, nil
+	}
+	heldDirs := map[string]bool{}
+	for w := range r.held {
+		heldDirs[dirOf(w.name)] = true
+	}
+	var dirs []string
+	for _, d := range sortedKeys(p.dirs) {
+		if k := bucketOf(d + "/-"); !heldDirs[d] && int(r.stamped[k].Load()) == p.spool.count(k) {
+			dirs = append(dirs, d)
+		}
+	}
+	if len(dirs) == 0 {
+		return nil, nil
+	}
+	sums, err := dg.DirDigests(ctx, dirs)
+	if err != nil {
+		return nil, ctx.Err()
+	}
+	out := make(map[string][32]byte, len(dirs))
+	for i, d := range dirs {
+		out[d] = sums[i]
+	}
+	return out, nil
 }
 
 // recordDirs takes the digest of each of rec's directories as listed now
