@@ -372,14 +372,16 @@ func (r TreeReader) Walk(ctx context.Context, t Tree, fn func(Entry) error) erro
 	return walk("", t.Dir)
 }
 
-// walkDirs calls fn for every entry of t, like Walk, but reads, checks
+// WalkDirs calls fn for every entry of t, like Walk, but reads, checks
 // and decodes up to n directory lists of a 2.0 tree at a time (decoding is
-// most of a walk's CPU): the entries of one directory come in order, the
-// directories in no set order, and fn and List are called by one
-// goroutine at a time. The first error stops the walk. Memory: the lists
+// most of a walk's CPU; over a link, each read is a round trip): the
+// entries of one directory come in order, the directories in no set
+// order, and fn and List are called by one goroutine at a time. It does
+// not check the tree's shape (TreeShape) as Walk does: for callers that
+// take the entries as a set (verify, a copy), not as a tree to build. The first error stops the walk. Memory: the lists
 // being decoded and the references of the directories listed but not
 // read yet (a stack, taken depth first).
-func (r TreeReader) walkDirs(ctx context.Context, t Tree, n int, fn func(Entry) error) error {
+func (r TreeReader) WalkDirs(ctx context.Context, t Tree, n int, fn func(Entry) error) error {
 	if t.Dir.SHA256 == "" || n <= 1 {
 		return r.Walk(ctx, t, fn)
 	}

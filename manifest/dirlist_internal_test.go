@@ -123,7 +123,7 @@ func TestTreeWriterMemo(t *testing.T) {
 	}
 }
 
-// walkDirs gives every entry Walk gives, each directory's in order, and
+// WalkDirs gives every entry Walk gives, each directory's in order, and
 // stops at a missing list.
 func TestWalkDirs(t *testing.T) {
 	ctx := context.Background()
@@ -138,7 +138,7 @@ func TestWalkDirs(t *testing.T) {
 	last := map[string]string{} // directory -> last name seen
 	lists := 0
 	r.List = func(Ref) error { lists++; return nil }
-	err := r.walkDirs(ctx, tree, 4, func(e Entry) error {
+	err := r.WalkDirs(ctx, tree, 4, func(e Entry) error {
 		dir, name := "", e.Path
 		if i := strings.LastIndexByte(e.Path, '/'); i >= 0 {
 			dir, name = e.Path[:i], e.Path[i+1:]
@@ -155,7 +155,7 @@ func TestWalkDirs(t *testing.T) {
 	}
 	slices.SortFunc(got, ComparePaths)
 	if !slices.Equal(got, want) || int64(lists) != tree.Lists() {
-		t.Fatalf("walkDirs: %d entries, %d lists; Walk: %d entries, %d lists", len(got), lists, len(want), tree.Lists())
+		t.Fatalf("WalkDirs: %d entries, %d lists; Walk: %d entries, %d lists", len(got), lists, len(want), tree.Lists())
 	}
 	for sha, data := range st {
 		if sha != tree.Dir.SHA256 && len(data) > 0 {
@@ -163,7 +163,7 @@ func TestWalkDirs(t *testing.T) {
 			break
 		}
 	}
-	err = r.walkDirs(ctx, tree, 4, func(Entry) error { return nil })
+	err = r.WalkDirs(ctx, tree, 4, func(Entry) error { return nil })
 	if !errors.Is(err, ErrIncomplete) {
 		t.Fatalf("a missing list: %v", err)
 	}

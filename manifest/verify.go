@@ -851,7 +851,7 @@ func (v *verifier) check(ctx context.Context, m *Manifest) error {
 
 // eachInTree calls fn for every file of a 2.0 tree and for every directory
 // list below its root (the root's list was checked with the manifest's
-// other lists), decoding Workers lists at a time (walkDirs). Walk checks each list's hash before reading its lines; a
+// other lists), decoding Workers lists at a time (WalkDirs). Walk checks each list's hash before reading its lines; a
 // missing list is reported missing, a damaged one corrupt, and the walk
 // of that tree stops there.
 func (v *verifier) eachInTree(ctx context.Context, t Tree, fn func(file) error) error {
@@ -864,7 +864,7 @@ func (v *verifier) eachInTree(ctx context.Context, t Tree, fn func(file) error) 
 			return fn(objFile(ref.SHA256, ref.Size, "tree "+t.Name+" directory list"))
 		},
 	}
-	err := r.walkDirs(ctx, t, v.opts.Workers, func(e Entry) error {
+	err := r.WalkDirs(ctx, t, v.opts.Workers, func(e Entry) error {
 		if e.Type != TypeFile {
 			return nil
 		}

@@ -108,6 +108,21 @@ func (o *orderFS) SyncDir(ctx context.Context, dir string) error {
 }
 
 func (o *orderFS) Rename(ctx context.Context, from, to string) error {
+	if err := o.renaming(from, to); err != nil {
+		return err
+	}
+	return o.Local.Rename(ctx, from, to)
+}
+
+func (o *orderFS) RenameStat(ctx context.Context, from, to string) (Entry, bool, error) {
+	if err := o.renaming(from, to); err != nil {
+		return Entry{}, false, err
+	}
+	return o.Local.RenameStat(ctx, from, to)
+}
+
+// renaming checks a rename's order (or dies, as told).
+func (o *orderFS) renaming(from, to string) error {
 	o.mu.Lock()
 	if o.dead() {
 		o.mu.Unlock()
@@ -122,7 +137,7 @@ func (o *orderFS) Rename(ctx context.Context, from, to string) error {
 	}
 	o.renamed = true
 	o.mu.Unlock()
-	return o.Local.Rename(ctx, from, to)
+	return nil
 }
 
 // checkFinalNames fails if any object under its final name at dir does not

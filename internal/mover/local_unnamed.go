@@ -1,6 +1,7 @@
 package mover
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -116,6 +118,32 @@ func (l *Local) takeUnnamed(tmp string) (fd int, ok bool) {
 // closed in any case.
 func (l *Local) linkUnnamed(fd int, from, to string) error {
 	defer func() { _ = unix.Close(fd) }()
+	return l.link(fd, from, to)
+}
+
+// RenameStat is Rename that also says what the renamed file shows - its
+// size and modification time, as a listing has them - where that costs
+// no lookup: a file written without a name, asked with fstat(2) on its
+// descriptor once linked. ok false: not known (a file with a name), and
+// the caller lists its directory as before.
+func (l *Local) RenameStat(ctx context.Context, from, to string) (e Entry, ok bool, err error) {
+	fd, unnamed := l.takeUnnamed(from)
+	if !unnamed {
+		return Entry{}, false, l.rename(from, to)
+	}
+	defer func() { _ = unix.Close(fd) }()
+	if err := l.link(fd, from, to); err != nil {
+		return Entry{}, false, err
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return Entry{}, false, nil // renamed; its stamp is left to a listing
+	}
+	return Entry{Name: path.Base(to), Size: st.Size, ModTime: time.Unix(st.Mtim.Unix())}, true, nil
+}
+
+// link names the file without a name fd (linkUnnamed), leaving fd open.
+func (l *Local) link(fd int, from, to string) error {
 	tfd, trel := l.at(to)
 	err := manifest.LinkUnnamed(fd, tfd, trel)
 	if errors.Is(err, fs.ErrExist) {

@@ -131,3 +131,51 @@ func TestLocalUnnamed(t *testing.T) {
 		t.Fatalf("files %v; want %v", got, want)
 	}
 }
+
+// TestLocalRenameStat: RenameStat of a file written without a name says
+// what a listing of its directory then shows (the stamp remember would
+// take), and of a file with a name, that it does not know.
+func TestLocalRenameStat(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "objects/cd"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	l := NewLocal(dir)
+	if l.unnamed.once.Do(func() { l.unnamed.max = manifest.UnnamedMax(unnamedMost, 4) }); l.unnamed.max == 0 {
+		t.Fatal("no unnamed files on this machine (/proc/self/fd, RLIMIT_NOFILE): the test cannot show them")
+	}
+	const name = "objects/cd/cdef"
+	f, err := l.Create(ctx, tmpName(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("twelve bytes")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := l.RenameStat(ctx, tmpName(name), name)
+	if err != nil || !ok {
+		t.Fatalf("RenameStat of a file without a name: %v, known %v", err, ok)
+	}
+	ents, err := l.ReadDir(ctx, "objects/cd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0] != e {
+		t.Fatalf("RenameStat says %+v; the listing shows %+v", e, ents)
+	}
+	// A file with a name (as past the limit on unnamed ones): renamed,
+	// not known.
+	if err := os.WriteFile(filepath.Join(dir, tmpName("objects/cd/0123")), []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := l.RenameStat(ctx, tmpName("objects/cd/0123"), "objects/cd/0123"); err != nil || ok {
+		t.Fatalf("RenameStat of a named file: %v, known %v", err, ok)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "objects/cd/0123")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -231,7 +231,9 @@ func loadSet(ctx context.Context, f FS, id string, verify func(data, sig []byte)
 					s.skipped++
 				}
 			} else {
-				err = r.Walk(ctx, t, file)
+				// (A first copy, or a full comparison: the lists read
+				// and decoded planWorkers at a time.)
+				err = r.WalkDirs(ctx, t, planWorkers, file)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("set %s at %s: %w", id, f, err)

@@ -6,6 +6,10 @@ import (
 	"github.com/squirro-bcp/bcp/manifest"
 )
 
+// localSyncFS: Local.SyncFS works wherever the program runs (canBatch
+// need not ask).
+const localSyncFS = true
+
 // SyncFS calls syncfs(2) once per file system among dirs
 // (manifest.SyncFS): every file written there so far, and every rename, is
 // durable when it returns.
