@@ -17,14 +17,7 @@ import (
 // the temporary name is created as before.
 func TestLocalUnnamed(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "objects/ab"), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	l := NewLocal(dir)
-	if l.unnamed.once.Do(func() { l.unnamed.max = manifest.UnnamedMax(unnamedMost, 4) }); l.unnamed.max == 0 {
-		t.Fatal("no unnamed files on this machine (/proc/self/fd, RLIMIT_NOFILE): the test cannot show them")
-	}
+	l, dir := unnamedLocal(t, "objects/ab")
 	names := func() []string {
 		var got []string
 		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -137,25 +130,9 @@ func TestLocalUnnamed(t *testing.T) {
 // take), and of a file with a name, that it does not know.
 func TestLocalRenameStat(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "objects/cd"), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	l := NewLocal(dir)
-	if l.unnamed.once.Do(func() { l.unnamed.max = manifest.UnnamedMax(unnamedMost, 4) }); l.unnamed.max == 0 {
-		t.Fatal("no unnamed files on this machine (/proc/self/fd, RLIMIT_NOFILE): the test cannot show them")
-	}
+	l, dir := unnamedLocal(t, "objects/cd")
 	const name = "objects/cd/cdef"
-	f, err := l.Create(ctx, tmpName(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write([]byte("twelve bytes")); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeTemp(t, l, tmpName(name), "twelve bytes")
 	e, ok, err := l.RenameStat(ctx, tmpName(name), name)
 	if err != nil || !ok {
 		t.Fatalf("RenameStat of a file without a name: %v, known %v", err, ok)
@@ -176,6 +153,36 @@ func TestLocalRenameStat(t *testing.T) {
 		t.Fatalf("RenameStat of a named file: %v, known %v", err, ok)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "objects/cd/0123")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unnamedLocal is a Local destination at a new directory holding sub,
+// where files can be written without a name (or the test fails).
+func unnamedLocal(t *testing.T, sub string) (*Local, string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, sub), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	l := NewLocal(dir)
+	if l.unnamed.once.Do(func() { l.unnamed.max = manifest.UnnamedMax(unnamedMost, 4) }); l.unnamed.max == 0 {
+		t.Fatal("no unnamed files on this machine (/proc/self/fd, RLIMIT_NOFILE): the test cannot show them")
+	}
+	return l, dir
+}
+
+// writeTemp writes data to tmp at l through Create, as a copy does.
+func writeTemp(t *testing.T, l *Local, tmp, data string) {
+	t.Helper()
+	f, err := l.Create(context.Background(), tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -33,16 +33,7 @@ func TestLocalPinDirs(t *testing.T) {
 	if fd, _ := l.at("objects/ab/x"); fd != l.pinned["objects/ab"].fd {
 		t.Fatal("a file of a pinned directory does not go through it")
 	}
-	w, err := l.Create(ctx, "objects/ab/.tmp-x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write([]byte("data")); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeTemp(t, l, "objects/ab/.tmp-x", "data")
 	if err := l.Rename(ctx, "objects/ab/.tmp-x", "objects/ab/x"); err != nil {
 		t.Fatal(err)
 	}
