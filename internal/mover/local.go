@@ -231,11 +231,9 @@ func (l *Local) MkdirAll(_ context.Context, dir string) error {
 // Rename is rename(2), renameat(2) relative to pinned directories:
 // os.Rename also lstats the new name first. A file created without a
 // name (createUnnamed) is linked as to instead.
-func (l *Local) Rename(_ context.Context, from, to string) error {
-	if fd, ok := l.takeUnnamed(from); ok {
-		return l.linkUnnamed(fd, from, to)
-	}
-	return l.rename(from, to)
+func (l *Local) Rename(ctx context.Context, from, to string) error {
+	_, _, err := l.RenameStat(ctx, from, to)
+	return err
 }
 
 func (l *Local) rename(from, to string) error {

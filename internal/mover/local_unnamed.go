@@ -112,27 +112,18 @@ func (l *Local) takeUnnamed(tmp string) (fd int, ok bool) {
 	return fd, true
 }
 
-// linkUnnamed names the file without a name fd, known as from, to,
-// replacing what is there: linked to a spare temporary name first and
-// renamed over to when to is taken, so that to is never missing. fd is
-// closed in any case.
-func (l *Local) linkUnnamed(fd int, from, to string) error {
-	defer func() { _ = unix.Close(fd) }()
-	return l.link(fd, from, to)
-}
-
-// RenameStat is Rename that also says what the renamed file shows - its
-// size and modification time, as a listing has them - where that costs
-// no lookup: a file written without a name, asked with fstat(2) on its
-// descriptor once linked. ok false: not known (a file with a name), and
-// the caller lists its directory as before.
+// RenameStat renames from to to (Rename) and also says what the renamed
+// file shows - its size and modification time, as a listing has them -
+// where that costs no lookup: a file written without a name, asked with
+// fstat(2) on its descriptor once linked. ok false: not known (a file
+// with a name), and the caller lists its directory as before.
 func (l *Local) RenameStat(ctx context.Context, from, to string) (e Entry, ok bool, err error) {
 	fd, unnamed := l.takeUnnamed(from)
 	if !unnamed {
 		return Entry{}, false, l.rename(from, to)
 	}
 	defer func() { _ = unix.Close(fd) }()
-	if err := l.link(fd, from, to); err != nil {
+	if err := l.linkUnnamed(fd, from, to); err != nil {
 		return Entry{}, false, err
 	}
 	var st unix.Stat_t
@@ -142,8 +133,11 @@ func (l *Local) RenameStat(ctx context.Context, from, to string) (e Entry, ok bo
 	return Entry{Name: path.Base(to), Size: st.Size, ModTime: time.Unix(st.Mtim.Unix())}, true, nil
 }
 
-// link names the file without a name fd (linkUnnamed), leaving fd open.
-func (l *Local) link(fd int, from, to string) error {
+// linkUnnamed names the file without a name fd, known as from, to,
+// replacing what is there: linked to a spare temporary name first and
+// renamed over to when to is taken, so that to is never missing. fd is
+// left open.
+func (l *Local) linkUnnamed(fd int, from, to string) error {
 	tfd, trel := l.at(to)
 	err := manifest.LinkUnnamed(fd, tfd, trel)
 	if errors.Is(err, fs.ErrExist) {

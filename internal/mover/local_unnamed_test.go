@@ -35,20 +35,7 @@ func TestLocalUnnamed(t *testing.T) {
 	}
 	write := func(name, data string) File {
 		t.Helper()
-		f, err := l.Create(ctx, tmpName(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Write([]byte(data)); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return f
+		return writeTemp(t, l, tmpName(name), data)
 	}
 	check := func(name, want string) {
 		t.Helper()
@@ -172,8 +159,9 @@ func unnamedLocal(t *testing.T, sub string) (*Local, string) {
 	return l, dir
 }
 
-// writeTemp writes data to tmp at l through Create, as a copy does.
-func writeTemp(t *testing.T, l *Local, tmp, data string) {
+// writeTemp writes data to tmp at l through Create, syncs and closes
+// it, as a copy does, and returns the file it wrote through.
+func writeTemp(t *testing.T, l *Local, tmp, data string) File {
 	t.Helper()
 	f, err := l.Create(context.Background(), tmp)
 	if err != nil {
@@ -182,7 +170,11 @@ func writeTemp(t *testing.T, l *Local, tmp, data string) {
 	if _, err := f.Write([]byte(data)); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return f
 }
