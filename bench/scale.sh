@@ -44,10 +44,16 @@ tr="$w/bin/transfer"
 : >"$w/transfer.toml"
 tc=(--config "$w/transfer.toml" --allowed-signers "$w/allowed_signers")
 
-# measure LABEL CMD...: one line "LABEL seconds peak-RSS-MiB"
+# measure LABEL CMD...: one line "LABEL seconds peak-RSS-MiB". What
+# the steps before wrote is on disk first (sync): our programs make what
+# they wrote durable with a syncfs(2) of the file system, which would
+# otherwise flush every dirty page of the steps before too (the 300k trees
+# rsync had just written: 2.5 s against 0.9 s for the backup of a 1%
+# change), while rsync never syncs
 measure() {
 	local label=$1
 	shift
+	sync
 	/usr/bin/time -f '%e %M' -o "$w/time" "$@" >>"$w/cmd.log" 2>&1 || { echo "$label FAILED (see $w/cmd.log)"; tail -5 "$w/cmd.log"; exit 1; }
 	read -r secs kb <"$w/time"
 	printf '%-44s %8.1f s %8.1f MiB\n' "$label" "$secs" "$(echo "$kb/1024" | bc -l)"

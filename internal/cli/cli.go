@@ -232,7 +232,9 @@ func (t ExitTable) Code(err error) int {
 // a context cancelled by SIGINT and SIGTERM,
 // prints a returned error once on stderr as "<program>: <error>", and
 // returns the exit code from codes. main does os.Exit(cli.Run(...)).
+// It sets the garbage collector's settings first (TuneGC).
 func Run(app *ucli.App, args []string, codes ExitCodeFunc) int {
+	TuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if app.OnUsageError == nil {

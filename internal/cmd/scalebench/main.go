@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/filetree"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/objects"
@@ -42,6 +43,7 @@ import (
 )
 
 func main() {
+	cli.TuneGC() // as the programs do (cli.Run)
 	// BCP_CPUPROFILE=FILE writes a CPU profile of the run (go tool pprof).
 	if f := os.Getenv("BCP_CPUPROFILE"); f != "" {
 		out, err := os.Create(f)
