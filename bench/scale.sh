@@ -6,7 +6,9 @@
 #   backup     = scalebench capture: filetree.Capture with the capture cache
 #                into the channel's objects, then a signed manifest.Publish
 #                (backup's files stage and publish, without ES and MySQL)
-#   transfer   = the real `transfer push` (dir to dir) and `transfer verify`
+#   transfer   = the real `transfer push` (dir to dir, and over a loopback
+#                sshd through its helper beside `rsync -a -e ssh`) and
+#                `transfer verify`
 #   restore    = scalebench restore: filetree.Apply of the newest set onto
 #                a local directory (restore's files stage); it records the
 #                tree it applied and the 1% restore skips the directories
@@ -16,12 +18,12 @@
 #        BCP_SCALE_FILES=100000 bench/scale.sh for a quick look)
 # Environment: BCP_SCALE_DIR (default $TMPDIR/bcp-scale, removed first),
 #              BENCH_OUT (default bench/out) where the output is kept.
-# Needs: rsync, GNU time (/usr/bin/time), ssh-keygen; ~3 GiB free per
-# million files.
+# Needs: rsync, GNU time (/usr/bin/time), ssh-keygen, openssh-server
+# (sshd, started here on a loopback port); ~4 GiB free per million files.
 # Comparable figures need a fresh file system: on an ext4 that many runs
 # have filled and emptied, creating a million files costs both programs
 # up to 4 times what it costs on a new one (bench/scale.md, session 7).
-# As root, a new ext4 with inodes for 8 trees of a million files, through
+# As root, a new ext4 with inodes for 10 trees of a million files, through
 # a loop device with direct I/O (so the page cache holds each page once):
 #   truncate -s 60G /var/tmp/scale.img && mkfs.ext4 -q -N 12000000 /var/tmp/scale.img
 #   mount "$(losetup -f --direct-io=on --show /var/tmp/scale.img)" /mnt
@@ -89,6 +91,21 @@ warm() { tar -cf - -C "$1" . | cat >/dev/null; }
 	measure "  rsync -a of the channel, first" rsync -a "$w/ch/" "$w/rsync-ch/"
 	measure "transfer push, nothing to do" "$tr" push "${tc[@]}" --cache "$w/push-cache" "$w/ch" "$w/dst"
 	measure "  rsync -a of the channel, nothing to do" rsync -a "$w/ch/" "$w/rsync-ch/"
+	# the same over SSH, to a loopback sshd: push through its helper (this
+	# build, started on the far side), rsync -a -e ssh beside it. The sshd
+	# stops when this script ends (its stdin, fd 3, closes).
+	exec 3> >("$sb" sshd "$w/sshd" >>"$w/cmd.log" 2>&1)
+	for _ in $(seq 150); do [ -s "$w/sshd/env" ] && break; sleep 0.2; done
+	# shellcheck disable=SC1091
+	. "$w/sshd/env"
+	st=(--ssh-key "$SSH_KEY" --ssh-known-hosts "$SSH_KNOWN_HOSTS" --remote-transfer "$tr")
+	rsh="ssh -i $SSH_KEY -o UserKnownHostsFile=$SSH_KNOWN_HOSTS -o StrictHostKeyChecking=yes -o BatchMode=yes -p $SSH_PORT"
+	warm "$w/ch"
+	measure "transfer push over the loopback sshd, first" "$tr" push "${tc[@]}" "${st[@]}" --cache "$w/push-cache-ssh" "$w/ch" "sftp://$SSH_USER@127.0.0.1:$SSH_PORT$w/dst-ssh"
+	warm "$w/ch"
+	measure "  rsync -a -e ssh of the channel, first" rsync -a -e "$rsh" "$w/ch/" "$SSH_USER@127.0.0.1:$w/rsync-ch-ssh/"
+	measure "transfer push over the loopback sshd, nothing to do" "$tr" push "${tc[@]}" "${st[@]}" --cache "$w/push-cache-ssh" "$w/ch" "sftp://$SSH_USER@127.0.0.1:$SSH_PORT$w/dst-ssh"
+	measure "  rsync -a -e ssh of the channel, nothing to do" rsync -a -e "$rsh" "$w/ch/" "$SSH_USER@127.0.0.1:$w/rsync-ch-ssh/"
 	warm "$w/dst"
 	measure "transfer verify, no cache (page cache warm)" "$tr" verify "${tc[@]}" --cache off "$w/dst"
 	warm "$w/dst"

@@ -19,6 +19,10 @@
 //	scalebench lists CHANNEL                      sizes of the newest set's lists
 //	scalebench verify CHANNEL ALLOWED_SIGNERS     manifest.Verify of the newest set, no cache
 //	                                              (what transfer verify --cache off runs; for profiles)
+//	scalebench sshd DIR                           start an OpenSSH sshd on a loopback port (testenv, as
+//	                                              the tests do), write DIR/env (SSH_PORT, SSH_USER,
+//	                                              SSH_KEY, SSH_KNOWN_HOSTS: shell assignments), serve until
+//	                                              stdin closes or a signal comes; then stop it
 package main
 
 import (
@@ -29,14 +33,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"runtime/trace"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/squirro-bcp/bcp/internal/cli"
 	"github.com/squirro-bcp/bcp/internal/filetree"
+	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/manifest"
 	"github.com/squirro-bcp/bcp/manifest/objects"
 	"github.com/squirro-bcp/bcp/manifest/sshsig"
@@ -131,6 +138,11 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return verify(ctx, args[1], args[2])
+	case "sshd":
+		if err := need(1); err != nil {
+			return err
+		}
+		return sshd(ctx, args[1])
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
@@ -326,3 +338,29 @@ func (p phases) Begin(what string, total int64, unit string) {
 }
 func (phases) Add(int64) {}
 func (phases) End()      {}
+
+// sshd runs a loopback sshd for the push and rsync over SSH until stdin
+// closes or SIGINT/SIGTERM, and writes how to log in to DIR/env.
+func sshd(ctx context.Context, dir string) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := testenv.StartSSHD(ctx, dir, testenv.StartOptions{})
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	env := fmt.Sprintf("SSH_PORT=%d\nSSH_USER=%s\nSSH_KEY=%s\nSSH_KNOWN_HOSTS=%s\n", s.Port, s.User, s.KeyFile, s.KnownHosts)
+	if err := os.WriteFile(filepath.Join(dir, "env"), []byte(env), 0o600); err != nil {
+		return err
+	}
+	eof := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	select {
+	case <-eof:
+	case <-ctx.Done():
+	}
+	return nil
+}
