@@ -147,6 +147,14 @@ func (s *SFTP) makesParents(ctx context.Context) bool {
 	return ok
 }
 
+// helperSyncs says whether the copy goes through the helpers, which make
+// what was written durable with syncfs(2): transfer serve runs on Linux
+// only (it needs fstatat and syncfs), so it always has it.
+func (s *SFTP) helperSyncs(ctx context.Context) bool {
+	_, ok := s.way(ctx).(*helperFS)
+	return ok
+}
+
 var _ StepPublisher = (*SFTP)(nil)
 
 // PublishSteps syncs the file systems of sync and publishes each step in

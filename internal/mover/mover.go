@@ -437,6 +437,13 @@ func (r *runner) canBatch(ctx context.Context) (bool, error) {
 		r.batch = 1
 		return true, nil
 	}
+	if s, ok := r.opts.Dst.(*SFTP); ok && s.helperSyncs(ctx) {
+		// The helper makes a batch durable with syncfs(2), which it
+		// always has: a probe would cost a round trip before the copy
+		// (and flush whatever the far side had written meanwhile).
+		r.batch = 1
+		return true, nil
+	}
 	// A forced command that never answers must not hold up the copy.
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -659,15 +659,13 @@ func (r *runner) prepare(ctx context.Context, p *plan, chData []byte) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := r.writeChannel(gctx, chData); err != nil {
+		if err := r.writeIdentity(gctx, chData); err != nil {
 			return err
 		}
 		if root == nil { // the probe syncs the destination's directory: made now
-			if err := probe(gctx); err != nil {
-				return err
-			}
+			return probe(gctx)
 		}
-		return r.copyEpochs(gctx)
+		return nil
 	})
 	// Enough work to be worth more connections?
 	if work > 16 || p.bytes > 64<<20 {

@@ -366,8 +366,11 @@ func (c *Client) send(op byte, id uint32, parts ...[]byte) error {
 	for _, p := range parts {
 		n += len(p)
 	}
-	if op, parts = c.squeeze(op, n, parts); op == opZstd {
-		n = len(parts[0])
+	if sq, sp := c.squeeze(op, n, parts); sq != op { // opZstd, opPutSplit
+		op, parts, n = sq, sp, 0
+		for _, p := range parts {
+			n += len(p)
+		}
 	}
 	c.waiting.Add(1)
 	c.wmu.Lock()

@@ -110,7 +110,7 @@ const Hello = "bcp-transfer-serve 3"
 const opsLine = "bcp-transfer-ops"
 
 // optionalOps are the requests announced in opsLine.
-var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat, opPublishSteps}
+var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat, opPublishSteps, opPutSplit}
 
 const (
 	opPutMany    = 1  // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
@@ -133,6 +133,7 @@ const (
 	opStatMany     = 25 // count u16, then per directory: dir, count u16, names (statmany.go)
 	opRenameStat   = 26 // as opRenameMany; the reply also says what each renamed file shows (RenameStampLater)
 	opPublishSteps = 27 // count u16, dirs to syncfs; count u16 of steps, each as opPublish's payload (PublishSteps)
+	opPutSplit     = 28 // as opPutMany, the files' heads apart and compressed: count u16, heads' size u32, zstd size u32, zstd frame of the heads (per file flags u8, name, size u32), then each file's data (zstd.go)
 )
 
 // A reply to opPutMany, opRenameMany or opDigest carries, after statusOK,

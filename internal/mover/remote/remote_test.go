@@ -43,6 +43,7 @@ func pairOffering(t *testing.T, root string, ops []byte) *Client {
 		_, _ = io.WriteString(cout, "Welcome to the standby\n")
 		done <- serve(root, sin, cout, ops)
 		_ = cout.Close()
+		_ = sin.Close() // as a closed SSH channel: the client's writes fail, not hang
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -656,11 +657,13 @@ func TestCompressedStream(t *testing.T) {
 		off        bool
 		random     bool
 		compressed bool
+		split      bool // only the batches' heads compressed (opPutSplit)
 	}{
-		{"offered", optionalOps, false, false, true},
-		{"older helper", []byte{opPublish, opListMany}, false, false, false},
-		{"turned off", optionalOps, true, false, false},
-		{"incompressible", optionalOps, false, true, false},
+		{"offered", optionalOps, false, false, true, false},
+		{"older helper", []byte{opPublish, opListMany}, false, false, false, false},
+		{"turned off", optionalOps, true, false, false, false},
+		{"incompressible", optionalOps, false, true, false, true},
+		{"incompressible, older helper", []byte{opPublish, opListMany, opZstd}, false, true, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "channel")
@@ -694,7 +697,10 @@ func TestCompressedStream(t *testing.T) {
 			if raw < 5<<20 {
 				t.Fatalf("Compression counted %d bytes of file data, want above 5 MiB", raw)
 			}
-			if tc.compressed && sent > raw/2 || !tc.compressed && sent != raw {
+			switch {
+			case tc.compressed && sent > raw/2,
+				tc.split && (sent >= raw || sent < raw-raw/20),
+				!tc.compressed && !tc.split && sent != raw:
 				t.Errorf("%d bytes of file data took %d on the stream", raw, sent)
 			}
 		})
@@ -734,6 +740,54 @@ func TestCorruptCompressedFrame(t *testing.T) {
 		t.Fatalf("close of a stream with a corrupt compressed chunk: %v, want an error naming it", err)
 	}
 	testkit.Must(t, c.Put(ctx, "d/z", []byte("after"), false))
+}
+
+// A batch of files whose data does not compress goes with its heads
+// (temporary names of 64 hex digits, sizes) compressed apart (opPutSplit):
+// every file written as sent, the heads at less than half their size on
+// the stream. A corrupt frame of heads fails the batch, nothing of it
+// written, and the helper goes on.
+func TestSplitHeads(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "channel")
+	c := pair(t, root)
+	ctx := context.Background()
+	testkit.Must(t, c.MkdirAll(ctx, "objects/ab"))
+	want := map[string][]byte{}
+	l := NewLater()
+	for i := range 300 {
+		name := fmt.Sprintf("objects/ab/.bcp-tmp-transfer-%x", sha256.Sum256([]byte(strconv.Itoa(i))))
+		want[name] = randomBytes(i, 4096)
+		testkit.Must(t, c.PutLater(ctx, name, want[name], l))
+	}
+	testkit.Must(t, l.Wait(ctx))
+	for name, w := range want {
+		got, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil || !bytes.Equal(got, w) {
+			t.Fatalf("%s: %d bytes (%v), want the %d sent", name, len(got), err, len(w))
+		}
+	}
+	raw, sent := c.Compression()
+	if heads := raw - 300*4096; sent-300*4096 > heads/2 {
+		t.Errorf("heads of %d bytes took %d on the stream", heads, sent-300*4096)
+	}
+
+	parts := [][]byte{binary.BigEndian.AppendUint16(nil, splitMin+1)}
+	for i := range splitMin + 1 {
+		parts = append(parts, encodePut(fmt.Sprintf("objects/ab/x%d", i), randomBytes(i, 100), false))
+	}
+	split, _, ok := splitPuts(parts)
+	if !ok {
+		t.Fatal("splitPuts refused a batch of files")
+	}
+	split[0][len(split[0])-3] ^= 0x5a
+	_, err := c.call(ctx, opPutSplit, 0, split...)
+	if err == nil || !strings.Contains(err.Error(), "corrupt heads") {
+		t.Fatalf("a split batch with corrupt heads: %v, want an error saying so", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "objects/ab/x0")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a file of the corrupt batch was written (%v)", err)
+	}
+	testkit.Must(t, c.Put(ctx, "objects/ab/after", []byte("after"), false))
 }
 
 // A batch of renames (a temporary and a final name of 64 hex digits for

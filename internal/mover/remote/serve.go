@@ -3,6 +3,7 @@ package remote
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -248,17 +249,25 @@ func (s *server) do(f frame) []byte {
 	var err error
 	var body []byte
 	switch f.op {
-	case opPutMany:
-		n := int(d.u16())
+	case opPutMany, opPutSplit:
+		heads, n := &d, 0 // opPutSplit: the heads apart from the data
+		if f.op == opPutSplit {
+			if n, heads, err = unsplit(&d); err != nil {
+				break
+			}
+		} else {
+			n = int(d.u16())
+		}
 		for range n {
-			flags, name := d.u8(), d.str()
-			data := d.take(int(d.u32()))
-			if d.err != nil {
+			flags, name := heads.u8(), heads.str()
+			k := heads.u32()
+			data := d.take(int(min(k, uint32(len(d.b)+1)))) // past the end: an error, not k bytes
+			if heads.err != nil || d.err != nil {
 				break
 			}
 			body = appendResult(body, s.put(name, data, flags&flagFsync != 0))
 		}
-		err = d.err
+		err = cmp.Or(heads.err, d.err)
 	case opFsync, opClose:
 		err = s.finish(f.id, f.op == opClose)
 	case opRenameMany, opRenameStat:

@@ -34,6 +34,17 @@ import (
 // program, and at its fastest level it compresses text and JSON at several
 // hundred MB/s per core, well above what a WAN link carries.
 
+// A batch of files whose data does not compress (opPutMany) still
+// carries a head per file - flags, its temporary name, its size: about
+// 100 bytes, a fortieth of a 4 KiB file - that compresses to about a
+// third (the names share their directories and are hex). To a helper that
+// takes it, such a batch goes as opPutSplit: the heads apart, compressed,
+// then the data as it is (100k files of 4 KiB: about 6.5 MB less on the
+// link, half a second at 100 Mbit/s).
+
+// splitMin is the fewest files a batch needs to go as opPutSplit.
+const splitMin = 8
+
 // minCompress is the smallest payload worth an attempt.
 const minCompress = 1 << 10
 
@@ -112,8 +123,7 @@ func (c *Client) squeeze(op byte, n int, parts [][]byte) (byte, [][]byte) {
 	}
 	c.zraw.Add(int64(n))
 	if n < minCompress || n > maxFrame || c.zoff.Load() || !c.ops[opZstd] || !c.gates[op].try() {
-		c.zsent.Add(int64(n))
-		return op, parts
+		return c.asIs(op, n, parts)
 	}
 	raw := parts[0]
 	if len(parts) > 1 {
@@ -127,11 +137,76 @@ func (c *Client) squeeze(op byte, n int, parts [][]byte) (byte, [][]byte) {
 	gained := compressed(n, len(z))
 	c.gates[op].result(gained)
 	if !gained {
-		c.zsent.Add(int64(n))
-		return op, parts
+		return c.asIs(op, n, parts)
 	}
 	c.zsent.Add(int64(len(z)))
 	return opZstd, [][]byte{z}
+}
+
+// asIs returns the frame for a payload that is not compressed as a whole:
+// a batch of files (opPutMany) as opPutSplit where compression is on, the
+// helper takes it and the heads gain; anything else as it is.
+func (c *Client) asIs(op byte, n int, parts [][]byte) (byte, [][]byte) {
+	if op == opPutMany && len(parts) > splitMin && !c.zoff.Load() && c.ops[opPutSplit] {
+		if split, k, ok := splitPuts(parts); ok {
+			c.zsent.Add(int64(k))
+			return opPutSplit, split
+		}
+	}
+	c.zsent.Add(int64(n))
+	return op, parts
+}
+
+// splitPuts returns opPutMany's payload parts (the count, then one part
+// per file as encodePut has it) as opPutSplit's, and their size; ok false
+// if they are not such parts or the heads do not gain.
+func splitPuts(parts [][]byte) (split [][]byte, size int, ok bool) {
+	if len(parts[0]) != 2 || int(binary.BigEndian.Uint16(parts[0])) != len(parts)-1 {
+		return nil, 0, false
+	}
+	var heads []byte
+	data := make([][]byte, 0, len(parts)-1)
+	for _, p := range parts[1:] {
+		d := decoder{b: p}
+		d.u8()
+		d.str()
+		k := int(d.u32())
+		if d.err != nil || len(d.b) != k {
+			return nil, 0, false
+		}
+		heads = append(heads, p[:len(p)-k]...)
+		data = append(data, d.b)
+		size += k
+	}
+	if len(heads) > maxFrame {
+		return nil, 0, false
+	}
+	z := append(parts[0][:2:2], make([]byte, 8)...)
+	binary.BigEndian.PutUint32(z[2:], uint32(len(heads)))
+	z = zencoder().EncodeAll(heads, z)
+	binary.BigEndian.PutUint32(z[6:], uint32(len(z)-10))
+	if !compressed(len(heads), len(z)-10) {
+		return nil, 0, false
+	}
+	return append([][]byte{z}, data...), size + len(z), true
+}
+
+// unsplit reads opPutSplit's heads: the count and the decompressed heads,
+// d left at the first file's data.
+func unsplit(d *decoder) (int, *decoder, error) {
+	n, size, zlen := int(d.u16()), d.u32(), d.u32()
+	z := d.take(int(min(zlen, uint32(len(d.b)))))
+	if d.err != nil || uint64(zlen) != uint64(len(z)) || size > maxFrame {
+		return 0, nil, fmt.Errorf("split batch of files: %w", errProtocol)
+	}
+	heads, err := zdecoder().DecodeAll(z, make([]byte, 0, size))
+	if err != nil {
+		return 0, nil, fmt.Errorf("split batch of files: corrupt heads (zstd: %w): %w", err, errProtocol)
+	}
+	if len(heads) != int(size) {
+		return 0, nil, fmt.Errorf("split batch of files: heads of %d bytes, want %d: %w", len(heads), size, errProtocol)
+	}
+	return n, &decoder{b: heads}, nil
 }
 
 // unzstd decodes an opZstd payload: the inner request's op and payload.
