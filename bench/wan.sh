@@ -6,7 +6,10 @@
 # 10 ms / 1 Gbit/s (near) (BenchmarkWAN in transfer/wan_bench_test.go):
 #   blobs   2 GiB of 128 MiB blobs, first copy    (target, far: >= 0.9x the link, >= 1.0x rsync; SFTP >= 0.8x rsync)
 #   small   100k files of 4 KiB, first copy,      (target: >= 1.0x rsync; SFTP >= 0.8x rsync)
-#           then nothing to do (median of 3 each)
+#           then nothing to do (median of 3 each); for rsync and the
+#           helper, when 1% of the bytes had passed (start-s), how long
+#           the run went on after 99% (end-s) and the rate between
+#           (flow-MB/s), with the bytes each put on the wire (wire-MB)
 #   change  a 1% change of a 1M-file storage set (1000 files a directory,
 #           as bench/scale.sh), the destination holding the previous set;
 #           rsync -a of the channel beside it (same targets as small)

@@ -56,16 +56,20 @@ func newBenchWorld(b *testing.B, bulk movertest.Bulk) *benchWorld {
 // dst on the server.
 func (w *benchWorld) rsync(b *testing.B, dst string, extra ...string) time.Duration {
 	b.Helper()
-	s := w.sshd
-	rsh := fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes -p %d", s.KeyFile, s.KnownHosts, s.Port)
 	settle(b)
 	start := time.Now()
-	args := append(append([]string{"-a"}, extra...), "-e", rsh, w.src+"/", fmt.Sprintf("%s@%s:%s/", s.User, s.Host, dst))
-	cmd := exec.Command("rsync", args...)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	if out, err := w.rsyncCmd(dst, extra...).CombinedOutput(); err != nil {
 		b.Fatalf("rsync: %v\n%s", err, out)
 	}
 	return time.Since(start)
+}
+
+// rsyncCmd is the command rsync runs.
+func (w *benchWorld) rsyncCmd(dst string, extra ...string) *exec.Cmd {
+	s := w.sshd
+	rsh := fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o BatchMode=yes -p %d", s.KeyFile, s.KnownHosts, s.Port)
+	args := append(append([]string{"-a"}, extra...), "-e", rsh, w.src+"/", fmt.Sprintf("%s@%s:%s/", s.User, s.Host, dst))
+	return exec.Command("rsync", args...)
 }
 
 func (w *benchWorld) push(b *testing.B, cache, dst string) time.Duration {

@@ -70,7 +70,11 @@ func BenchmarkWAN(b *testing.B) {
 			work := b.TempDir()
 			b.ResetTimer()
 			for range b.N {
-				dt, steady := w.pushSampled(b, wan, b.TempDir(), fresh(b, work, "transfer"), bin, "--bwlimit", "4M")
+				r := sampled(b, wan, w.pushCmd(b.TempDir(), fresh(b, work, "transfer"), bin, "--bwlimit", "4M"))
+				head, tail, steady := r.between(b, 0.1, 0.9)
+				dt := r.dt
+				b.ReportMetric(head.Seconds(), "head-s")
+				b.ReportMetric(tail.Seconds(), "tail-s")
 				b.ReportMetric(float64(size)/dt.Seconds()/1e6, "transfer-MB/s")
 				b.ReportMetric(float64(limit)/1e6, "bwlimit-MB/s")
 				b.ReportMetric(float64(size)/dt.Seconds()/limit, "x-bwlimit")
@@ -100,8 +104,20 @@ func BenchmarkWAN(b *testing.B) {
 			for range b.N {
 				tcache, scache := b.TempDir(), b.TempDir()
 				rdst, tdst, sdst := fresh(b, work, "rsync"), fresh(b, work, "transfer"), fresh(b, work, "sftp")
-				dr := wire("rsync", func() time.Duration { return w.rsync(b, rdst) })
-				dt := wire("transfer", func() time.Duration { return w.pushWith(b, tcache, tdst, bin) })
+				// rsync and the push through the helper sampled: the
+				// time before 1% of the bytes had passed, after 99%, and
+				// the rate between (start-s, end-s, flow-MB/s).
+				flow := func(name string, cmd *exec.Cmd) time.Duration {
+					var r linkRun
+					wire(name, func() time.Duration { r = sampled(b, wan, cmd); return r.dt })
+					head, tail, rate := r.between(b, 0.01, 0.99)
+					b.ReportMetric(head.Seconds(), name+"-start-s")
+					b.ReportMetric(tail.Seconds(), name+"-end-s")
+					b.ReportMetric(rate/1e6, name+"-flow-MB/s")
+					return r.dt
+				}
+				dr := flow("rsync", w.rsyncCmd(rdst))
+				dt := flow("transfer", w.pushCmd(tcache, tdst, bin))
 				ds := wire("sftp", func() time.Duration { return w.pushWith(b, scache, sdst, "none") })
 				b.ReportMetric(float64(w.bytes)/1e6, "data-MB")
 				var nr, nt, ns []time.Duration
@@ -126,23 +142,26 @@ func BenchmarkWAN(b *testing.B) {
 	}
 }
 
-// pushSampled is pushWith that also samples the bytes wan carries to the
-// server every 50 ms and returns, beside the run's time, the steady rate:
-// bytes per second between the samples at 10% and at 90% of what the run
-// sent (the connection's start and the final phases left out). It reports
-// when 10% had passed (head-s) and how long the run went on after 90%
-// (tail-s).
-func (w *benchWorld) pushSampled(b *testing.B, wan *testenv.WAN, cache, dst, remote string, extra ...string) (time.Duration, float64) {
+// linkRun is a run of a program over wan: its time and the bytes the link
+// had carried to the server at each sample (every 50 ms).
+type linkRun struct {
+	dt      time.Duration
+	samples []linkSample
+}
+
+type linkSample struct {
+	at    time.Duration
+	bytes int64
+}
+
+// sampled runs cmd as pushWith and rsync do (after settle), sampling the
+// bytes wan carries to the server every 50 ms.
+func sampled(b *testing.B, wan *testenv.WAN, cmd *exec.Cmd) linkRun {
 	b.Helper()
 	settle(b)
-	type sample struct {
-		at    time.Duration
-		bytes int64
-	}
-	var samples []sample
+	var r linkRun
 	base := wan.Sent()
 	start := time.Now()
-	cmd := w.pushCmd(cache, dst, remote, extra...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -156,30 +175,37 @@ func (w *benchWorld) pushSampled(b *testing.B, wan *testenv.WAN, cache, dst, rem
 		select {
 		case err := <-done:
 			if err != nil {
-				b.Fatalf("transfer push: %v\n%s", err, out.String())
+				b.Fatalf("%s: %v\n%s", filepath.Base(cmd.Path), err, out.String())
 			}
 			running = false
 		case <-tick.C:
 		}
-		samples = append(samples, sample{time.Since(start), wan.Sent() - base})
+		r.samples = append(r.samples, linkSample{time.Since(start), wan.Sent() - base})
 	}
-	dt := time.Since(start)
-	total := samples[len(samples)-1].bytes
-	var lo, hi *sample
-	for i := range samples {
-		if lo == nil && samples[i].bytes >= total/10 {
-			lo = &samples[i]
+	r.dt = time.Since(start)
+	return r
+}
+
+// between returns when the link had carried the fraction lo of the run's
+// bytes (head), how long the run went on after the fraction hi (tail), and
+// the rate between the two samples: what the run spent before its data
+// flowed, after it had flowed, and the rate it flowed at.
+func (r linkRun) between(b *testing.B, lo, hi float64) (head, tail time.Duration, rate float64) {
+	b.Helper()
+	total := float64(r.samples[len(r.samples)-1].bytes)
+	var l, h *linkSample
+	for i := range r.samples {
+		if l == nil && float64(r.samples[i].bytes) >= total*lo {
+			l = &r.samples[i]
 		}
-		if samples[i].bytes <= total*9/10 {
-			hi = &samples[i]
+		if float64(r.samples[i].bytes) <= total*hi {
+			h = &r.samples[i]
 		}
 	}
-	if lo == nil || hi == nil || hi.at <= lo.at {
-		b.Fatalf("too few samples of the link (%d) for a steady rate", len(samples))
+	if l == nil || h == nil || h.at <= l.at {
+		b.Fatalf("too few samples of the link (%d) for a steady rate", len(r.samples))
 	}
-	b.ReportMetric(lo.at.Seconds(), "head-s")
-	b.ReportMetric((dt - hi.at).Seconds(), "tail-s")
-	return dt, float64(hi.bytes-lo.bytes) / (hi.at - lo.at).Seconds()
+	return l.at, r.dt - h.at, float64(h.bytes-l.bytes) / (h.at - l.at).Seconds()
 }
 
 // sshCat times the source's blobs through one plain OpenSSH session into
