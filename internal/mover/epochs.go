@@ -33,8 +33,7 @@ func (r *runner) copyEpochs(ctx context.Context) error {
 		return fmt.Errorf("create %s/ at %s: %w", manifest.EpochsDirName, r.opts.Dst, err)
 	}
 	for _, name := range todo {
-		rel := manifest.EpochsDirName + "/" + name
-		data, err := readSmall(ctx, r.opts.Src, rel, maxEpochRecord)
+		rel, data, err := r.readEpoch(ctx, name)
 		if err != nil {
 			return err
 		}
@@ -43,6 +42,14 @@ func (r *runner) copyEpochs(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// readEpoch reads the source's epoch record name: its path in the channel
+// and its bytes.
+func (r *runner) readEpoch(ctx context.Context, name string) (string, []byte, error) {
+	rel := manifest.EpochsDirName + "/" + name
+	data, err := readSmall(ctx, r.opts.Src, rel, maxEpochRecord)
+	return rel, data, err
 }
 
 // epochsToCopy returns the names of the epoch records in the source's
@@ -90,10 +97,11 @@ func (r *runner) identitySteps(ctx context.Context, chData []byte) ([][]remote.P
 	if _, ok, err := r.dst.stat(ctx, manifest.ChannelFileName); err != nil {
 		return nil, err
 	} else if !ok {
-		if err := r.cp.admitData(ctx, manifest.ChannelFileName, chData, ""); err != nil {
+		f, err := r.admitted(ctx, manifest.ChannelFileName, chData, "")
+		if err != nil {
 			return nil, err
 		}
-		steps = append(steps, []remote.Published{{Tmp: tmpName(manifest.ChannelFileName), Name: manifest.ChannelFileName, Data: chData}})
+		steps = append(steps, []remote.Published{f})
 	}
 	todo, err := r.epochsToCopy(ctx)
 	if err != nil {
@@ -102,15 +110,15 @@ func (r *runner) identitySteps(ctx context.Context, chData []byte) ([][]remote.P
 	for part := range slices.Chunk(todo, publishMax) {
 		step := make([]remote.Published, 0, len(part))
 		for _, name := range part {
-			rel := manifest.EpochsDirName + "/" + name
-			data, err := readSmall(ctx, r.opts.Src, rel, maxEpochRecord)
+			rel, data, err := r.readEpoch(ctx, name)
 			if err != nil {
 				return nil, err
 			}
-			if err := r.cp.admitData(ctx, rel, data, ""); err != nil {
+			f, err := r.admitted(ctx, rel, data, "")
+			if err != nil {
 				return nil, err
 			}
-			step = append(step, remote.Published{Tmp: tmpName(rel), Name: rel, Data: data})
+			step = append(step, f)
 		}
 		steps = append(steps, step)
 	}
@@ -135,12 +143,8 @@ func (r *runner) writeIdentity(ctx context.Context, chData []byte) error {
 			if err != nil {
 				return fmt.Errorf("write the channel's identity and epoch records at %s: %w", r.opts.Dst, err)
 			}
-			if r.cp.progress != nil {
-				for _, step := range steps {
-					for _, f := range step {
-						r.cp.progress.Add(int64(len(f.Data)))
-					}
-				}
+			for _, step := range steps {
+				r.addProgress(step)
 			}
 			return nil
 		}

@@ -703,10 +703,11 @@ func (r *runner) writeChannel(ctx context.Context, chData []byte) error {
 		}
 	}
 	if pub, ok := dst.(Publisher); ok {
-		if err := r.cp.admitData(ctx, manifest.ChannelFileName, chData, ""); err != nil {
+		f, err := r.admitted(ctx, manifest.ChannelFileName, chData, "")
+		if err != nil {
 			return err
 		}
-		err := pub.Publish(ctx, []remote.Published{{Tmp: tmpName(manifest.ChannelFileName), Name: manifest.ChannelFileName, Data: chData}})
+		err = pub.Publish(ctx, []remote.Published{f})
 		if !errors.Is(err, remote.ErrNotOffered) {
 			return err
 		}
@@ -1346,21 +1347,39 @@ func (r *runner) published(ctx context.Context, ws []*want) ([]remote.Published,
 				return nil, err
 			}
 		}
-		if err := r.cp.admitData(ctx, w.name, data, w.checkSum()); err != nil {
+		f, err := r.admitted(ctx, w.name, data, w.checkSum())
+		if err != nil {
 			return nil, err
 		}
-		files = append(files, remote.Published{Tmp: tmpName(w.name), Name: w.name, Data: data})
+		files = append(files, f)
 	}
 	return files, nil
+}
+
+// admitted is data as name's, checked (against sum if not "") and admitted
+// by the bandwidth limit: a file for Publish or PublishSteps.
+func (r *runner) admitted(ctx context.Context, name string, data []byte, sum string) (remote.Published, error) {
+	if err := r.cp.admitData(ctx, name, data, sum); err != nil {
+		return remote.Published{}, err
+	}
+	return remote.Published{Tmp: tmpName(name), Name: name, Data: data}, nil
 }
 
 // countPublished adds the files published (ws, written as files) to the
 // progress and the result.
 func (r *runner) countPublished(ws []*want, files []remote.Published) {
-	for i, w := range ws {
-		if r.cp.progress != nil {
-			r.cp.progress.Add(int64(len(files[i].Data)))
-		}
+	r.addProgress(files)
+	for _, w := range ws {
 		r.count(w)
+	}
+}
+
+// addProgress adds the bytes of the files published to the progress.
+func (r *runner) addProgress(files []remote.Published) {
+	if r.cp.progress == nil {
+		return
+	}
+	for _, f := range files {
+		r.cp.progress.Add(int64(len(f.Data)))
 	}
 }
