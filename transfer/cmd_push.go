@@ -171,7 +171,7 @@ func runCopy(ctx context.Context, o copyOptions, out io.Writer, log *slog.Logger
 	}
 	closeSrc := sync.OnceFunc(func() { _ = sfs.Close() })
 	defer closeSrc()
-	dfs, err := dst.open(ctx, o.ssh, true, notice)
+	dfs, err := dst.fs(o.ssh, true, notice) // connected by mover.Run, while it reads the source
 	if err != nil {
 		return fmt.Errorf("destination: %w", err)
 	}

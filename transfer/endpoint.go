@@ -93,9 +93,25 @@ func parseEndpoint(s string) (endpoint, error) {
 	return endpoint{raw: s, ssh: sshx.Config{Host: u.Hostname(), Port: port, User: u.User.Username()}, path: u.Path}, nil
 }
 
-// open connects to the end. A destination on a server runs the helper
-// (so.helper) unless it is "none"; notice receives why it could not.
+// open connects to the end (fs, then Dial).
 func (e endpoint) open(ctx context.Context, so sshOptions, destination bool, notice func(string)) (mover.FS, error) {
+	f, err := e.fs(so, destination, notice)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := f.(mover.Dialer); ok {
+		if err := d.Dial(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// fs returns the end, not connected yet where it is on a server (a
+// mover.Dialer: mover.Run connects a destination itself while it reads
+// the source). A destination on a server runs the helper (so.helper)
+// unless it is "none"; notice receives why it could not.
+func (e endpoint) fs(so sshOptions, destination bool, notice func(string)) (mover.FS, error) {
 	if !e.remote() {
 		return mover.NewLocal(e.dir), nil
 	}
@@ -108,9 +124,9 @@ func (e endpoint) open(ctx context.Context, so sshOptions, destination bool, not
 	if destination && so.helper != "none" {
 		o.Helper = so.helper
 	}
-	f, err := mover.DialSFTP(ctx, cfg, e.path, o)
-	if err == nil && !so.compress {
+	f := mover.NewSFTP(cfg, e.path, o)
+	if !so.compress {
 		f.SetCompress(false)
 	}
-	return f, err
+	return f, nil
 }

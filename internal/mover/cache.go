@@ -301,18 +301,36 @@ func parseStamps(data []byte, m map[string]stamp) {
 			delete(m, string(name))
 			continue
 		}
-		// size mtime sha256 name
-		parts := strings.SplitN(string(line), " ", 4)
-		if len(parts) != 4 || !manifest.ValidSHA256(parts[2]) {
-			continue
+		if name, st, ok := parseStamp(line); ok {
+			m[name] = st
 		}
-		size, err1 := strconv.ParseInt(parts[0], 10, 64)
-		mt, err2 := strconv.ParseInt(parts[1], 10, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		m[parts[3]] = stamp{size, mt, parts[2]}
 	}
+}
+
+// parseStamp reads one per-file line ("size mtime sha256 name"); ok false
+// if it is not one.
+func parseStamp(line []byte) (name string, st stamp, ok bool) {
+	var num [2]int64
+	for i := range num {
+		j := bytes.IndexByte(line, ' ')
+		if j < 0 {
+			return "", stamp{}, false
+		}
+		n, err := strconv.ParseInt(string(line[:j]), 10, 64)
+		if err != nil {
+			return "", stamp{}, false
+		}
+		num[i], line = n, line[j+1:]
+	}
+	j := bytes.IndexByte(line, ' ')
+	if j < 0 || j+1 == len(line) {
+		return "", stamp{}, false
+	}
+	sum := string(line[:j])
+	if !manifest.ValidSHA256(sum) {
+		return "", stamp{}, false
+	}
+	return string(line[j+1:]), stamp{num[0], num[1], sum}, true
 }
 
 // lookup returns the stamp of one name (loading its bucket).

@@ -127,9 +127,7 @@ func (c *Checked) saveBucket(out []byte, k int) ([]byte, error) {
 			changed[string(name)] = stamp{}
 			continue
 		}
-		one := map[string]stamp{}
-		parseStamps(l, one)
-		for name, st := range one {
+		if name, st, ok := parseStamp(l); ok {
 			changed[name] = st
 		}
 	}

@@ -28,7 +28,10 @@
 // # Algorithm (Run)
 //
 //  1. Read the source's channel.json; refuse a destination that is another
-//     channel (manifest.ErrNotForUs).
+//     channel (manifest.ErrNotForUs). A destination not connected yet
+//     (Dialer: NewSFTP) connects meanwhile, and where the run will plan
+//     the whole set (no record, step 2) the source's newest set is read
+//     (step 3) while it does.
 //  2. Unchanged set: the cache (Checked) keeps a setRecord of the set the
 //     last run left verified - its manifest's SHA-256 and, for every
 //     directory holding its files, the digest of the directory's listing
@@ -41,7 +44,9 @@
 //     the run has nothing to copy and goes on to step 6 without reading the
 //     set's file lists or the destination's listings. Any difference, any
 //     error there, or Options.Checksum takes steps 3-5, which check every
-//     file and record the set again at the end.
+//     file and record the set again at the end (the digests of the
+//     directories a copy filled whole are taken behind the copy, as each
+//     bucket's last file is renamed: copiedDigests).
 //     Beside the recorded set: when the source's newest set is another one
 //     (or the record has no digests), the destination still shows the
 //     recorded set published (its signature, the recorded manifest) and

@@ -157,7 +157,8 @@ type runner struct {
 	// (stampCopied), so that remember need not look at them again.
 	held    map[*want]bool
 	stamped *[numBuckets]atomic.Int32
-	noSteps bool // the destination cannot publish the last phases in one request (publishTail)
+	copied  *copiedDigests // the record's digests taken behind the copy, if not nil
+	noSteps bool           // the destination cannot publish the last phases in one request (publishTail)
 	// aheadEntries, if not 0, is the files of a window of eachBucket in
 	// place of the constant's (tests).
 	aheadEntries int
@@ -168,16 +169,6 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	// The destination's identity is read while the source's sets are
-	// read and planned (over a far link it waits for the connection's
-	// helper): it is checked before anything is written there, and its
-	// failure is the run's, whatever else failed meanwhile.
-	dstIsChannel := r.checkDst(ctx)
-	defer func() {
-		if _, derr := dstIsChannel(); derr != nil {
-			err = derr
-		}
-	}()
 	// A set verified at the end of an earlier run may still be all there
 	// is to do (unchanged); otherwise the verified-file cache is indexed
 	// while the source's lists are read.
@@ -185,6 +176,52 @@ func (r *runner) run(ctx context.Context) (err error) {
 	if _, ok := r.opts.Dst.(Digester); !ok || r.opts.Checksum {
 		rec = nil
 	}
+	if rec == nil {
+		r.opts.Checked.preload()
+	}
+	// The destination's identity is read while the source's sets are
+	// read and planned (over a far link it waits for the connection's
+	// helper): it is checked before anything is written there, and its
+	// failure is the run's, whatever else failed meanwhile. One not
+	// connected yet (Dialer) connects first, while the source's newest set
+	// is read where it is sure to be needed (no record to compare with
+	// first): over a far link the connection and the helper's start take
+	// as long as reading the lists of 100k files.
+	full := rec == nil
+	check := func() func() (bool, error) {
+		isChannel := r.checkDst(ctx)
+		if full {
+			r.prefetchDst(ctx, manifest.ObjectsDirName) // planned whole: see goneDirs
+		}
+		return isChannel
+	}
+	var dstIsChannel func() (bool, error)
+	var ahead *loaded // the newest set, read while the destination connected
+	if d, ok := r.opts.Dst.(Dialer); ok {
+		var derr error
+		checking := make(chan func() (bool, error), 1)
+		go func() {
+			if derr = d.Dial(ctx); derr != nil {
+				checking <- nil
+				return
+			}
+			checking <- check()
+		}()
+		if rec == nil {
+			ahead = r.loadNewest(ctx)
+			defer ahead.close()
+		}
+		if dstIsChannel = <-checking; dstIsChannel == nil {
+			return fmt.Errorf("connect to the destination %s: %w", r.opts.Dst, derr)
+		}
+	} else {
+		dstIsChannel = check()
+	}
+	defer func() {
+		if _, derr := dstIsChannel(); derr != nil {
+			err = derr
+		}
+	}()
 	if rec != nil {
 		isChannel, err := dstIsChannel()
 		if err != nil {
@@ -192,13 +229,11 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 		if !isChannel {
 			rec = nil
+			r.opts.Checked.preload()
+			r.prefetchDst(ctx, manifest.ObjectsDirName)
 		}
 	}
-	if rec == nil {
-		r.opts.Checked.preload()
-		r.prefetchDst(ctx, manifest.ObjectsDirName) // planned whole: see goneDirs
-		r.objectsAhead = true
-	}
+	r.objectsAhead = rec == nil
 
 	srcSets, err := setIDs(ctx, r.src)
 	if err != nil {
@@ -227,7 +262,7 @@ func (r *runner) run(ctx context.Context) (err error) {
 		}
 	}
 	if r.res.Set == "" {
-		if set, p, err = r.choose(ctx, srcSets); err != nil {
+		if set, p, err = r.choose(ctx, srcSets, ahead); err != nil {
 			return err
 		}
 		defer set.close()
@@ -379,7 +414,7 @@ func setIDs(ctx context.Context, l *dirLister) ([]string, error) {
 // ErrSourceIncomplete and why the newest is not (manifest.ErrIncomplete,
 // ErrNotAuthentic, ErrNotForUs, ErrCorrupt, ...), so that each reason keeps
 // its exit code.
-func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, error) {
+func (r *runner) choose(ctx context.Context, ids []string, ahead *loaded) (*setFiles, *plan, error) {
 	var newest error
 	for i := len(ids) - 1; i >= 0; i-- {
 		id := ids[i]
@@ -387,7 +422,10 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, er
 		if r.base != nil {
 			old = r.base.m
 		}
-		s, err := loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, nil, nil, r.opts.Checked.spoolBase(), old)
+		s, err := ahead.take(id)
+		if s == nil && err == nil {
+			s, err = loadSet(ctx, r.opts.Src, id, r.opts.VerifySignature, nil, nil, r.opts.Checked.spoolBase(), old)
+		}
 		if err == nil && !s.m.Channel.Matches(r.channel) {
 			err = fmt.Errorf("set %s is for channel %s, the source is %s: %w", id, s.m.Channel, r.channel, manifest.ErrNotForUs)
 		}
@@ -408,6 +446,43 @@ func (r *runner) choose(ctx context.Context, ids []string) (*setFiles, *plan, er
 		r.res.Skipped = append(r.res.Skipped, Skipped{Set: id, Reason: err.Error()})
 	}
 	return nil, nil, fmt.Errorf("%s: none of %d sets is complete (newest: %w): %w", r.opts.Src, len(ids), newest, ErrSourceIncomplete)
+}
+
+// loaded is the source's newest set, read ahead (loadNewest) for choose.
+type loaded struct {
+	id  string
+	s   *setFiles
+	err error
+}
+
+// loadNewest reads the source's newest set as choose would first (no
+// base set: a full plan), without planning it.
+func (r *runner) loadNewest(ctx context.Context) *loaded {
+	ids, err := setIDs(ctx, r.src)
+	if err != nil || len(ids) == 0 {
+		return nil // (run says why)
+	}
+	l := &loaded{id: ids[len(ids)-1]}
+	l.s, l.err = loadSet(ctx, r.opts.Src, l.id, r.opts.VerifySignature, nil, nil, r.opts.Checked.spoolBase(), nil)
+	return l
+}
+
+// take returns the set read ahead if it is set id, and hands it over
+// (nil, nil: not read ahead).
+func (l *loaded) take(id string) (*setFiles, error) {
+	if l == nil || l.id != id || l.s == nil && l.err == nil {
+		return nil, nil
+	}
+	s, err := l.s, l.err
+	l.s, l.err = nil, nil
+	return s, err
+}
+
+// close removes what was read ahead and not taken.
+func (l *loaded) close() {
+	if l != nil {
+		l.s.close()
+	}
 }
 
 // smallInFlight bounds the bytes of small files (read whole into memory)
@@ -655,7 +730,8 @@ func (r *runner) stampCopied(w *want, e Entry) {
 		return
 	}
 	if !r.held[w] {
-		r.stamped[bucketOf(w.name)].Add(1)
+		k := bucketOf(w.name)
+		r.copied.stamped(k, r.stamped[k].Add(1))
 	}
 }
 

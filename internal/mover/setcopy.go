@@ -552,6 +552,16 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	if err := r.checkPresent(ctx, p); err != nil {
 		return err
 	}
+	_, digester := dst.(Digester)
+	record := digester && s.id == r.res.Set // the newest set only (see copyOlder)
+	// Planned beside the base set with nothing skipped: every file was
+	// compared, a full comparison.
+	beside := s.beside && s.skipped > 0
+	r.copied = nil
+	if record && !beside {
+		r.copied = r.startCopiedDigests(ctx, p)
+		defer r.copied.finish() // (a copy that failed)
+	}
 	r.opts.Progress.Begin("copy "+s.id, p.bytes, "bytes")
 	defer r.opts.Progress.End()
 	var unsynced []string // directories of a phase whose renames are not durable yet
@@ -587,11 +597,6 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	if err := r.syncDirs(ctx, unsynced); err != nil {
 		return err
 	}
-	_, digester := dst.(Digester)
-	record := digester && s.id == r.res.Set // the newest set only (see copyOlder)
-	// Planned beside the base set with nothing skipped: every file was
-	// compared, a full comparison.
-	beside := s.beside && s.skipped > 0
 	if record && !beside {
 		p.digests = map[string][32]byte{}
 	}
@@ -606,7 +611,7 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	g, gctx := errgroup.WithContext(ctx)
 	if p.digests != nil {
 		g.Go(func() (err error) {
-			early, err = r.stampedDigests(gctx, p)
+			early, err = r.stampedDigests(gctx, p, r.copied.finish())
 			return err
 		})
 	}
@@ -1024,32 +1029,36 @@ func (r *runner) rememberFiles(ctx context.Context, p *plan, ws []*want, view ma
 // stampedDigests returns, where the destination can fingerprint its
 // directories (Digester), the digests of p's directories that remember
 // does not list: those of buckets whose every file was stamped as it was
-// renamed, but for the held files' directories. Where the destination
-// cannot, or the request fails, it returns none: recordDirs takes what
-// is missing its own way.
-func (r *runner) stampedDigests(ctx context.Context, p *plan) (map[string][32]byte, error) {
+// renamed, but for the held files' directories; those taken behind the
+// copy (copied) are not asked for again. Where the destination cannot, or
+// the request fails, it returns none: recordDirs takes what is missing
+// its own way.
+func (r *runner) stampedDigests(ctx context.Context, p *plan, copied map[string][32]byte) (map[string][32]byte, error) {
 	dg, ok := r.opts.Dst.(Digester)
 	if !ok {
 		return nil, nil
 	}
-	heldDirs := map[string]bool{}
-	for w := range r.held {
-		heldDirs[dirOf(w.name)] = true
-	}
+	heldDirs := r.heldDirs()
 	var dirs []string
 	for _, d := range sortedKeys(p.dirs) {
+		if _, ok := copied[d]; ok {
+			continue
+		}
 		if k := bucketOf(d + "/-"); !heldDirs[d] && int(r.stamped[k].Load()) == p.spool.count(k) {
 			dirs = append(dirs, d)
 		}
 	}
 	if len(dirs) == 0 {
-		return nil, nil
+		return copied, nil
 	}
 	sums, err := dg.DirDigests(ctx, dirs)
 	if err != nil {
-		return nil, ctx.Err()
+		return copied, ctx.Err()
 	}
-	out := make(map[string][32]byte, len(dirs))
+	out := make(map[string][32]byte, len(copied)+len(dirs))
+	for d, sum := range copied {
+		out[d] = sum
+	}
 	for i, d := range dirs {
 		out[d] = sums[i]
 	}

@@ -43,8 +43,10 @@ type SFTP struct {
 	clients   atomic.Pointer[[]*sftp.Client] // in use, round robin
 	helpers   atomic.Pointer[[]*remote.Client]
 	nextH     atomic.Uint64
-	first     chan struct{} // closed when the first connection's helper started or failed
-	mu        sync.Mutex    // guards open, expanded and closed
+	first     chan struct{} // closed when the first connection's helper started or failed (or Dial failed)
+	dialOnce  sync.Once
+	dialErr   error
+	mu        sync.Mutex // guards open, expanded and closed
 	open      []*sftpConn
 	expanded  bool
 	closed    bool
@@ -83,6 +85,16 @@ func (s *SFTP) LinkErr() error {
 	return nil
 }
 
+// Dialer is implemented by file systems made not connected yet (NewSFTP).
+// Run connects such a destination itself, while it reads the source's
+// newest set; nothing else of it is used before. Dial connects once: a
+// later call returns the first one's result.
+type Dialer interface {
+	Dial(ctx context.Context) error
+}
+
+var _ Dialer = (*SFTP)(nil)
+
 // Expander is implemented by backends that start small - enough to list
 // and decide - and open more connections only when there is work.
 type Expander interface {
@@ -118,25 +130,50 @@ type SFTPOptions struct {
 // restricted to SFTP (ForceCommand internal-sftp) never answers.
 const helperTimeout = 10 * time.Second
 
-// DialSFTP connects to cfg and returns the FS rooted at root on the server.
-// It opens one SSH connection at first; Expand opens the rest, up to
-// opts.Conns connections with opts.Sessions SFTP sessions each. A host key
-// mismatch is returned wrapping sshx.ErrHostKey.
+// DialSFTP connects to cfg and returns the FS rooted at root on the server
+// (NewSFTP, then Dial).
 func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOptions) (*SFTP, error) {
+	s := NewSFTP(cfg, root, opts)
+	if err := s.Dial(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewSFTP returns the FS rooted at root on the server cfg names, not
+// connected yet: Dial connects it (Run does so for a destination while it
+// reads the source). Only String and Close may be called before.
+func NewSFTP(cfg sshx.Config, root string, opts SFTPOptions) *SFTP {
 	s := &SFTP{cfg: cfg, root: root, conns: max(opts.Conns, 1), sessions: max(opts.Sessions, 1),
 		helper: opts.Helper, notice: opts.Notice, first: make(chan struct{})}
 	s.viaSFTP = &sftpFS{s: s, syncCmd: "sync -f --", findCmd: "find", tarCmd: "tar", gzipCmd: "gzip", mvCmd: "mv", mkdirCmd: "mkdir",
 		shellCmd: "exec /bin/sh"}
 	s.viaHelper = &helperFS{s: s, viaSFTP: s.viaSFTP}
 	s.helpers.Store(&[]*remote.Client{})
+	return s
+}
+
+// Dial opens the first SSH connection, with its helper starting in the
+// background, or its SFTP sessions; Expand opens the rest, up to
+// opts.Conns connections with opts.Sessions SFTP sessions each. A host key
+// mismatch is returned wrapping sshx.ErrHostKey. It connects once: a
+// later call returns the first one's result (an SFTP closed before it was
+// dialed: net.ErrClosed).
+func (s *SFTP) Dial(ctx context.Context) error {
+	s.dialOnce.Do(func() { s.dialErr = s.dial(ctx) })
+	return s.dialErr
+}
+
+func (s *SFTP) dial(ctx context.Context) error {
 	cl, err := sshx.Dial(ctx, s.cfg)
 	if err != nil {
-		return nil, err
+		close(s.first)
+		return err
 	}
 	c := &sftpConn{ssh: cl}
-	s.open = []*sftpConn{c}
 	n := min(s.sessions, initialSessions)
 	s.mu.Lock() // held until the first sessions are published
+	s.open = []*sftpConn{c}
 	if s.helper == "" {
 		close(s.first)
 	} else {
@@ -164,14 +201,14 @@ func DialSFTP(ctx context.Context, cfg sshx.Config, root string, opts SFTPOption
 	}
 	s.mu.Unlock()
 	if err != nil {
-		_ = s.Close()
-		return nil, err
+		_ = s.closeConns()
+		return err
 	}
 	if s.helper == "" {
 		go s.viaSFTP.warmShell()
 		s.viaSFTP.dialTarConnAhead()
 	}
-	return s, nil
+	return nil
 }
 
 // startHelper runs the helper on c's connection and publishes it. It
@@ -484,6 +521,15 @@ func (s *SFTP) ReadDirs(ctx context.Context, dirs []string) ([]remote.DirList, e
 // connection's helper has started or given up, so nothing is reported
 // after it, nor any session still being added.
 func (s *SFTP) Close() error {
+	s.dialOnce.Do(func() { // never dialed: never will be
+		s.dialErr = fmt.Errorf("%s: %w", s, net.ErrClosed)
+		close(s.first)
+	})
+	return s.closeConns()
+}
+
+// closeConns is Close once Dial is done.
+func (s *SFTP) closeConns() error {
 	defer func() { <-s.first }()
 	defer s.bg.Wait() // (addSessions closes what it opens once closed is set)
 	s.viaSFTP.closeShell()
