@@ -463,12 +463,22 @@ func (s *SFTP) way(ctx context.Context) access {
 	return s.viaSFTP
 }
 
+// ReadDir lists dir through the helpers once the first one has started
+// (way), over SFTP while it is starting: the few listings a run begins
+// with (the destination's top directories) do not wait for it.
 func (s *SFTP) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
-	return s.way(ctx).ReadDir(ctx, dir)
+	select {
+	case <-s.first:
+		return s.way(ctx).ReadDir(ctx, dir)
+	default:
+		return s.viaSFTP.ReadDir(ctx, dir)
+	}
 }
 
+// Open reads over SFTP, the helper or not (helperFS.Open): it does not
+// wait for the helper to start.
 func (s *SFTP) Open(ctx context.Context, name string) (io.ReadCloser, error) {
-	return s.way(ctx).Open(ctx, name)
+	return s.viaSFTP.Open(ctx, name)
 }
 
 func (s *SFTP) Create(ctx context.Context, name string) (File, error) {
