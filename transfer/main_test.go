@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -170,6 +171,13 @@ func TestExitCodes(t *testing.T) {
 	kh, err := os.ReadFile(o.KnownHosts)
 	testkit.Must(t, err)
 	testkit.Must(t, os.WriteFile(wrongKH, bytes.Replace(kh, []byte(fmt.Sprint(o.Port)), []byte(fmt.Sprint(s.Port)), 1), 0o600))
+	// A host that is down: known, but nothing listens at its port.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	testkit.Must(t, err)
+	downPort := l.Addr().(*net.TCPAddr).Port
+	testkit.Must(t, l.Close())
+	downKH := filepath.Join(t.TempDir(), "known_hosts")
+	testkit.Must(t, os.WriteFile(downKH, bytes.Replace(kh, []byte(fmt.Sprint(o.Port)), []byte(fmt.Sprint(downPort)), 1), 0o600))
 
 	broken := func(t *testing.T, damage func(dir string)) string {
 		dir := t.TempDir()
@@ -210,6 +218,10 @@ func TestExitCodes(t *testing.T) {
 		{"push wrong host key", func(t *testing.T) []string {
 			return []string{"push", "--allowed-signers", c.Allowed, "--ssh-key", s.KeyFile, "--ssh-known-hosts", wrongKH, srcDir, sftpURL(s, t.TempDir())}
 		}, 6, "SHA256:"},
+		{"push to a host that is down", func(t *testing.T) []string {
+			return []string{"push", "--allowed-signers", c.Allowed, "--ssh-key", s.KeyFile, "--ssh-known-hosts", downKH, srcDir,
+				fmt.Sprintf("sftp://%s@%s:%d%s", s.User, s.Host, downPort, t.TempDir())}
+		}, 1, "connect to the destination"},
 		{"push incomplete source", func(t *testing.T) []string {
 			return []string{"push", "--allowed-signers", c.Allowed, broken(t, func(d string) { testkit.Must(t, os.Remove(obj(d))) }), t.TempDir()}
 		}, 4, "missing"},
