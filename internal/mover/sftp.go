@@ -455,7 +455,8 @@ type access interface {
 
 // way is the one place that chooses between the helper and SFTP alone:
 // the helpers once the first connection's helper has started, SFTP if it
-// could not (or ctx ended while waiting for it).
+// could not (or ctx ended while waiting for it). Only reads do not wait
+// for it: Open always goes over SFTP, ReadDir while the helper starts.
 func (s *SFTP) way(ctx context.Context) access {
 	if s.remote(ctx) != nil {
 		return s.viaHelper
