@@ -51,12 +51,18 @@ func dialSFTP(t *testing.T, s *testenv.SSHServer, dir string) *SFTP {
 // the test fails if the helper does not start.
 func dialHelper(t *testing.T, s *testenv.SSHServer, dir string) *SFTP {
 	t.Helper()
-	f := dialWith(t, s, dir, SFTPOptions{Conns: 2, Sessions: 2, Helper: helperBin(t),
-		Notice: func(msg string) { t.Errorf("helper not used: %s", msg) }})
+	f := dialWith(t, s, dir, helperOptions(t))
 	if f.remote(context.Background()) == nil {
 		t.Fatal("the helper did not start")
 	}
 	return f
+}
+
+// helperOptions are dialHelper's: two connections of two sessions, this
+// test binary as the helper, the test failed if it is not used.
+func helperOptions(t *testing.T) SFTPOptions {
+	return SFTPOptions{Conns: 2, Sessions: 2, Helper: helperBin(t),
+		Notice: func(msg string) { t.Errorf("helper not used: %s", msg) }}
 }
 
 func helperBin(t *testing.T) string {

@@ -1055,14 +1055,13 @@ func (r *runner) stampedDigests(ctx context.Context, p *plan, copied map[string]
 	if err != nil {
 		return copied, ctx.Err()
 	}
-	out := make(map[string][32]byte, len(copied)+len(dirs))
-	for d, sum := range copied {
-		out[d] = sum
+	if copied == nil {
+		copied = make(map[string][32]byte, len(dirs))
 	}
 	for i, d := range dirs {
-		out[d] = sums[i]
+		copied[d] = sums[i]
 	}
-	return out, nil
+	return copied, nil
 }
 
 // recordDirs takes the digest of each of rec's directories as listed now

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/internal/testenv"
 	"github.com/squirro-bcp/bcp/internal/testkit"
 	"github.com/squirro-bcp/bcp/manifest"
@@ -185,4 +187,39 @@ func TestSyncDirsCommand(t *testing.T) {
 		t.Errorf("one: synced %q", got)
 	}
 	notRun(t, root)
+}
+
+// A destination made not connected yet (NewSFTP) is connected by Run
+// while it reads the source's newest set: the copy is whole and the
+// rerun finds nothing to do; a destination that cannot be reached fails
+// the run saying so, and closes cleanly.
+func TestRunDialsTheDestination(t *testing.T) {
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	c := movertest.New(t, srcDir)
+	id := c.Publish(movertest.Small("dial", 20))
+	s := testenv.SSHD(t)
+	dst := NewSFTP(s.Config(), dstDir, helperOptions(t))
+	t.Cleanup(func() { _ = dst.Close() })
+	o := opts(c, NewLocal(srcDir), dst)
+	o.Checked = mustOpenChecked(t, filepath.Join(t.TempDir(), "checked"))
+	if res := run(t, o); res.Set != id || res.Copied != res.Files {
+		t.Fatalf("first copy: %+v", res)
+	}
+	verifyDst(t, c, dstDir, id)
+	if res := run(t, o); res.Copied != 0 {
+		t.Fatalf("rerun: %+v, want nothing to do", res)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	testkit.Must(t, err)
+	cfg := s.Config()
+	cfg.Port = l.Addr().(*net.TCPAddr).Port
+	testkit.Must(t, l.Close())
+	down := NewSFTP(cfg, t.TempDir(), SFTPOptions{Helper: helperBin(t)})
+	o.Dst = down
+	_, err = Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "connect to the destination") {
+		t.Fatalf("a destination that is down: %v", err)
+	}
+	testkit.Must(t, down.Close())
 }

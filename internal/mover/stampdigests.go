@@ -104,7 +104,8 @@ func (c *copiedDigests) run(ctx context.Context) {
 	}
 }
 
-// finish waits for the requests out and returns the digests taken.
+// finish waits for the requests out and returns the digests taken (the
+// caller's from then: nothing else writes to it).
 func (c *copiedDigests) finish() map[string][32]byte {
 	if c == nil {
 		return nil
