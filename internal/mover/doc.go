@@ -102,7 +102,10 @@
 //     the copy, up to 4 at once. Through the helper (LaterWriter) a
 //     batch's writes and renames are queued without a goroutine waiting
 //     for each one; one remote.Later.Wait per batch collects their
-//     results. A phase of a few small files (index-N, index.latest,
+//     results. A helper that can keeps the batch's temporary names as it
+//     writes them (remote.Later.Keep), and one request per helper then
+//     syncs and renames them all without the names sent again
+//     (renameKept). A phase of a few small files (index-N, index.latest,
 //     manifest, signature) is one request (Publisher: each written and
 //     fsynced, renamed, the directories fsynced): a helper request where
 //     the helper offers it, over SFTP alone one tar session whose stream

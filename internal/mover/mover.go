@@ -570,6 +570,7 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) (wri
 	var later *remote.Later // the batch's writes that a LaterWriter only queued
 	if batch {
 		later = remote.NewLater()
+		later.Keep() // renamed by reference where the helpers can (finishNow)
 	}
 	big := make(chan struct{}, r.opts.BigWorkers)
 	mem := semaphore.NewWeighted(smallInFlight)
@@ -640,16 +641,24 @@ func (r *runner) finishBatch(ctx context.Context, b written) error {
 				return fmt.Errorf("at %s: %w", r.opts.Dst, err)
 			}
 		}
-		return r.finishNow(ctx, b.files)
+		return r.finishNow(ctx, b.files, b.later)
 	})
 }
 
 // finishNow makes files, written under their temporary names and
-// answered, durable with one SyncFS, then renames them into place.
-func (r *runner) finishNow(ctx context.Context, files []*want) error {
+// answered, durable with one SyncFS, then renames them into place: those
+// the helpers keep in mind (remote.Later.Keep; later may be nil) in one
+// request per helper that also syncs, the others by name.
+func (r *runner) finishNow(ctx context.Context, files []*want, later *remote.Later) error {
 	dirs := map[string]bool{}
 	for _, w := range files {
 		dirs[path.Dir(w.name)] = true
+	}
+	if later != nil && later.Kept() > 0 {
+		var err error
+		if files, err = r.renameKept(ctx, files, later, sortedKeys(dirs)); err != nil || len(files) == 0 {
+			return err
+		}
 	}
 	if err := r.syncNow(ctx, sortedKeys(dirs)); err != nil {
 		return err
@@ -699,6 +708,43 @@ func (r *runner) finishNow(ctx context.Context, files []*want) error {
 		r.count(w)
 		return nil
 	})
+}
+
+// renameKept has the helpers that keep the batch's files in mind
+// (remote.Later.Keep) sync the file systems of dirs and rename them, with
+// no name sent again (over a far link 36 bytes a file: a first copy of
+// 100k files 3.6 MB, 0.3 s at 100 Mbit/s, and one round trip at its end),
+// stamped and counted as finishNow's renames are. It returns the files
+// left to rename by name: those no helper keeps.
+func (r *runner) renameKept(ctx context.Context, files []*want, later *remote.Later, dirs []string) (rest []*want, err error) {
+	defer pinDirs(r.opts.Dst, files)()
+	var mu sync.Mutex
+	byTmp := make(map[string]*want, len(files))
+	for _, w := range files {
+		byTmp[tmpName(w.name)] = w
+	}
+	err = later.RenameKept(ctx, dirs, manifest.MoverTempPrefix, func(tmp string, e Entry, ok bool) {
+		mu.Lock()
+		w := byTmp[tmp]
+		delete(byTmp, tmp)
+		mu.Unlock()
+		if w == nil {
+			return // (put with the batch, not one of its files: none is)
+		}
+		if ok {
+			r.stampCopied(w, e)
+		}
+		r.count(w)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("make files durable and rename them at %s: %w", r.opts.Dst, err)
+	}
+	for _, w := range files {
+		if byTmp[tmpName(w.name)] != nil {
+			rest = append(rest, w)
+		}
+	}
+	return rest, nil
 }
 
 // StatRenamer is implemented by destinations that can say, as they

@@ -33,6 +33,7 @@ const (
 	wireRenameStat   = 26
 	wirePublishSteps = 27
 	wirePutSplit     = 28
+	wireRenameKept   = 29
 )
 
 // helperRequests is what the helpers of one connection to the
@@ -45,21 +46,24 @@ type helperRequests struct {
 	looked      int // directories looked in by them
 	lookedObj   int // objects/ directories among them
 	renameStats int // opRenameStat requests
+	renameKept  int // opRenameKept requests
 	steps       int // opPublishSteps requests
 }
 
 // recordingHelper returns the helper command for SFTPOptions.Helper that
 // keeps each helper's input in dir and announces the optional requests
 // as filter has them: "" all; as the helper before each was added (the
-// newest are announced last), "no-steps" all but opPublishSteps,
-// "no-renamestat" without opRenameStat either, "no-statmany" without
-// opStatMany either; "none" none (the oldest of version 3).
+// newest are announced last), "no-renamekept" all but opRenameKept,
+// "no-steps" without opPublishSteps either, "no-renamestat" without
+// opRenameStat either, "no-statmany" without opStatMany either; "none"
+// none (the oldest of version 3).
 func recordingHelper(t *testing.T, dir, filter string) string {
 	t.Helper()
 	newer := map[string]string{ // the announcement's end left out
-		"no-steps":      fmt.Sprintf(" %d %d", wirePublishSteps, wirePutSplit),
-		"no-renamestat": fmt.Sprintf(" %d %d %d", wireRenameStat, wirePublishSteps, wirePutSplit),
-		"no-statmany":   fmt.Sprintf(" %d %d %d %d", wireStatMany, wireRenameStat, wirePublishSteps, wirePutSplit),
+		"no-renamekept": fmt.Sprintf(" %d", wireRenameKept),
+		"no-steps":      fmt.Sprintf(" %d %d %d", wirePublishSteps, wirePutSplit, wireRenameKept),
+		"no-renamestat": fmt.Sprintf(" %d %d %d %d", wireRenameStat, wirePublishSteps, wirePutSplit, wireRenameKept),
+		"no-statmany":   fmt.Sprintf(" %d %d %d %d %d", wireStatMany, wireRenameStat, wirePublishSteps, wirePutSplit, wireRenameKept),
 	}
 	announce := "" // the line announcing them, the first the helper prints
 	switch suffix, ok := newer[filter]; {
@@ -132,12 +136,16 @@ func (n *helperRequests) add(t *testing.T, op byte, p []byte) {
 		}
 	case wireRenameStat:
 		n.renameStats++
+	case wireRenameKept:
+		n.renameKept++
 	case wirePublishSteps:
 		n.steps++
 	case wireZstd: // the inner request's op first
 		switch {
 		case len(p) > 0 && p[0] == wireRenameStat:
 			n.renameStats++
+		case len(p) > 0 && p[0] == wireRenameKept:
+			n.renameKept++
 		case len(p) > 0 && p[0] == wirePublishSteps:
 			n.steps++
 		}
@@ -233,7 +241,7 @@ func TestPushLooksUpThroughHelper(t *testing.T) {
 	}
 	var outcomes []outcome
 	looked := map[string]int{} // objects/ directories looked in, by filter
-	eachHelper(t, []string{"", "no-renamestat", "no-statmany", "none"}, func(t *testing.T, name, filter string) {
+	eachHelper(t, []string{"", "no-renamekept", "no-renamestat", "no-statmany", "none"}, func(t *testing.T, name, filter string) {
 		srcDir, dstDir := t.TempDir(), t.TempDir()
 		c, _ := spreadChannel(t, srcDir)
 		o := opts(c, NewLocal(srcDir), dialHelper(t, testenv.SSHD(t), dstDir))
@@ -263,17 +271,21 @@ func TestPushLooksUpThroughHelper(t *testing.T) {
 		t.Logf("%s: %+v", name, n)
 		looked[filter] = n.lookedObj
 		switch filter {
-		case "":
+		case "", "no-renamekept":
 			// The changed objects' objects/<aa> (and the lists'),
 			// looked up before the copy (a request for the buckets'
 			// files and one for the held files) and after it only
 			// where a file was checked, not copied: the copied ones'
-			// stamps came with their renames.
+			// stamps came with their renames (by reference where the
+			// helper kept the batch).
 			if n.objLists != 0 {
 				t.Errorf("%d objects/ directories listed, want 0 (looked up)", n.objLists)
 			}
-			if n.lookedObj < 10 || n.statMany > 2*2 || n.renameStats == 0 {
-				t.Errorf("%d look-up requests for %d directories (%d objects/), %d stamped renames; want a few for at least 10, and stamped renames", n.statMany, n.looked, n.lookedObj, n.renameStats)
+			if n.lookedObj < 10 || n.statMany > 2*2 || n.renameStats+n.renameKept == 0 {
+				t.Errorf("%d look-up requests for %d directories (%d objects/), %d+%d stamped renames; want a few for at least 10, and stamped renames", n.statMany, n.looked, n.lookedObj, n.renameStats, n.renameKept)
+			}
+			if kept := filter == ""; (n.renameKept > 0) != kept {
+				t.Errorf("%d batches renamed by reference, want some: %v", n.renameKept, kept)
 			}
 		case "no-renamestat":
 			// Looked up before and after the copy, the copied
@@ -317,7 +329,7 @@ func TestFirstPushThroughHelper(t *testing.T) {
 		stamped    int
 	}
 	var outcomes []outcome
-	eachHelper(t, []string{"", "no-steps", "no-renamestat", "none"}, func(t *testing.T, name, filter string) {
+	eachHelper(t, []string{"", "no-renamekept", "no-steps", "no-renamestat", "none"}, func(t *testing.T, name, filter string) {
 		srcDir, dstDir := t.TempDir(), t.TempDir()
 		c, id := spreadChannel(t, srcDir)
 		dst, requests := dialRecorded(t, dstDir, filter)
@@ -333,14 +345,20 @@ func TestFirstPushThroughHelper(t *testing.T) {
 		n := requests()
 		t.Logf("%s: %+v", name, n)
 		switch filter {
-		case "", "no-steps":
-			if n.objLists != 0 || n.lookedObj != 0 || n.renameStats == 0 || n.objDigests < 20 {
+		case "", "no-renamekept", "no-steps":
+			if n.objLists != 0 || n.lookedObj != 0 || n.renameStats+n.renameKept == 0 || n.objDigests < 20 {
 				t.Errorf("%+v: want no objects/ directory listed or looked in, stamped renames and the digests of at least 20", n)
+			}
+			// The batches renamed by reference where the helper keeps
+			// them: one request per batch (a batch of every file here)
+			// and helper that was sent some of its files.
+			if kept := filter == ""; kept && (n.renameKept == 0 || n.renameKept > 2 || n.renameStats != 0) || !kept && n.renameKept != 0 {
+				t.Errorf("%d batches renamed by reference and %d stamped renames by name, want by reference: %v", n.renameKept, n.renameStats, kept)
 			}
 			// The channel's identity and epoch records before the
 			// copy in one request, the last phases (index, manifest,
 			// signature) and the data's last SyncFS in another.
-			if want := map[string]int{"": 2, "no-steps": 0}[filter]; n.steps != want {
+			if want := map[string]int{"": 2, "no-renamekept": 2, "no-steps": 0}[filter]; n.steps != want {
 				t.Errorf("%d requests of steps in one, want %d", n.steps, want)
 			}
 		default:

@@ -3,6 +3,7 @@ package remote
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -452,22 +453,37 @@ func (c *Client) callName(ctx context.Context, op byte, name string) error {
 // closes it: one round trip.
 // Puts from concurrent callers travel together (see batcher).
 func (c *Client) Put(ctx context.Context, name string, data []byte, fsync bool) error {
-	return c.puts.do(ctx, encodePut(name, data, fsync))
+	return c.puts.do(ctx, encodePut(name, data, fsync, 0))
 }
 
 // PutLater is Put without fsync that does not wait for the result: it
 // returns once the put is queued (data may be reused then), and l.Wait
-// reports it.
+// reports it. A helper that can keeps the file in mind for l.RenameKept
+// where l.Keep was called.
 func (c *Client) PutLater(ctx context.Context, name string, data []byte, l *Later) error {
-	return c.puts.post(ctx, encodePut(name, data, false), l, "write "+name)
+	tag := l.keepTag(c)
+	if err := c.puts.post(ctx, encodePut(name, data, false, tag), l, "write "+name); err != nil {
+		return err
+	}
+	if tag != 0 {
+		l.keptBy(c, name)
+	}
+	return nil
 }
 
-func encodePut(name string, data []byte, fsync bool) []byte {
+// encodePut encodes a file of opPutMany, kept under tag unless it is 0.
+func encodePut(name string, data []byte, fsync bool, tag uint32) []byte {
 	var flags byte
 	if fsync {
 		flags = flagFsync
 	}
-	enc := append(make([]byte, 0, 1+2+len(name)+4+len(data)), flags)
+	if tag != 0 {
+		flags |= flagKeep
+	}
+	enc := append(make([]byte, 0, 1+4+2+len(name)+4+len(data)), flags)
+	if tag != 0 {
+		enc = binary.BigEndian.AppendUint32(enc, tag)
+	}
 	enc = appendString(enc, name)
 	enc = binary.BigEndian.AppendUint32(enc, uint32(len(data)))
 	return append(enc, data...)
@@ -507,6 +523,119 @@ type Later struct {
 	zero    chan struct{} // closed while n is 0
 	err     error         // the first failure
 	clients []*Client
+	tag     uint32               // Keep: the files put with l kept in mind under it; 0 not
+	kept    map[*Client][]string // the temporary names each helper keeps (PutLater)
+}
+
+// tags numbers the Laters that keep their files (Keep); 0 is none.
+var tags atomic.Uint32
+
+// Keep has the files put with l (PutLater) kept in mind by the helpers
+// that can (announced opRenameKept), so that RenameKept renames them
+// without sending their names again: for a batch of files named by their
+// SHA-256 sums, 36 bytes a file on the link. Call it before the first
+// PutLater.
+func (l *Later) Keep() {
+	l.mu.Lock()
+	l.tag = tags.Add(1)
+	l.mu.Unlock()
+}
+
+// keepTag is the tag a put through c is kept under; 0: not kept.
+func (l *Later) keepTag(c *Client) uint32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !c.ops[opRenameKept] {
+		return 0
+	}
+	return l.tag
+}
+
+// keptBy records that c keeps tmp.
+func (l *Later) keptBy(c *Client, tmp string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kept == nil {
+		l.kept = map[*Client][]string{}
+	}
+	l.kept[c] = append(l.kept[c], tmp)
+}
+
+// Kept is how many files put with l the helpers keep for RenameKept.
+func (l *Later) Kept() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, names := range l.kept {
+		n += len(names)
+	}
+	return n
+}
+
+// RenameKept has each helper that keeps files put with l (Keep) sync the
+// file systems of dirs, then rename each of them over the name it has
+// without prefix at the start of its last element, one request per
+// helper: a batch's writes answered (Wait), made durable, then renamed -
+// the order of copySet's batches - with no file's name sent again. stamp
+// gets, from the helpers' goroutines, each renamed file's temporary name
+// and what the file shows then (ok false: the helper could not say). It
+// returns the first failure; the helpers' names are forgotten either way.
+// Files put with l that no helper keeps (an older helper) are left to
+// the caller to rename by name.
+func (l *Later) RenameKept(ctx context.Context, dirs []string, prefix string, stamp func(tmp string, e Entry, ok bool)) error {
+	l.mu.Lock()
+	kept, tag := l.kept, l.tag
+	l.kept = nil
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(kept))
+	for c, tmps := range kept {
+		wg.Go(func() { errs <- c.renameKept(ctx, tag, tmps, prefix, dirs, stamp) })
+	}
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		first = cmp.Or(first, err)
+	}
+	return first
+}
+
+// renameKept sends one opRenameKept for the files c keeps under tag
+// (tmps, in the order they were put) and reads its reply.
+func (c *Client) renameKept(ctx context.Context, tag uint32, tmps []string, prefix string, dirs []string, stamp func(string, Entry, bool)) error {
+	req := binary.BigEndian.AppendUint32(nil, tag)
+	req = binary.BigEndian.AppendUint32(req, uint32(len(tmps)))
+	req = appendString(req, prefix)
+	req = append(req, encodeNames(dirs)...)
+	body, err := c.call(ctx, opRenameKept, 0, req)
+	if err != nil {
+		return err
+	}
+	tmps = slices.Clone(tmps)
+	slices.Sort(tmps) // the helper renames them in this order
+	d := decoder{b: body}
+	var first error
+	for _, tmp := range tmps {
+		if err := d.result(); err != nil {
+			if d.err != nil {
+				break
+			}
+			first = cmp.Or(first, fmt.Errorf("rename %s: %w", tmp, err))
+			continue
+		}
+		var e Entry
+		ok := false
+		d.stamp(func(s Entry) { e, ok = s, true })
+		if d.err != nil {
+			break
+		}
+		stamp(tmp, e, ok)
+	}
+	if d.err != nil {
+		return fmt.Errorf("rename a batch of %d files: %w", len(tmps), d.err)
+	}
+	return first
 }
 
 // NewLater returns an empty Later.

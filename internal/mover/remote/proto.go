@@ -110,10 +110,10 @@ const Hello = "bcp-transfer-serve 3"
 const opsLine = "bcp-transfer-ops"
 
 // optionalOps are the requests announced in opsLine.
-var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat, opPublishSteps, opPutSplit}
+var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat, opPublishSteps, opPutSplit, opRenameKept}
 
 const (
-	opPutMany    = 1  // count u16, then per file: flags u8 (fsync), name, size u32, data: create, write, (fsync), close
+	opPutMany    = 1  // count u16, then per file: flags u8 (fsync, keep), tag u32 if keep, name, size u32, data: create, write, (fsync), close
 	opOpen       = 2  // name: create for streaming; id is the handle
 	opWrite      = 3  // id = handle, payload = data
 	opFsync      = 4  // id = handle
@@ -133,7 +133,8 @@ const (
 	opStatMany     = 25 // count u16, then per directory: dir, count u16, names (statmany.go)
 	opRenameStat   = 26 // as opRenameMany; the reply also says what each renamed file shows (RenameStampLater)
 	opPublishSteps = 27 // count u16, dirs to syncfs; count u16 of steps, each as opPublish's payload (PublishSteps)
-	opPutSplit     = 28 // as opPutMany, the files' heads apart and compressed: count u16, heads' size u32, zstd size u32, zstd frame of the heads (per file flags u8, name, size u32), then each file's data (zstd.go)
+	opPutSplit     = 28 // as opPutMany, the files' heads apart and compressed: count u16, heads' size u32, zstd size u32, zstd frame of the heads (per file flags u8, tag u32 if keep, name, size u32), then each file's data (zstd.go)
+	opRenameKept   = 29 // tag u32, count u32, prefix, count u16 dirs to syncfs: the files kept under tag renamed by reference (Later.RenameKept)
 )
 
 // A reply to opPutMany, opRenameMany or opDigest carries, after statusOK,
@@ -155,13 +156,29 @@ const (
 // result and, after its statusOK, the result of an lstat of the new name
 // and, after that one's statusOK, its size (u64) and modification time
 // (ns, u64), as a listing shows them.
+//
+// A file put with flagKeep (a helper that announced opRenameKept) is
+// also kept in mind, once written, under the put's tag: its temporary
+// name, so that it can be renamed without its names crossing the link
+// again (36 bytes a file, compressed, for names that are SHA-256 sums).
+// opRenameKept takes the names kept under its tag - exactly count of
+// them, else it fails and renames nothing -, syncs the file systems of
+// its dirs, then renames each, in the byte order of the temporary names,
+// to the same name with prefix taken off its last element (a name
+// without it fails the request before anything is renamed). Its reply
+// carries, after statusOK, count results in that order, each as
+// opRenameStat's. A tag is used for one request: the names are
+// forgotten once taken.
 
 const (
 	statusOK  = 0
 	statusErr = 1
 )
 
-const flagFsync = 1
+const (
+	flagFsync = 1
+	flagKeep  = 2 // the put's temporary name kept for opRenameKept (a tag u32 follows the flags)
+)
 
 // chunkSize is the most data one opWrite carries; maxFrame bounds any
 // payload (a listing reply of ~700k entries), so a corrupt length never

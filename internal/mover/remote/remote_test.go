@@ -625,6 +625,86 @@ func TestRenameStampLater(t *testing.T) {
 	}
 }
 
+// A batch kept by the helper (Later.Keep) is renamed by reference: every
+// file of it, and only those, under its name without the prefix, with
+// stamps as a listing shows them and no name sent again; a file whose
+// name lacks the prefix fails the request before anything is renamed; an
+// older helper keeps nothing and the caller renames by name.
+func TestRenameKept(t *testing.T) {
+	root := t.TempDir()
+	c := pair(t, root)
+	ctx := context.Background()
+	testkit.Must(t, c.MkdirAll(ctx, "objects/ab"))
+	testkit.Must(t, c.MkdirAll(ctx, "objects/cd"))
+	other := NewLater() // put beside the batch, not kept: not renamed
+	testkit.Must(t, c.PutLater(ctx, "objects/ab/.tmp-other", []byte("o"), other))
+	l := NewLater()
+	l.Keep()
+	const n = 1500 // more than one put request
+	for i := range n {
+		name := fmt.Sprintf("objects/%s/.tmp-%d", []string{"ab", "cd"}[i%2], i)
+		testkit.Must(t, c.PutLater(ctx, name, bytes.Repeat([]byte("x"), i), l))
+	}
+	testkit.Must(t, l.Wait(ctx))
+	testkit.Must(t, other.Wait(ctx))
+	if k := l.Kept(); k != n {
+		t.Fatalf("Kept: %d, want %d", k, n)
+	}
+	var mu sync.Mutex
+	got := map[string]Entry{}
+	err := l.RenameKept(ctx, []string{"objects/ab", "objects/cd"}, ".tmp-", func(tmp string, e Entry, ok bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !ok {
+			t.Errorf("%s: renamed without a stamp", tmp)
+		}
+		got[tmp] = e
+	})
+	testkit.Must(t, err)
+	if len(got) != n || l.Kept() != 0 {
+		t.Fatalf("%d files renamed, %d kept after, want %d and 0", len(got), l.Kept(), n)
+	}
+	for _, dir := range []string{"objects/ab", "objects/cd"} {
+		listed, err := c.List(ctx, dir)
+		testkit.Must(t, err)
+		for _, e := range listed {
+			if e.Name == ".tmp-other" {
+				continue
+			}
+			st, ok := got[dir+"/.tmp-"+e.Name]
+			if !ok || st.Size != e.Size || !st.ModTime.Equal(e.ModTime) {
+				t.Errorf("%s/%s: listed %d bytes at %v, stamped %+v (%v)", dir, e.Name, e.Size, e.ModTime, st, ok)
+			}
+		}
+		if len(listed) != n/2+map[string]int{"objects/ab": 1}[dir] {
+			t.Errorf("%s: %d entries, want the batch's and the other file", dir, len(listed))
+		}
+	}
+
+	l = NewLater()
+	l.Keep()
+	testkit.Must(t, c.PutLater(ctx, "objects/ab/.tmp-y", []byte("y"), l))
+	testkit.Must(t, c.PutLater(ctx, "objects/ab/z", []byte("z"), l))
+	testkit.Must(t, l.Wait(ctx))
+	if err := l.RenameKept(ctx, nil, ".tmp-", func(string, Entry, bool) { t.Error("stamped a rename that failed") }); err == nil || !strings.Contains(err.Error(), `objects/ab/z: its name does not begin with ".tmp-"`) {
+		t.Errorf("a kept name without the prefix: %v, want the name's error", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "objects/ab/y")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a batch with a name without the prefix: y renamed (%v)", err)
+	}
+
+	old := pairOffering(t, t.TempDir(), []byte{opRenameStat})
+	testkit.Must(t, old.MkdirAll(ctx, "d"))
+	l = NewLater()
+	l.Keep()
+	testkit.Must(t, old.PutLater(ctx, "d/.tmp-a", []byte("a"), l))
+	testkit.Must(t, l.Wait(ctx))
+	if l.Kept() != 0 {
+		t.Errorf("an older helper keeps %d files, want 0", l.Kept())
+	}
+	testkit.Must(t, l.RenameKept(ctx, nil, ".tmp-", func(string, Entry, bool) { t.Error("renamed by an older helper") }))
+}
+
 // jsonLike is n bytes of text that compresses the way documents and
 // Elasticsearch's JSON do (several times), different for each seed.
 func jsonLike(seed, n int) []byte {
@@ -723,7 +803,7 @@ func TestCorruptCompressedFrame(t *testing.T) {
 		}
 		return z
 	}
-	put := append(binary.BigEndian.AppendUint16(nil, 1), encodePut("d/x", jsonLike(1, 64<<10), false)...)
+	put := append(binary.BigEndian.AppendUint16(nil, 1), encodePut("d/x", jsonLike(1, 64<<10), false, 0)...)
 	_, err := c.call(ctx, opZstd, 0, corrupt(opPutMany, put))
 	if err == nil || !strings.Contains(err.Error(), "corrupt compressed request") {
 		t.Fatalf("a corrupt compressed batch: %v, want an error saying so", err)
@@ -773,7 +853,7 @@ func TestSplitHeads(t *testing.T) {
 
 	parts := [][]byte{binary.BigEndian.AppendUint16(nil, splitMin+1)}
 	for i := range splitMin + 1 {
-		parts = append(parts, encodePut(fmt.Sprintf("objects/ab/x%d", i), randomBytes(i, 100), false))
+		parts = append(parts, encodePut(fmt.Sprintf("objects/ab/x%d", i), randomBytes(i, 100), false, 0))
 	}
 	split, _, ok := splitPuts(parts)
 	if !ok {

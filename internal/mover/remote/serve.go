@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -77,6 +78,8 @@ type server struct {
 	wg       sync.WaitGroup
 	sem      chan struct{}
 	replies  chan []byte
+	keptMu   sync.Mutex
+	kept     map[uint32][]string // temporary names of files put with flagKeep, by tag (opRenameKept)
 }
 
 type handle struct {
@@ -259,13 +262,20 @@ func (s *server) do(f frame) []byte {
 			n = int(d.u16())
 		}
 		for range n {
-			flags, name := heads.u8(), heads.str()
-			k := heads.u32()
+			flags, tag := heads.u8(), uint32(0)
+			if flags&flagKeep != 0 {
+				tag = heads.u32()
+			}
+			name, k := heads.str(), heads.u32()
 			data := d.take(int(min(k, uint32(len(d.b)+1)))) // past the end: an error, not k bytes
 			if heads.err != nil || d.err != nil {
 				break
 			}
-			body = appendResult(body, s.put(name, data, flags&flagFsync != 0))
+			perr := s.put(name, data, flags&flagFsync != 0)
+			if perr == nil && flags&flagKeep != 0 {
+				s.keep(tag, name)
+			}
+			body = appendResult(body, perr)
 		}
 		err = cmp.Or(heads.err, d.err)
 	case opFsync, opClose:
@@ -361,6 +371,15 @@ func (s *server) do(f frame) []byte {
 		err = d.err
 	case opStatMany:
 		body, err = s.statMany(&d)
+	case opRenameKept:
+		tag, count, prefix := d.u32(), d.u32(), d.str()
+		sync := make([]string, d.u16())
+		for i := range sync {
+			sync[i] = d.str()
+		}
+		if err = d.err; err == nil {
+			body, err = s.renameKept(tag, int(count), prefix, sync)
+		}
 	default:
 		var known bool
 		if body, known, err = s.doTree(f.op, &d); !known {
@@ -496,6 +515,49 @@ func (s *server) renameStat(body []byte, from, to string) []byte {
 	}
 	body = binary.BigEndian.AppendUint64(body, uint64(e.Size))
 	return binary.BigEndian.AppendUint64(body, uint64(e.ModTime.UnixNano()))
+}
+
+// keep keeps name, a file just put with flagKeep, in mind under tag.
+func (s *server) keep(tag uint32, name string) {
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
+	if s.kept == nil {
+		s.kept = map[uint32][]string{}
+	}
+	s.kept[tag] = append(s.kept[tag], name)
+}
+
+// renameKept carries out opRenameKept: the count files kept under tag,
+// in the byte order of their names, renamed each to its name with prefix
+// taken off its last element once the file systems of sync are synced;
+// the reply's body has opRenameStat's result for each.
+func (s *server) renameKept(tag uint32, count int, prefix string, sync []string) ([]byte, error) {
+	s.keptMu.Lock()
+	tmps := s.kept[tag]
+	delete(s.kept, tag)
+	s.keptMu.Unlock()
+	if len(tmps) != count {
+		return nil, fmt.Errorf("rename a batch of %d files: this helper wrote %d of them", count, len(tmps))
+	}
+	slices.Sort(tmps)
+	finals := make([]string, len(tmps))
+	for i, tmp := range tmps {
+		dir, base := path.Split(tmp)
+		if prefix == "" || len(base) <= len(prefix) || !strings.HasPrefix(base, prefix) {
+			return nil, fmt.Errorf("rename %s: its name does not begin with %q: %w", tmp, prefix, errProtocol)
+		}
+		finals[i] = dir + base[len(prefix):]
+	}
+	if len(sync) > 0 {
+		if err := s.syncFS(sync); err != nil {
+			return nil, err
+		}
+	}
+	body := make([]byte, 0, 18*len(tmps))
+	for i, tmp := range tmps {
+		body = s.renameStat(body, tmp, finals[i])
+	}
+	return body, nil
 }
 
 // published reads a list of files as opPublish's payload has them.

@@ -168,7 +168,9 @@ func splitPuts(parts [][]byte) (split [][]byte, size int, ok bool) {
 	data := make([][]byte, 0, len(parts)-1)
 	for _, p := range parts[1:] {
 		d := decoder{b: p}
-		d.u8()
+		if d.u8()&flagKeep != 0 {
+			d.u32()
+		}
 		d.str()
 		k := int(d.u32())
 		if d.err != nil || len(d.b) != k {
