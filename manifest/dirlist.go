@@ -474,7 +474,10 @@ func (r TreeReader) readDir(t Tree, dir string, ref Ref) ([]DirEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a zstd frame: %v: %w", what, err, ErrInvalid)
 	}
-	var lines []DirEntry
+	// One entry a line, allocated once: a list of 1000 entries grown by
+	// append moved each entry (a large struct) twice over, a tenth of a
+	// push's CPU before its first byte (100k files).
+	lines := make([]DirEntry, 0, bytes.Count(data, []byte{'\n'}))
 	err = readLines(data, func(n int, line []byte) error {
 		if len(bytes.TrimSpace(line)) == 0 {
 			return fmt.Errorf("line %d: malformed JSON: blank line: %w", n, ErrInvalid)

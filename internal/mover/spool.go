@@ -266,12 +266,11 @@ const (
 // class, a kind ('o' an object, whose name is its SHA-256's; 'n' named),
 // the raw SHA-256, the size, and for 'n' the name.
 func appendWant(b []byte, class byte, w *want) []byte {
-	var sum [32]byte
 	// A malformed sum decodes short, matches no content and fails the copy
 	// as corrupt.
-	_, _ = hex.Decode(sum[:], []byte(w.sum))
+	sum := decodeSum(w.sum)
 	kind := byte('n')
-	if w.name == manifest.ObjectRel(w.sum) {
+	if isObjectRel(w.name, w.sum) {
 		kind = 'o'
 	}
 	b = append(b, class, kind)
@@ -282,6 +281,29 @@ func appendWant(b []byte, class byte, w *want) []byte {
 		b = append(b, w.name...)
 	}
 	return b
+}
+
+// decodeSum decodes a SHA-256 sum in hex as hex.Decode does, without
+// allocating (a spool record is written for every file of a set): what
+// does not decode, and what is missing, stays zero.
+func decodeSum(s string) (sum [32]byte) {
+	var buf [64]byte
+	n := copy(buf[:], s)
+	_, _ = hex.Decode(sum[:], buf[:n&^1])
+	return sum
+}
+
+// isObjectRel says whether name is manifest.ObjectRel(sum), without
+// building it.
+func isObjectRel(name, sum string) bool {
+	rest, ok := strings.CutPrefix(name, manifest.ObjectsDirName+"/")
+	if !ok {
+		return false
+	}
+	if len(sum) < 2 {
+		return rest == sum
+	}
+	return len(rest) == 3+len(sum) && rest[:2] == sum[:2] && rest[2] == '/' && rest[3:] == sum
 }
 
 var errBadSpool = errors.New("spool record damaged")
