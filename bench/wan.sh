@@ -25,7 +25,10 @@
 # Environment: BCP_BENCH_SCALE (default 1, about 30 minutes; 0.05 for a
 #              quick look), BENCH_OUT (default bench/out) for the raw output,
 #              BCP_BENCH_BIN (default: this tree's build) the transfer
-#              program to push with, e.g. an older build to compare.
+#              program to push with, e.g. an older build to compare,
+#              BCP_BENCH_SAMPLES (default none) a directory where the small
+#              case writes its link samples (rsync.txt, transfer.txt:
+#              seconds and bytes every 50 ms) to see where a run stalled.
 # Needs: rsync, openssh-server (sshd), ~7 GiB free in $TMPDIR.
 set -euo pipefail
 BENCH_NAME=wan exec "$(dirname "$0")/transfer.sh" "BenchmarkWAN/${1:-.}"

@@ -110,6 +110,7 @@ func BenchmarkWAN(b *testing.B) {
 				flow := func(name string, cmd *exec.Cmd) time.Duration {
 					var r linkRun
 					wire(name, func() time.Duration { r = sampled(b, wan, cmd); return r.dt })
+					r.keep(b, name)
 					head, tail, rate := r.between(b, 0.01, 0.99)
 					b.ReportMetric(head.Seconds(), name+"-start-s")
 					b.ReportMetric(tail.Seconds(), name+"-end-s")
@@ -184,6 +185,22 @@ func sampled(b *testing.B, wan *testenv.WAN, cmd *exec.Cmd) linkRun {
 	}
 	r.dt = time.Since(start)
 	return r
+}
+
+// keep writes r's samples (seconds, bytes) to name.txt in
+// $BCP_BENCH_SAMPLES, if set, to look at where a run's flow stalled.
+func (r linkRun) keep(b *testing.B, name string) {
+	dir := os.Getenv("BCP_BENCH_SAMPLES")
+	if dir == "" {
+		return
+	}
+	var out bytes.Buffer
+	for _, s := range r.samples {
+		fmt.Fprintf(&out, "%.3f %d\n", s.at.Seconds(), s.bytes)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".txt"), out.Bytes(), 0o644); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // between returns when the link had carried the fraction lo of the run's
