@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -69,5 +70,47 @@ func TestCompressedPush(t *testing.T) {
 				t.Errorf("set %s published at the destination with a damaged file", id2)
 			}
 		})
+	}
+}
+
+// Through the helper, the large files of a batched phase are copied
+// behind its batches (streamBehind): a set of small files and large ones
+// arrives whole and verified, each large file counted once; a large
+// source file whose content no longer matches its hash fails the push
+// (its error is not lost in the background), nothing of it is under its
+// final name and the set is not published.
+func TestLargeFilesBehindBatches(t *testing.T) {
+	s := testenv.SSHD(t)
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	c := movertest.New(t, srcDir)
+	spec := func(salt string) movertest.Spec {
+		sp := movertest.Spec{Tree: map[string][]byte{}, ES: map[string][]byte{}}
+		for i := range 300 {
+			sp.Tree[fmt.Sprintf("docs/%s-%d.bin", salt, i)] = movertest.Content(salt+fmt.Sprint(i), 100+i)
+		}
+		for i := range 3 {
+			sp.Tree[fmt.Sprintf("big/%s-%d.bin", salt, i)] = movertest.Content(salt+"big"+fmt.Sprint(i), 2<<20+i)
+		}
+		return sp
+	}
+	id := c.Publish(spec("a"))
+	o := opts(c, NewLocal(srcDir), dialHelper(t, s, dstDir))
+	if res := run(t, o); res.Set != id || res.Copied != res.Files || res.Files < 303 {
+		t.Fatalf("%+v, want all of %s copied", res, id)
+	}
+	verifyDst(t, c, dstDir, id)
+
+	sp := spec("b")
+	id2 := c.Publish(sp)
+	rel := manifest.ObjectRel(movertest.Sum(sp.Tree["big/b-1.bin"]))
+	damage(t, filepath.Join(srcDir, rel))
+	if _, err := Run(context.Background(), o); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("push of a damaged large source file: %v, want ErrCorrupt", err)
+	}
+	if _, err := os.Stat(filepath.Join(dstDir, rel)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s at the destination after a failed copy (%v)", rel, err)
+	}
+	if _, err := os.Stat(filepath.Join(dstDir, "sets", id2)); err == nil {
+		t.Errorf("set %s published at the destination with a damaged file", id2)
 	}
 }

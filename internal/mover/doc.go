@@ -105,7 +105,10 @@
 //     results. A helper that can keeps the batch's temporary names as it
 //     writes them (remote.Later.Keep), and one request per helper then
 //     syncs and renames them all without the names sent again
-//     (renameKept). A phase of a few small files (index-N, index.latest,
+//     (renameKept). Through the helper a large file among a phase's
+//     small ones is streamed, fsynced and renamed on its own behind the
+//     batches (streamBehind, BigWorkers at once), so that a batch's end
+//     never waits for its round trips; the phase's end waits for it. A phase of a few small files (index-N, index.latest,
 //     manifest, signature) is one request (Publisher: each written and
 //     fsynced, renamed, the directories fsynced): a helper request where
 //     the helper offers it, over SFTP alone one tar session whose stream

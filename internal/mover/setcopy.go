@@ -1,6 +1,7 @@
 package mover
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -1230,7 +1231,7 @@ func (r *runner) copyPhase(ctx context.Context, st *wantStream) (unsynced []stri
 			return nil, err
 		}
 	}
-	if err := r.fin.wait(); err != nil {
+	if err := cmp.Or(r.streams.wait(), r.fin.wait()); err != nil {
 		return nil, err
 	}
 	return sortedKeys(dirs), nil
