@@ -647,6 +647,12 @@ func (r *runner) streamsBehind(ctx context.Context) bool {
 func (r *runner) streamBehind(ctx context.Context, w *want) error {
 	r.streams.setAhead(r.opts.BigWorkers)
 	return r.streams.start(ctx, func(ctx context.Context) error {
+		// Its directories pinned for as long as it is copied: the batch's
+		// pins end when writeFiles returns (a descriptor closed under
+		// the copy's open was EBADF).
+		ws := []*want{w}
+		defer pinDirs(r.opts.Src, ws)()
+		defer pinDirs(r.opts.Dst, ws)()
 		if _, err := r.cp.copyFile(ctx, w.name, w.size, w.sum, nil); err != nil {
 			return err
 		}
