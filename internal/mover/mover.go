@@ -517,7 +517,7 @@ func (r *runner) canBatch(ctx context.Context) (bool, error) {
 		r.batch = 1
 		return true, nil
 	}
-	if s, ok := r.opts.Dst.(*SFTP); ok && s.helperSyncs(ctx) {
+	if r.throughHelper(ctx) {
 		// The helper makes a batch durable with syncfs(2), which it
 		// always has: a probe would cost a round trip before the copy
 		// (and flush whatever the far side had written meanwhile).
@@ -569,7 +569,7 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) (wri
 	if err := cmp.Or(r.fin.failed(), r.streams.failed()); err != nil {
 		return written{}, err // an earlier batch's
 	}
-	behind := batch && r.streamsBehind(ctx)
+	behind := batch && r.throughHelper(ctx) // large files behind the batches (streamBehind)
 	defer pinDirs(r.opts.Src, files)()
 	defer pinDirs(r.opts.Dst, files)()
 	var pending atomicList
@@ -624,17 +624,18 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) (wri
 	return written{files: pending.list(), later: later}, err
 }
 
-// streamsBehind says whether the large files of a batched phase are
-// copied behind its batches (streamBehind): where the copy goes through
-// the helpers, over a link whose round trips a batch would otherwise wait
-// for at its end - a large file's stream queued behind the batch's
-// writes, its fsync and its rename - with the link idle meanwhile (a
-// second of a far first copy of 100k files for one list of 3.5 MB,
-// bench/wan.md). The helper writes a stream around the page cache on a
-// local disk (startDirect), so the batches' syncs behind it have nothing
-// of it to flush; on a local destination they would (mover tests 75%
-// slower), and there is no round trip to hide.
-func (r *runner) streamsBehind(ctx context.Context) bool {
+// throughHelper says whether the copy goes through the helpers
+// (SFTP.helperSyncs). Beside syncing a batch with syncfs(2), they take a
+// batched phase's large files behind its batches (streamBehind): over a
+// link whose round trips a batch would otherwise wait for at its end - a
+// large file's stream queued behind the batch's writes, its fsync and its
+// rename - with the link idle meanwhile (a second of a far first copy of
+// 100k files for one list of 3.5 MB, bench/wan.md). The helper writes a
+// stream around the page cache on a local disk (startDirect), so the
+// batches' syncs behind it have nothing of it to flush; on a local
+// destination they would (mover tests 75% slower), and there is no round
+// trip to hide.
+func (r *runner) throughHelper(ctx context.Context) bool {
 	s, ok := r.opts.Dst.(*SFTP)
 	return ok && s.helperSyncs(ctx)
 }
