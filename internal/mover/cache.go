@@ -199,14 +199,22 @@ func (c *Checked) Close() {
 
 // lineName is the name on a per-file line, "" if it has none.
 func lineName(line []byte) string {
+	return string(lineNameBytes(line))
+}
+
+// lineNameBytes is lineName pointing into line; nil for none.
+func lineNameBytes(line []byte) []byte {
 	for range 3 {
 		i := bytes.IndexByte(line, ' ')
 		if i < 0 {
-			return ""
+			return nil
 		}
 		line = line[i+1:]
 	}
-	return string(line)
+	if len(line) == 0 {
+		return nil
+	}
+	return line
 }
 
 // index finds each bucket's section of the file, once. A file out of
@@ -331,6 +339,49 @@ func parseStamp(line []byte) (name string, st stamp, ok bool) {
 		return "", stamp{}, false
 	}
 	return string(line[j+1:]), stamp{num[0], num[1], sum}, true
+}
+
+// stampName is the name of line if parseStamp reads it, else nil, found
+// without parsing: the name points into line.
+func stampName(line []byte) []byte {
+	for range 2 {
+		j := bytes.IndexByte(line, ' ')
+		if j < 0 || !isInt(line[:j]) {
+			return nil
+		}
+		line = line[j+1:]
+	}
+	j := bytes.IndexByte(line, ' ')
+	if j < 0 || j+1 == len(line) || !manifest.ValidSHA256(line[:j]) {
+		return nil
+	}
+	return line[j+1:]
+}
+
+// isInt says whether strconv.ParseInt(string(b), 10, 64) succeeds,
+// without a conversion for a sign and up to 19 digits (a time in
+// nanoseconds has 19).
+func isInt(b []byte) bool {
+	d, most := b, "9223372036854775807"
+	if len(d) > 0 && (d[0] == '-' || d[0] == '+') {
+		if d[0] == '-' {
+			most = "9223372036854775808"
+		}
+		d = d[1:]
+	}
+	if len(d) == 0 {
+		return false
+	}
+	if len(d) > len(most) {
+		_, err := strconv.ParseInt(string(b), 10, 64) // leading zeros
+		return err == nil
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(d) < len(most) || string(d) <= most
 }
 
 // lookup returns the stamp of one name (loading its bucket).

@@ -2,6 +2,7 @@ package mover
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -94,10 +95,11 @@ var errUnsorted = errors.New("section not sorted by name")
 
 // saveBucket appends bucket k's stamps, sorted by name, to out for Save:
 // the file's section as it is where this run changed nothing in the
-// bucket, else the section's lines merged with this run's changes (a line
-// kept as it is, not parsed, unless changed: a line view cannot read
-// stays unread). A section not sorted by name is errUnsorted: Save merges
-// that bucket through view instead.
+// bucket, else the section's lines merged with this run's changes. Lines
+// are copied as they are, not parsed into stamps and formatted again (a
+// first copy of 100k files: 0.15 s of Save's end of the run); a line view
+// cannot read stays unread. A section not sorted by name is errUnsorted:
+// Save merges that bucket through view instead.
 func (c *Checked) saveBucket(out []byte, k int) ([]byte, error) {
 	var sec []byte
 	if c.file != nil && c.off[k+1] > c.off[k] {
@@ -113,35 +115,8 @@ func (c *Checked) saveBucket(out []byte, k int) ([]byte, error) {
 	if len(jdata) == 0 && (len(sec) == 0 || bytes.HasSuffix(sec, []byte("\n"))) {
 		return append(out, sec...), nil
 	}
-	// This run's changes, the last of each name winning; a drop is a
-	// zero stamp.
-	changed := map[string]stamp{}
-	for len(jdata) > 0 {
-		l := jdata
-		if i := bytes.IndexByte(jdata, '\n'); i >= 0 {
-			l, jdata = jdata[:i], jdata[i+1:]
-		} else {
-			jdata = nil
-		}
-		if name, ok := bytes.CutPrefix(l, []byte("-")); ok {
-			changed[string(name)] = stamp{}
-			continue
-		}
-		if name, st, ok := parseStamp(l); ok {
-			changed[name] = st
-		}
-	}
-	names := make([]string, 0, len(changed))
-	for name := range changed {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	emit := func(name string) {
-		if st := changed[name]; st.sum != "" {
-			out = stampLine(out, name, st)
-		}
-	}
-	prev := ""
+	changed := journalLines(jdata)
+	var prev []byte
 	for len(sec) > 0 {
 		l := sec
 		if i := bytes.IndexByte(sec, '\n'); i >= 0 {
@@ -149,24 +124,75 @@ func (c *Checked) saveBucket(out []byte, k int) ([]byte, error) {
 		} else {
 			sec = nil
 		}
-		name := lineName(bytes.TrimSuffix(l, []byte("\n")))
-		if name == "" || name <= prev || !bytes.HasSuffix(l, []byte("\n")) {
+		name := lineNameBytes(l[:len(l)-1])
+		if name == nil || prev != nil && bytes.Compare(name, prev) <= 0 || !bytes.HasSuffix(l, []byte("\n")) {
 			return out, errUnsorted
 		}
 		prev = name
-		for len(names) > 0 && names[0] < name {
-			emit(names[0])
-			names = names[1:]
+		for len(changed) > 0 && bytes.Compare(changed[0].nameIn(jdata), name) < 0 {
+			out = changed[0].appendTo(out, jdata)
+			changed = changed[1:]
 		}
-		if len(names) > 0 && names[0] == name {
-			emit(names[0])
-			names = names[1:]
+		if len(changed) > 0 && bytes.Equal(changed[0].nameIn(jdata), name) {
+			out = changed[0].appendTo(out, jdata)
+			changed = changed[1:]
 			continue
 		}
 		out = append(out, l...)
 	}
-	for _, name := range names {
-		emit(name)
+	for _, j := range changed {
+		out = j.appendTo(out, jdata)
 	}
 	return out, nil
+}
+
+// A journalLine is one name's last change in a bucket's journal, by
+// offsets into it (no pointers: a sort of 100k of them moves no pointer):
+// its stamp line, data[start:end] without the newline, the name from
+// name on; or a drop (start == name), "-"+name.
+type journalLine struct {
+	start, name, end int
+}
+
+func (j journalLine) nameIn(data []byte) []byte { return data[j.name:j.end] }
+
+// appendTo appends j's stamp line to out, nothing for a drop.
+func (j journalLine) appendTo(out, data []byte) []byte {
+	if j.start == j.name {
+		return out
+	}
+	return append(append(out, data[j.start:j.end]...), '\n')
+}
+
+// journalLines returns the changes in a bucket's journal (data: stamp
+// lines, and drops as "-"+name) sorted by name, the last of each name
+// winning; a line that is not a stamp (parseStamp) is left out.
+func journalLines(data []byte) []journalLine {
+	ls := make([]journalLine, 0, bytes.Count(data, []byte("\n"))+1)
+	for pos := 0; pos < len(data); {
+		end := len(data)
+		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
+			end = pos + i
+		}
+		l := data[pos:end]
+		if len(l) > 0 && l[0] == '-' {
+			ls = append(ls, journalLine{start: pos + 1, name: pos + 1, end: end})
+		} else if name := stampName(l); name != nil {
+			ls = append(ls, journalLine{start: pos, name: end - len(name), end: end})
+		}
+		pos = end + 1
+	}
+	// By name, then by place in the journal: of one name's lines, the
+	// last stays last.
+	slices.SortFunc(ls, func(a, b journalLine) int {
+		return cmp.Or(bytes.Compare(a.nameIn(data), b.nameIn(data)), cmp.Compare(a.start, b.start))
+	})
+	out := ls[:0]
+	for i, l := range ls {
+		if i+1 < len(ls) && bytes.Equal(ls[i+1].nameIn(data), l.nameIn(data)) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/squirro-bcp/bcp/internal/testkit"
 )
 
-// Save merges this run's changes into each bucket's section without
-// parsing the lines it keeps, and viewNames finds a few names of a bucket
+// Save merges this run's changes (the last of each name winning) into
+// each bucket's section without parsing the lines it keeps, and viewNames finds a few names of a bucket
 // by binary search: both give what view gives. A record with a full
 // comparison time and no directories (a push beside the recorded set)
 // reads back.
@@ -32,6 +32,7 @@ func TestCheckedSparse(t *testing.T) {
 		put(fmt.Sprintf("objects/%02x/%04d", i%7, i), i)
 	}
 	put("es/a", 1)
+	put("objects/02/0002", 42) // set again: the last stamp wins
 	full := time.Unix(1700000000, 5)
 	c.setRecord(&setRecord{set: "0000000001-20261125T120001Z", manifest: sum, files: 7, fullAt: full})
 	testkit.Must(t, c.Save())
@@ -75,6 +76,11 @@ func TestCheckedSparse(t *testing.T) {
 	testkit.Must(t, c.drop("objects/04/0011"))
 	delete(want, "objects/04/0011")
 	put("objects/04/0011", 96) // dropped, then set again
+	put("objects/06/0006", 95)
+	put("objects/06/0006", 94)
+	put("objects/06/0013a", 93) // set, then dropped
+	testkit.Must(t, c.drop("objects/06/0013a"))
+	delete(want, "objects/06/0013a")
 	testkit.Must(t, c.Save())
 	check("merged save")
 }

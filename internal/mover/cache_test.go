@@ -174,3 +174,22 @@ func TestCheckedSpools(t *testing.T) {
 		t.Errorf("a live run's spool was removed: %v", err)
 	}
 }
+
+// BenchmarkCheckedSave saves the stamps of a first copy of 100k files
+// (the end of such a push waits for it).
+func BenchmarkCheckedSave(b *testing.B) {
+	now := time.Now()
+	for range b.N {
+		b.StopTimer()
+		c, err := OpenChecked(filepath.Join(b.TempDir(), "checked"))
+		testkit.Must(b, err)
+		for i := range 100000 {
+			sum := fmt.Sprintf("%064x", i)
+			testkit.Must(b, c.set(fmt.Sprintf("objects/%s/%s/%s", sum[62:], sum[60:62], sum), Entry{Size: 4096, ModTime: now}, sum))
+		}
+		b.StartTimer()
+		testkit.Must(b, c.Save())
+		b.StopTimer()
+		c.Close()
+	}
+}
