@@ -61,7 +61,10 @@ func tmpName(name string) string {
 // neither fsynced nor renamed: it returns deferred true, and the caller
 // waits for batch (a LaterWriter destination only queues the write) and
 // makes the batch durable (FSSyncer) before it renames the file.
-func (c *copier) copyFile(ctx context.Context, name string, size int64, sum string, batch *remote.Later) (deferred bool, err error) {
+//
+// stamp, if not nil, gets what a file renamed here shows at the
+// destination where the rename can say it (rename).
+func (c *copier) copyFile(ctx context.Context, name string, size int64, sum string, batch *remote.Later, stamp func(Entry)) (deferred bool, err error) {
 	if size <= smallFile {
 		bp := smallBufs.Get().(*[]byte)
 		defer smallBufs.Put(bp)
@@ -69,14 +72,14 @@ func (c *copier) copyFile(ctx context.Context, name string, size int64, sum stri
 		if err != nil {
 			return false, err
 		}
-		return c.writeData(ctx, name, data, sum, batch)
+		return c.writeData(ctx, name, data, sum, batch, stamp)
 	}
 	r, err := c.open(ctx, name)
 	if err != nil {
 		return false, err
 	}
 	defer r.Close()
-	return false, c.copyStream(ctx, r, name, size, sum)
+	return false, c.copyStream(ctx, r, name, size, sum, stamp)
 }
 
 // open opens name at the source; a file gone is ErrSourceChanged.
@@ -149,7 +152,7 @@ var smallBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return 
 
 // copyStream copies a large file from r: many requests in flight, fsynced
 // on its own (its data dominates the cost, not the fsync's latency).
-func (c *copier) copyStream(ctx context.Context, r io.Reader, name string, size int64, sum string) error {
+func (c *copier) copyStream(ctx context.Context, r io.Reader, name string, size int64, sum string, stamp func(Entry)) error {
 	tmp := tmpName(name)
 	w, err := c.dst.Create(ctx, tmp)
 	if err != nil {
@@ -192,23 +195,52 @@ func (c *copier) copyStream(ctx context.Context, r io.Reader, name string, size 
 		}
 		return fmt.Errorf("copy %s from %s to %s: %w", name, c.src, c.dst, err)
 	}
-	if err := c.dst.Rename(ctx, tmp, name); err != nil {
-		return err
+	return c.rename(ctx, tmp, name, stamp)
+}
+
+// rename renames tmp, written and made durable, over name. stamp, if not
+// nil, gets what the renamed file shows, with the rename's answer where
+// the destination says it (StampRenamer, StatRenamer): a file copied so
+// is stamped in the verified-file cache without a look at its directory
+// after the copy (a first copy of a storage whose large files sit among
+// the small ones: every bucket listed again at its end, over a far link).
+func (c *copier) rename(ctx context.Context, tmp, name string, stamp func(Entry)) error {
+	if stamp != nil {
+		if sr, ok := c.dst.(StampRenamer); ok {
+			l := remote.NewLater()
+			err := sr.RenameStampLater(ctx, tmp, name, l, stamp)
+			if err == nil {
+				err = l.Wait(ctx)
+			}
+			if !errors.Is(err, remote.ErrNotOffered) {
+				if err != nil {
+					return fmt.Errorf("at %s: %w", c.dst, err)
+				}
+				return nil
+			}
+		}
+		if sr, ok := c.dst.(StatRenamer); ok {
+			e, ok, err := sr.RenameStat(ctx, tmp, name)
+			if err == nil && ok {
+				stamp(e)
+			}
+			return err
+		}
 	}
-	return nil
+	return c.dst.Rename(ctx, tmp, name)
 }
 
 // writeBytes writes data (already in memory, e.g. a manifest) as name at dst
 // by the same rules; sum may be empty when there is nothing to compare with.
 func (c *copier) writeBytes(ctx context.Context, name string, data []byte, sum string) error {
-	_, err := c.writeData(ctx, name, data, sum, nil)
+	_, err := c.writeData(ctx, name, data, sum, nil, nil)
 	return err
 }
 
 // writeData writes data as name at dst: checked, written to the temporary
 // name, then (batch nil) fsynced and renamed. With batch set the fsync and
 // the rename are left to the caller (deferred true): see copyFile.
-func (c *copier) writeData(ctx context.Context, name string, data []byte, sum string, batch *remote.Later) (deferred bool, err error) {
+func (c *copier) writeData(ctx context.Context, name string, data []byte, sum string, batch *remote.Later, stamp func(Entry)) (deferred bool, err error) {
 	if err := c.admitData(ctx, name, data, sum); err != nil {
 		return false, err
 	}
@@ -226,7 +258,7 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 		if batch != nil {
 			return true, nil
 		}
-		return false, c.dst.Rename(ctx, tmp, name)
+		return false, c.rename(ctx, tmp, name, stamp)
 	}
 	w, err := c.dst.Create(ctx, tmp)
 	if err != nil {
@@ -267,7 +299,7 @@ func (c *copier) writeData(ctx context.Context, name string, data []byte, sum st
 			c.closeMu.Unlock()
 		}
 	}()
-	return false, c.dst.Rename(ctx, tmp, name)
+	return false, c.rename(ctx, tmp, name, stamp)
 }
 
 // admitData checks data, to be written as name, against sum (none if

@@ -258,7 +258,7 @@ func TestCopyFile(t *testing.T) {
 						if err := os.WriteFile(filepath.Join(dir.srcDir, name), data, 0o640); err != nil {
 							t.Fatal(err)
 						}
-						if _, err := c.copyFile(ctx, name, int64(len(data)), movertest.Sum(data), nil); err != nil {
+						if _, err := c.copyFile(ctx, name, int64(len(data)), movertest.Sum(data), nil, nil); err != nil {
 							t.Fatalf("%s: %v", n, err)
 						}
 						if got := read(t, dir.dst, name); !bytes.Equal(got, data) {
@@ -267,7 +267,7 @@ func TestCopyFile(t *testing.T) {
 						// A wrong hash is refused and nothing appears.
 						bad := dir.name + "-bad-" + n
 						testkit.Must(t, os.WriteFile(filepath.Join(dir.srcDir, bad), data, 0o640))
-						_, err := c.copyFile(ctx, bad, int64(len(data)), movertest.Sum([]byte("other")), nil)
+						_, err := c.copyFile(ctx, bad, int64(len(data)), movertest.Sum([]byte("other")), nil, nil)
 						if !errors.Is(err, ErrCorrupt) {
 							t.Fatalf("%s with a wrong hash: %v, want ErrCorrupt", n, err)
 						}

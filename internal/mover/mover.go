@@ -606,10 +606,11 @@ func (r *runner) writeFiles(ctx context.Context, files []*want, batch bool) (wri
 		}
 		var deferred bool
 		var err error
+		stamp := func(e Entry) { r.stampCopied(w, e) }
 		if w.data != nil {
-			deferred, err = r.cp.writeData(ctx, w.name, w.data, w.checkSum(), later)
+			deferred, err = r.cp.writeData(ctx, w.name, w.data, w.checkSum(), later, stamp)
 		} else {
-			deferred, err = r.cp.copyFile(ctx, w.name, w.size, w.sum, later)
+			deferred, err = r.cp.copyFile(ctx, w.name, w.size, w.sum, later, stamp)
 		}
 		if err != nil {
 			return err
@@ -654,7 +655,7 @@ func (r *runner) streamBehind(ctx context.Context, w *want) error {
 		ws := []*want{w}
 		defer pinDirs(r.opts.Src, ws)()
 		defer pinDirs(r.opts.Dst, ws)()
-		if _, err := r.cp.copyFile(ctx, w.name, w.size, w.sum, nil); err != nil {
+		if _, err := r.cp.copyFile(ctx, w.name, w.size, w.sum, nil, func(e Entry) { r.stampCopied(w, e) }); err != nil {
 			return err
 		}
 		r.count(w)
