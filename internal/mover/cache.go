@@ -318,70 +318,62 @@ func parseStamps(data []byte, m map[string]stamp) {
 // parseStamp reads one per-file line ("size mtime sha256 name"); ok false
 // if it is not one.
 func parseStamp(line []byte) (name string, st stamp, ok bool) {
+	size, mtime, sum, n, ok := stampFields(line)
+	if !ok {
+		return "", stamp{}, false
+	}
+	return string(n), stamp{size, mtime, string(sum)}, true
+}
+
+// stampFields splits a per-file line ("size mtime sha256 name") into its
+// fields, the sum and the name pointing into line, without allocating
+// (Save keeps the lines as they are and only needs to know their names);
+// ok false if it is not one.
+func stampFields(line []byte) (size, mtime int64, sum, name []byte, ok bool) {
 	var num [2]int64
 	for i := range num {
 		j := bytes.IndexByte(line, ' ')
 		if j < 0 {
-			return "", stamp{}, false
+			return 0, 0, nil, nil, false
 		}
-		n, err := strconv.ParseInt(string(line[:j]), 10, 64)
-		if err != nil {
-			return "", stamp{}, false
-		}
-		num[i], line = n, line[j+1:]
-	}
-	j := bytes.IndexByte(line, ' ')
-	if j < 0 || j+1 == len(line) {
-		return "", stamp{}, false
-	}
-	sum := string(line[:j])
-	if !manifest.ValidSHA256(sum) {
-		return "", stamp{}, false
-	}
-	return string(line[j+1:]), stamp{num[0], num[1], sum}, true
-}
-
-// stampName is the name of line if parseStamp reads it, else nil, found
-// without parsing: the name points into line.
-func stampName(line []byte) []byte {
-	for range 2 {
-		j := bytes.IndexByte(line, ' ')
-		if j < 0 || !isInt(line[:j]) {
-			return nil
+		if num[i], ok = parseInt(line[:j]); !ok {
+			return 0, 0, nil, nil, false
 		}
 		line = line[j+1:]
 	}
 	j := bytes.IndexByte(line, ' ')
 	if j < 0 || j+1 == len(line) || !manifest.ValidSHA256(line[:j]) {
-		return nil
+		return 0, 0, nil, nil, false
 	}
-	return line[j+1:]
+	return num[0], num[1], line[:j], line[j+1:], true
 }
 
-// isInt says whether strconv.ParseInt(string(b), 10, 64) succeeds,
-// without a conversion for a sign and up to 19 digits (a time in
-// nanoseconds has 19).
-func isInt(b []byte) bool {
-	d, most := b, "9223372036854775807"
-	if len(d) > 0 && (d[0] == '-' || d[0] == '+') {
-		if d[0] == '-' {
-			most = "9223372036854775808"
+// parseInt is strconv.ParseInt(string(b), 10, 64) without the conversion.
+func parseInt(b []byte) (int64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '-' || b[0] == '+') {
+		neg, b = b[0] == '-', b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	const most = uint64(1) << 63 // the magnitude of math.MinInt64
+	var u uint64
+	for _, c := range b {
+		if c < '0' || c > '9' || u > most/10 {
+			return 0, false
 		}
-		d = d[1:]
-	}
-	if len(d) == 0 {
-		return false
-	}
-	if len(d) > len(most) {
-		_, err := strconv.ParseInt(string(b), 10, 64) // leading zeros
-		return err == nil
-	}
-	for _, c := range d {
-		if c < '0' || c > '9' {
-			return false
+		if u = u*10 + uint64(c-'0'); u > most {
+			return 0, false
 		}
 	}
-	return len(d) < len(most) || string(d) <= most
+	if neg {
+		return -int64(u), true // (most wraps to math.MinInt64)
+	}
+	if u == most {
+		return 0, false
+	}
+	return int64(u), true
 }
 
 // lookup returns the stamp of one name (loading its bucket).

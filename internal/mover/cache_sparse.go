@@ -177,7 +177,7 @@ func journalLines(data []byte) []journalLine {
 		l := data[pos:end]
 		if len(l) > 0 && l[0] == '-' {
 			ls = append(ls, journalLine{start: pos + 1, name: pos + 1, end: end})
-		} else if name := stampName(l); name != nil {
+		} else if _, _, _, name, ok := stampFields(l); ok {
 			ls = append(ls, journalLine{start: pos, name: end - len(name), end: end})
 		}
 		pos = end + 1

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,5 +192,18 @@ func BenchmarkCheckedSave(b *testing.B) {
 		testkit.Must(b, c.Save())
 		b.StopTimer()
 		c.Close()
+	}
+}
+
+// parseInt reads what strconv.ParseInt reads, and fails where it fails.
+func TestParseInt(t *testing.T) {
+	for _, s := range []string{"0", "7", "-7", "+7", "007", "-0", "", "-", "+", "1a", " 1", "1_000",
+		"1764772800123456789", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+		"-9223372036854775809", "00000000000000000000009", "18446744073709551616", "99999999999999999999"} {
+		want, err := strconv.ParseInt(s, 10, 64)
+		got, ok := parseInt([]byte(s))
+		if ok != (err == nil) || ok && got != want {
+			t.Errorf("parseInt(%q) = %d, %v; strconv.ParseInt: %d, %v", s, got, ok, want, err)
+		}
 	}
 }
