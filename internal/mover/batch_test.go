@@ -177,8 +177,8 @@ func checkFinalNames(t *testing.T, dir string) (n int) {
 func TestBatchDurability(t *testing.T) {
 	srcDir := t.TempDir()
 	c := movertest.New(t, srcDir)
-	id := c.PublishBulk(movertest.Bulk{Seed: "batch", Files: batchFiles + 300, FileSize: 512, Blobs: 2, BlobSize: 2 << 20})
-	for _, failAfter := range []int{0, 2, 100, batchFiles + 10} {
+	id := c.PublishBulk(movertest.Bulk{Seed: "batch", Files: batchLeast + 300, FileSize: 512, Blobs: 2, BlobSize: 2 << 20})
+	for _, failAfter := range []int{0, 2, 100, batchLeast + 10} {
 		t.Run("die after "+strconv.Itoa(failAfter)+" renames", func(t *testing.T) {
 			dstDir := t.TempDir()
 			dst := newOrderFS(dstDir, failAfter)
@@ -275,5 +275,32 @@ func TestSFTPSyncFS(t *testing.T) {
 			run(t, opts(c, NewLocal(srcDir), v.dial(t, s, dstDir)))
 			verifyDst(t, c, dstDir, id)
 		})
+	}
+}
+
+// Batches are batchMost files while many are left, then shrink over the
+// last few to batchLeast, so that a phase's last sync has little to wait
+// for; a phase of few files is one batch.
+func TestBatchSizes(t *testing.T) {
+	sizes := func(n int64) []int {
+		var out []int
+		for n > 0 {
+			b := min(int64(batchSize(n)), n)
+			out = append(out, int(b))
+			n -= b
+		}
+		return out
+	}
+	big := sizes(100_000)
+	if big[0] != batchMost || big[len(big)-1] > batchLeast || len(big) > 100_000/batchMost+12 {
+		t.Errorf("100k files: batches %v, want %d first, at most %d last, few", big, batchMost, batchLeast)
+	}
+	for i := 1; i < len(big); i++ {
+		if big[i] > big[i-1] {
+			t.Errorf("100k files: batches %v grow at %d", big, i)
+		}
+	}
+	if few := sizes(300); len(few) != 1 {
+		t.Errorf("300 files: batches %v, want one", few)
 	}
 }

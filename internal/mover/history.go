@@ -174,7 +174,7 @@ func (r *runner) olderSet(ctx context.Context, id string, gen int64, base *manif
 		s.close()
 		return nil, nil, fmt.Errorf("set %s is for channel %s, the source is %s: %w", id, s.m.Channel, r.channel, manifest.ErrNotForUs)
 	}
-	p, err := r.planSet(ctx, s)
+	p, err := r.planSet(ctx, s, nil)
 	if err != nil {
 		s.close()
 		return nil, nil, err

@@ -18,11 +18,11 @@ import (
 )
 
 // unnamedMost is the most files a Local destination keeps open without a
-// name (createUnnamed) at once: two batches of batchFiles, one being
+// name (createUnnamed) at once: two batches of batchMost, one being
 // finished while the next is written; the files beyond it get temporary
 // names. A quarter of the process's descriptors at most
 // (manifest.UnnamedMax).
-const unnamedMost = 2 * batchFiles
+const unnamedMost = 2 * batchMost
 
 // unnamedFiles are the files a Local destination wrote without a name,
 // by the temporary name the mover knows them by: Rename links one to its

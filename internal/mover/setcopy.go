@@ -73,24 +73,39 @@ func (p *plan) todos() int64 {
 // and, for the files it lacks, one at the source, merged with the bucket's
 // files and its part of the verified-file cache. A set whose files the
 // destination lacks are not all at the source with their size is not
-// complete (manifest.ErrIncomplete): it is never forwarded.
-func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
-	p := &plan{mkdirs: map[string]bool{}, dirs: map[string]bool{}}
-	p.spool.base = r.opts.Checked.spoolBase()
-	gone, err := r.goneDirs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	// The held files are planned beside the buckets: their look-up goes
-	// over the link with the buckets' instead of after them.
+// complete (manifest.ErrIncomplete): it is never forwarded. early, if not
+// nil, is s's buckets planned while the destination connected
+// (planEarly): taken if the destination lacks what it assumed.
+func (r *runner) planSet(ctx context.Context, s *setFiles, early *earlyPlan) (*plan, error) {
+	// The held files are planned beside the buckets, and beside the
+	// listings the buckets wait for: their look-up goes over the link
+	// with those instead of after them.
 	g, gctx := errgroup.WithContext(ctx)
+	hp := r.newPlan()
 	var held []classed
 	g.Go(func() (err error) {
-		held, err = r.planHeld(gctx, p, s.special)
+		held, err = r.planHeld(gctx, hp, s.special)
 		return err
 	})
-	g.Go(func() error { return r.planBuckets(gctx, p, s, gone) })
-	err = g.Wait()
+	var p *plan
+	g.Go(func() error {
+		gone, err := r.goneDirs(gctx)
+		if err != nil {
+			early.discard()
+			return err
+		}
+		if p = early.take(gone); p != nil {
+			return nil
+		}
+		p = r.newPlan()
+		return r.planBuckets(gctx, p, s, gone)
+	})
+	err := g.Wait()
+	if p == nil {
+		p = hp
+	} else {
+		p.add(hp)
+	}
 	for _, c := range held {
 		if c.class == classTodo {
 			p.todo[c.w.phase] = append(p.todo[c.w.phase], c.w)
@@ -110,6 +125,100 @@ func (r *runner) planSet(ctx context.Context, s *setFiles) (*plan, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// add adds what o (the held files' plan) counts, its directories and its
+// missing files to p.
+func (p *plan) add(o *plan) {
+	p.files += o.files
+	p.present += o.present
+	p.replaced += o.replaced
+	p.bytes += o.bytes
+	p.addMissing(o.nMissing, o.missing)
+	maps.Copy(p.dirs, o.dirs)
+	maps.Copy(p.mkdirs, o.mkdirs)
+}
+
+// addMissing counts n more files missing or short at the source, names
+// the first few of them (p.mu held where p is shared).
+func (p *plan) addMissing(n int, names []string) {
+	p.nMissing += n
+	p.missing = append(p.missing, names...)
+	slices.Sort(p.missing)
+	p.missing = p.missing[:min(len(p.missing), 3)]
+}
+
+func (r *runner) newPlan() *plan {
+	p := &plan{mkdirs: map[string]bool{}, dirs: map[string]bool{}}
+	p.spool.base = r.opts.Checked.spoolBase()
+	return p
+}
+
+// earlyPlan is a set's buckets planned as if the destination held none of
+// their directories (planEarly), on a first copy while the destination
+// connects: over a far link the connection takes as long as planning 100k
+// files, and such a plan needs nothing from the destination.
+type earlyPlan struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the plan has ended (err set)
+	p      *plan         // nil once taken or discarded
+	err    error
+}
+
+// planEarly starts planning s's buckets (planBuckets) in the background
+// as if every directory were missing at the destination: the plan of a
+// destination that lacks all of them (take checks that it does).
+func (r *runner) planEarly(ctx context.Context, s *setFiles) *earlyPlan {
+	ctx, cancel := context.WithCancel(ctx)
+	e := &earlyPlan{cancel: cancel, done: make(chan struct{}), p: r.newPlan()}
+	go func() {
+		defer close(e.done)
+		e.err = r.planBuckets(ctx, e.p, s, func(string) bool { return true })
+	}()
+	return e
+}
+
+// take returns the early plan if gone (goneDirs) says the destination
+// lacks every directory it holds files in, or nil (then the buckets are
+// planned again, against what is there). A destination that holds one of
+// the directories planned so far stops the early plan at once.
+func (e *earlyPlan) take(gone func(string) bool) *plan {
+	if e == nil {
+		return nil
+	}
+	lacksAll := func() bool {
+		e.p.mu.Lock()
+		defer e.p.mu.Unlock()
+		for d := range e.p.dirs {
+			if !gone(d) {
+				return false
+			}
+		}
+		return true
+	}
+	if gone == nil || !lacksAll() {
+		e.discard()
+		return nil
+	}
+	<-e.done
+	if e.err != nil || !lacksAll() {
+		e.discard()
+		return nil
+	}
+	p := e.p
+	e.p = nil
+	return p
+}
+
+// discard stops the early plan and removes what it spooled.
+func (e *earlyPlan) discard() {
+	if e == nil {
+		return
+	}
+	e.cancel()
+	<-e.done
+	e.p.close()
+	e.p = nil
 }
 
 // planBuckets plans the spooled files of s, bucket by bucket
@@ -165,28 +274,41 @@ func (r *runner) planHeld(ctx context.Context, p *plan, ws []*want) ([]classed, 
 	return r.planFiles(ctx, p, ws, view, listings{})
 }
 
-// goneDirs says which directories below objects/ the destination lacks,
-// as its listing of objects/ shows them: that listing was fetched at the
-// start of a run that plans the whole set (prefetchDst), and a directory
-// it lacks need be neither looked in nor listed (a first copy's 256). nil
-// where it was not fetched (a plan beside a recorded set looks up a few
-// names in directories that are there).
+// goneDirs says which directories the destination lacks, as its
+// listings of its root and of objects/ show them: those were fetched at
+// the start of a run that plans the whole set (prefetchDst), and a
+// directory they show missing need be neither looked in nor listed (a
+// first copy's 256 below objects/, and es/). nil where they were not
+// fetched (a plan beside a recorded set looks up a few names in
+// directories that are there).
 func (r *runner) goneDirs(ctx context.Context) (func(dir string) bool, error) {
 	if !r.objectsAhead {
 		return nil, nil
+	}
+	root, err := r.dst.dir(ctx, ".")
+	if err != nil {
+		return nil, err
 	}
 	objs, err := r.dst.dir(ctx, manifest.ObjectsDirName)
 	if err != nil {
 		return nil, err
 	}
+	isDir := func(d map[string]Entry, name string) bool {
+		e, ok := d[name]
+		return ok && e.Dir
+	}
 	return func(dir string) bool {
-		rest, ok := strings.CutPrefix(dir, manifest.ObjectsDirName+"/")
-		if !ok {
+		first, rest, below := strings.Cut(dir, "/")
+		switch {
+		case dir == ".":
+			return false
+		case !isDir(root, first):
+			return true
+		case first != manifest.ObjectsDirName || !below:
 			return false
 		}
-		first, _, _ := strings.Cut(rest, "/")
-		e, there := objs[first]
-		return !there || !e.Dir
+		second, _, _ := strings.Cut(rest, "/")
+		return !isDir(objs, second)
 	}, nil
 }
 
@@ -283,10 +405,7 @@ func (r *runner) planFiles(ctx context.Context, p *plan, ws []*want, view map[st
 	p.present += present
 	p.replaced += replaced
 	p.bytes += bytes
-	p.nMissing += len(missing)
-	p.missing = append(p.missing, missing...)
-	slices.Sort(p.missing)
-	p.missing = p.missing[:min(len(p.missing), 3)]
+	p.addMissing(len(missing), missing)
 	return out, nil
 }
 
@@ -1131,6 +1250,16 @@ type wantStream struct {
 	p    *plan
 	k    int
 	cur  []*want
+	read int64 // of p's files to copy, those read into cur so far
+}
+
+// left is how many files the stream has still to hand out.
+func (s *wantStream) left() int64 {
+	n := int64(len(s.held) + len(s.cur))
+	if s.p != nil {
+		n += s.p.nTodo - s.read
+	}
+	return n
 }
 
 // next returns up to n more files; none at the end.
@@ -1159,6 +1288,7 @@ func (s *wantStream) next(n int) ([]*want, error) {
 			err = decodeWants(data, func(class byte, w *want) error {
 				if class == classTodo {
 					s.cur = append(s.cur, w)
+					s.read++
 				}
 				return nil
 			})
@@ -1182,14 +1312,14 @@ func (r *runner) copyPhase(ctx context.Context, st *wantStream) (unsynced []stri
 		return nil, err
 	}
 	dirs := map[string]bool{}
-	next := func(n int) ([]*want, error) {
-		files, err := st.next(n)
+	next := func() ([]*want, error) {
+		files, err := st.next(batchSize(st.left()))
 		for _, w := range files {
 			dirs[path.Dir(w.name)] = true
 		}
 		return files, err
 	}
-	files, err := next(batchFiles)
+	files, err := next()
 	if err != nil || len(files) == 0 {
 		return nil, err
 	}
@@ -1202,7 +1332,7 @@ func (r *runner) copyPhase(ctx context.Context, st *wantStream) (unsynced []stri
 			if _, err := r.writeFiles(ctx, files, false); err != nil {
 				return nil, err
 			}
-			if files, err = next(batchFiles); err != nil {
+			if files, err = next(); err != nil {
 				return nil, err
 			}
 		}
@@ -1227,7 +1357,7 @@ func (r *runner) copyPhase(ctx context.Context, st *wantStream) (unsynced []stri
 		if err := r.finishBatch(ctx, pending); err != nil {
 			return nil, err
 		}
-		if files, err = next(batchFiles); err != nil {
+		if files, err = next(); err != nil {
 			return nil, err
 		}
 	}

@@ -41,7 +41,7 @@ func (d *digestsAsked) DirDigests(ctx context.Context, dirs []string) ([][32]byt
 func TestRecordDigestsBehindTheCopy(t *testing.T) {
 	srcDir, dstDir := t.TempDir(), t.TempDir()
 	c := movertest.New(t, srcDir)
-	id := c.PublishBulk(movertest.Bulk{Seed: "behind", Files: 3 * batchFiles, FileSize: 64})
+	id := c.PublishBulk(movertest.Bulk{Seed: "behind", Files: 3 * batchLeast, FileSize: 64})
 	dst := &digestsAsked{Local: NewLocal(dstDir), sig: filepath.Join(dstDir, manifest.SetsDirName, id, manifest.SignatureFileName)}
 	counted := &opens{FS: NewLocal(srcDir)}
 	o := opts(c, counted, dst)

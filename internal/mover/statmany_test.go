@@ -396,6 +396,36 @@ func TestFirstPushThroughHelper(t *testing.T) {
 	}
 }
 
+// A push without a verified-file cache to a destination that holds an
+// older set plans its buckets while it connects as if the destination
+// lacked them (planEarly); the destination's listings show it does not,
+// and the buckets are planned again against what is there: only the
+// changed files are copied, the rest found present (hashed, not copied).
+func TestEarlyPlanOfAFilledDestination(t *testing.T) {
+	srcDir, dstDir := t.TempDir(), t.TempDir()
+	c, _ := spreadChannel(t, srcDir)
+	o := opts(c, NewLocal(srcDir), dialHelper(t, testenv.SSHD(t), dstDir))
+	o.Checked = mustOpenChecked(t, filepath.Join(t.TempDir(), "checked"))
+	if res := run(t, o); res.Copied != res.Files {
+		t.Fatalf("first push: %+v, want every file copied", res)
+	}
+	changed := []string{"d07/f5", "d03/f1", "d03/f2"}
+	id2 := c.Publish(spread("2", changed...))
+	dst, requests := dialRecorded(t, dstDir, "")
+	o.Dst = dst
+	o.Checked = mustOpenChecked(t, filepath.Join(t.TempDir(), "fresh"))
+	res := run(t, o)
+	verifyDst(t, c, dstDir, id2)
+	// The changed objects, the lists of the changed directories and of
+	// the tree's root, and the set's own files (manifest, signature).
+	if res.Set != id2 || res.Copied == 0 || res.Copied > 12 || res.Present+res.Copied != res.Files {
+		t.Fatalf("second push, no cache: %+v, want %s with a few files copied and the rest present", res, id2)
+	}
+	if n := requests(); n.lookedObj+n.objLists < 20 {
+		t.Errorf("%+v: want the 20 objects/ directories looked in or listed", n)
+	}
+}
+
 // The helper's look-up, over SSH: a missing directory, a directory below
 // a file and a path outside the root are each their own answer, not the
 // request's failure.
