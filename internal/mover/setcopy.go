@@ -94,7 +94,7 @@ func (r *runner) planSet(ctx context.Context, s *setFiles, early *earlyPlan) (*p
 			early.discard()
 			return err
 		}
-		if p = early.take(gone); p != nil {
+		if p = early.take(gctx, gone); p != nil {
 			return nil
 		}
 		p = r.newPlan()
@@ -178,11 +178,16 @@ func (r *runner) planEarly(ctx context.Context, s *setFiles) *earlyPlan {
 	return e
 }
 
+// earlyTaken counts the early plans taken (tests: a plan made twice would
+// go unnoticed otherwise).
+var earlyTaken atomic.Int64
+
 // take returns the early plan if gone (goneDirs) says the destination
 // lacks every directory it holds files in, or nil (then the buckets are
 // planned again, against what is there). A destination that holds one of
-// the directories planned so far stops the early plan at once.
-func (e *earlyPlan) take(gone func(string) bool) *plan {
+// the directories planned so far stops the early plan at once, and so
+// does ctx ending.
+func (e *earlyPlan) take(ctx context.Context, gone func(string) bool) *plan {
 	if e == nil {
 		return nil
 	}
@@ -200,13 +205,17 @@ func (e *earlyPlan) take(gone func(string) bool) *plan {
 		e.discard()
 		return nil
 	}
-	<-e.done
-	if e.err != nil || !lacksAll() {
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+	}
+	if ctx.Err() != nil || e.err != nil || !lacksAll() {
 		e.discard()
 		return nil
 	}
 	p := e.p
 	e.p = nil
+	earlyTaken.Add(1)
 	return p
 }
 

@@ -190,8 +190,9 @@ func TestSyncDirsCommand(t *testing.T) {
 }
 
 // A destination made not connected yet (NewSFTP) is connected by Run
-// while it reads the source's newest set: the copy is whole and the
-// rerun finds nothing to do; a destination that cannot be reached fails
+// while it reads the source's newest set and plans it as a first copy's
+// (planEarly; the plan is taken): the copy is whole and the rerun finds
+// nothing to do; a destination that cannot be reached fails
 // the run saying so, and closes cleanly.
 func TestRunDialsTheDestination(t *testing.T) {
 	srcDir, dstDir := t.TempDir(), t.TempDir()
@@ -202,8 +203,12 @@ func TestRunDialsTheDestination(t *testing.T) {
 	t.Cleanup(func() { _ = dst.Close() })
 	o := opts(c, NewLocal(srcDir), dst)
 	o.Checked = mustOpenChecked(t, filepath.Join(t.TempDir(), "checked"))
+	taken := earlyTaken.Load()
 	if res := run(t, o); res.Set != id || res.Copied != res.Files {
 		t.Fatalf("first copy: %+v", res)
+	}
+	if earlyTaken.Load() != taken+1 {
+		t.Error("the first copy's plan made while connecting was not taken")
 	}
 	verifyDst(t, c, dstDir, id)
 	if res := run(t, o); res.Copied != 0 {

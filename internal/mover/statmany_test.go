@@ -414,7 +414,11 @@ func TestEarlyPlanOfAFilledDestination(t *testing.T) {
 	dst, requests := dialRecorded(t, dstDir, "")
 	o.Dst = dst
 	o.Checked = mustOpenChecked(t, filepath.Join(t.TempDir(), "fresh"))
+	taken := earlyTaken.Load()
 	res := run(t, o)
+	if earlyTaken.Load() != taken {
+		t.Error("the plan made while connecting was taken, the destination holding an older set")
+	}
 	verifyDst(t, c, dstDir, id2)
 	// The changed objects, the lists of the changed directories and of
 	// the tree's root, and the set's own files (manifest, signature).
