@@ -94,8 +94,9 @@
 //     whole and checked before anything is written. Where the destination
 //     can sync its whole file system (FSSyncer: syncfs(2) locally, "sync -f"
 //     in a shell kept open over the SSH connection), small files go in
-//     batches of 2048: all written under their temporary names without
-//     fsync, one syncfs, then all renamed; one more syncfs at the end of
+//     batches of up to 8192 (fewer at a phase's end: batchSize): all
+//     written under their temporary names without fsync, one syncfs,
+//     then all renamed; one more syncfs at the end of
 //     each phase makes the renames durable before the next phase (and so
 //     before the manifest). A batch is handed over in order as soon as its
 //     writes are queued and finished (answered, synced, renamed) behind

@@ -911,8 +911,8 @@ func (a *atomicList) list() []*want {
 // finished yet: the copy writes the next batches while the ones before
 // are answered, synced and renamed, and waits only when the finisher is
 // that far behind. A batch's renames travel behind the writes queued
-// before them (up to a batch and a half: the helper's batcher), so one
-// finishes about a batch's time on the link after it was handed over.
+// before them (up to 2560 files: the helper's batcher), so one finishes
+// soon after the last of its writes is on the link.
 const finishAhead = 4
 
 // finisher finishes the batches of small files behind the copy

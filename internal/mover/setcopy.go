@@ -148,6 +148,7 @@ func (p *plan) addMissing(n int, names []string) {
 	p.missing = p.missing[:min(len(p.missing), 3)]
 }
 
+// newPlan is an empty plan, its spool beside the verified-file cache.
 func (r *runner) newPlan() *plan {
 	p := &plan{mkdirs: map[string]bool{}, dirs: map[string]bool{}}
 	p.spool.base = r.opts.Checked.spoolBase()
