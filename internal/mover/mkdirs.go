@@ -10,8 +10,9 @@ import (
 )
 
 // mkdirsInFlight bounds the directories created at once: the 256 object
-// directories of a first copy in one round trip.
-const mkdirsInFlight = 256
+// directories of a first copy and the set's own in one round trip (256
+// took two for a set with one more).
+const mkdirsInFlight = 1024
 
 // mkdirs creates dirs (and their parents) at dst, a level at a time - every
 // parent before its children - and each level's directories concurrently:

@@ -172,20 +172,25 @@ func (s *SFTP) dial(ctx context.Context) error {
 	}
 	c := &sftpConn{ssh: cl}
 	n := min(s.sessions, initialSessions)
-	s.mu.Lock() // held until the first sessions are published
+	s.mu.Lock()
 	s.open = []*sftpConn{c}
+	s.mu.Unlock()
+	published := make(chan struct{}) // the session below, or its failure
 	if s.helper == "" {
 		close(s.first)
 	} else {
 		// The helper starts while the SFTP session opens and the caller
-		// reads the source.
+		// reads the source; it is published as soon as it greets, not
+		// after the session (one round trip more: a listing asked for
+		// meanwhile would go over SFTP, four).
 		n = 1
 		go func() {
 			defer close(s.first)
 			if !s.startHelper(ctx, c, true) {
+				<-published
 				s.mu.Lock()
 				defer s.mu.Unlock()
-				if k := min(s.sessions, initialSessions) - len(c.c); k > 0 && slices.Contains(s.open, c) {
+				if k := min(s.sessions, initialSessions) - len(c.c); k > 0 && !s.closed && slices.Contains(s.open, c) {
 					if opened, err := c.openSessions(k); err == nil {
 						c.c = append(c.c, opened...)
 						s.publish()
@@ -195,11 +200,13 @@ func (s *SFTP) dial(ctx context.Context) error {
 		}()
 	}
 	opened, err := c.openSessions(n)
+	s.mu.Lock()
 	if err == nil {
-		c.c = opened
+		c.c = append(c.c, opened...)
 		s.publish()
 	}
 	s.mu.Unlock()
+	close(published)
 	if err != nil {
 		_ = s.closeConns()
 		return err
