@@ -138,7 +138,7 @@ func (r *runner) writeIdentity(ctx context.Context, chData []byte) error {
 		if err != nil || len(steps) == 0 {
 			return err
 		}
-		err = sp.PublishSteps(ctx, nil, steps)
+		_, err = sp.PublishSteps(ctx, nil, steps, nil)
 		if !errors.Is(err, remote.ErrNotOffered) {
 			if err != nil {
 				return fmt.Errorf("write the channel's identity and epoch records at %s: %w", r.opts.Dst, err)

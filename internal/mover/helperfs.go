@@ -158,21 +158,22 @@ func (s *SFTP) helperSyncs(ctx context.Context) bool {
 var _ StepPublisher = (*SFTP)(nil)
 
 // PublishSteps syncs the file systems of sync and publishes each step in
-// turn, in one request through the helper (helperFS) or one tar session
-// over SFTP alone (sftpFS); remote.ErrNotOffered where the way cannot
-// (the phases then go one by one).
-func (s *SFTP) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published) error {
+// turn, in one request through the helper (helperFS, which then lists
+// list too) or one tar session over SFTP alone (sftpFS);
+// remote.ErrNotOffered where the way cannot (the phases then go one by
+// one).
+func (s *SFTP) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published, list []string) ([]remote.DirList, error) {
 	if sp, ok := s.way(ctx).(StepPublisher); ok {
-		return sp.PublishSteps(ctx, sync, steps)
+		return sp.PublishSteps(ctx, sync, steps, list)
 	}
-	return remote.ErrNotOffered
+	return nil, remote.ErrNotOffered
 }
 
 // PublishSteps has a helper sync the file systems of sync, then publish
-// each step's files as Publish does, one step after the other
-// (remote.ErrNotOffered from an older helper).
-func (h *helperFS) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published) error {
-	return h.helper().PublishSteps(ctx, rels(sync), steps)
+// each step's files as Publish does, one step after the other, then list
+// list where it can (remote.ErrNotOffered from an older helper).
+func (h *helperFS) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published, list []string) ([]remote.DirList, error) {
+	return h.helper().PublishSteps(ctx, rels(sync), steps, rels(list))
 }
 
 // Publish has a helper write, fsync and rename files and fsync their

@@ -164,6 +164,9 @@ type runner struct {
 	stamped *[numBuckets]atomic.Int32
 	copied  *copiedDigests // the record's digests taken behind the copy, if not nil
 	noSteps bool           // the destination cannot publish the last phases in one request (publishTail)
+	// tailLists is the held files' directories (and pins/) as listed by
+	// the request that wrote the last phases (publishTail); nil: not.
+	tailLists map[string][]Entry
 	// aheadEntries, if not 0, is the files of a window of eachBucket in
 	// place of the constant's (tests).
 	aheadEntries int

@@ -472,7 +472,6 @@ func (l *dirLister) dir(ctx context.Context, dir string) (map[string]Entry, erro
 }
 
 func (l *dirLister) list(ctx context.Context, dir string) (map[string]Entry, error) {
-	var d map[string]Entry
 	var ents []Entry
 	var err error
 	if nl, ok := l.f.(NameLister); ok && l.names {
@@ -483,7 +482,14 @@ func (l *dirLister) list(ctx context.Context, dir string) (map[string]Entry, err
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if err == nil {
+	return l.put(dir, ents, err == nil), nil
+}
+
+// put keeps ents as dir's listing, or dir as missing (there false), and
+// returns it by name.
+func (l *dirLister) put(dir string, ents []Entry, there bool) map[string]Entry {
+	var d map[string]Entry
+	if there {
 		d = make(map[string]Entry, len(ents))
 		for _, e := range ents {
 			d[e.Name] = e
@@ -492,7 +498,7 @@ func (l *dirLister) list(ctx context.Context, dir string) (map[string]Entry, err
 	l.mu.Lock()
 	l.m[dir] = d
 	l.mu.Unlock()
-	return d, nil
+	return d
 }
 
 // prefetchDirs lists the directories that are not known yet, with up to

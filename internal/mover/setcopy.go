@@ -572,6 +572,14 @@ func (r *runner) listAhead(ctx context.Context, dirs []string, gone func(string)
 	if err != nil {
 		return nil, err
 	}
+	maps.Copy(out, dirListings(dirs, res))
+	return out, nil
+}
+
+// dirListings is the listings res of dirs by directory: a missing one's
+// nil, one that could not be listed left out (to be listed on its own).
+func dirListings(dirs []string, res []remote.DirList) map[string][]Entry {
+	out := make(map[string][]Entry, len(dirs))
 	for i, d := range dirs {
 		switch {
 		case res[i].Err == nil:
@@ -580,7 +588,7 @@ func (r *runner) listAhead(ctx context.Context, dirs []string, gone func(string)
 			out[d] = nil
 		}
 	}
-	return out, nil
+	return out
 }
 
 // bucketDirs is the object directories of the buckets of win that hold
@@ -667,7 +675,7 @@ func (r *runner) copySet(ctx context.Context, s *setFiles, p *plan, chData []byt
 	// The destination changes from here: what its objects/ showed when
 	// the run began no longer holds for a set planned later (copyOlder).
 	r.objectsAhead = false
-	r.held, r.stamped = map[*want]bool{}, new([numBuckets]atomic.Int32)
+	r.held, r.stamped, r.tailLists = map[*want]bool{}, new([numBuckets]atomic.Int32), nil
 	for _, t := range p.todo {
 		for _, w := range t {
 			r.held[w] = true
@@ -972,11 +980,14 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 		}
 	}
 	// The held files' few directories are listed (or looked in) beside the
-	// buckets', in one request where the destination can.
+	// buckets', in one request where the destination can, unless they were
+	// as the last phases were written (publishTail).
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var ahead listings
-		if p.digests != nil {
+		if r.tailLists != nil {
+			ahead.lists = r.tailLists
+		} else if p.digests != nil {
 			dirs := map[string]bool{}
 			for _, w := range held {
 				dirs[dirOf(w.name)] = true
@@ -1392,17 +1403,22 @@ func (r *runner) syncDirs(ctx context.Context, dirs []string) error {
 // after the other, each as Publisher does and only once the one before is
 // durable, the directories holding a phase's files made first (the SFTP
 // helper). One that cannot at the moment (an older helper, SFTP alone)
-// returns an error wrapping remote.ErrNotOffered.
+// returns an error wrapping remote.ErrNotOffered. Once the phases are
+// done, one that can lists the directories of list in the same request
+// and returns their listings in list's order; one that cannot returns
+// none (nil), and the caller lists them.
 type StepPublisher interface {
-	PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published) error
+	PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published, list []string) ([]remote.DirList, error)
 }
 
 // publishTail copies the last phases (phases, each of a few small held
 // files: indexes, the manifest, its signature) in one request where the
 // destination can (StepPublisher), after making the renames in unsynced
 // durable: one round trip at the end of a copy instead of one per phase
-// and one for the SyncFS. done false: it cannot, nothing was written or
-// synced, and copySet goes phase by phase.
+// and one for the SyncFS. The same request lists, once they are done, the
+// held files' directories (kept in r.tailLists for remember) and pins/
+// (for prune): two round trips less at the end of the run. done false: it
+// cannot, nothing was written or synced, and copySet goes phase by phase.
 func (r *runner) publishTail(ctx context.Context, phases [][]*want, unsynced []string) (done bool, err error) {
 	sp, ok := r.opts.Dst.(StepPublisher)
 	if !ok || r.noSteps {
@@ -1427,13 +1443,23 @@ func (r *runner) publishTail(ctx context.Context, phases [][]*want, unsynced []s
 			return true, err
 		}
 	}
-	err = sp.PublishSteps(ctx, unsynced, files)
+	list := sortedKeys(r.heldDirs())
+	if !r.opts.NoPrune {
+		list = append(list, manifest.PinsDirName)
+	}
+	lists, err := sp.PublishSteps(ctx, unsynced, files, list)
 	if errors.Is(err, remote.ErrNotOffered) {
 		r.noSteps = true // not asked again for the phases left
 		return false, nil
 	}
 	if err != nil {
 		return true, fmt.Errorf("write the last %d phases at %s: %w", len(steps), r.opts.Dst, err)
+	}
+	if len(lists) == len(list) {
+		r.tailLists = dirListings(list, lists)
+		if pins := lists[len(lists)-1]; !r.opts.NoPrune && (pins.Err == nil || errors.Is(pins.Err, fs.ErrNotExist)) {
+			r.dst.put(manifest.PinsDirName, pins.Entries, pins.Err == nil)
+		}
 	}
 	for i, ws := range steps {
 		r.countPublished(ws, files[i])

@@ -35,7 +35,8 @@ import (
 // trying again: the mover goes the usual way, which reports a real
 // failure as its own.
 func (f *sftpFS) Publish(ctx context.Context, files []remote.Published) error {
-	return f.PublishSteps(ctx, nil, [][]remote.Published{files})
+	_, err := f.PublishSteps(ctx, nil, [][]remote.Published{files}, nil)
+	return err
 }
 
 // PublishSteps carries out the end of a copy over SFTP alone in one tar
@@ -50,21 +51,22 @@ func (f *sftpFS) Publish(ctx context.Context, files []remote.Published) error {
 // fsynced - each step only once the one before is durable. The script
 // stops at its first failure: nothing is renamed that is not whole and
 // durable, and no step is carried out before the ones before it are.
-// Failures are answered as Publish's.
-func (f *sftpFS) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published) error {
+// Failures are answered as Publish's. It lists none of list (the caller
+// does).
+func (f *sftpFS) PublishSteps(ctx context.Context, sync []string, steps [][]remote.Published, list []string) ([]remote.DirList, error) {
 	if f.publishState.Load() == syncUnavailable || f.syncState.Load() == syncUnavailable {
-		return fmt.Errorf("%s: no helper, no tar or shell: %w", f.s, remote.ErrNotOffered)
+		return nil, fmt.Errorf("%s: no helper, no tar or shell: %w", f.s, remote.ErrNotOffered)
 	}
 	err := f.publish(ctx, sync, steps)
 	switch {
 	case err == nil:
 		f.publishState.Store(syncWorks)
-		return nil
+		return nil, nil
 	case ctx.Err() != nil:
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	f.publishState.Store(syncUnavailable)
-	return fmt.Errorf("%s: no helper, and publish through tar and a shell: %w: %w", f.s, err, remote.ErrNotOffered)
+	return nil, fmt.Errorf("%s: no helper, and publish through tar and a shell: %w: %w", f.s, err, remote.ErrNotOffered)
 }
 
 // publish sends the steps' files and the script in one tar stream and

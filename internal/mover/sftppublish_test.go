@@ -127,7 +127,8 @@ func TestSFTPPublishSteps(t *testing.T) {
 	t.Run("published", func(t *testing.T) {
 		dir, files := mk(t)
 		f := dialSFTP(t, s, dir)
-		testkit.Must(t, f.viaSFTP.PublishSteps(ctx, []string{"objects/a b", "es"}, files))
+		_, err := f.viaSFTP.PublishSteps(ctx, []string{"objects/a b", "es"}, files, []string{"es"})
+		testkit.Must(t, err)
 		for _, step := range files {
 			for _, p := range step {
 				got, err := os.ReadFile(filepath.Join(dir, p.Name))
@@ -150,7 +151,7 @@ func TestSFTPPublishSteps(t *testing.T) {
 		dir, files := mk(t)
 		f := dialSFTP(t, s, dir)
 		testkit.Must(t, os.MkdirAll(filepath.Join(dir, files[1][0].Name), 0o755)) // in the way of step 2
-		if err := f.viaSFTP.PublishSteps(ctx, []string{"es"}, files); !errors.Is(err, remote.ErrNotOffered) {
+		if _, err := f.viaSFTP.PublishSteps(ctx, []string{"es"}, files, nil); !errors.Is(err, remote.ErrNotOffered) {
 			t.Fatalf("%v, want remote.ErrNotOffered", err)
 		}
 		if _, err := os.Stat(filepath.Join(dir, files[0][0].Name)); err != nil {

@@ -34,6 +34,7 @@ const (
 	wirePublishSteps = 27
 	wirePutSplit     = 28
 	wireRenameKept   = 29
+	wirePublishList  = 30
 )
 
 // helperRequests is what the helpers of one connection to the
@@ -47,23 +48,26 @@ type helperRequests struct {
 	lookedObj   int // objects/ directories among them
 	renameStats int // opRenameStat requests
 	renameKept  int // opRenameKept requests
-	steps       int // opPublishSteps requests
+	steps       int // opPublishSteps and opPublishList requests
+	stepsListed int // opPublishList requests among them
 }
 
 // recordingHelper returns the helper command for SFTPOptions.Helper that
 // keeps each helper's input in dir and announces the optional requests
 // as filter has them: "" all; as the helper before each was added (the
-// newest are announced last), "no-renamekept" all but opRenameKept,
+// newest are announced last), "no-publishlist" all but opPublishList,
+// "no-renamekept" without opRenameKept either,
 // "no-steps" without opPublishSteps either, "no-renamestat" without
 // opRenameStat either, "no-statmany" without opStatMany either; "none"
 // none (the oldest of version 3).
 func recordingHelper(t *testing.T, dir, filter string) string {
 	t.Helper()
 	newer := map[string]string{ // the announcement's end left out
-		"no-renamekept": fmt.Sprintf(" %d", wireRenameKept),
-		"no-steps":      fmt.Sprintf(" %d %d %d", wirePublishSteps, wirePutSplit, wireRenameKept),
-		"no-renamestat": fmt.Sprintf(" %d %d %d %d", wireRenameStat, wirePublishSteps, wirePutSplit, wireRenameKept),
-		"no-statmany":   fmt.Sprintf(" %d %d %d %d %d", wireStatMany, wireRenameStat, wirePublishSteps, wirePutSplit, wireRenameKept),
+		"no-publishlist": fmt.Sprintf(" %d", wirePublishList),
+		"no-renamekept":  fmt.Sprintf(" %d %d", wireRenameKept, wirePublishList),
+		"no-steps":       fmt.Sprintf(" %d %d %d %d", wirePublishSteps, wirePutSplit, wireRenameKept, wirePublishList),
+		"no-renamestat":  fmt.Sprintf(" %d %d %d %d %d", wireRenameStat, wirePublishSteps, wirePutSplit, wireRenameKept, wirePublishList),
+		"no-statmany":    fmt.Sprintf(" %d %d %d %d %d %d", wireStatMany, wireRenameStat, wirePublishSteps, wirePutSplit, wireRenameKept, wirePublishList),
 	}
 	announce := "" // the line announcing them, the first the helper prints
 	switch suffix, ok := newer[filter]; {
@@ -140,6 +144,9 @@ func (n *helperRequests) add(t *testing.T, op byte, p []byte) {
 		n.renameKept++
 	case wirePublishSteps:
 		n.steps++
+	case wirePublishList:
+		n.steps++
+		n.stepsListed++
 	case wireZstd: // the inner request's op first
 		switch {
 		case len(p) > 0 && p[0] == wireRenameStat:
@@ -148,6 +155,9 @@ func (n *helperRequests) add(t *testing.T, op byte, p []byte) {
 			n.renameKept++
 		case len(p) > 0 && p[0] == wirePublishSteps:
 			n.steps++
+		case len(p) > 0 && p[0] == wirePublishList:
+			n.steps++
+			n.stepsListed++
 		}
 	case wireStatMany:
 		n.statMany++
@@ -330,7 +340,7 @@ func TestFirstPushThroughHelper(t *testing.T) {
 		stamped    int
 	}
 	var outcomes []outcome
-	eachHelper(t, []string{"", "no-renamekept", "no-steps", "no-renamestat", "none"}, func(t *testing.T, name, filter string) {
+	eachHelper(t, []string{"", "no-publishlist", "no-renamekept", "no-steps", "no-renamestat", "none"}, func(t *testing.T, name, filter string) {
 		srcDir, dstDir := t.TempDir(), t.TempDir()
 		c := movertest.New(t, srcDir)
 		c.MTime = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -353,7 +363,7 @@ func TestFirstPushThroughHelper(t *testing.T) {
 		n := requests()
 		t.Logf("%s: %+v", name, n)
 		switch filter {
-		case "", "no-renamekept", "no-steps":
+		case "", "no-publishlist", "no-renamekept", "no-steps":
 			if n.objLists != 0 || n.lookedObj != 0 || n.renameStats+n.renameKept == 0 || n.objDigests < 20 {
 				t.Errorf("%+v: want no objects/ directory listed or looked in, stamped renames and the digests of at least 20", n)
 			}
@@ -361,14 +371,18 @@ func TestFirstPushThroughHelper(t *testing.T) {
 			// them: one request per batch (a batch of every file here)
 			// and helper that was sent some of its files; the two
 			// large files by name, each stamped (a request or two).
-			if kept := filter == ""; kept && (n.renameKept == 0 || n.renameKept > 2 || n.renameStats > 2) || !kept && n.renameKept != 0 {
+			if kept := filter == "" || filter == "no-publishlist"; kept && (n.renameKept == 0 || n.renameKept > 2 || n.renameStats > 2) || !kept && n.renameKept != 0 {
 				t.Errorf("%d batches renamed by reference and %d stamped renames by name, want by reference: %v", n.renameKept, n.renameStats, kept)
 			}
 			// The channel's identity and epoch records before the
 			// copy in one request, the last phases (index, manifest,
-			// signature) and the data's last SyncFS in another.
-			if want := map[string]int{"": 2, "no-renamekept": 2, "no-steps": 0}[filter]; n.steps != want {
+			// signature) and the data's last SyncFS in another, which
+			// also lists the held files' directories and pins/.
+			if want := map[string]int{"": 2, "no-publishlist": 2, "no-renamekept": 2, "no-steps": 0}[filter]; n.steps != want {
 				t.Errorf("%d requests of steps in one, want %d", n.steps, want)
+			}
+			if want := map[string]int{"": 1}[filter]; n.stepsListed != want {
+				t.Errorf("%d requests of steps that list after them, want %d", n.stepsListed, want)
 			}
 		default:
 			if n.objLists < 20 || n.renameStats != 0 {

@@ -107,7 +107,7 @@ func Start(ctx context.Context, cl *ssh.Client, command string) (*Client, error)
 // connect waits for the greeting on out and starts reading replies.
 func connect(ctx context.Context, in io.WriteCloser, out io.Reader, stderr *sshx.Tail) (*Client, error) {
 	c := &Client{in: in, calls: map[uint32]chan result{}, stderr: stderr, gone: make(chan struct{}),
-		gates: map[byte]*gate{opPutMany: {}, opWrite: {}, opPublish: {}, opRenameMany: {}, opRenameStat: {}, opPublishSteps: {}}}
+		gates: map[byte]*gate{opPutMany: {}, opWrite: {}, opPublish: {}, opRenameMany: {}, opRenameStat: {}, opPublishSteps: {}, opPublishList: {}}}
 	c.bw = bufio.NewWriterSize(in, 256<<10)
 	br := bufio.NewReaderSize(out, 1<<20)
 	greeted := make(chan error, 1)
@@ -218,22 +218,34 @@ func appendPublished(parts [][]byte, files []Published) [][]byte {
 // copy (its last renames made durable, then the phases of a few small
 // files: indexes, the manifest, its signature). A failure stops the steps
 // after it. A helper that did not announce it returns ErrNotOffered.
-func (c *Client) PublishSteps(ctx context.Context, sync []string, steps [][]Published) error {
+//
+// Once the steps are done, it lists the directories of list in the same
+// request where the helper can (opPublishList): their listings, in list's
+// order; none (nil) where it cannot, and the caller lists them itself.
+func (c *Client) PublishSteps(ctx context.Context, sync []string, steps [][]Published, list []string) ([]DirList, error) {
 	if !c.ops[opPublishSteps] {
-		return ErrNotOffered
+		return nil, ErrNotOffered
 	}
-	if len(sync) > 1<<16-1 || len(steps) > 1<<16-1 {
-		return fmt.Errorf("publish %d steps after syncing %d directories: %w", len(steps), len(sync), errProtocol)
+	if len(sync) > 1<<16-1 || len(steps) > 1<<16-1 || len(list) > 1<<16-1 {
+		return nil, fmt.Errorf("publish %d steps after syncing %d directories, then list %d: %w", len(steps), len(sync), len(list), errProtocol)
 	}
 	parts := [][]byte{encodeNames(sync), binary.BigEndian.AppendUint16(nil, uint16(len(steps)))}
 	for _, files := range steps {
 		if len(files) > 1<<16-1 {
-			return fmt.Errorf("publish %d files at once: %w", len(files), errProtocol)
+			return nil, fmt.Errorf("publish %d files at once: %w", len(files), errProtocol)
 		}
 		parts = appendPublished(parts, files)
 	}
-	_, err := c.call(ctx, opPublishSteps, 0, parts...)
-	return err
+	op := byte(opPublishSteps)
+	if len(list) > 0 && c.ops[opPublishList] {
+		op = opPublishList
+		parts = append(parts, encodeNames(list))
+	}
+	body, err := c.call(ctx, op, 0, parts...)
+	if err != nil || op == opPublishSteps {
+		return nil, err
+	}
+	return decodeDirLists(body, len(list))
 }
 
 // DirList is a directory's listing, or why the helper could not list it.
@@ -257,8 +269,14 @@ func (c *Client) ListMany(ctx context.Context, dirs []string) ([]DirList, error)
 	if err != nil {
 		return nil, err
 	}
+	return decodeDirLists(body, len(dirs))
+}
+
+// decodeDirLists reads n directories' results and listings, as
+// opListMany's reply carries them.
+func decodeDirLists(body []byte, n int) ([]DirList, error) {
 	d := decoder{b: body}
-	out := make([]DirList, len(dirs))
+	out := make([]DirList, n)
 	for i := range out {
 		if out[i].Err = d.result(); d.err != nil {
 			break

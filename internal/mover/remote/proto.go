@@ -110,7 +110,7 @@ const Hello = "bcp-transfer-serve 3"
 const opsLine = "bcp-transfer-ops"
 
 // optionalOps are the requests announced in opsLine.
-var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat, opPublishSteps, opPutSplit, opRenameKept}
+var optionalOps = []byte{opPublish, opListMany, opZstd, opStatMany, opRenameStat, opPublishSteps, opPutSplit, opRenameKept, opPublishList}
 
 const (
 	opPutMany    = 1  // count u16, then per file: flags u8 (fsync, keep), tag u32 if keep, name, size u32, data: create, write, (fsync), close
@@ -135,6 +135,7 @@ const (
 	opPublishSteps = 27 // count u16, dirs to syncfs; count u16 of steps, each as opPublish's payload (PublishSteps)
 	opPutSplit     = 28 // as opPutMany, the files' heads apart and compressed: count u16, heads' size u32, zstd size u32, zstd frame of the heads (per file flags u8, tag u32 if keep, name, size u32), then each file's data (zstd.go)
 	opRenameKept   = 29 // tag u32, count u32, prefix, count u16 dirs to syncfs: the files kept under tag renamed by reference (Later.RenameKept)
+	opPublishList  = 30 // as opPublishSteps, then count u16 dirs listed once the steps are done (PublishSteps with a list)
 )
 
 // A reply to opPutMany, opRenameMany or opDigest carries, after statusOK,
@@ -152,6 +153,10 @@ const (
 // each step as opPublish (the directories holding a step's files made
 // first), the next only once the one before is durable: one status for
 // all (the first error; the steps after it are not begun).
+// opPublishList does what opPublishSteps does and then lists its dirs: its
+// reply carries, after statusOK, one result per directory as opListMany's
+// (the end of a copy: what the verified-file cache and the set's record
+// need of the directories just written, with no round trip of their own).
 // A reply to opRenameStat carries, after statusOK, per pair the rename's
 // result and, after its statusOK, the result of an lstat of the new name
 // and, after that one's statusOK, its size (u64) and modification time

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -519,18 +520,41 @@ func TestPublishSteps(t *testing.T) {
 		}
 		return out
 	}
-	err := c.PublishSteps(ctx, []string{"objects/ab"}, [][]Published{step("index-1"), step("sets/s1/manifest.json"), step("sets/s1/manifest.json.sig")})
+	lists, err := c.PublishSteps(ctx, []string{"objects/ab"}, [][]Published{step("index-1"), step("sets/s1/manifest.json"), step("sets/s1/manifest.json.sig")}, nil)
 	testkit.Must(t, err)
+	if lists != nil {
+		t.Errorf("PublishSteps with nothing to list: listings %+v", lists)
+	}
 	for _, n := range []string{"index-1", "sets/s1/manifest.json", "sets/s1/manifest.json.sig"} {
 		if got, err := os.ReadFile(filepath.Join(root, n)); err != nil || string(got) != n {
 			t.Errorf("%s: %q, %v", n, got, err)
 		}
 	}
 
+	// Asked to, it lists directories once the steps are done, as
+	// ListMany would: what the last step wrote is there, a missing
+	// directory says so.
+	lists, err = c.PublishSteps(ctx, nil, [][]Published{step("sets/s3/manifest.json"), step("sets/s3/manifest.json.sig")}, []string{"sets/s3", "pins", "."})
+	testkit.Must(t, err)
+	want, err := c.ListMany(ctx, []string{"sets/s3", "pins", "."})
+	testkit.Must(t, err)
+	names := func(l DirList) (out []string) {
+		for _, e := range l.Entries {
+			out = append(out, e.Name)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if len(lists) != 3 || !slices.Equal(names(lists[0]), []string{"manifest.json", "manifest.json.sig"}) ||
+		!errors.Is(lists[1].Err, fs.ErrNotExist) || lists[2].Err != nil || !slices.Equal(names(lists[2]), names(want[2])) {
+		t.Errorf("PublishSteps listed %+v, want %+v (sets/s3 holding both files, pins missing)", lists, want)
+	}
+	testkit.Must(t, os.RemoveAll(filepath.Join(root, "sets/s3")))
+
 	// The second step cannot be written (its directory is a file): the
 	// first stays published, the third is not begun.
 	testkit.Must(t, os.WriteFile(filepath.Join(root, "sets/file"), nil, 0o640))
-	err = c.PublishSteps(ctx, nil, [][]Published{step("index-2"), step("sets/file/manifest.json"), step("sets/s2/manifest.json.sig")})
+	_, err = c.PublishSteps(ctx, nil, [][]Published{step("index-2"), step("sets/file/manifest.json"), step("sets/s2/manifest.json.sig")}, []string{"."})
 	if err == nil {
 		t.Fatal("PublishSteps into a directory below a file: nil, want its failure")
 	}
@@ -567,7 +591,7 @@ func TestOlderHelper(t *testing.T) {
 	if _, err := c.ListMany(context.Background(), []string{"."}); !errors.Is(err, ErrNotOffered) {
 		t.Errorf("ListMany to an older helper: %v, want ErrNotOffered", err)
 	}
-	if err := c.PublishSteps(context.Background(), nil, nil); !errors.Is(err, ErrNotOffered) {
+	if _, err := c.PublishSteps(context.Background(), nil, nil, []string{"."}); !errors.Is(err, ErrNotOffered) {
 		t.Errorf("PublishSteps to an older helper: %v, want ErrNotOffered", err)
 	}
 	if err := c.RenameStampLater(context.Background(), "a", "b", NewLater(), nil); !errors.Is(err, ErrNotOffered) {

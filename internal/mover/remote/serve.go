@@ -342,7 +342,7 @@ func (s *server) do(f frame) []byte {
 		if err = d.err; err == nil {
 			err = s.publish(files)
 		}
-	case opPublishSteps:
+	case opPublishSteps, opPublishList:
 		sync := make([]string, d.u16())
 		for i := range sync {
 			sync[i] = d.str()
@@ -351,24 +351,28 @@ func (s *server) do(f frame) []byte {
 		for i := range steps {
 			steps[i] = d.published()
 		}
+		var list []string
+		if f.op == opPublishList {
+			list = make([]string, d.u16())
+			for i := range list {
+				list[i] = d.str()
+			}
+		}
 		if err = d.err; err == nil {
 			err = s.publishSteps(sync, steps)
 		}
+		if err == nil {
+			body = s.listMany(list)
+		}
 	case opListMany:
 		n := int(d.u16())
+		dirs := make([]string, 0, n)
 		for range n {
-			dir := d.str()
-			if d.err != nil {
-				break
+			if dir := d.str(); d.err == nil {
+				dirs = append(dirs, dir)
 			}
-			var ents []Entry
-			if err := s.list(dir, false, func(e *Entry) { ents = append(ents, *e) }); err != nil {
-				body = appendResult(body, err)
-				continue
-			}
-			body = append(appendResult(body, nil), encodeList(ents)...)
 		}
-		err = d.err
+		body, err = s.listMany(dirs), d.err
 	case opStatMany:
 		body, err = s.statMany(&d)
 	case opRenameKept:
@@ -525,6 +529,21 @@ func (s *server) keep(tag uint32, name string) {
 		s.kept = map[uint32][]string{}
 	}
 	s.kept[tag] = append(s.kept[tag], name)
+}
+
+// listMany lists each of dirs, as opListMany's reply has them: a result
+// each and, after a statusOK, the listing.
+func (s *server) listMany(dirs []string) []byte {
+	var body []byte
+	for _, dir := range dirs {
+		var ents []Entry
+		if err := s.list(dir, false, func(e *Entry) { ents = append(ents, *e) }); err != nil {
+			body = appendResult(body, err)
+			continue
+		}
+		body = append(appendResult(body, nil), encodeList(ents)...)
+	}
+	return body
 }
 
 // renameKept carries out opRenameKept: the count files kept under tag,

@@ -55,7 +55,7 @@ func compressed(n, k int) bool { return k <= n-n/8 }
 // compressible reports whether op's payload is file data or names worth
 // compressing.
 func compressible(op byte) bool {
-	return op == opPutMany || op == opWrite || op == opPublish || op == opRenameMany || op == opRenameStat || op == opPublishSteps
+	return op == opPutMany || op == opWrite || op == opPublish || op == opRenameMany || op == opRenameStat || op == opPublishSteps || op == opPublishList
 }
 
 var (
