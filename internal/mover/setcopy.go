@@ -980,8 +980,8 @@ func (r *runner) remember(ctx context.Context, p *plan) error {
 		}
 	}
 	// The held files' few directories are listed (or looked in) beside the
-	// buckets', in one request where the destination can, unless they were
-	// as the last phases were written (publishTail).
+	// buckets', in one request where the destination can, unless the
+	// request that wrote the last phases listed them (publishTail).
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var ahead listings
@@ -1417,8 +1417,9 @@ type StepPublisher interface {
 // durable: one round trip at the end of a copy instead of one per phase
 // and one for the SyncFS. The same request lists, once they are done, the
 // held files' directories (kept in r.tailLists for remember) and pins/
-// (for prune): two round trips less at the end of the run. done false: it
-// cannot, nothing was written or synced, and copySet goes phase by phase.
+// (for prune), which would otherwise be listed in a round trip of their
+// own after it. done false: it cannot, nothing was written or synced, and
+// copySet goes phase by phase.
 func (r *runner) publishTail(ctx context.Context, phases [][]*want, unsynced []string) (done bool, err error) {
 	sp, ok := r.opts.Dst.(StepPublisher)
 	if !ok || r.noSteps {

@@ -181,8 +181,8 @@ func (s *SFTP) dial(ctx context.Context) error {
 	} else {
 		// The helper starts while the SFTP session opens and the caller
 		// reads the source; it is published as soon as it greets, not
-		// after the session (one round trip more: a listing asked for
-		// meanwhile would go over SFTP, four).
+		// once the session is open, a round trip later (a listing asked
+		// for in between would go over SFTP: four round trips).
 		n = 1
 		go func() {
 			defer close(s.first)
