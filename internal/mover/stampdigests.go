@@ -67,11 +67,21 @@ func (c *copiedDigests) stamped(k int, n int32) {
 	}
 }
 
-// run asks for the digests of the buckets stamped whole, those that
-// became so while a request was out together, until finish. A request
-// that fails is not asked again: its directories are left to the end.
+// digestsInFlight bounds the requests of copiedDigests out at once: the
+// last few batches of a copy end within a round trip of each other, and
+// the digests of each one's buckets, asked for one request after the
+// other, came back a round trip after the last phases were written.
+const digestsInFlight = 8
+
+// run asks for the digests of the buckets stamped whole, up to
+// digestsInFlight requests at once (those that became so while as many
+// were out go together in the next), until finish. A request that fails
+// is not asked again: its directories are left to the end.
 func (c *copiedDigests) run(ctx context.Context) {
 	defer close(c.done)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, digestsInFlight)
 	for {
 		c.mu.Lock()
 		ready, stop := c.ready, c.stop
@@ -92,15 +102,23 @@ func (c *copiedDigests) run(ctx context.Context) {
 		for _, k := range ready {
 			dirs = append(dirs, c.dirs[k]...)
 		}
-		sums, err := c.dg.DirDigests(ctx, dirs)
-		if err != nil {
-			continue
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
 		}
-		c.mu.Lock()
-		for i, d := range dirs {
-			c.sums[d] = sums[i]
-		}
-		c.mu.Unlock()
+		wg.Go(func() {
+			defer func() { <-slots }()
+			sums, err := c.dg.DirDigests(ctx, dirs)
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			for i, d := range dirs {
+				c.sums[d] = sums[i]
+			}
+			c.mu.Unlock()
+		})
 	}
 }
 

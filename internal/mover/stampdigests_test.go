@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/squirro-bcp/bcp/internal/mover/movertest"
 	"github.com/squirro-bcp/bcp/manifest"
@@ -65,4 +67,51 @@ func TestRecordDigestsBehindTheCopy(t *testing.T) {
 		t.Fatalf("rerun read %d files at the source, want 3 (channel, manifest, signature): the record's digests do not match", n)
 	}
 	verifyDst(t, c, dstDir, id)
+}
+
+// heldDigester answers DirDigests only once release is closed, and says
+// on arrived when each request arrives.
+type heldDigester struct {
+	arrived chan []string
+	release chan struct{}
+}
+
+func (d *heldDigester) DirDigests(ctx context.Context, dirs []string) ([][32]byte, error) {
+	d.arrived <- dirs
+	<-d.release
+	sums := make([][32]byte, len(dirs))
+	for i, dir := range dirs {
+		sums[i][0] = dir[len(dir)-1]
+	}
+	return sums, nil
+}
+
+// A bucket stamped whole while the digests of another are being taken is
+// asked for at once, not after that request's answer: the last batches
+// of a copy end within a round trip of each other, and their digests
+// asked for one after the other came back after the last phases.
+func TestCopiedDigestsOverlap(t *testing.T) {
+	dg := &heldDigester{arrived: make(chan []string, 2), release: make(chan struct{})}
+	c := &copiedDigests{dg: dg, sums: map[string][32]byte{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c.want[1], c.want[2] = 1, 1
+	c.dirs[1], c.dirs[2] = []string{"objects/01"}, []string{"objects/02"}
+	go c.run(context.Background())
+	c.stamped(1, 1)
+	if got := <-dg.arrived; !slices.Equal(got, c.dirs[1]) {
+		t.Fatalf("first request for %v, want %v", got, c.dirs[1])
+	}
+	c.stamped(2, 1)
+	select {
+	case got := <-dg.arrived:
+		if !slices.Equal(got, c.dirs[2]) {
+			t.Errorf("second request for %v, want %v", got, c.dirs[2])
+		}
+	case <-time.After(10 * time.Second): // (a hang, not a timing)
+		t.Fatal("the second bucket's digests were not asked for while the first request was out")
+	}
+	close(dg.release)
+	sums := c.finish()
+	if len(sums) != 2 || sums["objects/01"][0] != '1' || sums["objects/02"][0] != '2' {
+		t.Errorf("digests taken: %v, want both buckets'", sums)
+	}
 }
