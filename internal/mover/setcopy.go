@@ -572,14 +572,14 @@ func (r *runner) listAhead(ctx context.Context, dirs []string, gone func(string)
 	if err != nil {
 		return nil, err
 	}
-	maps.Copy(out, dirListings(dirs, res))
+	addListings(out, dirs, res)
 	return out, nil
 }
 
-// dirListings is the listings res of dirs by directory: a missing one's
-// nil, one that could not be listed left out (to be listed on its own).
-func dirListings(dirs []string, res []remote.DirList) map[string][]Entry {
-	out := make(map[string][]Entry, len(dirs))
+// addListings adds the listings res of dirs to out by directory: a
+// missing one's nil, one that could not be listed left out (to be listed
+// on its own).
+func addListings(out map[string][]Entry, dirs []string, res []remote.DirList) {
 	for i, d := range dirs {
 		switch {
 		case res[i].Err == nil:
@@ -588,7 +588,6 @@ func dirListings(dirs []string, res []remote.DirList) map[string][]Entry {
 			out[d] = nil
 		}
 	}
-	return out
 }
 
 // bucketDirs is the object directories of the buckets of win that hold
@@ -1457,7 +1456,8 @@ func (r *runner) publishTail(ctx context.Context, phases [][]*want, unsynced []s
 		return true, fmt.Errorf("write the last %d phases at %s: %w", len(steps), r.opts.Dst, err)
 	}
 	if len(lists) == len(list) {
-		r.tailLists = dirListings(list, lists)
+		r.tailLists = make(map[string][]Entry, len(list))
+		addListings(r.tailLists, list, lists)
 		if pins := lists[len(lists)-1]; !r.opts.NoPrune && (pins.Err == nil || errors.Is(pins.Err, fs.ErrNotExist)) {
 			r.dst.put(manifest.PinsDirName, pins.Entries, pins.Err == nil)
 		}

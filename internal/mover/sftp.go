@@ -202,7 +202,7 @@ func (s *SFTP) dial(ctx context.Context) error {
 	opened, err := c.openSessions(n)
 	s.mu.Lock()
 	if err == nil {
-		c.c = append(c.c, opened...)
+		c.c = opened // (a helper that failed opens more only after this)
 		s.publish()
 	}
 	s.mu.Unlock()
